@@ -1,0 +1,249 @@
+//! The node's TOML config.
+//!
+//! Unknown keys are errors everywhere (`deny_unknown_fields`): a typo must
+//! not silently fall back to a default. Each plugin's own table (`config`)
+//! is passed to the plugin as JSON, and the plugin checks its keys.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP server.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where plugin libraries are found.
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+    /// Metric backends: every write goes to all of them, queries read them all.
+    #[serde(default)]
+    pub metrics: Vec<ComponentConfig>,
+    /// Metadata backends: every new series is written to all of them.
+    #[serde(default)]
+    pub metadata: Vec<ComponentConfig>,
+    /// Suggest backends.
+    #[serde(default)]
+    pub suggest: Vec<ComponentConfig>,
+    /// Consumers that take metrics from queues.
+    #[serde(default)]
+    pub consumers: Vec<ComponentConfig>,
+    /// Write path settings.
+    #[serde(default)]
+    pub ingestion: IngestionConfig,
+    /// Query defaults and limits.
+    #[serde(default)]
+    pub query: QueryConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Name reported as `service` by `GET /status` and `GET /`.
+    #[serde(default = "default_service")]
+    pub service: String,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+    /// How long to wait for in-flight requests at shutdown, in seconds.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout_secs: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:8080".parse().expect("valid address")
+}
+fn default_service() -> String {
+    "heroic".into()
+}
+fn default_max_body() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_shutdown_timeout() -> u64 {
+    30
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            service: default_service(),
+            max_body_bytes: default_max_body(),
+            shutdown_timeout_secs: default_shutdown_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Directories searched for plugin libraries, in order. Relative paths
+    /// are relative to the working directory. The directory of the `heroic`
+    /// executable is always searched last.
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+}
+
+impl PluginsConfig {
+    /// The configured directories, then the executable's own.
+    pub fn search_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = self.dirs.clone();
+        if let Some(exe_dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+            if !dirs.contains(&exe_dir) {
+                dirs.push(exe_dir);
+            }
+        }
+        dirs
+    }
+}
+
+/// One backend or consumer: which plugin provides it and its own config.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// Name used in logs, errors and `/status`; defaults to the plugin name.
+    pub id: Option<String>,
+    /// The plugin, e.g. `local` for `libheroic_plugin_local.so`.
+    pub plugin: String,
+    /// Run the component's `configure` step at start (create tables,
+    /// indices …).
+    #[serde(default)]
+    pub configure: bool,
+    /// The plugin's own settings, passed to it as JSON.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+impl ComponentConfig {
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.plugin)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestionConfig {
+    /// Write points to the metric backends.
+    #[serde(default = "yes")]
+    pub update_metrics: bool,
+    /// Write new series to the metadata backends.
+    #[serde(default = "yes")]
+    pub update_metadata: bool,
+    /// Write new series to the suggest backends.
+    #[serde(default = "yes")]
+    pub update_suggestions: bool,
+    /// Series written to metadata and suggest within this many seconds are
+    /// not written there again.
+    #[serde(default = "default_cache_ttl")]
+    pub write_cache_ttl_secs: u64,
+    /// Series remembered by the write cache at most.
+    #[serde(default = "default_cache_size")]
+    pub write_cache_max_series: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_cache_ttl() -> u64 {
+    4 * 3600
+}
+fn default_cache_size() -> usize {
+    1_000_000
+}
+
+impl Default for IngestionConfig {
+    fn default() -> Self {
+        IngestionConfig {
+            update_metrics: true,
+            update_metadata: true,
+            update_suggestions: true,
+            write_cache_ttl_secs: default_cache_ttl(),
+            write_cache_max_series: default_cache_size(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Accept `/query/*` requests without an `X-Client-Id` header. Heroic
+    /// refuses them (400); the Grafana data source sends none unless told to.
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    /// Series a query may read at most (`seriesLimit`).
+    #[serde(default = "default_series_limit")]
+    pub series_limit: u64,
+    /// Points a query may read at most (`dataLimit`).
+    #[serde(default = "default_data_limit")]
+    pub data_limit: u64,
+    /// Points or buckets an aggregation may keep at most (`aggregationLimit`).
+    #[serde(default = "default_aggregation_limit")]
+    pub aggregation_limit: u64,
+    /// Result groups at most (`groupLimit`).
+    #[serde(default = "default_group_limit")]
+    pub group_limit: u64,
+    /// Fail a query that hits a limit instead of returning partial results.
+    #[serde(default)]
+    pub fail_on_limits: bool,
+    /// A query taking longer than this many seconds fails.
+    #[serde(default = "default_query_timeout")]
+    pub timeout_secs: u64,
+    /// Features enabled by default (`-name` disables), e.g. `["shift_range"]`.
+    #[serde(default)]
+    pub features: Vec<String>,
+}
+
+fn default_series_limit() -> u64 {
+    100_000
+}
+fn default_data_limit() -> u64 {
+    200_000_000
+}
+fn default_aggregation_limit() -> u64 {
+    50_000_000
+}
+fn default_group_limit() -> u64 {
+    10_000
+}
+fn default_query_timeout() -> u64 {
+    300
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            allow_anonymous: false,
+            series_limit: default_series_limit(),
+            data_limit: default_data_limit(),
+            aggregation_limit: default_aggregation_limit(),
+            group_limit: default_group_limit(),
+            fail_on_limits: false,
+            timeout_secs: default_query_timeout(),
+            features: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Parse { path: path.into(), message })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim().to_string())
+    }
+}

@@ -1,0 +1,125 @@
+//! Error replies in Heroic's shape: `{type:"error", message, reason, status}`.
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Rejection, Reply};
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Extra fields of the error body: `line`/`col` for HQL errors, `path`
+    /// for JSON shape errors.
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), extra: Default::default() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: &'a str,
+    reason: &'a str,
+    status: u16,
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            kind: "error",
+            message: &self.message,
+            reason: self.status.canonical_reason().unwrap_or(""),
+            status: self.status.as_u16(),
+            extra: &self.extra,
+        };
+        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
+    }
+}
+
+impl From<heroic_plugin_api::PluginError> for ApiError {
+    fn from(e: heroic_plugin_api::PluginError) -> Self {
+        use heroic_plugin_api::ErrorKind::*;
+        let status = match e.kind {
+            InvalidInput | Config => StatusCode::BAD_REQUEST,
+            Unavailable | Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Unsupported => StatusCode::NOT_IMPLEMENTED,
+            Panic | Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<heroic_query::QueryError> for ApiError {
+    fn from(e: heroic_query::QueryError) -> Self {
+        let mut error = ApiError::bad_request(e.to_string());
+        if let Some((line, col)) = e.line_col() {
+            error.extra.insert("line".into(), line.into());
+            error.extra.insert("col".into(), col.into());
+        }
+        if let Some(path) = e.path() {
+            error.extra.insert("path".into(), path.into());
+        }
+        error
+    }
+}
+
+/// Turns warp's own rejections (unknown path, wrong method, body too
+/// large …) into JSON error bodies too.
+pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    let error = if rejection.is_not_found() {
+        ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
+    } else if let Some(e) = rejection.find::<warp::reject::PayloadTooLarge>() {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+    } else if let Some(e) = rejection.find::<warp::reject::LengthRequired>() {
+        ApiError::new(StatusCode::LENGTH_REQUIRED, e.to_string())
+    } else if let Some(e) = rejection.find::<warp::reject::MethodNotAllowed>() {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, e.to_string())
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
+        ApiError::bad_request(e.to_string())
+    } else if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
+        ApiError::bad_request(e.to_string())
+    } else {
+        tracing::warn!(?rejection, "unhandled rejection");
+        ApiError::internal(format!("{rejection:?}"))
+    };
+    Ok(error.into_response())
+}
+
+/// Either a reply or an error reply: what every handler returns.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Turns a handler result into a response.
+pub fn respond<T: Reply>(result: ApiResult<T>) -> Response {
+    match result {
+        Ok(reply) => reply.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Parses a JSON body, answering 400 with serde's message (which names the
+/// field and position) when it does not fit.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}

@@ -1,0 +1,115 @@
+//! The HTTP API (warp): routes, and the server with graceful shutdown.
+//!
+//! - [`error`]: Heroic-shaped error replies and rejection handling.
+//! - [`write`]: `POST /write`.
+//! - [`status`]: `GET /` and `GET /status`.
+//! - [`query`]: `/query/metrics`, `/query/batch`, `/parser/*`.
+
+pub mod error;
+pub mod query;
+pub mod status;
+pub mod write;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::node::Node;
+use error::{respond, ApiError};
+
+fn with_node(node: Arc<Node>) -> impl Filter<Extract = (Arc<Node>,), Error = Infallible> + Clone {
+    warp::any().map(move || node.clone())
+}
+
+/// Every route of the API.
+pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let max_body = node.server.max_body_bytes;
+    let body = move || warp::body::content_length_limit(max_body).and(warp::body::bytes());
+
+    let index = warp::path::end().and(warp::get()).and(with_node(node.clone())).map(|n: Arc<Node>| status::service_info(&n));
+    let status = warp::path!("status").and(warp::get()).and(with_node(node.clone())).map(|n: Arc<Node>| status::status(&n));
+    let write = warp::path!("write")
+        .and(warp::post())
+        .and(with_node(node.clone()))
+        .and(body())
+        .then(|n: Arc<Node>, body: Bytes| async move { respond(write::handle(&n, &body).await) });
+
+    let client_id = || warp::header::optional::<String>("x-client-id");
+    let content_type = || warp::header::optional::<String>("content-type");
+    let query_metrics = warp::path!("query" / "metrics")
+        .and(warp::post())
+        .and(with_node(node.clone()))
+        .and(client_id())
+        .and(content_type())
+        .and(body())
+        .then(|n: Arc<Node>, id: Option<String>, ct: Option<String>, body: Bytes| async move {
+            respond(query::metrics(&n, id, ct, &body).await)
+        });
+    let query_batch = warp::path!("query" / "batch")
+        .and(warp::post())
+        .and(with_node(node.clone()))
+        .and(client_id())
+        .and(body())
+        .then(|n: Arc<Node>, id: Option<String>, body: Bytes| async move { respond(query::batch(&n, id, &body).await) });
+    let parse_query = warp::path!("parser" / "parse-query")
+        .and(warp::post())
+        .and(body())
+        .map(|body: Bytes| respond(query::parse_query(&body)));
+    let parse_filter_get = warp::path!("parser" / "parse-filter")
+        .and(warp::get())
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .map(|q: std::collections::HashMap<String, String>| {
+            respond(q.get("filter").ok_or_else(|| ApiError::bad_request("missing query parameter: filter")).and_then(|f| query::parse_filter(f)))
+        });
+    let parse_filter_post = warp::path!("parser" / "parse-filter").and(warp::post()).and(body()).map(|body: Bytes| {
+        respond(
+            std::str::from_utf8(&body)
+                .map_err(|_| ApiError::bad_request("the filter is not UTF-8"))
+                .and_then(query::parse_filter),
+        )
+    });
+
+    let api = index
+        .or(status)
+        .unify()
+        .or(write)
+        .unify()
+        .or(query_metrics)
+        .unify()
+        .or(query_batch)
+        .unify()
+        .or(parse_query)
+        .unify()
+        .or(parse_filter_get)
+        .unify()
+        .or(parse_filter_post)
+        .unify();
+
+    // While the node stops, refuse new work with 503 as Heroic does.
+    let stopping = with_node(node).and_then(|n: Arc<Node>| async move {
+        if n.is_stopping() {
+            Ok::<Response, Rejection>(ApiError::unavailable("the node is shutting down").into_response())
+        } else {
+            Err(warp::reject::not_found())
+        }
+    });
+
+    stopping
+        .or(api)
+        .unify()
+        .recover(error::recover)
+        .unify()
+        .with(warp::reply::with::header("access-control-allow-origin", "*"))
+        .with(warp::trace::request())
+        .map(Reply::into_response)
+}
+
+/// Serves `routes` on `listener` until `shutdown` resolves, then waits for
+/// in-flight requests (so acknowledged writes are complete) and returns.
+pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+    warp::serve(routes(node)).incoming(listener).graceful(shutdown).run().await;
+}

@@ -1,0 +1,187 @@
+//! `POST /query/metrics`, `POST /query/batch` and the `/parser/*` endpoints,
+//! with Heroic's request and response shapes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use heroic_query::aggregation::GroupKey;
+use heroic_query::{plan, BatchRequest, Defaults, QueryMetrics};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::http::error::{ApiError, ApiResult};
+use crate::node::Node;
+use crate::query::{common_tags, run, Limit, QueryOutcome};
+
+/// Heroic answers a missing `X-Client-Id` with exactly this message.
+const ANONYMOUS: &str = "Anonymous requests are not permitted";
+
+/// Checks the client id rule of `/query/*`.
+pub fn check_client_id(node: &Node, client_id: Option<&str>) -> ApiResult<()> {
+    let present = client_id.is_some_and(|c| !c.trim().is_empty());
+    if present || node.query.allow_anonymous {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(ANONYMOUS))
+    }
+}
+
+/// Whether a `Content-Type` names plain text (HQL) rather than JSON.
+pub fn is_text(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("text/plain"))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn defaults(node: &Node) -> ApiResult<Defaults> {
+    let mut defaults = Defaults::default();
+    let configured = heroic_query::request::FeatureSet::parse(node.query.features.iter().map(String::as_str))
+        .map_err(|e| ApiError::internal(format!("invalid features in the config: {e}")))?;
+    defaults.features = defaults.features.combine(&configured);
+    Ok(defaults)
+}
+
+#[derive(Serialize)]
+struct ResponseRange {
+    start: i64,
+    end: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultGroupJson {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    hash: String,
+    shard: GroupKey,
+    cadence: i64,
+    values: Value,
+    key: Option<String>,
+    tags: GroupKey,
+    tag_counts: BTreeMap<String, u64>,
+    resource: GroupKey,
+    resource_counts: BTreeMap<String, u64>,
+}
+
+/// The response of one query, fields in the order Heroic writes them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryResponse {
+    query_id: String,
+    range: ResponseRange,
+    trace: Option<Value>,
+    limits: BTreeSet<Limit>,
+    cached: bool,
+    cache: Option<Value>,
+    common_tags: BTreeMap<String, BTreeSet<String>>,
+    common_resource: BTreeMap<String, BTreeSet<String>>,
+    result: Vec<ResultGroupJson>,
+    pre_aggregation_sample_size: u64,
+    errors: Vec<Value>,
+}
+
+fn to_response(outcome: QueryOutcome, tracing: bool) -> QueryResponse {
+    let all_series = || outcome.groups.iter().flat_map(|g| g.series.iter());
+    let common_tags = common_tags(all_series(), false);
+    let common_resource = common_tags_of_resource(&outcome);
+    let shard = GroupKey::new();
+    let result = outcome
+        .groups
+        .iter()
+        .map(|g| {
+            let summary = g.summary();
+            ResultGroupJson {
+                kind: g.values.type_name(),
+                hash: g.hash(&shard),
+                shard: shard.clone(),
+                cadence: g.cadence,
+                values: g.values.to_json(),
+                key: summary.key,
+                tags: summary.tags,
+                tag_counts: summary.tag_counts,
+                resource: summary.resource,
+                resource_counts: summary.resource_counts,
+            }
+        })
+        .collect();
+    let trace = tracing.then(|| {
+        serde_json::json!({
+            "what": {"name": "com.spotify.heroic.CoreQueryManager#query"},
+            "elapsed": outcome.elapsed_us,
+            "children": [],
+        })
+    });
+    QueryResponse {
+        query_id: uuid::Uuid::new_v4().to_string(),
+        range: ResponseRange { start: outcome.range.start, end: outcome.range.end },
+        trace,
+        limits: outcome.limits,
+        cached: false,
+        cache: None,
+        common_tags,
+        common_resource,
+        result,
+        pre_aggregation_sample_size: outcome.pre_aggregation_sample_size,
+        errors: outcome.errors,
+    }
+}
+
+fn common_tags_of_resource(outcome: &QueryOutcome) -> BTreeMap<String, BTreeSet<String>> {
+    common_tags(outcome.groups.iter().flat_map(|g| g.series.iter()), true)
+}
+
+/// Plans and runs one query, within the configured timeout.
+async fn execute(node: &Node, request: &QueryMetrics) -> ApiResult<QueryResponse> {
+    let plan = plan(request, now_ms(), &defaults(node)?)?;
+    let timeout = Duration::from_secs(node.query.timeout_secs);
+    let outcome = tokio::time::timeout(timeout, run(node, &plan))
+        .await
+        .map_err(|_| ApiError::unavailable(format!("query timed out after {} s", timeout.as_secs())))??;
+    Ok(to_response(outcome, plan.options.tracing.unwrap_or(false)))
+}
+
+fn parse_request(body: &[u8], text: bool) -> ApiResult<QueryMetrics> {
+    if text {
+        let hql = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the HQL body is not UTF-8"))?;
+        return Ok(QueryMetrics::from_hql(hql));
+    }
+    let value: Value = crate::http::error::parse_json(body)?;
+    Ok(QueryMetrics::from_json(&value)?)
+}
+
+pub async fn metrics(node: &Node, client_id: Option<String>, content_type: Option<String>, body: &[u8]) -> ApiResult<warp::reply::Json> {
+    check_client_id(node, client_id.as_deref())?;
+    let request = parse_request(body, is_text(content_type.as_deref()))?;
+    Ok(warp::reply::json(&execute(node, &request).await?))
+}
+
+pub async fn batch(node: &Node, client_id: Option<String>, body: &[u8]) -> ApiResult<warp::reply::Json> {
+    check_client_id(node, client_id.as_deref())?;
+    let value: Value = crate::http::error::parse_json(body)?;
+    let batch = BatchRequest::from_json(&value)?;
+    let runs = batch.queries.iter().map(|(name, q)| async move { (name.clone(), execute(node, q).await) });
+    let mut results = serde_json::Map::new();
+    for (name, result) in futures::future::join_all(runs).await {
+        let value = match result {
+            Ok(response) => serde_json::to_value(response).map_err(|e| ApiError::internal(e.to_string()))?,
+            // One bad query fails the whole batch with its name, as a client
+            // would otherwise get a partial answer with no hint.
+            Err(e) => return Err(ApiError { message: format!("query {name:?}: {}", e.message), ..e }),
+        };
+        results.insert(name, value);
+    }
+    Ok(warp::reply::json(&serde_json::json!({ "results": results })))
+}
+
+pub fn parse_query(body: &[u8]) -> ApiResult<warp::reply::Json> {
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the HQL body is not UTF-8"))?;
+    let query = heroic_query::hql::parse_query(text)?;
+    Ok(warp::reply::json(&query.to_json(now_ms())?))
+}
+
+pub fn parse_filter(text: &str) -> ApiResult<warp::reply::Json> {
+    let filter = heroic_query::hql::parse_filter(text)?;
+    Ok(warp::reply::json(&heroic_query::filter::to_json(&filter)))
+}

@@ -1,0 +1,139 @@
+//! `POST /write`: Heroic's write body, parsed straight into a columnar batch.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use heroic_plugin_api::types::{PointBatch, Series, SeriesPoints};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use warp::http::StatusCode;
+
+use crate::http::error::{parse_json, ApiError, ApiResult};
+use crate::node::Node;
+
+/// A series as Heroic's JSON writes it.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesJson {
+    pub key: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub resource: BTreeMap<String, String>,
+}
+
+impl SeriesJson {
+    pub fn into_series(self) -> Series {
+        Series::new(self.key, self.tags, self.resource)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteBody {
+    series: SeriesJson,
+    data: MetricCollectionJson,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricCollectionJson {
+    #[serde(rename = "type")]
+    kind: String,
+    data: ColumnarPoints,
+}
+
+/// `[[t, v], …]` read directly into two columns: no allocation per point.
+struct ColumnarPoints(PointBatch);
+
+impl<'de> Deserialize<'de> for ColumnarPoints {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PointsVisitor;
+        impl<'de> Visitor<'de> for PointsVisitor {
+            type Value = ColumnarPoints;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of [timestamp, value] pairs")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ColumnarPoints, A::Error> {
+                let mut batch = PointBatch::with_capacity(seq.size_hint().unwrap_or(1024));
+                while let Some((t, v)) = seq.next_element::<(i64, f64)>()? {
+                    if !v.is_finite() {
+                        return Err(de::Error::custom(format_args!(
+                            "point {} at timestamp {t} has a non-finite value ({v}); only finite values can be stored",
+                            batch.len()
+                        )));
+                    }
+                    batch.push(t, v);
+                }
+                Ok(ColumnarPoints(batch))
+            }
+        }
+        d.deserialize_seq(PointsVisitor)
+    }
+}
+
+#[derive(Serialize)]
+pub struct WriteResponse {
+    /// Time each backend write took, in nanoseconds (as Heroic reports it).
+    times: Vec<u64>,
+    /// Always empty on success; failures are reported as an error reply
+    /// (Heroic computed these but never returned them).
+    errors: Vec<String>,
+}
+
+/// Parses a `/write` body into the batch to store.
+pub fn parse_write_body(body: &[u8]) -> ApiResult<SeriesPoints> {
+    let body: WriteBody = parse_json(body)?;
+    if body.data.kind != "points" {
+        return Err(ApiError::bad_request(format!(
+            "unsupported metric type {:?}: only \"points\" can be written",
+            body.data.kind
+        )));
+    }
+    let mut points = body.data.data.0;
+    if points.is_empty() {
+        return Err(ApiError::bad_request("the write has no points"));
+    }
+    points.sort_dedup();
+    Ok(SeriesPoints { series: body.series.into_series(), points })
+}
+
+pub async fn handle(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json> {
+    let batch = parse_write_body(body)?;
+    let report = node.write(vec![batch]).await.map_err(|e| {
+        let status = if e.is_transient() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+        ApiError::new(status, e.to_string())
+    })?;
+    Ok(warp::reply::json(&WriteResponse { times: report.times_ns, errors: Vec::new() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_heroics_example() {
+        let body = br#"{"series":{"key":"foo","tags":{"site":"lon","host":"www.example.com"},"resource":{"pod":"p-1"}},
+            "data":{"type":"points","data":[[1300001000000,84.0],[1300000000000,42]]}}"#;
+        let sp = parse_write_body(body).unwrap();
+        assert_eq!(sp.series.tag("site"), Some("lon"));
+        assert_eq!(sp.series.resource_tag("pod"), Some("p-1"));
+        assert_eq!(sp.points.to_pairs(), vec![(1300000000000, 42.0), (1300001000000, 84.0)]);
+    }
+
+    #[test]
+    fn rejects_bad_bodies_with_clear_messages() {
+        let cases: [(&[u8], &str); 5] = [
+            (br#"{"series":{"key":"a"},"data":{"type":"points","data":[[1,null]]}}"#, "invalid type: null"),
+            (br#"{"series":{"key":"a"},"data":{"type":"points","data":[[1,1e999]]}}"#, "number out of range"),
+            (br#"{"series":{"key":"a"},"data":{"type":"points","data":[]}}"#, "no points"),
+            (br#"{"series":{"key":"a"},"data":{"type":"spreads","data":[]}}"#, "unsupported metric type"),
+            (br#"{"series":{"key":"a","tagz":{}},"data":{"type":"points","data":[[1,2]]}}"#, "unknown field `tagz`"),
+        ];
+        for (body, expected) in cases {
+            let err = parse_write_body(body).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST);
+            assert!(err.message.contains(expected), "{expected:?} not in {:?}", err.message);
+        }
+    }
+}

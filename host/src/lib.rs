@@ -1,0 +1,21 @@
+//! The Heroic host: loads plugins named in a TOML config and serves
+//! Heroic's HTTP API on top of them.
+//!
+//! - [`config`]: the TOML config (unknown keys are errors).
+//! - [`logging`]: the host's log and the plugin log callback.
+//! - [`plugins`]: finding, loading and instantiating plugin libraries.
+//! - [`backends`]: the node's backends by role, their health and shutdown.
+//! - [`write_cache`], [`writer`]: the write path (points, then new series).
+//! - [`node`]: a running node, shared by all handlers.
+//! - [`query`]: runs planned queries (metadata, fetch, aggregate, limits).
+//! - [`http`]: the HTTP API.
+
+pub mod backends;
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod node;
+pub mod plugins;
+pub mod query;
+pub mod write_cache;
+pub mod writer;

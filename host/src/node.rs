@@ -1,0 +1,59 @@
+//! A running node: its backends, write path and settings, shared by every
+//! request handler.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use heroic_plugin_api::types::SeriesPoints;
+
+use crate::backends::Backends;
+use crate::config::{Config, QueryConfig, ServerConfig};
+use crate::plugins::{PluginRegistry, PluginSetupError};
+use crate::writer::{WriteError, WriteReport, Writer};
+
+pub struct Node {
+    pub id: String,
+    pub server: ServerConfig,
+    pub query: QueryConfig,
+    pub backends: Backends,
+    pub writer: Writer,
+    pub started: Instant,
+    stopping: AtomicBool,
+}
+
+impl Node {
+    /// Loads the plugins and creates every backend of the config.
+    pub async fn start(config: Config) -> Result<Arc<Node>, PluginSetupError> {
+        let mut registry = PluginRegistry::new(config.plugins.search_dirs());
+        let backends = Backends::start(&config, &mut registry).await?;
+        Ok(Arc::new(Node {
+            id: uuid::Uuid::new_v4().to_string(),
+            server: config.server,
+            query: config.query,
+            backends,
+            writer: Writer::new(config.ingestion),
+            started: Instant::now(),
+            stopping: AtomicBool::new(false),
+        }))
+    }
+
+    pub async fn write(&self, batch: Vec<SeriesPoints>) -> Result<WriteReport, WriteError> {
+        self.writer.write(&self.backends, batch).await
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Marks the node as stopping (new requests get 503), then flushes and
+    /// closes the backends. Call after the HTTP server has drained.
+    pub async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.backends.shutdown().await;
+    }
+
+    pub fn mark_stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+}

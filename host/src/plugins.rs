@@ -1,0 +1,123 @@
+//! Loading plugin libraries and creating the components named in the config.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use abi_stable::std_types::RString;
+use heroic_plugin_api::client::*;
+use heroic_plugin_api::ffi::{HostContext, PluginKinds};
+use heroic_plugin_api::loader::{find_plugin, load_plugin, LoadError, LoadedPlugin};
+use heroic_plugin_api::PluginError;
+
+use crate::config::ComponentConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginSetupError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("plugin {plugin:?} ({path}) provides no {role} backend; it provides: {provided}")]
+    WrongKind { plugin: String, path: PathBuf, role: &'static str, provided: String },
+    #[error("{role} {id:?} (plugin {plugin:?}): {error}")]
+    Create { role: &'static str, id: String, plugin: String, error: PluginError },
+}
+
+/// The roles a component can play, with the names used in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Metrics,
+    Metadata,
+    Suggest,
+    Consumer,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Metrics => "metrics",
+            Role::Metadata => "metadata",
+            Role::Suggest => "suggest",
+            Role::Consumer => "consumer",
+        }
+    }
+
+    fn kind_bit(self) -> u32 {
+        match self {
+            Role::Metrics => PluginKinds::METRIC,
+            Role::Metadata => PluginKinds::METADATA,
+            Role::Suggest => PluginKinds::SUGGEST,
+            Role::Consumer => PluginKinds::CONSUMER,
+        }
+    }
+}
+
+/// Loads each plugin library once and hands out its components.
+pub struct PluginRegistry {
+    dirs: Vec<PathBuf>,
+    loaded: HashMap<String, LoadedPlugin>,
+}
+
+impl PluginRegistry {
+    pub fn new(dirs: Vec<PathBuf>) -> Self {
+        PluginRegistry { dirs, loaded: HashMap::new() }
+    }
+
+    /// Loads (once) the library of plugin `name` and initialises its logging.
+    pub fn load(&mut self, name: &str) -> Result<&LoadedPlugin, LoadError> {
+        if !self.loaded.contains_key(name) {
+            let path = find_plugin(name, &self.dirs)?;
+            let plugin = load_plugin(name, &path)?;
+            (plugin.module.init())(HostContext { log: crate::logging::plugin_log, max_level: crate::logging::max_level() });
+            tracing::info!(
+                plugin = name,
+                version = %plugin.info.version,
+                path = %path.display(),
+                provides = ?plugin.info.kinds.names(),
+                "plugin loaded"
+            );
+            self.loaded.insert(name.to_string(), plugin);
+        }
+        Ok(&self.loaded[name])
+    }
+
+    fn checked(&mut self, component: &ComponentConfig, role: Role) -> Result<(LoadedPlugin, RString), PluginSetupError> {
+        let plugin = self.load(&component.plugin)?.clone();
+        if !plugin.info.kinds.has(role.kind_bit()) {
+            return Err(PluginSetupError::WrongKind {
+                plugin: component.plugin.clone(),
+                path: plugin.path.clone(),
+                role: role.name(),
+                provided: plugin.info.kinds.names().join(", "),
+            });
+        }
+        let json = serde_json::to_string(&component.config).expect("a TOML table is valid JSON");
+        Ok((plugin, json.into()))
+    }
+
+    fn create_error(component: &ComponentConfig, role: Role, error: PluginError) -> PluginSetupError {
+        PluginSetupError::Create { role: role.name(), id: component.id().to_string(), plugin: component.plugin.clone(), error }
+    }
+
+    pub async fn metric_backend(&mut self, c: &ComponentConfig) -> Result<MetricBackendClient, PluginSetupError> {
+        let (plugin, json) = self.checked(c, Role::Metrics)?;
+        let created = (plugin.module.create_metric_backend())(json).await.into_result();
+        created.map(MetricBackendClient).map_err(|e| Self::create_error(c, Role::Metrics, e))
+    }
+
+    pub async fn metadata_backend(&mut self, c: &ComponentConfig) -> Result<MetadataBackendClient, PluginSetupError> {
+        let (plugin, json) = self.checked(c, Role::Metadata)?;
+        let created = (plugin.module.create_metadata_backend())(json).await.into_result();
+        created.map(MetadataBackendClient).map_err(|e| Self::create_error(c, Role::Metadata, e))
+    }
+
+    pub async fn suggest_backend(&mut self, c: &ComponentConfig) -> Result<SuggestBackendClient, PluginSetupError> {
+        let (plugin, json) = self.checked(c, Role::Suggest)?;
+        let created = (plugin.module.create_suggest_backend())(json).await.into_result();
+        created.map(SuggestBackendClient).map_err(|e| Self::create_error(c, Role::Suggest, e))
+    }
+
+    pub async fn consumer(&mut self, c: &ComponentConfig) -> Result<ConsumerClient, PluginSetupError> {
+        let (plugin, json) = self.checked(c, Role::Consumer)?;
+        let created = (plugin.module.create_consumer())(json).await.into_result();
+        created.map(ConsumerClient).map_err(|e| Self::create_error(c, Role::Consumer, e))
+    }
+}

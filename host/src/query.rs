@@ -1,0 +1,209 @@
+//! Runs a planned query: metadata lookup, chunked fetches fed into a
+//! streaming aggregation session, limits, and partial errors.
+//!
+//! Memory stays bounded: points are fetched a chunk of series at a time and
+//! folded into the session, never held all at once, and the data limit caps
+//! how many points a query may read at all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use heroic_plugin_api::filter::SeriesMatcher;
+use heroic_plugin_api::types::{FetchRequest, Series, TimeRange};
+use heroic_plugin_api::Filter;
+use heroic_query::{QueryError, QueryPlan, ResultGroup};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::http::error::ApiError;
+use crate::node::Node;
+
+/// Series per fetch call: large enough that the boundary crossing is noise,
+/// small enough that one chunk's points stay a modest allocation.
+const FETCH_CHUNK_SERIES: usize = 256;
+
+/// A limit that was hit (`limits` in the response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Limit {
+    Series,
+    Group,
+    Quota,
+    Aggregation,
+}
+
+/// What a query produced, before it is turned into Heroic's JSON.
+pub struct QueryOutcome {
+    pub range: TimeRange,
+    pub groups: Vec<ResultGroup>,
+    pub limits: BTreeSet<Limit>,
+    pub errors: Vec<Value>,
+    pub pre_aggregation_sample_size: u64,
+    pub elapsed_us: u64,
+}
+
+fn query_error(message: impl Into<String>) -> Value {
+    serde_json::json!({"type": "query", "error": message.into()})
+}
+
+/// Finds the series of `filter` on every metadata backend. A backend that
+/// cannot evaluate regexes gets a relaxed filter; the host finishes it here.
+pub async fn find_series(
+    node: &Node,
+    filter: &Filter,
+    range: TimeRange,
+    limit: u64,
+    errors: &mut Vec<Value>,
+) -> Result<(Vec<Series>, bool), ApiError> {
+    let matcher: SeriesMatcher = filter.compile().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut found: BTreeSet<Series> = BTreeSet::new();
+    let mut limited = false;
+    for backend in &node.backends.metadata {
+        let relax = filter.contains_regex() && !backend.client.capabilities().regex;
+        let (sent, sent_limit) = if relax { (filter.without_regex(), 0) } else { (filter.clone(), limit) };
+        match backend.client.find_series(&sent, range, sent_limit).await {
+            Ok(page) => {
+                limited |= page.limited;
+                found.extend(page.series.into_iter().filter(|s| !relax || matcher.matches(s)));
+            }
+            Err(e) => errors.push(query_error(format!("metadata backend {:?}: {e}", backend.id))),
+        }
+    }
+    let mut series: Vec<Series> = found.into_iter().collect();
+    if limit > 0 && series.len() as u64 > limit {
+        series.truncate(limit as usize);
+        limited = true;
+    }
+    Ok((series, limited))
+}
+
+/// Limits hit, errors and points read so far by one query.
+struct Progress {
+    limits: BTreeSet<Limit>,
+    errors: Vec<Value>,
+    sample_size: u64,
+    started: Instant,
+    fail_on_limits: bool,
+}
+
+impl Progress {
+    fn outcome(self, plan: &QueryPlan, groups: Vec<ResultGroup>) -> QueryOutcome {
+        QueryOutcome {
+            range: plan.range,
+            groups,
+            limits: self.limits,
+            errors: self.errors,
+            pre_aggregation_sample_size: self.sample_size,
+            elapsed_us: self.started.elapsed().as_micros() as u64,
+        }
+    }
+
+    /// Records a limit that was hit without stopping the query; with
+    /// `failOnLimits` the query fails instead.
+    fn hit(&mut self, limit: Limit, message: &str) -> Result<(), ApiError> {
+        if self.fail_on_limits {
+            return Err(ApiError::bad_request(format!("query failed: {message} (failOnLimits is set)")));
+        }
+        self.limits.insert(limit);
+        Ok(())
+    }
+
+    /// A query stopped by a data or aggregation limit: no groups, the limit
+    /// named in `limits` and explained in `errors`.
+    fn stop(mut self, plan: &QueryPlan, limit: Limit, message: String) -> Result<QueryOutcome, ApiError> {
+        self.hit(limit, &message)?;
+        self.errors.push(query_error(message));
+        Ok(self.outcome(plan, Vec::new()))
+    }
+}
+
+fn aggregation_limit_message(limit: u64) -> String {
+    format!("aggregation retained more than {limit} points or buckets (aggregationLimit)")
+}
+
+/// Runs `plan` against the node's backends.
+pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError> {
+    let defaults = &node.query;
+    let series_limit = plan.options.series_limit.unwrap_or(defaults.series_limit);
+    let data_limit = plan.options.data_limit.unwrap_or(defaults.data_limit);
+    let group_limit = plan.options.group_limit.unwrap_or(defaults.group_limit);
+    let mut progress = Progress {
+        limits: BTreeSet::new(),
+        errors: Vec::new(),
+        sample_size: 0,
+        started: Instant::now(),
+        fail_on_limits: plan.options.fail_on_limits.unwrap_or(defaults.fail_on_limits),
+    };
+
+    let (series, series_limited) = find_series(node, &plan.filter, plan.range, series_limit, &mut progress.errors).await?;
+    if series_limited {
+        progress.hit(Limit::Series, &format!("more than {series_limit} series matched (seriesLimit)"))?;
+    }
+
+    let mut session = plan.session()?;
+    for backend in &node.backends.metrics {
+        for chunk in series.chunks(FETCH_CHUNK_SERIES) {
+            let request = FetchRequest {
+                series: chunk.to_vec().into(),
+                range: plan.range,
+                // One more than allowed, so that reading exactly the limit is not a violation.
+                point_limit: data_limit.saturating_sub(progress.sample_size).saturating_add(1),
+            };
+            let response = match backend.client.fetch(request).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let message = format!("metrics backend {:?}: some fetches failed: {e}", backend.id);
+                    progress.errors.push(query_error(message));
+                    break;
+                }
+            };
+            for fetched in response.series.iter() {
+                let Some(base) = chunk.get(fetched.request_index as usize) else {
+                    let message = format!("metrics backend {:?} answered for an unknown series", backend.id);
+                    progress.errors.push(query_error(message));
+                    continue;
+                };
+                progress.sample_size += fetched.points.len() as u64;
+                if progress.sample_size > data_limit {
+                    return progress.stop(plan, Limit::Quota, format!("query read more than {data_limit} points (dataLimit)"));
+                }
+                let mut s = base.clone();
+                if !fetched.resource.is_empty() {
+                    s.resource = fetched.resource.clone();
+                }
+                match session.update(&s, &fetched.points.timestamps, &fetched.points.values) {
+                    Ok(()) => {}
+                    Err(QueryError::AggregationLimit { limit }) => {
+                        return progress.stop(plan, Limit::Aggregation, aggregation_limit_message(limit))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+
+    let mut groups = match session.finish() {
+        Ok(g) => g,
+        Err(QueryError::AggregationLimit { limit }) => {
+            return progress.stop(plan, Limit::Aggregation, aggregation_limit_message(limit))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if groups.len() as u64 > group_limit {
+        progress.hit(Limit::Group, &format!("more than {group_limit} groups (groupLimit)"))?;
+        groups.truncate(group_limit as usize);
+    }
+    Ok(progress.outcome(plan, groups))
+}
+
+/// Values of each tag across every series of the result (`commonTags`).
+pub fn common_tags<'a>(series: impl Iterator<Item = &'a Series>, resource: bool) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for s in series {
+        let tags = if resource { &s.resource } else { &s.tags };
+        for t in tags.iter() {
+            out.entry(t.key.to_string()).or_default().insert(t.value.to_string());
+        }
+    }
+    out
+}

@@ -1,0 +1,110 @@
+//! The write path shared by `POST /write` and the consumers: points to every
+//! metric backend, new series to every metadata and suggest backend, all in
+//! parallel. A write is acknowledged only when all of them succeeded.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use heroic_plugin_api::types::{Series, SeriesPoints};
+use heroic_plugin_api::{PluginError, RVec};
+
+use crate::backends::Backends;
+use crate::config::IngestionConfig;
+use crate::write_cache::WriteCache;
+
+/// A write that did not reach every backend; nothing may be acknowledged.
+#[derive(Debug, thiserror::Error)]
+#[error("write failed on {}", .failures.iter().map(|(role, id, e)| format!("{role} backend {id:?}: {e}")).collect::<Vec<_>>().join("; "))]
+pub struct WriteError {
+    pub failures: Vec<(&'static str, String, PluginError)>,
+}
+
+impl WriteError {
+    /// Whether retrying later may succeed (every failure is transient).
+    pub fn is_transient(&self) -> bool {
+        self.failures.iter().all(|(_, _, e)| e.kind.is_transient())
+    }
+}
+
+/// How long each part of a write took, in nanoseconds (Heroic's `times`).
+#[derive(Debug, Default)]
+pub struct WriteReport {
+    pub times_ns: Vec<u64>,
+}
+
+pub struct Writer {
+    cache: WriteCache,
+    config: IngestionConfig,
+}
+
+async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, u64) {
+    let start = Instant::now();
+    let out = f.await;
+    (out, start.elapsed().as_nanos() as u64)
+}
+
+impl Writer {
+    pub fn new(config: IngestionConfig) -> Self {
+        let cache = WriteCache::new(Duration::from_secs(config.write_cache_ttl_secs), config.write_cache_max_series);
+        Writer { cache, config }
+    }
+
+    pub async fn write(&self, backends: &Backends, batch: Vec<SeriesPoints>) -> Result<WriteReport, WriteError> {
+        let now = Instant::now();
+        let new_series: Vec<Series> = if self.config.update_metadata || self.config.update_suggestions {
+            batch.iter().filter(|sp| !self.cache.is_fresh(&sp.series, now)).map(|sp| sp.series.clone()).collect()
+        } else {
+            Vec::new()
+        };
+
+        let metric_writes = async {
+            if !self.config.update_metrics {
+                return Vec::new();
+            }
+            let n = backends.metrics.len();
+            let mut batch = Some(batch);
+            let futures = backends.metrics.iter().enumerate().map(|(i, b)| {
+                // Only copy the points when there is more than one backend.
+                let this = if i + 1 == n { batch.take().unwrap_or_default() } else { batch.clone().unwrap_or_default() };
+                async move { (b.id.clone(), timed(b.client.write(RVec::from(this))).await) }
+            });
+            join_all(futures.collect::<Vec<_>>()).await
+        };
+        let metadata_writes = async {
+            if !self.config.update_metadata || new_series.is_empty() {
+                return Vec::new();
+            }
+            join_all(backends.metadata.iter().map(|b| async {
+                (b.id.clone(), timed(b.client.write(new_series.clone())).await)
+            }))
+            .await
+        };
+        let suggest_writes = async {
+            if !self.config.update_suggestions || new_series.is_empty() {
+                return Vec::new();
+            }
+            join_all(backends.suggest.iter().map(|b| async {
+                (b.id.clone(), timed(b.client.write(new_series.clone())).await)
+            }))
+            .await
+        };
+        let (m, md, s) = tokio::join!(metric_writes, metadata_writes, suggest_writes);
+
+        let mut report = WriteReport::default();
+        let mut failures = Vec::new();
+        for (role, results) in [("metrics", m), ("metadata", md), ("suggest", s)] {
+            for (id, (result, ns)) in results {
+                report.times_ns.push(ns);
+                if let Err(e) = result {
+                    tracing::warn!(role, backend = %id, error = %e, "write failed");
+                    failures.push((role, id, e));
+                }
+            }
+        }
+        if !failures.is_empty() {
+            return Err(WriteError { failures });
+        }
+        self.cache.remember(new_series.iter(), now);
+        Ok(report)
+    }
+}

@@ -1,0 +1,183 @@
+//! The host side of the boundary: async wrappers over the ABI objects, with
+//! plain Rust arguments where that helps and `Result` instead of `RResult`.
+
+use abi_stable::std_types::{RString, RVec};
+
+use crate::error::PluginResult;
+use crate::ffi::*;
+use crate::filter::Filter;
+use crate::types::*;
+
+/// Builds the stable query from plain parts.
+pub fn metadata_query(filter: &Filter, range: TimeRange, limit: u64) -> MetadataQuery {
+    MetadataQuery { filter: filter.to_ffi(), range, limit }
+}
+
+pub struct MetricBackendClient(pub MetricBackendBox);
+
+impl MetricBackendClient {
+    pub async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
+        self.0.write(batch).await.into_result()
+    }
+
+    pub async fn fetch(&self, request: FetchRequest) -> PluginResult<FetchResponse> {
+        self.0.fetch(request).await.into_result()
+    }
+
+    pub async fn list_series(&self, cursor: Option<&str>, limit: u64) -> PluginResult<SeriesListPage> {
+        self.0.list_series(RString::from(cursor.unwrap_or("")), limit).await.into_result()
+    }
+
+    pub async fn delete_points(&self, series: Vec<Series>, range: TimeRange) -> PluginResult<u64> {
+        self.0.delete_points(series.into(), range).await.into_result()
+    }
+
+    pub async fn count_points(&self, series: Vec<Series>, range: TimeRange) -> PluginResult<u64> {
+        self.0.count_points(series.into(), range).await.into_result()
+    }
+
+    pub async fn configure(&self) -> PluginResult<()> {
+        self.0.configure().await.into_result()
+    }
+
+    pub async fn shutdown(&self) -> PluginResult<()> {
+        self.0.shutdown().await.into_result()
+    }
+
+    pub fn health(&self) -> Health {
+        self.0.health()
+    }
+
+    pub fn statistics(&self) -> Vec<Statistic> {
+        self.0.statistics().into_vec()
+    }
+}
+
+pub struct MetadataBackendClient(pub MetadataBackendBox);
+
+impl MetadataBackendClient {
+    pub async fn write(&self, series: Vec<Series>) -> PluginResult<()> {
+        self.0.write(series.into()).await.into_result()
+    }
+
+    pub async fn find_series(&self, filter: &Filter, range: TimeRange, limit: u64) -> PluginResult<SeriesPage> {
+        self.0.find_series(metadata_query(filter, range, limit)).await.into_result()
+    }
+
+    pub async fn count_series(&self, filter: &Filter, range: TimeRange, limit: u64) -> PluginResult<CountResult> {
+        self.0.count_series(metadata_query(filter, range, limit)).await.into_result()
+    }
+
+    pub async fn delete_series(&self, filter: &Filter, range: TimeRange, limit: u64) -> PluginResult<DeleteResult> {
+        self.0.delete_series(metadata_query(filter, range, limit)).await.into_result()
+    }
+
+    pub async fn find_keys(&self, filter: &Filter, range: TimeRange, limit: u64) -> PluginResult<KeysPage> {
+        self.0.find_keys(metadata_query(filter, range, limit)).await.into_result()
+    }
+
+    pub async fn find_tags(&self, filter: &Filter, range: TimeRange, limit: u64) -> PluginResult<TagsPage> {
+        self.0.find_tags(metadata_query(filter, range, limit)).await.into_result()
+    }
+
+    pub fn capabilities(&self) -> MetadataCapabilities {
+        self.0.capabilities()
+    }
+
+    pub async fn configure(&self) -> PluginResult<()> {
+        self.0.configure().await.into_result()
+    }
+
+    pub async fn shutdown(&self) -> PluginResult<()> {
+        self.0.shutdown().await.into_result()
+    }
+
+    pub fn health(&self) -> Health {
+        self.0.health()
+    }
+
+    pub fn statistics(&self) -> Vec<Statistic> {
+        self.0.statistics().into_vec()
+    }
+}
+
+pub struct SuggestBackendClient(pub SuggestBackendBox);
+
+fn ropt(s: Option<&str>) -> abi_stable::std_types::ROption<RString> {
+    s.map(RString::from).into()
+}
+
+impl SuggestBackendClient {
+    pub async fn write(&self, series: Vec<Series>) -> PluginResult<()> {
+        self.0.write(series.into()).await.into_result()
+    }
+
+    pub async fn key_suggest(&self, query: MetadataQuery, key: Option<&str>) -> PluginResult<Vec<KeySuggestion>> {
+        let request = KeySuggestRequest { query, key: ropt(key) };
+        self.0.key_suggest(request).await.into_result().map(RVec::into_vec)
+    }
+
+    pub async fn tag_suggest(
+        &self,
+        query: MetadataQuery,
+        key: Option<&str>,
+        value: Option<&str>,
+    ) -> PluginResult<Vec<TagSuggestion>> {
+        let request = TagSuggestRequest { query, key: ropt(key), value: ropt(value) };
+        self.0.tag_suggest(request).await.into_result().map(RVec::into_vec)
+    }
+
+    pub async fn tag_value_suggest(&self, query: MetadataQuery, key: &str) -> PluginResult<TagValueSuggestion> {
+        self.0.tag_value_suggest(TagValueSuggestRequest { query, key: key.into() }).await.into_result()
+    }
+
+    pub async fn tag_values_suggest(
+        &self,
+        query: MetadataQuery,
+        exclude: &[String],
+        group_limit: u64,
+    ) -> PluginResult<TagValuesSuggestion> {
+        let exclude = exclude.iter().map(|s| RString::from(s.as_str())).collect();
+        self.0.tag_values_suggest(TagValuesSuggestRequest { query, exclude, group_limit }).await.into_result()
+    }
+
+    pub async fn tag_key_count(&self, query: MetadataQuery, exact_limit: u64) -> PluginResult<TagKeyCountResult> {
+        self.0.tag_key_count(TagKeyCountRequest { query, exact_limit }).await.into_result()
+    }
+
+    pub async fn configure(&self) -> PluginResult<()> {
+        self.0.configure().await.into_result()
+    }
+
+    pub async fn shutdown(&self) -> PluginResult<()> {
+        self.0.shutdown().await.into_result()
+    }
+
+    pub fn health(&self) -> Health {
+        self.0.health()
+    }
+
+    pub fn statistics(&self) -> Vec<Statistic> {
+        self.0.statistics().into_vec()
+    }
+}
+
+pub struct ConsumerClient(pub ConsumerBox);
+
+impl ConsumerClient {
+    pub async fn start(&self, sink: IngestSinkBox) -> PluginResult<()> {
+        self.0.start(sink).await.into_result()
+    }
+
+    pub async fn stop(&self) -> PluginResult<()> {
+        self.0.stop().await.into_result()
+    }
+
+    pub fn health(&self) -> Health {
+        self.0.health()
+    }
+
+    pub fn statistics(&self) -> Vec<Statistic> {
+        self.0.statistics().into_vec()
+    }
+}

@@ -1,0 +1,210 @@
+//! The boundary itself: the root module every plugin library exports and the
+//! `#[sabi_trait]` traits its backends are called through.
+//!
+//! Plugin authors do not implement these by hand: the SDK ([`crate::sdk`])
+//! adapts ordinary async traits to them. The host calls them through the
+//! wrappers in [`crate::client`].
+//!
+//! Compatibility rules (enforced by abi_stable at load time): a plugin built
+//! against an older minor version of this crate, or with a different layout,
+//! is refused with an error naming both versions. New methods and fields are
+//! only ever appended, behind `last_prefix_field`.
+
+use abi_stable::library::RootModule;
+use abi_stable::sabi_types::VersionStrings;
+use abi_stable::std_types::{RBox, RResult, RStr, RString, RVec};
+use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trait, StableAbi};
+use async_ffi::FfiFuture;
+
+use crate::error::PluginError;
+use crate::types::*;
+
+/// The future every asynchronous plugin call returns. The work runs on the
+/// plugin's own runtime; the host only awaits the result.
+pub type PluginFuture<T> = FfiFuture<RResult<T, PluginError>>;
+
+/// Severity of a log event forwarded from a plugin to the host.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// One log event from a plugin: the fields are already formatted into
+/// `fields` as `key=value` pairs.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct LogRecord<'a> {
+    /// The plugin's name, as given to `export_plugin!`.
+    pub plugin: RStr<'a>,
+    pub level: LogLevel,
+    pub target: RStr<'a>,
+    pub message: RStr<'a>,
+    pub fields: RStr<'a>,
+}
+
+/// What the host hands a plugin once, right after loading it.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct HostContext {
+    /// Called for every log event at or above `max_level`.
+    pub log: extern "C" fn(LogRecord<'_>),
+    /// The most verbose level the host wants to see.
+    pub max_level: LogLevel,
+}
+
+/// Which kinds of component a plugin library provides (bit set).
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PluginKinds(pub u32);
+
+impl PluginKinds {
+    pub const METRIC: u32 = 1;
+    pub const METADATA: u32 = 2;
+    pub const SUGGEST: u32 = 4;
+    pub const CONSUMER: u32 = 8;
+
+    pub fn has(self, kind: u32) -> bool {
+        self.0 & kind != 0
+    }
+
+    /// Names of the kinds provided, for messages.
+    pub fn names(self) -> Vec<&'static str> {
+        [(Self::METRIC, "metrics"), (Self::METADATA, "metadata"), (Self::SUGGEST, "suggest"), (Self::CONSUMER, "consumer")]
+            .into_iter()
+            .filter(|(k, _)| self.has(*k))
+            .map(|(_, n)| n)
+            .collect()
+    }
+}
+
+/// Describes a plugin library.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct PluginInfo {
+    /// The plugin's name, as written in the host's config (`plugin = "local"`).
+    pub name: RString,
+    /// The plugin's own version (its crate version).
+    pub version: RString,
+    pub kinds: PluginKinds,
+}
+
+/// A metric backend: stores and reads points.
+#[sabi_trait]
+pub trait MetricBackendFfi: Send + Sync {
+    /// Writes points; resolves once they are durable.
+    fn write(&self, batch: RVec<SeriesPoints>) -> PluginFuture<()>;
+    /// Reads points of many series in `(start, end]`.
+    fn fetch(&self, request: FetchRequest) -> PluginFuture<FetchResponse>;
+    /// Lists stored series, a page at a time.
+    fn list_series(&self, cursor: RString, limit: u64) -> PluginFuture<SeriesListPage>;
+    /// Deletes the points of these series in `(start, end]`; returns how many series had data.
+    fn delete_points(&self, series: RVec<Series>, range: TimeRange) -> PluginFuture<u64>;
+    /// Counts the points of these series in `(start, end]`.
+    fn count_points(&self, series: RVec<Series>, range: TimeRange) -> PluginFuture<u64>;
+    /// Creates tables or whatever the backend needs (`configure`).
+    fn configure(&self) -> PluginFuture<()>;
+    /// Flushes buffers and releases resources; called once at shutdown.
+    fn shutdown(&self) -> PluginFuture<()>;
+    fn health(&self) -> Health;
+    #[sabi(last_prefix_field)]
+    fn statistics(&self) -> RVec<Statistic>;
+}
+
+/// A metadata backend: finds series by filter.
+#[sabi_trait]
+pub trait MetadataBackendFfi: Send + Sync {
+    fn write(&self, series: RVec<Series>) -> PluginFuture<()>;
+    fn find_series(&self, query: MetadataQuery) -> PluginFuture<SeriesPage>;
+    fn count_series(&self, query: MetadataQuery) -> PluginFuture<CountResult>;
+    fn delete_series(&self, query: MetadataQuery) -> PluginFuture<DeleteResult>;
+    fn find_keys(&self, query: MetadataQuery) -> PluginFuture<KeysPage>;
+    fn find_tags(&self, query: MetadataQuery) -> PluginFuture<TagsPage>;
+    fn capabilities(&self) -> MetadataCapabilities;
+    fn configure(&self) -> PluginFuture<()>;
+    fn shutdown(&self) -> PluginFuture<()>;
+    fn health(&self) -> Health;
+    #[sabi(last_prefix_field)]
+    fn statistics(&self) -> RVec<Statistic>;
+}
+
+/// A suggest backend: answers the suggestion endpoints.
+#[sabi_trait]
+pub trait SuggestBackendFfi: Send + Sync {
+    fn write(&self, series: RVec<Series>) -> PluginFuture<()>;
+    fn key_suggest(&self, request: KeySuggestRequest) -> PluginFuture<RVec<KeySuggestion>>;
+    fn tag_suggest(&self, request: TagSuggestRequest) -> PluginFuture<RVec<TagSuggestion>>;
+    fn tag_value_suggest(&self, request: TagValueSuggestRequest) -> PluginFuture<TagValueSuggestion>;
+    fn tag_values_suggest(&self, request: TagValuesSuggestRequest) -> PluginFuture<TagValuesSuggestion>;
+    fn tag_key_count(&self, request: TagKeyCountRequest) -> PluginFuture<TagKeyCountResult>;
+    fn configure(&self) -> PluginFuture<()>;
+    fn shutdown(&self) -> PluginFuture<()>;
+    fn health(&self) -> Health;
+    #[sabi(last_prefix_field)]
+    fn statistics(&self) -> RVec<Statistic>;
+}
+
+/// Implemented by the host and handed to a consumer: the consumer gives it
+/// batches of raw messages and acknowledges them only after it answers `Ok`.
+#[sabi_trait]
+pub trait IngestSinkFfi: Send + Sync {
+    #[sabi(last_prefix_field)]
+    fn ingest(&self, batch: RVec<RawMessage>) -> PluginFuture<IngestOutcome>;
+}
+
+/// A consumer: takes messages from a queue and hands them to the host.
+#[sabi_trait]
+pub trait ConsumerFfi: Send + Sync {
+    /// Starts consuming into `sink`; resolves once consumption has started.
+    fn start(&self, sink: IngestSinkBox) -> PluginFuture<()>;
+    /// Stops taking new messages, finishes (and acknowledges) what is in
+    /// flight, then resolves.
+    fn stop(&self) -> PluginFuture<()>;
+    fn health(&self) -> Health;
+    #[sabi(last_prefix_field)]
+    fn statistics(&self) -> RVec<Statistic>;
+}
+
+pub type MetricBackendBox = MetricBackendFfi_TO<'static, RBox<()>>;
+pub type MetadataBackendBox = MetadataBackendFfi_TO<'static, RBox<()>>;
+pub type SuggestBackendBox = SuggestBackendFfi_TO<'static, RBox<()>>;
+pub type IngestSinkBox = IngestSinkFfi_TO<'static, RBox<()>>;
+pub type ConsumerBox = ConsumerFfi_TO<'static, RBox<()>>;
+
+/// The root module: what a plugin library exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
+#[sabi(missing_field(panic))]
+pub struct PluginModule {
+    pub info: extern "C" fn() -> PluginInfo,
+    /// Called once, before any `create_*`.
+    pub init: extern "C" fn(HostContext),
+    // Each `create_*` builds one component from its config, given as a JSON
+    // object. (Written out in full: the StableAbi derive must see fn types.)
+    pub create_metric_backend: extern "C" fn(config_json: RString) -> FfiFuture<RResult<MetricBackendBox, PluginError>>,
+    pub create_metadata_backend: extern "C" fn(config_json: RString) -> FfiFuture<RResult<MetadataBackendBox, PluginError>>,
+    pub create_suggest_backend: extern "C" fn(config_json: RString) -> FfiFuture<RResult<SuggestBackendBox, PluginError>>,
+    #[sabi(last_prefix_field)]
+    pub create_consumer: extern "C" fn(config_json: RString) -> FfiFuture<RResult<ConsumerBox, PluginError>>,
+}
+
+impl RootModule for PluginModuleRef {
+    declare_root_module_statics! {PluginModuleRef}
+    const BASE_NAME: &'static str = "heroic_plugin";
+    const NAME: &'static str = "heroic_plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// The version of this crate, i.e. of the plugin API, a plugin was built against.
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The symbol name abi_stable looks up in a plugin library. The export macro
+/// writes it as a literal (macro_rules cannot compute it); a test checks that
+/// it still matches abi_stable's.
+#[doc(hidden)]
+pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";

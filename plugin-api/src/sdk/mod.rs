@@ -1,0 +1,21 @@
+//! The SDK: write a plugin as ordinary async Rust.
+//!
+//! - [`traits`]: `MetricBackend`, `MetadataBackend`, `SuggestBackend`,
+//!   `Consumer` — what a plugin author implements.
+//! - [`runtime`]: the plugin's own tokio runtime and the panic guards.
+//! - [`logging`]: forwards `tracing` events to the host.
+//! - [`adapters`]: turn the traits into the `#[sabi_trait]` objects of [`crate::ffi`].
+//! - [`export`]: what [`crate::export_plugin!`] expands to.
+//! - [`derive`]: answers computed from series lists (default methods).
+
+pub mod adapters;
+pub mod derive;
+pub mod export;
+pub mod logging;
+pub mod runtime;
+pub mod traits;
+
+pub use adapters::IngestSink;
+pub use export::parse_config;
+pub use runtime::{runtime, spawn_ffi};
+pub use traits::{Consumer, MetadataBackend, MetricBackend, Query, SuggestBackend};

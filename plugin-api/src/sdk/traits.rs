@@ -1,0 +1,240 @@
+//! The traits a plugin author implements: ordinary async Rust.
+//!
+//! Every method has the stable types in its signature where data is bulky
+//! (points, series lists) so nothing is copied at the boundary, and plain
+//! Rust types elsewhere. Optional operations have default bodies that answer
+//! "unsupported".
+
+use std::future::Future;
+use std::sync::Arc;
+
+use abi_stable::std_types::RVec;
+use serde::de::DeserializeOwned;
+
+use crate::error::{PluginError, PluginResult};
+use crate::filter::Filter;
+use crate::types::*;
+
+/// A metadata or suggest query with its filter already decoded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Query {
+    pub filter: Filter,
+    /// Backends with time-based indices use it to pick indices; it is not a
+    /// filter on series.
+    pub range: TimeRange,
+    /// At most this many results (0: no limit).
+    pub limit: u64,
+}
+
+impl Query {
+    /// The limit as an `Option`, `None` meaning unlimited.
+    pub fn limit(&self) -> Option<usize> {
+        (self.limit > 0).then_some(self.limit as usize)
+    }
+}
+
+/// A metric backend. Implement it and name the type in [`crate::export_plugin!`].
+pub trait MetricBackend: Sized + Send + Sync + 'static {
+    /// The plugin's config table, parsed from JSON. Use
+    /// `#[serde(deny_unknown_fields)]` so typos are reported.
+    type Config: DeserializeOwned + Send + 'static;
+
+    /// Builds the backend; fail here if its server cannot be reached.
+    fn create(config: Self::Config) -> impl Future<Output = PluginResult<Self>> + Send;
+
+    /// Stores points; resolve only once they are durable.
+    fn write(&self, batch: RVec<SeriesPoints>) -> impl Future<Output = PluginResult<()>> + Send;
+
+    /// Reads points in `(start, end]` for every requested series.
+    fn fetch(&self, request: FetchRequest) -> impl Future<Output = PluginResult<FetchResponse>> + Send;
+
+    /// Lists stored series a page at a time; `cursor` is `None` for the first page.
+    fn list_series(
+        &self,
+        _cursor: Option<String>,
+        _limit: u64,
+    ) -> impl Future<Output = PluginResult<SeriesListPage>> + Send {
+        async { Err(PluginError::unsupported("list_series")) }
+    }
+
+    /// Deletes points in `(start, end]`; returns how many series had data.
+    fn delete_points(
+        &self,
+        _series: RVec<Series>,
+        _range: TimeRange,
+    ) -> impl Future<Output = PluginResult<u64>> + Send {
+        async { Err(PluginError::unsupported("delete_points")) }
+    }
+
+    /// Counts points in `(start, end]`. The default fetches and counts.
+    fn count_points(&self, series: RVec<Series>, range: TimeRange) -> impl Future<Output = PluginResult<u64>> + Send {
+        async move {
+            let response = self.fetch(FetchRequest { series, range, point_limit: 0 }).await?;
+            Ok(response.series.iter().map(|s| s.points.len() as u64).sum())
+        }
+    }
+
+    /// Creates tables or whatever storage the backend needs.
+    fn configure(&self) -> impl Future<Output = PluginResult<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Flushes and releases resources; called once when the host stops.
+    fn shutdown(&self) -> impl Future<Output = PluginResult<()>> + Send {
+        async { Ok(()) }
+    }
+
+    fn health(&self) -> Health {
+        Health::healthy()
+    }
+
+    fn statistics(&self) -> Vec<Statistic> {
+        Vec::new()
+    }
+}
+
+/// A metadata backend. Only `write` and `find_series` are required; the
+/// others default to answers computed from `find_series`.
+pub trait MetadataBackend: Sized + Send + Sync + 'static {
+    type Config: DeserializeOwned + Send + 'static;
+
+    fn create(config: Self::Config) -> impl Future<Output = PluginResult<Self>> + Send;
+
+    fn write(&self, series: RVec<Series>) -> impl Future<Output = PluginResult<()>> + Send;
+
+    /// Series matching the filter, at most `limit`, with `limited` set when
+    /// more matched.
+    fn find_series(&self, query: Query) -> impl Future<Output = PluginResult<SeriesPage>> + Send;
+
+    fn count_series(&self, query: Query) -> impl Future<Output = PluginResult<CountResult>> + Send {
+        async move {
+            let page = self.find_series(query).await?;
+            Ok(CountResult { count: page.series.len() as u64, limited: page.limited })
+        }
+    }
+
+    fn delete_series(&self, _query: Query) -> impl Future<Output = PluginResult<DeleteResult>> + Send {
+        async { Err(PluginError::unsupported("delete_series")) }
+    }
+
+    fn find_keys(&self, query: Query) -> impl Future<Output = PluginResult<KeysPage>> + Send {
+        async move {
+            let limit = query.limit();
+            let page = self.find_series(Query { limit: 0, ..query }).await?;
+            Ok(crate::sdk::derive::keys_of(&page.series, limit))
+        }
+    }
+
+    fn find_tags(&self, query: Query) -> impl Future<Output = PluginResult<TagsPage>> + Send {
+        async move {
+            let limit = query.limit();
+            let page = self.find_series(Query { limit: 0, ..query }).await?;
+            Ok(crate::sdk::derive::tags_of(&page.series, limit))
+        }
+    }
+
+    /// What the backend evaluates itself. A backend that cannot evaluate
+    /// regexes gets a relaxed filter and the host finishes the job.
+    fn capabilities(&self) -> MetadataCapabilities {
+        MetadataCapabilities { regex: true }
+    }
+
+    fn configure(&self) -> impl Future<Output = PluginResult<()>> + Send {
+        async { Ok(()) }
+    }
+
+    fn shutdown(&self) -> impl Future<Output = PluginResult<()>> + Send {
+        async { Ok(()) }
+    }
+
+    fn health(&self) -> Health {
+        Health::healthy()
+    }
+
+    fn statistics(&self) -> Vec<Statistic> {
+        Vec::new()
+    }
+}
+
+/// A suggest backend.
+pub trait SuggestBackend: Sized + Send + Sync + 'static {
+    type Config: DeserializeOwned + Send + 'static;
+
+    fn create(config: Self::Config) -> impl Future<Output = PluginResult<Self>> + Send;
+
+    fn write(&self, series: RVec<Series>) -> impl Future<Output = PluginResult<()>> + Send;
+
+    /// Keys matching what was typed so far (`key`), best first.
+    fn key_suggest(
+        &self,
+        query: Query,
+        key: Option<String>,
+    ) -> impl Future<Output = PluginResult<Vec<KeySuggestion>>> + Send;
+
+    /// Tag pairs matching a typed key and/or value, best first.
+    fn tag_suggest(
+        &self,
+        query: Query,
+        key: Option<String>,
+        value: Option<String>,
+    ) -> impl Future<Output = PluginResult<Vec<TagSuggestion>>> + Send;
+
+    /// Values of tag `key`.
+    fn tag_value_suggest(&self, query: Query, key: String)
+        -> impl Future<Output = PluginResult<TagValueSuggestion>> + Send;
+
+    /// Every tag key with its values, leaving out `exclude`, at most
+    /// `group_limit` values per key.
+    fn tag_values_suggest(
+        &self,
+        query: Query,
+        exclude: Vec<String>,
+        group_limit: u64,
+    ) -> impl Future<Output = PluginResult<TagValuesSuggestion>> + Send;
+
+    /// Tag keys with their number of distinct values; the values themselves
+    /// for keys with at most `exact_limit` of them.
+    fn tag_key_count(
+        &self,
+        query: Query,
+        exact_limit: u64,
+    ) -> impl Future<Output = PluginResult<TagKeyCountResult>> + Send;
+
+    fn configure(&self) -> impl Future<Output = PluginResult<()>> + Send {
+        async { Ok(()) }
+    }
+
+    fn shutdown(&self) -> impl Future<Output = PluginResult<()>> + Send {
+        async { Ok(()) }
+    }
+
+    fn health(&self) -> Health {
+        Health::healthy()
+    }
+
+    fn statistics(&self) -> Vec<Statistic> {
+        Vec::new()
+    }
+}
+
+/// A queue consumer. `start` spawns the consuming tasks (on
+/// [`crate::sdk::runtime()`]) and returns; each batch goes to
+/// [`IngestSink::ingest`] and is acknowledged only after it answers `Ok`.
+pub trait Consumer: Sized + Send + Sync + 'static {
+    type Config: DeserializeOwned + Send + 'static;
+
+    fn create(config: Self::Config) -> impl Future<Output = PluginResult<Self>> + Send;
+
+    fn start(self: Arc<Self>, sink: crate::sdk::IngestSink) -> impl Future<Output = PluginResult<()>> + Send;
+
+    /// Stop taking messages, finish and acknowledge what is in flight.
+    fn stop(&self) -> impl Future<Output = PluginResult<()>> + Send;
+
+    fn health(&self) -> Health {
+        Health::healthy()
+    }
+
+    fn statistics(&self) -> Vec<Statistic> {
+        Vec::new()
+    }
+}

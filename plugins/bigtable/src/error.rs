@@ -1,0 +1,60 @@
+//! The plugin's errors and how they map onto the host's error kinds.
+
+use std::time::Duration;
+
+use heroic_plugin_api::{ErrorKind, PluginError};
+use tonic::Code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BigtableError {
+    #[error("invalid bigtable config: {0}")]
+    Config(String),
+    #[error("cannot connect to bigtable at {endpoint}: {reason}")]
+    Connect { endpoint: String, reason: String },
+    #[error("cannot get credentials for bigtable: {0}")]
+    Credentials(String),
+    #[error("bigtable {operation} failed after {attempts} attempt(s): {code:?}: {message}")]
+    Rpc { operation: &'static str, attempts: u32, code: Code, message: String },
+    #[error("bigtable {operation} timed out after {attempts} attempt(s) of {timeout:?} each")]
+    Timeout { operation: &'static str, attempts: u32, timeout: Duration },
+    #[error("bigtable {operation}: {failed} of {total} row mutations failed; first: {first}")]
+    PartialWrite { operation: &'static str, failed: usize, total: usize, first: String },
+    #[error(
+        "refused {refused} series whose row key is {bytes} bytes or more (limit {limit} bytes), e.g. key {example:?}"
+    )]
+    RowKeyTooLarge { refused: usize, bytes: usize, limit: usize, example: String },
+    #[error("bigtable returned a malformed read stream: {0}")]
+    Protocol(String),
+}
+
+/// Whether a failed call may succeed if tried again: the transient codes
+/// Google's client libraries retry for idempotent calls. Every call this
+/// plugin makes is idempotent (cells are written at a fixed timestamp).
+pub fn is_retryable(code: Code) -> bool {
+    matches!(code, Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::ResourceExhausted)
+}
+
+impl From<BigtableError> for PluginError {
+    fn from(e: BigtableError) -> Self {
+        let kind = match &e {
+            BigtableError::Config(_) => ErrorKind::Config,
+            BigtableError::Connect { .. } => ErrorKind::Unavailable,
+            BigtableError::Credentials(_) => ErrorKind::Config,
+            BigtableError::Rpc { code, .. } => match code {
+                Code::Unavailable | Code::Aborted | Code::ResourceExhausted => ErrorKind::Unavailable,
+                Code::DeadlineExceeded | Code::Cancelled => ErrorKind::Timeout,
+                Code::InvalidArgument | Code::OutOfRange => ErrorKind::InvalidInput,
+                Code::NotFound | Code::FailedPrecondition | Code::PermissionDenied | Code::Unauthenticated => {
+                    ErrorKind::Config
+                }
+                Code::Unimplemented => ErrorKind::Unsupported,
+                _ => ErrorKind::Internal,
+            },
+            BigtableError::Timeout { .. } => ErrorKind::Timeout,
+            BigtableError::PartialWrite { .. } => ErrorKind::Unavailable,
+            BigtableError::RowKeyTooLarge { .. } => ErrorKind::InvalidInput,
+            BigtableError::Protocol(_) => ErrorKind::Internal,
+        };
+        PluginError::new(kind, e)
+    }
+}

@@ -1,0 +1,34 @@
+//! Heroic's Bigtable metric backend as a plugin (`plugin = "bigtable"`),
+//! reading and writing tables in Heroic's own layout.
+//!
+//! Module map:
+//! - [`config`]: the config table (Heroic's key names, camelCase).
+//! - [`row_key`]: Heroic's row key codec (tiny-serializer compact varints,
+//!   UTF-16 lengths, Java tag order, 2^32 ms periods, resource suffix).
+//! - [`plan`]: which ReadRows calls and filters answer `(start, end]`.
+//! - [`read_rows`]: chunk-to-row assembly and resumption of a failed read.
+//! - [`client`]: tonic channels, credentials, deadlines, retries with
+//!   backoff, MutateRows and the table admin calls.
+//! - [`backend`]: the `MetricBackend`: write, fetch, delete, count,
+//!   configure, health, statistics.
+//! - [`listing`]: key listing by scanning and decoding row keys.
+//! - [`stats`]: counters for `statistics()` and the last failure for `health()`.
+//! - [`error`]: errors and their mapping onto the host's error kinds.
+
+pub mod backend;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod listing;
+pub mod plan;
+pub mod read_rows;
+pub mod row_key;
+pub mod stats;
+
+pub use backend::BigtableBackend;
+pub use config::BigtableConfig;
+
+heroic_plugin_api::export_plugin! {
+    name: "bigtable",
+    metrics: BigtableBackend,
+}

@@ -1,0 +1,319 @@
+//! The HTTP side: an `elasticsearch` crate transport over our own connection
+//! pool (so node discovery never panics, unlike the crate's built-in
+//! reseeding, which unwraps every step), JSON requests with retries, and the
+//! node discovery task.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use elasticsearch::auth::Credentials;
+use elasticsearch::http::headers::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use elasticsearch::http::transport::{Connection, ConnectionPool, TransportBuilder};
+use elasticsearch::http::{Method, Url};
+use elasticsearch::Elasticsearch;
+use parking_lot::{Mutex, RwLock};
+use serde_json::Value;
+
+use crate::config::{Settings, Sniff};
+use crate::error::{Error, Result};
+
+/// Round-robin over the current node list; the discovery task replaces it.
+#[derive(Debug, Clone)]
+struct NodePool {
+    nodes: Arc<RwLock<Vec<Connection>>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl ConnectionPool for NodePool {
+    fn next(&self) -> Connection {
+        let nodes = self.nodes.read();
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % nodes.len().max(1);
+        nodes[i].clone()
+    }
+}
+
+/// Counters reported as statistics.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    pub requests: AtomicU64,
+    pub request_retries: AtomicU64,
+    pub request_failures: AtomicU64,
+    pub sniffs: AtomicU64,
+    pub sniff_failures: AtomicU64,
+    /// Keys or tags answered by paging documents instead of an aggregation.
+    pub scan_fallbacks: AtomicU64,
+}
+
+pub struct EsClient {
+    es: Elasticsearch,
+    pool: NodePool,
+    seeds: Vec<Url>,
+    timeout: Duration,
+    max_retries: u32,
+    backoff: Duration,
+    pub stats: ClientStats,
+    /// Outcome of the latest request, for `health()`.
+    healthy: AtomicBool,
+    last_error: Mutex<String>,
+}
+
+/// `host:port` means `http://host:port`.
+fn seed_url(seed: &str) -> Result<Url> {
+    let text = if seed.contains("://") { seed.to_string() } else { format!("http://{seed}") };
+    let mut url = Url::parse(&text).map_err(|e| Error::Config(format!("bad seed {seed:?}: {e}")))?;
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+impl EsClient {
+    pub fn new(settings: &Settings) -> Result<Arc<Self>> {
+        let f = &settings.fields;
+        let seeds = f.seeds.iter().map(|s| seed_url(s)).collect::<Result<Vec<_>>>()?;
+        let pool = NodePool {
+            nodes: Arc::new(RwLock::new(seeds.iter().cloned().map(Connection::new).collect())),
+            next: Arc::new(AtomicUsize::new(0)),
+        };
+        let mut builder = TransportBuilder::new(pool.clone()).timeout(settings.request_timeout);
+        if let Some(auth) = &f.basic_auth {
+            builder = builder.auth(Credentials::Basic(auth.username.clone(), auth.password.clone()));
+        }
+        let transport = builder.build().map_err(|e| Error::Config(format!("cannot build the http client: {e}")))?;
+        let client = Arc::new(EsClient {
+            es: Elasticsearch::new(transport),
+            pool,
+            seeds,
+            timeout: settings.request_timeout,
+            max_retries: f.max_retries,
+            backoff: Duration::from_millis(f.retry_backoff_ms.max(1)),
+            stats: ClientStats::default(),
+            healthy: AtomicBool::new(true),
+            last_error: Mutex::new(String::new()),
+        });
+        if f.sniff != Sniff::None {
+            spawn_discovery(Arc::downgrade(&client), f.sniff, Duration::from_secs(f.sniff_interval_seconds.max(1)));
+        }
+        Ok(client)
+    }
+
+    /// The nodes requests currently go to, for messages.
+    pub fn nodes(&self) -> String {
+        let nodes = self.pool.nodes.read();
+        nodes.iter().map(|c| c.url().as_str().trim_end_matches('/').to_string()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `None` when healthy, else why not.
+    pub fn unhealthy(&self) -> Option<String> {
+        (!self.healthy.load(Ordering::Relaxed)).then(|| self.last_error.lock().clone())
+    }
+
+    fn mark(&self, ok: bool, error: impl FnOnce() -> String) {
+        self.healthy.store(ok, Ordering::Relaxed);
+        if !ok {
+            *self.last_error.lock() = error();
+        }
+    }
+
+    /// Sends one request, retrying connection failures, timeouts, 429 and
+    /// 502–504 with exponential backoff; returns the status and JSON body.
+    pub async fn send(&self, op: &str, method: Method, path: &str, query: &[(&str, &str)], body: Option<Body>) -> Result<(u16, Value)> {
+        let mut attempt = 0u32;
+        let mut delay = self.backoff;
+        loop {
+            attempt += 1;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let outcome = self.send_once(method, path, query, body.as_ref()).await;
+            let retryable = match &outcome {
+                Ok((status, _)) => matches!(status, 429 | 502 | 503 | 504),
+                Err(_) => true,
+            };
+            if !retryable || attempt > self.max_retries {
+                return match outcome {
+                    Ok((status, value)) => {
+                        self.mark(status < 500, || format!("{op}: http {status}"));
+                        Ok((status, value))
+                    }
+                    Err(SendError { timeout, reason }) => {
+                        self.stats.request_failures.fetch_add(1, Ordering::Relaxed);
+                        let e = if timeout {
+                            Error::Timeout { op: op.to_string(), attempts: attempt, reason }
+                        } else {
+                            Error::Unavailable { op: op.to_string(), attempts: attempt, nodes: self.nodes(), reason }
+                        };
+                        self.mark(false, || e.to_string());
+                        Err(e)
+                    }
+                };
+            }
+            self.stats.request_retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(op, attempt, "elasticsearch request failed, retrying in {delay:?}");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn send_once(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&Body>) -> Result<(u16, Value), SendError> {
+        let mut headers = HeaderMap::new();
+        // osmem-server answers 406 to the vnd.elasticsearch media types.
+        let content_type = match body {
+            Some(Body::Ndjson(_)) => "application/x-ndjson",
+            _ => "application/json",
+        };
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let query = (!query.is_empty()).then_some(query);
+        let response = match body {
+            None => self.es.send(method, path, headers, query, None::<Vec<u8>>, Some(self.timeout)).await,
+            Some(Body::Json(v)) => {
+                self.es.send(method, path, headers, query, Some(serde_json::to_vec(v).expect("json")), Some(self.timeout)).await
+            }
+            Some(Body::Ndjson(s)) => self.es.send(method, path, headers, query, Some(s.as_bytes()), Some(self.timeout)).await,
+        };
+        let response = response.map_err(|e| SendError { timeout: e.is_timeout(), reason: e.to_string() })?;
+        let status = response.status_code().as_u16();
+        let text = response.text().await.map_err(|e| SendError { timeout: e.is_timeout(), reason: e.to_string() })?;
+        let value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Ok((status, value))
+    }
+
+    /// Like [`send`](Self::send), but a non-2xx answer is an error.
+    pub async fn ok(&self, op: &str, method: Method, path: &str, query: &[(&str, &str)], body: Option<Body>) -> Result<Value> {
+        let (status, value) = self.send(op, method, path, query, body).await?;
+        if (200..300).contains(&status) {
+            Ok(value)
+        } else {
+            Err(Error::Server { op: op.to_string(), status, reason: error_reason(&value) })
+        }
+    }
+
+    /// A search over `indices`; missing indices count as empty (a rotating
+    /// index that was never written, or a cluster not configured yet).
+    pub async fn search(&self, op: &str, indices: &[String], body: Value) -> Result<Value> {
+        let path = format!("{}/_search", indices.join(","));
+        self.ok(op, Method::Post, &path, &[("ignore_unavailable", "true"), ("allow_no_indices", "true")], Some(Body::Json(body)))
+            .await
+    }
+
+    /// Checks that some node answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.ok("ping", Method::Get, "/", &[], None).await.map(|_| ())
+    }
+
+    /// One discovery round: replaces the node list, keeps it on failure.
+    pub async fn discover(&self, mode: Sniff) -> Result<usize> {
+        let found = match mode {
+            Sniff::None => return Ok(self.pool.nodes.read().len()),
+            Sniff::Nodes => self.nodes_from_cluster().await?,
+            Sniff::Dns => self.nodes_from_dns().await?,
+        };
+        if found.is_empty() {
+            return Err(Error::Decode { op: "node discovery".into(), reason: "no node found".into() });
+        }
+        let n = found.len();
+        *self.pool.nodes.write() = found.into_iter().map(Connection::new).collect();
+        Ok(n)
+    }
+
+    async fn nodes_from_cluster(&self) -> Result<Vec<Url>> {
+        let value = self.ok("node discovery", Method::Get, "_nodes/http", &[], None).await?;
+        let scheme = self.seeds[0].scheme().to_string();
+        let mut urls = Vec::new();
+        for node in value["nodes"].as_object().into_iter().flat_map(|m| m.values()) {
+            // `publish_address` is `ip:port` or `hostname/ip:port`.
+            let Some(address) = node["http"]["publish_address"].as_str() else { continue };
+            let address = address.rsplit('/').next().unwrap_or(address);
+            if let Ok(url) = seed_url(&format!("{scheme}://{address}")) {
+                urls.push(url);
+            }
+        }
+        Ok(urls)
+    }
+
+    async fn nodes_from_dns(&self) -> Result<Vec<Url>> {
+        let mut urls = Vec::new();
+        for seed in &self.seeds {
+            let host = seed.host_str().unwrap_or("localhost").to_string();
+            let port = seed.port_or_known_default().unwrap_or(9200);
+            let addrs = tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map_err(|e| Error::Unavailable { op: "dns discovery".into(), attempts: 1, nodes: host.clone(), reason: e.to_string() })?;
+            for addr in addrs {
+                let mut url = seed.clone();
+                if url.set_ip_host(addr.ip()).is_ok() {
+                    urls.push(url);
+                }
+            }
+        }
+        urls.sort();
+        urls.dedup();
+        Ok(urls)
+    }
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Json(Value),
+    /// Newline-delimited JSON (bulk).
+    Ndjson(String),
+}
+
+struct SendError {
+    timeout: bool,
+    reason: String,
+}
+
+/// The most useful part of an error answer.
+pub fn error_reason(value: &Value) -> String {
+    let e = &value["error"];
+    if let Some(reason) = e["reason"].as_str() {
+        return match e["type"].as_str() {
+            Some(t) => format!("{t}: {reason}"),
+            None => reason.to_string(),
+        };
+    }
+    let text = value.to_string();
+    text.chars().take(300).collect()
+}
+
+/// Rediscovers nodes every `interval` until the client is dropped.
+fn spawn_discovery(client: Weak<EsClient>, mode: Sniff, interval: Duration) {
+    heroic_plugin_api::sdk::runtime().spawn(async move {
+        loop {
+            let Some(c) = client.upgrade() else { return };
+            match c.discover(mode).await {
+                Ok(n) => {
+                    c.stats.sniffs.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("elasticsearch node discovery found {n} node(s)");
+                }
+                Err(e) => {
+                    c.stats.sniff_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("elasticsearch node discovery failed, keeping {}: {e}", c.nodes());
+                }
+            }
+            drop(c);
+            tokio::time::sleep(interval).await;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_without_scheme_are_http() {
+        assert_eq!(seed_url("db:9200").unwrap().as_str(), "http://db:9200/");
+        assert_eq!(seed_url("https://x/es").unwrap().as_str(), "https://x/es/");
+        assert!(seed_url("http://[bad").is_err());
+    }
+
+    #[test]
+    fn error_reason_prefers_the_server_reason() {
+        let v = serde_json::json!({"error": {"type": "x_exception", "reason": "broken"}, "status": 400});
+        assert_eq!(error_reason(&v), "x_exception: broken");
+    }
+}

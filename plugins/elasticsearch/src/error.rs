@@ -1,0 +1,39 @@
+//! The plugin's errors, and how they map onto the host's error kinds.
+
+use heroic_plugin_api::error::PluginError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid elasticsearch config: {0}")]
+    Config(String),
+    /// No node answered, after every retry.
+    #[error("elasticsearch unavailable: {op} failed after {attempts} attempt(s) against {nodes}: {reason}")]
+    Unavailable { op: String, attempts: u32, nodes: String, reason: String },
+    #[error("elasticsearch timed out: {op} after {attempts} attempt(s): {reason}")]
+    Timeout { op: String, attempts: u32, reason: String },
+    /// The server refused the request (a 4xx other than 429, or a 5xx left after retries).
+    #[error("elasticsearch refused {op}: http {status}: {reason}")]
+    Server { op: String, status: u16, reason: String },
+    /// Some documents of a bulk write still failed after retries.
+    #[error("elasticsearch bulk write: {failed} of {total} document(s) failed after retries; first error: {first}")]
+    Bulk { failed: usize, total: usize, first: String },
+    #[error("unexpected elasticsearch answer to {op}: {reason}")]
+    Decode { op: String, reason: String },
+    #[error("invalid request: {0}")]
+    InvalidInput(String),
+}
+
+impl From<Error> for PluginError {
+    fn from(e: Error) -> Self {
+        match &e {
+            Error::Config(_) => PluginError::config(&e),
+            Error::Unavailable { .. } => PluginError::unavailable(&e),
+            Error::Timeout { .. } => PluginError::timeout(&e),
+            Error::InvalidInput(_) => PluginError::invalid_input(&e),
+            Error::Server { status, .. } if *status == 400 => PluginError::invalid_input(&e),
+            _ => PluginError::internal(&e),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,79 @@
+//! The conformance kit's metadata and suggest suites against both test
+//! servers (start them with `scripts/servers/elasticsearch.sh start`; the
+//! README's test command does). A missing server fails every case with a
+//! message saying so; nothing is skipped.
+//!
+//! Every case creates its own backend through the real ABI (the kit loads
+//! `libheroic_plugin_elasticsearch` from this build's target directory);
+//! cases isolate themselves by unique keys, so they share the indices.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use heroic_plugin_api::testkit::{load_metadata_backend, load_suggest_backend};
+use serde_json::{json, Value};
+
+const OSMEM: &str = "127.0.0.1:9200";
+const NOIDA: &str = "127.0.0.1:9202";
+
+/// Panics with instructions when nothing listens at `addr`.
+fn require_server(name: &str, addr: &str) {
+    let sock = addr.to_socket_addrs().expect("address").next().expect("address");
+    if TcpStream::connect_timeout(&sock, Duration::from_secs(2)).is_err() {
+        panic!(
+            "the {name} test server is not running on {addr}: start it with \
+             `scripts/servers/elasticsearch.sh start` (scripts/test.sh does this)"
+        );
+    }
+}
+
+fn base(addr: &str, role: &str) -> Value {
+    json!({
+        "seeds": [format!("http://{addr}")],
+        "index": {"type": "single", "name": format!("conformance-{role}")},
+        "configure": true,
+        // Read-your-writes: the suites query right after writing.
+        "refresh": "wait_for",
+    })
+}
+
+fn rotating(addr: &str, role: &str) -> Value {
+    let mut c = base(addr, role);
+    c["index"] = json!({"type": "rotating", "pattern": format!("conformance-rot-%s"), "interval": "1d", "max_read_indices": 2, "max_write_indices": 2});
+    c
+}
+
+heroic_plugin_api::metadata_backend_conformance!(mod metadata_osmem, || async {
+    require_server("osmem-server", OSMEM);
+    load_metadata_backend("elasticsearch", base(OSMEM, "metadata")).await
+});
+
+heroic_plugin_api::metadata_backend_conformance!(mod metadata_noida, || async {
+    require_server("noida-db", NOIDA);
+    load_metadata_backend("elasticsearch", base(NOIDA, "metadata")).await
+});
+
+// Rotating indices with two read and two write indices: every series has
+// two copies, which answers must not show.
+heroic_plugin_api::metadata_backend_conformance!(mod metadata_rotating_osmem, || async {
+    require_server("osmem-server", OSMEM);
+    load_metadata_backend("elasticsearch", rotating(OSMEM, "metadata")).await
+});
+
+// Regexes evaluated in the plugin instead of pushed down.
+heroic_plugin_api::metadata_backend_conformance!(mod metadata_plugin_regex_noida, || async {
+    require_server("noida-db", NOIDA);
+    let mut c = base(NOIDA, "metadata");
+    c["regex"] = json!("plugin");
+    load_metadata_backend("elasticsearch", c).await
+});
+
+heroic_plugin_api::suggest_backend_conformance!(mod suggest_osmem, || async {
+    require_server("osmem-server", OSMEM);
+    load_suggest_backend("elasticsearch", base(OSMEM, "suggest")).await
+});
+
+heroic_plugin_api::suggest_backend_conformance!(mod suggest_noida, || async {
+    require_server("noida-db", NOIDA);
+    load_suggest_backend("elasticsearch", base(NOIDA, "suggest")).await
+});

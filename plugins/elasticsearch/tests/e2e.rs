@@ -1,0 +1,236 @@
+//! End to end: the real `heroic` binary with an `examples/elasticsearch.toml`
+//! style config (local metrics, Elasticsearch metadata and suggest) on a
+//! free port, against each test server: writes over HTTP, then filters and
+//! suggestions over HTTP.
+//!
+//! The binary is looked for in this test's target directory
+//! (`target/<profile>/heroic`), which holds it when the whole workspace is
+//! built (`cargo build --workspace`, as the README's test command does).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    deps.parent().unwrap().to_path_buf()
+}
+
+fn heroic_binary() -> PathBuf {
+    let path = profile_dir().join(format!("heroic{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} does not exist: build the whole workspace first (`cargo build --workspace`), \
+         as scripts/test.sh does",
+        path.display()
+    );
+    path
+}
+
+fn require_server(name: &str, addr: &str) {
+    if TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)).is_err() {
+        panic!("the {name} test server is not running on {addr}: start it with `scripts/servers/elasticsearch.sh start`");
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let text = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nx-client-id: e2e\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+struct Node {
+    child: Child,
+    port: u16,
+    _dir: DirGuard,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct DirGuard(PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn start_node(es: &str, run: &str) -> Node {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("heroic-es-e2e-{run}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+
+[plugins]
+dirs = ["{plugins}"]
+
+[[metrics]]
+plugin = "local"
+[metrics.config]
+data_dir = "{dir}/metrics"
+
+[[metadata]]
+plugin = "elasticsearch"
+configure = true
+[metadata.config]
+seeds = ["http://{es}"]
+index = {{ type = "rotating", pattern = "e2e-{run}-%s", interval = "7d" }}
+refresh = "wait_for"
+
+[[suggest]]
+plugin = "elasticsearch"
+configure = true
+[suggest.config]
+seeds = ["http://{es}"]
+index = {{ type = "single", name = "e2e-{run}-suggest" }}
+refresh = "wait_for"
+
+[query]
+allow_anonymous = true
+"#,
+        plugins = profile_dir().display(),
+        dir = dir.display(),
+    );
+    let path = dir.join("heroic.toml");
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new(heroic_binary())
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("cannot start heroic");
+    let mut node = Node { child, port, _dir: DirGuard(dir) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            panic!("heroic exited during start-up with {status} (its log is above)");
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "heroic did not listen on {port} within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    node.port = port;
+    node
+}
+
+/// POSTs and insists on 200 with a clear message naming the endpoint.
+fn post(node: &Node, path: &str, body: Value) -> Value {
+    let (status, answer) = http(node.port, "POST", path, Some(&body));
+    assert_eq!(status, 200, "POST {path} {body}: http {status}: {answer}");
+    answer
+}
+
+fn run(es: &str) {
+    let run = format!("r{}{}", std::process::id(), Instant::now().elapsed().as_nanos() % 1000);
+    let run = format!("{run}{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000);
+    let node = start_node(es, &run);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let key = format!("{run}-cpu");
+    let other = format!("{run}-memory");
+    for (k, host, role) in [(&key, "db1", "database"), (&key, "db2", "database"), (&key, "web1", "frontend"), (&other, "db1", "database")] {
+        post(&node, "/write", json!({
+            "series": {"key": k, "tags": {"host": host, "role": role, "run": run}},
+            "data": {"type": "points", "data": [[now - 1000, 1.0], [now, 2.0]]},
+        }));
+    }
+    let run_f = json!(["=", "run", run]);
+
+    // Filters.
+    let series = |filter: Value| -> Vec<String> {
+        let a = post(&node, "/metadata/series", json!({"filter": filter}));
+        let mut hosts: Vec<String> = a["series"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no series in {a}"))
+            .iter()
+            .map(|s| format!("{}/{}", s["key"].as_str().unwrap(), s["tags"]["host"].as_str().unwrap()))
+            .collect();
+        hosts.sort();
+        hosts
+    };
+    let k = |h: &str| format!("{key}/{h}");
+    assert_eq!(series(json!(["and", run_f, ["key", key]])), vec![k("db1"), k("db2"), k("web1")]);
+    assert_eq!(series(json!(["and", run_f, ["^", "host", "web"]])), vec![k("web1")]);
+    assert_eq!(series(json!(["and", run_f, ["~", "host", "db[0-9]"], ["=", "role", "database"], ["key", key]])), vec![k("db1"), k("db2")]);
+    assert_eq!(series(json!(["and", run_f, ["not", ["+", "role"]]])), Vec::<String>::new());
+    let count = post(&node, "/metadata/series-count", json!({"filter": run_f}));
+    assert_eq!(count["count"], 4, "{count}");
+
+    // Keys and tags: full answers.
+    let keys = post(&node, "/metadata/keys", json!({"filter": run_f}));
+    let mut ks: Vec<&str> = keys["keys"].as_array().unwrap().iter().filter_map(|k| k.as_str()).collect();
+    ks.sort();
+    assert_eq!(ks, vec![key.as_str(), other.as_str()], "{keys}");
+    let tags = post(&node, "/metadata/tags", json!({"filter": run_f}));
+    assert_eq!(tags["tags"]["host"].as_array().map(|a| a.len()), Some(3), "{tags}");
+
+    // Suggestions.
+    let typed = format!("{run}-cp");
+    let a = post(&node, "/metadata/key-suggest", json!({"key": typed, "filter": run_f}));
+    assert_eq!(a["suggestions"][0]["key"], json!(key), "{a}");
+    let a = post(&node, "/metadata/tag-suggest", json!({"key": "ro", "value": "front", "filter": run_f}));
+    assert_eq!(a["suggestions"][0]["key"], "role", "{a}");
+    assert_eq!(a["suggestions"][0]["value"], "frontend", "{a}");
+    let a = post(&node, "/metadata/tag-value-suggest", json!({"key": "host", "filter": run_f}));
+    let mut values: Vec<&str> = a["values"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    values.sort();
+    assert_eq!(values, vec!["db1", "db2", "web1"], "{a}");
+    let a = post(&node, "/metadata/tagkey-count", json!({"filter": run_f}));
+    assert!(a["suggestions"].as_array().is_some_and(|s| s.iter().any(|s| s["key"] == "host" && s["count"] == 3)), "{a}");
+    let a = post(&node, "/metadata/tag-values-suggest", json!({"filter": run_f, "exclude": ["run"]}));
+    assert!(a["suggestions"].as_array().is_some_and(|s| s.iter().any(|s| s["key"] == "role")), "{a}");
+}
+
+#[test]
+fn end_to_end_osmem() {
+    require_server("osmem-server", "127.0.0.1:9200");
+    run("127.0.0.1:9200");
+}
+
+#[test]
+fn end_to_end_noida() {
+    require_server("noida-db", "127.0.0.1:9202");
+    run("127.0.0.1:9202");
+}

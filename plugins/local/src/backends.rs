@@ -1,0 +1,272 @@
+//! The SDK backends: the engine behind Heroic's metric, metadata and suggest
+//! traits. The engine is synchronous (it fsyncs), so every call runs on the
+//! plugin runtime's blocking pool instead of stalling its async workers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use heroic_plugin_api::abi_stable::std_types::RVec;
+use heroic_plugin_api::error::{PluginError, PluginResult};
+use heroic_plugin_api::sdk::{runtime, MetadataBackend, MetricBackend, Query, SuggestBackend};
+use heroic_plugin_api::types::*;
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::metadata::MetadataStore;
+use crate::metrics::{MetricOptions, MetricStore};
+use crate::suggest::{SuggestOptions, SuggestStore};
+
+fn plugin_error(e: Error) -> PluginError {
+    match e {
+        Error::InvalidInput(_) | Error::Filter(_) => PluginError::invalid_input(e),
+        _ => PluginError::internal(e),
+    }
+}
+
+/// Runs blocking engine work off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::Result<T> + Send + 'static) -> PluginResult<T> {
+    match runtime().spawn_blocking(f).await {
+        Ok(r) => r.map_err(plugin_error),
+        Err(e) => Err(PluginError::internal(format_args!("local storage task failed: {e}"))),
+    }
+}
+
+fn stat(name: &str, value: f64) -> Statistic {
+    Statistic { name: name.into(), value }
+}
+
+/// Config of the `local` metric backend.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Directory of the write-ahead log, series catalog and segment files.
+    pub data_dir: PathBuf,
+    /// Flush the in-memory head to a segment once it holds this many points.
+    pub flush_points: usize,
+    /// Flush the head at least this often, in seconds (bounds WAL replay at start).
+    pub flush_interval_seconds: u64,
+    /// Points per compressed block at most (bigger compresses better, smaller reads less).
+    pub block_points: usize,
+    /// Points per write-ahead log record at most; larger writes are split.
+    pub max_record_points: usize,
+    /// Merge all segments into one when there are more than this many.
+    pub compact_segments: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        let o = MetricOptions::default();
+        MetricsConfig {
+            data_dir: PathBuf::from("./data/metrics"),
+            flush_points: o.flush_points,
+            flush_interval_seconds: o.flush_interval.as_secs(),
+            block_points: o.block_points,
+            max_record_points: o.max_record_points,
+            compact_segments: o.compact_segments,
+        }
+    }
+}
+
+pub struct LocalMetrics {
+    store: Arc<MetricStore>,
+}
+
+impl MetricBackend for LocalMetrics {
+    type Config = MetricsConfig;
+
+    async fn create(c: MetricsConfig) -> PluginResult<Self> {
+        if c.block_points == 0 || c.max_record_points == 0 || c.flush_points == 0 || c.flush_interval_seconds == 0 {
+            return Err(PluginError::config(
+                "flush_points, flush_interval_seconds, block_points and max_record_points must be positive",
+            ));
+        }
+        let opts = MetricOptions {
+            flush_points: c.flush_points,
+            flush_interval: Duration::from_secs(c.flush_interval_seconds),
+            block_points: c.block_points,
+            max_record_points: c.max_record_points,
+            compact_segments: c.compact_segments,
+            background_flush: true,
+        };
+        let store = blocking(move || MetricStore::open(&c.data_dir, opts)).await?;
+        Ok(LocalMetrics { store: Arc::new(store) })
+    }
+
+    async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
+        let store = self.store.clone();
+        blocking(move || store.write(&batch)).await
+    }
+
+    async fn fetch(&self, request: FetchRequest) -> PluginResult<FetchResponse> {
+        let store = self.store.clone();
+        blocking(move || store.fetch(&request)).await
+    }
+
+    async fn list_series(&self, cursor: Option<String>, limit: u64) -> PluginResult<SeriesListPage> {
+        let store = self.store.clone();
+        blocking(move || store.list_series(cursor.as_deref(), limit as usize)).await
+    }
+
+    async fn delete_points(&self, series: RVec<Series>, range: TimeRange) -> PluginResult<u64> {
+        let store = self.store.clone();
+        blocking(move || store.delete_range(&series, range)).await
+    }
+
+    async fn count_points(&self, series: RVec<Series>, range: TimeRange) -> PluginResult<u64> {
+        let store = self.store.clone();
+        blocking(move || series.iter().map(|s| store.count(s, range)).sum()).await
+    }
+
+    async fn shutdown(&self) -> PluginResult<()> {
+        let store = self.store.clone();
+        blocking(move || store.flush()).await
+    }
+
+    fn statistics(&self) -> Vec<Statistic> {
+        let s = self.store.stats();
+        vec![
+            stat("series", s.series as f64),
+            stat("head-points", s.head_points as f64),
+            stat("segments", s.segments as f64),
+            stat("blocks", s.blocks as f64),
+            stat("block-points", s.block_points as f64),
+            stat("segment-bytes", s.segment_bytes as f64),
+        ]
+    }
+}
+
+/// Config of the `local` metadata backend.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetadataConfig {
+    /// Directory of the series registry.
+    pub data_dir: PathBuf,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        MetadataConfig { data_dir: PathBuf::from("./data/metadata") }
+    }
+}
+
+pub struct LocalMetadata {
+    store: Arc<MetadataStore>,
+}
+
+impl MetadataBackend for LocalMetadata {
+    type Config = MetadataConfig;
+
+    async fn create(c: MetadataConfig) -> PluginResult<Self> {
+        let store = blocking(move || MetadataStore::open(&c.data_dir)).await?;
+        Ok(LocalMetadata { store: Arc::new(store) })
+    }
+
+    async fn write(&self, series: RVec<Series>) -> PluginResult<()> {
+        let store = self.store.clone();
+        blocking(move || store.write(&series).map(|_| ())).await
+    }
+
+    async fn find_series(&self, q: Query) -> PluginResult<SeriesPage> {
+        let store = self.store.clone();
+        blocking(move || store.find_series(&q.filter, q.limit)).await
+    }
+
+    async fn count_series(&self, q: Query) -> PluginResult<CountResult> {
+        let store = self.store.clone();
+        blocking(move || store.count_series(&q.filter, q.limit)).await
+    }
+
+    async fn delete_series(&self, q: Query) -> PluginResult<DeleteResult> {
+        let store = self.store.clone();
+        blocking(move || store.delete_series(&q.filter, q.limit)).await
+    }
+
+    async fn find_keys(&self, q: Query) -> PluginResult<KeysPage> {
+        let store = self.store.clone();
+        blocking(move || store.find_keys(&q.filter, q.limit)).await
+    }
+
+    async fn find_tags(&self, q: Query) -> PluginResult<TagsPage> {
+        let store = self.store.clone();
+        blocking(move || store.find_tags(&q.filter, q.limit)).await
+    }
+
+    fn statistics(&self) -> Vec<Statistic> {
+        vec![stat("series", self.store.len() as f64)]
+    }
+}
+
+/// Config of the `local` suggest backend.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct SuggestConfig {
+    /// Directory of the suggest registry.
+    pub data_dir: PathBuf,
+    /// Suggestions returned when a request gives no limit.
+    pub default_limit: usize,
+    /// Suggestions returned at most, whatever a request asks for.
+    pub max_limit: usize,
+}
+
+impl Default for SuggestConfig {
+    fn default() -> Self {
+        let o = SuggestOptions::default();
+        SuggestConfig { data_dir: PathBuf::from("./data/suggest"), default_limit: o.default_limit, max_limit: o.max_limit }
+    }
+}
+
+pub struct LocalSuggest {
+    store: Arc<SuggestStore>,
+}
+
+impl SuggestBackend for LocalSuggest {
+    type Config = SuggestConfig;
+
+    async fn create(c: SuggestConfig) -> PluginResult<Self> {
+        let opts = SuggestOptions { default_limit: c.default_limit, max_limit: c.max_limit };
+        let store = blocking(move || SuggestStore::open(&c.data_dir, opts)).await?;
+        Ok(LocalSuggest { store: Arc::new(store) })
+    }
+
+    async fn write(&self, series: RVec<Series>) -> PluginResult<()> {
+        let store = self.store.clone();
+        blocking(move || store.write(&series).map(|_| ())).await
+    }
+
+    async fn key_suggest(&self, q: Query, key: Option<String>) -> PluginResult<Vec<KeySuggestion>> {
+        let store = self.store.clone();
+        blocking(move || store.key_suggest(&q.filter, key.as_deref(), q.limit)).await
+    }
+
+    async fn tag_suggest(&self, q: Query, key: Option<String>, value: Option<String>) -> PluginResult<Vec<TagSuggestion>> {
+        let store = self.store.clone();
+        blocking(move || store.tag_suggest(&q.filter, key.as_deref(), value.as_deref(), q.limit)).await
+    }
+
+    async fn tag_value_suggest(&self, q: Query, key: String) -> PluginResult<TagValueSuggestion> {
+        let store = self.store.clone();
+        blocking(move || store.tag_value_suggest(&q.filter, &key, q.limit)).await
+    }
+
+    async fn tag_values_suggest(&self, q: Query, exclude: Vec<String>, group_limit: u64) -> PluginResult<TagValuesSuggestion> {
+        let store = self.store.clone();
+        blocking(move || store.tag_values_suggest(&q.filter, &exclude, group_limit, q.limit)).await
+    }
+
+    async fn tag_key_count(&self, q: Query, exact_limit: u64) -> PluginResult<TagKeyCountResult> {
+        let store = self.store.clone();
+        blocking(move || store.tag_key_count(&q.filter, exact_limit, q.limit)).await
+    }
+
+    fn statistics(&self) -> Vec<Statistic> {
+        vec![stat("series", self.store.len() as f64)]
+    }
+}
+
+heroic_plugin_api::export_plugin! {
+    name: "local",
+    metrics: LocalMetrics,
+    metadata: LocalMetadata,
+    suggest: LocalSuggest,
+}

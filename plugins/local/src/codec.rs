@@ -1,0 +1,191 @@
+//! Compression of one block of points (one series, sorted unique timestamps).
+//!
+//! Block payload layout (all integers little-endian):
+//!
+//! ```text
+//! kind: u8        0 = raw, 1 = pco floats, 2 = pco decimal-scaled integers
+//! exponent: u8    k for kind 2: value = integer / 10^k
+//! count: u32
+//! ts_len: u32     bytes of the timestamp section
+//! timestamps      raw i64s, or a pco stream of i64 (pco picks delta order)
+//! values          raw f64s, or a pco stream of f64 (kind 1) or i64 (kind 2)
+//! ```
+//!
+//! Why decimal scaling: gauges are usually reported with a few decimals, and
+//! such floats have noisy mantissas that compress badly, while the integers
+//! `round(v * 10^k)` of a random walk differ by small deltas that pco packs
+//! into a few bits. A block is scaled only if every value round-trips
+//! exactly (bit for bit), so it is lossless (VictoriaMetrics' trick).
+//! Tiny blocks are stored raw because a pco header costs more than it saves.
+
+use pco::standalone::{simple_compress, simple_decompress_into};
+use pco::ChunkConfig;
+
+use crate::encoding::{put_u32, put_u8, Reader};
+use crate::error::{Error, Result};
+
+const RAW: u8 = 0;
+const PCO_FLOAT: u8 = 1;
+const PCO_DECIMAL: u8 = 2;
+/// Below this many points a block is stored raw.
+const RAW_BELOW: usize = 8;
+/// Largest decimal exponent tried; beyond it scaling rarely pays off.
+const MAX_EXPONENT: u32 = 9;
+/// Integers beyond 2^53 are not exact in f64.
+const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
+
+/// The smallest `k` such that every value is exactly `integer / 10^k`.
+pub(crate) fn decimal_exponent(values: &[f64]) -> Option<u32> {
+    let first = *values.first()?;
+    let mut k = (0..=MAX_EXPONENT).find(|&k| scales(first, k))?;
+    // Each failing value bumps k; values already checked at a smaller k also
+    // hold at a larger one unless they overflow, so recheck only on a bump.
+    'outer: loop {
+        for &v in values {
+            if !scales(v, k) {
+                k = (k + 1..=MAX_EXPONENT).find(|&k2| scales(v, k2))?;
+                continue 'outer;
+            }
+        }
+        return Some(k);
+    }
+}
+
+#[inline]
+fn scales(v: f64, k: u32) -> bool {
+    let s = POW10[k as usize];
+    let x = (v * s).round();
+    x.abs() < MAX_EXACT && ((x as i64) as f64 / s).to_bits() == v.to_bits()
+}
+
+const POW10: [f64; 10] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+
+fn codec_err(e: impl std::fmt::Display) -> Error {
+    Error::Codec(e.to_string())
+}
+
+/// Appends the encoded block to `out`.
+pub(crate) fn encode_block(ts: &[i64], values: &[f64], out: &mut Vec<u8>) -> Result<()> {
+    debug_assert_eq!(ts.len(), values.len());
+    let n = ts.len();
+    if n < RAW_BELOW {
+        put_u8(out, RAW);
+        put_u8(out, 0);
+        put_u32(out, n as u32);
+        put_u32(out, (n * 8) as u32);
+        ts.iter().for_each(|t| out.extend_from_slice(&t.to_le_bytes()));
+        values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+        return Ok(());
+    }
+    let config = ChunkConfig::default();
+    let ts_bytes = simple_compress(ts, &config).map_err(codec_err)?;
+    let (kind, k, value_bytes) = match decimal_exponent(values) {
+        Some(k) => {
+            let s = POW10[k as usize];
+            let ints: Vec<i64> = values.iter().map(|&v| (v * s).round() as i64).collect();
+            (PCO_DECIMAL, k, simple_compress(&ints, &config).map_err(codec_err)?)
+        }
+        None => (PCO_FLOAT, 0, simple_compress(values, &config).map_err(codec_err)?),
+    };
+    put_u8(out, kind);
+    put_u8(out, k as u8);
+    put_u32(out, n as u32);
+    put_u32(out, ts_bytes.len() as u32);
+    out.extend_from_slice(&ts_bytes);
+    out.extend_from_slice(&value_bytes);
+    Ok(())
+}
+
+/// Decodes a block, appending its points to `ts` and `values`. `scratch` is
+/// reused between calls to avoid an allocation per block.
+pub(crate) fn decode_block(
+    block: &[u8],
+    ts: &mut Vec<i64>,
+    values: &mut Vec<f64>,
+    scratch: &mut Vec<i64>,
+) -> Result<usize> {
+    let bad = || Error::Codec("truncated block header".into());
+    let mut r = Reader::new(block);
+    let kind = r.u8().ok_or_else(bad)?;
+    let k = r.u8().ok_or_else(bad)? as usize;
+    let n = r.u32().ok_or_else(bad)? as usize;
+    let ts_len = r.u32().ok_or_else(bad)? as usize;
+    let ts_bytes = r.bytes(ts_len).ok_or_else(bad)?;
+    let value_bytes = r.rest();
+    match kind {
+        RAW => {
+            Reader::new(ts_bytes).i64s(n, ts).ok_or_else(bad)?;
+            Reader::new(value_bytes).f64s(n, values).ok_or_else(bad)?;
+        }
+        PCO_FLOAT | PCO_DECIMAL => {
+            let base = ts.len();
+            ts.resize(base + n, 0);
+            let p = simple_decompress_into(ts_bytes, &mut ts[base..]).map_err(codec_err)?;
+            if p.n_processed != n {
+                return Err(Error::Codec(format!("block holds {} timestamps, expected {n}", p.n_processed)));
+            }
+            let base = values.len();
+            if kind == PCO_FLOAT {
+                values.resize(base + n, 0.0);
+                let p = simple_decompress_into(value_bytes, &mut values[base..]).map_err(codec_err)?;
+                if p.n_processed != n {
+                    return Err(Error::Codec("short value stream in block".into()));
+                }
+            } else {
+                if k >= POW10.len() {
+                    return Err(Error::Codec(format!("bad decimal exponent {k}")));
+                }
+                scratch.clear();
+                scratch.resize(n, 0);
+                let p = simple_decompress_into(value_bytes, &mut scratch[..]).map_err(codec_err)?;
+                if p.n_processed != n {
+                    return Err(Error::Codec("short value stream in block".into()));
+                }
+                let s = POW10[k];
+                values.extend(scratch.iter().map(|&x| x as f64 / s));
+            }
+        }
+        other => return Err(Error::Codec(format!("unknown block kind {other}"))),
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(ts: &[i64], vals: &[f64]) -> usize {
+        let mut buf = Vec::new();
+        encode_block(ts, vals, &mut buf).unwrap();
+        let (mut t2, mut v2, mut s) = (Vec::new(), Vec::new(), Vec::new());
+        decode_block(&buf, &mut t2, &mut v2, &mut s).unwrap();
+        assert_eq!(t2, ts);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&v2), bits(vals));
+        buf.len()
+    }
+
+    #[test]
+    fn detects_decimal_exponents() {
+        assert_eq!(decimal_exponent(&[1.0, 2.0, -3.0]), Some(0));
+        assert_eq!(decimal_exponent(&[1.5, 2.25, 0.1]), Some(2));
+        assert_eq!(decimal_exponent(&[0.1 + 0.2]), None);
+        assert_eq!(decimal_exponent(&[f64::NAN]), None);
+        assert_eq!(decimal_exponent(&[-0.0]), None, "-0.0 would come back as +0.0");
+        assert_eq!(decimal_exponent(&[1e300]), None);
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        round_trip(&[1, 2, 3], &[0.5, -0.0, f64::NAN]);
+        let ts: Vec<i64> = (0..5000).map(|i| 1_600_000_000_000 + i * 10_000).collect();
+        let dec: Vec<f64> = (0..5000).map(|i| ((i * 37 % 1000) as f64) / 100.0).collect();
+        let size = round_trip(&ts, &dec);
+        assert!(size < 5000 * 2, "decimal block of {size} bytes");
+        let noisy: Vec<f64> = (0..5000).map(|i| (i as f64).sin()).collect();
+        round_trip(&ts, &noisy);
+        let wild: Vec<i64> = (0..100).map(|i| i * 10_000_000_000).collect();
+        let mixed: Vec<f64> = (0..100).map(|i| if i % 2 == 0 { f64::INFINITY } else { 1.0 }).collect();
+        round_trip(&wild, &mixed);
+    }
+}

@@ -1,0 +1,40 @@
+//! Errors of the storage engine. Every message names the file involved, so
+//! an operator can find it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use heroic_plugin_api::filter::FilterError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("i/o error on {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("corrupt file {path}: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("compression failed: {0}")]
+    Codec(String),
+    #[error("invalid filter: {0}")]
+    Filter(#[from] FilterError),
+    #[error("invalid write: {0}")]
+    InvalidInput(String),
+    #[error("log {path} failed earlier and refuses further writes: {reason}")]
+    Poisoned { path: PathBuf, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Attaches a path to an `io::Error`.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, path: &Path) -> Result<T> {
+        self.map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    }
+}
+
+pub(crate) fn corrupt(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Corrupt { path: path.to_path_buf(), reason: reason.into() }
+}

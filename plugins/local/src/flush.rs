@@ -1,0 +1,338 @@
+//! Recovery at open, flushing heads into segments, deletes and compaction of
+//! the metric store (see `metrics.rs` for the sequence-number scheme).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use heroic_plugin_api::types::{Series, TimeRange};
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::encoding::{put_u64, Reader};
+use crate::error::{corrupt, IoContext, Result};
+use crate::head::{merge_runs, Head};
+use crate::log::{sync_dir, RecordLog};
+use crate::metrics::{
+    read_blocks, BlockRef, Catalog, Inner, Mem, MetricOptions, MetricStore, Wake, REC_DEF, REC_POINTS, REC_TOMBSTONE,
+};
+use crate::segment::{parse_segment_name, BlockMeta, Segment, SegmentWriter};
+
+fn wal_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("wal-{seq:020}.log"))
+}
+
+fn parse_wal_name(name: &str) -> Option<u64> {
+    name.strip_prefix("wal-")?.strip_suffix(".log")?.parse().ok()
+}
+
+pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
+    fs::create_dir_all(dir).ctx(dir)?;
+    let catalog_path = dir.join("series.log");
+    let mut catalog = Catalog { ids: HashMap::new(), by_id: BTreeMap::new(), next_id: 0 };
+    let mut tombstones: HashMap<u64, u64> = HashMap::new();
+    let mut bad_record = false;
+    let (catalog_log, _) = RecordLog::open(&catalog_path, |rec| {
+        let mut r = Reader::new(rec);
+        let ok = (|| {
+            match r.u8()? {
+                REC_DEF => {
+                    let id = r.u64()?;
+                    let s = r.series()?;
+                    catalog.next_id = catalog.next_id.max(id + 1);
+                    catalog.by_id.insert(id, s.clone());
+                    catalog.ids.insert(s, id);
+                }
+                REC_TOMBSTONE => {
+                    let id = r.u64()?;
+                    let seq = r.u64()?;
+                    catalog.next_id = catalog.next_id.max(id + 1);
+                    let t = tombstones.entry(id).or_insert(0);
+                    *t = (*t).max(seq);
+                }
+                _ => return None,
+            }
+            Some(())
+        })();
+        bad_record |= ok.is_none();
+    })?;
+    if bad_record {
+        return Err(corrupt(&catalog_path, "undecodable record with a valid checksum"));
+    }
+
+    // Segments and WAL files present.
+    let mut segments: Vec<(Segment, Vec<BlockMeta>)> = Vec::new();
+    let mut wals: Vec<u64> = Vec::new();
+    for entry in fs::read_dir(dir).ctx(dir)? {
+        let entry = entry.ctx(dir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tmp") {
+            // An unfinished segment from a crashed flush; its WAL is still there.
+            fs::remove_file(entry.path()).ctx(&entry.path())?;
+        } else if parse_segment_name(&name).is_some() {
+            segments.push(Segment::open(&entry.path())?);
+        } else if let Some(seq) = parse_wal_name(&name) {
+            wals.push(seq);
+        }
+    }
+    // A compaction that crashed before removing its inputs leaves segments
+    // whose range another segment covers: those are redundant.
+    let ranges: Vec<(u64, u64)> = segments.iter().map(|(s, _)| (s.min_seq, s.max_seq)).collect();
+    let covered = |s: &Segment| {
+        ranges.iter().any(|&(lo, hi)| lo <= s.min_seq && s.max_seq <= hi && (lo, hi) != (s.min_seq, s.max_seq))
+    };
+    let mut mem = Mem {
+        active: Head::default(),
+        active_seq: 0,
+        frozen: Vec::new(),
+        blocks: HashMap::new(),
+        segments: BTreeMap::new(),
+        tombstones,
+    };
+    for (seg, metas) in segments {
+        if covered(&seg) {
+            fs::remove_file(&seg.path).ctx(&seg.path)?;
+            continue;
+        }
+        register(&mut mem, Arc::new(seg), metas);
+    }
+    let max_seg = mem.segments.keys().map(|k| k.1).max().unwrap_or(0);
+    wals.sort_unstable();
+    let max_seq = wals.last().copied().unwrap_or(0).max(max_seg);
+    for &seq in &wals {
+        let path = wal_path(dir, seq);
+        if mem.segments.keys().any(|&(lo, hi)| lo <= seq && seq <= hi) {
+            // Flushed, but the crash came before the WAL was removed.
+            fs::remove_file(&path).ctx(&path)?;
+            continue;
+        }
+        let mut head = Head::default();
+        let mut bad = false;
+        let (_, torn) = RecordLog::open(&path, |rec| bad |= replay_points(rec, &mut head).is_none())?;
+        if bad {
+            return Err(corrupt(&path, "undecodable record with a valid checksum"));
+        }
+        if torn {
+            tracing::warn!(path = %path.display(), "recovered a write-ahead log with a torn tail");
+        }
+        mem.frozen.push((seq, Arc::new(head)));
+    }
+    mem.active_seq = max_seq + 1;
+    let (wal, _) = RecordLog::open(&wal_path(dir, mem.active_seq), |_| ())?;
+    let inner = Arc::new(Inner {
+        dir: dir.to_path_buf(),
+        opts,
+        wal,
+        catalog_log,
+        catalog: RwLock::new(catalog),
+        mem: RwLock::new(mem),
+        flush_lock: Mutex::new(()),
+        wake: Mutex::new(Wake::default()),
+        wake_cond: Condvar::new(),
+    });
+    {
+        let _g = inner.flush_lock.lock();
+        flush_frozen_locked(&inner)?;
+    }
+    let flusher = if inner.opts.background_flush {
+        let inner = inner.clone();
+        let handle = std::thread::Builder::new()
+            .name("heroic-local-flush".into())
+            .spawn(move || flusher(&inner))
+            .map_err(|e| crate::error::Error::Io { path: dir.to_path_buf(), source: e })?;
+        Some(handle)
+    } else {
+        None
+    };
+    Ok(MetricStore { inner, flusher })
+}
+
+fn replay_points(rec: &[u8], head: &mut Head) -> Option<()> {
+    let mut r = Reader::new(rec);
+    if r.u8()? != REC_POINTS {
+        return None;
+    }
+    let (mut ts, mut vals) = (Vec::new(), Vec::new());
+    while !r.is_empty() {
+        let id = r.u64()?;
+        let n = r.u32()? as usize;
+        ts.clear();
+        vals.clear();
+        r.i64s(n, &mut ts)?;
+        r.f64s(n, &mut vals)?;
+        head.append(id, &ts, &vals);
+    }
+    Some(())
+}
+
+/// Adds a segment's blocks, leaving out those a tombstone hides.
+fn register(mem: &mut Mem, seg: Arc<Segment>, metas: Vec<BlockMeta>) {
+    for meta in metas {
+        if mem.visible(meta.series, meta.seq) {
+            mem.blocks.entry(meta.series).or_default().push(BlockRef { seg: seg.clone(), meta });
+        }
+    }
+    mem.segments.insert((seg.min_seq, seg.max_seq), seg);
+}
+
+fn flusher(inner: &Inner) {
+    let tick = inner.opts.flush_interval.min(Duration::from_secs(1));
+    loop {
+        let requested = {
+            let mut wake = inner.wake.lock();
+            if !wake.requested && !wake.stop {
+                inner.wake_cond.wait_for(&mut wake, tick);
+            }
+            if wake.stop {
+                return;
+            }
+            std::mem::take(&mut wake.requested)
+        };
+        let due = {
+            let mem = inner.mem.read();
+            !mem.active.is_empty() && mem.active.created.elapsed() >= inner.opts.flush_interval
+        };
+        if requested || due {
+            if let Err(e) = flush(inner) {
+                tracing::error!(error = %e, "background flush failed");
+            }
+        }
+    }
+}
+
+pub(crate) fn flush(inner: &Inner) -> Result<()> {
+    let _g = inner.flush_lock.lock();
+    if !inner.mem.read().active.is_empty() {
+        rotate_locked(inner)?;
+    }
+    flush_frozen_locked(inner)?;
+    if inner.mem.read().segments.len() > inner.opts.compact_segments {
+        compact_locked(inner)?;
+    }
+    Ok(())
+}
+
+/// Freezes the active head and starts a new WAL file; returns the new
+/// active sequence.
+fn rotate_locked(inner: &Inner) -> Result<u64> {
+    let new_seq = inner.mem.read().active_seq + 1;
+    inner.wal.rotate(&wal_path(&inner.dir, new_seq), || {
+        let mut mem = inner.mem.write();
+        let old = std::mem::take(&mut mem.active);
+        let old_seq = mem.active_seq;
+        mem.frozen.push((old_seq, Arc::new(old)));
+        mem.active_seq = new_seq;
+    })?;
+    Ok(new_seq)
+}
+
+/// Writes every frozen head as a segment, then removes its WAL.
+fn flush_frozen_locked(inner: &Inner) -> Result<()> {
+    loop {
+        let Some((seq, head)) = inner.mem.read().frozen.first().cloned() else { return Ok(()) };
+        let mut writer = SegmentWriter::create(&inner.dir, seq, seq)?;
+        for (id, run) in head.sorted_series() {
+            if inner.mem.read().visible(id, seq) {
+                writer.add_series(id, seq, &run.ts, &run.vals, inner.opts.block_points)?;
+            }
+        }
+        let done = if writer.is_empty() {
+            drop(writer);
+            let tmp = inner.dir.join(crate::segment::segment_name(seq, seq)).with_extension("dat.tmp");
+            fs::remove_file(&tmp).ctx(&tmp)?;
+            None
+        } else {
+            Some(writer.finish()?)
+        };
+        {
+            let mut mem = inner.mem.write();
+            if let Some((seg, metas)) = done {
+                register(&mut mem, Arc::new(seg), metas);
+            }
+            mem.frozen.remove(0);
+        }
+        let wal = wal_path(&inner.dir, seq);
+        fs::remove_file(&wal).ctx(&wal)?;
+        sync_dir(&inner.dir)?;
+    }
+}
+
+pub(crate) fn delete(inner: &Inner, series: &[Series]) -> Result<u64> {
+    let ids: Vec<u64> = {
+        let cat = inner.catalog.read();
+        series.iter().filter_map(|s| cat.ids.get(s).copied()).collect()
+    };
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let _g = inner.flush_lock.lock();
+    // Rotate so that every point written before the delete has a smaller
+    // sequence than the tombstone, in memory and after a replay alike.
+    let tomb = rotate_locked(inner)?;
+    let payloads: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|&id| {
+            let mut p = vec![REC_TOMBSTONE];
+            put_u64(&mut p, id);
+            put_u64(&mut p, tomb);
+            p
+        })
+        .collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    inner.catalog_log.append(&refs)?;
+    let mut deleted = 0;
+    {
+        let mut mem = inner.mem.write();
+        for &id in &ids {
+            let had = mem.blocks.remove(&id).is_some_and(|b| !b.is_empty())
+                || mem.frozen.iter().any(|(_, h)| h.series.contains_key(&id));
+            deleted += u64::from(had);
+            mem.tombstones.insert(id, tomb);
+        }
+    }
+    flush_frozen_locked(inner)?;
+    Ok(deleted)
+}
+
+/// Rewrites every segment into one: merges the blocks of each series (the
+/// small blocks of frequent flushes become full ones), resolves overwrites
+/// and drops deleted data.
+pub(crate) fn compact_locked(inner: &Inner) -> Result<()> {
+    type SeriesBlocks = Vec<(u64, Vec<BlockRef>)>;
+    let (segments, mut blocks): (Vec<Arc<Segment>>, SeriesBlocks) = {
+        let mem = inner.mem.read();
+        (mem.segments.values().cloned().collect(), mem.blocks.iter().map(|(k, v)| (*k, v.clone())).collect())
+    };
+    if segments.len() <= 1 && blocks.iter().all(|(_, b)| b.len() <= 1) {
+        return Ok(());
+    }
+    blocks.sort_unstable_by_key(|(id, _)| *id);
+    let min = segments.iter().map(|s| s.min_seq).min().unwrap_or(0);
+    let max = segments.iter().map(|s| s.max_seq).max().unwrap_or(0);
+    let mut writer = SegmentWriter::create(&inner.dir, min, max)?;
+    let (mut buf, mut scratch) = (Vec::new(), Vec::new());
+    for (id, mut refs) in blocks {
+        if refs.is_empty() {
+            continue;
+        }
+        refs.sort_by_key(|b| (b.meta.seq, b.meta.min_ts));
+        let seq = refs.iter().map(|b| b.meta.seq).max().unwrap_or(0);
+        let run = merge_runs(read_blocks(&refs, TimeRange::ALL, &mut buf, &mut scratch)?);
+        writer.add_series(id, seq, &run.ts, &run.vals, inner.opts.block_points)?;
+    }
+    let (seg, metas) = writer.finish()?;
+    let seg = Arc::new(seg);
+    {
+        let mut mem = inner.mem.write();
+        mem.blocks.clear();
+        mem.segments.clear();
+        register(&mut mem, seg, metas);
+    }
+    for old in segments {
+        if (old.min_seq, old.max_seq) != (min, max) {
+            fs::remove_file(&old.path).ctx(&old.path)?;
+        }
+    }
+    sync_dir(&inner.dir)
+}

@@ -1,0 +1,233 @@
+//! The in-memory series registry and its inverted index: key → series,
+//! tag key → series, tag key → value → series. Posting lists are sorted
+//! vectors of series ids; ids only grow, so inserting is a push.
+//!
+//! A filter is evaluated to an exact set of ids from the posting lists
+//! alone: `starts with` walks the sorted values from the prefix, a regex is
+//! run once per distinct value of its tag (not per series), and `not` is a
+//! complement against the live ids. No series is scanned.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use heroic_plugin_api::filter::{compile_full_match, Filter};
+use heroic_plugin_api::types::Series;
+
+use crate::error::Result;
+
+/// The series a filter selects: every live series, or exactly these ids
+/// (sorted, unique).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Set {
+    All,
+    Ids(Vec<u32>),
+}
+
+#[derive(Default)]
+pub(crate) struct Index {
+    series: Vec<Option<Series>>,
+    ids: HashMap<Series, u32>,
+    keys: BTreeMap<String, Vec<u32>>,
+    tag_keys: BTreeMap<String, Vec<u32>>,
+    pub(crate) tags: BTreeMap<String, BTreeMap<String, Vec<u32>>>,
+}
+
+fn remove_id(list: &mut Vec<u32>, id: u32) {
+    if let Ok(i) = list.binary_search(&id) {
+        list.remove(i);
+    }
+}
+
+impl Index {
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub(crate) fn contains(&self, s: &Series) -> bool {
+        self.ids.contains_key(s)
+    }
+
+    /// Adds a series; false if it was there already.
+    pub(crate) fn insert(&mut self, s: Series) -> bool {
+        if self.ids.contains_key(&s) {
+            return false;
+        }
+        let id = self.series.len() as u32;
+        self.keys.entry(s.key.to_string()).or_default().push(id);
+        for t in s.tags.iter() {
+            self.tag_keys.entry(t.key.to_string()).or_default().push(id);
+            self.tags.entry(t.key.to_string()).or_default().entry(t.value.to_string()).or_default().push(id);
+        }
+        self.ids.insert(s.clone(), id);
+        self.series.push(Some(s));
+        true
+    }
+
+    pub(crate) fn remove(&mut self, s: &Series) -> bool {
+        let Some(id) = self.ids.remove(s) else { return false };
+        self.series[id as usize] = None;
+        if let Some(list) = self.keys.get_mut(s.key.as_str()) {
+            remove_id(list, id);
+            if list.is_empty() {
+                self.keys.remove(s.key.as_str());
+            }
+        }
+        for t in s.tags.iter() {
+            if let Some(list) = self.tag_keys.get_mut(t.key.as_str()) {
+                remove_id(list, id);
+                if list.is_empty() {
+                    self.tag_keys.remove(t.key.as_str());
+                }
+            }
+            if let Some(values) = self.tags.get_mut(t.key.as_str()) {
+                if let Some(list) = values.get_mut(t.value.as_str()) {
+                    remove_id(list, id);
+                    if list.is_empty() {
+                        values.remove(t.value.as_str());
+                    }
+                }
+                if values.is_empty() {
+                    self.tags.remove(t.key.as_str());
+                }
+            }
+        }
+        true
+    }
+
+    pub(crate) fn get(&self, id: u32) -> Option<&Series> {
+        self.series.get(id as usize).and_then(Option::as_ref)
+    }
+
+    /// The series of a set, in id (insertion) order.
+    pub(crate) fn resolve<'a>(&'a self, set: &'a Set) -> Box<dyn Iterator<Item = &'a Series> + 'a> {
+        match set {
+            Set::All => Box::new(self.series.iter().flatten()),
+            Set::Ids(ids) => Box::new(ids.iter().filter_map(|&id| self.get(id))),
+        }
+    }
+
+    pub(crate) fn set_len(&self, set: &Set) -> usize {
+        match set {
+            Set::All => self.len(),
+            Set::Ids(ids) => ids.len(),
+        }
+    }
+
+    /// Distinct series keys of a set, sorted.
+    pub(crate) fn keys_of<'a>(&'a self, set: &'a Set) -> BTreeSet<&'a str> {
+        match set {
+            Set::All => self.keys.keys().map(String::as_str).collect(),
+            Set::Ids(_) => self.resolve(set).map(|s| s.key.as_str()).collect(),
+        }
+    }
+
+    /// Tag key → distinct values (sorted) of a set.
+    pub(crate) fn tags_of<'a>(&'a self, set: &'a Set) -> BTreeMap<&'a str, BTreeSet<&'a str>> {
+        match set {
+            Set::All => self
+                .tags
+                .iter()
+                .map(|(k, values)| (k.as_str(), values.keys().map(String::as_str).collect()))
+                .collect(),
+            Set::Ids(_) => {
+                let mut out: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+                for s in self.resolve(set) {
+                    for t in s.tags.iter() {
+                        out.entry(t.key.as_str()).or_default().insert(t.value.as_str());
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    fn all_ids(&self) -> Vec<u32> {
+        // Slots are in id order, so this is already sorted.
+        self.series.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i as u32).collect()
+    }
+
+    /// The exact set of series matching `filter`.
+    pub(crate) fn eval(&self, filter: &Filter) -> Result<Set> {
+        let list = |l: Option<&Vec<u32>>| Set::Ids(l.cloned().unwrap_or_default());
+        Ok(match filter {
+            Filter::True => Set::All,
+            Filter::False => Set::Ids(Vec::new()),
+            Filter::Key(k) => list(self.keys.get(k)),
+            Filter::HasTag(k) => list(self.tag_keys.get(k)),
+            Filter::MatchTag { key, value } => list(self.tags.get(key).and_then(|v| v.get(value))),
+            Filter::StartsWith { key, value } => {
+                let lists = self.tags.get(key).into_iter().flat_map(|values| {
+                    values.range::<str, _>((std::ops::Bound::Included(value.as_str()), std::ops::Bound::Unbounded))
+                        .take_while(|(v, _)| v.starts_with(value.as_str()))
+                        .map(|(_, ids)| ids)
+                });
+                Set::Ids(union(lists))
+            }
+            Filter::Regex { key, pattern } => {
+                let re = compile_full_match(key, pattern)?;
+                let lists = self
+                    .tags
+                    .get(key)
+                    .into_iter()
+                    .flat_map(|values| values.iter().filter(|(v, _)| re.is_match(v)).map(|(_, ids)| ids));
+                Set::Ids(union(lists))
+            }
+            Filter::And(children) => {
+                let mut sets = Vec::new();
+                for c in children {
+                    match self.eval(c)? {
+                        Set::All => {}
+                        Set::Ids(ids) if ids.is_empty() => return Ok(Set::Ids(ids)),
+                        Set::Ids(ids) => sets.push(ids),
+                    }
+                }
+                sets.sort_by_key(Vec::len);
+                let mut it = sets.into_iter();
+                match it.next() {
+                    None => Set::All,
+                    Some(first) => Set::Ids(it.fold(first, |acc, s| intersect(&acc, &s))),
+                }
+            }
+            Filter::Or(children) => {
+                let mut sets = Vec::new();
+                for c in children {
+                    match self.eval(c)? {
+                        Set::All => return Ok(Set::All),
+                        Set::Ids(ids) => sets.push(ids),
+                    }
+                }
+                Set::Ids(union(sets.iter()))
+            }
+            Filter::Not(inner) => match self.eval(inner)? {
+                Set::All => Set::Ids(Vec::new()),
+                Set::Ids(ids) => Set::Ids(difference(&self.all_ids(), &ids)),
+            },
+        })
+    }
+}
+
+fn union<'a>(lists: impl Iterator<Item = &'a Vec<u32>>) -> Vec<u32> {
+    let mut out: Vec<u32> = lists.flatten().copied().collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+fn difference(all: &[u32], minus: &[u32]) -> Vec<u32> {
+    all.iter().copied().filter(|id| minus.binary_search(id).is_err()).collect()
+}

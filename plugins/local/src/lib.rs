@@ -1,0 +1,40 @@
+//! The `local` plugin: Heroic's metric, metadata and suggest backends on
+//! local disk, so that a single node runs with no servers.
+//!
+//! Module map:
+//! - [`metrics`]: the metric store API (write, fetch, list, delete, count);
+//!   `flush` does recovery at open, flushes, deletes and compaction.
+//! - `log`: append-only record log with checksums and group commit (the WAL,
+//!   the series catalog, the metadata registry).
+//! - `head`: the in-memory head and the last-write-wins merge of runs.
+//! - `segment`: immutable segment files of compressed blocks with an index.
+//! - `codec`: block compression (pco, with decimal scaling of values).
+//! - [`metadata`]: the series registry and its inverted tag index (`index`).
+//! - [`suggest`]: key, tag and value suggestions over the same index.
+//! - [`backends`]: the SDK traits implemented on the engine, and the
+//!   `export_plugin!` call that makes this library the `local` plugin.
+//! - `encoding`, [`error`]: binary helpers and the error type.
+
+pub mod backends;
+pub mod error;
+pub mod metadata;
+pub mod metrics;
+pub mod suggest;
+
+mod codec;
+mod encoding;
+mod flush;
+mod head;
+mod index;
+mod log;
+mod segment;
+
+#[cfg(test)]
+mod metadata_tests;
+#[cfg(test)]
+mod metrics_tests;
+
+pub use error::{Error, Result};
+pub use metadata::MetadataStore;
+pub use metrics::{MetricOptions, MetricStats, MetricStore};
+pub use suggest::{SuggestOptions, SuggestStore};

@@ -1,0 +1,194 @@
+//! The metadata store: a durable registry of series with an inverted tag
+//! index (see `index.rs`).
+//!
+//! Durability: `registry.log` is a record log (see `log.rs`) of `add` and
+//! `remove` records, each an encoded series. A write or delete returns once
+//! its records are fsynced (group commit); writing a series that is already
+//! known costs no I/O. At open the log is replayed; when removes make up
+//! most of it, it is rewritten (to a temporary file, fsynced, renamed).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use heroic_plugin_api::abi_stable::std_types::RString;
+use heroic_plugin_api::filter::Filter;
+use heroic_plugin_api::types::{CountResult, DeleteResult, KeysPage, Series, SeriesPage, TagValues, TagsPage};
+use parking_lot::RwLock;
+
+use crate::encoding::{put_series, Reader};
+use crate::error::{corrupt, IoContext, Result};
+use crate::index::{Index, Set};
+use crate::log::{frame, sync_dir, RecordLog};
+
+const REC_ADD: u8 = 1;
+const REC_REMOVE: u8 = 2;
+
+pub struct MetadataStore {
+    path: PathBuf,
+    log: RecordLog,
+    pub(crate) index: RwLock<Index>,
+}
+
+fn record(kind: u8, s: &Series) -> Vec<u8> {
+    let mut p = vec![kind];
+    put_series(&mut p, s);
+    p
+}
+
+fn limit_of(limit: u64) -> usize {
+    if limit == 0 {
+        usize::MAX
+    } else {
+        usize::try_from(limit).unwrap_or(usize::MAX)
+    }
+}
+
+impl MetadataStore {
+    /// Opens (or creates) the registry in `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<MetadataStore> {
+        let dir = dir.as_ref();
+        fs::create_dir_all(dir).ctx(dir)?;
+        let path = dir.join("registry.log");
+        let mut index = Index::default();
+        let (mut records, mut removes, mut bad) = (0usize, 0usize, false);
+        let (log, _) = RecordLog::open(&path, |rec| {
+            records += 1;
+            let mut r = Reader::new(rec);
+            match (r.u8(), r.series()) {
+                (Some(REC_ADD), Some(s)) => {
+                    index.insert(s);
+                }
+                (Some(REC_REMOVE), Some(s)) => {
+                    removes += 1;
+                    index.remove(&s);
+                }
+                _ => bad = true,
+            }
+        })?;
+        if bad {
+            return Err(corrupt(&path, "undecodable record with a valid checksum"));
+        }
+        let log = if removes > 0 && removes * 2 >= records { rewrite(&path, &index, log)? } else { log };
+        Ok(MetadataStore { path, log, index: RwLock::new(index) })
+    }
+
+    /// Registers series; returns how many were new. Durable on return.
+    pub fn write(&self, series: &[Series]) -> Result<usize> {
+        let normalized = |s: &Series| {
+            let mut s = s.clone();
+            s.normalize();
+            s
+        };
+        {
+            let index = self.index.read();
+            if series.iter().all(|s| index.contains(s)) {
+                return Ok(0);
+            }
+        }
+        let mut index = self.index.write();
+        let mut fresh: Vec<Series> = Vec::new();
+        for s in series {
+            let s = normalized(s);
+            if !index.contains(&s) && !fresh.contains(&s) {
+                fresh.push(s);
+            }
+        }
+        let payloads: Vec<Vec<u8>> = fresh.iter().map(|s| record(REC_ADD, s)).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        self.log.append(&refs)?;
+        let n = fresh.len();
+        for s in fresh {
+            index.insert(s);
+        }
+        Ok(n)
+    }
+
+    /// Series matching `filter`, at most `limit` (0: all), in insertion order.
+    pub fn find_series(&self, filter: &Filter, limit: u64) -> Result<SeriesPage> {
+        let index = self.index.read();
+        let set = index.eval(filter)?;
+        let limit = limit_of(limit);
+        let series: Vec<Series> = index.resolve(&set).take(limit).cloned().collect();
+        Ok(SeriesPage { limited: index.set_len(&set) > limit, series: series.into() })
+    }
+
+    /// Number of matching series, capped at `limit` (0: no cap).
+    pub fn count_series(&self, filter: &Filter, limit: u64) -> Result<CountResult> {
+        let index = self.index.read();
+        let n = index.set_len(&index.eval(filter)?);
+        let limit = limit_of(limit);
+        Ok(CountResult { count: n.min(limit) as u64, limited: n > limit })
+    }
+
+    /// Removes matching series (at most `limit`, 0: all). Durable on return.
+    pub fn delete_series(&self, filter: &Filter, limit: u64) -> Result<DeleteResult> {
+        let mut index = self.index.write();
+        let set = index.eval(filter)?;
+        let victims: Vec<Series> = index.resolve(&set).take(limit_of(limit)).cloned().collect();
+        let payloads: Vec<Vec<u8>> = victims.iter().map(|s| record(REC_REMOVE, s)).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        self.log.append(&refs)?;
+        for s in &victims {
+            index.remove(s);
+        }
+        Ok(DeleteResult { deleted: victims.len() as u64, failed: 0 })
+    }
+
+    /// Distinct keys of matching series, sorted, at most `limit`.
+    pub fn find_keys(&self, filter: &Filter, limit: u64) -> Result<KeysPage> {
+        let index = self.index.read();
+        let set = index.eval(filter)?;
+        let keys = index.keys_of(&set);
+        let limit = limit_of(limit);
+        Ok(KeysPage { limited: keys.len() > limit, keys: keys.into_iter().take(limit).map(RString::from).collect() })
+    }
+
+    /// Tag keys of matching series with their distinct values, at most
+    /// `limit` values per key (as the SDK's derived answer does).
+    pub fn find_tags(&self, filter: &Filter, limit: u64) -> Result<TagsPage> {
+        let index = self.index.read();
+        let set = index.eval(filter)?;
+        let limit = limit_of(limit);
+        let mut any = false;
+        let tags = index
+            .tags_of(&set)
+            .into_iter()
+            .map(|(key, values)| {
+                let limited = values.len() > limit;
+                any |= limited;
+                TagValues { key: key.into(), limited, values: values.into_iter().take(limit).map(RString::from).collect() }
+            })
+            .collect();
+        Ok(TagsPage { tags, limited: any })
+    }
+
+    /// Number of series registered.
+    pub fn len(&self) -> usize {
+        self.index.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Rewrites the log with one `add` per live series.
+fn rewrite(path: &Path, index: &Index, old: RecordLog) -> Result<RecordLog> {
+    drop(old);
+    let tmp = path.with_extension("log.tmp");
+    let mut data = Vec::new();
+    for s in index.resolve(&Set::All) {
+        frame(&mut data, &record(REC_ADD, s));
+    }
+    fs::write(&tmp, &data).ctx(&tmp)?;
+    fs::File::open(&tmp).and_then(|f| f.sync_all()).ctx(&tmp)?;
+    fs::rename(&tmp, path).ctx(path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(RecordLog::open(path, |_| ())?.0)
+}

@@ -1,0 +1,508 @@
+//! The metric store: write-ahead log + in-memory head + immutable compressed
+//! segments. This file holds the public API, the write path and reads;
+//! `flush.rs` holds recovery, flush, delete and compaction.
+//!
+//! Sequence numbers tie the pieces together: the active head and its WAL
+//! file `wal-<seq>.log` share a sequence; a flush freezes the head, starts
+//! `wal-<seq+1>.log`, writes the frozen head as a segment and only then
+//! removes its WAL. Every block remembers the sequence its points came from,
+//! which gives "last write wins" across sources (higher sequence wins) and
+//! makes deletes cheap (a tombstone hides everything below a sequence).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use heroic_plugin_api::abi_stable::std_types::{RNone, RSome, RString, RVec};
+use heroic_plugin_api::types::{
+    FetchRequest, FetchResponse, FetchedSeries, PointBatch, Series, SeriesListPage, SeriesPoints, TimeRange,
+};
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::codec::decode_block;
+use crate::encoding::{put_series, put_u32, put_u64, put_u8};
+use crate::error::{Error, Result};
+use crate::head::{merge_runs, Head, Run};
+use crate::log::RecordLog;
+use crate::segment::{BlockMeta, Segment};
+
+/// Tuning of the metric store.
+#[derive(Clone, Debug)]
+pub struct MetricOptions {
+    /// Flush the head to a segment once it holds this many points.
+    pub flush_points: usize,
+    /// Flush the head at least this often (it bounds WAL replay time).
+    pub flush_interval: Duration,
+    /// Points per compressed block at most.
+    pub block_points: usize,
+    /// Points per WAL record at most; larger writes are split.
+    pub max_record_points: usize,
+    /// Merge all segments into one when there are more than this many.
+    pub compact_segments: usize,
+    /// Run a background thread that flushes on size and age.
+    pub background_flush: bool,
+}
+
+impl Default for MetricOptions {
+    fn default() -> Self {
+        MetricOptions {
+            flush_points: 2_000_000,
+            flush_interval: Duration::from_secs(300),
+            block_points: 8192,
+            max_record_points: 65_536,
+            compact_segments: 8,
+            background_flush: true,
+        }
+    }
+}
+
+pub(crate) const REC_DEF: u8 = 1;
+pub(crate) const REC_TOMBSTONE: u8 = 2;
+pub(crate) const REC_POINTS: u8 = 1;
+
+pub(crate) struct Catalog {
+    pub(crate) ids: HashMap<Series, u64>,
+    pub(crate) by_id: BTreeMap<u64, Series>,
+    pub(crate) next_id: u64,
+}
+
+#[derive(Clone)]
+pub(crate) struct BlockRef {
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) meta: BlockMeta,
+}
+
+pub(crate) struct Mem {
+    pub(crate) active: Head,
+    pub(crate) active_seq: u64,
+    /// Heads being flushed, oldest first, with their sequence.
+    pub(crate) frozen: Vec<(u64, Arc<Head>)>,
+    pub(crate) blocks: HashMap<u64, Vec<BlockRef>>,
+    pub(crate) segments: BTreeMap<(u64, u64), Arc<Segment>>,
+    /// Series id → sources with a smaller sequence are deleted.
+    pub(crate) tombstones: HashMap<u64, u64>,
+}
+
+impl Mem {
+    pub(crate) fn visible(&self, id: u64, seq: u64) -> bool {
+        self.tombstones.get(&id).is_none_or(|&t| seq >= t)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Wake {
+    pub(crate) requested: bool,
+    pub(crate) stop: bool,
+}
+
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: MetricOptions,
+    pub(crate) wal: RecordLog,
+    pub(crate) catalog_log: RecordLog,
+    pub(crate) catalog: RwLock<Catalog>,
+    pub(crate) mem: RwLock<Mem>,
+    /// One flush, delete or compaction at a time.
+    pub(crate) flush_lock: Mutex<()>,
+    pub(crate) wake: Mutex<Wake>,
+    pub(crate) wake_cond: Condvar,
+}
+
+/// The embedded metric store. Cheap to share behind an `Arc`; every method
+/// takes `&self` and is safe to call from many threads.
+pub struct MetricStore {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) flusher: Option<JoinHandle<()>>,
+}
+
+/// Figures about the store, for `/status`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricStats {
+    pub series: u64,
+    pub head_points: u64,
+    pub segments: u64,
+    pub blocks: u64,
+    pub block_points: u64,
+    pub segment_bytes: u64,
+}
+
+impl MetricStore {
+    /// Opens (or creates) a store in `dir`, replaying any write-ahead log
+    /// left by a crash.
+    pub fn open(dir: impl AsRef<Path>, opts: MetricOptions) -> Result<MetricStore> {
+        crate::flush::open(dir.as_ref(), opts)
+    }
+
+    /// Writes points; returns once they are durable (fsynced in the WAL).
+    /// Concurrent callers share fsyncs (group commit).
+    pub fn write(&self, batch: &[SeriesPoints]) -> Result<()> {
+        let inner = &*self.inner;
+        for sp in batch {
+            if sp.points.timestamps.len() != sp.points.values.len() {
+                return Err(Error::InvalidInput(format!(
+                    "series {:?} has {} timestamps but {} values",
+                    sp.series.key,
+                    sp.points.timestamps.len(),
+                    sp.points.values.len()
+                )));
+            }
+        }
+        let ids = inner.resolve_ids(batch.iter().map(|sp| &sp.series))?;
+        let payloads = encode_points(batch, &ids, inner.opts.max_record_points);
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let head_points = inner.wal.append_with(&refs, || {
+            let mut mem = inner.mem.write();
+            for (sp, &id) in batch.iter().zip(&ids) {
+                if !sp.points.is_empty() {
+                    mem.active.append(id, &sp.points.timestamps, &sp.points.values);
+                }
+            }
+            mem.active.points
+        })?;
+        if head_points >= inner.opts.flush_points {
+            if self.flusher.is_some() {
+                inner.request_flush();
+            } else {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads points in `(start, end]` for every requested series.
+    pub fn fetch(&self, req: &FetchRequest) -> Result<FetchResponse> {
+        self.inner.fetch(req)
+    }
+
+    /// Points of one series in `range`, sorted and unique.
+    pub fn fetch_one(&self, series: &Series, range: TimeRange) -> Result<PointBatch> {
+        let req = FetchRequest { series: vec![series.clone()].into(), range, point_limit: 0 };
+        let mut resp = self.fetch(&req)?;
+        Ok(resp.series.pop().map(|s| s.points).unwrap_or_default())
+    }
+
+    /// Number of points of `series` in `range`.
+    pub fn count(&self, series: &Series, range: TimeRange) -> Result<u64> {
+        Ok(self.fetch_one(series, range)?.len() as u64)
+    }
+
+    /// A page of series that hold data, in creation order. `cursor` is the
+    /// `next_cursor` of the previous page.
+    pub fn list_series(&self, cursor: Option<&str>, limit: usize) -> Result<SeriesListPage> {
+        let after = match cursor {
+            None => None,
+            Some(c) => Some(c.parse::<u64>().map_err(|_| Error::InvalidInput(format!("bad cursor {c:?}")))?),
+        };
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let cat = self.inner.catalog.read();
+        let mem = self.inner.mem.read();
+        let start = after.map_or(0, |a| a + 1);
+        let mut out = Vec::new();
+        let mut last = None;
+        let mut more = false;
+        for (&id, series) in cat.by_id.range(start..) {
+            if !self.inner.has_data(&mem, id) {
+                continue;
+            }
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            out.push(series.clone());
+            last = Some(id);
+        }
+        let next_cursor = match (more, last) {
+            (true, Some(id)) => RSome(RString::from(id.to_string())),
+            _ => RNone,
+        };
+        Ok(SeriesListPage { series: out.into(), next_cursor })
+    }
+
+    /// Deletes all points of these series; returns how many had data.
+    pub fn delete(&self, series: &[Series]) -> Result<u64> {
+        crate::flush::delete(&self.inner, series)
+    }
+
+    /// Deletes the points of these series in `range`; returns how many had
+    /// points there. A partial range is done as "delete the series, write
+    /// back the points outside the range": not atomic, a crash in between
+    /// loses the points that were to be kept.
+    pub fn delete_range(&self, series: &[Series], range: TimeRange) -> Result<u64> {
+        if range == TimeRange::ALL {
+            return self.delete(series);
+        }
+        let mut deleted = 0;
+        for s in series {
+            let all = self.fetch_one(s, TimeRange::ALL)?;
+            if !all.timestamps.iter().any(|&t| range.contains(t)) {
+                continue;
+            }
+            deleted += 1;
+            let mut keep = PointBatch::new();
+            for (t, v) in all.timestamps.iter().zip(all.values.iter()) {
+                if !range.contains(*t) {
+                    keep.push(*t, *v);
+                }
+            }
+            self.delete(std::slice::from_ref(s))?;
+            if !keep.is_empty() {
+                self.write(&[SeriesPoints { series: s.clone(), points: keep }])?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Writes the head to a segment now and truncates the WAL.
+    pub fn flush(&self) -> Result<()> {
+        crate::flush::flush(&self.inner)
+    }
+
+    /// Merges every segment into one now.
+    pub fn compact(&self) -> Result<()> {
+        let _g = self.inner.flush_lock.lock();
+        crate::flush::compact_locked(&self.inner)
+    }
+
+    pub fn stats(&self) -> MetricStats {
+        let series = self.inner.catalog.read().by_id.len() as u64;
+        let mem = self.inner.mem.read();
+        let blocks = mem.blocks.values().flatten();
+        MetricStats {
+            series,
+            head_points: (mem.active.points + mem.frozen.iter().map(|f| f.1.points).sum::<usize>()) as u64,
+            segments: mem.segments.len() as u64,
+            blocks: blocks.clone().count() as u64,
+            block_points: blocks.map(|b| u64::from(b.meta.count)).sum(),
+            segment_bytes: mem.segments.values().map(|s| s.size).sum(),
+        }
+    }
+
+    /// Flushes and stops the background thread. Dropping the store without
+    /// closing is safe (the WAL is replayed at the next open), only slower.
+    pub fn close(mut self) -> Result<()> {
+        self.stop_flusher();
+        self.flush()
+    }
+
+    fn stop_flusher(&mut self) {
+        if let Some(handle) = self.flusher.take() {
+            self.inner.wake.lock().stop = true;
+            self.inner.wake_cond.notify_all();
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for MetricStore {
+    fn drop(&mut self) {
+        self.stop_flusher();
+    }
+}
+
+/// Encodes points as WAL records: `REC_POINTS` then, per series chunk,
+/// `id u64 | n u32 | n × ts i64 | n × value f64`, at most `max_points` per
+/// record.
+fn encode_points(batch: &[SeriesPoints], ids: &[u64], max_points: usize) -> Vec<Vec<u8>> {
+    let max_points = max_points.max(1);
+    let mut out = Vec::new();
+    let mut cur: Vec<u8> = Vec::new();
+    let mut cur_points = 0;
+    for (sp, &id) in batch.iter().zip(ids) {
+        let (ts, vals) = (&sp.points.timestamps[..], &sp.points.values[..]);
+        for (t, v) in ts.chunks(max_points).zip(vals.chunks(max_points)) {
+            if cur_points + t.len() > max_points && cur_points > 0 {
+                out.push(std::mem::take(&mut cur));
+                cur_points = 0;
+            }
+            if cur.is_empty() {
+                cur.reserve(1 + t.len() * 16 + 12);
+                put_u8(&mut cur, REC_POINTS);
+            }
+            put_u64(&mut cur, id);
+            put_u32(&mut cur, t.len() as u32);
+            for x in t {
+                cur.extend_from_slice(&x.to_le_bytes());
+            }
+            for x in v {
+                cur.extend_from_slice(&x.to_le_bytes());
+            }
+            cur_points += t.len();
+        }
+    }
+    if cur_points > 0 {
+        out.push(cur);
+    }
+    out
+}
+
+fn normalized(series: &Series) -> std::borrow::Cow<'_, Series> {
+    let sorted = |t: &[heroic_plugin_api::types::Tag]| t.windows(2).all(|w| w[0].key < w[1].key);
+    if sorted(&series.tags) && sorted(&series.resource) {
+        std::borrow::Cow::Borrowed(series)
+    } else {
+        let mut s = series.clone();
+        s.normalize();
+        std::borrow::Cow::Owned(s)
+    }
+}
+
+impl Inner {
+    /// Ids of these series, registering new ones durably first.
+    pub(crate) fn resolve_ids<'a>(&self, series: impl Iterator<Item = &'a Series> + Clone) -> Result<Vec<u64>> {
+        {
+            let cat = self.catalog.read();
+            let found: Option<Vec<u64>> = series.clone().map(|s| cat.ids.get(&*normalized(s)).copied()).collect();
+            if let Some(ids) = found {
+                return Ok(ids);
+            }
+        }
+        let mut cat = self.catalog.write();
+        let mut fresh: Vec<Series> = Vec::new();
+        let mut payloads = Vec::new();
+        for s in series.clone() {
+            let s = normalized(s);
+            if cat.ids.contains_key(&*s) || fresh.contains(&s) {
+                continue;
+            }
+            let id = cat.next_id + fresh.len() as u64;
+            let mut p = vec![REC_DEF];
+            put_u64(&mut p, id);
+            put_series(&mut p, &s);
+            payloads.push(p);
+            fresh.push(s.into_owned());
+        }
+        if !payloads.is_empty() {
+            let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            self.catalog_log.append(&refs)?;
+            for s in fresh {
+                let id = cat.next_id;
+                cat.next_id += 1;
+                cat.by_id.insert(id, s.clone());
+                cat.ids.insert(s, id);
+            }
+        }
+        Ok(series.map(|s| cat.ids[&*normalized(s)]).collect())
+    }
+
+    pub(crate) fn request_flush(&self) {
+        self.wake.lock().requested = true;
+        self.wake_cond.notify_all();
+    }
+
+    fn has_data(&self, mem: &Mem, id: u64) -> bool {
+        mem.blocks.get(&id).is_some_and(|b| !b.is_empty())
+            || mem.active.series.contains_key(&id)
+            || mem.frozen.iter().any(|(seq, h)| h.series.contains_key(&id) && mem.visible(id, *seq))
+    }
+
+    fn fetch(&self, req: &FetchRequest) -> Result<FetchResponse> {
+        let range = req.range;
+        let mut resp = FetchResponse::default();
+        if range.start >= range.end {
+            return Ok(resp);
+        }
+        let ids: Vec<Option<u64>> = {
+            let cat = self.catalog.read();
+            req.series.iter().map(|s| cat.ids.get(&*normalized(s)).copied()).collect()
+        };
+        // Collect what to read under the lock; decode outside it.
+        struct Plan {
+            index: usize,
+            blocks: Vec<BlockRef>,
+            heads: Vec<Run>,
+        }
+        let mut plans = Vec::new();
+        {
+            let mem = self.mem.read();
+            for (index, id) in ids.iter().enumerate() {
+                let Some(id) = *id else { continue };
+                let mut blocks: Vec<BlockRef> = mem
+                    .blocks
+                    .get(&id)
+                    .into_iter()
+                    .flatten()
+                    .filter(|b| b.meta.max_ts > range.start && b.meta.min_ts <= range.end)
+                    .cloned()
+                    .collect();
+                blocks.sort_by_key(|b| (b.meta.seq, b.meta.min_ts));
+                let mut heads = Vec::new();
+                for (seq, head) in &mem.frozen {
+                    if mem.visible(id, *seq) {
+                        heads.extend(head.collect(id, range));
+                    }
+                }
+                heads.extend(mem.active.collect(id, range));
+                if !blocks.is_empty() || !heads.is_empty() {
+                    plans.push(Plan { index, blocks, heads });
+                }
+            }
+        }
+        let mut buf = Vec::new();
+        let mut scratch = Vec::new();
+        let mut total = 0u64;
+        for plan in plans {
+            let mut runs = read_blocks(&plan.blocks, range, &mut buf, &mut scratch)?;
+            runs.extend(plan.heads);
+            let mut run = merge_runs(runs);
+            if req.point_limit > 0 && total + run.len() as u64 > req.point_limit {
+                run.ts.truncate((req.point_limit - total) as usize);
+                run.vals.truncate((req.point_limit - total) as usize);
+                resp.limited = true;
+            }
+            total += run.len() as u64;
+            if !run.ts.is_empty() {
+                resp.series.push(FetchedSeries {
+                    request_index: plan.index as u32,
+                    resource: req.series[plan.index].resource.clone(),
+                    points: PointBatch { timestamps: RVec::from(run.ts), values: RVec::from(run.vals) },
+                });
+            }
+            if resp.limited {
+                break;
+            }
+        }
+        Ok(resp)
+    }
+}
+
+/// Decodes blocks (sorted by sequence) into runs trimmed to `range`. When
+/// the blocks do not overlap in time (the normal case) they are decoded
+/// straight into one run, in time order.
+pub(crate) fn read_blocks(
+    blocks: &[BlockRef],
+    range: TimeRange,
+    buf: &mut Vec<u8>,
+    scratch: &mut Vec<i64>,
+) -> Result<Vec<Run>> {
+    let mut by_time: Vec<&BlockRef> = blocks.iter().collect();
+    by_time.sort_by_key(|b| b.meta.min_ts);
+    let disjoint = by_time.windows(2).all(|w| w[0].meta.max_ts < w[1].meta.min_ts);
+    let decode = |b: &BlockRef, run: &mut Run, buf: &mut Vec<u8>, scratch: &mut Vec<i64>| -> Result<()> {
+        b.seg.read_block(&b.meta, buf)?;
+        decode_block(buf, &mut run.ts, &mut run.vals, scratch)
+            .map_err(|e| crate::error::corrupt(&b.seg.path, format!("block at offset {}: {e}", b.meta.offset)))?;
+        Ok(())
+    };
+    if disjoint {
+        let n: usize = blocks.iter().map(|b| b.meta.count as usize).sum();
+        let mut run = Run { ts: Vec::with_capacity(n), vals: Vec::with_capacity(n) };
+        for b in by_time {
+            decode(b, &mut run, buf, scratch)?;
+        }
+        run.trim(range);
+        return Ok(vec![run]);
+    }
+    let mut runs = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        let mut run = Run::default();
+        decode(b, &mut run, buf, scratch)?;
+        run.trim(range);
+        runs.push(run);
+    }
+    Ok(runs)
+}

@@ -1,0 +1,248 @@
+//! Behaviour tests of the metric store (Heroic's AbstractMetricBackendIT
+//! cases plus durability).
+
+use std::time::Duration;
+
+use heroic_plugin_api::types::{FetchRequest, PointBatch, Series, SeriesPoints, TimeRange};
+
+use crate::metrics::{MetricOptions, MetricStore};
+
+fn opts() -> MetricOptions {
+    MetricOptions { background_flush: false, ..MetricOptions::default() }
+}
+
+fn series(key: &str) -> Series {
+    Series::new(key, [("host", "a"), ("role", "db")], [("pod", "p1")])
+}
+
+fn sp(s: &Series, points: &[(i64, f64)]) -> SeriesPoints {
+    SeriesPoints { series: s.clone(), points: PointBatch::from_pairs(points) }
+}
+
+fn pairs(store: &MetricStore, s: &Series, range: TimeRange) -> Vec<(i64, f64)> {
+    store.fetch_one(s, range).unwrap().to_pairs()
+}
+
+#[test]
+fn interval_is_start_exclusive_end_inclusive() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    let s = series("interval");
+    let input: Vec<(i64, f64)> = [99, 100, 101, 199, 200, 201].iter().map(|&t| (t, t as f64)).collect();
+    store.write(&[sp(&s, &input)]).unwrap();
+    let want = vec![(101, 101.0), (199, 199.0), (200, 200.0)];
+    assert_eq!(pairs(&store, &s, TimeRange::new(100, 200)), want);
+    store.flush().unwrap();
+    assert_eq!(pairs(&store, &s, TimeRange::new(100, 200)), want, "from blocks too");
+}
+
+#[test]
+fn one_point_and_many_fetches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    let (a, b) = (series("a"), series("b"));
+    store.write(&[sp(&a, &[(10, 1.0)]), sp(&b, &[(10, 2.0), (20, 3.0)])]).unwrap();
+    let req = FetchRequest { series: vec![b.clone(), series("missing"), a.clone()].into(), range: TimeRange::new(0, 100), point_limit: 0 };
+    let resp = store.fetch(&req).unwrap();
+    let got: Vec<(u32, Vec<(i64, f64)>)> = resp.series.iter().map(|f| (f.request_index, f.points.to_pairs())).collect();
+    assert_eq!(got, vec![(0, vec![(10, 2.0), (20, 3.0)]), (2, vec![(10, 1.0)])]);
+    assert_eq!(resp.series[0].resource, b.resource);
+    let limited = store.fetch(&FetchRequest { point_limit: 2, ..req }).unwrap();
+    assert!(limited.limited);
+    assert_eq!(limited.series.iter().map(|s| s.points.len()).sum::<usize>(), 2);
+}
+
+#[test]
+fn batches_larger_than_the_internal_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = MetricOptions { max_record_points: 100, block_points: 64, flush_points: 250, ..opts() };
+    let store = MetricStore::open(dir.path(), o.clone()).unwrap();
+    let s = series("big");
+    let points: Vec<(i64, f64)> = (0..400).map(|i| (i * 10, i as f64)).collect();
+    store.write(&[sp(&s, &points)]).unwrap();
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), points);
+    drop(store);
+    let store = MetricStore::open(dir.path(), o).unwrap();
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), points);
+}
+
+#[test]
+fn long_series_over_a_wide_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), MetricOptions { block_points: 1000, ..opts() }).unwrap();
+    let s = series("long");
+    let n = 10_000i64;
+    let step = 1_000_000_000_000 / n;
+    let points: Vec<(i64, f64)> = (0..n).map(|i| (i * step + (i % 7), (i as f64) * 0.25)).collect();
+    store.write(&[sp(&s, &points)]).unwrap();
+    store.flush().unwrap();
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), points);
+    let (lo, hi) = (points[1234].0, points[8765].0);
+    assert_eq!(pairs(&store, &s, TimeRange::new(lo, hi)), points[1235..=8765].to_vec());
+    assert_eq!(store.count(&s, TimeRange::new(lo, hi)).unwrap(), 7531);
+}
+
+#[test]
+fn series_with_many_long_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    let tags: Vec<(String, String)> =
+        (0..110).map(|i| (format!("tag-key-{i:03}-{}", "k".repeat(40)), format!("value-{i}-{}", "v".repeat(60)))).collect();
+    let s = Series::new("many-tags", tags, Vec::<(String, String)>::new());
+    store.write(&[sp(&s, &[(1, 1.0), (2, 2.0)])]).unwrap();
+    drop(store);
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), vec![(1, 1.0), (2, 2.0)]);
+}
+
+#[test]
+fn last_write_wins_across_head_and_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    let s = series("lww");
+    store.write(&[sp(&s, &[(30, 1.0), (10, 1.0), (20, 1.0), (10, 2.0)])]).unwrap();
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), vec![(10, 2.0), (20, 1.0), (30, 1.0)]);
+    store.flush().unwrap();
+    store.write(&[sp(&s, &[(20, 5.0), (5, 5.0)])]).unwrap();
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), vec![(5, 5.0), (10, 2.0), (20, 5.0), (30, 1.0)]);
+    store.flush().unwrap();
+    store.write(&[sp(&s, &[(30, 7.0)])]).unwrap();
+    store.flush().unwrap();
+    let want = vec![(5, 5.0), (10, 2.0), (20, 5.0), (30, 7.0)];
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), want);
+    store.compact().unwrap();
+    assert_eq!(store.stats().segments, 1);
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), want);
+    drop(store);
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), want);
+}
+
+#[test]
+fn restart_keeps_head_and_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = series("restart");
+    {
+        let store = MetricStore::open(dir.path(), opts()).unwrap();
+        store.write(&[sp(&s, &[(1, 1.5)])]).unwrap();
+        store.flush().unwrap();
+        store.write(&[sp(&s, &[(2, 2.5)])]).unwrap();
+        // Dropped without a flush: the second point lives only in the WAL.
+    }
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), vec![(1, 1.5), (2, 2.5)]);
+    store.close().unwrap();
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), vec![(1, 1.5), (2, 2.5)]);
+    let wals = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
+        e.as_ref().unwrap().file_name().to_string_lossy().starts_with("wal-")
+    });
+    assert_eq!(wals.count(), 1, "only the active WAL is left");
+}
+
+#[test]
+fn torn_wal_tail_keeps_everything_before_it() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let s = series("torn");
+    {
+        let store = MetricStore::open(dir.path(), opts()).unwrap();
+        for i in 0..10 {
+            store.write(&[sp(&s, &[(i, i as f64)])]).unwrap();
+        }
+    }
+    let wal = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("wal-"))
+        .unwrap();
+    // A crash in the middle of the next record: a header promising more
+    // bytes than follow, then garbage.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&wal).unwrap();
+    f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9]).unwrap();
+    drop(f);
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    let want: Vec<(i64, f64)> = (0..10).map(|i| (i, i as f64)).collect();
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), want);
+    store.write(&[sp(&s, &[(10, 10.0)])]).unwrap();
+    drop(store);
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(store.count(&s, TimeRange::ALL).unwrap(), 11);
+}
+
+#[test]
+fn delete_list_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    let all: Vec<Series> = (0..5).map(|i| series(&format!("s{i}"))).collect();
+    for s in &all {
+        store.write(&[sp(s, &[(1, 1.0), (2, 2.0)])]).unwrap();
+    }
+    store.flush().unwrap();
+    store.write(&[sp(&all[1], &[(3, 3.0)])]).unwrap();
+    assert_eq!(store.delete(&[all[1].clone(), series("never")]).unwrap(), 1);
+    assert!(pairs(&store, &all[1], TimeRange::ALL).is_empty());
+    // New points after a delete are kept.
+    store.write(&[sp(&all[1], &[(9, 9.0)])]).unwrap();
+    assert_eq!(pairs(&store, &all[1], TimeRange::ALL), vec![(9, 9.0)]);
+    store.delete(&[all[2].clone()]).unwrap();
+    let mut listed = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list_series(cursor.as_deref(), 2).unwrap();
+        listed.extend(page.series.iter().map(|s| s.key.to_string()));
+        match page.next_cursor.into_option() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(listed, vec!["s0", "s1", "s3", "s4"]);
+    drop(store);
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(pairs(&store, &all[1], TimeRange::ALL), vec![(9, 9.0)]);
+    assert!(pairs(&store, &all[2], TimeRange::ALL).is_empty());
+    assert_eq!(store.count(&all[0], TimeRange::ALL).unwrap(), 2);
+    store.compact().unwrap();
+    assert!(pairs(&store, &all[2], TimeRange::ALL).is_empty());
+    assert_eq!(pairs(&store, &all[1], TimeRange::ALL), vec![(9, 9.0)]);
+}
+
+#[test]
+fn background_flush_on_size_and_concurrent_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = MetricOptions { flush_points: 1000, flush_interval: Duration::from_millis(50), ..MetricOptions::default() };
+    let store = std::sync::Arc::new(MetricStore::open(dir.path(), o).unwrap());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let s = series(&format!("c{t}"));
+                for i in 0..50 {
+                    let pts: Vec<(i64, f64)> = (0..100).map(|j| (i * 100 + j, j as f64)).collect();
+                    store.write(&[sp(&s, &pts)]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(store.stats().segments >= 1);
+    for t in 0..4 {
+        assert_eq!(store.count(&series(&format!("c{t}")), TimeRange::ALL).unwrap(), 5000);
+    }
+}
+
+#[test]
+fn delete_a_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    let s = series("range");
+    store.write(&[sp(&s, &[(10, 1.0), (20, 2.0), (30, 3.0)])]).unwrap();
+    assert_eq!(store.delete_range(std::slice::from_ref(&s), TimeRange::new(10, 20)).unwrap(), 1);
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), vec![(10, 1.0), (30, 3.0)]);
+    assert_eq!(store.delete_range(std::slice::from_ref(&s), TimeRange::new(100, 200)).unwrap(), 0);
+    assert_eq!(store.delete_range(std::slice::from_ref(&s), TimeRange::ALL).unwrap(), 1);
+    assert!(pairs(&store, &s, TimeRange::ALL).is_empty());
+}

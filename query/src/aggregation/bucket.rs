@@ -1,0 +1,280 @@
+//! Bucket layout (which buckets a timestamp feeds) and the per-bucket
+//! reducers, stored as arrays indexed by bucket so that updating allocates
+//! nothing per point.
+
+use heroic_plugin_api::types::TimeRange;
+
+use super::cardinality::CardinalityCell;
+use super::result::{GroupKey, MetricValues, SpreadValue};
+use super::{BucketKind, CardinalityMethod};
+use crate::error::{QueryError, Result};
+
+/// More buckets than this in one aggregation is an error.
+pub const MAX_BUCKET_COUNT: i64 = 100_000;
+
+/// Where a bucket's timestamp sits relative to the data it covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BucketStrategy {
+    /// Bucket `t` covers `(t - extent, t]` (Heroic's default).
+    #[default]
+    End,
+    /// Bucket `t` covers `[t, t + extent)`.
+    Start,
+}
+
+impl BucketStrategy {
+    pub fn parse(s: &str) -> Option<BucketStrategy> {
+        match s {
+            "end" => Some(BucketStrategy::End),
+            "start" => Some(BucketStrategy::Start),
+            _ => None,
+        }
+    }
+}
+
+/// Maps timestamps to the buckets they feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketMapping {
+    /// Timestamp of bucket 0.
+    first: i64,
+    /// `range.start`, which timestamps are measured from.
+    offset: i64,
+    size: i64,
+    extent: i64,
+    count: usize,
+    strategy: BucketStrategy,
+}
+
+impl BucketMapping {
+    /// Lays out buckets of `size` over `range`, as Heroic does: with `End`
+    /// the buckets are at `start + size·(i+1)` for `i < (diff+size)/size - 1`;
+    /// with `Start` at `start + size·i` for `i < diff/size`.
+    pub fn new(range: TimeRange, size: i64, extent: i64, strategy: BucketStrategy) -> Result<Self> {
+        let diff = range.end.saturating_sub(range.start);
+        let (first, count) = match strategy {
+            BucketStrategy::End => (range.start + size, diff.saturating_add(size) / size - 1),
+            BucketStrategy::Start => (range.start, diff / size),
+        };
+        if !(1..=MAX_BUCKET_COUNT).contains(&count) {
+            return Err(QueryError::Invalid(format!(
+                "range ({}, {}] with bucket size {size} ms gives {count} buckets: must be between 1 and {MAX_BUCKET_COUNT}",
+                range.start, range.end
+            )));
+        }
+        Ok(BucketMapping { first, offset: range.start, size, extent, count: count as usize, strategy })
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    pub fn timestamp(&self, i: usize) -> i64 {
+        self.first + self.size * i as i64
+    }
+
+    /// The half-open index range of buckets that `t` feeds.
+    #[inline]
+    pub fn map(&self, t: i64) -> std::ops::Range<usize> {
+        let adjusted = t - self.offset;
+        let (lo, hi) = match self.strategy {
+            BucketStrategy::End => ((adjusted - 1).div_euclid(self.size), (adjusted + self.extent - 1).div_euclid(self.size)),
+            BucketStrategy::Start => {
+                ((adjusted + self.size - self.extent).div_euclid(self.size) , (adjusted + self.size).div_euclid(self.size))
+            }
+        };
+        let lo = lo.max(0) as usize;
+        let hi = hi.clamp(0, self.count as i64) as usize;
+        lo..hi.max(lo)
+    }
+}
+
+/// Reducer state for every bucket of one session.
+pub(crate) enum State {
+    Sum { sum: Vec<f64>, seen: Vec<bool> },
+    Sum2 { sum: Vec<f64>, seen: Vec<bool> },
+    Average { sum: Vec<f64>, n: Vec<u64> },
+    Min(Vec<f64>),
+    Max(Vec<f64>),
+    Count(Vec<u64>),
+    /// Welford's running mean and squared deviations.
+    StdDev { mean: Vec<f64>, m2: Vec<f64>, n: Vec<u64> },
+    Spread(Vec<SpreadValue>),
+    /// Exact quantile: the values of each bucket are kept.
+    Quantile { q: f64, values: Vec<Vec<f64>> },
+    Rate { first: Vec<i64>, last: Vec<(i64, f64)>, rate: Vec<f64>, seen: Vec<bool> },
+    Cardinality { include_key: bool, cells: Vec<CardinalityCell> },
+}
+
+impl State {
+    pub fn new(kind: &BucketKind, n: usize) -> State {
+        match kind {
+            BucketKind::Sum => State::Sum { sum: vec![0.0; n], seen: vec![false; n] },
+            BucketKind::Sum2 => State::Sum2 { sum: vec![0.0; n], seen: vec![false; n] },
+            BucketKind::Average => State::Average { sum: vec![0.0; n], n: vec![0; n] },
+            BucketKind::Min => State::Min(vec![f64::INFINITY; n]),
+            BucketKind::Max => State::Max(vec![f64::NEG_INFINITY; n]),
+            BucketKind::Count => State::Count(vec![0; n]),
+            BucketKind::StdDev => State::StdDev { mean: vec![0.0; n], m2: vec![0.0; n], n: vec![0; n] },
+            BucketKind::Spread => State::Spread(vec![SpreadValue::EMPTY; n]),
+            BucketKind::Quantile { q, .. } => State::Quantile { q: *q, values: vec![Vec::new(); n] },
+            BucketKind::RatePerSecond => State::Rate {
+                first: vec![0; n],
+                last: vec![(0, 0.0); n],
+                rate: vec![0.0; n],
+                seen: vec![false; n],
+            },
+            BucketKind::Cardinality(m) => {
+                let include_key = match m {
+                    CardinalityMethod::Exact { include_key }
+                    | CardinalityMethod::Hll { include_key, .. }
+                    | CardinalityMethod::Hllp { include_key, .. } => *include_key,
+                };
+                State::Cardinality { include_key, cells: (0..n).map(|_| CardinalityCell::new(m)).collect() }
+            }
+        }
+    }
+
+    /// Feeds points; non-finite values are skipped (Heroic's `valid()`).
+    pub fn update_points(&mut self, m: &BucketMapping, key: &GroupKey, ts: &[i64], vals: &[f64]) {
+        // The match is outside the loops so each loop body is monomorphic.
+        fn each(m: &BucketMapping, ts: &[i64], vals: &[f64], mut f: impl FnMut(usize, i64, f64)) {
+            for (&t, &v) in ts.iter().zip(vals) {
+                if !v.is_finite() {
+                    continue;
+                }
+                for i in m.map(t) {
+                    f(i, t, v);
+                }
+            }
+        }
+        match self {
+            State::Sum { sum, seen } => each(m, ts, vals, |i, _, v| {
+                sum[i] += v;
+                seen[i] = true;
+            }),
+            State::Sum2 { sum, seen } => each(m, ts, vals, |i, _, v| {
+                sum[i] += v * v;
+                seen[i] = true;
+            }),
+            State::Average { sum, n } => each(m, ts, vals, |i, _, v| {
+                sum[i] += v;
+                n[i] += 1;
+            }),
+            State::Min(min) => each(m, ts, vals, |i, _, v| min[i] = min[i].min(v)),
+            State::Max(max) => each(m, ts, vals, |i, _, v| max[i] = max[i].max(v)),
+            State::Count(n) => each(m, ts, vals, |i, _, _| n[i] += 1),
+            State::StdDev { mean, m2, n } => each(m, ts, vals, |i, _, v| {
+                n[i] += 1;
+                let delta = v - mean[i];
+                mean[i] += delta / n[i] as f64;
+                m2[i] += delta * (v - mean[i]);
+            }),
+            State::Spread(s) => each(m, ts, vals, |i, _, v| s[i].add_point(v)),
+            State::Quantile { values, .. } => each(m, ts, vals, |i, _, v| values[i].push(v)),
+            State::Rate { first, last, rate, seen } => each(m, ts, vals, |i, t, v| {
+                if !seen[i] {
+                    seen[i] = true;
+                    first[i] = t;
+                } else if v > last[i].1 {
+                    // A counter reset (a drop) contributes nothing.
+                    rate[i] += v - last[i].1;
+                }
+                last[i] = (t, v);
+            }),
+            State::Cardinality { include_key, cells } => {
+                let seed = if *include_key { super::cardinality::key_seed(key) } else { 0 };
+                each(m, ts, vals, |i, _, v| cells[i].offer(seed, v.to_bits()))
+            }
+        }
+    }
+
+    /// Feeds spreads (the output of `spread`, or distributed partials).
+    pub fn update_spreads(&mut self, m: &BucketMapping, key: &GroupKey, spreads: &[(i64, SpreadValue)]) {
+        for &(t, s) in spreads {
+            if s.count == 0 {
+                continue;
+            }
+            for i in m.map(t) {
+                match self {
+                    State::Sum { sum, seen } => {
+                        sum[i] += s.sum;
+                        seen[i] = true;
+                    }
+                    State::Sum2 { sum, seen } => {
+                        sum[i] += s.sum2;
+                        seen[i] = true;
+                    }
+                    State::Average { sum, n } => {
+                        sum[i] += s.sum;
+                        n[i] += s.count;
+                    }
+                    State::Min(min) => min[i] = min[i].min(s.min),
+                    State::Max(max) => max[i] = max[i].max(s.max),
+                    State::Count(n) => n[i] += 1,
+                    State::StdDev { mean, m2, n } => {
+                        // Chan et al.: merge (count, mean, M2) of the spread.
+                        let (nb, mb) = (s.count as f64, s.sum / s.count as f64);
+                        let m2b = (s.sum2 - s.sum * s.sum / s.count as f64).max(0.0);
+                        let na = n[i] as f64;
+                        let delta = mb - mean[i];
+                        let total = na + nb;
+                        mean[i] += delta * nb / total;
+                        m2[i] += m2b + delta * delta * na * nb / total;
+                        n[i] += s.count;
+                    }
+                    State::Spread(sp) => sp[i].merge(&s),
+                    State::Quantile { .. } | State::Rate { .. } => {}
+                    State::Cardinality { include_key, cells } => {
+                        let seed = if *include_key { super::cardinality::key_seed(key) } else { 0 };
+                        cells[i].offer(seed, s.sum.to_bits() ^ s.count.rotate_left(17) ^ s.min.to_bits().rotate_left(31));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The bucket values; empty or invalid buckets are dropped (count and
+    /// cardinality emit 0).
+    pub fn build(&mut self, m: &BucketMapping) -> MetricValues {
+        let n = m.count();
+        let mut out = Vec::with_capacity(n);
+        let mut push = |i: usize, v: f64| {
+            if v.is_finite() {
+                out.push((m.timestamp(i), v));
+            }
+        };
+        match self {
+            State::Sum { sum, seen } | State::Sum2 { sum, seen } => (0..n).filter(|&i| seen[i]).for_each(|i| push(i, sum[i])),
+            State::Average { sum, n: c } => (0..n).filter(|&i| c[i] > 0).for_each(|i| push(i, sum[i] / c[i] as f64)),
+            State::Min(v) | State::Max(v) => (0..n).for_each(|i| push(i, v[i])),
+            State::Count(c) => (0..n).for_each(|i| push(i, c[i] as f64)),
+            State::StdDev { m2, n: c, .. } => {
+                (0..n).filter(|&i| c[i] > 1).for_each(|i| push(i, (m2[i] / (c[i] - 1) as f64).sqrt()))
+            }
+            State::Spread(s) => {
+                return MetricValues::Spreads(
+                    (0..n).filter(|&i| s[i].count > 0).map(|i| (m.timestamp(i), s[i])).collect(),
+                )
+            }
+            State::Quantile { q, values } => {
+                for (i, v) in values.iter_mut().enumerate() {
+                    if v.is_empty() {
+                        continue;
+                    }
+                    v.sort_by(f64::total_cmp);
+                    // The rank Heroic's estimator returns with no error: floor(q·n), 1-based.
+                    let rank = ((*q * v.len() as f64) as usize).clamp(1, v.len());
+                    push(i, v[rank - 1]);
+                }
+            }
+            State::Rate { first, last, rate, seen } => (0..n).filter(|&i| seen[i]).for_each(|i| {
+                let dt = last[i].0 - first[i];
+                if dt > 0 {
+                    push(i, rate[i] / dt as f64 * 1000.0)
+                }
+            }),
+            State::Cardinality { cells, .. } => (0..n).for_each(|i| push(i, cells[i].count() as f64)),
+        }
+        MetricValues::Points(out)
+    }
+}

@@ -1,0 +1,241 @@
+//! Aggregation output: result groups, their values and Heroic's group hash.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use heroic_plugin_api::types::{Series, Tag};
+use serde_json::{json, Value};
+
+/// A group key (or shard): tag name → value, sorted.
+pub type GroupKey = BTreeMap<String, String>;
+
+/// A spread: summary statistics of the values in a bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SpreadValue {
+    pub count: u64,
+    pub sum: f64,
+    pub sum2: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl SpreadValue {
+    pub const EMPTY: SpreadValue =
+        SpreadValue { count: 0, sum: 0.0, sum2: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
+
+    #[inline]
+    pub fn add_point(&mut self, v: f64) {
+        self.count += 1;
+        self.sum += v;
+        self.sum2 += v * v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
+    pub fn merge(&mut self, o: &SpreadValue) {
+        self.count += o.count;
+        self.sum += o.sum;
+        self.sum2 += o.sum2;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+    }
+}
+
+/// The values of a group: Heroic's `points` or `spreads` collection.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricValues {
+    Points(Vec<(i64, f64)>),
+    Spreads(Vec<(i64, SpreadValue)>),
+}
+
+impl MetricValues {
+    /// The collection type (`"points"` or `"spreads"`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            MetricValues::Points(_) => "points",
+            MetricValues::Spreads(_) => "spreads",
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            MetricValues::Points(p) => p.len(),
+            MetricValues::Spreads(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Heroic's `values` array: `[[t, v]]` (non-finite `v` as `null`) or
+    /// `[[t, {count,sum,sum2,min,max}]]`.
+    pub fn to_json(&self) -> Value {
+        let num = |v: f64| if v.is_finite() { json!(v) } else { Value::Null };
+        match self {
+            MetricValues::Points(p) => Value::Array(p.iter().map(|&(t, v)| json!([t, num(v)])).collect()),
+            MetricValues::Spreads(s) => Value::Array(
+                s.iter()
+                    .map(|(t, s)| {
+                        json!([t, {"count": s.count, "sum": num(s.sum), "sum2": num(s.sum2), "min": num(s.min), "max": num(s.max)}])
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// One group of an aggregation's result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultGroup {
+    /// The group key (tags, or resource tags, the group is keyed on).
+    pub key: GroupKey,
+    /// The series that fed the group, sorted (with the resource tags they were read with).
+    pub series: Vec<Series>,
+    /// Milliseconds between values (bucket size); 0 for raw data, -1 when irregular.
+    pub cadence: i64,
+    pub values: MetricValues,
+}
+
+/// What the series of a group have in common (`key`, `tags`, `tagCounts`,
+/// `resource`, `resourceCounts` of a response group).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct SeriesSummary {
+    /// The key if every series has the same one.
+    pub key: Option<String>,
+    /// Tags with exactly one value across the series.
+    pub tags: GroupKey,
+    /// Number of distinct values of tags with more than one.
+    pub tag_counts: BTreeMap<String, u64>,
+    pub resource: GroupKey,
+    pub resource_counts: BTreeMap<String, u64>,
+}
+
+fn summarize<'a>(lists: impl Iterator<Item = &'a [Tag]>) -> (GroupKey, BTreeMap<String, u64>) {
+    let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for list in lists {
+        for t in list {
+            values.entry(t.key.as_str()).or_default().insert(t.value.as_str());
+        }
+    }
+    let (mut single, mut counts) = (GroupKey::new(), BTreeMap::new());
+    for (k, vs) in values {
+        if vs.len() == 1 {
+            single.insert(k.to_string(), vs.into_iter().next().expect("one").to_string());
+        } else {
+            counts.insert(k.to_string(), vs.len() as u64);
+        }
+    }
+    (single, counts)
+}
+
+impl ResultGroup {
+    /// Heroic's group `hash` for this group on `shard` (empty for no shard).
+    pub fn hash(&self, shard: &GroupKey) -> String {
+        group_hash(shard, &self.key)
+    }
+
+    /// Key, tags and tag counts of the series that fed the group.
+    pub fn summary(&self) -> SeriesSummary {
+        let keys: BTreeSet<&str> = self.series.iter().map(|s| s.key.as_str()).collect();
+        let (tags, tag_counts) = summarize(self.series.iter().map(|s| &s.tags[..]));
+        let (resource, resource_counts) = summarize(self.series.iter().map(|s| &s.resource[..]));
+        SeriesSummary {
+            key: if keys.len() == 1 { keys.into_iter().next().map(str::to_string) } else { None },
+            tags,
+            tag_counts,
+            resource,
+            resource_counts,
+        }
+    }
+}
+
+/// murmur3_32 (x86, seed 0) over shard entries then group-key entries, each
+/// string preceded by an int 0, with an int 0 between shard and key, as
+/// lowercase hex without leading zeros (Java `Integer.toHexString`).
+/// Entries are taken in sorted order.
+pub fn group_hash(shard: &GroupKey, key: &GroupKey) -> String {
+    let mut bytes = Vec::new();
+    let sep = 0i32.to_le_bytes();
+    let put = |map: &GroupKey, bytes: &mut Vec<u8>| {
+        for (k, v) in map {
+            bytes.extend_from_slice(&sep);
+            bytes.extend_from_slice(k.as_bytes());
+            bytes.extend_from_slice(&sep);
+            bytes.extend_from_slice(v.as_bytes());
+        }
+    };
+    put(shard, &mut bytes);
+    bytes.extend_from_slice(&sep);
+    put(key, &mut bytes);
+    format!("{:x}", murmur3_32(&bytes, 0))
+}
+
+/// MurmurHash3 x86 32-bit.
+pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
+    const C1: u32 = 0xcc9e_2d51;
+    const C2: u32 = 0x1b87_3593;
+    let mut h = seed;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+        h ^= k;
+        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let mut k = 0u32;
+        for (i, b) in tail.iter().enumerate() {
+            k |= (*b as u32) << (8 * i);
+        }
+        h ^= k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+    }
+    h ^= data.len() as u32;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur3_reference_vectors() {
+        assert_eq!(murmur3_32(b"", 0), 0);
+        assert_eq!(murmur3_32(b"", 1), 0x514e_28b7);
+        assert_eq!(murmur3_32(b"hello", 0), 0x248b_fa47);
+        assert_eq!(murmur3_32(b"The quick brown fox jumps over the lazy dog", 0), 0x2e4f_f723);
+    }
+
+    #[test]
+    fn group_hash_is_stable_and_distinguishes_keys() {
+        let empty = GroupKey::new();
+        let a: GroupKey = [("site".to_string(), "lon".to_string())].into();
+        let b: GroupKey = [("site".to_string(), "sto".to_string())].into();
+        // Empty shard and key: the bytes are a single int 0.
+        assert_eq!(group_hash(&empty, &empty), format!("{:x}", murmur3_32(&[0, 0, 0, 0], 0)));
+        assert_ne!(group_hash(&empty, &a), group_hash(&empty, &b));
+        assert_ne!(group_hash(&a, &empty), group_hash(&empty, &a));
+    }
+
+    #[test]
+    fn summary_splits_single_and_counted_tags() {
+        let g = ResultGroup {
+            key: GroupKey::new(),
+            series: vec![
+                Series::new("cpu", [("host", "a"), ("site", "lon")], [("pod", "p1")]),
+                Series::new("cpu", [("host", "b"), ("site", "lon")], [("pod", "p1")]),
+            ],
+            cadence: 10,
+            values: MetricValues::Points(vec![]),
+        };
+        let s = g.summary();
+        assert_eq!(s.key.as_deref(), Some("cpu"));
+        assert_eq!(s.tags.get("site").map(String::as_str), Some("lon"));
+        assert_eq!(s.tag_counts.get("host"), Some(&2));
+        assert_eq!(s.resource.get("pod").map(String::as_str), Some("p1"));
+    }
+}

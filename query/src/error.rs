@@ -1,0 +1,77 @@
+//! The crate's error type. Every error is a client error (HTTP 400 in the
+//! host): it says what was wrong and where.
+
+use std::fmt;
+
+/// A position in HQL source text, 1-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+/// Why a query, filter, aggregation or request was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    /// HQL syntax (or meaning) error at a source position.
+    #[error("{line}:{col}: {message}")]
+    Parse { line: u32, col: u32, message: String },
+    /// A JSON body or fragment had the wrong shape; `path` is serde-style
+    /// (`queries.A.aggregation.each[0].type`).
+    #[error("{path}: {message}")]
+    Json { path: String, message: String },
+    /// Anything else that makes the query invalid (bad bucket count, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// The aggregation retained more data points or buckets than allowed.
+    #[error("aggregation limit reached: more than {limit} datapoints or buckets retained")]
+    AggregationLimit { limit: u64 },
+}
+
+impl QueryError {
+    pub(crate) fn parse(pos: Pos, message: impl Into<String>) -> Self {
+        QueryError::Parse { line: pos.line, col: pos.col, message: message.into() }
+    }
+
+    pub(crate) fn json(path: &str, message: impl Into<String>) -> Self {
+        let path = if path.is_empty() { "$".to_string() } else { path.to_string() };
+        QueryError::Json { path, message: message.into() }
+    }
+
+    /// `(line, col)` for parse errors, so the host can add them to its error body.
+    pub fn line_col(&self) -> Option<(u32, u32)> {
+        match self {
+            QueryError::Parse { line, col, .. } => Some((*line, *col)),
+            _ => None,
+        }
+    }
+
+    /// The JSON path for shape errors.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            QueryError::Json { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+/// Builds a JSON path element for a key (`a.b`) or index (`a[0]`).
+pub(crate) fn join_path(base: &str, key: &str) -> String {
+    if base.is_empty() {
+        key.to_string()
+    } else {
+        format!("{base}.{key}")
+    }
+}
+
+pub(crate) fn index_path(base: &str, i: usize) -> String {
+    format!("{base}[{i}]")
+}

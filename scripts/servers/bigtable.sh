@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Test server for the bigtable plugin: Google's Bigtable emulator
+# (`cbtemulator`, in memory), on 127.0.0.1:8086.
+#
+# The emulator comes with the machine as the Debian package
+# google-cloud-cli-bigtable-emulator, whose apt source is disabled: it cannot
+# be installed from here, so a missing emulator is an error, not a skip.
+#
+# Usage: scripts/servers/bigtable.sh start|stop|status
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+HOST=127.0.0.1
+PORT=${BIGTABLE_EMULATOR_PORT:-8086}
+STATE=target/test-servers/bigtable
+PIDFILE=$STATE/cbtemulator.pid
+LOG=$STATE/cbtemulator.log
+
+log() { echo "bigtable.sh: $*" >&2; }
+
+find_emulator() {
+    if [ -n "${CBTEMULATOR:-}" ] && [ -x "$CBTEMULATOR" ]; then
+        echo "$CBTEMULATOR"
+        return 0
+    fi
+    if command -v cbtemulator >/dev/null 2>&1; then
+        command -v cbtemulator
+        return 0
+    fi
+    local path
+    path=$(dpkg -L google-cloud-cli-bigtable-emulator 2>/dev/null | grep '/cbtemulator$' | head -n1 || true)
+    if [ -n "$path" ] && [ -x "$path" ]; then
+        echo "$path"
+        return 0
+    fi
+    for path in /usr/lib/google-cloud-sdk/platform/bigtable-emulator/cbtemulator \
+                /usr/share/google-cloud-sdk/platform/bigtable-emulator/cbtemulator; do
+        if [ -x "$path" ]; then
+            echo "$path"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Whether something accepts TCP connections on the port.
+answers() {
+    (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null
+}
+
+running() {
+    [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
+}
+
+start() {
+    if running && answers; then
+        log "cbtemulator already running (pid $(cat "$PIDFILE")) on $HOST:$PORT"
+        return 0
+    fi
+    if answers; then
+        log "something already listens on $HOST:$PORT; using it as the bigtable emulator"
+        return 0
+    fi
+    local emulator
+    if ! emulator=$(find_emulator); then
+        log "ERROR: cbtemulator not found. It comes with the Debian package"
+        log "google-cloud-cli-bigtable-emulator (not on PATH; set CBTEMULATOR=/path/to/cbtemulator"
+        log "to point at another copy). The bigtable plugin's tests cannot run without it."
+        return 1
+    fi
+    mkdir -p "$STATE"
+    log "starting $emulator on $HOST:$PORT"
+    nohup "$emulator" -host "$HOST" -port "$PORT" >"$LOG" 2>&1 </dev/null &
+    echo $! >"$PIDFILE"
+    for _ in $(seq 1 100); do
+        if answers; then
+            log "cbtemulator answers on $HOST:$PORT (pid $(cat "$PIDFILE"))"
+            return 0
+        fi
+        if ! running; then
+            log "ERROR: cbtemulator exited during start-up; its log:"
+            cat "$LOG" >&2 || true
+            return 1
+        fi
+        sleep 0.1
+    done
+    log "ERROR: cbtemulator did not answer on $HOST:$PORT within 10 s; its log:"
+    cat "$LOG" >&2 || true
+    return 1
+}
+
+stop() {
+    if [ -f "$PIDFILE" ]; then
+        local pid
+        pid=$(cat "$PIDFILE")
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            for _ in $(seq 1 50); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            kill -9 "$pid" 2>/dev/null || true
+            log "stopped cbtemulator (pid $pid)"
+        fi
+        rm -f "$PIDFILE"
+    fi
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status)
+        if running && answers; then echo "running (pid $(cat "$PIDFILE")) on $HOST:$PORT"; else echo "not running"; exit 1; fi
+        ;;
+    *)
+        echo "usage: $0 start|stop|status" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, as CI does: builds every crate (the plugin
+# libraries the tests load included), starts the test servers the suites
+# need on 127.0.0.1, runs the tests, stops the servers.
+#
+# Each script in scripts/servers/ is called with `start` before the tests
+# and `stop` after; it installs what it needs (pip packages …) and exports
+# nothing: the tests find servers through the ports fixed in those scripts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+servers=(scripts/servers/*.sh)
+stop_servers() {
+    for s in "${servers[@]}"; do
+        [ -f "$s" ] && bash "$s" stop || true
+    done
+}
+trap stop_servers EXIT
+
+for s in "${servers[@]}"; do
+    [ -f "$s" ] || continue
+    echo "== starting test server: $s"
+    bash "$s" start
+done
+
+echo "== building the workspace (plugins included)"
+cargo build --workspace --all-targets
+echo "== running the tests"
+cargo test --workspace --no-fail-fast "$@"
