@@ -26,6 +26,6 @@ for s in "${servers[@]}"; do
 done
 
 echo "== building the workspace (plugins included)"
-cargo build --workspace --all-targets
+cargo build --workspace
 echo "== running the tests"
 cargo test --workspace --no-fail-fast "$@"

@@ -117,6 +117,11 @@ pub struct ComponentConfig {
     /// The plugin's own settings, passed to it as JSON.
     #[serde(default)]
     pub config: toml::Table,
+    /// Consumers only: how the host decodes this consumer's messages,
+    /// `spotify100` (JSON v1/v2, the default) or `spotify100-proto`
+    /// (Snappy-compressed protobuf batches). See docs/consumers.md.
+    #[serde(default)]
+    pub schema: Option<crate::ingest::Schema>,
 }
 
 impl ComponentConfig {
@@ -125,7 +130,7 @@ impl ComponentConfig {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct IngestionConfig {
     /// Write points to the metric backends.
@@ -144,6 +149,22 @@ pub struct IngestionConfig {
     /// Series remembered by the write cache at most.
     #[serde(default = "default_cache_size")]
     pub write_cache_max_series: usize,
+    /// Consumers only: an HQL filter (e.g. `key = "cpu" and host = "a"`);
+    /// consumed metrics of series that do not match are dropped (counted as
+    /// `filtered`). Unset: keep everything.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Consumers only: points being written at once, at most, over all
+    /// consumers of the node (Heroic's `maxConcurrentWrites`). A batch waits
+    /// for room before it is written, which holds back the consumer.
+    #[serde(default = "default_max_concurrent_writes")]
+    pub max_concurrent_writes: usize,
+    /// Consumers only: new series written to the metadata and suggest
+    /// backends per second, at most (a series already in the write cache
+    /// does not count). Unset: no limit. A batch with new series waits for
+    /// its turn, which holds back the consumer.
+    #[serde(default)]
+    pub metadata_rate_limit: Option<f64>,
 }
 
 fn yes() -> bool {
@@ -155,6 +176,9 @@ fn default_cache_ttl() -> u64 {
 fn default_cache_size() -> usize {
     1_000_000
 }
+fn default_max_concurrent_writes() -> usize {
+    50_000
+}
 
 impl Default for IngestionConfig {
     fn default() -> Self {
@@ -164,6 +188,9 @@ impl Default for IngestionConfig {
             update_suggestions: true,
             write_cache_ttl_secs: default_cache_ttl(),
             write_cache_max_series: default_cache_size(),
+            filter: None,
+            max_concurrent_writes: default_max_concurrent_writes(),
+            metadata_rate_limit: None,
         }
     }
 }
@@ -244,6 +271,27 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim().to_string())
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
+        config.check_consumer_settings()?;
+        Ok(config)
+    }
+
+    /// Settings that only make sense for consumers, checked where serde cannot.
+    fn check_consumer_settings(&self) -> Result<(), String> {
+        for (role, list) in [("metrics", &self.metrics), ("metadata", &self.metadata), ("suggest", &self.suggest)] {
+            if let Some(c) = list.iter().find(|c| c.schema.is_some()) {
+                return Err(format!("{role} {:?}: `schema` is a consumer setting", c.id()));
+            }
+        }
+        if let Some(filter) = &self.ingestion.filter {
+            crate::ingest::compile_filter(filter).map_err(|e| format!("ingestion.filter: {e}"))?;
+        }
+        if self.ingestion.max_concurrent_writes == 0 {
+            return Err("ingestion.max_concurrent_writes must be at least 1".into());
+        }
+        if self.ingestion.metadata_rate_limit.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+            return Err("ingestion.metadata_rate_limit must be a positive number".into());
+        }
+        Ok(())
     }
 }

@@ -6,13 +6,17 @@
 //! - [`plugins`]: finding, loading and instantiating plugin libraries.
 //! - [`backends`]: the node's backends by role, their health and shutdown.
 //! - [`write_cache`], [`writer`]: the write path (points, then new series).
+//! - [`ingest`], [`consumers`]: consumer plugins and the ingestion pipeline
+//!   (schemas, filter, backpressure) they feed.
 //! - [`node`]: a running node, shared by all handlers.
 //! - [`query`]: runs planned queries (metadata, fetch, aggregate, limits).
 //! - [`http`]: the HTTP API.
 
 pub mod backends;
 pub mod config;
+pub mod consumers;
 pub mod http;
+pub mod ingest;
 pub mod logging;
 pub mod node;
 pub mod plugins;

@@ -9,6 +9,7 @@ use heroic_plugin_api::types::SeriesPoints;
 
 use crate::backends::Backends;
 use crate::config::{Config, QueryConfig, ServerConfig};
+use crate::consumers::Consumers;
 use crate::plugins::{PluginRegistry, PluginSetupError};
 use crate::writer::{WriteError, WriteReport, Writer};
 
@@ -18,6 +19,8 @@ pub struct Node {
     pub query: QueryConfig,
     pub backends: Backends,
     pub writer: Writer,
+    /// Consumers feeding the write path (started once the node exists).
+    pub consumers: Consumers,
     pub started: Instant,
     stopping: AtomicBool,
 }
@@ -27,15 +30,19 @@ impl Node {
     pub async fn start(config: Config) -> Result<Arc<Node>, PluginSetupError> {
         let mut registry = PluginRegistry::new(config.plugins.search_dirs());
         let backends = Backends::start(&config, &mut registry).await?;
-        Ok(Arc::new(Node {
+        let consumers = Consumers::create(&config, &mut registry).await?;
+        let node = Arc::new(Node {
             id: uuid::Uuid::new_v4().to_string(),
             server: config.server,
             query: config.query,
             backends,
             writer: Writer::new(config.ingestion),
+            consumers,
             started: Instant::now(),
             stopping: AtomicBool::new(false),
-        }))
+        });
+        node.consumers.start(&node).await?;
+        Ok(node)
     }
 
     pub async fn write(&self, batch: Vec<SeriesPoints>) -> Result<WriteReport, WriteError> {
@@ -50,6 +57,8 @@ impl Node {
     /// closes the backends. Call after the HTTP server has drained.
     pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        // Consumers first: their in-flight batches still need the backends.
+        self.consumers.stop().await;
         self.backends.shutdown().await;
     }
 

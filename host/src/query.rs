@@ -127,6 +127,7 @@ pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError
     let series_limit = plan.options.series_limit.unwrap_or(defaults.series_limit);
     let data_limit = plan.options.data_limit.unwrap_or(defaults.data_limit);
     let group_limit = plan.options.group_limit.unwrap_or(defaults.group_limit);
+    let aggregation_limit = plan.options.aggregation_limit.unwrap_or(defaults.aggregation_limit);
     let mut progress = Progress {
         limits: BTreeSet::new(),
         errors: Vec::new(),
@@ -140,7 +141,8 @@ pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError
         progress.hit(Limit::Series, &format!("more than {series_limit} series matched (seriesLimit)"))?;
     }
 
-    let mut session = plan.session()?;
+    // The config's aggregationLimit applies when the query sets none.
+    let mut session = plan.session()?.with_limit(Some(aggregation_limit));
     for backend in &node.backends.metrics {
         for chunk in series.chunks(FETCH_CHUNK_SERIES) {
             let request = FetchRequest {

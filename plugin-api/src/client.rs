@@ -13,6 +13,29 @@ pub fn metadata_query(filter: &Filter, range: TimeRange, limit: u64) -> Metadata
     MetadataQuery { filter: filter.to_ffi(), range, limit }
 }
 
+/// The methods every backend client shares.
+macro_rules! lifecycle_methods {
+    () => {
+        /// Creates tables, indices … (`configure`).
+        pub async fn configure(&self) -> PluginResult<()> {
+            self.0.configure().await.into_result()
+        }
+
+        /// Flushes and closes the backend.
+        pub async fn shutdown(&self) -> PluginResult<()> {
+            self.0.shutdown().await.into_result()
+        }
+
+        pub fn health(&self) -> Health {
+            self.0.health()
+        }
+
+        pub fn statistics(&self) -> Vec<Statistic> {
+            self.0.statistics().into_vec()
+        }
+    };
+}
+
 pub struct MetricBackendClient(pub MetricBackendBox);
 
 impl MetricBackendClient {
@@ -36,21 +59,7 @@ impl MetricBackendClient {
         self.0.count_points(series.into(), range).await.into_result()
     }
 
-    pub async fn configure(&self) -> PluginResult<()> {
-        self.0.configure().await.into_result()
-    }
-
-    pub async fn shutdown(&self) -> PluginResult<()> {
-        self.0.shutdown().await.into_result()
-    }
-
-    pub fn health(&self) -> Health {
-        self.0.health()
-    }
-
-    pub fn statistics(&self) -> Vec<Statistic> {
-        self.0.statistics().into_vec()
-    }
+    lifecycle_methods!();
 }
 
 pub struct MetadataBackendClient(pub MetadataBackendBox);
@@ -84,21 +93,7 @@ impl MetadataBackendClient {
         self.0.capabilities()
     }
 
-    pub async fn configure(&self) -> PluginResult<()> {
-        self.0.configure().await.into_result()
-    }
-
-    pub async fn shutdown(&self) -> PluginResult<()> {
-        self.0.shutdown().await.into_result()
-    }
-
-    pub fn health(&self) -> Health {
-        self.0.health()
-    }
-
-    pub fn statistics(&self) -> Vec<Statistic> {
-        self.0.statistics().into_vec()
-    }
+    lifecycle_methods!();
 }
 
 pub struct SuggestBackendClient(pub SuggestBackendBox);
@@ -145,21 +140,7 @@ impl SuggestBackendClient {
         self.0.tag_key_count(TagKeyCountRequest { query, exact_limit }).await.into_result()
     }
 
-    pub async fn configure(&self) -> PluginResult<()> {
-        self.0.configure().await.into_result()
-    }
-
-    pub async fn shutdown(&self) -> PluginResult<()> {
-        self.0.shutdown().await.into_result()
-    }
-
-    pub fn health(&self) -> Health {
-        self.0.health()
-    }
-
-    pub fn statistics(&self) -> Vec<Statistic> {
-        self.0.statistics().into_vec()
-    }
+    lifecycle_methods!();
 }
 
 pub struct ConsumerClient(pub ConsumerBox);

@@ -4,10 +4,16 @@
 //! - [`write`]: `POST /write`.
 //! - [`status`]: `GET /` and `GET /status`.
 //! - [`query`]: `/query/metrics`, `/query/batch`, `/parser/*`.
+//! - [`metadata`]: `/metadata/series` (POST, PUT, DELETE), `/metadata/series-count`,
+//!   `/metadata/keys`, `/metadata/tags`.
+//! - [`suggest`]: `/metadata/key-suggest`, `/metadata/tag-suggest`,
+//!   `/metadata/tag-value-suggest`, `/metadata/tag-values-suggest`, `/metadata/tagkey-count`.
 
 pub mod error;
+pub mod metadata;
 pub mod query;
 pub mod status;
+pub mod suggest;
 pub mod write;
 
 use std::convert::Infallible;
@@ -15,6 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
@@ -23,6 +30,46 @@ use error::{respond, ApiError};
 
 fn with_node(node: Arc<Node>) -> impl Filter<Extract = (Arc<Node>,), Error = Infallible> + Clone {
     warp::any().map(move || node.clone())
+}
+
+/// A route with a body, answered by `$handler(&node, &body)`.
+macro_rules! body_route {
+    ($node:expr, $max_body:expr, $method:expr, $path:expr, $handler:path) => {
+        $path
+            .and($method)
+            .and(with_node($node.clone()))
+            .and(warp::body::content_length_limit($max_body).and(warp::body::bytes()))
+            .then(|n: Arc<Node>, body: Bytes| async move { respond($handler(&n, &body).await) })
+            .boxed()
+    };
+}
+
+/// The metadata and suggest routes (boxed, to keep the route type small).
+fn metadata_routes(node: &Arc<Node>, max_body: u64) -> BoxedFilter<(Response,)> {
+    let n = node;
+    let series = || warp::path!("metadata" / "series");
+    body_route!(n, max_body, warp::post(), series(), metadata::find_series)
+        .or(body_route!(n, max_body, warp::put(), series(), metadata::write_series))
+        .unify()
+        .or(body_route!(n, max_body, warp::delete(), series(), metadata::delete_series))
+        .unify()
+        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "series-count"), metadata::count_series))
+        .unify()
+        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "keys"), metadata::find_keys))
+        .unify()
+        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "tags"), metadata::find_tags))
+        .unify()
+        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "key-suggest"), suggest::key_suggest))
+        .unify()
+        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "tag-suggest"), suggest::tag_suggest))
+        .unify()
+        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "tag-value-suggest"), suggest::tag_value_suggest))
+        .unify()
+        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "tag-values-suggest"), suggest::tag_values_suggest))
+        .unify()
+        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "tagkey-count"), suggest::tag_key_count))
+        .unify()
+        .boxed()
 }
 
 /// Every route of the API.
@@ -87,6 +134,8 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         .or(parse_filter_get)
         .unify()
         .or(parse_filter_post)
+        .unify()
+        .or(metadata_routes(&node, max_body))
         .unify();
 
     // While the node stops, refuse new work with 503 as Heroic does.

@@ -162,17 +162,24 @@ pub async fn batch(node: &Node, client_id: Option<String>, body: &[u8]) -> ApiRe
     let value: Value = crate::http::error::parse_json(body)?;
     let batch = BatchRequest::from_json(&value)?;
     let runs = batch.queries.iter().map(|(name, q)| async move { (name.clone(), execute(node, q).await) });
-    let mut results = serde_json::Map::new();
+    // Serialised as structs, not through `serde_json::Value`, so that each
+    // response keeps Heroic's field order.
+    #[derive(Serialize)]
+    struct BatchResponse {
+        results: BTreeMap<String, QueryResponse>,
+    }
+    let mut results = BTreeMap::new();
     for (name, result) in futures::future::join_all(runs).await {
-        let value = match result {
-            Ok(response) => serde_json::to_value(response).map_err(|e| ApiError::internal(e.to_string()))?,
+        match result {
+            Ok(response) => {
+                results.insert(name, response);
+            }
             // One bad query fails the whole batch with its name, as a client
             // would otherwise get a partial answer with no hint.
             Err(e) => return Err(ApiError { message: format!("query {name:?}: {}", e.message), ..e }),
-        };
-        results.insert(name, value);
+        }
     }
-    Ok(warp::reply::json(&serde_json::json!({ "results": results })))
+    Ok(warp::reply::json(&BatchResponse { results }))
 }
 
 pub fn parse_query(body: &[u8]) -> ApiResult<warp::reply::Json> {

@@ -40,6 +40,27 @@ macro_rules! spawn_call {
     }};
 }
 
+/// The methods every backend kind shares: configure, shutdown, health, statistics.
+macro_rules! lifecycle_methods {
+    () => {
+        fn configure(&self) -> PluginFuture<()> {
+            spawn_call!(self, |this| this.configure())
+        }
+
+        fn shutdown(&self) -> PluginFuture<()> {
+            spawn_call!(self, |this| this.shutdown())
+        }
+
+        fn health(&self) -> Health {
+            guard_or(unhealthy, || self.0.health())
+        }
+
+        fn statistics(&self) -> RVec<Statistic> {
+            guard_or(no_statistics, || self.0.statistics().into())
+        }
+    };
+}
+
 /// Spawns a call whose stable query must be decoded first.
 macro_rules! spawn_query {
     ($self:ident, $query:expr, |$this:ident, $q:ident| $call:expr) => {{
@@ -74,21 +95,7 @@ impl<B: MetricBackend> MetricBackendFfi for MetricAdapter<B> {
         spawn_call!(self, |this| this.count_points(series, range))
     }
 
-    fn configure(&self) -> PluginFuture<()> {
-        spawn_call!(self, |this| this.configure())
-    }
-
-    fn shutdown(&self) -> PluginFuture<()> {
-        spawn_call!(self, |this| this.shutdown())
-    }
-
-    fn health(&self) -> Health {
-        guard_or(unhealthy, || self.0.health())
-    }
-
-    fn statistics(&self) -> RVec<Statistic> {
-        guard_or(no_statistics, || self.0.statistics().into())
-    }
+    lifecycle_methods!();
 }
 
 pub struct MetadataAdapter<B>(pub Arc<B>);
@@ -123,21 +130,7 @@ impl<B: MetadataBackend> MetadataBackendFfi for MetadataAdapter<B> {
         guard_or(|_| MetadataCapabilities { regex: false }, || self.0.capabilities())
     }
 
-    fn configure(&self) -> PluginFuture<()> {
-        spawn_call!(self, |this| this.configure())
-    }
-
-    fn shutdown(&self) -> PluginFuture<()> {
-        spawn_call!(self, |this| this.shutdown())
-    }
-
-    fn health(&self) -> Health {
-        guard_or(unhealthy, || self.0.health())
-    }
-
-    fn statistics(&self) -> RVec<Statistic> {
-        guard_or(no_statistics, || self.0.statistics().into())
-    }
+    lifecycle_methods!();
 }
 
 pub struct SuggestAdapter<B>(pub Arc<B>);
@@ -178,21 +171,7 @@ impl<B: SuggestBackend> SuggestBackendFfi for SuggestAdapter<B> {
         spawn_query!(self, request.query, |this, q| this.tag_key_count(q, exact_limit))
     }
 
-    fn configure(&self) -> PluginFuture<()> {
-        spawn_call!(self, |this| this.configure())
-    }
-
-    fn shutdown(&self) -> PluginFuture<()> {
-        spawn_call!(self, |this| this.shutdown())
-    }
-
-    fn health(&self) -> Health {
-        guard_or(unhealthy, || self.0.health())
-    }
-
-    fn statistics(&self) -> RVec<Statistic> {
-        guard_or(no_statistics, || self.0.statistics().into())
-    }
+    lifecycle_methods!();
 }
 
 pub struct ConsumerAdapter<C>(pub Arc<C>);

@@ -131,6 +131,17 @@ pub fn find_library(plugin: &str, dirs: &[PathBuf]) -> PathBuf {
         assert!(path.is_file(), "plugin library {} does not exist (or is not a file)", path.display());
         return path;
     }
+    // `cargo test` refreshes the library in `target/<profile>/deps/` but only
+    // `cargo build` copies it up to `target/<profile>/`: take the newest copy
+    // so a test never loads a stale build.
+    let newest = dirs
+        .iter()
+        .map(|d| d.join(library_file_name(plugin)))
+        .filter(|p| p.is_file())
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    if let Some(path) = newest {
+        return path;
+    }
     find_plugin(plugin, dirs).unwrap_or_else(|e| {
         panic!(
             "{e}\n(hint: build the plugin first, e.g. `cargo build -p <its package>`, or set HEROIC_PLUGIN_DIRS; \
@@ -413,4 +424,20 @@ macro_rules! __conformance_cases {
             }
         }
     };
+}
+
+/// A free TCP port on 127.0.0.1 for a server a test starts. Ports are never
+/// handed out twice in one process: two tests running in parallel could
+/// otherwise both be given the port the kernel just released.
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<std::collections::BTreeSet<u16>> = Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("cannot bind a port on 127.0.0.1")
+            .port();
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }

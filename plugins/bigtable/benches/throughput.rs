@@ -6,7 +6,9 @@
 //!
 //! `BENCH_SERIES` (default 50) series of `BENCH_POINTS` (default 10,000)
 //! points at 10 s intervals, written in batches of `BENCH_BATCH` (default
-//! 10,000) points.
+//! 10,000) points; `BENCH_MUTATIONS` (default 1,000, the plugin's default
+//! `maxWriteBatchSize`) and `BENCH_WRITE_CONCURRENCY` (default 4) tune the
+//! MutateRows calls.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -43,6 +45,8 @@ fn main() {
         "instance": "bench",
         "table": table,
         "emulatorEndpoint": EMULATOR,
+        "maxWriteBatchSize": env_or("BENCH_MUTATIONS", 1000),
+        "writeConcurrency": env_or("BENCH_WRITE_CONCURRENCY", 4),
     }))
     .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();

@@ -28,6 +28,9 @@ pub struct BigtableBackend {
     pub(crate) stats: Arc<Stats>,
 }
 
+/// One answer of a fetch: the request index and a resource variant.
+type VariantKey = (usize, Vec<Tag>);
+
 /// One row's worth of mutations, before packing into MutateRows calls.
 struct RowMutations {
     key: Vec<u8>,
@@ -267,7 +270,7 @@ impl BigtableBackend {
         let budget = Budget::new(request.point_limit);
         let rows = self.read_cells(&request.series, request.range, false, &budget).await?;
         // Group rows into (request, resource variant) answers.
-        let mut groups: HashMap<(usize, Vec<Tag>), Vec<(i64, f64)>> = HashMap::new();
+        let mut groups: HashMap<VariantKey, Vec<(i64, f64)>> = HashMap::new();
         let mut read = 0u64;
         for row in rows {
             let points = groups.entry((row.request_index, row.resource)).or_default();
@@ -280,7 +283,7 @@ impl BigtableBackend {
             read += points.len() as u64;
         }
         self.stats.points_read.add(read);
-        let mut keys: Vec<(usize, Vec<Tag>)> = groups.keys().cloned().collect();
+        let mut keys: Vec<VariantKey> = groups.keys().cloned().collect();
         keys.sort();
         let series = keys
             .into_iter()

@@ -92,6 +92,18 @@ enum Failure {
     TimedOut,
 }
 
+impl From<Status> for Failure {
+    /// tonic enforces the deadline sent as `grpc-timeout` itself and answers
+    /// `CANCELLED` when it expires; the server answers `DEADLINE_EXCEEDED`.
+    /// Both are this call's own deadline passing: a timeout.
+    fn from(status: Status) -> Self {
+        match status.code() {
+            Code::Cancelled | Code::DeadlineExceeded => Failure::TimedOut,
+            _ => Failure::Status(status),
+        }
+    }
+}
+
 /// Connections and call plumbing. Cheap to share: tonic channels multiplex.
 pub struct Client {
     data: BigtableClient<Channel>,
@@ -253,7 +265,7 @@ impl Client {
         loop {
             let failure = match tokio::time::timeout(self.short_timeout, call()).await {
                 Ok(Ok(value)) => return Ok(value),
-                Ok(Err(status)) => Failure::Status(status),
+                Ok(Err(status)) => Failure::from(status),
                 Err(_) => Failure::TimedOut,
             };
             self.retry_or_fail(operation, &mut backoff, failure, self.short_timeout).await?;
@@ -308,7 +320,7 @@ impl Client {
                 Ok(Err(status)) if status.code() == Code::Internal && status.message().starts_with("protocol: ") => {
                     return Err(BigtableError::Protocol(status.message().to_string()));
                 }
-                Ok(Err(status)) => Failure::Status(status),
+                Ok(Err(status)) => Failure::from(status),
                 Err(_) => Failure::TimedOut,
             };
             self.retry_or_fail("read rows", &mut backoff, failure, self.read_timeout).await?;
@@ -378,7 +390,7 @@ impl Client {
                         first: format!("{:?}: {}", first.code(), first.message()),
                     });
                 }
-                Ok(Err(status)) => Failure::Status(status),
+                Ok(Err(status)) => Failure::from(status),
                 Err(_) => Failure::TimedOut,
             };
             self.retry_or_fail("mutate rows", &mut backoff, failure, self.mutate_timeout).await?;

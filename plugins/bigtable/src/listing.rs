@@ -153,9 +153,9 @@ mod tests {
 
     #[test]
     fn pages_hold_whole_groups_and_variants_split_with_a_skip() {
-        let a = Series::new("a", [("h", "1")], Vec::<(String, String)>::new());
+        let a = Series::new("a", [("h", "1")], []);
         let a_res = Series::new("a", [("h", "1")], [("pod", "x")]);
-        let b = Series::new("b", Vec::<(String, String)>::new(), Vec::<(String, String)>::new());
+        let b = Series::new("b", Vec::<(&str, &str)>::new(), []);
         let p = row_key::PERIOD;
         // Rows in key order: a@0, a@0+res, a@P, a@P+res, b@0.
         let rows = [row(&a, 0), row(&a_res, 0), row(&a, p), row(&a_res, p), row(&b, 0)];

@@ -104,9 +104,9 @@ fn rows_written_in_heroic_layout_are_read_with_resource_variants() {
         let n = next_row.len();
         next_row[n - 8..].copy_from_slice(&next_base.to_be_bytes());
         // The same series with resource {pod: p1}, suffix built by hand:
-        // list of 1, type 0, payload length 9, map of 1: "pod" "p1".
+        // list of 1, type 0, payload length 8, map of 1: "pod" "p1".
         let mut variant = worked_example_key();
-        variant.extend_from_slice(&hex("01 00 09 01 03 706f64 02 7031"));
+        variant.extend_from_slice(&hex("01 00 08 01 03 706f64 02 7031"));
         client
             .mutate_rows(vec![
                 Entry { row_key: worked_example_key(), mutations: vec![cell(hex("ae 09 c8 00"), 1.0)], idempotency: None },
@@ -188,7 +188,7 @@ fn list_series_pages_through_variants_and_periods_once() {
         loop {
             let page = backend.list_series(cursor.clone(), 1).await.unwrap();
             assert!(page.series.len() <= 1);
-            seen.extend(page.series.into_iter());
+            seen.extend(page.series);
             match page.next_cursor.into_option() {
                 Some(next) => cursor = Some(next.to_string()),
                 None => break,

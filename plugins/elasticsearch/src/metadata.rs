@@ -284,10 +284,11 @@ impl EsMetadata {
         let plan = self.plan(q)?;
         let limit = q.limit();
         let mut keys = BTreeSet::new();
-        match (plan.exact(), self.terms(q, &plan, "key").await?) {
-            (true, Some(found)) => keys.extend(found),
-            _ => {
-                self.settings_counter_fallback();
+        let found = if plan.exact() { self.terms(q, &plan, "key").await? } else { None };
+        match found {
+            Some(found) => keys.extend(found),
+            None => {
+                self.count_scan_fallback();
                 self.scan(q, &plan, &["key", "tags", "hash"], |_, s| {
                     keys.insert(s["key"].as_str().unwrap_or_default().to_string());
                     true
@@ -307,10 +308,11 @@ impl EsMetadata {
                 tags.entry(k.to_string()).or_default().insert(v.to_string());
             }
         };
-        match (plan.exact(), self.terms(q, &plan, "tags").await?) {
-            (true, Some(found)) => found.iter().for_each(|t| add(t)),
-            _ => {
-                self.settings_counter_fallback();
+        let found = if plan.exact() { self.terms(q, &plan, "tags").await? } else { None };
+        match found {
+            Some(found) => found.iter().for_each(|t| add(t)),
+            None => {
+                self.count_scan_fallback();
                 self.scan(q, &plan, &["key", "tags", "hash"], |_, s| {
                     s["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).for_each(&mut add);
                     true
@@ -331,7 +333,7 @@ impl EsMetadata {
         Ok(TagsPage { tags, limited: any })
     }
 
-    fn settings_counter_fallback(&self) {
+    fn count_scan_fallback(&self) {
         self.client.stats.scan_fallbacks.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -75,7 +75,8 @@ fn translate(filter: &Filter, mode: RegexMode, positive: bool, relaxed: &mut boo
         Filter::Regex { key, pattern } => {
             let lucene = (mode == RegexMode::Pushdown).then(|| to_lucene(pattern)).flatten();
             match lucene {
-                Some(re) => json!({"regexp": {"tags": {"value": format!("{}\0{re}", escape_literal(key))}}}),
+                // Grouped, so that an alternation stays after the key.
+                Some(re) => json!({"regexp": {"tags": {"value": format!("{}\0({re})", escape_literal(key))}}}),
                 None => {
                     *relaxed = true;
                     if positive {
@@ -268,7 +269,9 @@ mod tests {
         assert_eq!(p.query["bool"]["filter"][1]["bool"]["must_not"][0], match_none());
         let p = plan(&Filter::regex("h", "x.*"), RegexMode::Pushdown).unwrap();
         assert!(p.exact());
-        assert_eq!(p.query["regexp"]["tags"]["value"], "h\0x.*");
+        assert_eq!(p.query["regexp"]["tags"]["value"], "h\0(x.*)");
+        let p = plan(&Filter::regex("h", "a|b"), RegexMode::Pushdown).unwrap();
+        assert_eq!(p.query["regexp"]["tags"]["value"], "h\0(a|b)");
         let p = plan(&Filter::regex("h", "x.*"), RegexMode::Plugin).unwrap();
         assert_eq!(p.query, match_all());
         assert!(plan(&Filter::regex("h", "("), RegexMode::Pushdown).is_err());
@@ -277,6 +280,6 @@ mod tests {
     #[test]
     fn escapes_tag_keys_in_regexps() {
         let p = plan(&Filter::regex("a.b", "x"), RegexMode::Pushdown).unwrap();
-        assert_eq!(p.query["regexp"]["tags"]["value"], "a\\.b\0x");
+        assert_eq!(p.query["regexp"]["tags"]["value"], "a\\.b\0(x)");
     }
 }

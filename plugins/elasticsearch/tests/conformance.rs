@@ -8,6 +8,7 @@
 //! cases isolate themselves by unique keys, so they share the indices.
 
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use heroic_plugin_api::testkit::{load_metadata_backend, load_suggest_backend};
@@ -27,6 +28,23 @@ fn require_server(name: &str, addr: &str) {
     }
 }
 
+/// The newest build of the plugin library. `cargo test` rebuilds it in
+/// `deps/` but copies it to `target/<profile>/` only on `cargo build`, and
+/// the kit looks in `target/<profile>/` first, so it could load a stale
+/// library after an edit; a path makes the kit load exactly this file.
+fn plugin() -> String {
+    let name = heroic_plugin_api::loader::library_file_name("elasticsearch");
+    let newest = heroic_plugin_api::testkit::default_plugin_dirs()
+        .into_iter()
+        .map(|d: PathBuf| d.join(&name))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max();
+    match newest {
+        Some((_, path)) => path.display().to_string(),
+        None => "elasticsearch".into(), // the kit's own search and error message
+    }
+}
+
 fn base(addr: &str, role: &str) -> Value {
     json!({
         "seeds": [format!("http://{addr}")],
@@ -39,25 +57,25 @@ fn base(addr: &str, role: &str) -> Value {
 
 fn rotating(addr: &str, role: &str) -> Value {
     let mut c = base(addr, role);
-    c["index"] = json!({"type": "rotating", "pattern": format!("conformance-rot-%s"), "interval": "1d", "max_read_indices": 2, "max_write_indices": 2});
+    c["index"] = json!({"type": "rotating", "pattern": "conformance-rot-%s", "interval": "1d", "max_read_indices": 2, "max_write_indices": 2});
     c
 }
 
 heroic_plugin_api::metadata_backend_conformance!(mod metadata_osmem, || async {
     require_server("osmem-server", OSMEM);
-    load_metadata_backend("elasticsearch", base(OSMEM, "metadata")).await
+    load_metadata_backend(&plugin(), base(OSMEM, "metadata")).await
 });
 
 heroic_plugin_api::metadata_backend_conformance!(mod metadata_noida, || async {
     require_server("noida-db", NOIDA);
-    load_metadata_backend("elasticsearch", base(NOIDA, "metadata")).await
+    load_metadata_backend(&plugin(), base(NOIDA, "metadata")).await
 });
 
 // Rotating indices with two read and two write indices: every series has
 // two copies, which answers must not show.
 heroic_plugin_api::metadata_backend_conformance!(mod metadata_rotating_osmem, || async {
     require_server("osmem-server", OSMEM);
-    load_metadata_backend("elasticsearch", rotating(OSMEM, "metadata")).await
+    load_metadata_backend(&plugin(), rotating(OSMEM, "metadata")).await
 });
 
 // Regexes evaluated in the plugin instead of pushed down.
@@ -65,15 +83,15 @@ heroic_plugin_api::metadata_backend_conformance!(mod metadata_plugin_regex_noida
     require_server("noida-db", NOIDA);
     let mut c = base(NOIDA, "metadata");
     c["regex"] = json!("plugin");
-    load_metadata_backend("elasticsearch", c).await
+    load_metadata_backend(&plugin(), c).await
 });
 
 heroic_plugin_api::suggest_backend_conformance!(mod suggest_osmem, || async {
     require_server("osmem-server", OSMEM);
-    load_suggest_backend("elasticsearch", base(OSMEM, "suggest")).await
+    load_suggest_backend(&plugin(), base(OSMEM, "suggest")).await
 });
 
 heroic_plugin_api::suggest_backend_conformance!(mod suggest_noida, || async {
     require_server("noida-db", NOIDA);
-    load_suggest_backend("elasticsearch", base(NOIDA, "suggest")).await
+    load_suggest_backend(&plugin(), base(NOIDA, "suggest")).await
 });

@@ -8,7 +8,7 @@
 //! built (`cargo build --workspace`, as the README's test command does).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -93,7 +93,7 @@ impl Drop for DirGuard {
 }
 
 fn start_node(es: &str, run: &str) -> Node {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = heroic_plugin_api::testkit::free_port();
     let dir = std::env::temp_dir().join(format!("heroic-es-e2e-{run}"));
     std::fs::create_dir_all(&dir).unwrap();
     let config = format!(
@@ -141,18 +141,18 @@ allow_anonymous = true
         .spawn()
         .expect("cannot start heroic");
     let mut node = Node { child, port, _dir: DirGuard(dir) };
+    // Listening is not enough: wait until the node answers.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = node.child.try_wait().unwrap() {
             panic!("heroic exited during start-up with {status} (its log is above)");
         }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() && http(port, "GET", "/", None).0 == 200 {
             break;
         }
         assert!(Instant::now() < deadline, "heroic did not listen on {port} within 30 s");
         std::thread::sleep(Duration::from_millis(100));
     }
-    node.port = port;
     node
 }
 
@@ -164,8 +164,12 @@ fn post(node: &Node, path: &str, body: Value) -> Value {
 }
 
 fn run(es: &str) {
-    let run = format!("r{}{}", std::process::id(), Instant::now().elapsed().as_nanos() % 1000);
-    let run = format!("{run}{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000);
+    // Unique per run: index names and series keys do not meet earlier runs'.
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    // The server's port tells the two parallel tests apart: they start in
+    // the same millisecond, and sharing a directory would mix their configs.
+    let server_port = es.rsplit(':').next().unwrap_or("0");
+    let run = format!("r{}x{}p{server_port}", std::process::id(), millis % 100_000_000);
     let node = start_node(es, &run);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let key = format!("{run}-cpu");

@@ -74,7 +74,7 @@ fn stat(b: &EsMetadata, name: &str) -> f64 {
 #[tokio::test]
 async fn down_cluster_is_a_clear_unavailable_error_after_retries() {
     // A port nothing listens on.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = heroic_plugin_api::testkit::free_port();
     let err = match EsMetadata::create(config(&format!("127.0.0.1:{port}"))).await {
         Ok(_) => panic!("created a backend against a closed port"),
         Err(e) => e,

@@ -1,0 +1,323 @@
+//! The ingestion pipeline shared by every consumer plugin.
+//!
+//! A consumer hands the host a batch of raw messages. The pipeline decodes
+//! them with the consumer's [`Schema`], counts and skips (with a logged
+//! sample) the ones that do not decode or validate, drops series refused by
+//! the node's ingestion filter, groups the rest into one [`SeriesPoints`]
+//! per series and writes them through the node's [`crate::writer::Writer`]
+//! (metrics, then new series to metadata and suggest through the write
+//! cache). It answers `Ok` only once the write is durable everywhere; an
+//! error makes the consumer keep its offsets, back off and retry.
+//!
+//! Backpressure: at most `ingestion.max_concurrent_writes` points are being
+//! written at once over the whole node; new series are written to metadata
+//! and suggest at `ingestion.metadata_rate_limit` per second at most.
+
+pub mod schema;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use heroic_plugin_api::filter::SeriesMatcher;
+use heroic_plugin_api::types::{IngestOutcome, PointBatch, RawMessage, Series, SeriesPoints};
+use heroic_plugin_api::{PluginError, PluginResult, RVec};
+use tokio::sync::Semaphore;
+
+use crate::config::IngestionConfig;
+use crate::node::Node;
+use crate::write_cache::WriteCache;
+
+pub use schema::{InvalidMessage, Metric, Schema};
+
+/// Parses and compiles an ingestion filter (HQL).
+pub fn compile_filter(hql: &str) -> Result<SeriesMatcher, String> {
+    let filter = heroic_query::hql::parse_filter(hql).map_err(|e| e.to_string())?;
+    filter.compile().map_err(|e| e.to_string())
+}
+
+/// Counters of one consumer's ingestion, for `/status`.
+#[derive(Default)]
+pub struct IngestStats {
+    /// Messages received from the plugin.
+    pub messages: AtomicU64,
+    /// Messages refused: not decodable (`malformed`), failing validation
+    /// (`invalid`), or carrying a distribution value (`distribution`).
+    pub malformed: AtomicU64,
+    pub invalid: AtomicU64,
+    pub distribution: AtomicU64,
+    /// Metrics dropped by the ingestion filter.
+    pub filtered: AtomicU64,
+    /// Points written durably.
+    pub points_written: AtomicU64,
+    /// Batches acknowledged to the plugin (`Ok`).
+    pub batches_ok: AtomicU64,
+    /// Batches refused to the plugin because a backend write failed.
+    pub write_errors: AtomicU64,
+}
+
+impl IngestStats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub fn decode_errors(&self) -> u64 {
+        Self::get(&self.malformed) + Self::get(&self.invalid) + Self::get(&self.distribution)
+    }
+}
+
+/// Lets a log line through at most once per interval, counting the rest.
+pub struct LogLimiter {
+    interval: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl LogLimiter {
+    pub fn new(interval: Duration) -> Self {
+        LogLimiter { interval, state: Mutex::new((None, 0)) }
+    }
+
+    /// `Some(suppressed since the last line)` when a line may be logged now.
+    pub fn allow(&self) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match state.0 {
+            Some(last) if now.duration_since(last) < self.interval => {
+                state.1 += 1;
+                None
+            }
+            _ => {
+                let suppressed = state.1;
+                *state = (Some(now), 0);
+                Some(suppressed)
+            }
+        }
+    }
+}
+
+/// A token bucket for new series per second (burst: one second's worth).
+struct RateLimiter {
+    per_sec: f64,
+    state: tokio::sync::Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    fn new(per_sec: f64) -> Self {
+        RateLimiter { per_sec, state: tokio::sync::Mutex::new((per_sec, Instant::now())) }
+    }
+
+    /// Waits until `n` tokens are available and takes them. Callers queue
+    /// on the mutex, so they are served in order.
+    async fn acquire(&self, n: usize) {
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
+        state.0 = (state.0 + now.duration_since(state.1).as_secs_f64() * self.per_sec).min(self.per_sec.max(1.0));
+        state.1 = now;
+        state.0 -= n as f64;
+        if state.0 < 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(-state.0 / self.per_sec)).await;
+        }
+    }
+}
+
+/// What every consumer of a node shares: the filter and the limits.
+pub struct Ingestion {
+    filter: Option<SeriesMatcher>,
+    permits: Arc<Semaphore>,
+    max_permits: usize,
+    metadata_limit: Option<(RateLimiter, WriteCache)>,
+}
+
+impl Ingestion {
+    pub fn new(config: &IngestionConfig) -> Result<Self, String> {
+        let filter = config.filter.as_deref().map(compile_filter).transpose()?;
+        let max_permits = config.max_concurrent_writes.clamp(1, Semaphore::MAX_PERMITS);
+        let metadata_limit = config.metadata_rate_limit.map(|r| {
+            let cache = WriteCache::new(Duration::from_secs(config.write_cache_ttl_secs), config.write_cache_max_series);
+            (RateLimiter::new(r), cache)
+        });
+        Ok(Ingestion { filter, permits: Arc::new(Semaphore::new(max_permits)), max_permits, metadata_limit })
+    }
+}
+
+/// One consumer's pipeline: its schema, its counters.
+pub struct Pipeline {
+    pub consumer: String,
+    pub schema: Schema,
+    pub stats: IngestStats,
+    invalid_log: LogLimiter,
+    error_log: LogLimiter,
+}
+
+/// Messages of a batch decoded, filtered and grouped by series.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub series: Vec<SeriesPoints>,
+    pub points: usize,
+    pub written_messages: u64,
+    pub invalid: u64,
+    pub filtered: u64,
+}
+
+impl Pipeline {
+    pub fn new(consumer: impl Into<String>, schema: Schema) -> Self {
+        Pipeline {
+            consumer: consumer.into(),
+            schema,
+            stats: IngestStats::default(),
+            invalid_log: LogLimiter::new(Duration::from_secs(10)),
+            error_log: LogLimiter::new(Duration::from_secs(5)),
+        }
+    }
+
+    /// Decodes a batch; refused messages are counted and a sample logged.
+    pub fn decode(&self, batch: &[RawMessage], filter: Option<&SeriesMatcher>) -> Decoded {
+        let mut out = Decoded::default();
+        let mut index: HashMap<Series, usize> = HashMap::new();
+        self.stats.messages.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for message in batch {
+            let metrics = match self.schema.decode(message.payload.as_slice()) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.count_invalid(&e, message.payload.as_slice());
+                    out.invalid += 1;
+                    continue;
+                }
+            };
+            let mut kept = false;
+            for Metric { series, time, value } in metrics {
+                if filter.is_some_and(|f| !f.matches(&series)) {
+                    out.filtered += 1;
+                    continue;
+                }
+                kept = true;
+                out.points += 1;
+                let i = *index.entry(series).or_insert_with_key(|s| {
+                    out.series.push(SeriesPoints { series: s.clone(), points: PointBatch::new() });
+                    out.series.len() - 1
+                });
+                out.series[i].points.push(time, value);
+            }
+            if kept {
+                out.written_messages += 1;
+            }
+        }
+        self.stats.filtered.fetch_add(out.filtered, Ordering::Relaxed);
+        out
+    }
+
+    fn count_invalid(&self, e: &InvalidMessage, payload: &[u8]) {
+        let counter = match e {
+            InvalidMessage::Malformed(_) => &self.stats.malformed,
+            InvalidMessage::Invalid(_) => &self.stats.invalid,
+            InvalidMessage::Distribution => &self.stats.distribution,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(suppressed) = self.invalid_log.allow() {
+            let sample = String::from_utf8_lossy(&payload[..payload.len().min(200)]).into_owned();
+            tracing::warn!(
+                consumer = %self.consumer,
+                schema = self.schema.name(),
+                reason = e.reason(),
+                error = %e,
+                sample = %sample,
+                similar_suppressed = suppressed,
+                "skipping a message that does not decode"
+            );
+        }
+    }
+
+    /// Decodes and writes a batch; `Ok` once every valid message is durable.
+    pub async fn ingest(&self, node: &Node, ingestion: &Ingestion, batch: RVec<RawMessage>) -> PluginResult<IngestOutcome> {
+        let decoded = self.decode(batch.as_slice(), ingestion.filter.as_ref());
+        let outcome =
+            IngestOutcome { written: decoded.written_messages, invalid: decoded.invalid, filtered: decoded.filtered };
+        if decoded.series.is_empty() {
+            self.stats.batches_ok.fetch_add(1, Ordering::Relaxed);
+            return Ok(outcome);
+        }
+        let wanted = decoded.points.clamp(1, ingestion.max_permits) as u32;
+        let _permit = ingestion
+            .permits
+            .acquire_many(wanted)
+            .await
+            .map_err(|_| PluginError::unavailable("the node is shutting down"))?;
+        if let Some((limiter, seen)) = &ingestion.metadata_limit {
+            let now = Instant::now();
+            let new: Vec<&Series> =
+                decoded.series.iter().map(|sp| &sp.series).filter(|s| !seen.is_fresh(s, now)).collect();
+            if !new.is_empty() {
+                limiter.acquire(new.len()).await;
+                seen.remember(new, now);
+            }
+        }
+        let points = decoded.points as u64;
+        match node.write(decoded.series).await {
+            Ok(_) => {
+                self.stats.points_written.fetch_add(points, Ordering::Relaxed);
+                self.stats.batches_ok.fetch_add(1, Ordering::Relaxed);
+                Ok(outcome)
+            }
+            Err(e) => {
+                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(suppressed) = self.error_log.allow() {
+                    tracing::warn!(consumer = %self.consumer, error = %e, similar_suppressed = suppressed,
+                        "batch not written; the consumer keeps its offsets and retries");
+                }
+                let kind = e.failures.first().map(|(_, _, pe)| pe.kind).unwrap_or(heroic_plugin_api::ErrorKind::Internal);
+                Err(PluginError::new(kind, e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(s: &str) -> RawMessage {
+        RawMessage { payload: s.as_bytes().to_vec().into() }
+    }
+
+    fn json(key: &str, host: &str, time: i64, value: f64) -> RawMessage {
+        msg(&format!(r#"{{"version":"1.0.0","key":"{key}","host":"{host}","time":{time},"value":{value}}}"#))
+    }
+
+    #[test]
+    fn groups_by_series_and_skips_invalid() {
+        let p = Pipeline::new("c", Schema::Spotify100);
+        let batch = vec![json("cpu", "a", 1, 1.0), msg("garbage"), json("cpu", "b", 1, 2.0), json("cpu", "a", 2, 3.0)];
+        let d = p.decode(&batch, None);
+        assert_eq!((d.points, d.invalid, d.written_messages, d.series.len()), (3, 1, 3, 2));
+        assert_eq!(d.series[0].points.timestamps.as_slice(), &[1, 2]);
+        assert_eq!(p.stats.decode_errors(), 1);
+        assert_eq!(IngestStats::get(&p.stats.messages), 4);
+    }
+
+    #[test]
+    fn ingestion_filter_drops_other_series() {
+        let p = Pipeline::new("c", Schema::Spotify100);
+        let filter = compile_filter(r#"host = "a""#).unwrap();
+        let d = p.decode(&[json("cpu", "a", 1, 1.0), json("cpu", "b", 1, 2.0)], Some(&filter));
+        assert_eq!((d.points, d.filtered), (1, 1));
+        assert!(compile_filter("host = ").is_err());
+    }
+
+    #[test]
+    fn log_limiter_counts_suppressed_lines() {
+        let l = LogLimiter::new(Duration::from_secs(60));
+        assert_eq!(l.allow(), Some(0));
+        assert_eq!(l.allow(), None);
+        assert_eq!(l.allow(), None);
+    }
+
+    #[tokio::test]
+    async fn rate_limiter_spaces_out_new_series() {
+        let r = RateLimiter::new(100.0);
+        let start = Instant::now();
+        r.acquire(100).await; // the burst
+        r.acquire(20).await; // 0.2 s more
+        assert!(start.elapsed() >= Duration::from_millis(150), "{:?}", start.elapsed());
+    }
+}

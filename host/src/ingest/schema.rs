@@ -1,0 +1,352 @@
+//! Consumer schemas: raw message bytes → metrics.
+//!
+//! - `spotify100`: Heroic's `Spotify100` JSON, one metric per message,
+//!   versions `1.x.x` (`"value": <double>`) and `2.x.x`
+//!   (`"value": {"doubleValue": d}`; `{"distributionValue": …}` is refused
+//!   until distributions exist).
+//! - `spotify100-proto`: Heroic's `Spotify100Proto`, a Snappy-compressed
+//!   (raw block format) protobuf `Batch` of metrics.
+//!
+//! A message that does not decode or validate is an [`InvalidMessage`]; the
+//! pipeline counts it, logs a sample and skips it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use heroic_plugin_api::types::Series;
+use serde::Deserialize;
+
+/// One decoded point of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub series: Series,
+    pub time: i64,
+    pub value: f64,
+}
+
+/// Why a message was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvalidMessage {
+    /// Not JSON / not protobuf / not Snappy, or a field of the wrong type.
+    Malformed(String),
+    /// Decoded, but a required field is missing or out of range.
+    Invalid(String),
+    /// A distribution value: valid Heroic, but not stored by this server yet.
+    Distribution,
+}
+
+impl InvalidMessage {
+    /// Short name used for the per-reason counters in `/status`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            InvalidMessage::Malformed(_) => "malformed",
+            InvalidMessage::Invalid(_) => "invalid",
+            InvalidMessage::Distribution => "distribution",
+        }
+    }
+}
+
+impl fmt::Display for InvalidMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidMessage::Malformed(m) => write!(f, "malformed message: {m}"),
+            InvalidMessage::Invalid(m) => write!(f, "invalid message: {m}"),
+            InvalidMessage::Distribution => {
+                write!(f, "distribution values are not supported yet (only doubleValue is stored)")
+            }
+        }
+    }
+}
+
+/// The schema a consumer's messages are decoded with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Schema {
+    /// `spotify100`: JSON, versions 1 and 2.
+    #[default]
+    Spotify100,
+    /// `spotify100-proto`: Snappy-compressed protobuf batches.
+    Spotify100Proto,
+}
+
+impl Schema {
+    pub const NAMES: [&'static str; 2] = ["spotify100", "spotify100-proto"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Schema::Spotify100 => "spotify100",
+            Schema::Spotify100Proto => "spotify100-proto",
+        }
+    }
+
+    /// Decodes one message into its metrics (exactly one for JSON, any
+    /// number for a protobuf batch).
+    pub fn decode(self, payload: &[u8]) -> Result<Vec<Metric>, InvalidMessage> {
+        match self {
+            Schema::Spotify100 => decode_json(payload).map(|m| vec![m]),
+            Schema::Spotify100Proto => decode_proto(payload),
+        }
+    }
+}
+
+impl FromStr for Schema {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        // Heroic's class names are accepted too, so configs translate 1:1.
+        match s {
+            "spotify100" | "com.spotify.heroic.consumer.schemas.Spotify100" => Ok(Schema::Spotify100),
+            "spotify100-proto" | "com.spotify.heroic.consumer.schemas.Spotify100Proto" => Ok(Schema::Spotify100Proto),
+            other => Err(format!("unknown consumer schema {other:?}; known: {}", Schema::NAMES.join(", "))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Schema {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The JSON message; every field optional so that a missing one gives a
+/// validation message naming it rather than a serde error.
+#[derive(Deserialize)]
+struct JsonMetric {
+    version: Option<String>,
+    key: Option<String>,
+    host: Option<String>,
+    time: Option<i64>,
+    #[serde(default)]
+    attributes: Option<BTreeMap<String, Option<String>>>,
+    #[serde(default)]
+    resource: Option<BTreeMap<String, Option<String>>>,
+    value: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsonValueV2 {
+    double_value: Option<f64>,
+    distribution_value: Option<serde_json::Value>,
+}
+
+fn invalid(m: impl Into<String>) -> InvalidMessage {
+    InvalidMessage::Invalid(m.into())
+}
+
+fn decode_json(payload: &[u8]) -> Result<Metric, InvalidMessage> {
+    let m: JsonMetric = serde_json::from_slice(payload).map_err(|e| InvalidMessage::Malformed(e.to_string()))?;
+    let version = m.version.ok_or_else(|| invalid("version: field must be defined"))?;
+    let major = version.split('.').next().unwrap_or("");
+    let value = m.value.ok_or_else(|| invalid("value: field must be defined"))?;
+    let value = match major {
+        "1" => value.as_f64().ok_or_else(|| invalid(format!("value: expected a number, got {value}")))?,
+        "2" => {
+            let v: JsonValueV2 = serde_json::from_value(value)
+                .map_err(|e| invalid(format!("value: expected {{\"doubleValue\": d}} or {{\"distributionValue\": …}}: {e}")))?;
+            match (v.double_value, v.distribution_value) {
+                (Some(d), None) => d,
+                (None, Some(_)) => return Err(InvalidMessage::Distribution),
+                (Some(_), Some(_)) => return Err(invalid("value: both doubleValue and distributionValue given")),
+                (None, None) => return Err(invalid("value: field must be defined")),
+            }
+        }
+        _ => return Err(invalid(format!("unsupported version {version:?} (1.x.x and 2.x.x are)"))),
+    };
+    let key = m.key.filter(|k| !k.is_empty()).ok_or_else(|| invalid("key: field must be defined"))?;
+    let time = m.time.ok_or_else(|| invalid("time: field must be defined"))?;
+    check(time, value)?;
+    // Null attribute values are dropped; `host` becomes the `host` tag.
+    let mut tags: BTreeMap<String, String> =
+        m.attributes.unwrap_or_default().into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+    if let Some(host) = m.host {
+        tags.insert("host".into(), host);
+    }
+    let resource = m.resource.unwrap_or_default().into_iter().filter_map(|(k, v)| v.map(|v| (k, v)));
+    Ok(Metric { series: Series::new(key, tags, resource), time, value })
+}
+
+fn check(time: i64, value: f64) -> Result<(), InvalidMessage> {
+    if time <= 0 {
+        return Err(invalid(format!("time: must be a positive number of milliseconds, got {time}")));
+    }
+    if !value.is_finite() {
+        return Err(invalid(format!("value: must be finite, got {value}")));
+    }
+    Ok(())
+}
+
+/// Heroic's `spotify100.proto`, written out for prost's derive.
+pub mod proto {
+    use std::collections::HashMap;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Metric {
+        #[prost(string, tag = "1")]
+        pub key: String,
+        /// Milliseconds.
+        #[prost(int64, tag = "2")]
+        pub time: i64,
+        /// Used when `distribution_type_value` is absent.
+        #[prost(double, tag = "3")]
+        pub value: f64,
+        #[prost(map = "string, string", tag = "4")]
+        pub tags: HashMap<String, String>,
+        #[prost(map = "string, string", tag = "5")]
+        pub resource: HashMap<String, String>,
+        #[prost(message, optional, tag = "6")]
+        pub distribution_type_value: Option<Value>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Batch {
+        #[prost(message, repeated, tag = "1")]
+        pub metric: Vec<Metric>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Value {
+        #[prost(oneof = "value::Value", tags = "1, 2")]
+        pub value: Option<value::Value>,
+    }
+
+    pub mod value {
+        #[derive(Clone, PartialEq, prost::Oneof)]
+        pub enum Value {
+            #[prost(double, tag = "1")]
+            DoubleValue(f64),
+            #[prost(bytes, tag = "2")]
+            DistributionValue(Vec<u8>),
+        }
+    }
+
+    /// Encodes a batch the way producers do (protobuf, then raw Snappy).
+    pub fn encode_batch(batch: &Batch) -> Vec<u8> {
+        let bytes = prost::Message::encode_to_vec(batch);
+        snap::raw::Encoder::new().compress_vec(&bytes).expect("snappy compression of an in-memory buffer")
+    }
+}
+
+/// A protobuf batch is all or nothing: one bad metric refuses the message
+/// (its metrics cannot be acknowledged separately anyway).
+fn decode_proto(payload: &[u8]) -> Result<Vec<Metric>, InvalidMessage> {
+    use prost::Message;
+    let bytes = snap::raw::Decoder::new()
+        .decompress_vec(payload)
+        .map_err(|e| InvalidMessage::Malformed(format!("not Snappy-compressed: {e}")))?;
+    let batch = proto::Batch::decode(bytes.as_slice()).map_err(|e| InvalidMessage::Malformed(format!("not a protobuf Batch: {e}")))?;
+    let mut out = Vec::with_capacity(batch.metric.len());
+    for m in batch.metric {
+        if m.key.is_empty() {
+            return Err(invalid("key: field must be defined"));
+        }
+        let value = match m.distribution_type_value.and_then(|v| v.value) {
+            Some(proto::value::Value::DoubleValue(d)) => d,
+            Some(proto::value::Value::DistributionValue(_)) => return Err(InvalidMessage::Distribution),
+            None => m.value,
+        };
+        check(m.time, value)?;
+        out.push(Metric { series: Series::new(m.key, m.tags, m.resource), time: m.time, value });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(s: &str) -> Result<Metric, InvalidMessage> {
+        Schema::Spotify100.decode(s.as_bytes()).map(|mut v| v.remove(0))
+    }
+
+    #[test]
+    fn v1_with_host_attributes_and_resource() {
+        let m = json(r#"{"version":"1.1.0","key":"cpu","host":"h1","time":1000,"attributes":{"what":"idle","gone":null},"resource":{"pod":"p1"},"value":0.5}"#).unwrap();
+        assert_eq!(m.series, Series::new("cpu", [("host", "h1"), ("what", "idle")], [("pod", "p1")]));
+        assert_eq!((m.time, m.value), (1000, 0.5));
+    }
+
+    #[test]
+    fn v1_integer_value_and_no_maps() {
+        let m = json(r#"{"version":"1.0.0","key":"k","time":5,"value":3}"#).unwrap();
+        assert_eq!(m.series, Series::key_only("k"));
+        assert_eq!(m.value, 3.0);
+    }
+
+    #[test]
+    fn v2_double_value() {
+        let m = json(r#"{"version":"2.0.0","key":"k","time":7,"attributes":{"a":"b"},"value":{"doubleValue":1.25}}"#).unwrap();
+        assert_eq!((m.time, m.value), (7, 1.25));
+        assert_eq!(m.series.tags.len(), 1);
+    }
+
+    #[test]
+    fn v2_distribution_is_refused_with_its_own_reason() {
+        let e = json(r#"{"version":"2.0.0","key":"k","time":7,"value":{"distributionValue":"AAEC"}}"#).unwrap_err();
+        assert_eq!(e, InvalidMessage::Distribution);
+        assert_eq!(e.reason(), "distribution");
+    }
+
+    #[test]
+    fn invalid_json_messages() {
+        let cases = [
+            ("not json", "malformed"),
+            (r#"{"key":"k","time":1,"value":1}"#, "version"),
+            (r#"{"version":"3.0.0","key":"k","time":1,"value":1}"#, "unsupported version"),
+            (r#"{"version":"1.0.0","time":1,"value":1}"#, "key"),
+            (r#"{"version":"1.0.0","key":"","time":1,"value":1}"#, "key"),
+            (r#"{"version":"1.0.0","key":"k","value":1}"#, "time"),
+            (r#"{"version":"1.0.0","key":"k","time":0,"value":1}"#, "time"),
+            (r#"{"version":"1.0.0","key":"k","time":1}"#, "value"),
+            (r#"{"version":"1.0.0","key":"k","time":1,"value":"x"}"#, "value"),
+            (r#"{"version":"2.0.0","key":"k","time":1,"value":2.0}"#, "value"),
+            (r#"{"version":"2.0.0","key":"k","time":1,"value":{}}"#, "value"),
+            (r#"{"version":"1.0.0","key":"k","time":"soon","value":1}"#, "malformed"),
+        ];
+        for (input, expect) in cases {
+            let e = json(input).unwrap_err();
+            assert!(e.to_string().contains(expect), "{input}: {e}");
+        }
+    }
+
+    fn proto_metric(key: &str, time: i64, value: f64) -> proto::Metric {
+        proto::Metric { key: key.into(), time, value, ..Default::default() }
+    }
+
+    #[test]
+    fn proto_batch() {
+        let mut a = proto_metric("cpu", 1000, 1.0);
+        a.tags.insert("host".into(), "h".into());
+        a.resource.insert("pod".into(), "p".into());
+        let mut b = proto_metric("mem", 2000, 0.0);
+        b.distribution_type_value = Some(proto::Value { value: Some(proto::value::Value::DoubleValue(9.5)) });
+        let payload = proto::encode_batch(&proto::Batch { metric: vec![a, b] });
+        let metrics = Schema::Spotify100Proto.decode(&payload).unwrap();
+        assert_eq!(metrics.len(), 2);
+        assert_eq!(metrics[0].series, Series::new("cpu", [("host", "h")], [("pod", "p")]));
+        assert_eq!((metrics[1].time, metrics[1].value), (2000, 9.5));
+    }
+
+    #[test]
+    fn invalid_proto_messages() {
+        assert_eq!(Schema::Spotify100Proto.decode(b"plain bytes").unwrap_err().reason(), "malformed");
+        let not_proto = snap::raw::Encoder::new().compress_vec(&[0xff, 0xff, 0xff]).unwrap();
+        assert_eq!(Schema::Spotify100Proto.decode(&not_proto).unwrap_err().reason(), "malformed");
+        let no_key = proto::encode_batch(&proto::Batch { metric: vec![proto_metric("", 1, 1.0)] });
+        assert!(Schema::Spotify100Proto.decode(&no_key).unwrap_err().to_string().contains("key"));
+        let no_time = proto::encode_batch(&proto::Batch { metric: vec![proto_metric("k", 0, 1.0)] });
+        assert!(Schema::Spotify100Proto.decode(&no_time).unwrap_err().to_string().contains("time"));
+        let mut dist = proto_metric("k", 1, 0.0);
+        dist.distribution_type_value = Some(proto::Value { value: Some(proto::value::Value::DistributionValue(vec![1])) });
+        let dist = proto::encode_batch(&proto::Batch { metric: vec![dist] });
+        assert_eq!(Schema::Spotify100Proto.decode(&dist).unwrap_err(), InvalidMessage::Distribution);
+    }
+
+    #[test]
+    fn schema_names() {
+        assert_eq!("spotify100".parse::<Schema>().unwrap(), Schema::Spotify100);
+        assert_eq!("com.spotify.heroic.consumer.schemas.Spotify100Proto".parse::<Schema>().unwrap(), Schema::Spotify100Proto);
+        assert!("avro".parse::<Schema>().unwrap_err().contains("spotify100-proto"));
+    }
+}
