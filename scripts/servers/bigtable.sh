@@ -17,6 +17,8 @@ PIDFILE=$STATE/cbtemulator.pid
 LOG=$STATE/cbtemulator.log
 
 log() { echo "bigtable.sh: $*" >&2; }
+# shellcheck source=../lib/servers.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/servers.sh"
 
 find_emulator() {
     if [ -n "${CBTEMULATOR:-}" ] && [ -x "$CBTEMULATOR" ]; then
@@ -90,20 +92,7 @@ start() {
 }
 
 stop() {
-    if [ -f "$PIDFILE" ]; then
-        local pid
-        pid=$(cat "$PIDFILE")
-        if kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            for _ in $(seq 1 50); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-            kill -9 "$pid" 2>/dev/null || true
-            log "stopped cbtemulator (pid $pid)"
-        fi
-        rm -f "$PIDFILE"
-    fi
+    stop_pidfile cbtemulator "$PIDFILE"
 }
 
 case "${1:-}" in

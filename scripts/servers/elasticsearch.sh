@@ -19,6 +19,8 @@ STATE=target/test-servers/elasticsearch
 PYTHON=${PYTHON:-python3}
 
 log() { echo "elasticsearch.sh: $*" >&2; }
+# shellcheck source=../lib/servers.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/servers.sh"
 
 # The directory of an installed Python package, or nothing.
 package_dir() {
@@ -68,18 +70,8 @@ port_busy() {
 }
 
 stop_one() {
-    local name=$1 pidfile="$STATE/$1.pid"
-    [ -f "$pidfile" ] || return 0
-    local pid
-    pid=$(cat "$pidfile")
-    if kill -0 "$pid" 2>/dev/null; then
-        # SIGTERM: noida-db flushes its data dir; osmem keeps nothing anyway.
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-        log "stopped $name (pid $pid)"
-    fi
-    rm -f "$pidfile"
+    # SIGTERM first: noida-db flushes its data dir; osmem keeps nothing anyway.
+    stop_pidfile "$1" "$STATE/$1.pid"
 }
 
 start() {

@@ -15,6 +15,8 @@ STATE=target/test-servers/kafka
 PYTHON=${PYTHON:-python3}
 
 log() { echo "kafka.sh: $*" >&2; }
+# shellcheck source=../lib/servers.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/servers.sh"
 
 installed_version() {
     "$PYTHON" -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p'
@@ -46,17 +48,7 @@ port_open() {
 }
 
 stop() {
-    local pidfile="$STATE/tansu.pid"
-    [ -f "$pidfile" ] || return 0
-    local pid
-    pid=$(cat "$pidfile")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-        log "stopped tansu (pid $pid)"
-    fi
-    rm -f "$pidfile"
+    stop_pidfile tansu "$STATE/tansu.pid"
 }
 
 start() {
