@@ -1,6 +1,7 @@
 //! The Heroic host: loads plugins named in a TOML config and serves
 //! Heroic's HTTP API on top of them.
 //!
+//! - [`alloc`]: allocator tuning applied at start.
 //! - [`config`]: the TOML config (unknown keys are errors).
 //! - [`logging`]: the host's log and the plugin log callback.
 //! - [`plugins`]: finding, loading and instantiating plugin libraries.
@@ -11,7 +12,9 @@
 //! - [`node`]: a running node, shared by all handlers.
 //! - [`query`]: runs planned queries (metadata, fetch, aggregate, limits).
 //! - [`http`]: the HTTP API.
+//! - [`shell`]: `heroic-shell`, one-off tasks against the backends.
 
+pub mod alloc;
 pub mod backends;
 pub mod config;
 pub mod consumers;
@@ -21,5 +24,6 @@ pub mod logging;
 pub mod node;
 pub mod plugins;
 pub mod query;
+pub mod shell;
 pub mod write_cache;
 pub mod writer;

@@ -28,6 +28,7 @@ pub struct Node {
 impl Node {
     /// Loads the plugins and creates every backend of the config.
     pub async fn start(config: Config) -> Result<Arc<Node>, PluginSetupError> {
+        crate::alloc::tune();
         let mut registry = PluginRegistry::new(config.plugins.search_dirs());
         let backends = Backends::start(&config, &mut registry).await?;
         let consumers = Consumers::create(&config, &mut registry).await?;

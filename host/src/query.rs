@@ -1,13 +1,16 @@
 //! Runs a planned query: metadata lookup, chunked fetches fed into a
 //! streaming aggregation session, limits, and partial errors.
 //!
-//! Memory stays bounded: points are fetched a chunk of series at a time and
-//! folded into the session, never held all at once, and the data limit caps
-//! how many points a query may read at all.
+//! Memory stays bounded: points are fetched a chunk of series at a time
+//! (the next chunk is read while the current one is folded, so two are
+//! held at most) and folded into the session, never held all at once, and
+//! the data limit caps how many points a query may read at all.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+use futures::future::maybe_done;
 use heroic_plugin_api::filter::SeriesMatcher;
 use heroic_plugin_api::types::{FetchRequest, Series, TimeRange};
 use heroic_plugin_api::Filter;
@@ -144,14 +147,31 @@ pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError
     // The config's aggregationLimit applies when the query sets none.
     let mut session = plan.session()?.with_limit(Some(aggregation_limit));
     for backend in &node.backends.metrics {
-        for chunk in series.chunks(FETCH_CHUNK_SERIES) {
+        let chunks: Vec<&[Series]> = series.chunks(FETCH_CHUNK_SERIES).collect();
+        let fetch = |chunk: &[Series], read: u64| {
             let request = FetchRequest {
                 series: chunk.to_vec().into(),
                 range: plan.range,
                 // One more than allowed, so that reading exactly the limit is not a violation.
-                point_limit: data_limit.saturating_sub(progress.sample_size).saturating_add(1),
+                point_limit: data_limit.saturating_sub(read).saturating_add(1),
             };
-            let response = match backend.client.fetch(request).await {
+            Box::pin(maybe_done(backend.client.fetch(request)))
+        };
+        let mut next = chunks.first().map(|c| fetch(c, 0));
+        for (i, chunk) in chunks.iter().enumerate() {
+            let Some(mut current) = next.take() else { break };
+            current.as_mut().await;
+            let response = current.as_mut().take_output().expect("awaited");
+            // Start the next fetch (a first poll makes the call) before
+            // folding this one: the backend decodes while the host
+            // aggregates. Its point limit does not count this chunk yet, so
+            // it may read one chunk more than needed; the limit itself is
+            // enforced here, as each series is folded.
+            next = chunks.get(i + 1).map(|c| fetch(c, progress.sample_size));
+            if let Some(n) = next.as_mut() {
+                let _ = futures::poll!(n.as_mut());
+            }
+            let response = match response {
                 Ok(r) => r,
                 Err(e) => {
                     let message = format!("metrics backend {:?}: some fetches failed: {e}", backend.id);
@@ -169,10 +189,11 @@ pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError
                 if progress.sample_size > data_limit {
                     return progress.stop(plan, Limit::Quota, format!("query read more than {data_limit} points (dataLimit)"));
                 }
-                let mut s = base.clone();
-                if !fetched.resource.is_empty() {
-                    s.resource = fetched.resource.clone();
-                }
+                let s = if fetched.resource.is_empty() {
+                    Cow::Borrowed(base)
+                } else {
+                    Cow::Owned(Series { resource: fetched.resource.clone(), ..base.clone() })
+                };
                 match session.update(&s, &fetched.points.timestamps, &fetched.points.values) {
                     Ok(()) => {}
                     Err(QueryError::AggregationLimit { limit }) => {

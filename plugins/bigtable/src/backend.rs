@@ -14,18 +14,21 @@ use heroic_plugin_api::sdk::MetricBackend;
 use heroic_plugin_api::types::*;
 use heroic_plugin_api::{PluginError, PluginResult, RVec};
 
+use crate::bulk::{Bulk, BulkSettings};
 use crate::client::Client;
 use crate::config::BigtableConfig;
-use crate::error::BigtableError;
+use crate::error::{BigtableError, EntryTally};
 use crate::plan::{filter, plan};
 use crate::read_rows::Row;
 use crate::row_key::{self, MAX_ROW_KEY_BYTES};
 use crate::stats::Stats;
 
 pub struct BigtableBackend {
-    pub(crate) client: Client,
+    pub(crate) client: Arc<Client>,
     pub(crate) config: BigtableConfig,
     pub(crate) stats: Arc<Stats>,
+    /// The bulk writer; `None` with `disableBulkMutations`.
+    bulk: Option<Bulk>,
 }
 
 /// One answer of a fetch: the request index and a resource variant.
@@ -109,15 +112,28 @@ impl BigtableBackend {
         calls
     }
 
-    /// Sends MutateRows calls, `writeConcurrency` at a time; the first
-    /// failure is returned after every call has finished.
+    /// Sends MutateRows calls, `writeConcurrency` at a time, and answers
+    /// for all their entries once every call has finished.
     async fn send(&self, calls: Vec<Vec<Entry>>) -> Result<(), BigtableError> {
-        let results: Vec<Result<(), BigtableError>> = stream::iter(calls)
-            .map(|entries| self.client.mutate_rows(entries))
+        let mut tally = EntryTally::new(calls.iter().map(Vec::len).sum());
+        let outcomes: Vec<Vec<Option<BigtableError>>> = stream::iter(calls)
+            .map(|entries| self.client.mutate_rows_each(entries))
             .buffer_unordered(self.config.write_concurrency)
             .collect()
             .await;
-        results.into_iter().collect()
+        outcomes.into_iter().flatten().for_each(|failure| tally.add(failure));
+        tally.finish()
+    }
+
+    /// Applies a write's rows: through the bulk writer, which cuts and
+    /// coalesces the entries into its own batches, or in the write's own
+    /// calls.
+    async fn apply(&self, rows: Vec<RowMutations>) -> Result<(), BigtableError> {
+        let calls = self.pack(rows);
+        match &self.bulk {
+            Some(bulk) => bulk.submit(calls.into_iter().flatten().collect()).await,
+            None => self.send(calls).await,
+        }
     }
 
     /// Reads the cells of every requested series in the range, applying the
@@ -257,7 +273,7 @@ impl BigtableBackend {
             }
         }
         let row_count = rows.iter().map(|r| r.mutations.len() as u64).sum::<u64>();
-        self.send(self.pack(rows)).await?;
+        self.apply(rows).await?;
         self.stats.points_written.add(points);
         self.stats.row_mutations.add(row_count);
         if let Some((bytes, example)) = refused.iter().min_by_key(|r| r.0).cloned() {
@@ -349,9 +365,16 @@ impl MetricBackend for BigtableBackend {
     async fn create(config: BigtableConfig) -> PluginResult<Self> {
         config.validate().map_err(|e| PluginError::from(BigtableError::Config(e)))?;
         let stats = Arc::new(Stats::default());
-        let client = Client::connect(&config, stats.clone()).await?;
-        tracing::info!(table = client.table_name(), target = ?config.target(), "bigtable metric backend ready");
-        Ok(BigtableBackend { client, config, stats })
+        let client = Arc::new(Client::connect(&config, stats.clone()).await?);
+        let bulk = (!config.disable_bulk_mutations)
+            .then(|| Bulk::start(client.clone(), BulkSettings::from_config(&config), stats.clone()));
+        tracing::info!(
+            table = client.table_name(),
+            target = ?config.target(),
+            bulk = bulk.is_some(),
+            "bigtable metric backend ready"
+        );
+        Ok(BigtableBackend { client, config, stats, bulk })
     }
 
     async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
@@ -378,6 +401,13 @@ impl MetricBackend for BigtableBackend {
         let mut families = vec![self.config.points_family.clone()];
         families.extend(self.config.extra_families.iter().filter(|f| **f != self.config.points_family).cloned());
         self.tracked(self.client.ensure_table(&families)).await
+    }
+
+    async fn shutdown(&self) -> PluginResult<()> {
+        if let Some(bulk) = &self.bulk {
+            bulk.shutdown().await;
+        }
+        Ok(())
     }
 
     fn health(&self) -> Health {

@@ -9,18 +9,18 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gcp_auth::TokenProvider;
 use googleapis_tonic_google_bigtable_admin_v2::google::bigtable::admin::v2 as admin;
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2 as data;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use heroic_gcp::{connect, Auth};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use admin::bigtable_table_admin_client::BigtableTableAdminClient;
 use data::bigtable_client::BigtableClient;
 
-use crate::config::{BigtableConfig, Credentials, Target};
-use crate::error::{is_retryable, BigtableError};
+use crate::config::{BigtableConfig, Target};
+use crate::error::{is_retryable, BigtableError, EntryTally};
 use crate::read_rows::{resume_after, Row, RowAssembler};
 use crate::stats::Stats;
 
@@ -108,7 +108,7 @@ impl From<Status> for Failure {
 pub struct Client {
     data: BigtableClient<Channel>,
     admin: BigtableTableAdminClient<Channel>,
-    auth: Option<Arc<dyn TokenProvider>>,
+    auth: Auth,
     table_name: String,
     instance_name: String,
     profile: String,
@@ -120,26 +120,6 @@ pub struct Client {
     pub(crate) read_timeout: Duration,
     short_timeout: Duration,
     stats: Arc<Stats>,
-}
-
-async fn connect(url: &str, tls: bool, timeout: Duration) -> Result<Channel, BigtableError> {
-    let err = |reason: String| BigtableError::Connect { endpoint: url.to_string(), reason };
-    let mut endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| err(format!("invalid endpoint: {e}")))?
-        .connect_timeout(timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
-    if tls {
-        endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().with_webpki_roots())
-            .map_err(|e| err(format!("tls setup failed: {e}")))?;
-    }
-    match tokio::time::timeout(timeout, endpoint.connect()).await {
-        Ok(Ok(channel)) => Ok(channel),
-        Ok(Err(e)) => Err(err(format!("{e} ({:?})", std::error::Error::source(&e)))),
-        Err(_) => Err(err(format!("no connection within {timeout:?}"))),
-    }
 }
 
 fn percent_encode(s: &str) -> String {
@@ -162,19 +142,10 @@ impl Client {
         let (data_channel, admin_channel, auth) = match config.target() {
             Target::Emulator(url) => {
                 let channel = connect(&url, false, short).await?;
-                (channel.clone(), channel, None)
+                (channel.clone(), channel, Auth::none())
             }
             Target::Cloud { data, admin, credentials } => {
-                let auth: Option<Arc<dyn TokenProvider>> = match credentials {
-                    Credentials::None => None,
-                    Credentials::Default => Some(
-                        gcp_auth::provider().await.map_err(|e| BigtableError::Credentials(e.to_string()))?,
-                    ),
-                    Credentials::Json { path } => Some(Arc::new(
-                        gcp_auth::CustomServiceAccount::from_file(&path)
-                            .map_err(|e| BigtableError::Credentials(format!("{}: {e}", path.display())))?,
-                    )),
-                };
+                let auth = Auth::new(&credentials, SCOPES).await?;
                 (connect(&data, true, short).await?, connect(&admin, true, short).await?, auth)
             }
         };
@@ -211,13 +182,7 @@ impl Client {
         let mut request = tonic::Request::new(message);
         request.set_timeout(timeout);
         request.metadata_mut().insert("x-goog-request-params", self.routing.clone());
-        if let Some(auth) = &self.auth {
-            let token = auth.token(SCOPES).await.map_err(|e| Status::unauthenticated(format!("no token: {e}")))?;
-            let value = format!("Bearer {}", token.as_str())
-                .parse()
-                .map_err(|_| Status::unauthenticated("token is not a valid header value"))?;
-            request.metadata_mut().insert("authorization", value);
-        }
+        self.auth.authorize(&mut request).await?;
         Ok(request)
     }
 
@@ -330,14 +295,30 @@ impl Client {
     /// Applies row mutations; entries that fail transiently are retried
     /// alone. Safe to repeat: every cell is written at a fixed timestamp.
     pub async fn mutate_rows(&self, entries: Vec<data::mutate_rows_request::Entry>) -> Result<(), BigtableError> {
-        let total = entries.len();
-        let mut pending = entries;
+        let outcome = self.mutate_rows_each(entries).await;
+        let mut tally = EntryTally::new(outcome.len());
+        outcome.into_iter().for_each(|failure| tally.add(failure));
+        tally.finish()
+    }
+
+    /// Like [`Client::mutate_rows`], answering per entry (`None`: applied),
+    /// so that the bulk writer can answer each write for its own entries.
+    /// Entries failing transiently are retried alone; an entry failing for
+    /// good keeps its own error, and a call that fails as a whole fails the
+    /// entries not applied yet.
+    pub async fn mutate_rows_each(
+        &self,
+        entries: Vec<data::mutate_rows_request::Entry>,
+    ) -> Vec<Option<BigtableError>> {
+        let mut outcome: Vec<Option<BigtableError>> = vec![None; entries.len()];
+        // (index in `entries`, entry) of the entries not applied yet.
+        let mut pending: Vec<(usize, data::mutate_rows_request::Entry)> = entries.into_iter().enumerate().collect();
         let mut backoff = Backoff::new(self.retry);
         loop {
             let message = data::MutateRowsRequest {
                 table_name: self.table_name.clone(),
                 app_profile_id: self.profile.clone(),
-                entries: pending.clone(),
+                entries: pending.iter().map(|(_, e)| e.clone()).collect(),
                 ..Default::default()
             };
             self.stats.mutate_rpcs.inc();
@@ -357,44 +338,61 @@ impl Client {
             };
             let failure = match tokio::time::timeout(self.mutate_timeout, attempt).await {
                 Ok(Ok(statuses)) => {
-                    // An entry the server did not report on is treated as
-                    // unavailable: retrying it is harmless.
-                    let failed: Vec<(usize, Status)> = statuses
-                        .into_iter()
-                        .enumerate()
-                        .filter_map(|(i, s)| match s {
-                            Some(s) if s.code() == Code::Ok => None,
-                            Some(s) => Some((i, s)),
-                            None => Some((i, Status::unavailable("no status reported for the entry"))),
-                        })
-                        .collect();
-                    if failed.is_empty() {
-                        return Ok(());
-                    }
-                    let first = failed[0].1.clone();
-                    let all_retryable = failed.iter().all(|(_, s)| is_retryable(s.code()));
-                    if all_retryable {
-                        if let Some(delay) = backoff.next() {
-                            self.stats.retries.inc();
-                            let keep: std::collections::HashSet<usize> = failed.iter().map(|(i, _)| *i).collect();
-                            pending = pending.into_iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, e)| e).collect();
-                            tokio::time::sleep(delay).await;
-                            continue;
+                    let attempts = backoff.attempts();
+                    let entry_error = |s: Status| BigtableError::Rpc {
+                        operation: "mutate rows",
+                        attempts,
+                        code: s.code(),
+                        message: s.message().to_string(),
+                    };
+                    let mut retry = Vec::new();
+                    let mut last = None;
+                    for ((index, entry), status) in std::mem::take(&mut pending).into_iter().zip(statuses) {
+                        match status {
+                            Some(s) if s.code() == Code::Ok => {}
+                            Some(s) if !is_retryable(s.code()) => outcome[index] = Some(entry_error(s)),
+                            // An entry the server did not report on is
+                            // treated as unavailable: retrying it is harmless.
+                            s => {
+                                last = Some(s.unwrap_or_else(|| Status::unavailable("no status reported for the entry")));
+                                retry.push((index, entry));
+                            }
                         }
                     }
-                    self.stats.errors.inc();
-                    return Err(BigtableError::PartialWrite {
-                        operation: "mutate rows",
-                        failed: failed.len(),
-                        total,
-                        first: format!("{:?}: {}", first.code(), first.message()),
-                    });
+                    pending = retry;
+                    match last {
+                        None => break,
+                        Some(status) => match backoff.next() {
+                            Some(delay) => {
+                                self.stats.retries.inc();
+                                tracing::debug!(entries = pending.len(), attempts, ?delay, "retrying failed mutate rows entries");
+                                tokio::time::sleep(delay).await;
+                                continue;
+                            }
+                            None => {
+                                for (index, _) in &pending {
+                                    outcome[*index] = Some(entry_error(status.clone()));
+                                }
+                                break;
+                            }
+                        },
+                    }
                 }
                 Ok(Err(status)) => Failure::from(status),
                 Err(_) => Failure::TimedOut,
             };
-            self.retry_or_fail("mutate rows", &mut backoff, failure, self.mutate_timeout).await?;
+            // `retry_or_fail` counts the error itself.
+            if let Err(e) = self.retry_or_fail("mutate rows", &mut backoff, failure, self.mutate_timeout).await {
+                for (index, _) in &pending {
+                    outcome[*index] = Some(e.clone());
+                }
+                return outcome;
+            }
         }
+        if outcome.iter().any(Option::is_some) {
+            self.stats.errors.inc();
+        }
+        outcome
     }
 
     /// Creates the table with `families`, or adds the families an existing

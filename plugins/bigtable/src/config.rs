@@ -1,10 +1,12 @@
 //! The plugin's config table. Names follow Heroic's Bigtable module
 //! (camelCase) so an existing Heroic config carries over with few edits.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+/// Longest flush interval accepted.
+pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// `[metrics.config]` of a `plugin = "bigtable"` metric backend.
 #[derive(Clone, Debug, Deserialize)]
@@ -36,13 +38,41 @@ pub struct BigtableConfig {
     /// Table admin API endpoint for real Bigtable (TLS).
     #[serde(default = "default_admin_endpoint")]
     pub admin_endpoint: String,
-    /// Most cell mutations sent in one MutateRows call (Heroic's
-    /// `maxWriteBatchSize`); Bigtable's own ceiling is 100,000.
+    /// Most cell mutations in one row entry, and with
+    /// `disableBulkMutations` in one MutateRows call (Heroic's
+    /// `maxWriteBatchSize`); Bigtable's own ceiling is 100,000 per call.
     #[serde(default = "default_max_write_batch_size")]
     pub max_write_batch_size: usize,
-    /// MutateRows calls of one write that may be in flight at once.
+    /// MutateRows calls in flight at once: for the whole backend in bulk
+    /// mode, per write with `disableBulkMutations`.
     #[serde(default = "default_write_concurrency")]
     pub write_concurrency: usize,
+    /// `true`: each write sends its own MutateRows calls. `false` (the
+    /// default): writes go through the bulk writer, which coalesces the
+    /// entries of concurrent writes into shared calls. Either way a write
+    /// is answered only once its mutations were applied.
+    #[serde(default)]
+    pub disable_bulk_mutations: bool,
+    /// Bulk mode: how long buffered mutations may wait for more to fill
+    /// their batch, in seconds (Heroic's name; Heroic's default is 2).
+    /// Unset: 0, a batch leaves as soon as a call slot is free. Exclusive
+    /// with `flushIntervalMs`.
+    #[serde(default)]
+    pub flush_interval_seconds: Option<u64>,
+    /// Bulk mode: the same wait in milliseconds, for waits below a second.
+    /// Exclusive with `flushIntervalSeconds`.
+    #[serde(default)]
+    pub flush_interval_ms: Option<u64>,
+    /// Bulk mode: cell mutations that make a full batch, sent as one
+    /// MutateRows call without waiting for the flush interval (Heroic's
+    /// `batchSize`). Unset: `maxWriteBatchSize`.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Bulk mode: most cell mutations accepted and not applied yet; further
+    /// writes wait for room (a write larger than this waits for an empty
+    /// buffer). Unset: `2 × batchSize × writeConcurrency`, at least 100,000.
+    #[serde(default)]
+    pub max_buffered_mutations: Option<usize>,
     /// ReadRows calls of one fetch that may be in flight at once.
     #[serde(default = "default_read_concurrency")]
     pub read_concurrency: usize,
@@ -78,25 +108,9 @@ pub struct BigtableConfig {
     pub extra_families: Vec<String>,
 }
 
-/// How to get OAuth2 tokens for real Bigtable.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Credentials {
-    /// Application default credentials: `$GOOGLE_APPLICATION_CREDENTIALS`,
-    /// gcloud's user credentials, or the metadata server (Heroic's `default`
-    /// and `compute-engine`).
-    #[default]
-    #[serde(alias = "compute-engine")]
-    Default,
-    /// A service-account JSON key file (Heroic's `json`).
-    #[serde(alias = "service-account")]
-    Json {
-        /// Path of the key file.
-        path: PathBuf,
-    },
-    /// No credentials at all (emulators, proxies that add their own).
-    None,
-}
+/// How to get OAuth2 tokens for real Bigtable (shared with the pubsub
+/// plugin).
+pub use heroic_gcp::Credentials;
 
 fn default_instance() -> String {
     "heroic".into()
@@ -171,6 +185,21 @@ impl BigtableConfig {
         if self.write_concurrency == 0 || self.read_concurrency == 0 {
             return Err("writeConcurrency and readConcurrency must be at least 1".into());
         }
+        if !(1..=100_000).contains(&self.batch_size()) {
+            return Err(format!("batchSize must be 1..=100000, got {}", self.batch_size()));
+        }
+        if self.flush_interval_seconds.is_some() && self.flush_interval_ms.is_some() {
+            return Err("flushIntervalSeconds and flushIntervalMs are mutually exclusive: set one".into());
+        }
+        // Every acknowledgement of a lone write waits this long.
+        if self.flush_interval() > MAX_FLUSH_INTERVAL {
+            return Err(format!("the flush interval must be at most {MAX_FLUSH_INTERVAL:?}, got {:?}", self.flush_interval()));
+        }
+        let buffered = self.max_buffered_mutations();
+        // Permits of a tokio semaphore are taken as u32.
+        if buffered < self.batch_size() || buffered > u32::MAX as usize {
+            return Err(format!("maxBufferedMutations must be batchSize ({}) to {}, got {buffered}", self.batch_size(), u32::MAX));
+        }
         if self.mutate_rpc_timeout_ms == 0 || self.read_rows_rpc_timeout_ms == 0 || self.short_rpc_timeout_ms == 0 {
             return Err("rpc timeouts must be at least 1 ms".into());
         }
@@ -180,14 +209,8 @@ impl BigtableConfig {
     /// Resolves the emulator settings: the config key wins over the
     /// environment variable.
     pub fn target(&self) -> Target {
-        let emulator = self
-            .emulator_endpoint
-            .clone()
-            .or_else(|| std::env::var("BIGTABLE_EMULATOR_HOST").ok())
-            .filter(|e| !e.trim().is_empty());
-        match emulator {
-            Some(e) if e.contains("://") => Target::Emulator(e),
-            Some(e) => Target::Emulator(format!("http://{e}")),
+        match heroic_gcp::emulator_url(self.emulator_endpoint.as_deref(), "BIGTABLE_EMULATOR_HOST") {
+            Some(url) => Target::Emulator(url),
             None => Target::Cloud {
                 data: self.data_endpoint.clone(),
                 admin: self.admin_endpoint.clone(),
@@ -204,6 +227,24 @@ impl BigtableConfig {
     /// `projects/P/instances/I/tables/T`.
     pub fn table_name(&self) -> String {
         format!("{}/tables/{}", self.instance_name(), self.table)
+    }
+
+    /// Bulk mode's flush interval, from whichever key is set.
+    pub fn flush_interval(&self) -> Duration {
+        match (self.flush_interval_seconds, self.flush_interval_ms) {
+            (Some(s), _) => Duration::from_secs(s),
+            (None, Some(ms)) => Duration::from_millis(ms),
+            (None, None) => Duration::ZERO,
+        }
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size.unwrap_or(self.max_write_batch_size)
+    }
+
+    pub fn max_buffered_mutations(&self) -> usize {
+        self.max_buffered_mutations
+            .unwrap_or_else(|| self.batch_size().saturating_mul(self.write_concurrency).saturating_mul(2).max(100_000))
     }
 
     pub fn mutate_timeout(&self) -> Duration {
@@ -257,6 +298,52 @@ mod tests {
     fn emulator_endpoint_wins() {
         let c = parse(serde_json::json!({ "project": "p", "emulatorEndpoint": "127.0.0.1:8086" })).unwrap();
         assert_eq!(c.target(), Target::Emulator("http://127.0.0.1:8086".into()));
+    }
+
+    #[test]
+    fn bulk_defaults_add_no_wait() {
+        let c = parse(serde_json::json!({ "project": "p", "maxWriteBatchSize": 500 })).unwrap();
+        assert!(!c.disable_bulk_mutations);
+        assert_eq!(c.flush_interval(), Duration::ZERO);
+        assert_eq!(c.batch_size(), 500, "batchSize follows maxWriteBatchSize");
+        assert_eq!(c.max_buffered_mutations(), 100_000);
+        let c = parse(serde_json::json!({ "project": "p", "batchSize": 20_000, "writeConcurrency": 8 })).unwrap();
+        assert_eq!(c.max_buffered_mutations(), 320_000);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn heroic_bulk_keys_are_taken() {
+        let c = parse(serde_json::json!({
+            "project": "p", "disableBulkMutations": true, "flushIntervalSeconds": 2, "batchSize": 100,
+        }))
+        .unwrap();
+        c.validate().unwrap();
+        assert!(c.disable_bulk_mutations);
+        assert_eq!((c.flush_interval(), c.batch_size()), (Duration::from_secs(2), 100));
+        let c = parse(serde_json::json!({ "project": "p", "flushIntervalMs": 5 })).unwrap();
+        assert_eq!(c.flush_interval(), Duration::from_millis(5));
+    }
+
+    #[test]
+    fn flush_interval_keys_are_exclusive_and_bounded() {
+        let c = parse(serde_json::json!({ "project": "p", "flushIntervalSeconds": 1, "flushIntervalMs": 5 })).unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(e.contains("flushIntervalSeconds") && e.contains("flushIntervalMs") && e.contains("exclusive"), "{e}");
+        let c = parse(serde_json::json!({ "project": "p", "flushIntervalSeconds": 61 })).unwrap();
+        assert!(c.validate().unwrap_err().contains("flush interval"));
+        let e = parse(serde_json::json!({ "project": "p", "flushInterval": 2 })).unwrap_err();
+        assert!(e.to_string().contains("unknown field `flushInterval`"), "{e}");
+    }
+
+    #[test]
+    fn bulk_sizes_are_bounded() {
+        let c = parse(serde_json::json!({ "project": "p", "batchSize": 0 })).unwrap();
+        assert!(c.validate().unwrap_err().contains("batchSize"));
+        let c = parse(serde_json::json!({ "project": "p", "batchSize": 100_001 })).unwrap();
+        assert!(c.validate().unwrap_err().contains("batchSize"));
+        let c = parse(serde_json::json!({ "project": "p", "batchSize": 100, "maxBufferedMutations": 99 })).unwrap();
+        assert!(c.validate().unwrap_err().contains("maxBufferedMutations"));
     }
 
     #[test]

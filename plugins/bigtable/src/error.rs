@@ -5,7 +5,9 @@ use std::time::Duration;
 use heroic_plugin_api::{ErrorKind, PluginError};
 use tonic::Code;
 
-#[derive(Debug, thiserror::Error)]
+// Clone: one failed MutateRows call of the bulk coalescer answers every
+// write that had entries in it.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum BigtableError {
     #[error("invalid bigtable config: {0}")]
     Config(String),
@@ -25,6 +27,62 @@ pub enum BigtableError {
     RowKeyTooLarge { refused: usize, bytes: usize, limit: usize, example: String },
     #[error("bigtable returned a malformed read stream: {0}")]
     Protocol(String),
+    #[error("the bigtable backend is shut down")]
+    ShutDown,
+    #[error("the bigtable bulk writer stopped before the write was applied")]
+    BulkStopped,
+}
+
+impl From<heroic_gcp::GcpError> for BigtableError {
+    fn from(e: heroic_gcp::GcpError) -> Self {
+        match e {
+            heroic_gcp::GcpError::Connect { endpoint, reason } => BigtableError::Connect { endpoint, reason },
+            heroic_gcp::GcpError::Credentials(reason) => BigtableError::Credentials(reason),
+        }
+    }
+}
+
+/// Folds the outcomes of one write's row entries into the write's answer:
+/// the entries' error when all of them failed, else a `PartialWrite`
+/// naming the first failure.
+#[derive(Debug)]
+pub struct EntryTally {
+    total: usize,
+    failed: usize,
+    first: Option<BigtableError>,
+}
+
+impl EntryTally {
+    pub fn new(total: usize) -> Self {
+        EntryTally { total, failed: 0, first: None }
+    }
+
+    /// One more entry than counted at creation (the bulk writer split one
+    /// over two MutateRows calls).
+    pub fn grow(&mut self) {
+        self.total += 1;
+    }
+
+    /// Records one entry's outcome: `None` when it was applied.
+    pub fn add(&mut self, failure: Option<BigtableError>) {
+        if let Some(e) = failure {
+            self.failed += 1;
+            self.first.get_or_insert(e);
+        }
+    }
+
+    pub fn finish(self) -> Result<(), BigtableError> {
+        match self.first {
+            None => Ok(()),
+            Some(e) if self.failed == self.total => Err(e),
+            Some(e) => Err(BigtableError::PartialWrite {
+                operation: "mutate rows",
+                failed: self.failed,
+                total: self.total,
+                first: e.to_string(),
+            }),
+        }
+    }
 }
 
 /// Whether a failed call may succeed if tried again: the transient codes
@@ -54,6 +112,8 @@ impl From<BigtableError> for PluginError {
             BigtableError::PartialWrite { .. } => ErrorKind::Unavailable,
             BigtableError::RowKeyTooLarge { .. } => ErrorKind::InvalidInput,
             BigtableError::Protocol(_) => ErrorKind::Internal,
+            BigtableError::ShutDown => ErrorKind::Unavailable,
+            BigtableError::BulkStopped => ErrorKind::Internal,
         };
         PluginError::new(kind, e)
     }

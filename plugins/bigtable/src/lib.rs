@@ -10,12 +10,15 @@
 //! - [`client`]: tonic channels, credentials, deadlines, retries with
 //!   backoff, MutateRows and the table admin calls.
 //! - [`backend`]: the `MetricBackend`: write, fetch, delete, count,
-//!   configure, health, statistics.
+//!   configure, shutdown, health, statistics.
+//! - [`bulk`]: the bulk writer coalescing concurrent writes into shared
+//!   MutateRows calls, answering each write once its entries are applied.
 //! - [`listing`]: key listing by scanning and decoding row keys.
 //! - [`stats`]: counters for `statistics()` and the last failure for `health()`.
 //! - [`error`]: errors and their mapping onto the host's error kinds.
 
 pub mod backend;
+pub mod bulk;
 pub mod client;
 pub mod config;
 pub mod error;

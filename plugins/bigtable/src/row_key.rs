@@ -17,9 +17,10 @@
 //! as a prefix. The part before the base (`series_prefix`) is
 //! self-delimiting, so every row starting with it belongs to the series.
 
-use std::cmp::Ordering;
-
 use heroic_plugin_api::types::{Series, Tag};
+use heroic_tiny_serializer::{
+    get_sorted_map, get_string_utf16, get_varint, put_sorted_map, put_string_utf16, put_varint, take, StringCodec,
+};
 
 /// Width of one row in milliseconds: 2^32 ms, about 49.7 days.
 pub const PERIOD: i64 = 1 << 32;
@@ -30,14 +31,9 @@ pub const MAX_ROW_KEY_BYTES: usize = 4000;
 /// Why a row key could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
-    #[error("row key ends early while reading {0}")]
-    Truncated(&'static str),
-    #[error("row key holds invalid utf-8 in {0}")]
-    InvalidUtf8(&'static str),
-    #[error("row key varint for {0} does not fit in 32 bits")]
-    VarintOverflow(&'static str),
-    #[error("row key string length mismatch: {0}")]
-    LengthMismatch(String),
+    /// A tiny-serializer piece (varint, string, map) is malformed.
+    #[error(transparent)]
+    Encoding(#[from] heroic_tiny_serializer::DecodeError),
     #[error("row key suffix is not a resource suffix: {0}")]
     BadSuffix(String),
     #[error("row key has {0} trailing bytes")]
@@ -78,102 +74,13 @@ pub fn timestamp_of(base: i64, qualifier: &[u8]) -> Option<i64> {
     Some(base + i64::from(u32::from_be_bytes(offset)))
 }
 
-// --- compact varint ----------------------------------------------------------
-
-/// tiny-serializer's compact varint: 7-bit groups, little-endian, high bit
-/// for "more", and each continuation subtracts one so that every value has
-/// exactly one encoding (128 → `80 00`).
-pub fn put_varint(out: &mut Vec<u8>, value: u32) {
-    let mut v = value;
-    loop {
-        let t = v >> 7;
-        if t == 0 {
-            break;
-        }
-        out.push((v & 0x7f) as u8 | 0x80);
-        v = t - 1;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(input: &mut &[u8], what: &'static str) -> Result<u32, DecodeError> {
-    let mut value: u64 = 0;
-    let mut shift = 0u32;
-    loop {
-        let (&byte, rest) = input.split_first().ok_or(DecodeError::Truncated(what))?;
-        *input = rest;
-        // Undo the encoder's "subtract one" by adding one per continuation:
-        // v = low + 128 * (t) where t was stored as t - 1.
-        value += u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 35 {
-            return Err(DecodeError::VarintOverflow(what));
-        }
-        value += 1 << shift;
-    }
-    u32::try_from(value).map_err(|_| DecodeError::VarintOverflow(what))
-}
-
+/// Row keys are refused long before 4 GiB; saturating keeps this total.
 fn len_u32(n: usize) -> u32 {
-    // Row keys are refused long before 4 GiB; saturating keeps this total.
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-// --- strings and maps --------------------------------------------------------
-
-/// Heroic's `CustomStringSerializer`: byte length, UTF-16 length, bytes.
-fn put_string(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, len_u32(s.len()));
-    put_varint(out, len_u32(s.encode_utf16().count()));
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn take<'a>(input: &mut &'a [u8], n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-    if input.len() < n {
-        return Err(DecodeError::Truncated(what));
-    }
-    let (head, rest) = input.split_at(n);
-    *input = rest;
-    Ok(head)
-}
-
-fn get_string(input: &mut &[u8], what: &'static str) -> Result<String, DecodeError> {
-    let bytes = get_varint(input, what)? as usize;
-    let chars = get_varint(input, what)? as usize;
-    let raw = take(input, bytes, what)?;
-    let s = std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8(what))?;
-    let utf16 = s.encode_utf16().count();
-    if utf16 != chars {
-        return Err(DecodeError::LengthMismatch(format!("{what}: {chars} utf-16 units stored, {utf16} found")));
-    }
-    Ok(s.to_string())
-}
-
-/// The plain string serializer of the resource payload: byte length, bytes.
-fn put_plain_string(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, len_u32(s.len()));
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn get_plain_string(input: &mut &[u8], what: &'static str) -> Result<String, DecodeError> {
-    let bytes = get_varint(input, what)? as usize;
-    let raw = take(input, bytes, what)?;
-    std::str::from_utf8(raw).map(str::to_string).map_err(|_| DecodeError::InvalidUtf8(what))
-}
-
-/// Java's `String.compareTo`: UTF-16 code unit order.
-fn java_cmp(a: &str, b: &str) -> Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
-}
-
-/// Tags in Java `TreeMap<String>` order.
-fn java_sorted(tags: &[Tag]) -> Vec<&Tag> {
-    let mut sorted: Vec<&Tag> = tags.iter().collect();
-    sorted.sort_by(|a, b| java_cmp(&a.key, &b.key));
-    sorted
+fn tag_pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
+    tags.iter().map(|tag| (tag.key.as_str(), tag.value.as_str()))
 }
 
 // --- keys --------------------------------------------------------------------
@@ -181,12 +88,8 @@ fn java_sorted(tags: &[Tag]) -> Vec<&Tag> {
 /// The self-delimiting part before the base: key, then the sorted tags.
 pub fn series_prefix(series: &Series) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + series.key.len() + series.tags.len() * 24);
-    put_string(&mut out, &series.key);
-    put_varint(&mut out, len_u32(series.tags.len()));
-    for tag in java_sorted(&series.tags) {
-        put_string(&mut out, &tag.key);
-        put_string(&mut out, &tag.value);
-    }
+    put_string_utf16(&mut out, &series.key);
+    put_sorted_map(&mut out, tag_pairs(&series.tags), StringCodec::Utf16Length);
     out
 }
 
@@ -196,11 +99,7 @@ pub fn resource_suffix(resource: &[Tag]) -> Vec<u8> {
         return Vec::new();
     }
     let mut payload = Vec::new();
-    put_varint(&mut payload, len_u32(resource.len()));
-    for tag in java_sorted(resource) {
-        put_plain_string(&mut payload, &tag.key);
-        put_plain_string(&mut payload, &tag.value);
-    }
+    put_sorted_map(&mut payload, tag_pairs(resource), StringCodec::Plain);
     let mut out = Vec::with_capacity(payload.len() + 4);
     put_varint(&mut out, 1); // one suffix entry …
     put_varint(&mut out, 0); // … of type RESOURCE
@@ -228,14 +127,8 @@ pub fn encode(series: &Series, timestamp: i64) -> Vec<u8> {
 /// Decodes a row key written by Heroic or by this plugin.
 pub fn decode(row_key: &[u8]) -> Result<RowKey, DecodeError> {
     let mut input = row_key;
-    let key = get_string(&mut input, "the series key")?;
-    let count = get_varint(&mut input, "the tag count")?;
-    let mut tags = Vec::with_capacity(count.min(1024) as usize);
-    for _ in 0..count {
-        let k = get_string(&mut input, "a tag name")?;
-        let v = get_string(&mut input, "a tag value")?;
-        tags.push((k, v));
-    }
+    let key = get_string_utf16(&mut input, "the series key")?;
+    let tags = get_sorted_map(&mut input, StringCodec::Utf16Length, "the tags")?;
     let base_bytes: [u8; 8] = take(&mut input, 8, "the base timestamp")?.try_into().expect("8 bytes taken");
     let base = i64::from_be_bytes(base_bytes);
     let mut resource = Vec::new();
@@ -258,12 +151,7 @@ fn decode_suffix(input: &mut &[u8]) -> Result<Vec<(String, String)>, DecodeError
         }
         let len = get_varint(input, "the resource payload length")? as usize;
         let mut payload = take(input, len, "the resource payload")?;
-        let n = get_varint(&mut payload, "the resource tag count")?;
-        for _ in 0..n {
-            let k = get_plain_string(&mut payload, "a resource name")?;
-            let v = get_plain_string(&mut payload, "a resource value")?;
-            resource.push((k, v));
-        }
+        resource.extend(get_sorted_map(&mut payload, StringCodec::Plain, "the resource tags")?);
         if !payload.is_empty() {
             return Err(DecodeError::BadSuffix(format!("{} bytes left in the resource payload", payload.len())));
         }
@@ -275,12 +163,8 @@ fn decode_suffix(input: &mut &[u8]) -> Result<Vec<(String, String)>, DecodeError
 /// when the key does not decode that far.
 pub fn prefix_of(row_key: &[u8]) -> Option<&[u8]> {
     let mut input = row_key;
-    get_string(&mut input, "the series key").ok()?;
-    let count = get_varint(&mut input, "the tag count").ok()?;
-    for _ in 0..count {
-        get_string(&mut input, "a tag name").ok()?;
-        get_string(&mut input, "a tag value").ok()?;
-    }
+    get_string_utf16(&mut input, "the series key").ok()?;
+    get_sorted_map(&mut input, StringCodec::Utf16Length, "the tags").ok()?;
     Some(&row_key[..row_key.len() - input.len()])
 }
 
@@ -304,45 +188,6 @@ mod tests {
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
         (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
-
-    fn varint(v: u32) -> Vec<u8> {
-        let mut out = Vec::new();
-        put_varint(&mut out, v);
-        out
-    }
-
-    #[test]
-    fn compact_varint_matches_the_reference() {
-        for (v, bytes) in [
-            (0, "00"),
-            (127, "7f"),
-            (128, "80 00"),
-            (200, "c8 00"),
-            (16511, "ff 7f"),
-            (16512, "80 80 00"),
-            (u32::MAX, "ff fe fe fe 0e"),
-        ] {
-            assert_eq!(varint(v), hex(bytes), "encoding {v}");
-            let encoded = hex(bytes);
-            let mut input = encoded.as_slice();
-            assert_eq!(get_varint(&mut input, "test").unwrap(), v, "decoding {bytes}");
-            assert!(input.is_empty());
-        }
-        for v in (0..100_000).chain([u32::MAX - 1, 1 << 31, 2_113_663, 2_113_664]) {
-            let encoded = varint(v);
-            assert_eq!(get_varint(&mut encoded.as_slice(), "test").unwrap(), v);
-        }
-    }
-
-    #[test]
-    fn string_lengths_count_utf16_units() {
-        let mut out = Vec::new();
-        put_string(&mut out, "Zürich");
-        assert_eq!(&out[..2], &[0x07, 0x06]);
-        let mut out = Vec::new();
-        put_string(&mut out, "🚀");
-        assert_eq!(out, hex("04 02 f0 9f 9a 80"));
     }
 
     /// The reference's worked example, built by hand from its description.
@@ -418,6 +263,6 @@ mod tests {
         assert!(decode(&[]).is_err());
         assert!(decode(&hex("06 06 7379")).is_err());
         assert!(decode(&hex("01 01 61 00 00 00 00 00 00 00 00 00 07")).is_err());
-        assert!(matches!(decode(&hex("01 02 61 00 0000000000000000")), Err(DecodeError::LengthMismatch(_))));
+        assert!(matches!(decode(&hex("01 02 61 00 0000000000000000")), Err(DecodeError::Encoding(heroic_tiny_serializer::DecodeError::LengthMismatch(_)))));
     }
 }

@@ -24,6 +24,24 @@ impl Counter {
     }
 }
 
+/// A level that goes up and down.
+#[derive(Default, Debug)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 #[derive(Default, Debug)]
 pub struct Stats {
     pub points_written: Counter,
@@ -41,6 +59,14 @@ pub struct Stats {
     pub row_key_too_large: Counter,
     /// Cells or row keys that did not decode (foreign data in the table).
     pub invalid_cells: Counter,
+    /// Batches the bulk writer sent (each one MutateRows call, plus the
+    /// retries of its failed entries).
+    pub bulk_flushes: Counter,
+    /// Writes that had to wait for room in the bulk writer's buffer.
+    pub bulk_waits: Counter,
+    /// Cell mutations handed to the bulk writer and not applied yet
+    /// (buffered or in a MutateRows call in flight).
+    pub buffered_mutations: Gauge,
     last_error: Mutex<Option<String>>,
 }
 
@@ -70,9 +96,13 @@ impl Stats {
             ("errors", &self.errors),
             ("row_key_too_large", &self.row_key_too_large),
             ("invalid_cells", &self.invalid_cells),
+            ("bulk_flushes", &self.bulk_flushes),
+            ("bulk_waits", &self.bulk_waits),
         ]
         .into_iter()
-        .map(|(name, c)| Statistic { name: name.into(), value: c.get() as f64 })
+        .map(|(name, c)| (name, c.get()))
+        .chain([("buffered_mutations", self.buffered_mutations.get())])
+        .map(|(name, value)| Statistic { name: name.into(), value: value as f64 })
         .collect()
     }
 }

@@ -20,10 +20,7 @@ use heroic_plugin_bigtable::client::Client;
 use heroic_plugin_bigtable::read_rows::{range, Row};
 use heroic_plugin_bigtable::stats::Stats;
 use heroic_plugin_bigtable::{row_key, BigtableBackend, BigtableConfig};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
+use common::runtime;
 
 fn parse(config: serde_json::Value) -> BigtableConfig {
     serde_json::from_value(config).unwrap()
@@ -31,11 +28,7 @@ fn parse(config: serde_json::Value) -> BigtableConfig {
 
 /// A backend on a fresh table, configured.
 async fn backend(name: &str) -> (BigtableBackend, BigtableConfig) {
-    common::ensure_emulator();
-    let config = parse(common::config(&common::unique_table(name)));
-    let backend = BigtableBackend::create(config.clone()).await.expect("create");
-    backend.configure().await.expect("configure");
-    (backend, config)
+    common::backend_with(name, serde_json::json!({})).await
 }
 
 fn hex(s: &str) -> Vec<u8> {
@@ -158,8 +151,7 @@ fn oversized_row_keys_are_refused_and_counted() {
         let e = backend.write(batch.into()).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidInput, "{e}");
         assert!(e.message.contains("row key"), "{e}");
-        let counted = backend.statistics().into_iter().find(|s| s.name.as_str() == "row_key_too_large").unwrap();
-        assert_eq!(counted.value, 1.0);
+        assert_eq!(common::stat(&backend, "row_key_too_large"), 1.0);
         let response = backend
             .fetch(FetchRequest { series: vec![fine, huge].into(), range: TimeRange::new(0, 2_000), point_limit: 0 })
             .await
@@ -252,9 +244,8 @@ fn a_server_that_never_answers_times_out_after_bounded_retries() {
         assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
         assert!(e.message.contains("3 attempt"), "{e}");
         assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
-        let stat = |name: &str| backend.statistics().into_iter().find(|s| s.name.as_str() == name).unwrap().value;
-        assert_eq!(stat("retries"), 2.0);
-        assert_eq!(stat("timeouts"), 3.0);
+        assert_eq!(common::stat(&backend, "retries"), 2.0);
+        assert_eq!(common::stat(&backend, "timeouts"), 3.0);
         assert!(!backend.health().ok);
     });
 }

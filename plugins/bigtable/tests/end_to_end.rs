@@ -2,122 +2,42 @@
 //! on the emulator, `local` metadata and suggest): writes over HTTP, then
 //! queries with aggregations over HTTP.
 //!
-//! `heroic` belongs to another package, so `CARGO_BIN_EXE_heroic` is not
-//! available here: the test looks for it in `target/<profile>/`, next to the
-//! plugin libraries, and fails with a hint when it is not built (build the
-//! whole workspace first: `cargo build --workspace`).
+//! The node harness is the plugin-api testkit's (`testkit::node`). `heroic`
+//! belongs to another package: the harness looks for it in
+//! `target/<profile>/`, next to the plugin libraries, and fails with a hint
+//! when it is not built (build the whole workspace first:
+//! `cargo build --workspace`).
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
+use heroic_plugin_api::testkit::node::Node;
 use serde_json::{json, Value};
 
-fn heroic_binary() -> PathBuf {
-    let path = common::profile_dir().join(format!("heroic{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} is not built; build the whole workspace first (`cargo build --workspace`, \
-         or `cargo build -p heroic` with the same profile and CARGO_TARGET_DIR)",
-        path.display()
-    );
-    path
-}
-
 /// `examples/bigtable.toml` itself (not a copy that could drift from it)
-/// with the test's port, table, plugin directory and data directories.
-fn config(dir: &Path, port: u16, table: &str) -> String {
+/// with the harness's port, plugin directory and data directory and the
+/// test's table.
+fn config(table: &str) -> String {
     let example = std::fs::read_to_string(common::workspace_root().join("examples/bigtable.toml")).unwrap();
-    let plugins = common::profile_dir().display().to_string();
     let mut text = example;
     for (starts, with) in [
-        ("listen =", format!("listen = \"127.0.0.1:{port}\"")),
+        ("listen =", "listen = \"127.0.0.1:{port}\"".to_string()),
         ("table =", format!("table = \"{table}\"")),
-        ("dirs =", format!("dirs = [{plugins:?}]")),
+        ("dirs =", "dirs = [\"{plugins}\"]".to_string()),
     ] {
         assert!(text.lines().any(|l| l.starts_with(starts)), "examples/bigtable.toml has no line starting with {starts:?}");
         text = text.lines().map(|l| if l.starts_with(starts) { with.clone() } else { l.to_string() }).collect::<Vec<_>>().join("\n");
     }
-    text.replace("\"./data/", &format!("\"{}/data/", dir.display()))
+    text.replace("\"./data/", "\"{dir}/data/")
 }
 
-struct Node {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Node {
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = reqwest::blocking::Client::new()
-            .post(self.url(path))
-            .header("content-type", "application/json")
-            .header("x-client-id", "test")
-            .timeout(Duration::from_secs(120))
-            .body(body.to_string())
-            .send()
-            .unwrap_or_else(|e| panic!("POST {path} failed: {e}; heroic log:\n{}", self.log()));
-        let status = response.status().as_u16();
-        let text = response.text().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path, table: &str) -> Node {
-    let port = heroic_plugin_api::testkit::free_port();
-    let config_path = dir.join("heroic.toml");
-    std::fs::write(&config_path, config(dir, port, table)).unwrap();
-    let log = dir.join("heroic.log");
-    let child = Command::new(heroic_binary())
-        .arg("--config")
-        .arg(&config_path)
-        .current_dir(dir)
-        .env("RUST_LOG", "info")
-        .env_remove("BIGTABLE_EMULATOR_HOST")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start heroic");
-    let mut node = Node { child, port, log };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = node.child.try_wait().unwrap() {
-            panic!("heroic exited early ({status}); log:\n{}", node.log());
-        }
-        if reqwest::blocking::get(node.url("/status")).is_ok_and(|r| r.status().is_success()) {
-            return node;
-        }
-        assert!(Instant::now() < deadline, "heroic did not become ready; log:\n{}", node.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn start(dir: &std::path::Path, table: &str) -> Node {
+    Node::start_with_env(dir, &config(table), &[("BIGTABLE_EMULATOR_HOST", None)])
 }
 
 fn values(response: &Value) -> Vec<(i64, f64)> {
     let groups = response["result"].as_array().unwrap_or_else(|| panic!("no result in {response}"));
     assert_eq!(groups.len(), 1, "one group expected: {response}");
-    groups[0]["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap()))
-        .collect()
+    heroic_plugin_api::testkit::node::values(&groups[0])
 }
 
 #[test]

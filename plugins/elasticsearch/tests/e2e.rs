@@ -3,34 +3,17 @@
 //! free port, against each test server: writes over HTTP, then filters and
 //! suggestions over HTTP.
 //!
-//! The binary is looked for in this test's target directory
+//! The node harness is the plugin-api testkit's (`testkit::node`); it looks
+//! for the binary in this test's target directory
 //! (`target/<profile>/heroic`), which holds it when the whole workspace is
 //! built (`cargo build --workspace`, as the README's test command does).
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use heroic_plugin_api::testkit::node::Node;
 use serde_json::{json, Value};
-
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    deps.parent().unwrap().to_path_buf()
-}
-
-fn heroic_binary() -> PathBuf {
-    let path = profile_dir().join(format!("heroic{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} does not exist: build the whole workspace first (`cargo build --workspace`), \
-         as scripts/test.sh does",
-        path.display()
-    );
-    path
-}
 
 fn require_server(name: &str, addr: &str) {
     if TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)).is_err() {
@@ -38,50 +21,11 @@ fn require_server(name: &str, addr: &str) {
     }
 }
 
-/// A minimal HTTP/1.1 client: one request per connection.
-fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let text = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nx-client-id: e2e\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{text}",
-        text.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let raw = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
-    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-struct Node {
-    child: Child,
-    port: u16,
+/// A node and its directory, removed after the node is stopped (fields drop
+/// in order).
+struct Running {
+    node: Node,
     _dir: DirGuard,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct DirGuard(PathBuf);
@@ -92,22 +36,21 @@ impl Drop for DirGuard {
     }
 }
 
-fn start_node(es: &str, run: &str) -> Node {
-    let port = heroic_plugin_api::testkit::free_port();
+fn start_node(es: &str, run: &str) -> Running {
     let dir = std::env::temp_dir().join(format!("heroic-es-e2e-{run}"));
     std::fs::create_dir_all(&dir).unwrap();
     let config = format!(
         r#"
 [server]
-listen = "127.0.0.1:{port}"
+listen = "127.0.0.1:{{port}}"
 
 [plugins]
-dirs = ["{plugins}"]
+dirs = ["{{plugins}}"]
 
 [[metrics]]
 plugin = "local"
 [metrics.config]
-data_dir = "{dir}/metrics"
+data_dir = "{{dir}}/metrics"
 
 [[metadata]]
 plugin = "elasticsearch"
@@ -127,38 +70,15 @@ refresh = "wait_for"
 
 [query]
 allow_anonymous = true
-"#,
-        plugins = profile_dir().display(),
-        dir = dir.display(),
+"#
     );
-    let path = dir.join("heroic.toml");
-    std::fs::write(&path, config).unwrap();
-    let child = Command::new(heroic_binary())
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("cannot start heroic");
-    let mut node = Node { child, port, _dir: DirGuard(dir) };
-    // Listening is not enough: wait until the node answers.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = node.child.try_wait().unwrap() {
-            panic!("heroic exited during start-up with {status} (its log is above)");
-        }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() && http(port, "GET", "/", None).0 == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "heroic did not listen on {port} within 30 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    node
+    let node = Node::start(&dir, &config);
+    Running { node, _dir: DirGuard(dir) }
 }
 
 /// POSTs and insists on 200 with a clear message naming the endpoint.
-fn post(node: &Node, path: &str, body: Value) -> Value {
-    let (status, answer) = http(node.port, "POST", path, Some(&body));
+fn post(node: &Running, path: &str, body: Value) -> Value {
+    let (status, answer) = node.node.post(path, &body);
     assert_eq!(status, 200, "POST {path} {body}: http {status}: {answer}");
     answer
 }

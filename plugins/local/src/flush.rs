@@ -14,8 +14,9 @@ use crate::encoding::{put_u64, Reader};
 use crate::error::{corrupt, IoContext, Result};
 use crate::head::{merge_runs, Head};
 use crate::log::{sync_dir, RecordLog};
+use crate::read::Decoder;
 use crate::metrics::{
-    read_blocks, BlockRef, Catalog, Inner, Mem, MetricOptions, MetricStore, Wake, REC_DEF, REC_POINTS, REC_TOMBSTONE,
+    BlockRef, Catalog, Inner, Mem, MetricOptions, MetricStore, Wake, REC_DEF, REC_POINTS, REC_TOMBSTONE,
 };
 use crate::segment::{parse_segment_name, BlockMeta, Segment, SegmentWriter};
 
@@ -311,14 +312,14 @@ pub(crate) fn compact_locked(inner: &Inner) -> Result<()> {
     let min = segments.iter().map(|s| s.min_seq).min().unwrap_or(0);
     let max = segments.iter().map(|s| s.max_seq).max().unwrap_or(0);
     let mut writer = SegmentWriter::create(&inner.dir, min, max)?;
-    let (mut buf, mut scratch) = (Vec::new(), Vec::new());
+    let mut decoder = Decoder::default();
     for (id, mut refs) in blocks {
         if refs.is_empty() {
             continue;
         }
         refs.sort_by_key(|b| (b.meta.seq, b.meta.min_ts));
         let seq = refs.iter().map(|b| b.meta.seq).max().unwrap_or(0);
-        let run = merge_runs(read_blocks(&refs, TimeRange::ALL, &mut buf, &mut scratch)?);
+        let run = merge_runs(decoder.read_blocks(&refs, TimeRange::ALL)?);
         writer.add_series(id, seq, &run.ts, &run.vals, inner.opts.block_points)?;
     }
     let (seg, metas) = writer.finish()?;

@@ -7,6 +7,7 @@
 //! - `log`: append-only record log with checksums and group commit (the WAL,
 //!   the series catalog, the metadata registry).
 //! - `head`: the in-memory head and the last-write-wins merge of runs.
+//! - `read`: the fetch path (block selection, parallel decoding).
 //! - `segment`: immutable segment files of compressed blocks with an index.
 //! - `codec`: block compression (pco, with decimal scaling of values).
 //! - [`metadata`]: the series registry and its inverted tag index (`index`).
@@ -27,6 +28,7 @@ mod flush;
 mod head;
 mod index;
 mod log;
+mod read;
 mod segment;
 
 #[cfg(test)]

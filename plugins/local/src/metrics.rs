@@ -15,16 +15,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use heroic_plugin_api::abi_stable::std_types::{RNone, RSome, RString, RVec};
+use heroic_plugin_api::abi_stable::std_types::{RNone, RSome, RString};
 use heroic_plugin_api::types::{
-    FetchRequest, FetchResponse, FetchedSeries, PointBatch, Series, SeriesListPage, SeriesPoints, TimeRange,
+    FetchRequest, FetchResponse, PointBatch, Series, SeriesListPage, SeriesPoints, TimeRange,
 };
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::codec::decode_block;
 use crate::encoding::{put_series, put_u32, put_u64, put_u8};
 use crate::error::{Error, Result};
-use crate::head::{merge_runs, Head, Run};
+use crate::head::Head;
 use crate::log::RecordLog;
 use crate::segment::{BlockMeta, Segment};
 
@@ -340,7 +339,7 @@ fn encode_points(batch: &[SeriesPoints], ids: &[u64], max_points: usize) -> Vec<
     out
 }
 
-fn normalized(series: &Series) -> std::borrow::Cow<'_, Series> {
+pub(crate) fn normalized(series: &Series) -> std::borrow::Cow<'_, Series> {
     let sorted = |t: &[heroic_plugin_api::types::Tag]| t.windows(2).all(|w| w[0].key < w[1].key);
     if sorted(&series.tags) && sorted(&series.resource) {
         std::borrow::Cow::Borrowed(series)
@@ -399,110 +398,4 @@ impl Inner {
             || mem.active.series.contains_key(&id)
             || mem.frozen.iter().any(|(seq, h)| h.series.contains_key(&id) && mem.visible(id, *seq))
     }
-
-    fn fetch(&self, req: &FetchRequest) -> Result<FetchResponse> {
-        let range = req.range;
-        let mut resp = FetchResponse::default();
-        if range.start >= range.end {
-            return Ok(resp);
-        }
-        let ids: Vec<Option<u64>> = {
-            let cat = self.catalog.read();
-            req.series.iter().map(|s| cat.ids.get(&*normalized(s)).copied()).collect()
-        };
-        // Collect what to read under the lock; decode outside it.
-        struct Plan {
-            index: usize,
-            blocks: Vec<BlockRef>,
-            heads: Vec<Run>,
-        }
-        let mut plans = Vec::new();
-        {
-            let mem = self.mem.read();
-            for (index, id) in ids.iter().enumerate() {
-                let Some(id) = *id else { continue };
-                let mut blocks: Vec<BlockRef> = mem
-                    .blocks
-                    .get(&id)
-                    .into_iter()
-                    .flatten()
-                    .filter(|b| b.meta.max_ts > range.start && b.meta.min_ts <= range.end)
-                    .cloned()
-                    .collect();
-                blocks.sort_by_key(|b| (b.meta.seq, b.meta.min_ts));
-                let mut heads = Vec::new();
-                for (seq, head) in &mem.frozen {
-                    if mem.visible(id, *seq) {
-                        heads.extend(head.collect(id, range));
-                    }
-                }
-                heads.extend(mem.active.collect(id, range));
-                if !blocks.is_empty() || !heads.is_empty() {
-                    plans.push(Plan { index, blocks, heads });
-                }
-            }
-        }
-        let mut buf = Vec::new();
-        let mut scratch = Vec::new();
-        let mut total = 0u64;
-        for plan in plans {
-            let mut runs = read_blocks(&plan.blocks, range, &mut buf, &mut scratch)?;
-            runs.extend(plan.heads);
-            let mut run = merge_runs(runs);
-            if req.point_limit > 0 && total + run.len() as u64 > req.point_limit {
-                run.ts.truncate((req.point_limit - total) as usize);
-                run.vals.truncate((req.point_limit - total) as usize);
-                resp.limited = true;
-            }
-            total += run.len() as u64;
-            if !run.ts.is_empty() {
-                resp.series.push(FetchedSeries {
-                    request_index: plan.index as u32,
-                    resource: req.series[plan.index].resource.clone(),
-                    points: PointBatch { timestamps: RVec::from(run.ts), values: RVec::from(run.vals) },
-                });
-            }
-            if resp.limited {
-                break;
-            }
-        }
-        Ok(resp)
-    }
-}
-
-/// Decodes blocks (sorted by sequence) into runs trimmed to `range`. When
-/// the blocks do not overlap in time (the normal case) they are decoded
-/// straight into one run, in time order.
-pub(crate) fn read_blocks(
-    blocks: &[BlockRef],
-    range: TimeRange,
-    buf: &mut Vec<u8>,
-    scratch: &mut Vec<i64>,
-) -> Result<Vec<Run>> {
-    let mut by_time: Vec<&BlockRef> = blocks.iter().collect();
-    by_time.sort_by_key(|b| b.meta.min_ts);
-    let disjoint = by_time.windows(2).all(|w| w[0].meta.max_ts < w[1].meta.min_ts);
-    let decode = |b: &BlockRef, run: &mut Run, buf: &mut Vec<u8>, scratch: &mut Vec<i64>| -> Result<()> {
-        b.seg.read_block(&b.meta, buf)?;
-        decode_block(buf, &mut run.ts, &mut run.vals, scratch)
-            .map_err(|e| crate::error::corrupt(&b.seg.path, format!("block at offset {}: {e}", b.meta.offset)))?;
-        Ok(())
-    };
-    if disjoint {
-        let n: usize = blocks.iter().map(|b| b.meta.count as usize).sum();
-        let mut run = Run { ts: Vec::with_capacity(n), vals: Vec::with_capacity(n) };
-        for b in by_time {
-            decode(b, &mut run, buf, scratch)?;
-        }
-        run.trim(range);
-        return Ok(vec![run]);
-    }
-    let mut runs = Vec::with_capacity(blocks.len());
-    for b in blocks {
-        let mut run = Run::default();
-        decode(b, &mut run, buf, scratch)?;
-        run.trim(range);
-        runs.push(run);
-    }
-    Ok(runs)
 }

@@ -246,3 +246,36 @@ fn delete_a_range() {
     assert_eq!(store.delete_range(std::slice::from_ref(&s), TimeRange::ALL).unwrap(), 1);
     assert!(pairs(&store, &s, TimeRange::ALL).is_empty());
 }
+
+#[test]
+fn large_fetches_decode_in_parallel_with_the_same_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), MetricOptions { block_points: 1000, ..opts() }).unwrap();
+    // Enough block points for the parallel path, uneven series sizes, one
+    // series with irregular timestamps and one with newer points in the head.
+    let all: Vec<Series> = (0..7).map(|i| series(&format!("par-{i}"))).collect();
+    let batch: Vec<SeriesPoints> = all
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let n = 20_000 + i as i64 * 9_000;
+            let jitter = if i == 3 { 1 } else { 0 };
+            let points: Vec<(i64, f64)> = (1..=n).map(|t| (t * 10 + (t % 7) * jitter, (t % 100) as f64 / 4.0)).collect();
+            sp(s, &points)
+        })
+        .collect();
+    let total: usize = batch.iter().map(|b| b.points.len()).sum();
+    assert!(total >= 200_000);
+    store.write(&batch).unwrap();
+    store.flush().unwrap();
+    store.write(&[sp(&all[5], &[(50, -1.0), (10_000_000, 2.0)])]).unwrap();
+    let range = TimeRange::new(15, 1_000_000);
+    let req = FetchRequest { series: all.clone().into(), range, point_limit: 0 };
+    let parallel = store.fetch(&req).unwrap();
+    assert_eq!(parallel.series.len(), all.len());
+    for (i, fetched) in parallel.series.iter().enumerate() {
+        assert_eq!(fetched.request_index as usize, i);
+        assert_eq!(fetched.points.to_pairs(), pairs(&store, &all[i], range), "series {i}");
+    }
+    assert!(parallel.series[5].points.to_pairs().contains(&(50, -1.0)), "the head wins over blocks");
+}

@@ -88,6 +88,79 @@ impl BucketMapping {
     }
 }
 
+/// The bucket of each timestamp when every timestamp feeds at most one
+/// bucket (extent = size, the usual case). The bucket, and its division,
+/// is recomputed only when a timestamp leaves the previous one's bucket:
+/// once per bucket for sorted input instead of twice per point.
+struct Cursor<'a> {
+    m: &'a BucketMapping,
+    /// Adjusted timestamps (`t - offset`) in `lo..=hi` are in bucket `k`,
+    /// which is `index` when it exists (`lo > hi` before the first point).
+    lo: i64,
+    hi: i64,
+    k: i64,
+    index: Option<usize>,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(m: &'a BucketMapping) -> Option<Self> {
+        (m.extent == m.size).then_some(Cursor { m, lo: i64::MAX, hi: i64::MIN, k: 0, index: None })
+    }
+
+    #[inline]
+    fn bucket(&mut self, t: i64) -> Option<usize> {
+        let adjusted = t - self.m.offset;
+        if adjusted < self.lo || adjusted > self.hi {
+            self.locate(adjusted);
+        }
+        self.index
+    }
+
+    /// Calls `f(bucket, ts, vals)` for each run of consecutive points that
+    /// feed the same bucket; points outside every bucket are skipped.
+    #[inline]
+    fn runs(&mut self, ts: &[i64], vals: &[f64], mut f: impl FnMut(usize, &[i64], &[f64])) {
+        let n = ts.len().min(vals.len());
+        let mut a = 0;
+        while a < n {
+            let bucket = self.bucket(ts[a]);
+            let mut b = a + 1;
+            while b < n && (self.lo..=self.hi).contains(&(ts[b] - self.m.offset)) {
+                b += 1;
+            }
+            if let Some(i) = bucket {
+                f(i, &ts[a..b], &vals[a..b]);
+            }
+            a = b;
+        }
+    }
+
+    /// Same answer as [`BucketMapping::map`] when extent = size.
+    #[cold]
+    fn locate(&mut self, adjusted: i64) {
+        let size = self.m.size;
+        // Sorted input moves to the next bucket: no division needed.
+        let (k, lo) = if self.lo <= self.hi && adjusted > self.hi && adjusted - self.hi <= size {
+            (self.k + 1, self.hi + 1)
+        } else {
+            match self.m.strategy {
+                BucketStrategy::End => {
+                    let k = (adjusted - 1).div_euclid(size);
+                    (k, k * size + 1)
+                }
+                BucketStrategy::Start => {
+                    let k = adjusted.div_euclid(size);
+                    (k, k * size)
+                }
+            }
+        };
+        self.k = k;
+        self.lo = lo;
+        self.hi = lo.saturating_add(size - 1);
+        self.index = (0..self.m.count as i64).contains(&k).then_some(k as usize);
+    }
+}
+
 /// Reducer state for every bucket of one session.
 pub(crate) enum State {
     Sum { sum: Vec<f64>, seen: Vec<bool> },
@@ -138,6 +211,15 @@ impl State {
     pub fn update_points(&mut self, m: &BucketMapping, key: &GroupKey, ts: &[i64], vals: &[f64]) {
         // The match is outside the loops so each loop body is monomorphic.
         fn each(m: &BucketMapping, ts: &[i64], vals: &[f64], mut f: impl FnMut(usize, i64, f64)) {
+            if let Some(mut cursor) = Cursor::new(m) {
+                return cursor.runs(ts, vals, |i, ts, vals| {
+                    for (&t, &v) in ts.iter().zip(vals) {
+                        if v.is_finite() {
+                            f(i, t, v);
+                        }
+                    }
+                });
+            }
             for (&t, &v) in ts.iter().zip(vals) {
                 if !v.is_finite() {
                     continue;
@@ -146,6 +228,22 @@ impl State {
                     f(i, t, v);
                 }
             }
+        }
+        // Sums of a run of points in one bucket add up in a register, in
+        // the same order as point by point (so the same result), instead
+        // of a load and store of the bucket per point.
+        let square = matches!(self, State::Sum2 { .. });
+        if let (Some(mut cursor), State::Sum { sum, seen } | State::Sum2 { sum, seen }) = (Cursor::new(m), &mut *self) {
+            return cursor.runs(ts, vals, |i, _, vals| {
+                let mut acc = sum[i];
+                let mut any = false;
+                for &v in vals.iter().filter(|v| v.is_finite()) {
+                    acc += if square { v * v } else { v };
+                    any = true;
+                }
+                sum[i] = acc;
+                seen[i] |= any;
+            });
         }
         match self {
             State::Sum { sum, seen } => each(m, ts, vals, |i, _, v| {
@@ -276,5 +374,42 @@ impl State {
             State::Cardinality { cells, .. } => (0..n).for_each(|i| push(i, cells[i].count() as f64)),
         }
         MetricValues::Points(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_agrees_with_map() {
+        for strategy in [BucketStrategy::End, BucketStrategy::Start] {
+            let m = BucketMapping::new(TimeRange::new(1_000, 2_000), 100, 100, strategy).unwrap();
+            let mut cursor = Cursor::new(&m).unwrap();
+            // Sorted, then backwards and jumping around, edges included.
+            let ts = (800..2_200).chain((800..2_200).rev()).chain([1_100, 999, 2_000, 1_000, 1_001, 1_950]);
+            for t in ts {
+                let want = m.map(t);
+                assert!(want.len() <= 1);
+                assert_eq!(cursor.bucket(t), want.clone().next(), "{strategy:?} t={t} map={want:?}");
+            }
+        }
+        let wide = BucketMapping::new(TimeRange::new(0, 1_000), 100, 300, BucketStrategy::End).unwrap();
+        assert!(Cursor::new(&wide).is_none());
+    }
+
+    #[test]
+    fn run_sums_skip_invalid_values_and_outside_points() {
+        let m = BucketMapping::new(TimeRange::new(0, 1_000), 100, 100, BucketStrategy::End).unwrap();
+        let ts = [5, 50, 100, 101, 150, 99, 700, 1_000, 1_001, -5];
+        let vals = [1.0, f64::NAN, 2.0, 3.0, 4.0, 5.0, f64::INFINITY, 6.0, 7.0, 8.0];
+        for (kind, want) in [
+            (BucketKind::Sum, vec![(100, 8.0), (200, 7.0), (1_000, 6.0)]),
+            (BucketKind::Sum2, vec![(100, 30.0), (200, 25.0), (1_000, 36.0)]),
+        ] {
+            let mut state = State::new(&kind, m.count());
+            state.update_points(&m, &GroupKey::new(), &ts, &vals);
+            assert_eq!(state.build(&m), MetricValues::Points(want), "{kind:?}");
+        }
     }
 }

@@ -72,7 +72,36 @@ pub fn config(table: &str) -> serde_json::Value {
 }
 
 /// `target/<profile>`: the directory above this test executable's `deps/`.
-pub fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(|p| p.parent()).expect("target/<profile>/deps/<test>").to_path_buf()
+#[allow(unused_imports)]
+pub use heroic_plugin_api::testkit::node::plugin_dir as profile_dir;
+
+/// A runtime like the plugin's: multi-threaded, so that the bulk writer's
+/// flusher runs beside the writers.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// A backend on a fresh table named after `name`, configured, with
+/// `extra` keys over [`config`].
+pub async fn backend_with(
+    name: &str,
+    extra: serde_json::Value,
+) -> (heroic_plugin_bigtable::BigtableBackend, heroic_plugin_bigtable::BigtableConfig) {
+    use heroic_plugin_api::sdk::MetricBackend;
+    ensure_emulator();
+    let mut json = config(&unique_table(name));
+    for (key, value) in extra.as_object().expect("extra keys are an object") {
+        json[key] = value.clone();
+    }
+    let config: heroic_plugin_bigtable::BigtableConfig = serde_json::from_value(json).expect("valid config");
+    let backend = heroic_plugin_bigtable::BigtableBackend::create(config.clone()).await.expect("create");
+    backend.configure().await.expect("configure");
+    (backend, config)
+}
+
+/// The value of one of the backend's statistics.
+pub fn stat(backend: &heroic_plugin_bigtable::BigtableBackend, name: &str) -> f64 {
+    use heroic_plugin_api::sdk::MetricBackend;
+    let stats = backend.statistics();
+    stats.iter().find(|s| s.name.as_str() == name).unwrap_or_else(|| panic!("no statistic {name}: {stats:?}")).value
 }

@@ -1,0 +1,132 @@
+//! The benchmark data set and its request bodies for both servers.
+//!
+//! Every series is a random walk of 10 s gauges with 2 decimals (each step
+//! moves by -0.50..=0.50), deterministic per series index, so that both
+//! servers receive exactly the same points.
+
+use std::fmt::Write as _;
+
+/// Metric name (VictoriaMetrics) and series key (heroic).
+pub const METRIC: &str = "bench_gauge";
+pub const STEP_MS: i64 = 10_000;
+
+/// The shape of the data set.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub series: usize,
+    pub points: usize,
+    /// Timestamp of the point before the first one: points are at
+    /// `start + STEP_MS·(i+1)`, so they all fall in `(start, start + points·STEP_MS]`,
+    /// the range both servers are queried over.
+    pub start_ms: i64,
+}
+
+impl Shape {
+    pub fn end_ms(&self) -> i64 {
+        self.start_ms + STEP_MS * self.points as i64
+    }
+
+    pub fn total_points(&self) -> u64 {
+        (self.series * self.points) as u64
+    }
+}
+
+/// SplitMix64's output function: a well-mixed hash of `x`, so that step
+/// `i` of series `s` is random without any generator state to carry.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Calls `f(timestamp, cents)` for every point of series `index`.
+fn walk(shape: Shape, index: usize, mut f: impl FnMut(i64, i64)) {
+    let seed = (index as u64) << 32;
+    let mut cents = 10_000i64;
+    for i in 0..shape.points as i64 {
+        cents += (mix(seed + i as u64) % 101) as i64 - 50;
+        f(shape.start_ms + STEP_MS * (i + 1), cents);
+    }
+}
+
+/// A value in hundredths written as a client would: `-12.05`.
+fn put_cents(out: &mut String, cents: i64) {
+    let sign = if cents < 0 { "-" } else { "" };
+    let a = cents.unsigned_abs();
+    let _ = write!(out, "{sign}{}.{:02}", a / 100, a % 100);
+}
+
+fn host(index: usize) -> String {
+    format!("host-{index:05}")
+}
+
+/// Heroic's `/write` body for one series.
+pub fn heroic_body(shape: Shape, index: usize) -> Vec<u8> {
+    let mut out = String::with_capacity(shape.points * 24 + 128);
+    let _ = write!(
+        out,
+        r#"{{"series":{{"key":"{METRIC}","tags":{{"host":"{}","dc":"eu"}}}},"data":{{"type":"points","data":["#,
+        host(index)
+    );
+    let mut first = true;
+    walk(shape, index, |t, c| {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        let _ = write!(out, "[{t},");
+        put_cents(&mut out, c);
+        out.push(']');
+    });
+    out.push_str("]}}");
+    out.into_bytes()
+}
+
+/// VictoriaMetrics' `/api/v1/import` JSON line for one series.
+pub fn vm_body(shape: Shape, index: usize) -> Vec<u8> {
+    let mut values = String::with_capacity(shape.points * 8);
+    let mut stamps = String::with_capacity(shape.points * 14);
+    walk(shape, index, |t, c| {
+        if !stamps.is_empty() {
+            stamps.push(',');
+            values.push(',');
+        }
+        let _ = write!(stamps, "{t}");
+        put_cents(&mut values, c);
+    });
+    format!(
+        r#"{{"metric":{{"__name__":"{METRIC}","host":"{}","dc":"eu"}},"values":[{values}],"timestamps":[{stamps}]}}"#,
+        host(index)
+    )
+    .into_bytes()
+}
+
+/// Sum of every series per bucket `(start + 60 s·i, start + 60 s·(i+1)]`, in
+/// cents: the expected answer of the query, to check both servers.
+pub fn expected_sums(shape: Shape) -> Vec<i64> {
+    let buckets = (shape.points * STEP_MS as usize).div_ceil(60_000);
+    let mut sums = vec![0i64; buckets];
+    for s in 0..shape.series {
+        walk(shape, s, |t, c| sums[((t - shape.start_ms - 1) / 60_000) as usize] += c);
+    }
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_hold_the_same_points() {
+        let shape = Shape { series: 2, points: 3, start_ms: 0 };
+        let h = String::from_utf8(heroic_body(shape, 1)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&vm_body(shape, 1)).unwrap();
+        let pairs: serde_json::Value = serde_json::from_str::<serde_json::Value>(&h).unwrap()["data"]["data"].clone();
+        for i in 0..3 {
+            assert_eq!(pairs[i][0], v["timestamps"][i]);
+            assert_eq!(pairs[i][1], v["values"][i]);
+        }
+        assert_eq!(pairs[0][0], 10_000);
+        assert_eq!(expected_sums(shape).len(), 1);
+    }
+}

@@ -1,0 +1,158 @@
+//! `heroic-shell`: one-off tasks against a node's backends, without
+//! starting the node (Heroic's shell, section 7 of the reference).
+//!
+//! The backends come from a config file (`--config`, the format of
+//! `heroic --config`), built-in profiles (`-P local -X local.data_dir=…`),
+//! or both. Consumers are not started and no HTTP server runs. Each task
+//! prints JSON lines on stdout; progress and errors go to stderr.
+//!
+//! The query, metadata and suggest tasks call the same handlers as the HTTP
+//! API, so they answer exactly as the endpoints do; the metric-backend tasks
+//! (`keys`, `count-data`, `delete-keys`, `fetch`) use the backend's paging,
+//! counting and deleting operations directly.
+//!
+//! - [`args`]: the command line and the arguments tasks share.
+//! - [`profiles`]: built-in profiles and `-X` parameters.
+//! - [`operations`]: `configure`, `backends`, `statistics`.
+//! - [`data`]: `write`, `fetch`, `query`, `parse-query`.
+//! - [`keys`]: `keys`, `count-data`, `delete-keys`.
+//! - [`metadata`]: the `metadata-*` tasks.
+//! - [`suggest`]: the `suggest-*` tasks.
+//! - [`output`]: JSON lines and progress reports.
+
+pub mod args;
+pub mod data;
+mod error;
+pub mod keys;
+pub mod metadata;
+pub mod operations;
+pub mod output;
+pub mod profiles;
+pub mod suggest;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use heroic_plugin_api::client::MetricBackendClient;
+
+pub use args::{ShellArgs, Task};
+pub use error::ShellError;
+use metadata::Lookup;
+use output::Output;
+
+use crate::backends::Named;
+use crate::config::Config;
+use crate::node::Node;
+
+/// Which plugin provides a backend, for `backends`.
+pub struct BackendOrigin {
+    pub role: &'static str,
+    pub id: String,
+    pub plugin: String,
+}
+
+/// A started set of backends and where the task's answers go.
+pub struct Shell {
+    pub node: Arc<Node>,
+    pub origins: Vec<BackendOrigin>,
+    pub out: Output,
+    pub progress_interval: Duration,
+}
+
+/// The config the shell's backends are made from: the file's (without its
+/// consumers), plus the profiles' backends, plus `--plugin-dir`s.
+pub fn build_config(args: &ShellArgs) -> Result<Config, ShellError> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if !config.consumers.is_empty() {
+        tracing::info!(consumers = config.consumers.len(), "the shell does not start the config's consumers");
+        config.consumers.clear();
+    }
+    profiles::apply_profiles(&mut config, &args.profiles, &args.params)?;
+    let mut dirs = args.plugin_dirs.clone();
+    dirs.append(&mut config.plugins.dirs);
+    config.plugins.dirs = dirs;
+    if config.metrics.is_empty() && config.metadata.is_empty() && config.suggest.is_empty() {
+        return Err(ShellError::usage(format!(
+            "no backends: give --config FILE and/or -P PROFILE (profiles: {})",
+            profiles::PROFILES.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(config)
+}
+
+impl Shell {
+    /// Loads the plugins and creates the backends of `config`.
+    pub async fn start(config: Config, progress_interval: Duration) -> Result<Shell, ShellError> {
+        let mut origins = Vec::new();
+        for (role, list) in [("metrics", &config.metrics), ("metadata", &config.metadata), ("suggest", &config.suggest)] {
+            origins.extend(list.iter().map(|c| BackendOrigin { role, id: c.id().to_string(), plugin: c.plugin.clone() }));
+        }
+        let node = Node::start(config).await?;
+        Ok(Shell { node, origins, out: Output, progress_interval })
+    }
+
+    /// The metric backends a task works on: the one named by `--backend`, or all.
+    pub fn metric_backends(&self, only: Option<&str>) -> Result<Vec<&Named<MetricBackendClient>>, ShellError> {
+        let all = &self.node.backends.metrics;
+        let chosen: Vec<_> = all.iter().filter(|b| only.is_none_or(|id| b.id == id)).collect();
+        if chosen.is_empty() {
+            let ids: Vec<&str> = all.iter().map(|b| b.id.as_str()).collect();
+            return Err(ShellError::usage(match only {
+                Some(id) => format!("no metric backend {id:?}; metric backends: {}", ids.join(", ")),
+                None => "this task needs a metric backend, and none is configured".to_string(),
+            }));
+        }
+        Ok(chosen)
+    }
+
+    /// Flushes and closes every backend.
+    pub async fn shutdown(&self) {
+        self.node.shutdown().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs the task of `args` and closes the backends, whatever the outcome.
+pub async fn run(args: ShellArgs) -> Result<(), ShellError> {
+    if let Task::ParseQuery(a) = &args.task {
+        return data::parse_query(&Output, a).await;
+    }
+    let config = build_config(&args)?;
+    let shell = Shell::start(config, Duration::from_secs(args.progress_interval)).await?;
+    let result = run_task(&shell, &args.task).await;
+    shell.shutdown().await;
+    result
+}
+
+async fn run_task(shell: &Shell, task: &Task) -> Result<(), ShellError> {
+    match task {
+        Task::Configure => operations::configure(shell).await,
+        Task::Backends => operations::backends(shell),
+        Task::Statistics => operations::statistics(shell),
+        Task::Write(a) => data::write(shell, a).await,
+        Task::Fetch(a) => data::fetch(shell, a).await,
+        Task::Query(a) => data::query(shell, a).await,
+        Task::ParseQuery(a) => data::parse_query(&shell.out, a).await,
+        Task::Keys(a) => keys::keys(shell, a).await,
+        Task::CountData(a) => keys::count_data(shell, a).await,
+        Task::DeleteKeys(a) => keys::delete_keys(shell, a).await,
+        Task::MetadataFetch(a) => metadata::lookup(shell, a, Lookup::Series).await,
+        Task::MetadataCount(a) => metadata::lookup(shell, a, Lookup::Count).await,
+        Task::MetadataKeys(a) => metadata::lookup(shell, a, Lookup::Keys).await,
+        Task::MetadataTags(a) => metadata::lookup(shell, a, Lookup::Tags).await,
+        Task::MetadataDelete(a) => metadata::delete(shell, a).await,
+        Task::MetadataWrite(a) => metadata::write(shell, a).await,
+        Task::SuggestKey(a) => suggest::key(shell, a).await,
+        Task::SuggestTag(a) => suggest::tag(shell, a).await,
+        Task::SuggestTagValue(a) => suggest::tag_value(shell, a).await,
+        Task::SuggestTagValues(a) => suggest::tag_values(shell, a).await,
+        Task::SuggestTagKeyCount(a) => suggest::tag_key_count(shell, a).await,
+    }
+}

@@ -1,0 +1,200 @@
+//! The read path: which blocks and head runs a fetch needs is decided under
+//! the lock; decoding happens outside it, split across cores when a fetch
+//! is large enough for threads to pay off.
+
+use heroic_plugin_api::abi_stable::std_types::RVec;
+use heroic_plugin_api::types::{FetchRequest, FetchResponse, FetchedSeries, PointBatch, TimeRange};
+
+use crate::codec::decode_block;
+use crate::error::Result;
+use crate::head::{merge_runs, Run};
+use crate::metrics::{normalized, BlockRef, Inner};
+
+/// Below this many block points a fetch is decoded on the calling thread:
+/// spawning workers costs tens of microseconds.
+const PARALLEL_MIN_POINTS: usize = 200_000;
+
+/// What to read for one requested series.
+struct Plan {
+    index: usize,
+    blocks: Vec<BlockRef>,
+    heads: Vec<Run>,
+}
+
+impl Plan {
+    fn block_points(&self) -> usize {
+        self.blocks.iter().map(|b| b.meta.count as usize).sum()
+    }
+}
+
+/// Buffers reused across the blocks one thread decodes.
+#[derive(Default)]
+pub(crate) struct Decoder {
+    buf: Vec<u8>,
+    scratch: Vec<i64>,
+}
+
+impl Decoder {
+    fn decode_into(&mut self, b: &BlockRef, run: &mut Run) -> Result<()> {
+        b.seg.read_block(&b.meta, &mut self.buf)?;
+        decode_block(&self.buf, &mut run.ts, &mut run.vals, &mut self.scratch)
+            .map_err(|e| crate::error::corrupt(&b.seg.path, format!("block at offset {}: {e}", b.meta.offset)))?;
+        Ok(())
+    }
+
+    /// Decodes blocks (sorted by sequence) into runs trimmed to `range`.
+    /// When the blocks do not overlap in time (the normal case) they are
+    /// decoded straight into one run, in time order.
+    pub(crate) fn read_blocks(&mut self, blocks: &[BlockRef], range: TimeRange) -> Result<Vec<Run>> {
+        let mut by_time: Vec<&BlockRef> = blocks.iter().collect();
+        by_time.sort_by_key(|b| b.meta.min_ts);
+        let disjoint = by_time.windows(2).all(|w| w[0].meta.max_ts < w[1].meta.min_ts);
+        if disjoint {
+            let n: usize = blocks.iter().map(|b| b.meta.count as usize).sum();
+            let mut run = Run { ts: Vec::with_capacity(n), vals: Vec::with_capacity(n) };
+            for b in by_time {
+                self.decode_into(b, &mut run)?;
+            }
+            run.trim(range);
+            return Ok(vec![run]);
+        }
+        let mut runs = Vec::with_capacity(blocks.len());
+        for b in blocks {
+            let mut run = Run::default();
+            self.decode_into(b, &mut run)?;
+            run.trim(range);
+            runs.push(run);
+        }
+        Ok(runs)
+    }
+
+    /// The sorted, unique points of one plan: its blocks, then its head
+    /// runs (newer) merged over them.
+    fn series(&mut self, plan: &mut Plan, range: TimeRange) -> Result<Run> {
+        let mut runs = self.read_blocks(&plan.blocks, range)?;
+        runs.append(&mut plan.heads);
+        Ok(merge_runs(runs))
+    }
+}
+
+/// Decodes every plan, in order. Contiguous slices of plans with about the
+/// same number of points go to one thread each.
+fn decode_all(plans: &mut [Plan], range: TimeRange, threads: usize) -> Result<Vec<Run>> {
+    if threads <= 1 {
+        let mut d = Decoder::default();
+        return plans.iter_mut().map(|p| d.series(p, range)).collect();
+    }
+    let total: usize = plans.iter().map(Plan::block_points).sum();
+    let share = total.div_ceil(threads).max(1);
+    let mut slices: Vec<&mut [Plan]> = Vec::with_capacity(threads);
+    let mut rest = plans;
+    while !rest.is_empty() {
+        let mut acc = 0;
+        let cut = rest.iter().position(|p| {
+            acc += p.block_points();
+            acc >= share
+        });
+        let n = cut.map_or(rest.len(), |c| c + 1);
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(n);
+        slices.push(head);
+        rest = tail;
+    }
+    std::thread::scope(|s| {
+        let workers: Vec<_> = slices
+            .into_iter()
+            .map(|slice| {
+                s.spawn(move || {
+                    let mut d = Decoder::default();
+                    slice.iter_mut().map(|p| d.series(p, range)).collect::<Result<Vec<Run>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for w in workers {
+            out.extend(w.join().map_err(|_| crate::Error::Codec("decoding thread panicked".into()))??);
+        }
+        Ok(out)
+    })
+}
+
+impl Inner {
+    /// Reads points in `(start, end]` for every requested series.
+    pub(crate) fn fetch(&self, req: &FetchRequest) -> Result<FetchResponse> {
+        let range = req.range;
+        let mut resp = FetchResponse::default();
+        if range.start >= range.end {
+            return Ok(resp);
+        }
+        let mut plans = self.plan(req)?;
+        let points: usize = plans.iter().map(Plan::block_points).sum();
+        // A fetch that will hit its point limit is decoded one series at a
+        // time, so that it stops at the limit instead of decoding everything.
+        let limited = req.point_limit > 0 && points as u64 > req.point_limit;
+        let threads = match std::thread::available_parallelism() {
+            Ok(n) if !limited && points >= PARALLEL_MIN_POINTS => n.get().min(plans.len()),
+            _ => 1,
+        };
+        let runs = if threads > 1 { Some(decode_all(&mut plans, range, threads)?) } else { None };
+        let mut runs = runs.map(Vec::into_iter);
+        let mut decoder = Decoder::default();
+        let mut total = 0u64;
+        for mut plan in plans {
+            let mut run = match runs.as_mut().and_then(Iterator::next) {
+                Some(run) => run,
+                None => decoder.series(&mut plan, range)?,
+            };
+            if req.point_limit > 0 && total + run.len() as u64 > req.point_limit {
+                run.ts.truncate((req.point_limit - total) as usize);
+                run.vals.truncate((req.point_limit - total) as usize);
+                resp.limited = true;
+            }
+            total += run.len() as u64;
+            if !run.ts.is_empty() {
+                resp.series.push(FetchedSeries {
+                    request_index: plan.index as u32,
+                    resource: req.series[plan.index].resource.clone(),
+                    points: PointBatch { timestamps: RVec::from(run.ts), values: RVec::from(run.vals) },
+                });
+            }
+            if resp.limited {
+                break;
+            }
+        }
+        Ok(resp)
+    }
+
+    /// The blocks and head runs of each requested series, taken under the
+    /// locks; blocks come sorted by sequence, heads oldest first.
+    fn plan(&self, req: &FetchRequest) -> Result<Vec<Plan>> {
+        let range = req.range;
+        let ids: Vec<Option<u64>> = {
+            let cat = self.catalog.read();
+            req.series.iter().map(|s| cat.ids.get(&*normalized(s)).copied()).collect()
+        };
+        let mut plans = Vec::new();
+        let mem = self.mem.read();
+        for (index, id) in ids.iter().enumerate() {
+            let Some(id) = *id else { continue };
+            let mut blocks: Vec<BlockRef> = mem
+                .blocks
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .filter(|b| b.meta.max_ts > range.start && b.meta.min_ts <= range.end)
+                .cloned()
+                .collect();
+            blocks.sort_by_key(|b| (b.meta.seq, b.meta.min_ts));
+            let mut heads = Vec::new();
+            for (seq, head) in &mem.frozen {
+                if mem.visible(id, *seq) {
+                    heads.extend(head.collect(id, range));
+                }
+            }
+            heads.extend(mem.active.collect(id, range));
+            if !blocks.is_empty() || !heads.is_empty() {
+                plans.push(Plan { index, blocks, heads });
+            }
+        }
+        Ok(plans)
+    }
+}

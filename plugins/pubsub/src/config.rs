@@ -1,0 +1,206 @@
+//! The plugin's config table. Names follow Heroic's Pub/Sub consumer module
+//! (camelCase: `project`, `topic`, `subscription`,
+//! `maxOutstandingElementCount` …) so an existing Heroic config carries over.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::PubsubError;
+
+/// `[consumers.config]` of a `plugin = "pubsub"` consumer.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// Google Cloud project id of the subscription (and topic); required.
+    pub project: String,
+    /// Topic the subscription reads; needed only when `configure` creates
+    /// the subscription.
+    pub topic: Option<String>,
+    /// Subscription to pull from (id, or `projects/P/subscriptions/S`); required.
+    pub subscription: String,
+    /// Create the topic and the subscription when missing (Heroic creates
+    /// both at start).
+    pub configure: bool,
+    /// Concurrent pulling loops (Heroic's `threadsPerSubscription`). Each
+    /// holds at most one batch at a time.
+    #[serde(alias = "threadsPerSubscription")]
+    pub threads: usize,
+    /// Messages asked for per Pull, i.e. the largest batch handed to the host
+    /// (Pub/Sub returns at most 1000; the emulator at most 100).
+    pub max_messages_per_pull: usize,
+    /// Messages held (pulled, not yet acknowledged) at most, over all loops.
+    pub max_outstanding_element_count: usize,
+    /// Payload bytes held at most, over all loops.
+    pub max_outstanding_request_bytes: usize,
+    /// Largest gRPC response accepted, in bytes (Heroic's `maxInboundMessageSize`).
+    pub max_inbound_message_size: usize,
+    /// Ack deadline, in seconds: set on a subscription `configure` creates,
+    /// and the extension asked for (modifyAckDeadline) while a batch is held
+    /// longer than about half of it. 10..=600.
+    pub ack_deadline_seconds: u32,
+    /// Longest wait of one Pull on an empty subscription, in milliseconds. A
+    /// waiting pull is cut at this deadline and simply repeated (the emulator
+    /// otherwise holds it ~90 s, which would also hold up a stop).
+    pub pull_timeout_ms: u64,
+    /// Deadline of the other calls (acknowledge, modifyAckDeadline, admin),
+    /// in milliseconds.
+    pub rpc_timeout_ms: u64,
+    /// First pause of the loops after the host refused a batch (whose
+    /// messages are nacked, so Pub/Sub redelivers them).
+    pub retry_backoff_min_ms: u64,
+    /// Longest pause (it doubles per refused batch up to this).
+    pub retry_backoff_max_ms: u64,
+    /// How to authenticate against real Pub/Sub. Ignored (no credentials)
+    /// when an emulator is used.
+    pub credentials: Credentials,
+    /// `host:port` of a Pub/Sub emulator, spoken to in plaintext without
+    /// credentials. When unset, `$PUBSUB_EMULATOR_HOST` is used if set,
+    /// else `endpoint` over TLS.
+    pub emulator_endpoint: Option<String>,
+    /// Pub/Sub endpoint (TLS) when no emulator is used (Heroic's `endpoint`).
+    pub endpoint: String,
+}
+
+/// How to get OAuth2 tokens for real Pub/Sub (same shape as the bigtable
+/// plugin's `credentials`).
+pub use heroic_gcp::Credentials;
+
+impl Default for Config {
+    /// Heroic's defaults where Heroic has the setting. `project` and
+    /// `subscription` have none: `validate` refuses them empty.
+    fn default() -> Self {
+        Config {
+            project: String::new(),
+            topic: None,
+            subscription: String::new(),
+            configure: false,
+            threads: 8,
+            max_messages_per_pull: 1000,
+            max_outstanding_element_count: 20_000,
+            max_outstanding_request_bytes: 1_000_000_000,
+            max_inbound_message_size: 20 << 20,
+            ack_deadline_seconds: 60,
+            pull_timeout_ms: 10_000,
+            rpc_timeout_ms: 10_000,
+            retry_backoff_min_ms: 100,
+            retry_backoff_max_ms: 10_000,
+            credentials: Credentials::Default,
+            emulator_endpoint: None,
+            endpoint: "https://pubsub.googleapis.com".into(),
+        }
+    }
+}
+
+/// Where and how to connect, once the emulator settings are resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    /// Plaintext, no credentials.
+    Emulator(String),
+    /// TLS with tokens from `credentials`.
+    Cloud { endpoint: String, credentials: Credentials },
+}
+
+impl Config {
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), PubsubError> {
+        let bad = |m: String| Err(PubsubError::Config(m));
+        if self.project.is_empty() || self.subscription.is_empty() {
+            return bad("project and subscription are required".into());
+        }
+        if self.configure && self.topic.as_deref().unwrap_or("").is_empty() {
+            return bad("configure = true needs the topic the subscription reads".into());
+        }
+        if self.threads == 0 || self.max_messages_per_pull == 0 || self.max_outstanding_element_count == 0 {
+            return bad("threads, maxMessagesPerPull and maxOutstandingElementCount must be at least 1".into());
+        }
+        if self.max_outstanding_request_bytes == 0 {
+            return bad("maxOutstandingRequestBytes must be at least 1".into());
+        }
+        if !(10..=600).contains(&self.ack_deadline_seconds) {
+            return bad(format!("ackDeadlineSeconds must be 10..=600, got {}", self.ack_deadline_seconds));
+        }
+        if self.pull_timeout_ms == 0 || self.rpc_timeout_ms == 0 {
+            return bad("pullTimeoutMs and rpcTimeoutMs must be at least 1".into());
+        }
+        if self.retry_backoff_min_ms > self.retry_backoff_max_ms {
+            return bad("retryBackoffMinMs must not exceed retryBackoffMaxMs".into());
+        }
+        Ok(())
+    }
+
+    /// The config key wins over `$PUBSUB_EMULATOR_HOST`.
+    pub fn target(&self) -> Target {
+        match heroic_gcp::emulator_url(self.emulator_endpoint.as_deref(), "PUBSUB_EMULATOR_HOST") {
+            Some(url) => Target::Emulator(url),
+            None => Target::Cloud { endpoint: self.endpoint.clone(), credentials: self.credentials.clone() },
+        }
+    }
+
+    /// `projects/P/subscriptions/S` (a full name is kept as is).
+    pub fn subscription_name(&self) -> String {
+        full_name(&self.project, "subscriptions", &self.subscription)
+    }
+
+    /// `projects/P/topics/T`, when a topic is configured.
+    pub fn topic_name(&self) -> Option<String> {
+        self.topic.as_deref().map(|t| full_name(&self.project, "topics", t))
+    }
+
+    /// Messages asked for per Pull: never more than may be outstanding.
+    pub fn pull_size(&self) -> usize {
+        self.max_messages_per_pull.min(self.max_outstanding_element_count).min(1000)
+    }
+
+    pub fn pull_timeout(&self) -> Duration {
+        Duration::from_millis(self.pull_timeout_ms)
+    }
+
+    pub fn rpc_timeout(&self) -> Duration {
+        Duration::from_millis(self.rpc_timeout_ms)
+    }
+
+    pub fn ack_deadline(&self) -> Duration {
+        Duration::from_secs(u64::from(self.ack_deadline_seconds))
+    }
+}
+
+fn full_name(project: &str, kind: &str, id: &str) -> String {
+    if id.starts_with("projects/") {
+        id.to_string()
+    } else {
+        format!("projects/{project}/{kind}/{id}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: serde_json::Value) -> heroic_plugin_api::PluginResult<Config> {
+        heroic_plugin_api::sdk::export::parse_config(&v.to_string())
+    }
+
+    #[test]
+    fn defaults_names_and_checks() {
+        let c = parse(serde_json::json!({"project": "p1x", "subscription": "sub"})).unwrap();
+        c.validate().unwrap();
+        assert_eq!((c.threads, c.max_outstanding_element_count, c.ack_deadline_seconds), (8, 20_000, 60));
+        assert_eq!(c.subscription_name(), "projects/p1x/subscriptions/sub");
+        assert_eq!(c.topic_name(), None);
+        assert_eq!(c.credentials, Credentials::Default);
+
+        let c = parse(serde_json::json!({"project": "p", "subscription": "projects/o/subscriptions/s",
+            "threadsPerSubscription": 3, "emulatorEndpoint": "127.0.0.1:8085", "credentials": {"type": "none"}}))
+        .unwrap();
+        assert_eq!((c.threads, c.subscription_name()), (3, "projects/o/subscriptions/s".to_string()));
+        assert_eq!(c.target(), Target::Emulator("http://127.0.0.1:8085".into()));
+
+        let err = |v: serde_json::Value| parse(v).and_then(|c| c.validate().map_err(Into::into)).unwrap_err().to_string();
+        assert!(err(serde_json::json!({"project": "p", "subscription": "s", "typo": 1})).contains("typo"));
+        assert!(err(serde_json::json!({"project": "p"})).contains("required"));
+        assert!(err(serde_json::json!({"project": "p", "subscription": "s", "configure": true})).contains("topic"));
+        assert!(err(serde_json::json!({"project": "p", "subscription": "s", "ackDeadlineSeconds": 5})).contains("10..=600"));
+        assert!(err(serde_json::json!({"project": "p", "subscription": "s", "threads": 0})).contains("at least 1"));
+    }
+}

@@ -1,0 +1,255 @@
+//! One pulling loop: Pull → hand the batch to the host → acknowledge once
+//! the host answered `Ok` (its writes are durable), or nack when it refused
+//! the batch and pause every loop with exponential backoff.
+//!
+//! While the host works on a batch its messages' ack deadlines are extended
+//! (ModifyAckDeadline) every half deadline, so a slow write is not
+//! redelivered to another consumer meanwhile.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use heroic_plugin_api::sdk::IngestSink;
+use heroic_plugin_api::types::RawMessage;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use crate::client::{Client, Received};
+use crate::config::Config;
+use crate::stats::Stats;
+
+/// The pause of every loop after refused batches.
+#[derive(Default)]
+struct Backoff {
+    current: Duration,
+    until: Option<Instant>,
+}
+
+/// State shared by the loops of one consumer.
+pub struct Shared {
+    pub config: Config,
+    pub client: Client,
+    pub stats: Stats,
+    /// Messages and payload bytes held (pulled, not yet acked or nacked).
+    pub elements: Arc<Semaphore>,
+    pub bytes: Arc<Semaphore>,
+    /// How often held messages get their deadline extended.
+    pub lease_period: Duration,
+    pub stop: watch::Sender<bool>,
+    backoff: Mutex<Backoff>,
+    /// The last pull error, cleared by a successful pull (for `health`).
+    pub last_pull_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub fn new(config: Config, client: Client, lease_period: Duration) -> Self {
+        Shared {
+            elements: Arc::new(Semaphore::new(config.max_outstanding_element_count)),
+            bytes: Arc::new(Semaphore::new(config.max_outstanding_request_bytes.min(Semaphore::MAX_PERMITS))),
+            config,
+            client,
+            stats: Stats::default(),
+            lease_period,
+            stop: watch::channel(false).0,
+            backoff: Mutex::new(Backoff::default()),
+            last_pull_error: Mutex::new(None),
+        }
+    }
+
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Whether the loops pause after a refused batch.
+    pub fn paused(&self) -> bool {
+        self.backoff.lock().unwrap_or_else(|e| e.into_inner()).until.is_some_and(|u| u > Instant::now())
+    }
+
+    fn failed(&self) -> Duration {
+        let mut b = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        let (min, max) =
+            (Duration::from_millis(self.config.retry_backoff_min_ms), Duration::from_millis(self.config.retry_backoff_max_ms));
+        b.current = if b.current.is_zero() { min } else { (b.current * 2).min(max) };
+        b.until = Some(Instant::now() + b.current);
+        b.current
+    }
+
+    fn succeeded(&self) {
+        let mut b = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        b.current = Duration::ZERO;
+    }
+
+    /// Logs only the change from working to failing (every loop retries
+    /// each second: one line per failure would flood the log).
+    fn pull_failed(&self, error: String) {
+        let mut last = self.last_pull_error.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none() {
+            tracing::warn!(error = %error, subscription = %self.config.subscription_name(), "pubsub pull fails; retrying");
+        }
+        *last = Some(error);
+    }
+
+    fn pull_worked(&self) {
+        if self.last_pull_error.lock().unwrap_or_else(|e| e.into_inner()).take().is_some() {
+            tracing::info!(subscription = %self.config.subscription_name(), "pubsub pull works again");
+        }
+    }
+
+    fn pause_left(&self) -> Duration {
+        let b = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        b.until.map_or(Duration::ZERO, |u| u.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// Runs `work` unless the consumer stops first (then `None`).
+async fn unless_stopped<F: Future>(stop: &mut watch::Receiver<bool>, work: F) -> Option<F::Output> {
+    if *stop.borrow() {
+        return None;
+    }
+    tokio::select! {
+        out = work => Some(out),
+        _ = stop.wait_for(|s| *s) => None,
+    }
+}
+
+pub struct Worker {
+    pub shared: Arc<Shared>,
+    pub sink: IngestSink,
+    /// Cleared when the loop ends, however it ends (for `health`).
+    pub alive: Arc<AtomicBool>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.alive.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Worker {
+    pub async fn run(self) {
+        let shared = self.shared.clone();
+        let mut stop = shared.stop.subscribe();
+        let pull_size = shared.config.pull_size();
+        loop {
+            let pause = shared.pause_left();
+            if !pause.is_zero() && unless_stopped(&mut stop, tokio::time::sleep(pause)).await.is_none() {
+                break;
+            }
+            let Some(Ok(permits)) = unless_stopped(&mut stop, shared.elements.clone().acquire_many_owned(pull_size as u32)).await
+            else {
+                break;
+            };
+            // A pull waiting on an empty subscription is cut at once by a
+            // stop; what it might have been given comes back after the ack
+            // deadline (never lost).
+            let Some(pulled) = unless_stopped(&mut stop, shared.client.pull(pull_size, shared.config.pull_timeout())).await
+            else {
+                break;
+            };
+            match pulled {
+                Ok(messages) => {
+                    shared.pull_worked();
+                    if !messages.is_empty() {
+                        self.handle(messages, permits).await;
+                    }
+                }
+                Err(e) => {
+                    shared.stats.pull_errors.add(1);
+                    shared.pull_failed(e.to_string());
+                    let wait = Duration::from_millis(shared.config.retry_backoff_max_ms.min(1000));
+                    if unless_stopped(&mut stop, tokio::time::sleep(wait)).await.is_none() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Holds a pulled batch until it is acked or nacked.
+    async fn handle(&self, messages: Vec<Received>, mut permits: OwnedSemaphorePermit) {
+        let shared = &self.shared;
+        let count = messages.len();
+        shared.stats.received.add(count as u64);
+        shared.stats.held.fetch_add(count as i64, Ordering::Relaxed);
+        // Give back the element permits the pull did not use.
+        if let Some(unused) = permits.split(permits.num_permits().saturating_sub(count)) {
+            drop(unused);
+        }
+        let ack_ids: Vec<String> = messages.iter().map(|m| m.ack_id.clone()).collect();
+        let size: usize = messages.iter().map(|m| m.payload.len()).sum();
+        let batch: Vec<RawMessage> = messages.into_iter().map(|m| RawMessage { payload: m.payload.into() }).collect();
+        let work = async {
+            // Bytes are known only after the pull: wait for room here, with
+            // the deadlines of the batch being extended meanwhile.
+            let room = shared.config.max_outstanding_request_bytes.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
+            let want = size.clamp(1, room) as u32;
+            let _bytes = shared.bytes.clone().acquire_many_owned(want).await;
+            self.sink.ingest(batch).await
+        };
+        match self.leased(&ack_ids, work).await {
+            Ok(outcome) => {
+                shared.succeeded();
+                // Refused messages are acked with their batch, as the kafka
+                // plugin commits them: retrying cannot make them valid.
+                shared.stats.invalid.add(outcome.invalid);
+                let n = ack_ids.len() as u64;
+                match shared.client.acknowledge(ack_ids).await {
+                    Ok(()) => {
+                        shared.stats.acked.add(n);
+                        shared.stats.batches_acked.add(1);
+                    }
+                    Err(e) => {
+                        // The batch is durable; Pub/Sub redelivers it after
+                        // the deadline and it is written again (a duplicate).
+                        shared.stats.ack_errors.add(1);
+                        tracing::warn!(error = %e, messages = n, "acknowledge failed; the batch will be redelivered");
+                    }
+                }
+            }
+            Err(e) => {
+                shared.stats.ingest_errors.add(1);
+                // One line per refused batch: the backoff bounds them.
+                let pause = shared.failed();
+                tracing::warn!(error = %e, messages = ack_ids.len(), pause_ms = pause.as_millis() as u64,
+                    "the host could not write a batch; nacking it for redelivery and pausing");
+                self.nack(ack_ids).await;
+            }
+        }
+        shared.stats.held.fetch_sub(count as i64, Ordering::Relaxed);
+        drop(permits);
+    }
+
+    /// Hands the messages back for immediate redelivery.
+    async fn nack(&self, ack_ids: Vec<String>) {
+        let n = ack_ids.len() as u64;
+        match self.shared.client.modify_ack_deadline(ack_ids, 0).await {
+            Ok(()) => self.shared.stats.nacked.add(n),
+            Err(e) => {
+                // They come back when their deadline passes instead.
+                self.shared.stats.nack_errors.add(1);
+                tracing::warn!(error = %e, messages = n, "nack failed; the messages come back after their deadline");
+            }
+        }
+    }
+
+    /// Runs `work`, extending the deadlines of `ack_ids` every lease period.
+    async fn leased<F: Future>(&self, ack_ids: &[String], work: F) -> F::Output {
+        let shared = &self.shared;
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tokio::time::sleep(shared.lease_period) => {
+                    match shared.client.modify_ack_deadline(ack_ids.to_vec(), shared.config.ack_deadline_seconds).await {
+                        Ok(()) => shared.stats.deadline_extensions.add(1),
+                        Err(e) => {
+                            shared.stats.deadline_extension_errors.add(1);
+                            tracing::warn!(error = %e, "extending ack deadlines failed; the batch may be redelivered");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
