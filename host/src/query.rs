@@ -118,10 +118,20 @@ impl Progress {
         self.errors.push(query_error(message));
         Ok(self.outcome(plan, Vec::new()))
     }
-}
 
-fn aggregation_limit_message(limit: u64) -> String {
-    format!("aggregation retained more than {limit} points or buckets (aggregationLimit)")
+    /// Ends a query whose aggregation session failed: going over
+    /// `aggregationLimit` (when the session is set up, fed or finished)
+    /// stops it like the data limit does; any other error fails it.
+    fn session_failed(self, plan: &QueryPlan, error: QueryError) -> Result<QueryOutcome, ApiError> {
+        match error {
+            QueryError::AggregationLimit { limit } => self.stop(
+                plan,
+                Limit::Aggregation,
+                format!("aggregation retained more than {limit} points or buckets (aggregationLimit)"),
+            ),
+            e => Err(e.into()),
+        }
+    }
 }
 
 /// Runs `plan` against the node's backends.
@@ -130,7 +140,6 @@ pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError
     let series_limit = plan.options.series_limit.unwrap_or(defaults.series_limit);
     let data_limit = plan.options.data_limit.unwrap_or(defaults.data_limit);
     let group_limit = plan.options.group_limit.unwrap_or(defaults.group_limit);
-    let aggregation_limit = plan.options.aggregation_limit.unwrap_or(defaults.aggregation_limit);
     let mut progress = Progress {
         limits: BTreeSet::new(),
         errors: Vec::new(),
@@ -139,13 +148,18 @@ pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError
         fail_on_limits: plan.options.fail_on_limits.unwrap_or(defaults.fail_on_limits),
     };
 
+    // Set up first: an aggregation whose buckets alone go over
+    // aggregationLimit is refused before any backend is asked. The config's
+    // limit applies when the query sets none.
+    let mut session = match plan.session(Some(defaults.aggregation_limit)) {
+        Ok(s) => s,
+        Err(e) => return progress.session_failed(plan, e),
+    };
     let (series, series_limited) = find_series(node, &plan.filter, plan.range, series_limit, &mut progress.errors).await?;
     if series_limited {
         progress.hit(Limit::Series, &format!("more than {series_limit} series matched (seriesLimit)"))?;
     }
 
-    // The config's aggregationLimit applies when the query sets none.
-    let mut session = plan.session()?.with_limit(Some(aggregation_limit));
     for backend in &node.backends.metrics {
         let chunks: Vec<&[Series]> = series.chunks(FETCH_CHUNK_SERIES).collect();
         let fetch = |chunk: &[Series], read: u64| {
@@ -194,12 +208,8 @@ pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError
                 } else {
                     Cow::Owned(Series { resource: fetched.resource.clone(), ..base.clone() })
                 };
-                match session.update(&s, &fetched.points.timestamps, &fetched.points.values) {
-                    Ok(()) => {}
-                    Err(QueryError::AggregationLimit { limit }) => {
-                        return progress.stop(plan, Limit::Aggregation, aggregation_limit_message(limit))
-                    }
-                    Err(e) => return Err(e.into()),
+                if let Err(e) = session.update(&s, &fetched.points.timestamps, &fetched.points.values) {
+                    return progress.session_failed(plan, e);
                 }
             }
         }
@@ -207,10 +217,7 @@ pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError
 
     let mut groups = match session.finish() {
         Ok(g) => g,
-        Err(QueryError::AggregationLimit { limit }) => {
-            return progress.stop(plan, Limit::Aggregation, aggregation_limit_message(limit))
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => return progress.session_failed(plan, e),
     };
     if groups.len() as u64 > group_limit {
         progress.hit(Limit::Group, &format!("more than {group_limit} groups (groupLimit)"))?;

@@ -13,26 +13,61 @@ pub struct WriteCache {
     // Keyed by the series itself, not a hash of it: a hash collision here
     // would mean a series never reaches the metadata index, i.e. data that
     // can never be found.
-    seen: Mutex<HashMap<Series, Instant>>,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    series: HashMap<Series, Instant>,
+    /// Bumped by [`WriteCache::invalidate`]: a write that started before
+    /// may have registered a series the delete then removed, so it must not
+    /// be remembered.
+    generation: u64,
 }
 
 impl WriteCache {
     pub fn new(ttl: Duration, max_series: usize) -> Self {
-        WriteCache { ttl, max_series, seen: Mutex::new(HashMap::new()) }
+        WriteCache { ttl, max_series, seen: Mutex::new(Seen::default()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether `series` was written less than the TTL ago.
     pub fn is_fresh(&self, series: &Series, now: Instant) -> bool {
-        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.get(series).is_some_and(|t| now.duration_since(*t) < self.ttl)
+        self.lock().series.get(series).is_some_and(|t| now.duration_since(*t) < self.ttl)
     }
 
-    /// Records series that were just written successfully.
-    pub fn remember<'a>(&self, series: impl IntoIterator<Item = &'a Series>, now: Instant) {
+    /// The current generation; read it before a write and hand it to
+    /// [`remember`](Self::remember) after.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Forgets every series. Called after series were deleted from
+    /// metadata, so that writing one of them again registers it at once
+    /// instead of after the TTL. Clearing it all is simpler than finding
+    /// the deleted series (the delete answers only a count) and cheap:
+    /// deletes are rare, and forgetting costs one redundant metadata write
+    /// per live series.
+    pub fn invalidate(&self) {
+        let mut seen = self.lock();
+        seen.series.clear();
+        seen.generation += 1;
+    }
+
+    /// Records series that were just written successfully by a write that
+    /// started at `generation`; ignored if the cache was invalidated since.
+    pub fn remember<'a>(&self, series: impl IntoIterator<Item = &'a Series>, now: Instant, generation: u64) {
         if self.max_series == 0 {
             return;
         }
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.lock();
+        if guard.generation != generation {
+            return;
+        }
+        let seen = &mut guard.series;
         for s in series {
             if seen.len() >= self.max_series && !seen.contains_key(s) {
                 // Full: drop expired entries; if that frees nothing, start
@@ -48,7 +83,7 @@ impl WriteCache {
     }
 
     pub fn len(&self) -> usize {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().series.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -68,11 +103,29 @@ mod tests {
         let b = Series::key_only("b");
         let c = Series::key_only("c");
         assert!(!cache.is_fresh(&a, now));
-        cache.remember([&a, &b], now);
+        cache.remember([&a, &b], now, cache.generation());
         assert!(cache.is_fresh(&a, now));
         assert!(!cache.is_fresh(&a, now + Duration::from_secs(11)));
-        cache.remember([&c], now);
+        cache.remember([&c], now, cache.generation());
         assert!(cache.len() <= 2);
         assert!(cache.is_fresh(&c, now));
+    }
+
+    #[test]
+    fn invalidate_forgets_and_ignores_writes_started_before() {
+        let cache = WriteCache::new(Duration::from_secs(10), 10);
+        let now = Instant::now();
+        let a = Series::key_only("a");
+        let b = Series::key_only("b");
+        cache.remember([&a], now, cache.generation());
+        let before = cache.generation();
+        cache.invalidate();
+        assert!(!cache.is_fresh(&a, now));
+        // A write that began before the delete may have re-registered a
+        // series the delete removed: not remembered.
+        cache.remember([&b], now, before);
+        assert!(!cache.is_fresh(&b, now));
+        cache.remember([&b], now, cache.generation());
+        assert!(cache.is_fresh(&b, now));
     }
 }

@@ -51,6 +51,7 @@ impl Writer {
 
     pub async fn write(&self, backends: &Backends, batch: Vec<SeriesPoints>) -> Result<WriteReport, WriteError> {
         let now = Instant::now();
+        let generation = self.cache.generation();
         let new_series: Vec<Series> = if self.config.update_metadata || self.config.update_suggestions {
             batch.iter().filter(|sp| !self.cache.is_fresh(&sp.series, now)).map(|sp| sp.series.clone()).collect()
         } else {
@@ -104,7 +105,14 @@ impl Writer {
         if !failures.is_empty() {
             return Err(WriteError { failures });
         }
-        self.cache.remember(new_series.iter(), now);
+        self.cache.remember(new_series.iter(), now, generation);
         Ok(report)
+    }
+
+    /// Forgets which series were written: call after deleting series from
+    /// metadata, or a deleted series written again stays unregistered
+    /// until the cache's TTL.
+    pub fn series_deleted(&self) {
+        self.cache.invalidate();
     }
 }

@@ -145,6 +145,22 @@ fn write_and_delete_series() {
 }
 
 #[test]
+fn a_deleted_series_written_again_is_registered_at_once() {
+    let (_dir, node) = fixture();
+    let mem = json!({"filter": ["key", "mem"]});
+    assert_eq!(series_keys(&post(&node, "/metadata/series", mem.clone())), pairs(&[("mem", "a")]));
+    let (status, reply) = node.request("DELETE", "/metadata/series", Some(mem.to_string()), "application/json");
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["deleted"], 1, "{reply}");
+    assert_eq!(series_keys(&post(&node, "/metadata/series", mem.clone())), pairs(&[]));
+
+    // The write cache (default TTL 4 h) remembered the
+    // series from the fixture's write; the delete made it forget.
+    write(&node, "mem", json!({"host": "a", "site": "lon"}));
+    assert_eq!(series_keys(&post(&node, "/metadata/series", mem)), pairs(&[("mem", "a")]));
+}
+
+#[test]
 fn suggestions_with_grafana_bodies() {
     let (_dir, node) = fixture();
 

@@ -140,6 +140,7 @@ fn limits_are_reported_or_fail_the_query() {
         (json!({"groupLimit": 1, "failOnLimits": true}), "groupLimit"),
         (json!({"seriesLimit": 1, "failOnLimits": true}), "seriesLimit"),
         (json!({"dataLimit": 3, "failOnLimits": true}), "dataLimit"),
+        (json!({"aggregationLimit": 2, "failOnLimits": true}), "aggregationLimit"),
     ] {
         let (status, reply) = query_with(&node, "sum(10ms) by shard", options.clone());
         assert_eq!(status, 400, "{options}: {reply}");
@@ -154,6 +155,37 @@ fn limits_are_reported_or_fail_the_query() {
 }
 
 #[test]
+fn aggregation_limit_counts_top_level_buckets() {
+    let (_dir, node) = cluster_fixture();
+
+    // sum(1ms) over (0, 40] with no group sets up 40 buckets.
+    let (status, reply) = query_with(&node, "sum(1ms)", json!({"aggregationLimit": 39}));
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["limits"], json!(["AGGREGATION"]), "{reply}");
+    assert_eq!(reply["result"], json!([]), "{reply}");
+    assert_eq!(reply["errors"].as_array().unwrap().len(), 1, "{reply}");
+    assert!(reply["errors"][0]["error"].as_str().unwrap().contains("aggregationLimit"), "{reply}");
+    // Exactly the limit is fine.
+    let (_, reply) = query_with(&node, "sum(1ms)", json!({"aggregationLimit": 40}));
+    assert_eq!(reply["limits"], json!([]), "{reply}");
+    assert_eq!(only_group(&reply)["values"], json!([[10, 2.0], [20, 4.0], [30, 2.0]]));
+    // A later chain step's buckets count too: 40 + 4.
+    let (_, reply) = query_with(&node, "sum(1ms) | max(10ms)", json!({"aggregationLimit": 43}));
+    assert_eq!(reply["limits"], json!(["AGGREGATION"]), "{reply}");
+
+    // With failOnLimits the query fails, naming the limit.
+    let (status, reply) = query_with(&node, "sum(1ms)", json!({"aggregationLimit": 39, "failOnLimits": true}));
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["type"], "error");
+    assert!(reply["message"].as_str().unwrap().contains("aggregationLimit"), "{reply}");
+
+    // Over the fixed 100,000-bucket cap it is a 400 whatever the limits.
+    let (status, reply) = query_with(&node, "sum(1ms) from points(0, 100001)", json!({"aggregationLimit": 10}));
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("100001 buckets"), "{reply}");
+}
+
+#[test]
 fn configured_limits_apply_when_the_query_sets_none() {
     let dir = tempfile::tempdir().unwrap();
     let config = local_config().replace("allow_anonymous = false", "allow_anonymous = true\naggregation_limit = 2\ngroup_limit = 1");
@@ -161,9 +193,11 @@ fn configured_limits_apply_when_the_query_sets_none() {
     write(&node, "test", "a", json!([[10, 1.0], [30, 2.0]]));
     write(&node, "test", "b", json!([[10, 1.0], [20, 4.0]]));
 
-    let (status, reply) = query_with(&node, "sum(1ms) by shard", json!({}));
-    assert_eq!(status, 200, "{reply}");
-    assert_eq!(reply["limits"], json!(["AGGREGATION"]), "{reply}");
+    for aggregation in ["sum(1ms) by shard", "sum(1ms)"] {
+        let (status, reply) = query_with(&node, aggregation, json!({}));
+        assert_eq!(status, 200, "{aggregation}: {reply}");
+        assert_eq!(reply["limits"], json!(["AGGREGATION"]), "{aggregation}: {reply}");
+    }
     let (_, reply) = query_with(&node, "sum(10ms) by shard", json!({"aggregationLimit": 1000}));
     assert_eq!(reply["limits"], json!(["GROUP"]), "{reply}");
     // A query's own option wins over the config.

@@ -249,6 +249,32 @@ fn errors_are_clear_and_fail_the_exit_code() {
 }
 
 #[test]
+fn a_running_node_locks_the_shell_out_of_its_data() {
+    let shell = LocalShell::new();
+    let d = shell.data_dir.display().to_string();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{{port}}\"\n[plugins]\ndirs = [\"{{plugins}}\"]\n\
+         [[metrics]]\nplugin = \"local\"\n[metrics.config]\ndata_dir = \"{d}/metrics\"\n\
+         [[metadata]]\nplugin = \"local\"\n[metadata.config]\ndata_dir = \"{d}/metadata\"\n\
+         [[suggest]]\nplugin = \"local\"\n[suggest.config]\ndata_dir = \"{d}/suggest\"\n"
+    );
+    let mut node = common::Node::start(shell.dir.path(), &config);
+    let pid = node.child.as_ref().unwrap().id();
+
+    let output = shell.run(&["keys"]);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(output.stdout.is_empty());
+    let message = stderr(&output);
+    // Whichever backend the shell opens first is refused.
+    assert!(message.contains(&format!("data directory {d}/")), "{message}");
+    assert!(message.contains(&format!("is in use by another process (pid {pid}); stop it or use another data_dir")), "{message}");
+
+    // The lock goes with the node's process.
+    node.stop();
+    assert_eq!(shell.ok(&["keys"]), Vec::<Value>::new());
+}
+
+#[test]
 fn config_file_as_heroic_reads_it() {
     let dir = tempfile::tempdir().unwrap();
     let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/local.toml")).unwrap();

@@ -24,7 +24,7 @@
 //! let plan = plan(&request, 1_000_000, &Defaults::default())?;
 //! // 1. find series matching `plan.filter` with the metadata backend;
 //! // 2. fetch their points in `plan.range`, one chunk at a time:
-//! let mut session = plan.session()?;
+//! let mut session = plan.session(None)?;
 //! let s1 = Series::new("cpu", [("host", "a")], Vec::<(&str, &str)>::new());
 //! session.update(&s1, &[10, 30], &[1.0, 2.0])?;
 //! // 3. turn the groups into the response.

@@ -19,7 +19,7 @@ fn s2() -> Series {
 fn cluster(hql: &str) -> Vec<ResultGroup> {
     let body = json!({"query": hql, "range": {"type": "absolute", "start": 0, "end": 40}});
     let p = plan(&QueryMetrics::from_json(&body).unwrap(), 1_000_000, &Defaults::default()).unwrap();
-    let mut session = p.session().unwrap();
+    let mut session = p.session(None).unwrap();
     session.update(&s1(), &[10, 30], &[1.0, 2.0]).unwrap();
     session.update(&s2(), &[10, 20], &[1.0, 4.0]).unwrap();
     session.finish().unwrap()
@@ -39,6 +39,20 @@ fn basic_query() {
     assert_eq!(g[0].series.len(), 2);
     assert_eq!(g[0].cadence, 10);
     assert_eq!(points(&g[0]), vec![(10, 2.0), (20, 4.0), (30, 2.0)]);
+}
+
+#[test]
+fn plan_session_takes_the_query_aggregation_limit_over_the_default() {
+    let planned = |options: serde_json::Value| {
+        let body = json!({"query": "sum(10ms)", "range": {"type": "absolute", "start": 0, "end": 40}, "options": options});
+        plan(&QueryMetrics::from_json(&body).unwrap(), 1_000_000, &Defaults::default()).unwrap()
+    };
+    // sum(10ms) over (0, 40] sets up 4 buckets.
+    let limit = |e: heroic_query::QueryError| matches!(e, heroic_query::QueryError::AggregationLimit { limit: 3 });
+    assert!(planned(json!({})).session(Some(3)).err().is_some_and(limit));
+    assert!(planned(json!({})).session(Some(4)).is_ok());
+    assert!(planned(json!({"aggregationLimit": 3})).session(Some(1000)).err().is_some_and(limit));
+    assert!(planned(json!({"aggregationLimit": 4})).session(Some(3)).is_ok());
 }
 
 #[test]
@@ -166,7 +180,7 @@ proptest! {
         let end = 200 / size * size;
         let body = json!({"query": format!("{f}({size}ms) by host"), "range": {"type": "absolute", "start": 0, "end": end}, "features": ["-shift_range"]});
         let p = plan(&QueryMetrics::from_json(&body).unwrap(), 0, &Defaults::default()).unwrap();
-        let mut session = p.session().unwrap();
+        let mut session = p.session(None).unwrap();
         for host in 0..3u8 {
             let series = Series::new("k", [("host".to_string(), format!("h{host}"))], Vec::<(String, String)>::new());
             let mut pts: Vec<(i64, f64)> = data.iter().filter(|d| d.0 == host).map(|d| (d.1, d.2)).collect();

@@ -257,6 +257,9 @@ pub async fn delete_series(node: &Node, body: &[u8]) -> ApiResult<warp::reply::J
             Err(e) => errors.push(backend_error("metadata", &b.id, e)),
         }
     }
+    // Even after a failed answer: a backend may have deleted some series
+    // before failing, and forgetting too much only costs a rewrite.
+    node.writer.series_deleted();
     #[derive(Serialize)]
     struct Deleted {
         deleted: u64,

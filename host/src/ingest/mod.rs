@@ -249,7 +249,7 @@ impl Pipeline {
                 decoded.series.iter().map(|sp| &sp.series).filter(|s| !seen.is_fresh(s, now)).collect();
             if !new.is_empty() {
                 limiter.acquire(new.len()).await;
-                seen.remember(new, now);
+                seen.remember(new, now, seen.generation());
             }
         }
         let points = decoded.points as u64;

@@ -20,6 +20,9 @@ use crate::suggest::{SuggestOptions, SuggestStore};
 fn plugin_error(e: Error) -> PluginError {
     match e {
         Error::InvalidInput(_) | Error::Filter(_) => PluginError::invalid_input(e),
+        // Config, not Unavailable: retrying does not help while the other
+        // process runs; an operator has to stop it or change `data_dir`.
+        Error::Locked { .. } => PluginError::config(e),
         _ => PluginError::internal(e),
     }
 }
@@ -269,4 +272,42 @@ heroic_plugin_api::export_plugin! {
     metrics: LocalMetrics,
     metadata: LocalMetadata,
     suggest: LocalSuggest,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::path::Path;
+
+    use heroic_plugin_api::error::ErrorKind;
+
+    use super::*;
+
+    /// A second backend on the same directory fails `create` with a config
+    /// error naming the directory and the holder; dropping the first one
+    /// unlocks the directory.
+    fn exclusive<T, F: Future<Output = PluginResult<T>>>(dir: &Path, create: impl Fn() -> F) {
+        let first = runtime().block_on(create()).unwrap_or_else(|e| panic!("first open: {e}"));
+        let Err(e) = runtime().block_on(create()) else { panic!("a second open of {} succeeded", dir.display()) };
+        assert_eq!(e.kind, ErrorKind::Config, "{e}");
+        let expected = format!(
+            "data directory {} is in use by another process (pid {}); stop it or use another data_dir",
+            dir.display(),
+            std::process::id()
+        );
+        assert!(e.to_string().contains(&expected), "{e}");
+        drop(first);
+        runtime().block_on(create()).unwrap_or_else(|e| panic!("open after the first was dropped: {e}"));
+    }
+
+    #[test]
+    fn each_backend_locks_its_data_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("metrics");
+        exclusive(&dir, || LocalMetrics::create(MetricsConfig { data_dir: dir.clone(), ..Default::default() }));
+        let dir = root.path().join("metadata");
+        exclusive(&dir, || LocalMetadata::create(MetadataConfig { data_dir: dir.clone() }));
+        let dir = root.path().join("suggest");
+        exclusive(&dir, || LocalSuggest::create(SuggestConfig { data_dir: dir.clone(), ..Default::default() }));
+    }
 }

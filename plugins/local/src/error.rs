@@ -20,6 +20,13 @@ pub enum Error {
     InvalidInput(String),
     #[error("log {path} failed earlier and refuses further writes: {reason}")]
     Poisoned { path: PathBuf, reason: String },
+    /// Another open store holds the directory's lock (see `dir_lock`).
+    #[error(
+        "data directory {} is in use by another process{}; stop it or use another data_dir",
+        dir.display(),
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Locked { dir: PathBuf, pid: Option<u32> },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

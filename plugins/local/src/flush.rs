@@ -10,6 +10,7 @@ use std::time::Duration;
 use heroic_plugin_api::types::{Series, TimeRange};
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::dir_lock::DirLock;
 use crate::encoding::{put_u64, Reader};
 use crate::error::{corrupt, IoContext, Result};
 use crate::head::{merge_runs, Head};
@@ -30,6 +31,8 @@ fn parse_wal_name(name: &str) -> Option<u64> {
 
 pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
     fs::create_dir_all(dir).ctx(dir)?;
+    // Before reading anything: recovery below truncates and deletes files.
+    let dir_lock = DirLock::acquire(dir)?;
     let catalog_path = dir.join("series.log");
     let mut catalog = Catalog { ids: HashMap::new(), by_id: BTreeMap::new(), next_id: 0 };
     let mut tombstones: HashMap<u64, u64> = HashMap::new();
@@ -131,6 +134,7 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
         flush_lock: Mutex::new(()),
         wake: Mutex::new(Wake::default()),
         wake_cond: Condvar::new(),
+        _dir_lock: dir_lock,
     });
     {
         let _g = inner.flush_lock.lock();

@@ -14,6 +14,7 @@
 //! - [`suggest`]: key, tag and value suggestions over the same index.
 //! - [`backends`]: the SDK traits implemented on the engine, and the
 //!   `export_plugin!` call that makes this library the `local` plugin.
+//! - `dir_lock`: the exclusive lock on a store's directory.
 //! - `encoding`, [`error`]: binary helpers and the error type.
 
 pub mod backends;
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod suggest;
 
 mod codec;
+mod dir_lock;
 mod encoding;
 mod flush;
 mod head;

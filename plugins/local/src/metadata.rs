@@ -15,6 +15,7 @@ use heroic_plugin_api::filter::Filter;
 use heroic_plugin_api::types::{CountResult, DeleteResult, KeysPage, Series, SeriesPage, TagValues, TagsPage};
 use parking_lot::RwLock;
 
+use crate::dir_lock::DirLock;
 use crate::encoding::{put_series, Reader};
 use crate::error::{corrupt, IoContext, Result};
 use crate::index::{Index, Set};
@@ -27,6 +28,8 @@ pub struct MetadataStore {
     path: PathBuf,
     log: RecordLog,
     pub(crate) index: RwLock<Index>,
+    /// Held while the store is open; dropping the store unlocks.
+    _dir_lock: DirLock,
 }
 
 fn record(kind: u8, s: &Series) -> Vec<u8> {
@@ -48,6 +51,8 @@ impl MetadataStore {
     pub fn open(dir: impl AsRef<Path>) -> Result<MetadataStore> {
         let dir = dir.as_ref();
         fs::create_dir_all(dir).ctx(dir)?;
+        // Before reading: opening the log truncates a torn tail.
+        let dir_lock = DirLock::acquire(dir)?;
         let path = dir.join("registry.log");
         let mut index = Index::default();
         let (mut records, mut removes, mut bad) = (0usize, 0usize, false);
@@ -69,7 +74,7 @@ impl MetadataStore {
             return Err(corrupt(&path, "undecodable record with a valid checksum"));
         }
         let log = if removes > 0 && removes * 2 >= records { rewrite(&path, &index, log)? } else { log };
-        Ok(MetadataStore { path, log, index: RwLock::new(index) })
+        Ok(MetadataStore { path, log, index: RwLock::new(index), _dir_lock: dir_lock })
     }
 
     /// Registers series; returns how many were new. Durable on return.

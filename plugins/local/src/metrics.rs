@@ -21,6 +21,7 @@ use heroic_plugin_api::types::{
 };
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::dir_lock::DirLock;
 use crate::encoding::{put_series, put_u32, put_u64, put_u8};
 use crate::error::{Error, Result};
 use crate::head::Head;
@@ -107,6 +108,9 @@ pub(crate) struct Inner {
     pub(crate) flush_lock: Mutex<()>,
     pub(crate) wake: Mutex<Wake>,
     pub(crate) wake_cond: Condvar,
+    /// Dropped with the last reference to the store (after the flusher
+    /// thread has stopped), which unlocks the directory.
+    pub(crate) _dir_lock: DirLock,
 }
 
 /// The embedded metric store. Cheap to share behind an `Arc`; every method

@@ -208,7 +208,9 @@ impl State {
     }
 
     /// Feeds points; non-finite values are skipped (Heroic's `valid()`).
-    pub fn update_points(&mut self, m: &BucketMapping, key: &GroupKey, ts: &[i64], vals: &[f64]) {
+    /// Returns how many values were kept on top of the per-bucket state, for
+    /// `aggregationLimit`: only the exact quantile keeps any.
+    pub fn update_points(&mut self, m: &BucketMapping, key: &GroupKey, ts: &[i64], vals: &[f64]) -> u64 {
         // The match is outside the loops so each loop body is monomorphic.
         fn each(m: &BucketMapping, ts: &[i64], vals: &[f64], mut f: impl FnMut(usize, i64, f64)) {
             if let Some(mut cursor) = Cursor::new(m) {
@@ -234,7 +236,7 @@ impl State {
         // of a load and store of the bucket per point.
         let square = matches!(self, State::Sum2 { .. });
         if let (Some(mut cursor), State::Sum { sum, seen } | State::Sum2 { sum, seen }) = (Cursor::new(m), &mut *self) {
-            return cursor.runs(ts, vals, |i, _, vals| {
+            cursor.runs(ts, vals, |i, _, vals| {
                 let mut acc = sum[i];
                 let mut any = false;
                 for &v in vals.iter().filter(|v| v.is_finite()) {
@@ -244,6 +246,7 @@ impl State {
                 sum[i] = acc;
                 seen[i] |= any;
             });
+            return 0;
         }
         match self {
             State::Sum { sum, seen } => each(m, ts, vals, |i, _, v| {
@@ -268,7 +271,14 @@ impl State {
                 m2[i] += delta * (v - mean[i]);
             }),
             State::Spread(s) => each(m, ts, vals, |i, _, v| s[i].add_point(v)),
-            State::Quantile { values, .. } => each(m, ts, vals, |i, _, v| values[i].push(v)),
+            State::Quantile { values, .. } => {
+                let mut kept = 0;
+                each(m, ts, vals, |i, _, v| {
+                    values[i].push(v);
+                    kept += 1;
+                });
+                return kept;
+            }
             State::Rate { first, last, rate, seen } => each(m, ts, vals, |i, t, v| {
                 if !seen[i] {
                     seen[i] = true;
@@ -284,6 +294,7 @@ impl State {
                 each(m, ts, vals, |i, _, v| cells[i].offer(seed, v.to_bits()))
             }
         }
+        0
     }
 
     /// Feeds spreads (the output of `spread`, or distributed partials).

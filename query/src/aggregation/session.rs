@@ -162,10 +162,12 @@ impl Node {
             Node::Bucket { mapping, state, series: set } => {
                 add_series(set, series);
                 match data {
-                    Data::Points(ts, vs) => state.update_points(mapping, key, ts, vs),
-                    Data::Spreads(s) => state.update_spreads(mapping, key, s),
+                    Data::Points(ts, vs) => ctx.retain(state.update_points(mapping, key, ts, vs)),
+                    Data::Spreads(s) => {
+                        state.update_spreads(mapping, key, s);
+                        Ok(())
+                    }
                 }
-                Ok(())
             }
             Node::Post { op, inner } => {
                 // Delta and notNegative only take points, as in Heroic.
@@ -238,17 +240,13 @@ pub struct AggregationSession {
 }
 
 impl AggregationSession {
-    pub(crate) fn new(instance: AggregationInstance, range: TimeRange, strategy: BucketStrategy) -> Self {
-        let mut ctx = Ctx { range, strategy, retained: 0, limit: None };
-        let root = Node::new(&instance, &mut ctx).expect("validated by AggregationInstance::session");
-        AggregationSession { instance, root, ctx }
-    }
-
-    /// Fails [`update`](Self::update) with [`QueryError::AggregationLimit`]
-    /// once more than `limit` buckets plus retained raw points are held.
-    pub fn with_limit(mut self, limit: Option<u64>) -> Self {
-        self.ctx.limit = limit;
-        self
+    /// The limit is known before the root is built, so that the buckets of
+    /// a top-level bucketed aggregation count against it (and are refused
+    /// before they are allocated) like those of nested ones.
+    pub(crate) fn new(instance: AggregationInstance, range: TimeRange, strategy: BucketStrategy, limit: Option<u64>) -> Result<Self> {
+        let mut ctx = Ctx { range, strategy, retained: 0, limit };
+        let root = Node::new(&instance, &mut ctx)?;
+        Ok(AggregationSession { instance, root, ctx })
     }
 
     /// Buckets plus raw points currently retained.

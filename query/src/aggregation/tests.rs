@@ -15,7 +15,7 @@ fn run_on(hql: &str, range: TimeRange, strategy: BucketStrategy, data: &[(&str, 
     let q = crate::hql::parse_query(hql).unwrap();
     let agg = q.aggregation().unwrap().unwrap_or(Aggregation::Empty);
     let inst = agg.apply(1).unwrap();
-    let mut s = inst.session(range, strategy).unwrap();
+    let mut s = inst.session(range, strategy, None).unwrap();
     for (host, points) in data {
         let (ts, vs): (Vec<i64>, Vec<f64>) = points.iter().copied().unzip();
         s.update(&series(host), &ts, &vs).unwrap();
@@ -168,18 +168,77 @@ fn cardinality() {
     }
 }
 
+/// An HQL aggregation resolved with 1 ms as the default size.
+fn instance(hql: &str) -> AggregationInstance {
+    crate::hql::parse_query(hql).unwrap().aggregation().unwrap().unwrap_or(Aggregation::Empty).apply(1).unwrap()
+}
+
 #[test]
-fn bucket_count_limits() {
-    let inst = Aggregation::Bucket { kind: BucketKind::Sum, size: None, extent: None }.apply(1).unwrap();
-    assert!(inst.session(TimeRange::new(0, 100_000), BucketStrategy::End).is_ok());
-    let e = inst.session(TimeRange::new(0, 100_001), BucketStrategy::End).err().unwrap();
+fn bucket_count_cap() {
+    let inst = instance("sum");
+    assert!(inst.session(TimeRange::new(0, 100_000), BucketStrategy::End, None).is_ok());
+    let e = inst.session(TimeRange::new(0, 100_001), BucketStrategy::End, None).err().unwrap();
     assert!(e.to_string().contains("100001 buckets"), "{e}");
-    assert!(inst.session(TimeRange::new(0, 0), BucketStrategy::End).is_err());
-    // retained data limit
-    let inst = Aggregation::Empty.apply(1).unwrap();
-    let mut s = inst.session(TimeRange::new(0, 100), BucketStrategy::End).unwrap().with_limit(Some(2));
+    assert!(inst.session(TimeRange::new(0, 0), BucketStrategy::End, None).is_err());
+    // The cap is a validation error whatever aggregationLimit says.
+    let e = inst.session(TimeRange::new(0, 100_001), BucketStrategy::End, Some(10)).err().unwrap();
+    assert!(matches!(e, QueryError::Invalid(_)), "{e}");
+}
+
+const LIMIT_RANGE: TimeRange = TimeRange { start: 0, end: 100 };
+
+fn limited(hql: &str, limit: u64) -> Result<AggregationSession, QueryError> {
+    instance(hql).session(LIMIT_RANGE, BucketStrategy::End, Some(limit))
+}
+
+#[test]
+fn aggregation_limit_counts_top_level_buckets() {
+    // 100 buckets: refused up front, before any data, when over the limit.
+    assert_eq!(limited("sum(1ms)", 99).err(), Some(QueryError::AggregationLimit { limit: 99 }));
+    let mut s = limited("sum(1ms)", 100).unwrap();
+    assert_eq!(s.retained(), 100);
+    s.update(&series("a"), &[1, 2], &[1.0, 1.0]).unwrap();
+    assert_eq!(s.finish().unwrap().len(), 1);
+    // So is a chain's first step.
+    assert!(limited("sum(1ms) | max(10ms)", 99).is_err());
+}
+
+#[test]
+fn aggregation_limit_counts_nested_buckets() {
+    // A later chain step sets up its 10 buckets when the first one finishes.
+    let mut s = limited("sum(1ms) | max(10ms)", 109).unwrap();
+    s.update(&series("a"), &[1], &[1.0]).unwrap();
+    assert_eq!(s.finish().err(), Some(QueryError::AggregationLimit { limit: 109 }));
+    assert!(limited("sum(1ms) | max(10ms)", 110).unwrap().finish().is_ok());
+    // Each group sets up its buckets when it first sees data.
+    let mut s = limited("sum(1ms) by host", 199).unwrap();
+    assert_eq!(s.retained(), 0);
+    s.update(&series("a"), &[1], &[1.0]).unwrap();
+    s.update(&series("a"), &[2], &[1.0]).unwrap();
+    assert_eq!(s.update(&series("b"), &[1], &[1.0]), Err(QueryError::AggregationLimit { limit: 199 }));
+    let mut s = limited("sum(1ms) by host", 200).unwrap();
+    s.update(&series("a"), &[1], &[1.0]).unwrap();
+    s.update(&series("b"), &[1], &[1.0]).unwrap();
+    assert_eq!(s.finish().unwrap().len(), 2);
+}
+
+#[test]
+fn aggregation_limit_counts_raw_points() {
+    let mut s = limited("*", 2).unwrap();
     s.update(&series("a"), &[1, 2], &[1.0, 1.0]).unwrap();
     assert_eq!(s.update(&series("a"), &[3], &[1.0]), Err(QueryError::AggregationLimit { limit: 2 }));
+    // Buckets and the raw points a later step keeps share one budget.
+    let mut s = limited("sum(1ms) | delta", 101).unwrap();
+    s.update(&series("a"), &[1, 2], &[1.0, 1.0]).unwrap();
+    assert_eq!(s.finish().err(), Some(QueryError::AggregationLimit { limit: 101 }));
+    // The exact quantile keeps every value on top of its 10 buckets.
+    let mut s = limited("quantile(10ms)", 12).unwrap();
+    s.update(&series("a"), &[1, 2], &[1.0, 1.0]).unwrap();
+    assert_eq!(s.update(&series("a"), &[3], &[1.0]), Err(QueryError::AggregationLimit { limit: 12 }));
+    // Sums fold values into their buckets and keep none.
+    let mut s = limited("sum(10ms)", 10).unwrap();
+    s.update(&series("a"), &[1, 2, 3], &[1.0, 1.0, 1.0]).unwrap();
+    assert_eq!(s.retained(), 10);
 }
 
 #[test]

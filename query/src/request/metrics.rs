@@ -164,9 +164,11 @@ pub struct QueryPlan {
 }
 
 impl QueryPlan {
-    /// A fresh aggregation session for this plan, bounded by `aggregationLimit`.
-    pub fn session(&self) -> Result<AggregationSession> {
-        Ok(self.aggregation.session(self.range, self.bucket_strategy)?.with_limit(self.options.aggregation_limit))
+    /// A fresh aggregation session for this plan, bounded by the query's
+    /// `aggregationLimit`, else by `default_limit` (the caller's config);
+    /// see [`AggregationInstance::session`].
+    pub fn session(&self, default_limit: Option<u64>) -> Result<AggregationSession> {
+        self.aggregation.session(self.range, self.bucket_strategy, self.options.aggregation_limit.or(default_limit))
     }
 }
 
