@@ -22,13 +22,7 @@ pub const T0: i64 = 1_600_000_000_000;
 
 /// Fails the test, clearly, when the broker is not running.
 pub fn require_broker() {
-    let addr: std::net::SocketAddr = BROKER.parse().unwrap();
-    if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
-        panic!(
-            "the Kafka test broker is not running on {BROKER}: start it with `scripts/servers/kafka.sh start` \
-             (scripts/test.sh does this), then run the tests again"
-        );
-    }
+    heroic_plugin_api::testkit::servers::require_server("Kafka", BROKER, "scripts/servers/kafka.sh");
     let lib = crate::common::plugin_dir().join("libheroic_plugin_kafka.so");
     assert!(lib.exists(), "{} is missing: run `cargo build -p heroic-plugin-kafka` first", lib.display());
 }

@@ -20,6 +20,8 @@
 //!   recording sink that stands in for the host's write path.
 //! - [`node`]: the end-to-end harness, a real `heroic` binary on a free port
 //!   talked to over HTTP.
+//! - [`servers`]: the test servers of `scripts/servers/`, required or
+//!   started through their scripts.
 //!
 //! Optional operations (`list_series`, `delete_points`, `count_points`,
 //! `delete_series`) may answer [`ErrorKind::Unsupported`](crate::ErrorKind):
@@ -91,6 +93,7 @@ pub mod consumer;
 pub mod metadata;
 pub mod metric;
 pub mod node;
+pub mod servers;
 pub mod suggest;
 
 // ---------------------------------------------------------------------------

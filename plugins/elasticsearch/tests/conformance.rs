@@ -7,9 +7,7 @@
 //! `libheroic_plugin_elasticsearch` from this build's target directory);
 //! cases isolate themselves by unique keys, so they share the indices.
 
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use heroic_plugin_api::testkit::{load_metadata_backend, load_suggest_backend};
 use serde_json::{json, Value};
@@ -17,15 +15,9 @@ use serde_json::{json, Value};
 const OSMEM: &str = "127.0.0.1:9200";
 const NOIDA: &str = "127.0.0.1:9202";
 
-/// Panics with instructions when nothing listens at `addr`.
+/// Panics with instructions when the `name` server is not running.
 fn require_server(name: &str, addr: &str) {
-    let sock = addr.to_socket_addrs().expect("address").next().expect("address");
-    if TcpStream::connect_timeout(&sock, Duration::from_secs(2)).is_err() {
-        panic!(
-            "the {name} test server is not running on {addr}: start it with \
-             `scripts/servers/elasticsearch.sh start` (scripts/test.sh does this)"
-        );
-    }
+    heroic_plugin_api::testkit::servers::require_server(name, addr, "scripts/servers/elasticsearch.sh");
 }
 
 /// The newest build of the plugin library. `cargo test` rebuilds it in

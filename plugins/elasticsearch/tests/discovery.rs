@@ -1,16 +1,13 @@
 //! Node discovery against both test servers: `_nodes/http` and DNS.
 
-use std::net::TcpStream;
-use std::time::Duration;
 
 use heroic_plugin_elasticsearch::client::EsClient;
 use heroic_plugin_elasticsearch::config::{MetadataConfig, Role, Sniff};
 use serde_json::json;
 
+/// Panics with instructions when the `name` server is not running.
 fn require_server(name: &str, addr: &str) {
-    if TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)).is_err() {
-        panic!("the {name} test server is not running on {addr}: start it with `scripts/servers/elasticsearch.sh start`");
-    }
+    heroic_plugin_api::testkit::servers::require_server(name, addr, "scripts/servers/elasticsearch.sh");
 }
 
 async fn discovered(seed: &str, mode: Sniff) -> String {

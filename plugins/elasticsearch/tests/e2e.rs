@@ -8,17 +8,14 @@
 //! (`target/<profile>/heroic`), which holds it when the whole workspace is
 //! built (`cargo build --workspace`, as the README's test command does).
 
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use heroic_plugin_api::testkit::node::Node;
 use serde_json::{json, Value};
 
+/// Panics with instructions when the `name` server is not running.
 fn require_server(name: &str, addr: &str) {
-    if TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)).is_err() {
-        panic!("the {name} test server is not running on {addr}: start it with `scripts/servers/elasticsearch.sh start`");
-    }
+    heroic_plugin_api::testkit::servers::require_server(name, addr, "scripts/servers/elasticsearch.sh");
 }
 
 /// A node and its directory, removed after the node is stopped (fields drop

@@ -4,11 +4,7 @@
 //! the script's explanation; nothing is skipped.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
-use std::time::Duration;
 
 /// Where `scripts/servers/bigtable.sh` starts the emulator.
 pub const EMULATOR: &str = "127.0.0.1:8086";
@@ -17,40 +13,11 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
 }
 
-fn answers() -> bool {
-    let addr: SocketAddr = EMULATOR.parse().expect("valid address");
-    TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
-}
-
 /// Panics with a clear message when the emulator is neither running nor
 /// startable.
 pub fn ensure_emulator() {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    let ready = READY.get_or_init(|| {
-        if answers() {
-            return Ok(());
-        }
-        let script = workspace_root().join("scripts/servers/bigtable.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("start")
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if out.status.success() && answers() {
-            Ok(())
-        } else {
-            Err(format!(
-                "the Bigtable emulator is not running on {EMULATOR} and `{} start` failed ({}):\n{}{}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = ready {
-        panic!("{e}");
-    }
+    let script = workspace_root().join("scripts/servers/bigtable.sh");
+    heroic_plugin_api::testkit::servers::ensure_server("Bigtable emulator", EMULATOR, &script);
 }
 
 /// A table name unique to this test process, so runs and test binaries do

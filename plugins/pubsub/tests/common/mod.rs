@@ -7,8 +7,6 @@
 pub mod harness;
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine;
@@ -26,13 +24,10 @@ pub fn workspace_root() -> PathBuf {
 #[allow(unused_imports)]
 pub use heroic_plugin_api::testkit::node::plugin_dir as profile_dir;
 
-/// Panics when the emulator cannot be started (the script says why, on
-/// the test's stderr).
+/// Panics when the emulator cannot be started (with the script's output).
 pub fn ensure_emulator() {
-    static STARTED: OnceLock<bool> = OnceLock::new();
     let script = workspace_root().join("scripts/servers/pubsub.sh");
-    let started = *STARTED.get_or_init(|| Command::new("bash").arg(&script).arg("start").status().is_ok_and(|s| s.success()));
-    assert!(started, "the Pub/Sub emulator is not running on {EMULATOR} and `{} start` failed (see above)", script.display());
+    heroic_plugin_api::testkit::servers::ensure_server("Pub/Sub emulator", EMULATOR, &script);
 }
 
 /// A name unique to this run (Pub/Sub names start with a letter).
