@@ -17,6 +17,13 @@ use regex::Regex;
 
 use crate::types::Series;
 
+/// How deep a filter may nest (`not`, `and`, `or` and parentheses each add a
+/// level). Every walk over a filter is recursive, so an unbounded depth would
+/// let one request overflow a thread's stack; parsers refuse deeper filters
+/// and [`FfiFilter::to_filter`] refuses to rebuild them. Real filters, those
+/// of Grafana and of people, are a handful of levels deep.
+pub const MAX_FILTER_DEPTH: usize = 64;
+
 /// A filter on series. Tags are matched on `Series::tags` only: resource tags
 /// are not indexed and cannot be filtered on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,6 +74,22 @@ impl Filter {
     #[allow(clippy::should_implement_trait)]
     pub fn not(inner: Filter) -> Filter {
         Filter::Not(Box::new(inner))
+    }
+
+    /// How many levels the tree has (a leaf has 1). Walks the tree with an
+    /// explicit stack, so it is safe on a tree of any depth.
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(self, 1usize)];
+        while let Some((f, d)) = stack.pop() {
+            deepest = deepest.max(d);
+            match f {
+                Filter::And(c) | Filter::Or(c) => stack.extend(c.iter().map(|c| (c, d + 1))),
+                Filter::Not(inner) => stack.push((inner, d + 1)),
+                _ => {}
+            }
+        }
+        deepest
     }
 
     /// Whether any node of the tree is a regex.
@@ -205,7 +228,7 @@ impl FfiFilter {
         if self.nodes.is_empty() {
             return Ok(Filter::True);
         }
-        read_node(&self.nodes, 0)
+        read_node(&self.nodes, 0, 1)
     }
 }
 
@@ -238,11 +261,17 @@ fn push_node(filter: &Filter, nodes: &mut RVec<FilterNode>) -> u32 {
     index as u32
 }
 
-fn read_node(nodes: &[FilterNode], index: usize) -> Result<Filter, FilterError> {
+fn read_node(nodes: &[FilterNode], index: usize, depth: usize) -> Result<Filter, FilterError> {
     let n = nodes.get(index).ok_or_else(|| FilterError::Malformed {
         node: index,
         reason: "child index out of range".into(),
     })?;
+    if depth > MAX_FILTER_DEPTH {
+        return Err(FilterError::Malformed {
+            node: index,
+            reason: format!("nested more than {MAX_FILTER_DEPTH} levels deep"),
+        });
+    }
     let children = || -> Result<Vec<Filter>, FilterError> {
         n.children
             .iter()
@@ -251,7 +280,7 @@ fn read_node(nodes: &[FilterNode], index: usize) -> Result<Filter, FilterError> 
                 if (c as usize) <= index {
                     return Err(FilterError::Malformed { node: index, reason: "child before parent".into() });
                 }
-                read_node(nodes, c as usize)
+                read_node(nodes, c as usize, depth + 1)
             })
             .collect()
     };
@@ -307,12 +336,15 @@ impl SeriesMatcher {
 
 /// Compiles `pattern` so that it must match a whole value, as Java's
 /// `String.matches` (Heroic's semantics) does.
+///
+/// The pattern is parsed on its own first: wrapped as it is written, a
+/// pattern such as `x)|(.*` would close the wrapping group itself and match
+/// every value. A pattern that parses alone has balanced groups, so the
+/// anchors put around it hold.
 pub fn compile_full_match(key: &str, pattern: &str) -> Result<Regex, FilterError> {
-    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| FilterError::InvalidRegex {
-        key: key.to_string(),
-        pattern: pattern.to_string(),
-        reason: e.to_string(),
-    })
+    let invalid = |reason: String| FilterError::InvalidRegex { key: key.to_string(), pattern: pattern.to_string(), reason };
+    regex_syntax::ast::parse::Parser::new().parse(pattern).map_err(|e| invalid(e.to_string()))?;
+    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| invalid(e.to_string()))
 }
 
 fn compile(filter: &Filter) -> Result<MatchNode, FilterError> {
@@ -408,6 +440,35 @@ mod tests {
             assert!(f.without_regex().compile().unwrap().matches(&s), "{f}");
             assert!(!f.without_regex().contains_regex());
         }
+    }
+
+    #[test]
+    fn a_pattern_cannot_escape_its_anchors() {
+        let s = series();
+        for pattern in ["zzz)|(.*", "x)|(?:.*", ".*)|(", "(?x)db1#", "a\\"] {
+            let f = Filter::regex("host", pattern);
+            match f.compile() {
+                Ok(m) => assert!(!m.matches(&s), "{pattern:?} matched"),
+                Err(e) => assert!(e.to_string().contains("invalid regex"), "{e}"),
+            }
+        }
+        assert!(Filter::regex("host", "zzz)|(.*").compile().is_err());
+        // Alternation stays inside the anchors.
+        assert!(Filter::regex("host", "zz|db1").compile().unwrap().matches(&s));
+        assert!(!Filter::regex("host", "zz|db").compile().unwrap().matches(&s));
+    }
+
+    #[test]
+    fn stable_filters_nested_too_deep_are_refused() {
+        let mut f = Filter::key("cpu");
+        for _ in 0..MAX_FILTER_DEPTH - 1 {
+            f = Filter::not(f);
+        }
+        assert_eq!(f.depth(), MAX_FILTER_DEPTH);
+        assert_eq!(f.to_ffi().to_filter().unwrap(), f);
+        let deeper = Filter::not(f);
+        let err = deeper.to_ffi().to_filter().unwrap_err();
+        assert!(err.to_string().contains("nested more than 64"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use abi_stable::std_types::{RString, RVec};
 
 use crate::error::{PluginError, PluginResult};
 use crate::ffi::*;
-use crate::sdk::runtime::{guard_or, ready_ffi, spawn_ffi};
+use crate::sdk::runtime::{guard_future, guard_or, ready_ffi, spawn_ffi, spawn_ffi_cancellable};
 use crate::sdk::traits::{Consumer, MetadataBackend, MetricBackend, Query, SuggestBackend};
 use crate::types::*;
 
@@ -32,11 +32,25 @@ fn no_statistics(_: PluginError) -> RVec<Statistic> {
     RVec::new()
 }
 
-/// Spawns `$call` (an expression using `this`, a clone of the backend `Arc`).
+/// Spawns `$call` (an expression using `this`, a clone of the backend `Arc`)
+/// to run to its end, even if the host stops waiting (writes, deletes,
+/// lifecycle). The setup is guarded: these run inside `extern "C"` methods.
 macro_rules! spawn_call {
     ($self:ident, |$this:ident| $call:expr) => {{
-        let $this = Arc::clone(&$self.0);
-        spawn_ffi(async move { $call.await })
+        guard_future(|| {
+            let $this = Arc::clone(&$self.0);
+            spawn_ffi(async move { $call.await })
+        })
+    }};
+}
+
+/// Spawns a read: dropped by the host (timeout, client gone), it is cancelled.
+macro_rules! spawn_read {
+    ($self:ident, |$this:ident| $call:expr) => {{
+        guard_future(|| {
+            let $this = Arc::clone(&$self.0);
+            spawn_ffi_cancellable(async move { $call.await })
+        })
     }};
 }
 
@@ -61,13 +75,20 @@ macro_rules! lifecycle_methods {
     };
 }
 
-/// Spawns a call whose stable query must be decoded first.
+/// Spawns a call whose stable query must be decoded first; a read (cancelled
+/// when dropped) unless `write` is given.
 macro_rules! spawn_query {
     ($self:ident, $query:expr, |$this:ident, $q:ident| $call:expr) => {{
-        match decode($query) {
+        guard_future(|| match decode($query) {
+            Ok($q) => spawn_read!($self, |$this| $call),
+            Err(e) => ready_ffi(Err(e)),
+        })
+    }};
+    (write $self:ident, $query:expr, |$this:ident, $q:ident| $call:expr) => {{
+        guard_future(|| match decode($query) {
             Ok($q) => spawn_call!($self, |$this| $call),
             Err(e) => ready_ffi(Err(e)),
-        }
+        })
     }};
 }
 
@@ -79,12 +100,12 @@ impl<B: MetricBackend> MetricBackendFfi for MetricAdapter<B> {
     }
 
     fn fetch(&self, request: FetchRequest) -> PluginFuture<FetchResponse> {
-        spawn_call!(self, |this| this.fetch(request))
+        spawn_read!(self, |this| this.fetch(request))
     }
 
     fn list_series(&self, cursor: RString, limit: u64) -> PluginFuture<SeriesListPage> {
         let cursor = (!cursor.is_empty()).then(|| cursor.into_string());
-        spawn_call!(self, |this| this.list_series(cursor, limit))
+        spawn_read!(self, |this| this.list_series(cursor, limit))
     }
 
     fn delete_points(&self, series: RVec<Series>, range: TimeRange) -> PluginFuture<u64> {
@@ -92,7 +113,7 @@ impl<B: MetricBackend> MetricBackendFfi for MetricAdapter<B> {
     }
 
     fn count_points(&self, series: RVec<Series>, range: TimeRange) -> PluginFuture<u64> {
-        spawn_call!(self, |this| this.count_points(series, range))
+        spawn_read!(self, |this| this.count_points(series, range))
     }
 
     lifecycle_methods!();
@@ -114,7 +135,7 @@ impl<B: MetadataBackend> MetadataBackendFfi for MetadataAdapter<B> {
     }
 
     fn delete_series(&self, query: MetadataQuery) -> PluginFuture<DeleteResult> {
-        spawn_query!(self, query, |this, q| this.delete_series(q))
+        spawn_query!(write self, query, |this, q| this.delete_series(q))
     }
 
     fn find_keys(&self, query: MetadataQuery) -> PluginFuture<KeysPage> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::error::{PluginError, PluginResult};
 use crate::ffi::*;
 use crate::sdk::adapters::*;
-use crate::sdk::runtime::{guard, ready_ffi, spawn_ffi};
+use crate::sdk::runtime::{guard, guard_future, ready_ffi, spawn_ffi};
 use crate::sdk::traits::*;
 
 /// Parses a component's config. Going through `serde_json::Value` keeps
@@ -28,10 +28,11 @@ where
     T: Send + 'static,
     F: std::future::Future<Output = PluginResult<T>> + Send + 'static,
 {
-    match guard(|| parse_config::<C>(&config_json)) {
+    // Guarded as a whole: this runs inside an `extern "C"` entry point.
+    guard_future(|| match parse_config::<C>(&config_json) {
         Ok(config) => spawn_ffi(build(config)),
         Err(e) => ready_ffi(Err(e)),
-    }
+    })
 }
 
 pub extern "C" fn create_metric<B: MetricBackend>(config: RString) -> PluginFuture<MetricBackendBox> {

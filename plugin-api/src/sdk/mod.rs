@@ -13,9 +13,10 @@ pub mod derive;
 pub mod export;
 pub mod logging;
 pub mod runtime;
+pub mod secret; pub use secret::Secret;
 pub mod traits;
 
 pub use adapters::IngestSink;
 pub use export::parse_config;
-pub use runtime::{runtime, spawn_ffi};
+pub use runtime::{runtime, spawn_ffi, spawn_ffi_cancellable};
 pub use traits::{Consumer, MetadataBackend, MetricBackend, Query, SuggestBackend};

@@ -1,9 +1,15 @@
-//! The plugin's own tokio runtime.
+//! The plugin's own tokio runtime, and the guards that keep panics and
+//! failures from crossing the boundary.
 //!
 //! A plugin cannot use the host's runtime: tokio's thread-locals are separate
 //! copies in each library, so inside a plugin there is "no reactor running"
 //! even on a host thread. Every call is therefore spawned onto this runtime
-//! and the host only awaits the join handle (see plugin-abi-findings.md).
+//! and the host only awaits the join handle (see
+//! `docs/plugins.md#runtime-and-threads`).
+//!
+//! Nothing here may panic: these functions run inside `extern "C"` entry
+//! points, where a panic aborts the whole process. Failures become
+//! [`PluginError`] values instead.
 
 use std::any::Any;
 use std::future::Future;
@@ -16,40 +22,113 @@ use tokio::runtime::Runtime;
 use crate::error::{ErrorKind, PluginError, PluginResult};
 use crate::ffi::PluginFuture;
 
-static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+/// The environment variable that sizes each plugin's runtime.
+pub const THREADS_VAR: &str = "HEROIC_PLUGIN_THREADS";
 
-/// The runtime all of this plugin's work runs on. Its size is the number of
-/// CPUs, or `HEROIC_PLUGIN_THREADS` when set.
+/// Most worker threads a plugin runtime may be asked for.
+pub const MAX_THREADS: usize = 1024;
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+/// Worker threads per plugin runtime: `HEROIC_PLUGIN_THREADS` when set, else
+/// the number of CPUs. An invalid value is an error naming the variable (the
+/// host checks it at start, so that a node does not start with it).
+pub fn configured_threads() -> Result<usize, String> {
+    match std::env::var(THREADS_VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{THREADS_VAR} is not valid UTF-8")),
+        Ok(value) => match value.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+            _ => Err(format!("{THREADS_VAR} must be a whole number from 1 to {MAX_THREADS}, got {value:?}")),
+        },
+    }
+}
+
+fn build_runtime() -> Result<Runtime, String> {
+    let threads = configured_threads().unwrap_or_else(|e| {
+        let fallback = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tracing::warn!(threads = fallback, "{e}; using the number of CPUs");
+        fallback
+    });
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("heroic-plugin")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the plugin runtime ({threads} threads): {e}"))
+}
+
+/// The runtime all of this plugin's work runs on, started on first use; an
+/// error when it could not be started.
+pub fn try_runtime() -> PluginResult<&'static Runtime> {
+    match RUNTIME.get_or_init(build_runtime) {
+        Ok(rt) => Ok(rt),
+        Err(e) => Err(PluginError::internal(e)),
+    }
+}
+
+/// The runtime all of this plugin's work runs on.
+///
+/// The SDK starts it before the first component is created and refuses to
+/// create components when it cannot, so plugin code reached through the SDK
+/// can rely on it. (Only if it could not be started does this panic.)
 pub fn runtime() -> &'static Runtime {
-    RUNTIME.get_or_init(|| {
-        let threads = std::env::var("HEROIC_PLUGIN_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("heroic-plugin")
-            .enable_all()
-            .build()
-            .expect("failed to start the plugin runtime")
-    })
+    match try_runtime() {
+        Ok(rt) => rt,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Aborts a spawned task when dropped: the host dropping a call's future
+/// (a query that timed out, a client that went away) stops the work.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs `work` on the plugin runtime and returns a future the host can await.
 /// A panic inside `work` becomes a `Panic` error instead of unwinding into
-/// the host.
+/// the host. The work runs to the end even if the host stops waiting: use
+/// this for calls whose effect must not be cut short (writes, deletes).
 pub fn spawn_ffi<T, F>(work: F) -> PluginFuture<T>
 where
     T: Send + 'static,
     F: Future<Output = PluginResult<T>> + Send + 'static,
 {
-    let handle = runtime().spawn(work);
+    spawn(work, false)
+}
+
+/// Like [`spawn_ffi`], but dropping the returned future (the host stopped
+/// waiting) cancels the work: for reads, whose answer nobody wants any more.
+pub fn spawn_ffi_cancellable<T, F>(work: F) -> PluginFuture<T>
+where
+    T: Send + 'static,
+    F: Future<Output = PluginResult<T>> + Send + 'static,
+{
+    spawn(work, true)
+}
+
+fn spawn<T, F>(work: F, cancel_on_drop: bool) -> PluginFuture<T>
+where
+    T: Send + 'static,
+    F: Future<Output = PluginResult<T>> + Send + 'static,
+{
+    let runtime = match try_runtime() {
+        Ok(rt) => rt,
+        Err(e) => return ready_ffi(Err(e)),
+    };
+    let handle = runtime.spawn(work);
+    let guard = cancel_on_drop.then(|| AbortOnDrop(handle.abort_handle()));
     async move {
         let result = match handle.await {
             Ok(result) => result,
             Err(e) if e.is_panic() => Err(panic_error(e.into_panic())),
             Err(_) => Err(PluginError::internal("plugin task was cancelled")),
         };
+        drop(guard);
         RResult::from(result)
     }
     .into_ffi()
@@ -70,6 +149,12 @@ pub fn guard_or<T>(fallback: impl FnOnce(PluginError) -> T, f: impl FnOnce() -> 
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| fallback(panic_error(p)))
 }
 
+/// Runs an entry point that returns a future, turning a panic while the
+/// call is set up into a future that fails with a `Panic` error.
+pub fn guard_future<T: Send + 'static>(f: impl FnOnce() -> PluginFuture<T>) -> PluginFuture<T> {
+    guard_or(|e| ready_ffi(Err(e)), f)
+}
+
 fn panic_error(payload: Box<dyn Any + Send>) -> PluginError {
     let message = if let Some(s) = payload.downcast_ref::<&str>() {
         s.to_string()
@@ -79,4 +164,37 @@ fn panic_error(payload: Box<dyn Any + Send>) -> PluginError {
         "unknown panic payload".to_string()
     };
     PluginError::new(ErrorKind::Panic, format_args!("plugin panicked: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_entry_point_becomes_an_error() {
+        let err = guard(|| -> PluginResult<()> { panic!("boom") }).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Panic);
+        assert!(err.to_string().contains("boom"));
+    }
+
+    #[test]
+    fn dropping_a_cancellable_call_stops_its_work() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        struct Flag(std::sync::mpsc::Sender<()>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+        let flag = Flag(tx);
+        let call = spawn_ffi_cancellable(async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        // Give the task a moment to start, then drop the host's future.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(call);
+        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("the work was dropped (cancelled)");
+    }
 }

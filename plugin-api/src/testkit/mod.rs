@@ -89,6 +89,7 @@ use crate::ffi::{HostContext, LogLevel, LogRecord, PluginKinds};
 use crate::loader::{find_plugin, library_file_name, list_plugins, load_plugin, LoadedPlugin};
 use crate::types::TimeRange;
 
+pub mod alloc;
 pub mod consumer;
 pub mod metadata;
 pub mod metric;
