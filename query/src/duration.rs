@@ -108,7 +108,8 @@ impl Duration {
         let value: i64 = s[..digits].parse().map_err(|_| format!("invalid duration \"{s}\": number too large"))?;
         let suffix = &s[digits..];
         if suffix == "w" {
-            return Ok(Duration::new(value * 7, TimeUnit::Days));
+            let days = value.checked_mul(7).ok_or_else(|| format!("invalid duration \"{s}\": number too large"))?;
+            return Ok(Duration::new(days, TimeUnit::Days));
         }
         let unit = TimeUnit::from_suffix(suffix).map_err(|e| format!("invalid duration \"{s}\": {e}"))?;
         Ok(Duration::new(value, unit))
@@ -152,7 +153,7 @@ pub const INTERVAL_GOAL: i64 = 240;
 /// Heroic's default bucket size for a range: `(end-start)/240`, rounded down
 /// to the largest nice step strictly below it (at least 1 ms).
 pub fn cadence_from_range(start: i64, end: i64) -> i64 {
-    let nominal = (end - start) / INTERVAL_GOAL;
+    let nominal = end.saturating_sub(start) / INTERVAL_GOAL;
     INTERVAL_FACTORS
         .iter()
         .copied()
@@ -175,13 +176,15 @@ pub fn shift_range(start: i64, end: i64, cadence: i64, now: i64) -> Result<(i64,
     } else {
         (start, end)
     };
-    let now_delta = now - end;
+    // Saturating: the caller checks the range's bounds; nothing here may
+    // overflow whatever it is given.
+    let now_delta = now.saturating_sub(end);
     if now_delta > SHIFT_TOLERANCE_MS {
         return Ok((start, end));
     }
-    let diff = (-now_delta.min(0)) + SHIFT_TOLERANCE_MS;
-    let shift = if cadence <= 0 { diff } else { (diff + cadence - 1) / cadence * cadence };
-    Ok((start - shift, end - shift))
+    let diff = now_delta.min(0).saturating_neg().saturating_add(SHIFT_TOLERANCE_MS);
+    let shift = if cadence <= 0 { diff } else { diff.saturating_add(cadence - 1) / cadence * cadence };
+    Ok((start.saturating_sub(shift), end.saturating_sub(shift)))
 }
 
 #[cfg(test)]

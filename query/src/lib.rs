@@ -10,6 +10,7 @@
 //! - [`request`]: `/query/metrics` and `/query/batch` bodies and [`plan`].
 //! - [`duration`]: durations, time units, the default cadence and `shift_range`.
 //! - [`error`]: [`QueryError`], every variant a client error (HTTP 400).
+//! - [`limits`]: how deep filters, expressions and aggregations may nest.
 //!
 //! # Usage
 //! ```
@@ -40,6 +41,7 @@ pub mod duration;
 pub mod error;
 pub mod filter;
 pub mod hql;
+pub mod limits;
 pub mod request;
 
 pub use aggregation::{Aggregation, AggregationInstance, AggregationSession, BucketStrategy, MetricValues, ResultGroup};

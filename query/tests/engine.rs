@@ -42,7 +42,7 @@ fn basic_query() {
 }
 
 #[test]
-fn plan_session_takes_the_query_aggregation_limit_over_the_default() {
+fn plan_session_takes_the_lower_of_the_query_and_config_aggregation_limits() {
     let planned = |options: serde_json::Value| {
         let body = json!({"query": "sum(10ms)", "range": {"type": "absolute", "start": 0, "end": 40}, "options": options});
         plan(&QueryMetrics::from_json(&body).unwrap(), 1_000_000, &Defaults::default()).unwrap()
@@ -52,7 +52,9 @@ fn plan_session_takes_the_query_aggregation_limit_over_the_default() {
     assert!(planned(json!({})).session(Some(3)).err().is_some_and(limit));
     assert!(planned(json!({})).session(Some(4)).is_ok());
     assert!(planned(json!({"aggregationLimit": 3})).session(Some(1000)).err().is_some_and(limit));
-    assert!(planned(json!({"aggregationLimit": 4})).session(Some(3)).is_ok());
+    // The config's limit is a ceiling: a query cannot raise it.
+    assert!(planned(json!({"aggregationLimit": 4})).session(Some(3)).err().is_some_and(limit));
+    assert!(planned(json!({"aggregationLimit": 4})).session(None).is_ok());
 }
 
 #[test]

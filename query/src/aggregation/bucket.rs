@@ -8,6 +8,7 @@ use super::cardinality::CardinalityCell;
 use super::result::{GroupKey, MetricValues, SpreadValue};
 use super::{BucketKind, CardinalityMethod};
 use crate::error::{QueryError, Result};
+use crate::limits::MAX_TIME_MS;
 
 /// More buckets than this in one aggregation is an error.
 pub const MAX_BUCKET_COUNT: i64 = 100_000;
@@ -32,6 +33,16 @@ impl BucketStrategy {
     }
 }
 
+/// A timestamp relative to the range's start, clamped to a window far wider
+/// than any range: a point a backend returned from outside the range lands
+/// in no bucket, and no arithmetic on it can overflow (ranges, sizes and
+/// extents are bounded by `MAX_TIME_MS`, see [`BucketMapping::new`]).
+#[inline]
+fn relative(t: i64, offset: i64) -> i64 {
+    const WINDOW: i64 = 4 * MAX_TIME_MS;
+    t.saturating_sub(offset).clamp(-WINDOW, WINDOW)
+}
+
 /// Maps timestamps to the buckets they feed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BucketMapping {
@@ -50,6 +61,15 @@ impl BucketMapping {
     /// the buckets are at `start + size·(i+1)` for `i < (diff+size)/size - 1`;
     /// with `Start` at `start + size·i` for `i < diff/size`.
     pub fn new(range: TimeRange, size: i64, extent: i64, strategy: BucketStrategy) -> Result<Self> {
+        // Bounded here so that no arithmetic on timestamps, sizes and
+        // extents below can overflow.
+        crate::request::check_range_bounds(range)?;
+        let span = 2 * MAX_TIME_MS;
+        if !(1..=span).contains(&size) || !(1..=span).contains(&extent) {
+            return Err(QueryError::Invalid(format!(
+                "bucket size {size} ms and extent {extent} ms must be between 1 ms and {span} ms"
+            )));
+        }
         let diff = range.end.saturating_sub(range.start);
         let (first, count) = match strategy {
             BucketStrategy::End => (range.start + size, diff.saturating_add(size) / size - 1),
@@ -75,7 +95,7 @@ impl BucketMapping {
     /// The half-open index range of buckets that `t` feeds.
     #[inline]
     pub fn map(&self, t: i64) -> std::ops::Range<usize> {
-        let adjusted = t - self.offset;
+        let adjusted = relative(t, self.offset);
         let (lo, hi) = match self.strategy {
             BucketStrategy::End => ((adjusted - 1).div_euclid(self.size), (adjusted + self.extent - 1).div_euclid(self.size)),
             BucketStrategy::Start => {
@@ -109,7 +129,7 @@ impl<'a> Cursor<'a> {
 
     #[inline]
     fn bucket(&mut self, t: i64) -> Option<usize> {
-        let adjusted = t - self.m.offset;
+        let adjusted = relative(t, self.m.offset);
         if adjusted < self.lo || adjusted > self.hi {
             self.locate(adjusted);
         }
@@ -125,7 +145,7 @@ impl<'a> Cursor<'a> {
         while a < n {
             let bucket = self.bucket(ts[a]);
             let mut b = a + 1;
-            while b < n && (self.lo..=self.hi).contains(&(ts[b] - self.m.offset)) {
+            while b < n && (self.lo..=self.hi).contains(&relative(ts[b], self.m.offset)) {
                 b += 1;
             }
             if let Some(i) = bucket {

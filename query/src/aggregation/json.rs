@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use super::{Aggregation, BucketKind, CardinalityMethod, FilterK};
 use crate::duration::{Duration, TimeUnit};
 use crate::error::{index_path, join_path, QueryError, Result};
+use crate::limits::MAX_AGGREGATION_DEPTH;
 
 /// Every aggregation type name, for error messages.
 pub(crate) const NAMES: &str = "empty, group, collapse, chain, opts, sum, sum2, average, min, max, count, stddev, spread, quantile, ratePerSecond, delta, deltaPerSecond, notNegative, topk, bottomk, abovek, belowk, pointsabove, pointsbelow, cardinality";
@@ -19,16 +20,31 @@ impl Aggregation {
 
 /// Parses an aggregation at `path` (a list is a chain).
 pub(crate) fn parse(value: &Value, path: &str) -> Result<Aggregation> {
+    parse_nested(value, path, 1)
+}
+
+/// Parses one aggregation at nesting level `depth` (the root is level 1).
+fn parse_nested(value: &Value, path: &str, depth: usize) -> Result<Aggregation> {
+    if depth > MAX_AGGREGATION_DEPTH {
+        return Err(QueryError::json(
+            path,
+            format!("aggregation nested more than {MAX_AGGREGATION_DEPTH} levels deep (the nesting limit)"),
+        ));
+    }
     match value {
         Value::Array(items) => Ok(Aggregation::chain(
-            items.iter().enumerate().map(|(i, v)| parse(v, &index_path(path, i))).collect::<Result<_>>()?,
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| parse_nested(v, &index_path(path, i), depth + 1))
+                .collect::<Result<_>>()?,
         )),
-        Value::Object(obj) => parse_object(obj, path),
+        Value::Object(obj) => parse_object(obj, path, depth),
         other => Err(QueryError::json(path, format!("expected an aggregation object, got {other}"))),
     }
 }
 
-fn parse_object(obj: &Map<String, Value>, path: &str) -> Result<Aggregation> {
+fn parse_object(obj: &Map<String, Value>, path: &str, depth: usize) -> Result<Aggregation> {
     let ty = match obj.get("type") {
         Some(Value::String(s)) => s.as_str(),
         Some(other) => return Err(QueryError::json(&join_path(path, "type"), format!("expected a string, got {other}"))),
@@ -46,7 +62,9 @@ fn parse_object(obj: &Map<String, Value>, path: &str) -> Result<Aggregation> {
             .map(|v| v.as_u64().ok_or_else(|| QueryError::json(&p(name), format!("expected a non-negative integer, got {v}"))))
             .transpose()
     };
-    let sub = |name: &str| -> Result<Aggregation> { get(name).map(|v| parse(v, &p(name))).unwrap_or(Ok(Aggregation::Empty)) };
+    let sub = |name: &str| -> Result<Aggregation> {
+        get(name).map(|v| parse_nested(v, &p(name), depth + 1)).unwrap_or(Ok(Aggregation::Empty))
+    };
     let of = || -> Result<Option<Vec<String>>> {
         get("of")
             .map(|v| {
@@ -76,7 +94,7 @@ fn parse_object(obj: &Map<String, Value>, path: &str) -> Result<Aggregation> {
             if !list.is_array() {
                 return Err(QueryError::json(&p("chain"), "expected a list of aggregations"));
             }
-            parse(list, &p("chain"))?
+            parse_nested(list, &p("chain"), depth + 1)?
         }
         "opts" => {
             let (size, extent) = match get("sampling") {

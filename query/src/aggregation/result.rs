@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use heroic_plugin_api::types::{Series, Tag};
-use serde_json::{json, Value};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde_json::Value;
 
 /// A group key (or shard): tag name → value, sorted.
 pub type GroupKey = BTreeMap<String, String>;
@@ -67,19 +68,46 @@ impl MetricValues {
         self.len() == 0
     }
 
-    /// Heroic's `values` array: `[[t, v]]` (non-finite `v` as `null`) or
-    /// `[[t, {count,sum,sum2,min,max}]]`.
+    /// Heroic's `values` array as a JSON value (see the `Serialize` impl,
+    /// which writes the same without building a value per point).
     pub fn to_json(&self) -> Value {
-        let num = |v: f64| if v.is_finite() { json!(v) } else { Value::Null };
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// A finite number, or `null` (JSON has no NaN or infinity).
+struct Num(f64);
+
+impl Serialize for Num {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_finite() {
+            s.serialize_f64(self.0)
+        } else {
+            s.serialize_none()
+        }
+    }
+}
+
+impl Serialize for SpreadValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("Spread", 5)?;
+        m.serialize_field("count", &self.count)?;
+        m.serialize_field("sum", &Num(self.sum))?;
+        m.serialize_field("sum2", &Num(self.sum2))?;
+        m.serialize_field("min", &Num(self.min))?;
+        m.serialize_field("max", &Num(self.max))?;
+        m.end()
+    }
+}
+
+/// Heroic's `values` array: `[[t, v]]` (non-finite `v` as `null`) or
+/// `[[t, {count,sum,sum2,min,max}]]`, written point by point straight into
+/// the output: a response of millions of points allocates nothing per point.
+impl Serialize for MetricValues {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            MetricValues::Points(p) => Value::Array(p.iter().map(|&(t, v)| json!([t, num(v)])).collect()),
-            MetricValues::Spreads(s) => Value::Array(
-                s.iter()
-                    .map(|(t, s)| {
-                        json!([t, {"count": s.count, "sum": num(s.sum), "sum2": num(s.sum2), "min": num(s.min), "max": num(s.max)}])
-                    })
-                    .collect(),
-            ),
+            MetricValues::Points(p) => s.collect_seq(p.iter().map(|&(t, v)| (t, Num(v)))),
+            MetricValues::Spreads(sp) => s.collect_seq(sp.iter().map(|(t, v)| (t, v))),
         }
     }
 }

@@ -10,6 +10,7 @@ pub use heroic_plugin_api::filter::Filter;
 use serde_json::{json, Value};
 
 use crate::error::{index_path, join_path, QueryError, Result};
+use crate::limits::MAX_FILTER_DEPTH;
 pub use optimize::optimize;
 
 /// Parses a filter in Heroic's JSON form and optimises it.
@@ -21,9 +22,26 @@ pub fn parse_json(value: &Value) -> Result<Filter> {
 
 /// Parses without optimising, with errors reported under `path`.
 pub(crate) fn parse_at(value: &Value, path: &str) -> Result<Filter> {
+    let filter = parse_nested(value, path, 1)?;
+    // Raw HQL (`["q", …]`) inside the JSON adds levels of its own.
+    if filter.depth() > MAX_FILTER_DEPTH {
+        return Err(too_deep(path));
+    }
+    Ok(filter)
+}
+
+fn too_deep(path: &str) -> QueryError {
+    QueryError::json(path, format!("filter nested more than {MAX_FILTER_DEPTH} levels deep (the nesting limit)"))
+}
+
+/// Parses one node at nesting level `depth` (the root is level 1).
+fn parse_nested(value: &Value, path: &str, depth: usize) -> Result<Filter> {
+    if depth > MAX_FILTER_DEPTH {
+        return Err(too_deep(path));
+    }
     match value {
-        Value::Array(items) => parse_array(items, path),
-        Value::Object(_) => parse_object(value, path),
+        Value::Array(items) => parse_array(items, path, depth),
+        Value::Object(_) => parse_object(value, path, depth),
         other => Err(QueryError::json(path, format!("expected a filter (array or object), got {other}"))),
     }
 }
@@ -49,7 +67,7 @@ fn arity(items: &[Value], n: usize, path: &str, op: &str) -> Result<()> {
     Ok(())
 }
 
-fn parse_array(items: &[Value], path: &str) -> Result<Filter> {
+fn parse_array(items: &[Value], path: &str, depth: usize) -> Result<Filter> {
     let op = match items.first() {
         Some(Value::String(s)) => s.as_str(),
         Some(other) => {
@@ -66,7 +84,7 @@ fn parse_array(items: &[Value], path: &str) -> Result<Filter> {
             let children = items[1..]
                 .iter()
                 .enumerate()
-                .map(|(i, v)| parse_at(v, &index_path(path, i + 1)))
+                .map(|(i, v)| parse_nested(v, &index_path(path, i + 1), depth + 1))
                 .collect::<Result<Vec<_>>>()?;
             if op == "and" {
                 Filter::And(children)
@@ -76,7 +94,7 @@ fn parse_array(items: &[Value], path: &str) -> Result<Filter> {
         }
         "not" => {
             arity(items, 1, path, op)?;
-            Filter::not(parse_at(&items[1], &index_path(path, 1))?)
+            Filter::not(parse_nested(&items[1], &index_path(path, 1), depth + 1)?)
         }
         "key" => {
             arity(items, 1, path, op)?;
@@ -135,7 +153,7 @@ fn raw(hql: &str, path: &str) -> Result<Filter> {
     crate::hql::parse_filter(hql).map_err(|e| QueryError::json(path, format!("in raw filter {hql:?}: {e}")))
 }
 
-fn parse_object(value: &Value, path: &str) -> Result<Filter> {
+fn parse_object(value: &Value, path: &str, depth: usize) -> Result<Filter> {
     let obj = value.as_object().expect("checked by caller");
     let ty = match obj.get("type") {
         Some(Value::String(s)) => s.as_str(),
@@ -153,7 +171,7 @@ fn parse_object(value: &Value, path: &str) -> Result<Filter> {
         let v = obj
             .get(name)
             .ok_or_else(|| QueryError::json(path, format!("filter \"{ty}\": missing field '{name}'")))?;
-        parse_at(v, &join_path(path, name))
+        parse_nested(v, &join_path(path, name), depth + 1)
     };
     Ok(match ty {
         "and" | "or" => {
@@ -170,7 +188,7 @@ fn parse_object(value: &Value, path: &str) -> Result<Filter> {
             let children = items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| parse_at(v, &index_path(&lp, i)))
+                .map(|(i, v)| parse_nested(v, &index_path(&lp, i), depth + 1))
                 .collect::<Result<Vec<_>>>()?;
             if ty == "and" {
                 Filter::And(children)

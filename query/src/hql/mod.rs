@@ -102,9 +102,9 @@ pub fn parse_query(src: &str) -> Result<Query> {
 /// Parses an HQL filter (`a = b and +c`) and optimises it.
 pub fn parse_filter(src: &str) -> Result<Filter> {
     let mut p = parser::Parser::new(lexer::lex(src)?);
-    let f = p.filter()?;
+    let f = p.checked_filter()?;
     p.expect_eof()?;
-    Ok(crate::filter::optimize(&f))
+    Ok(f)
 }
 
 /// Parses a lone expression (used for aggregation strings).
@@ -163,9 +163,11 @@ impl Expr {
             }
             ExprKind::Reference(r) if r == "now" => now,
             ExprKind::Reference(r) => return Err(self.error(format!("unknown reference ${r}: only $now has a value"))),
-            ExprKind::Time(t) => now - now.rem_euclid(86_400_000) + t,
+            ExprKind::Time(t) => (now - now.rem_euclid(86_400_000)).saturating_add(*t),
             ExprKind::DateTime(t) => *t,
-            ExprKind::Negate(e) => -e.eval_millis(now)?,
+            // Saturating, like the operators below: a result out of range
+            // is refused later by the range check, never overflows here.
+            ExprKind::Negate(e) => e.eval_millis(now)?.saturating_neg(),
             ExprKind::Binary { op, left, right } => {
                 let (a, b) = (left.eval_millis(now)?, right.eval_millis(now)?);
                 match op {
@@ -173,7 +175,7 @@ impl Expr {
                     '-' => a.saturating_sub(b),
                     '*' => a.saturating_mul(b),
                     _ if b == 0 => return Err(right.error("division by zero")),
-                    _ => a / b,
+                    _ => a.saturating_div(b),
                 }
             }
             _ => return Err(self.error(format!("expected a time or duration, got {}", self.describe()))),

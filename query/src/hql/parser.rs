@@ -9,10 +9,15 @@ use heroic_plugin_api::filter::Filter;
 use super::lexer::{Tok, Token};
 use super::{Expr, ExprKind, Query, SourceRange, Statement};
 use crate::error::{Pos, QueryError, Result};
+use crate::limits::{MAX_EXPRESSION_DEPTH, MAX_FILTER_DEPTH};
 
 pub(crate) struct Parser {
     toks: Vec<Token>,
     i: usize,
+    /// Current nesting of expressions or filters: every recursive rule goes
+    /// through [`Parser::nested`], which refuses to go deeper than the limit
+    /// (a stack overflow would abort the whole node).
+    depth: usize,
 }
 
 type R<T> = Result<T>;
@@ -21,7 +26,22 @@ type Arguments = (Vec<Expr>, Vec<(String, Expr)>);
 
 impl Parser {
     pub fn new(toks: Vec<Token>) -> Self {
-        Parser { toks, i: 0 }
+        Parser { toks, i: 0, depth: 0 }
+    }
+
+    /// Runs one level of a recursive rule, refusing to nest deeper than
+    /// `limit` levels.
+    fn nested<T>(&mut self, what: &str, limit: usize, rule: impl FnOnce(&mut Self) -> R<T>) -> R<T> {
+        if self.depth >= limit {
+            return Err(QueryError::parse(
+                self.pos(),
+                format!("{what} nested more than {limit} levels deep (the nesting limit)"),
+            ));
+        }
+        self.depth += 1;
+        let result = rule(self);
+        self.depth -= 1;
+        result
     }
 
     fn peek(&self) -> &Tok {
@@ -136,7 +156,7 @@ impl Parser {
             }
         }
         if self.eat(&Tok::Where) {
-            q.filter = Some(crate::filter::optimize(&self.filter()?));
+            q.filter = Some(self.checked_filter()?);
         }
         if self.eat(&Tok::With) {
             q.with = self.key_values()?;
@@ -167,6 +187,10 @@ impl Parser {
 
     /// Full expression: pipes are the loosest.
     pub fn expr(&mut self) -> R<Expr> {
+        self.nested("expression", MAX_EXPRESSION_DEPTH, Self::pipe_expr)
+    }
+
+    fn pipe_expr(&mut self) -> R<Expr> {
         let first = self.by_expr()?;
         if *self.peek() != Tok::Pipe {
             return Ok(first);
@@ -227,7 +251,7 @@ impl Parser {
     fn unary(&mut self) -> R<Expr> {
         if *self.peek() == Tok::Minus {
             let pos = self.bump().pos;
-            let inner = self.unary()?;
+            let inner = self.nested("expression", MAX_EXPRESSION_DEPTH, Self::unary)?;
             return Ok(Expr { kind: ExprKind::Negate(Box::new(inner)), pos });
         }
         self.primary()
@@ -320,6 +344,22 @@ impl Parser {
 
     // ---- filters ----
 
+    /// A whole filter, optimised, refused when its tree nests deeper than
+    /// the limit. (Parentheses and `!` are counted while parsing, which keeps
+    /// the parser's own recursion bounded; `and`/`or` levels only show in the
+    /// tree, so the tree is measured too.)
+    pub fn checked_filter(&mut self) -> R<Filter> {
+        let pos = self.pos();
+        let f = self.filter()?;
+        if f.depth() > MAX_FILTER_DEPTH {
+            return Err(QueryError::parse(
+                pos,
+                format!("filter nested more than {MAX_FILTER_DEPTH} levels deep (the nesting limit)"),
+            ));
+        }
+        Ok(crate::filter::optimize(&f))
+    }
+
     pub fn filter(&mut self) -> R<Filter> {
         let mut terms = vec![self.and_filter()?];
         while self.eat(&Tok::Or) {
@@ -337,6 +377,10 @@ impl Parser {
     }
 
     fn unary_filter(&mut self) -> R<Filter> {
+        self.nested("filter", MAX_FILTER_DEPTH, Self::filter_atom)
+    }
+
+    fn filter_atom(&mut self) -> R<Filter> {
         match self.peek() {
             Tok::Bang | Tok::Not => {
                 self.bump();

@@ -30,6 +30,11 @@ pub fn parse_date_time(date: &str, time: Option<&str>) -> Result<i64, String> {
         .map(|p| p.parse::<i64>().map_err(|_| format!("invalid date '{date}'")))
         .collect::<Result<_, _>>()?;
     let (y, mo, d) = (parts[0], parts[1], parts[2]);
+    // Four-digit years, as Heroic's `yyyy`: also keeps the arithmetic below
+    // far from overflowing.
+    if !(0..=9999).contains(&y) {
+        return Err(format!("invalid date '{date}': the year must be between 0 and 9999"));
+    }
     if !(1..=12).contains(&mo) || !(1..=days_in_month(y, mo)).contains(&d) {
         return Err(format!("invalid date '{date}': expected yyyy-MM-dd"));
     }

@@ -1,5 +1,6 @@
 //! `QueryMetrics` (one query), the batch body, and [`plan`].
 
+use crate::limits::MAX_TIME_MS;
 use std::collections::BTreeMap;
 
 use heroic_plugin_api::filter::Filter;
@@ -165,10 +166,29 @@ pub struct QueryPlan {
 
 impl QueryPlan {
     /// A fresh aggregation session for this plan, bounded by the query's
-    /// `aggregationLimit`, else by `default_limit` (the caller's config);
-    /// see [`AggregationInstance::session`].
-    pub fn session(&self, default_limit: Option<u64>) -> Result<AggregationSession> {
-        self.aggregation.session(self.range, self.bucket_strategy, self.options.aggregation_limit.or(default_limit))
+    /// `aggregationLimit` and by `ceiling` (the caller's config), whichever
+    /// is lower: a client may lower the limit, not raise it. See
+    /// [`AggregationInstance::session`].
+    pub fn session(&self, ceiling: Option<u64>) -> Result<AggregationSession> {
+        let limit = match (self.options.aggregation_limit, ceiling) {
+            (Some(asked), Some(ceiling)) => Some(asked.min(ceiling)),
+            (asked, ceiling) => asked.or(ceiling),
+        };
+        self.aggregation.session(self.range, self.bucket_strategy, limit)
+    }
+}
+
+/// Refuses a range with an end beyond [`MAX_TIME_MS`] either way of the
+/// epoch.
+pub fn check_range_bounds(range: TimeRange) -> Result<()> {
+    let within = |t: i64| (-MAX_TIME_MS..=MAX_TIME_MS).contains(&t);
+    if within(range.start) && within(range.end) {
+        Ok(())
+    } else {
+        Err(QueryError::Invalid(format!(
+            "range ({}, {}] reaches beyond the end of year 9999 ({MAX_TIME_MS} ms either way of the epoch)",
+            range.start, range.end
+        )))
     }
 }
 
@@ -203,6 +223,7 @@ pub fn plan(req: &QueryMetrics, now_ms: i64, defaults: &Defaults) -> Result<Quer
     if raw_range.start > raw_range.end {
         return Err(QueryError::Invalid("range start is after its end".into()));
     }
+    check_range_bounds(raw_range)?;
     let features = defaults.features.combine(&req.features);
     let default_size = cadence_from_range(raw_range.start, raw_range.end);
     let aggregation = aggregation.unwrap_or(Aggregation::Empty).apply(default_size)?;

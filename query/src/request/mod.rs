@@ -59,7 +59,7 @@ impl QueryRange {
     /// The range in milliseconds for a given `now`.
     pub fn resolve(&self, now: i64) -> TimeRange {
         match *self {
-            QueryRange::Relative { unit, value } => TimeRange::new(now - value.saturating_mul(unit.millis()), now),
+            QueryRange::Relative { unit, value } => TimeRange::new(now.saturating_sub(value.saturating_mul(unit.millis())), now),
             QueryRange::Absolute { start, end } => TimeRange::new(start, end),
         }
     }
@@ -275,5 +275,5 @@ impl QueryOptions {
 }
 
 mod metrics;
-pub use metrics::{plan, BatchRequest, Defaults, QueryMetrics, QueryPlan};
+pub use metrics::{check_range_bounds, plan, BatchRequest, Defaults, QueryMetrics, QueryPlan};
 
