@@ -370,7 +370,7 @@ impl MetricBackend for BigtableBackend {
             .then(|| Bulk::start(client.clone(), BulkSettings::from_config(&config), stats.clone()));
         tracing::info!(
             table = client.table_name(),
-            target = ?config.target(),
+            target = ?config.target().ok(),
             bulk = bulk.is_some(),
             "bigtable metric backend ready"
         );

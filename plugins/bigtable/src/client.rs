@@ -139,9 +139,9 @@ impl Client {
     /// be reached within `shortRpcTimeoutMs`.
     pub async fn connect(config: &BigtableConfig, stats: Arc<Stats>) -> Result<Self, BigtableError> {
         let short = config.short_timeout();
-        let (data_channel, admin_channel, auth) = match config.target() {
-            Target::Emulator(url) => {
-                let channel = connect(&url, false, short).await?;
+        let (data_channel, admin_channel, auth) = match config.target().map_err(BigtableError::Config)? {
+            Target::Emulator(emulator) => {
+                let channel = heroic_gcp::connect_emulator(&emulator, short).await?;
                 (channel.clone(), channel, Auth::none())
             }
             Target::Cloud { data, admin, credentials } => {

@@ -29,9 +29,16 @@ pub struct BigtableConfig {
     pub credentials: Credentials,
     /// `host:port` of a Bigtable emulator, spoken to in plaintext without
     /// credentials. When unset, `$BIGTABLE_EMULATOR_HOST` is used if set,
-    /// else Google's endpoints over TLS.
+    /// else Google's endpoints over TLS. Only loopback hosts are accepted
+    /// unless `emulatorAllowRemote` is set.
     #[serde(default)]
     pub emulator_endpoint: Option<String>,
+    /// Allow an emulator (from `emulatorEndpoint` or the variable) on a host
+    /// other than loopback: plain text and no authentication across the
+    /// network, logged as a warning at each connect. Off by default, so that
+    /// a variable left set cannot silently turn TLS off in production.
+    #[serde(default)]
+    pub emulator_allow_remote: bool,
     /// Data API endpoint for real Bigtable (TLS).
     #[serde(default = "default_data_endpoint")]
     pub data_endpoint: String,
@@ -165,7 +172,7 @@ fn default_extra_families() -> Vec<String> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
     /// Plaintext, no credentials; both APIs on one `http://host:port`.
-    Emulator(String),
+    Emulator(heroic_gcp::Emulator),
     /// TLS with tokens from `credentials`.
     Cloud { data: String, admin: String, credentials: Credentials },
 }
@@ -203,20 +210,29 @@ impl BigtableConfig {
         if self.mutate_rpc_timeout_ms == 0 || self.read_rows_rpc_timeout_ms == 0 || self.short_rpc_timeout_ms == 0 {
             return Err("rpc timeouts must be at least 1 ms".into());
         }
+        self.target()?;
         Ok(())
     }
 
     /// Resolves the emulator settings: the config key wins over the
-    /// environment variable.
-    pub fn target(&self) -> Target {
-        match heroic_gcp::emulator_url(self.emulator_endpoint.as_deref(), "BIGTABLE_EMULATOR_HOST") {
-            Some(url) => Target::Emulator(url),
+    /// environment variable; an emulator that is not on loopback is refused
+    /// unless `emulatorAllowRemote` is set.
+    pub fn target(&self) -> Result<Target, String> {
+        let emulator = heroic_gcp::emulator(
+            "emulatorEndpoint",
+            self.emulator_endpoint.as_deref(),
+            "BIGTABLE_EMULATOR_HOST",
+            self.emulator_allow_remote,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(match emulator {
+            Some(emulator) => Target::Emulator(emulator),
             None => Target::Cloud {
                 data: self.data_endpoint.clone(),
                 admin: self.admin_endpoint.clone(),
                 credentials: self.credentials.clone(),
             },
-        }
+        })
     }
 
     /// `projects/P/instances/I`.
@@ -297,7 +313,20 @@ mod tests {
     #[test]
     fn emulator_endpoint_wins() {
         let c = parse(serde_json::json!({ "project": "p", "emulatorEndpoint": "127.0.0.1:8086" })).unwrap();
-        assert_eq!(c.target(), Target::Emulator("http://127.0.0.1:8086".into()));
+        let Ok(Target::Emulator(e)) = c.target() else { panic!("{:?}", c.target()) };
+        assert_eq!((e.url.as_str(), e.remote), ("http://127.0.0.1:8086", false));
+    }
+
+    #[test]
+    fn a_remote_emulator_needs_the_opt_in() {
+        let c = parse(serde_json::json!({ "project": "p", "emulatorEndpoint": "10.1.2.3:8086" })).unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(e.contains("emulatorEndpoint = \"10.1.2.3:8086\"") && e.contains("only allowed to loopback"), "{e}");
+        let c = parse(serde_json::json!({ "project": "p", "emulatorEndpoint": "10.1.2.3:8086", "emulatorAllowRemote": true }))
+            .unwrap();
+        c.validate().unwrap();
+        let Ok(Target::Emulator(e)) = c.target() else { panic!("{:?}", c.target()) };
+        assert!(e.remote);
     }
 
     #[test]

@@ -38,6 +38,7 @@ impl From<heroic_gcp::GcpError> for BigtableError {
         match e {
             heroic_gcp::GcpError::Connect { endpoint, reason } => BigtableError::Connect { endpoint, reason },
             heroic_gcp::GcpError::Credentials(reason) => BigtableError::Credentials(reason),
+            e @ heroic_gcp::GcpError::RemoteEmulator { .. } => BigtableError::Config(e.to_string()),
         }
     }
 }

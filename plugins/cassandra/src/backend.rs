@@ -347,6 +347,7 @@ impl MetricBackend for CassandraBackend {
             keyspace = %config.keyspace,
             table = %config.table,
             consistency = ?config.consistency_level,
+            tls = config.tls.is_some(),
             "cassandra metric backend ready"
         );
         Ok(CassandraBackend { client, config, stats })

@@ -86,8 +86,10 @@ fn jitter() -> f64 {
 }
 
 impl Client {
-    /// Opens the session; fails with `Unavailable` (or `Config` for bad
-    /// credentials) when no seed answers, within about `connectTimeoutMs`.
+    /// Opens the session; fails with `Unavailable` when no seed answers,
+    /// within about `connectTimeoutMs`, and with `Config` for bad
+    /// credentials, an unreadable `tls` file or a certificate the CA does
+    /// not vouch for.
     pub async fn connect(config: &CassandraConfig, stats: Arc<Stats>) -> Result<Client, CassandraError> {
         let seeds = config.seed_addresses();
         let profile = ExecutionProfile::builder()
@@ -105,7 +107,13 @@ impl Client {
             // Unquoted names are lowercase in the schema tables.
             .keyspaces_to_fetch([config.keyspace.to_lowercase()]);
         if let Authentication::Plain { username, password } = &config.authentication {
-            builder = builder.user(username, password);
+            builder = builder.user(username, password.expose());
+        }
+        if let Some(tls) = &config.tls {
+            // Built here, not at validation: the files are read when the
+            // backend starts, so a rotated CA is picked up by a restart.
+            let context = crate::tls::client_config(tls).map_err(|e| CassandraError::Config(e.to_string()))?;
+            builder = builder.tls_context(Some(context));
         }
         let connect_failed = |kind, reason: String| CassandraError::Connect { seeds: seeds.join(","), kind, reason };
         // The driver bounds each connection attempt; this bounds the whole
@@ -118,7 +126,15 @@ impl Client {
             }
             Ok(Err(e)) => {
                 let failure = Failure::from(e);
-                return Err(connect_failed(failure.kind, failure.message));
+                let mut reason = failure.message;
+                if config.tls.is_some() && failure.kind == ErrorKind::Config && reason.contains("certificate") {
+                    reason.push_str(
+                        " (the nodes' certificates must be signed by the CA in tls.caFile and, unless \
+                         tls.verifyHostname = false, name the node's IP address; nodes that ask for a client \
+                         certificate need tls.certFile and tls.keyFile)",
+                    );
+                }
+                return Err(connect_failed(failure.kind, reason));
             }
             Ok(Ok(session)) => session,
         };

@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
+use heroic_plugin_api::sdk::Secret;
 use serde::Deserialize;
 
 use crate::row_key::ROW_WIDTH;
+pub use crate::tls::TlsConfig;
 
 /// The CQL native protocol port, used for seeds given without one.
 pub const DEFAULT_PORT: u16 = 9042;
@@ -46,6 +48,10 @@ pub struct CassandraConfig {
     pub consistency_level: ConsistencyLevel,
     /// How to log in (Heroic's `authentication`).
     pub authentication: Authentication,
+    /// TLS to the nodes, trusting the CA in `tls.caFile` (see
+    /// [`TlsConfig`]); plain CQL when left out. Use it whenever
+    /// `authentication` is set: the password travels in the clear otherwise.
+    pub tls: Option<TlsConfig>,
     /// Points per write batch. A batch only ever holds points of one
     /// partition (an unlogged single-partition batch is one mutation).
     pub max_write_batch_size: usize,
@@ -100,8 +106,8 @@ pub enum Authentication {
     Plain {
         /// User name sent with the SASL PLAIN mechanism.
         username: String,
-        /// Its password.
-        password: String,
+        /// Its password; printed as `<redacted>`.
+        password: Secret,
     },
 }
 
@@ -119,6 +125,7 @@ impl Default for CassandraConfig {
             connect_timeout_ms: 5_000,
             consistency_level: ConsistencyLevel::One,
             authentication: Authentication::None,
+            tls: None,
             max_write_batch_size: 500,
             write_concurrency: 16,
             read_concurrency: 16,
@@ -211,6 +218,11 @@ impl CassandraConfig {
                 return Err("authentication.username must not be empty".into());
             }
         }
+        if let Some(tls) = &self.tls {
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                return Err("tls.certFile and tls.keyFile must be given together".into());
+            }
+        }
         Ok(())
     }
 
@@ -283,6 +295,7 @@ mod tests {
         assert_eq!(c.seed_addresses(), ["10.0.0.1:9042", "cass-2:9142", "[::1]:9042", "[::1]:9043"]);
         assert_eq!(c.consistency_level, ConsistencyLevel::LocalQuorum);
         assert_eq!(c.authentication, Authentication::Plain { username: "heroic".into(), password: "secret".into() });
+        assert_eq!(c.tls, None);
         let e = parse(serde_json::json!({ "consistencyLevel": "one" })).unwrap_err();
         assert!(e.to_string().contains("unknown variant `one`"), "{e}");
     }
@@ -305,6 +318,39 @@ mod tests {
         bad(serde_json::json!({ "minTimestampMs": 10, "maxTimestampMs": 5 }), "minTimestampMs");
         bad(serde_json::json!({ "minTimestampMs": i64::MIN, "maxTimestampMs": i64::MAX }), "rows");
         bad(serde_json::json!({ "authentication": { "type": "plain", "username": "", "password": "" } }), "username");
+    }
+
+    #[test]
+    fn debug_output_redacts_the_password() {
+        let c = parse(serde_json::json!({
+            "authentication": { "type": "plain", "username": "heroic", "password": "hunter2-cassandra" },
+        }))
+        .unwrap();
+        let Authentication::Plain { password, .. } = &c.authentication else { panic!("plain") };
+        assert_eq!(password.expose(), "hunter2-cassandra");
+        for shown in [format!("{c:?}"), format!("{c:#?}"), format!("{:?}", c.authentication)] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("heroic") && shown.contains("<redacted>"), "{shown}");
+        }
+        // A password given as a number is refused without echoing it.
+        let e = parse(serde_json::json!({ "authentication": { "type": "plain", "username": "u", "password": 98765 } }))
+            .unwrap_err();
+        assert!(!e.to_string().contains("98765"), "{e}");
+    }
+
+    #[test]
+    fn tls_table_parses_and_client_identity_needs_both_files() {
+        let c = parse(serde_json::json!({ "tls": { "caFile": "/etc/ca.pem" } })).unwrap();
+        c.validate().unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.ca_file, std::path::Path::new("/etc/ca.pem"));
+        assert!(tls.verify_hostname, "names are checked unless turned off");
+        let c = parse(serde_json::json!({ "tls": { "caFile": "/ca.pem", "certFile": "/c.pem" } })).unwrap();
+        assert!(c.validate().unwrap_err().contains("tls.certFile and tls.keyFile"));
+        let c = parse(serde_json::json!({ "tls": { "caFile": "/ca.pem", "keyFile": "/k.pem" } })).unwrap();
+        assert!(c.validate().unwrap_err().contains("tls.certFile and tls.keyFile"));
+        let e = parse(serde_json::json!({ "tls": { "caFile": "/ca.pem", "verify": false } })).unwrap_err();
+        assert!(e.to_string().contains("unknown field `verify`"), "{e}");
     }
 
     #[test]

@@ -144,6 +144,8 @@ fn connection_kind(e: &ConnectionError) -> ErrorKind {
             _ => ErrorKind::Unavailable,
         },
         ConnectionError::ConnectTimeout => ErrorKind::Timeout,
+        // A certificate the CA does not vouch for stays so on retry.
+        ConnectionError::IoError(io) if crate::tls::is_certificate_error(io) => ErrorKind::Config,
         _ => ErrorKind::Unavailable,
     }
 }

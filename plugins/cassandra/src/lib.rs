@@ -14,6 +14,7 @@
 //!   configure, health, statistics.
 //! - [`listing`]: key listing by token ranges.
 //! - [`stats`]: counters for `statistics()` and the last failure for `health()`.
+//! - [`tls`]: the `tls` table and the rustls client config given to the driver.
 //! - [`error`]: errors and the mapping of the driver's errors onto the
 //!   host's error kinds.
 
@@ -26,6 +27,7 @@ pub mod listing;
 pub mod plan;
 pub mod row_key;
 pub mod stats;
+pub mod tls;
 
 pub use backend::CassandraBackend;
 pub use config::CassandraConfig;

@@ -7,15 +7,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use elasticsearch::auth::Credentials;
-use elasticsearch::http::headers::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use elasticsearch::http::headers::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use elasticsearch::http::transport::{Connection, ConnectionPool, TransportBuilder};
 use elasticsearch::http::{Method, Url};
 use elasticsearch::Elasticsearch;
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
-use crate::config::{Settings, Sniff};
+use crate::config::{BasicAuth, Settings, Sniff};
 use crate::error::{Error, Result};
 
 /// Round-robin over the current node list; the discovery task replaces it.
@@ -58,10 +57,22 @@ pub struct EsClient {
     last_error: Mutex<String>,
 }
 
-/// `host:port` means `http://host:port`.
-fn seed_url(seed: &str) -> Result<Url> {
-    let text = if seed.contains("://") { seed.to_string() } else { format!("http://{seed}") };
-    let mut url = Url::parse(&text).map_err(|e| Error::Config(format!("bad seed {seed:?}: {e}")))?;
+/// `host:port` means `<default_scheme>://host:port` (`https` when `tls` is set).
+/// Credentials in the URL are refused: node URLs appear in errors, logs and
+/// `/status`, so they belong in `basic_auth`.
+fn seed_url(seed: &str, default_scheme: &str) -> Result<Url> {
+    // Whatever precedes an `@` may be a password: never echoed.
+    let shown = match seed.rsplit_once('@') {
+        Some((_, host)) => format!("<redacted>@{host}"),
+        None => seed.to_string(),
+    };
+    let text = if seed.contains("://") { seed.to_string() } else { format!("{default_scheme}://{seed}") };
+    let mut url = Url::parse(&text).map_err(|e| Error::Config(format!("bad seed {shown:?}: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::Config(format!(
+            "seed {shown:?} has credentials in its url, which would show in logs and errors: use basic_auth"
+        )));
+    }
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
         url.set_path(&path);
@@ -72,14 +83,22 @@ fn seed_url(seed: &str) -> Result<Url> {
 impl EsClient {
     pub fn new(settings: &Settings) -> Result<Arc<Self>> {
         let f = &settings.fields;
-        let seeds = f.seeds.iter().map(|s| seed_url(s)).collect::<Result<Vec<_>>>()?;
+        let scheme = if f.tls.is_some() { "https" } else { "http" };
+        let seeds = f.seeds.iter().map(|s| seed_url(s, scheme)).collect::<Result<Vec<_>>>()?;
         let pool = NodePool {
             nodes: Arc::new(RwLock::new(seeds.iter().cloned().map(Connection::new).collect())),
             next: Arc::new(AtomicUsize::new(0)),
         };
         let mut builder = TransportBuilder::new(pool.clone()).timeout(settings.request_timeout);
         if let Some(auth) = &f.basic_auth {
-            builder = builder.auth(Credentials::Basic(auth.username.clone(), auth.password.clone()));
+            // A header rather than the crate's `Credentials::Basic`: the
+            // crate holds one credential, and a client certificate (`tls`)
+            // takes that slot.
+            builder = builder.header(AUTHORIZATION, basic_auth_header(auth)?);
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &f.tls {
+            builder = crate::tls::configure(builder, tls)?;
         }
         let transport = builder.build().map_err(|e| Error::Config(format!("cannot build the http client: {e}")))?;
         let client = Arc::new(EsClient {
@@ -136,9 +155,11 @@ impl EsClient {
                         self.mark(status < 500, || format!("{op}: http {status}"));
                         Ok((status, value))
                     }
-                    Err(SendError { timeout, reason }) => {
+                    Err(SendError { timeout, certificate, reason }) => {
                         self.stats.request_failures.fetch_add(1, Ordering::Relaxed);
-                        let e = if timeout {
+                        let e = if certificate {
+                            Error::Certificate { op: op.to_string(), nodes: self.nodes(), reason }
+                        } else if timeout {
                             Error::Timeout { op: op.to_string(), attempts: attempt, reason }
                         } else {
                             Error::Unavailable { op: op.to_string(), attempts: attempt, nodes: self.nodes(), reason }
@@ -172,9 +193,9 @@ impl EsClient {
             }
             Some(Body::Ndjson(s)) => self.es.send(method, path, headers, query, Some(s.as_bytes()), Some(self.timeout)).await,
         };
-        let response = response.map_err(|e| SendError { timeout: e.is_timeout(), reason: e.to_string() })?;
+        let response = response.map_err(SendError::from)?;
         let status = response.status_code().as_u16();
-        let text = response.text().await.map_err(|e| SendError { timeout: e.is_timeout(), reason: e.to_string() })?;
+        let text = response.text().await.map_err(SendError::from)?;
         let value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         Ok((status, value))
     }
@@ -225,7 +246,7 @@ impl EsClient {
             // `publish_address` is `ip:port` or `hostname/ip:port`.
             let Some(address) = node["http"]["publish_address"].as_str() else { continue };
             let address = address.rsplit('/').next().unwrap_or(address);
-            if let Ok(url) = seed_url(&format!("{scheme}://{address}")) {
+            if let Ok(url) = seed_url(&format!("{scheme}://{address}"), &scheme) {
                 urls.push(url);
             }
         }
@@ -263,7 +284,45 @@ pub enum Body {
 
 struct SendError {
     timeout: bool,
+    /// A TLS certificate was refused (see `tls::is_certificate_error`).
+    certificate: bool,
     reason: String,
+}
+
+impl From<elasticsearch::Error> for SendError {
+    fn from(e: elasticsearch::Error) -> Self {
+        #[cfg(feature = "tls")]
+        let certificate = crate::tls::is_certificate_error(&e);
+        #[cfg(not(feature = "tls"))]
+        let certificate = false;
+        SendError { timeout: e.is_timeout(), certificate, reason: error_chain(&e) }
+    }
+}
+
+/// `e` and its causes: the crate's own message is only "error sending
+/// request for url (…)", the reason (refused, certificate …) is below it.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text = format!("{text}: {message}");
+        }
+        next = cause.source();
+    }
+    text
+}
+
+/// `Authorization: Basic …`, marked sensitive so that the HTTP stack
+/// does not print it in its own debug output.
+fn basic_auth_header(auth: &BasicAuth) -> Result<HeaderValue> {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.username, auth.password.expose()));
+    let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+        .map_err(|_| Error::Config("basic_auth cannot be sent as an http header".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// The most useful part of an error answer.
@@ -306,9 +365,48 @@ mod tests {
 
     #[test]
     fn seeds_without_scheme_are_http() {
-        assert_eq!(seed_url("db:9200").unwrap().as_str(), "http://db:9200/");
-        assert_eq!(seed_url("https://x/es").unwrap().as_str(), "https://x/es/");
-        assert!(seed_url("http://[bad").is_err());
+        assert_eq!(seed_url("db:9200", "http").unwrap().as_str(), "http://db:9200/");
+        assert_eq!(seed_url("db:9200", "https").unwrap().as_str(), "https://db:9200/");
+        assert_eq!(seed_url("https://x/es", "http").unwrap().as_str(), "https://x/es/");
+        assert!(seed_url("http://[bad", "http").is_err());
+    }
+
+    #[test]
+    fn seeds_with_credentials_are_refused_without_echoing_them() {
+        for seed in ["https://elastic:hunter2@es:9200", "elastic:hunter2@es:9200", "http://elastic:hunter2@[bad"] {
+            let e = seed_url(seed, "http").unwrap_err().to_string();
+            assert!(!e.contains("hunter2") && e.contains("<redacted>@"), "{seed}: {e}");
+        }
+        let e = seed_url("https://elastic:hunter2@es:9200", "http").unwrap_err().to_string();
+        assert!(e.contains("use basic_auth"), "{e}");
+    }
+
+    #[test]
+    fn basic_auth_is_a_sensitive_header() {
+        let auth = BasicAuth { username: "u".into(), password: "p".into() };
+        let value = basic_auth_header(&auth).unwrap();
+        assert_eq!(value.to_str().unwrap(), "Basic dTpw");
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("dTpw"), "{value:?}");
+    }
+
+    #[test]
+    fn error_chains_keep_the_cause() {
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid peer certificate: UnknownIssuer");
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error sending request for url (https://es:9200/)")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let text = error_chain(&Outer(inner));
+        assert_eq!(text, "error sending request for url (https://es:9200/): invalid peer certificate: UnknownIssuer");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! host's config). Both share the connection and index settings; the suggest
 //! table adds its limits. Unknown keys are errors.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use heroic_plugin_api::sdk::Secret;
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -115,8 +117,28 @@ pub enum RegexMode {
 pub struct BasicAuth {
     /// User name.
     pub username: String,
-    /// Password.
-    pub password: String,
+    /// Password; printed as `<redacted>`.
+    pub password: Secret,
+}
+
+/// HTTPS to nodes whose certificates a private CA signed:
+/// `tls = { ca_file = "/etc/heroic/es-ca.pem" }`, with `cert_file` and
+/// `key_file` for client certificates. Seeds without a scheme then mean
+/// `https://`; `http://` seeds are refused. HTTPS seeds with certificates
+/// from a public CA need no `tls` table.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the CA certificate(s) that signed the nodes'
+    /// certificates, trusted on top of the public web roots. Host names
+    /// (or IP addresses) in the seed URLs are always checked.
+    pub ca_file: PathBuf,
+    /// PEM file of this client's certificate chain (needs `key_file`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM file of the private key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 /// Declares a backend config: the shared fields plus the role's own ones.
@@ -160,6 +182,8 @@ macro_rules! backend_config {
             pub retry_backoff_ms: u64,
             /// Basic authentication, if the cluster needs it.
             pub basic_auth: Option<BasicAuth>,
+            /// HTTPS with a private CA (and client certificates).
+            pub tls: Option<TlsConfig>,
             /// Node discovery.
             pub sniff: Sniff,
             /// Seconds between two discoveries.
@@ -190,6 +214,7 @@ macro_rules! backend_config {
                     max_retries: 3,
                     retry_backoff_ms: 100,
                     basic_auth: None,
+                    tls: None,
                     sniff: Sniff::None,
                     sniff_interval_seconds: 300,
                     refresh: Refresh::False,
@@ -219,6 +244,7 @@ macro_rules! backend_config {
                     max_retries: self.max_retries,
                     retry_backoff_ms: self.retry_backoff_ms,
                     basic_auth: self.basic_auth.clone(),
+                    tls: self.tls.clone(),
                     sniff: self.sniff,
                     sniff_interval_seconds: self.sniff_interval_seconds,
                     refresh: self.refresh,
@@ -283,6 +309,7 @@ pub struct ConnectionFields {
     pub max_retries: u32,
     pub retry_backoff_ms: u64,
     pub basic_auth: Option<BasicAuth>,
+    pub tls: Option<TlsConfig>,
     pub sniff: Sniff,
     pub sniff_interval_seconds: u64,
     pub refresh: Refresh,
@@ -318,6 +345,22 @@ impl Settings {
         }
         if fields.request_timeout_ms == 0 {
             return bad("request_timeout_ms must be positive".into());
+        }
+        if let Some(tls) = &fields.tls {
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                return bad("tls.cert_file and tls.key_file must be given together".into());
+            }
+            if let Some(seed) = fields.seeds.iter().find(|s| s.trim_start().to_ascii_lowercase().starts_with("http://")) {
+                return bad(format!("seed {seed:?} is plain http, but tls is set: use https://"));
+            }
+        }
+        // Without the `tls` cargo feature the HTTP client has no TLS at all;
+        // say so now rather than fail every request.
+        if !cfg!(feature = "tls") {
+            let https = fields.seeds.iter().any(|s| s.trim_start().to_ascii_lowercase().starts_with("https://"));
+            if fields.tls.is_some() || https {
+                return bad("https needs the plugin built with its `tls` cargo feature (on by default)".into());
+            }
         }
         let interval_ms = match &fields.index {
             IndexConfig::Single { .. } => None,
@@ -384,6 +427,35 @@ mod tests {
         assert!(err.to_string().contains("unknown field"), "{err}");
         let err = serde_json::from_value::<SuggestConfig>(serde_json::json!({"index": {"type": "single", "nme": "x"}}));
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn debug_output_redacts_the_password() {
+        let c: SuggestConfig = serde_json::from_value(serde_json::json!({
+            "basic_auth": {"username": "heroic", "password": "hunter2-es"},
+        }))
+        .unwrap();
+        assert_eq!(c.basic_auth.as_ref().unwrap().password.expose(), "hunter2-es");
+        let s = c.settings(Role::Suggest).unwrap();
+        for shown in [format!("{c:?}"), format!("{c:#?}"), format!("{s:?}"), format!("{:?}", s.fields)] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("heroic") && shown.contains("<redacted>"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn tls_table() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<MetadataConfig>(v);
+        let c = parse(serde_json::json!({"seeds": ["es:9200", "https://es2:9200"], "tls": {"ca_file": "/ca.pem"}})).unwrap();
+        let tls = c.tls.clone().unwrap();
+        assert_eq!((tls.ca_file.to_str(), tls.cert_file), (Some("/ca.pem"), None));
+        assert_eq!(c.settings(Role::Metadata).is_ok(), cfg!(feature = "tls"));
+        let c = parse(serde_json::json!({"seeds": ["http://es:9200"], "tls": {"ca_file": "/ca.pem"}})).unwrap();
+        assert!(c.settings(Role::Metadata).unwrap_err().to_string().contains("plain http"));
+        let c = parse(serde_json::json!({"seeds": ["https://es:9200"], "tls": {"ca_file": "/c", "key_file": "/k"}})).unwrap();
+        assert!(c.settings(Role::Metadata).unwrap_err().to_string().contains("given together"));
+        assert!(parse(serde_json::json!({"tls": {"ca_file": "/c", "verify": false}})).is_err());
+        assert!(parse(serde_json::json!({"tls": {"cert_file": "/c"}})).is_err(), "ca_file is required");
     }
 
     #[test]

@@ -9,6 +9,13 @@ pub enum Error {
     /// No node answered, after every retry.
     #[error("elasticsearch unavailable: {op} failed after {attempts} attempt(s) against {nodes}: {reason}")]
     Unavailable { op: String, attempts: u32, nodes: String, reason: String },
+    /// A TLS certificate was refused, by us or by the node: retrying does not help.
+    #[error(
+        "elasticsearch tls failed: {op} against {nodes}: {reason} (the nodes' certificates must be signed by \
+         the CA in tls.ca_file, or a public one, and name the host of the seed url; nodes that ask for a \
+         client certificate need tls.cert_file and tls.key_file)"
+    )]
+    Certificate { op: String, nodes: String, reason: String },
     #[error("elasticsearch timed out: {op} after {attempts} attempt(s): {reason}")]
     Timeout { op: String, attempts: u32, reason: String },
     /// The server refused the request (a 4xx other than 429, or a 5xx left after retries).
@@ -26,7 +33,7 @@ pub enum Error {
 impl From<Error> for PluginError {
     fn from(e: Error) -> Self {
         match &e {
-            Error::Config(_) => PluginError::config(&e),
+            Error::Config(_) | Error::Certificate { .. } => PluginError::config(&e),
             Error::Unavailable { .. } => PluginError::unavailable(&e),
             Error::Timeout { .. } => PluginError::timeout(&e),
             Error::InvalidInput(_) => PluginError::invalid_input(&e),

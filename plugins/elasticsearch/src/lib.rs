@@ -12,6 +12,8 @@
 //! - [`tokens`]: word and prefix tokens and suggestion ranking.
 //! - [`metadata`]: the metadata backend.
 //! - [`suggest`]: the suggest backend.
+//! - `tls` (with the `tls` cargo feature, on by default): the CA file and
+//!   client certificate of the `tls` table, and certificate failures.
 
 pub mod client;
 pub mod config;
@@ -21,6 +23,8 @@ pub mod mappings;
 pub mod metadata;
 pub mod query;
 pub mod suggest;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod tokens;
 pub mod writer;
 

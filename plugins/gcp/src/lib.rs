@@ -3,22 +3,24 @@
 //!
 //! - [`Credentials`]: the `credentials` config table (how to get OAuth2
 //!   tokens), with Heroic's names;
-//! - [`emulator_url`]: the emulator selection (a config key, else an
-//!   environment variable such as `BIGTABLE_EMULATOR_HOST`);
+//! - [`emulator`]: the emulator selection (a config key, else an
+//!   environment variable such as `BIGTABLE_EMULATOR_HOST`), refused for
+//!   hosts other than loopback unless explicitly allowed;
 //! - [`connect`]: a tonic channel, TLS with webpki roots to Google,
-//!   plaintext to an emulator;
+//!   plaintext to an emulator ([`connect_emulator`]);
 //! - [`Auth`]: the token provider and the `authorization` header it puts on
 //!   each request;
 //! - [`GcpError`]: what connecting and getting credentials fail with; each
 //!   plugin folds it into its own error type.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use gcp_auth::TokenProvider;
 use serde::Deserialize;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Uri};
 use tonic::Status;
 
 /// Failures of connecting and of getting credentials.
@@ -30,6 +32,13 @@ pub enum GcpError {
     /// The configured credentials could not be loaded.
     #[error("cannot get credentials: {0}")]
     Credentials(String),
+    /// An emulator setting names a host other than loopback.
+    #[error(
+        "{setting} = {value:?} selects the emulator mode, whose plain-text, unauthenticated connections are \
+         only allowed to loopback (127.0.0.0/8, ::1, localhost); unset it to use Google Cloud over TLS, or set \
+         emulatorAllowRemote = true to connect to this host in plain text anyway"
+    )]
+    RemoteEmulator { setting: String, value: String },
 }
 
 /// How to get OAuth2 tokens for real Google Cloud (Heroic's `credentials`).
@@ -52,14 +61,66 @@ pub enum Credentials {
     None,
 }
 
-/// The emulator to use, as a URL: `config_key` when set, else the
+/// An emulator to speak to: plain text, no credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Emulator {
+    /// `http://host:port`.
+    pub url: String,
+    /// Where it was set: the config key or the environment variable.
+    pub setting: String,
+    /// Not a loopback host (allowed by `emulatorAllowRemote = true`).
+    pub remote: bool,
+}
+
+/// The emulator to use: the config key `key` (`value`) when set, else the
 /// environment variable `env_var` (e.g. `BIGTABLE_EMULATOR_HOST`); blank
 /// values count as unset. A bare `host:port` becomes `http://host:port`.
-/// `None`: no emulator, speak to Google.
-pub fn emulator_url(config_key: Option<&str>, env_var: &str) -> Option<String> {
-    let emulator =
-        config_key.map(str::to_string).or_else(|| std::env::var(env_var).ok()).filter(|e| !e.trim().is_empty())?;
-    Some(if emulator.contains("://") { emulator } else { format!("http://{emulator}") })
+/// `None`: no emulator, speak to Google over TLS.
+///
+/// The emulator mode turns TLS and authentication off, so a variable left
+/// over in a production environment must not quietly send data and queries
+/// in the clear across the network: hosts other than loopback are refused
+/// unless `allow_remote` (the `emulatorAllowRemote` key) is set.
+pub fn emulator(key: &str, value: Option<&str>, env_var: &str, allow_remote: bool) -> Result<Option<Emulator>, GcpError> {
+    let configured = value.map(|v| (v.to_string(), key.to_string()));
+    let from_env = || std::env::var(env_var).ok().map(|v| (v, format!("the environment variable {env_var}")));
+    let Some((value, setting)) = configured.or_else(from_env).filter(|(v, _)| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let value = value.trim().to_string();
+    let url = if value.contains("://") { value.clone() } else { format!("http://{value}") };
+    let remote = !url.parse::<Uri>().ok().and_then(|u| u.host().map(is_loopback_host)).unwrap_or(false);
+    if remote && !allow_remote {
+        return Err(GcpError::RemoteEmulator { setting, value });
+    }
+    Ok(Some(Emulator { url, setting, remote }))
+}
+
+/// `localhost`, or an address in 127.0.0.0/8 or `::1` (also IPv4-mapped).
+/// Other names are not resolved: what they resolve to can change.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.is_loopback(),
+        Ok(IpAddr::V6(v6)) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        Err(_) => false,
+    }
+}
+
+/// A plain-text channel to `emulator`, with a warning each time the
+/// emulator is not on this machine.
+pub async fn connect_emulator(emulator: &Emulator, timeout: Duration) -> Result<Channel, GcpError> {
+    if emulator.remote {
+        tracing::warn!(
+            url = %emulator.url,
+            setting = %emulator.setting,
+            "emulator mode towards a remote host (emulatorAllowRemote = true): plain text, no authentication"
+        );
+    }
+    connect(&emulator.url, false, timeout).await
 }
 
 /// Opens a channel to `url`: TLS with the webpki roots when `tls`
@@ -153,13 +214,52 @@ mod tests {
         assert!(parse(serde_json::json!({"type": "jwt"})).is_err());
     }
 
+    fn url(value: Option<&str>, var: &str) -> Option<String> {
+        emulator("emulatorEndpoint", value, var, false).unwrap().map(|e| e.url)
+    }
+
     #[test]
     fn emulator_key_wins_and_gets_a_scheme() {
-        let var = "HEROIC_GCP_TEST_EMULATOR_HOST";
-        assert_eq!(emulator_url(Some("127.0.0.1:1"), var), Some("http://127.0.0.1:1".into()));
-        assert_eq!(emulator_url(Some("https://e:1"), var), Some("https://e:1".into()));
-        assert_eq!(emulator_url(Some("  "), var), None);
-        assert_eq!(emulator_url(None, var), None);
+        let var = "HEROIC_GCP_TEST_UNSET_EMULATOR_HOST";
+        assert_eq!(url(Some("127.0.0.1:1"), var), Some("http://127.0.0.1:1".into()));
+        assert_eq!(url(Some("https://localhost:1"), var), Some("https://localhost:1".into()));
+        assert_eq!(url(Some("  "), var), None);
+        assert_eq!(url(None, var), None);
+    }
+
+    #[test]
+    fn only_loopback_emulators_are_allowed_by_default() {
+        let var = "HEROIC_GCP_TEST_UNSET_EMULATOR_HOST";
+        for host in ["127.0.0.1:8086", "127.1.2.3:1", "localhost:8086", "LOCALHOST:1", "[::1]:8086", "http://[::ffff:127.0.0.1]:1"] {
+            let e = emulator("emulatorEndpoint", Some(host), var, false).unwrap().unwrap();
+            assert!(!e.remote, "{host}");
+            assert_eq!(e.setting, "emulatorEndpoint");
+        }
+        for host in ["10.0.0.5:8086", "bigtable-emulator:8086", "localhost.example.com:1", "[2001:db8::1]:1", "http://:1", "0.0.0.0:1"] {
+            let e = emulator("emulatorEndpoint", Some(host), var, false).unwrap_err();
+            let text = e.to_string();
+            assert!(text.starts_with(&format!("emulatorEndpoint = {host:?} selects the emulator mode")), "{text}");
+            assert!(text.contains("only allowed to loopback") && text.contains("emulatorAllowRemote"), "{text}");
+            // The explicit opt-in allows it, marked remote (connect_emulator warns).
+            let e = emulator("emulatorEndpoint", Some(host), var, true).unwrap().unwrap();
+            assert!(e.remote, "{host}");
+        }
+    }
+
+    #[test]
+    fn the_environment_variable_is_named_in_the_error() {
+        // A variable name no other test uses: tests run in parallel threads.
+        let var = "HEROIC_GCP_TEST_REMOTE_EMULATOR_HOST";
+        // Only this test reads or writes this variable (edition 2021: safe).
+        std::env::set_var(var, "bigtable.internal:8086");
+        let e = emulator("emulatorEndpoint", None, var, false).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("the environment variable {var} = \"bigtable.internal:8086\"")), "{e}");
+        assert!(e.contains("plain-text, unauthenticated connections are only allowed to loopback"), "{e}");
+        // The config key still wins over the variable.
+        assert_eq!(url(Some("127.0.0.1:2"), var), Some("http://127.0.0.1:2".into()));
+        std::env::set_var(var, "127.0.0.1:9");
+        assert_eq!(url(None, var), Some("http://127.0.0.1:9".into()));
+        std::env::remove_var(var);
     }
 
     #[tokio::test]

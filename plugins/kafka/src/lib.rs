@@ -35,96 +35,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use serde::Deserialize;
 
-/// The plugin's config table.
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Topics to consume.
-    pub topics: Vec<String>,
-    /// The consumer group (librdkafka's `group.id`; may be given in `config` instead).
-    pub group_id: Option<String>,
-    /// Consuming threads per topic (Heroic's `threadsPerTopic`).
-    #[serde(default = "default_threads")]
-    pub threads_per_topic: usize,
-    /// Any librdkafka property, passed through as is
-    /// (`bootstrap.servers`, `session.timeout.ms`, `security.protocol` …).
-    #[serde(default)]
-    pub config: BTreeMap<String, String>,
-    /// Messages handed to the host at most per batch.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// How long a thread waits to fill a batch once it has a message.
-    #[serde(default = "default_linger")]
-    pub batch_linger_ms: u64,
-    /// First wait before retrying a batch the host refused.
-    #[serde(default = "default_backoff_min")]
-    pub retry_backoff_min_ms: u64,
-    /// Longest wait between retries (the wait doubles up to this).
-    #[serde(default = "default_backoff_max")]
-    pub retry_backoff_max_ms: u64,
-}
+pub mod config;
 
-fn default_threads() -> usize {
-    2
-}
-fn default_batch_size() -> usize {
-    2000
-}
-fn default_linger() -> u64 {
-    50
-}
-fn default_backoff_min() -> u64 {
-    5
-}
-fn default_backoff_max() -> u64 {
-    2000
-}
-
-/// librdkafka properties set unless the config gives them.
-const DEFAULTS: [(&str, &str); 4] = [
-    ("auto.offset.reset", "earliest"),
-    // Group joins are slow with some brokers at librdkafka's 45 s default.
-    ("session.timeout.ms", "6000"),
-    ("statistics.interval.ms", "5000"),
-    ("bootstrap.servers", "127.0.0.1:9092"),
-];
-
-impl Config {
-    fn client_config(&self) -> PluginResult<ClientConfig> {
-        if self.topics.is_empty() {
-            return Err(PluginError::config("topics: at least one topic is needed"));
-        }
-        if self.threads_per_topic == 0 || self.batch_size == 0 {
-            return Err(PluginError::config("threads_per_topic and batch_size must be at least 1"));
-        }
-        let mut c = ClientConfig::new();
-        for (k, v) in DEFAULTS {
-            c.set(k, v);
-        }
-        for (k, v) in &self.config {
-            if k == "enable.auto.commit" && v != "false" {
-                return Err(PluginError::config(
-                    "config.\"enable.auto.commit\": offsets are committed by the plugin after durable writes; it cannot be enabled",
-                ));
-            }
-            c.set(k, v);
-        }
-        match (&self.group_id, self.config.get("group.id")) {
-            (Some(g), None) => {
-                c.set("group.id", g);
-            }
-            (None, Some(_)) => {}
-            (Some(_), Some(_)) => return Err(PluginError::config("give the group either as group_id or as config.\"group.id\", not both")),
-            (None, None) => return Err(PluginError::config("group_id: a consumer group is needed")),
-        }
-        c.set("enable.auto.commit", "false");
-        c.set("enable.auto.offset.store", "false");
-        c.set_log_level(RDKafkaLogLevel::Warning);
-        Ok(c)
-    }
-}
+pub use config::Config;
 
 /// Per-thread state, read by `statistics()`.
 #[derive(Default)]
@@ -253,7 +167,7 @@ impl Consumer for KafkaConsumer {
         // fails the node's start with librdkafka's own message.
         client_config
             .create::<BaseConsumer>()
-            .map_err(|e| PluginError::config(format_args!("invalid librdkafka config: {e}")))?;
+            .map_err(|e| PluginError::config(format_args!("invalid librdkafka config: {}", config.scrub(&e.to_string()))))?;
         tracing::info!(topics = ?config.topics, threads_per_topic = config.threads_per_topic, "kafka consumer created");
         Ok(KafkaConsumer {
             shared: Arc::new(Shared {
@@ -279,7 +193,9 @@ impl Consumer for KafkaConsumer {
                 let consumer: BaseConsumer<Context> = shared
                     .client_config
                     .create_with_context(context)
-                    .map_err(|e| PluginError::config(format_args!("cannot create the kafka consumer: {e}")))?;
+                    .map_err(|e| {
+                        PluginError::config(format_args!("cannot create the kafka consumer: {}", shared.config.scrub(&e.to_string())))
+                    })?;
                 consumer
                     .subscribe(&[topic.as_str()])
                     .map_err(|e| PluginError::unavailable(format_args!("cannot subscribe to {topic}: {e}")))?;
@@ -565,32 +481,4 @@ impl Worker<'_> {
 heroic_plugin_api::export_plugin! {
     name: "kafka",
     consumer: KafkaConsumer,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(toml_json: serde_json::Value) -> PluginResult<Config> {
-        heroic_plugin_api::sdk::export::parse_config(&toml_json.to_string())
-    }
-
-    #[test]
-    fn config_defaults_and_checks() {
-        let c = config(serde_json::json!({"topics": ["m"], "group_id": "g"})).unwrap();
-        assert_eq!(c.threads_per_topic, 2);
-        let cc = c.client_config().unwrap();
-        assert_eq!(cc.get("enable.auto.commit"), Some("false"));
-        assert_eq!(cc.get("group.id"), Some("g"));
-        assert_eq!(cc.get("session.timeout.ms"), Some("6000"));
-
-        let c = config(serde_json::json!({"topics": ["m"], "config": {"group.id": "x", "session.timeout.ms": "10000"}})).unwrap();
-        let cc = c.client_config().unwrap();
-        assert_eq!((cc.get("group.id"), cc.get("session.timeout.ms")), (Some("x"), Some("10000")));
-
-        assert!(config(serde_json::json!({"topics": ["m"]})).unwrap().client_config().is_err());
-        let auto = config(serde_json::json!({"topics": ["m"], "group_id": "g", "config": {"enable.auto.commit": "true"}})).unwrap();
-        assert!(auto.client_config().unwrap_err().to_string().contains("enable.auto.commit"));
-        assert!(config(serde_json::json!({"topics": ["m"], "group_id": "g", "typo": 1})).is_err());
-    }
 }

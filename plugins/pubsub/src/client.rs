@@ -36,8 +36,8 @@ pub struct Client {
 impl Client {
     pub async fn connect(config: &Config) -> Result<Self, PubsubError> {
         let timeout = config.rpc_timeout();
-        let (channel, auth) = match config.target() {
-            Target::Emulator(url) => (connect(&url, false, timeout).await?, Auth::none()),
+        let (channel, auth) = match config.target()? {
+            Target::Emulator(emulator) => (heroic_gcp::connect_emulator(&emulator, timeout).await?, Auth::none()),
             Target::Cloud { endpoint, credentials } => {
                 let auth = Auth::new(&credentials, SCOPES).await?;
                 (connect(&endpoint, true, timeout).await?, auth)

@@ -56,8 +56,14 @@ pub struct Config {
     pub credentials: Credentials,
     /// `host:port` of a Pub/Sub emulator, spoken to in plaintext without
     /// credentials. When unset, `$PUBSUB_EMULATOR_HOST` is used if set,
-    /// else `endpoint` over TLS.
+    /// else `endpoint` over TLS. Only loopback hosts are accepted unless
+    /// `emulatorAllowRemote` is set.
     pub emulator_endpoint: Option<String>,
+    /// Allow an emulator (from `emulatorEndpoint` or the variable) on a host
+    /// other than loopback: plain text and no authentication across the
+    /// network, logged as a warning at each connect. Off by default, so that
+    /// a variable left set cannot silently turn TLS off in production.
+    pub emulator_allow_remote: bool,
     /// Pub/Sub endpoint (TLS) when no emulator is used (Heroic's `endpoint`).
     pub endpoint: String,
 }
@@ -87,6 +93,7 @@ impl Default for Config {
             retry_backoff_max_ms: 10_000,
             credentials: Credentials::Default,
             emulator_endpoint: None,
+            emulator_allow_remote: false,
             endpoint: "https://pubsub.googleapis.com".into(),
         }
     }
@@ -96,7 +103,7 @@ impl Default for Config {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
     /// Plaintext, no credentials.
-    Emulator(String),
+    Emulator(heroic_gcp::Emulator),
     /// TLS with tokens from `credentials`.
     Cloud { endpoint: String, credentials: Credentials },
 }
@@ -126,15 +133,23 @@ impl Config {
         if self.retry_backoff_min_ms > self.retry_backoff_max_ms {
             return bad("retryBackoffMinMs must not exceed retryBackoffMaxMs".into());
         }
+        self.target()?;
         Ok(())
     }
 
-    /// The config key wins over `$PUBSUB_EMULATOR_HOST`.
-    pub fn target(&self) -> Target {
-        match heroic_gcp::emulator_url(self.emulator_endpoint.as_deref(), "PUBSUB_EMULATOR_HOST") {
-            Some(url) => Target::Emulator(url),
+    /// The config key wins over `$PUBSUB_EMULATOR_HOST`; an emulator that
+    /// is not on loopback is refused unless `emulatorAllowRemote` is set.
+    pub fn target(&self) -> Result<Target, PubsubError> {
+        let emulator = heroic_gcp::emulator(
+            "emulatorEndpoint",
+            self.emulator_endpoint.as_deref(),
+            "PUBSUB_EMULATOR_HOST",
+            self.emulator_allow_remote,
+        )?;
+        Ok(match emulator {
+            Some(emulator) => Target::Emulator(emulator),
             None => Target::Cloud { endpoint: self.endpoint.clone(), credentials: self.credentials.clone() },
-        }
+        })
     }
 
     /// `projects/P/subscriptions/S` (a full name is kept as is).
@@ -194,7 +209,8 @@ mod tests {
             "threadsPerSubscription": 3, "emulatorEndpoint": "127.0.0.1:8085", "credentials": {"type": "none"}}))
         .unwrap();
         assert_eq!((c.threads, c.subscription_name()), (3, "projects/o/subscriptions/s".to_string()));
-        assert_eq!(c.target(), Target::Emulator("http://127.0.0.1:8085".into()));
+        let Ok(Target::Emulator(e)) = c.target() else { panic!("{:?}", c.target()) };
+        assert_eq!((e.url.as_str(), e.remote), ("http://127.0.0.1:8085", false));
 
         let err = |v: serde_json::Value| parse(v).and_then(|c| c.validate().map_err(Into::into)).unwrap_err().to_string();
         assert!(err(serde_json::json!({"project": "p", "subscription": "s", "typo": 1})).contains("typo"));
@@ -202,5 +218,12 @@ mod tests {
         assert!(err(serde_json::json!({"project": "p", "subscription": "s", "configure": true})).contains("topic"));
         assert!(err(serde_json::json!({"project": "p", "subscription": "s", "ackDeadlineSeconds": 5})).contains("10..=600"));
         assert!(err(serde_json::json!({"project": "p", "subscription": "s", "threads": 0})).contains("at least 1"));
+        let remote = err(serde_json::json!({"project": "p", "subscription": "s", "emulatorEndpoint": "pubsub-emu:8085"}));
+        assert!(remote.contains("emulatorEndpoint = \"pubsub-emu:8085\"") && remote.contains("only allowed to loopback"), "{remote}");
+        let c = parse(serde_json::json!({"project": "p", "subscription": "s",
+            "emulatorEndpoint": "pubsub-emu:8085", "emulatorAllowRemote": true}))
+        .unwrap();
+        c.validate().unwrap();
+        assert!(matches!(c.target(), Ok(Target::Emulator(e)) if e.remote));
     }
 }

@@ -26,6 +26,7 @@ impl From<heroic_gcp::GcpError> for PubsubError {
         match e {
             heroic_gcp::GcpError::Connect { endpoint, reason } => PubsubError::Connect { endpoint, reason },
             heroic_gcp::GcpError::Credentials(reason) => PubsubError::Credentials(reason),
+            e @ heroic_gcp::GcpError::RemoteEmulator { .. } => PubsubError::Config(e.to_string()),
         }
     }
 }
