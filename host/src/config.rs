@@ -47,12 +47,53 @@ pub struct ServerConfig {
     /// Name reported as `service` by `GET /status` and `GET /`.
     #[serde(default = "default_service")]
     pub service: String,
-    /// Largest request body accepted, in bytes.
-    #[serde(default = "default_max_body")]
-    pub max_body_bytes: u64,
+    /// Largest body of the routes that store data (`POST /write`,
+    /// `PUT /metadata/series`), in bytes. (`max_body_bytes` is the old name.)
+    #[serde(default = "default_max_write_body", alias = "max_body_bytes")]
+    pub max_write_body_bytes: u64,
+    /// Largest body of every other route (queries, metadata, suggest,
+    /// parser), in bytes: a query is small, so a large body there is refused
+    /// before it is read.
+    #[serde(default = "default_max_request_body")]
+    pub max_request_body_bytes: u64,
     /// How long to wait for in-flight requests at shutdown, in seconds.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout_secs: u64,
+    /// Client connections open at once, at most; further connections wait
+    /// in the kernel's accept queue until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A client must send a request's headers within this many seconds of
+    /// starting it (or of opening the connection), or the connection is
+    /// closed: idle half-open requests cannot pile up.
+    #[serde(default = "default_header_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Web origins (`https://grafana.example.com`) whose pages may call the
+    /// API from a browser (CORS). Empty, the default: none may, and answers
+    /// carry no CORS headers. `"*"` allows every origin (not advisable for a
+    /// node that accepts writes).
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
+    /// Bearer tokens for the routes that change data.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// Bearer tokens required on the routes that change data (`POST /write`,
+/// `PUT` and `DELETE /metadata/series`). With no tokens configured, those
+/// routes are open, as in Heroic.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Accepted tokens, written in the config (clients send
+    /// `Authorization: Bearer <token>`).
+    #[serde(default)]
+    pub write_tokens: Vec<heroic_plugin_api::sdk::Secret>,
+    /// A file with more accepted tokens, one per line (blank lines and lines
+    /// starting with `#` are ignored), read at start: keeps tokens out of the
+    /// config file.
+    #[serde(default)]
+    pub write_tokens_file: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -61,8 +102,17 @@ fn default_listen() -> SocketAddr {
 fn default_service() -> String {
     "heroic".into()
 }
-fn default_max_body() -> u64 {
+fn default_max_write_body() -> u64 {
     64 * 1024 * 1024
+}
+fn default_max_request_body() -> u64 {
+    1024 * 1024
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_header_timeout() -> u64 {
+    30
 }
 fn default_shutdown_timeout() -> u64 {
     30
@@ -73,8 +123,13 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             service: default_service(),
-            max_body_bytes: default_max_body(),
+            max_write_body_bytes: default_max_write_body(),
+            max_request_body_bytes: default_max_request_body(),
             shutdown_timeout_secs: default_shutdown_timeout(),
+            max_connections: default_max_connections(),
+            header_read_timeout_secs: default_header_timeout(),
+            cors_allowed_origins: Vec::new(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -202,13 +257,16 @@ pub struct QueryConfig {
     /// refuses them (400); the Grafana data source sends none unless told to.
     #[serde(default)]
     pub allow_anonymous: bool,
-    /// Series a query may read at most (`seriesLimit`).
+    /// Series a query may read at most (`seriesLimit`). This and the other
+    /// limits below are ceilings: a query's `options` may lower them, not
+    /// raise them.
     #[serde(default = "default_series_limit")]
     pub series_limit: u64,
     /// Points a query may read at most (`dataLimit`).
     #[serde(default = "default_data_limit")]
     pub data_limit: u64,
     /// Points or buckets an aggregation may keep at most (`aggregationLimit`).
+    /// A query without aggregation keeps every point it returns.
     #[serde(default = "default_aggregation_limit")]
     pub aggregation_limit: u64,
     /// Result groups at most (`groupLimit`).
@@ -217,9 +275,23 @@ pub struct QueryConfig {
     /// Fail a query that hits a limit instead of returning partial results.
     #[serde(default)]
     pub fail_on_limits: bool,
-    /// A query taking longer than this many seconds fails.
+    /// A query taking longer than this many seconds fails, and its work in
+    /// the plugins is cancelled.
     #[serde(default = "default_query_timeout")]
     pub timeout_secs: u64,
+    /// Queries running at once, at most (each query of a `/query/batch`
+    /// counts). Default: twice the number of CPUs.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+    /// How long a query waits for a free slot before it is refused with 503
+    /// and `Retry-After`, in milliseconds.
+    #[serde(default = "default_queue_timeout")]
+    pub queue_timeout_ms: u64,
+    /// Points and buckets kept by all running queries together, at most (a
+    /// point takes 16 bytes): bounds the node's query memory. A query that
+    /// would go over it is refused with 503 and `Retry-After`.
+    #[serde(default = "default_max_retained_points")]
+    pub max_retained_points: u64,
     /// Features enabled by default (`-name` disables), e.g. `["shift_range"]`.
     #[serde(default)]
     pub features: Vec<String>,
@@ -232,7 +304,16 @@ fn default_data_limit() -> u64 {
     200_000_000
 }
 fn default_aggregation_limit() -> u64 {
-    50_000_000
+    10_000_000
+}
+fn default_max_concurrent() -> usize {
+    2 * std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+fn default_queue_timeout() -> u64 {
+    5_000
+}
+fn default_max_retained_points() -> u64 {
+    20_000_000
 }
 fn default_group_limit() -> u64 {
     10_000
@@ -251,6 +332,9 @@ impl Default for QueryConfig {
             group_limit: default_group_limit(),
             fail_on_limits: false,
             timeout_secs: default_query_timeout(),
+            max_concurrent: default_max_concurrent(),
+            queue_timeout_ms: default_queue_timeout(),
+            max_retained_points: default_max_retained_points(),
             features: Vec::new(),
         }
     }
@@ -273,7 +357,42 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
         config.check_consumer_settings()?;
+        config.check_limits()?;
         Ok(config)
+    }
+
+    /// Limits that would make the node refuse everything, or nothing.
+    fn check_limits(&self) -> Result<(), String> {
+        let s = &self.server;
+        let q = &self.query;
+        let positive: [(&str, u64); 10] = [
+            ("server.max_write_body_bytes", s.max_write_body_bytes),
+            ("server.max_request_body_bytes", s.max_request_body_bytes),
+            ("server.max_connections", s.max_connections as u64),
+            ("server.header_read_timeout_secs", s.header_read_timeout_secs),
+            ("query.series_limit", q.series_limit),
+            ("query.data_limit", q.data_limit),
+            ("query.aggregation_limit", q.aggregation_limit),
+            ("query.group_limit", q.group_limit),
+            ("query.timeout_secs", q.timeout_secs),
+            ("query.max_concurrent", q.max_concurrent as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{name} must be at least 1"));
+        }
+        if q.max_retained_points < q.aggregation_limit.min(q.data_limit) {
+            return Err(format!(
+                "query.max_retained_points ({}) must be at least query.aggregation_limit ({}): otherwise a query within its own limits could never run",
+                q.max_retained_points, q.aggregation_limit
+            ));
+        }
+        if q.max_concurrent > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err("query.max_concurrent is too large".into());
+        }
+        for origin in &s.cors_allowed_origins {
+            crate::http::cors::check_origin(origin).map_err(|e| format!("server.cors_allowed_origins: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Settings that only make sense for consumers, checked where serde cannot.

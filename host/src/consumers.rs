@@ -44,6 +44,8 @@ struct HostSink {
 }
 
 impl IngestSinkFfi for HostSink {
+    // Called by the plugin through `extern "C"`: nothing here may panic (the
+    // work itself runs in a host task, whose panic drops `reply`).
     fn ingest(&self, batch: RVec<RawMessage>) -> PluginFuture<IngestOutcome> {
         let tx = self.tx.clone();
         async move {

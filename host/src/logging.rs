@@ -33,7 +33,14 @@ pub fn max_level() -> LogLevel {
 }
 
 /// Re-emits a plugin's log event in the host's log, with the plugin's name.
+///
+/// Called by plugins across `extern "C"`, where a panic would abort the
+/// process: an event that cannot be logged is dropped instead.
 pub extern "C" fn plugin_log(record: LogRecord<'_>) {
+    let _ = std::panic::catch_unwind(|| emit(record));
+}
+
+fn emit(record: LogRecord<'_>) {
     let plugin = record.plugin.as_str();
     let target = record.target.as_str();
     let message = record.message.as_str();

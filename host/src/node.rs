@@ -10,7 +10,10 @@ use heroic_plugin_api::types::SeriesPoints;
 use crate::backends::Backends;
 use crate::config::{Config, QueryConfig, ServerConfig};
 use crate::consumers::Consumers;
+use crate::http::access::{Access, Tokens};
+use crate::http::cors::Cors;
 use crate::plugins::{PluginRegistry, PluginSetupError};
+use crate::query::admission::Admission;
 use crate::writer::{WriteError, WriteReport, Writer};
 
 pub struct Node {
@@ -21,6 +24,10 @@ pub struct Node {
     pub writer: Writer,
     /// Consumers feeding the write path (started once the node exists).
     pub consumers: Consumers,
+    /// Query slots and the node's budget of retained query data.
+    pub admission: Admission,
+    /// CORS, and the checks on routes that change data.
+    pub access: Arc<Access>,
     pub started: Instant,
     stopping: AtomicBool,
 }
@@ -29,16 +36,20 @@ impl Node {
     /// Loads the plugins and creates every backend of the config.
     pub async fn start(config: Config) -> Result<Arc<Node>, PluginSetupError> {
         crate::alloc::tune();
+        let tokens = Tokens::load(&config.server.auth).map_err(PluginSetupError::Environment)?;
+        let access = Arc::new(Access { cors: Cors::new(&config.server.cors_allowed_origins), tokens });
         let mut registry = PluginRegistry::new(config.plugins.search_dirs());
         let backends = Backends::start(&config, &mut registry).await?;
         let consumers = Consumers::create(&config, &mut registry).await?;
         let node = Arc::new(Node {
             id: uuid::Uuid::new_v4().to_string(),
+            admission: Admission::new(&config.query),
             server: config.server,
             query: config.query,
             backends,
             writer: Writer::new(config.ingestion),
             consumers,
+            access,
             started: Instant::now(),
             stopping: AtomicBool::new(false),
         });

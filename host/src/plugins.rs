@@ -19,6 +19,10 @@ pub enum PluginSetupError {
     WrongKind { plugin: String, path: PathBuf, role: &'static str, provided: String },
     #[error("{role} {id:?} (plugin {plugin:?}): {error}")]
     Create { role: &'static str, id: String, plugin: String, error: PluginError },
+    /// A setting the node checks as it starts (an environment variable that
+    /// plugins read, a token file …) is invalid.
+    #[error("{0}")]
+    Environment(String),
 }
 
 /// The roles a component can play, with the names used in messages.
@@ -62,8 +66,12 @@ impl PluginRegistry {
     }
 
     /// Loads (once) the library of plugin `name` and initialises its logging.
-    pub fn load(&mut self, name: &str) -> Result<&LoadedPlugin, LoadError> {
+    pub fn load(&mut self, name: &str) -> Result<&LoadedPlugin, PluginSetupError> {
         if !self.loaded.contains_key(name) {
+            // Checked here, before any plugin reads it, so that a bad value
+            // stops the node with a message instead of inside a plugin.
+            heroic_plugin_api::sdk::runtime::configured_threads()
+                .map_err(|e| PluginSetupError::Environment(format!("invalid environment: {e}")))?;
             let path = find_plugin(name, &self.dirs)?;
             let plugin = load_plugin(name, &path)?;
             (plugin.module.init())(HostContext { log: crate::logging::plugin_log, max_level: crate::logging::max_level() });

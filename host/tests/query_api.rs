@@ -186,7 +186,7 @@ fn aggregation_limit_counts_top_level_buckets() {
 }
 
 #[test]
-fn configured_limits_apply_when_the_query_sets_none() {
+fn configured_limits_are_ceilings_a_query_may_only_lower() {
     let dir = tempfile::tempdir().unwrap();
     let config = local_config().replace("allow_anonymous = false", "allow_anonymous = true\naggregation_limit = 2\ngroup_limit = 1");
     let node = Node::start(dir.path(), &config);
@@ -198,11 +198,15 @@ fn configured_limits_apply_when_the_query_sets_none() {
         assert_eq!(status, 200, "{aggregation}: {reply}");
         assert_eq!(reply["limits"], json!(["AGGREGATION"]), "{aggregation}: {reply}");
     }
-    let (_, reply) = query_with(&node, "sum(10ms) by shard", json!({"aggregationLimit": 1000}));
-    assert_eq!(reply["limits"], json!(["GROUP"]), "{reply}");
-    // A query's own option wins over the config.
+    // Asking for more than the config allows changes nothing.
     let (_, reply) = query_with(&node, "sum(1ms) by shard", json!({"aggregationLimit": 1000, "groupLimit": 10}));
-    assert_eq!(reply["limits"], json!([]), "{reply}");
+    assert_eq!(reply["limits"], json!(["AGGREGATION"]), "{reply}");
+    let (_, reply) = query_with(&node, "sum(40ms) by shard", json!({"groupLimit": 10}));
+    assert_eq!(reply["limits"], json!(["GROUP"]), "{reply}");
+    assert_eq!(reply["result"].as_array().unwrap().len(), 1, "{reply}");
+    // Asking for less is honoured.
+    let (_, reply) = query_with(&node, "sum(40ms)", json!({"aggregationLimit": 0}));
+    assert_eq!(reply["limits"], json!(["AGGREGATION"]), "{reply}");
 
     // allow_anonymous: no X-Client-Id needed.
     let raw = reqwest::blocking::Client::new()

@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 
 use serde::Serialize;
+use warp::http::header::{HeaderName, HeaderValue};
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Rejection, Reply};
@@ -14,11 +15,21 @@ pub struct ApiError {
     /// Extra fields of the error body: `line`/`col` for HQL errors, `path`
     /// for JSON shape errors.
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Headers of the reply (`Retry-After`, `WWW-Authenticate` …).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), extra: Default::default() }
+        ApiError { status, message: message.into(), extra: Default::default(), headers: Vec::new() }
+    }
+
+    /// 503 with `Retry-After`: the node is busy; the same request may
+    /// succeed in `seconds`.
+    pub fn busy(message: impl Into<String>, seconds: u64) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, message);
+        e.headers.push((warp::http::header::RETRY_AFTER, HeaderValue::from(seconds)));
+        e
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -54,7 +65,11 @@ impl Reply for ApiError {
             status: self.status.as_u16(),
             extra: &self.extra,
         };
-        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
+        let mut response = warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
+        response
     }
 }
 
@@ -88,7 +103,9 @@ impl From<heroic_query::QueryError> for ApiError {
 /// Turns warp's own rejections (unknown path, wrong method, body too
 /// large …) into JSON error bodies too.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
-    let error = if rejection.is_not_found() {
+    let error = if let Some(crate::http::access::Refused(e)) = rejection.find() {
+        e.clone()
+    } else if rejection.is_not_found() {
         ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
     } else if let Some(e) = rejection.find::<warp::reject::PayloadTooLarge>() {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())

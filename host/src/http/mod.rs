@@ -1,6 +1,11 @@
 //! The HTTP API (warp): routes, and the server with graceful shutdown.
 //!
+//! - [`server`]: the connection loop (connection cap, header timeout,
+//!   graceful shutdown).
+//! - [`access`], [`cors`]: who may call the API from a browser, and who may
+//!   change data.
 //! - [`error`]: Heroic-shaped error replies and rejection handling.
+//! - [`stream`]: large JSON answers written as they are sent.
 //! - [`write`]: `POST /write`.
 //! - [`status`]: `GET /` and `GET /status`.
 //! - [`query`]: `/query/metrics`, `/query/batch`, `/parser/*`.
@@ -9,10 +14,14 @@
 //! - [`suggest`]: `/metadata/key-suggest`, `/metadata/tag-suggest`,
 //!   `/metadata/tag-value-suggest`, `/metadata/tag-values-suggest`, `/metadata/tagkey-count`.
 
+pub mod access;
+pub mod cors;
 pub mod error;
 pub mod metadata;
 pub mod query;
+pub mod server;
 pub mod status;
+pub mod stream;
 pub mod suggest;
 pub mod write;
 
@@ -22,6 +31,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use warp::filters::BoxedFilter;
+use warp::http::HeaderMap;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
@@ -32,57 +42,70 @@ fn with_node(node: Arc<Node>) -> impl Filter<Extract = (Arc<Node>,), Error = Inf
     warp::any().map(move || node.clone())
 }
 
-/// A route with a body, answered by `$handler(&node, &body)`.
+/// A body of at most `max` bytes (413 past it; 411 without a length).
+fn body(max: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(max).and(warp::body::bytes())
+}
+
+/// A route with a body, answered by `$handler(&node, &body)`; `$guard`
+/// (a filter extracting nothing) runs once path and method match.
 macro_rules! body_route {
     ($node:expr, $max_body:expr, $method:expr, $path:expr, $handler:path) => {
+        body_route!($node, $max_body, $method, $path, warp::any(), $handler)
+    };
+    ($node:expr, $max_body:expr, $method:expr, $path:expr, $guard:expr, $handler:path) => {
         $path
             .and($method)
+            .and($guard)
             .and(with_node($node.clone()))
-            .and(warp::body::content_length_limit($max_body).and(warp::body::bytes()))
+            .and(body($max_body))
             .then(|n: Arc<Node>, body: Bytes| async move { respond($handler(&n, &body).await) })
             .boxed()
     };
 }
 
 /// The metadata and suggest routes (boxed, to keep the route type small).
-fn metadata_routes(node: &Arc<Node>, max_body: u64) -> BoxedFilter<(Response,)> {
+fn metadata_routes(node: &Arc<Node>) -> BoxedFilter<(Response,)> {
     let n = node;
+    let (small, large) = (node.server.max_request_body_bytes, node.server.max_write_body_bytes);
     let series = || warp::path!("metadata" / "series");
-    body_route!(n, max_body, warp::post(), series(), metadata::find_series)
-        .or(body_route!(n, max_body, warp::put(), series(), metadata::write_series))
+    let may_change = || access::may_change(node.access.clone());
+    body_route!(n, small, warp::post(), series(), metadata::find_series)
+        .or(body_route!(n, large, warp::put(), series(), may_change(), metadata::write_series))
         .unify()
-        .or(body_route!(n, max_body, warp::delete(), series(), metadata::delete_series))
+        .or(body_route!(n, small, warp::delete(), series(), may_change(), metadata::delete_series))
         .unify()
-        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "series-count"), metadata::count_series))
+        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "series-count"), metadata::count_series))
         .unify()
-        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "keys"), metadata::find_keys))
+        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "keys"), metadata::find_keys))
         .unify()
-        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "tags"), metadata::find_tags))
+        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "tags"), metadata::find_tags))
         .unify()
-        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "key-suggest"), suggest::key_suggest))
+        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "key-suggest"), suggest::key_suggest))
         .unify()
-        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "tag-suggest"), suggest::tag_suggest))
+        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "tag-suggest"), suggest::tag_suggest))
         .unify()
-        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "tag-value-suggest"), suggest::tag_value_suggest))
+        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "tag-value-suggest"), suggest::tag_value_suggest))
         .unify()
-        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "tag-values-suggest"), suggest::tag_values_suggest))
+        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "tag-values-suggest"), suggest::tag_values_suggest))
         .unify()
-        .or(body_route!(n, max_body, warp::post(), warp::path!("metadata" / "tagkey-count"), suggest::tag_key_count))
+        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "tagkey-count"), suggest::tag_key_count))
         .unify()
         .boxed()
 }
 
 /// Every route of the API.
 pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    let max_body = node.server.max_body_bytes;
-    let body = move || warp::body::content_length_limit(max_body).and(warp::body::bytes());
+    let small = node.server.max_request_body_bytes;
+    let large = node.server.max_write_body_bytes;
 
     let index = warp::path::end().and(warp::get()).and(with_node(node.clone())).map(|n: Arc<Node>| status::service_info(&n));
     let status = warp::path!("status").and(warp::get()).and(with_node(node.clone())).map(|n: Arc<Node>| status::status(&n));
     let write = warp::path!("write")
         .and(warp::post())
+        .and(access::may_change(node.access.clone()))
         .and(with_node(node.clone()))
-        .and(body())
+        .and(body(large))
         .then(|n: Arc<Node>, body: Bytes| async move { respond(write::handle(&n, &body).await) });
 
     let client_id = || warp::header::optional::<String>("x-client-id");
@@ -92,7 +115,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         .and(with_node(node.clone()))
         .and(client_id())
         .and(content_type())
-        .and(body())
+        .and(body(small))
         .then(|n: Arc<Node>, id: Option<String>, ct: Option<String>, body: Bytes| async move {
             respond(query::metrics(&n, id, ct, &body).await)
         });
@@ -100,11 +123,11 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::post())
         .and(with_node(node.clone()))
         .and(client_id())
-        .and(body())
+        .and(body(small))
         .then(|n: Arc<Node>, id: Option<String>, body: Bytes| async move { respond(query::batch(&n, id, &body).await) });
     let parse_query = warp::path!("parser" / "parse-query")
         .and(warp::post())
-        .and(body())
+        .and(body(small))
         .map(|body: Bytes| respond(query::parse_query(&body)));
     let parse_filter_get = warp::path!("parser" / "parse-filter")
         .and(warp::get())
@@ -112,7 +135,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         .map(|q: std::collections::HashMap<String, String>| {
             respond(q.get("filter").ok_or_else(|| ApiError::bad_request("missing query parameter: filter")).and_then(|f| query::parse_filter(f)))
         });
-    let parse_filter_post = warp::path!("parser" / "parse-filter").and(warp::post()).and(body()).map(|body: Bytes| {
+    let parse_filter_post = warp::path!("parser" / "parse-filter").and(warp::post()).and(body(small)).map(|body: Bytes| {
         respond(
             std::str::from_utf8(&body)
                 .map_err(|_| ApiError::bad_request("the filter is not UTF-8"))
@@ -135,11 +158,27 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(parse_filter_post)
         .unify()
-        .or(metadata_routes(&node, max_body))
+        .or(metadata_routes(&node))
         .unify();
 
+    // Preflights are answered on every path, before anything else.
+    let access = node.access.clone();
+    // (Not `warp::options()`: its "method not allowed" would win over the
+    // "not found" of an unknown path.)
+    let preflight = warp::method()
+        .and_then(|m: warp::http::Method| async move {
+            if m == warp::http::Method::OPTIONS {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
+        .and(warp::header::headers_cloned())
+        .map(move |h: HeaderMap| access.cors.preflight(&h));
+
     // While the node stops, refuse new work with 503 as Heroic does.
-    let stopping = with_node(node).and_then(|n: Arc<Node>| async move {
+    let stopping = with_node(node.clone()).and_then(|n: Arc<Node>| async move {
         if n.is_stopping() {
             Ok::<Response, Rejection>(ApiError::unavailable("the node is shutting down").into_response())
         } else {
@@ -147,12 +186,13 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         }
     });
 
-    stopping
-        .or(api)
-        .unify()
-        .recover(error::recover)
-        .unify()
-        .with(warp::reply::with::header("access-control-allow-origin", "*"))
+    let access = node.access.clone();
+    warp::header::headers_cloned()
+        .and(preflight.or(stopping).unify().or(api).unify().recover(error::recover).unify())
+        .map(move |request: HeaderMap, mut response: Response| {
+            access.cors.decorate(&request, &mut response);
+            response
+        })
         .with(warp::trace::request())
         .map(Reply::into_response)
 }
@@ -160,5 +200,6 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
 /// Serves `routes` on `listener` until `shutdown` resolves, then waits for
 /// in-flight requests (so acknowledged writes are complete) and returns.
 pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
-    warp::serve(routes(node)).incoming(listener).graceful(shutdown).run().await;
+    let limits = server::ConnectionLimits::from(&node.server);
+    server::serve(routes(node), listener, limits, shutdown).await;
 }

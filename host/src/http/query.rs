@@ -5,12 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use heroic_query::aggregation::GroupKey;
-use heroic_query::{plan, BatchRequest, Defaults, QueryMetrics};
+use heroic_query::{plan, BatchRequest, Defaults, MetricValues, QueryMetrics};
 use serde::Serialize;
 use serde_json::Value;
 
+use warp::reply::Response;
+
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::stream;
 use crate::node::Node;
+use crate::query::admission::Retained;
 use crate::query::{common_tags, run, Limit, QueryOutcome};
 
 /// Heroic answers a missing `X-Client-Id` with exactly this message.
@@ -57,7 +61,7 @@ struct ResultGroupJson {
     hash: String,
     shard: GroupKey,
     cadence: i64,
-    values: Value,
+    values: MetricValues,
     key: Option<String>,
     tags: GroupKey,
     tag_counts: BTreeMap<String, u64>,
@@ -86,10 +90,11 @@ fn to_response(outcome: QueryOutcome, tracing: bool) -> QueryResponse {
     let all_series = || outcome.groups.iter().flat_map(|g| g.series.iter());
     let common_tags = common_tags(all_series(), false);
     let common_resource = common_tags_of_resource(&outcome);
+    let elapsed_us = outcome.elapsed_us;
     let shard = GroupKey::new();
     let result = outcome
         .groups
-        .iter()
+        .into_iter()
         .map(|g| {
             let summary = g.summary();
             ResultGroupJson {
@@ -97,7 +102,7 @@ fn to_response(outcome: QueryOutcome, tracing: bool) -> QueryResponse {
                 hash: g.hash(&shard),
                 shard: shard.clone(),
                 cadence: g.cadence,
-                values: g.values.to_json(),
+                values: g.values,
                 key: summary.key,
                 tags: summary.tags,
                 tag_counts: summary.tag_counts,
@@ -109,7 +114,7 @@ fn to_response(outcome: QueryOutcome, tracing: bool) -> QueryResponse {
     let trace = tracing.then(|| {
         serde_json::json!({
             "what": {"name": "com.spotify.heroic.CoreQueryManager#query"},
-            "elapsed": outcome.elapsed_us,
+            "elapsed": elapsed_us,
             "children": [],
         })
     });
@@ -132,14 +137,30 @@ fn common_tags_of_resource(outcome: &QueryOutcome) -> BTreeMap<String, BTreeSet<
     common_tags(outcome.groups.iter().flat_map(|g| g.series.iter()), true)
 }
 
-/// Plans and runs one query, within the configured timeout.
-async fn execute(node: &Node, request: &QueryMetrics) -> ApiResult<QueryResponse> {
+/// An answer, with the share of the node's query budget its values hold
+/// until it has been sent.
+struct Answer {
+    response: QueryResponse,
+    retained: Retained,
+}
+
+impl Answer {
+    fn values(&self) -> usize {
+        self.response.result.iter().map(|g| g.values.len()).sum()
+    }
+}
+
+/// Plans and runs one query in a query slot, within the configured timeout.
+/// A query that times out is dropped, which cancels its calls into the
+/// plugins.
+async fn execute(node: &Node, request: &QueryMetrics) -> ApiResult<Answer> {
     let plan = plan(request, now_ms(), &defaults(node)?)?;
+    let mut ticket = node.admission.admit().await?;
     let timeout = Duration::from_secs(node.query.timeout_secs);
-    let outcome = tokio::time::timeout(timeout, run(node, &plan))
+    let outcome = tokio::time::timeout(timeout, run(node, &plan, &mut ticket))
         .await
-        .map_err(|_| ApiError::unavailable(format!("query timed out after {} s", timeout.as_secs())))??;
-    Ok(to_response(outcome, plan.options.tracing.unwrap_or(false)))
+        .map_err(|_| ApiError::unavailable(format!("query timed out after {} s (query.timeout_secs)", timeout.as_secs())))??;
+    Ok(Answer { response: to_response(outcome, plan.options.tracing.unwrap_or(false)), retained: ticket.finish() })
 }
 
 fn parse_request(body: &[u8], text: bool) -> ApiResult<QueryMetrics> {
@@ -151,13 +172,15 @@ fn parse_request(body: &[u8], text: bool) -> ApiResult<QueryMetrics> {
     Ok(QueryMetrics::from_json(&value)?)
 }
 
-pub async fn metrics(node: &Node, client_id: Option<String>, content_type: Option<String>, body: &[u8]) -> ApiResult<warp::reply::Json> {
+pub async fn metrics(node: &Node, client_id: Option<String>, content_type: Option<String>, body: &[u8]) -> ApiResult<Response> {
     check_client_id(node, client_id.as_deref())?;
     let request = parse_request(body, is_text(content_type.as_deref()))?;
-    Ok(warp::reply::json(&execute(node, &request).await?))
+    let answer = execute(node, &request).await?;
+    let values = answer.values();
+    Ok(stream::json(answer.response, values, answer.retained))
 }
 
-pub async fn batch(node: &Node, client_id: Option<String>, body: &[u8]) -> ApiResult<warp::reply::Json> {
+pub async fn batch(node: &Node, client_id: Option<String>, body: &[u8]) -> ApiResult<Response> {
     check_client_id(node, client_id.as_deref())?;
     let value: Value = crate::http::error::parse_json(body)?;
     let batch = BatchRequest::from_json(&value)?;
@@ -169,17 +192,20 @@ pub async fn batch(node: &Node, client_id: Option<String>, body: &[u8]) -> ApiRe
         results: BTreeMap<String, QueryResponse>,
     }
     let mut results = BTreeMap::new();
+    let (mut values, mut retained) = (0, Vec::new());
     for (name, result) in futures::future::join_all(runs).await {
         match result {
-            Ok(response) => {
-                results.insert(name, response);
+            Ok(answer) => {
+                values += answer.values();
+                retained.push(answer.retained);
+                results.insert(name, answer.response);
             }
             // One bad query fails the whole batch with its name, as a client
             // would otherwise get a partial answer with no hint.
             Err(e) => return Err(ApiError { message: format!("query {name:?}: {}", e.message), ..e }),
         }
     }
-    Ok(warp::reply::json(&BatchResponse { results }))
+    Ok(stream::json(BatchResponse { results }, values, retained))
 }
 
 pub fn parse_query(body: &[u8]) -> ApiResult<warp::reply::Json> {

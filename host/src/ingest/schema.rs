@@ -228,28 +228,71 @@ pub mod proto {
     }
 }
 
-/// A protobuf batch is all or nothing: one bad metric refuses the message
-/// (its metrics cannot be acknowledged separately anyway).
+/// Bytes a compressed message may have once decompressed, at most.
+pub const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+
+/// Metrics one `spotify100-proto` message may hold, at most: bounds the
+/// memory of a message of tiny metrics (a few bytes each on the wire, a
+/// hundred or so decoded).
+pub const MAX_METRICS_PER_MESSAGE: usize = 1_000_000;
+
+/// A protobuf batch is all or nothing (its metrics cannot be acknowledged
+/// separately anyway): one bad metric refuses the message.
+///
+/// The batch's metrics are decoded one at a time and checked as they come,
+/// not into a `Vec` of protobuf structs first: an empty metric is two bytes
+/// on the wire but a whole struct in memory, so decoding the batch at once
+/// would let a small message ask for gigabytes.
 fn decode_proto(payload: &[u8]) -> Result<Vec<Metric>, InvalidMessage> {
+    use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
     use prost::Message;
+    // The size is declared by the sender in the first bytes: checked before
+    // anything is allocated for it, so five bytes cannot ask for 4 GiB.
+    let declared = snap::raw::decompress_len(payload).map_err(|e| InvalidMessage::Malformed(format!("not Snappy-compressed: {e}")))?;
+    if declared > MAX_DECOMPRESSED_BYTES {
+        return Err(InvalidMessage::Malformed(format!(
+            "declares {declared} bytes once decompressed, more than the {MAX_DECOMPRESSED_BYTES} a message may have"
+        )));
+    }
     let bytes = snap::raw::Decoder::new()
         .decompress_vec(payload)
         .map_err(|e| InvalidMessage::Malformed(format!("not Snappy-compressed: {e}")))?;
-    let batch = proto::Batch::decode(bytes.as_slice()).map_err(|e| InvalidMessage::Malformed(format!("not a protobuf Batch: {e}")))?;
-    let mut out = Vec::with_capacity(batch.metric.len());
-    for m in batch.metric {
-        if m.key.is_empty() {
-            return Err(invalid("key: field must be defined"));
+    let not_batch = |e: prost::DecodeError| InvalidMessage::Malformed(format!("not a protobuf Batch: {e}"));
+    let mut buf = bytes.as_slice();
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let (tag, wire_type) = decode_key(&mut buf).map_err(not_batch)?;
+        if tag != 1 || wire_type != WireType::LengthDelimited {
+            // Unknown fields are skipped, as protobuf decoders do.
+            skip_field(wire_type, tag, &mut buf, DecodeContext::default()).map_err(not_batch)?;
+            continue;
         }
-        let value = match m.distribution_type_value.and_then(|v| v.value) {
-            Some(proto::value::Value::DoubleValue(d)) => d,
-            Some(proto::value::Value::DistributionValue(_)) => return Err(InvalidMessage::Distribution),
-            None => m.value,
-        };
-        check(m.time, value)?;
-        out.push(Metric { series: Series::new(m.key, m.tags, m.resource), time: m.time, value });
+        let len = usize::try_from(decode_varint(&mut buf).map_err(not_batch)?).unwrap_or(usize::MAX);
+        if len > buf.len() {
+            return Err(InvalidMessage::Malformed("not a protobuf Batch: a metric runs past the end of the message".into()));
+        }
+        let (field, rest) = buf.split_at(len);
+        buf = rest;
+        if out.len() == MAX_METRICS_PER_MESSAGE {
+            return Err(invalid(format!("more than {MAX_METRICS_PER_MESSAGE} metrics in one message")));
+        }
+        let m = proto::Metric::decode(field).map_err(not_batch)?;
+        out.push(metric_from_proto(m)?);
     }
     Ok(out)
+}
+
+fn metric_from_proto(m: proto::Metric) -> Result<Metric, InvalidMessage> {
+    if m.key.is_empty() {
+        return Err(invalid("key: field must be defined"));
+    }
+    let value = match m.distribution_type_value.and_then(|v| v.value) {
+        Some(proto::value::Value::DoubleValue(d)) => d,
+        Some(proto::value::Value::DistributionValue(_)) => return Err(InvalidMessage::Distribution),
+        None => m.value,
+    };
+    check(m.time, value)?;
+    Ok(Metric { series: Series::new(m.key, m.tags, m.resource), time: m.time, value })
 }
 
 #[cfg(test)]
@@ -331,6 +374,11 @@ mod tests {
     #[test]
     fn invalid_proto_messages() {
         assert_eq!(Schema::Spotify100Proto.decode(b"plain bytes").unwrap_err().reason(), "malformed");
+        // Five bytes that declare 4 GiB once decompressed.
+        let bomb = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert_eq!(snap::raw::decompress_len(&bomb).unwrap(), u32::MAX as usize);
+        let e = Schema::Spotify100Proto.decode(&bomb).unwrap_err();
+        assert!(e.to_string().contains("more than the"), "{e}");
         let not_proto = snap::raw::Encoder::new().compress_vec(&[0xff, 0xff, 0xff]).unwrap();
         assert_eq!(Schema::Spotify100Proto.decode(&not_proto).unwrap_err().reason(), "malformed");
         let no_key = proto::encode_batch(&proto::Batch { metric: vec![proto_metric("", 1, 1.0)] });

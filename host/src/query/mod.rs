@@ -3,8 +3,10 @@
 //!
 //! Memory stays bounded: points are fetched a chunk of series at a time
 //! (the next chunk is read while the current one is folded, so two are
-//! held at most) and folded into the session, never held all at once, and
-//! the data limit caps how many points a query may read at all.
+//! held at most; chunks are sized from the points per series seen so far)
+//! and folded into the session, never held all at once; the data limit
+//! caps how many points a query may read at all, and what the session keeps
+//! is taken from the node's budget ([`admission`]).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,9 +23,46 @@ use serde_json::Value;
 use crate::http::error::ApiError;
 use crate::node::Node;
 
-/// Series per fetch call: large enough that the boundary crossing is noise,
-/// small enough that one chunk's points stay a modest allocation.
+pub mod admission;
+
+use admission::Ticket;
+
+/// Series per fetch call at most: large enough that the boundary crossing
+/// is noise.
 const FETCH_CHUNK_SERIES: usize = 256;
+
+/// Series of the first fetch call, before anything is known of how many
+/// points a series has in the range.
+const FIRST_CHUNK_SERIES: usize = 32;
+
+/// Points one fetch call should return, by estimate: later chunks are sized
+/// from the points per series seen so far, so that a chunk of dense series
+/// stays a modest allocation (32 MiB) however long the range is.
+const FETCH_CHUNK_POINTS: u64 = 2 * 1024 * 1024;
+
+/// Sizes fetch chunks from the density seen so far.
+#[derive(Default)]
+struct Chunker {
+    series_seen: u64,
+    points_seen: u64,
+}
+
+impl Chunker {
+    fn next_len(&self, remaining: usize) -> usize {
+        let len = if self.series_seen == 0 {
+            FIRST_CHUNK_SERIES
+        } else {
+            let per_series = self.points_seen.div_ceil(self.series_seen).max(1);
+            usize::try_from(FETCH_CHUNK_POINTS / per_series).unwrap_or(usize::MAX).clamp(1, FETCH_CHUNK_SERIES)
+        };
+        len.min(remaining)
+    }
+
+    fn saw(&mut self, series: usize, points: u64) {
+        self.series_seen += series as u64;
+        self.points_seen += points;
+    }
+}
 
 /// A limit that was hit (`limits` in the response).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -134,12 +173,20 @@ impl Progress {
     }
 }
 
-/// Runs `plan` against the node's backends.
-pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError> {
+/// The lower of a query's own limit and the config's: a client may lower a
+/// limit, never raise it.
+fn ceiling(asked: Option<u64>, configured: u64) -> u64 {
+    asked.map_or(configured, |a| a.min(configured))
+}
+
+/// Runs `plan` against the node's backends. The points and buckets it keeps
+/// are taken from the node's budget through `ticket`.
+pub async fn run(node: &Node, plan: &QueryPlan, ticket: &mut Ticket) -> Result<QueryOutcome, ApiError> {
     let defaults = &node.query;
-    let series_limit = plan.options.series_limit.unwrap_or(defaults.series_limit);
-    let data_limit = plan.options.data_limit.unwrap_or(defaults.data_limit);
-    let group_limit = plan.options.group_limit.unwrap_or(defaults.group_limit);
+    let series_limit = ceiling(plan.options.series_limit, defaults.series_limit);
+    let data_limit = ceiling(plan.options.data_limit, defaults.data_limit);
+    let group_limit = ceiling(plan.options.group_limit, defaults.group_limit);
+    let stats = &node.admission.stats;
     let mut progress = Progress {
         limits: BTreeSet::new(),
         errors: Vec::new(),
@@ -149,19 +196,18 @@ pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError
     };
 
     // Set up first: an aggregation whose buckets alone go over
-    // aggregationLimit is refused before any backend is asked. The config's
-    // limit applies when the query sets none.
+    // aggregationLimit is refused before any backend is asked.
     let mut session = match plan.session(Some(defaults.aggregation_limit)) {
         Ok(s) => s,
         Err(e) => return progress.session_failed(plan, e),
     };
+    ticket.retain(session.retained(), stats).await?;
     let (series, series_limited) = find_series(node, &plan.filter, plan.range, series_limit, &mut progress.errors).await?;
     if series_limited {
         progress.hit(Limit::Series, &format!("more than {series_limit} series matched (seriesLimit)"))?;
     }
 
     for backend in &node.backends.metrics {
-        let chunks: Vec<&[Series]> = series.chunks(FETCH_CHUNK_SERIES).collect();
         let fetch = |chunk: &[Series], read: u64| {
             let request = FetchRequest {
                 series: chunk.to_vec().into(),
@@ -171,18 +217,25 @@ pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError
             };
             Box::pin(maybe_done(backend.client.fetch(request)))
         };
-        let mut next = chunks.first().map(|c| fetch(c, 0));
-        for (i, chunk) in chunks.iter().enumerate() {
-            let Some(mut current) = next.take() else { break };
+        let mut chunker = Chunker::default();
+        let first_len = chunker.next_len(series.len());
+        let mut next = (first_len > 0).then(|| (0..first_len, fetch(&series[..first_len], 0)));
+        while let Some((range, mut current)) = next.take() {
             current.as_mut().await;
             let response = current.as_mut().take_output().expect("awaited");
+            let chunk = &series[range.clone()];
+            if let Ok(r) = &response {
+                chunker.saw(chunk.len(), r.series.iter().map(|s| s.points.len() as u64).sum());
+            }
             // Start the next fetch (a first poll makes the call) before
             // folding this one: the backend decodes while the host
             // aggregates. Its point limit does not count this chunk yet, so
             // it may read one chunk more than needed; the limit itself is
             // enforced here, as each series is folded.
-            next = chunks.get(i + 1).map(|c| fetch(c, progress.sample_size));
-            if let Some(n) = next.as_mut() {
+            let start = range.end;
+            let len = chunker.next_len(series.len() - start);
+            next = (len > 0).then(|| (start..start + len, fetch(&series[start..start + len], progress.sample_size)));
+            if let Some((_, n)) = next.as_mut() {
                 let _ = futures::poll!(n.as_mut());
             }
             let response = match response {
@@ -193,6 +246,10 @@ pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError
                     break;
                 }
             };
+            // The chunk's points count against the node's budget while they
+            // are held, as well as what the session keeps of them.
+            let chunk_points: u64 = response.series.iter().map(|s| s.points.len() as u64).sum();
+            ticket.retain(session.retained() + chunk_points, stats).await?;
             for fetched in response.series.iter() {
                 let Some(base) = chunk.get(fetched.request_index as usize) else {
                     let message = format!("metrics backend {:?} answered for an unknown series", backend.id);
@@ -212,6 +269,8 @@ pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError
                     return progress.session_failed(plan, e);
                 }
             }
+            drop(response);
+            ticket.retain(session.retained(), stats).await?;
         }
     }
 
@@ -219,6 +278,7 @@ pub async fn run(node: &Node, plan: &QueryPlan) -> Result<QueryOutcome, ApiError
         Ok(g) => g,
         Err(e) => return progress.session_failed(plan, e),
     };
+    ticket.retain(groups.iter().map(|g| g.values.len() as u64).sum(), stats).await?;
     if groups.len() as u64 > group_limit {
         progress.hit(Limit::Group, &format!("more than {group_limit} groups (groupLimit)"))?;
         groups.truncate(group_limit as usize);

@@ -8,7 +8,6 @@ use heroic_plugin_api::types::{Series, Tag};
 use http_body_util::BodyExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use warp::Reply;
 
 use crate::http::error::ApiResult;
 use crate::shell::ShellError;
@@ -64,7 +63,7 @@ impl Answer {
 ///
 /// The metadata, suggest and query tasks call the very handlers behind the
 /// HTTP API, so the shell answers exactly as the endpoints do.
-pub async fn handler_answer(reply: ApiResult<warp::reply::Json>) -> Result<Answer, ShellError> {
+pub async fn handler_answer(reply: ApiResult<impl warp::Reply>) -> Result<Answer, ShellError> {
     let collected = reply?.into_response().into_body().collect().await.map_err(|e| ShellError::Request(e.to_string()))?;
     let body = collected.to_bytes();
     let value = serde_json::from_slice(&body).map_err(|e| ShellError::Request(format!("unexpected answer: {e}")))?;

@@ -96,6 +96,18 @@ pub fn find_profile(name: &str) -> Result<&'static Profile, ShellError> {
         .ok_or_else(|| ShellError::usage(format!("unknown profile {name:?}; available profiles: {}", profile_names())))
 }
 
+/// `-X` text as error messages show it: the value of a key that looks
+/// secret (`cassandra.authentication.password=…`) is not echoed, since
+/// error output ends up in terminals' scrollback and CI logs.
+fn shown(text: &str) -> String {
+    match text.split_once('=') {
+        Some((key, _)) if heroic_plugin_api::sdk::secret::is_secret_key(key) => {
+            format!("{key}={}", heroic_plugin_api::sdk::secret::REDACTED)
+        }
+        _ => text.to_string(),
+    }
+}
+
 /// One `-X scope.key=value`, split.
 struct Param<'a> {
     text: &'a str,
@@ -175,7 +187,7 @@ impl Profile {
             } else {
                 parse_value(param.value)
             };
-            set_path(&mut component.config, path, value, param.text)?;
+            set_path(&mut component.config, path, value, &shown(param.text))?;
         }
         Ok(())
     }
@@ -217,6 +229,7 @@ pub fn apply_profiles(config: &mut Config, profiles: &[String], params: &[String
         let targets: Vec<&&Profile> = selected.iter().filter(|p| p.matches(param.scope)).collect();
         if targets.is_empty() {
             let known: Vec<&str> = PROFILES.iter().filter(|p| p.matches(param.scope)).map(|p| p.name).collect();
+            let text = shown(text);
             return Err(ShellError::usage(if known.is_empty() {
                 format!("-X {text}: no profile is called {:?}; available profiles: {}", param.scope, profile_names())
             } else {
@@ -290,5 +303,20 @@ mod tests {
         assert!(e.contains("no profile is called \"nosuch\""), "{e}");
         let e = build(&["local"], &["local"]).unwrap_err().to_string();
         assert!(e.contains("expected scope.key=value"), "{e}");
+    }
+
+    #[test]
+    fn errors_do_not_echo_secret_values() {
+        let e = build(&["local"], &["cassandra.authentication.password=hunter2"]).unwrap_err().to_string();
+        assert!(e.contains("-X cassandra.authentication.password=<redacted>: profile cassandra is not selected"), "{e}");
+        let e = build(&["local"], &["nosuch.basic_auth.password=hunter2"]).unwrap_err().to_string();
+        assert!(!e.contains("hunter2") && e.contains("no profile is called"), "{e}");
+        let e = build(&["cassandra"], &["cassandra.authentication=x", "cassandra.authentication.password=hunter2"])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2") && e.contains("already set to a value"), "{e}");
+        // Other values are still shown: they help find the mistake.
+        let e = build(&["local"], &["bigtable.project=my-project"]).unwrap_err().to_string();
+        assert!(e.contains("-X bigtable.project=my-project"), "{e}");
     }
 }
