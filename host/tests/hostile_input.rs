@@ -274,6 +274,9 @@ fn excess_queries_wait_then_get_503_with_retry_after() {
     assert_eq!(headers["retry-after"], "1");
     assert!(body["message"].as_str().unwrap().contains("query.max_concurrent"), "{body}");
     assert!(started.elapsed() < Duration::from_secs(2), "refused after the queue timeout, not after the slow query");
+    // Metadata lookups take a query slot too.
+    let (status, body) = node.post("/metadata/series", &json!({"filter": ["key", "slow"]}));
+    assert_eq!(status, 503, "{body}");
     assert_alive(&node);
     assert_eq!(slow.join().unwrap(), 200);
 }

@@ -50,9 +50,6 @@ fn body(max: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone 
 /// A route with a body, answered by `$handler(&node, &body)`; `$guard`
 /// (a filter extracting nothing) runs once path and method match.
 macro_rules! body_route {
-    ($node:expr, $max_body:expr, $method:expr, $path:expr, $handler:path) => {
-        body_route!($node, $max_body, $method, $path, warp::any(), $handler)
-    };
     ($node:expr, $max_body:expr, $method:expr, $path:expr, $guard:expr, $handler:path) => {
         $path
             .and($method)
@@ -64,32 +61,46 @@ macro_rules! body_route {
     };
 }
 
+/// A read route with a body, run in a query slot and within the query
+/// timeout like `/query/*`: metadata lookups and suggestions can be as
+/// heavy as queries (a regex over every series).
+macro_rules! read_route {
+    ($node:expr, $max_body:expr, $path:expr, $handler:path) => {
+        $path
+            .and(warp::post())
+            .and(with_node($node.clone()))
+            .and(body($max_body))
+            .then(|n: Arc<Node>, body: Bytes| async move { respond(query::admitted(&n, $handler(&n, &body)).await) })
+            .boxed()
+    };
+}
+
 /// The metadata and suggest routes (boxed, to keep the route type small).
 fn metadata_routes(node: &Arc<Node>) -> BoxedFilter<(Response,)> {
     let n = node;
     let (small, large) = (node.server.max_request_body_bytes, node.server.max_write_body_bytes);
     let series = || warp::path!("metadata" / "series");
     let may_change = || access::may_change(node.access.clone());
-    body_route!(n, small, warp::post(), series(), metadata::find_series)
+    read_route!(n, small, series(), metadata::find_series)
         .or(body_route!(n, large, warp::put(), series(), may_change(), metadata::write_series))
         .unify()
         .or(body_route!(n, small, warp::delete(), series(), may_change(), metadata::delete_series))
         .unify()
-        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "series-count"), metadata::count_series))
+        .or(read_route!(n, small, warp::path!("metadata" / "series-count"), metadata::count_series))
         .unify()
-        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "keys"), metadata::find_keys))
+        .or(read_route!(n, small, warp::path!("metadata" / "keys"), metadata::find_keys))
         .unify()
-        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "tags"), metadata::find_tags))
+        .or(read_route!(n, small, warp::path!("metadata" / "tags"), metadata::find_tags))
         .unify()
-        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "key-suggest"), suggest::key_suggest))
+        .or(read_route!(n, small, warp::path!("metadata" / "key-suggest"), suggest::key_suggest))
         .unify()
-        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "tag-suggest"), suggest::tag_suggest))
+        .or(read_route!(n, small, warp::path!("metadata" / "tag-suggest"), suggest::tag_suggest))
         .unify()
-        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "tag-value-suggest"), suggest::tag_value_suggest))
+        .or(read_route!(n, small, warp::path!("metadata" / "tag-value-suggest"), suggest::tag_value_suggest))
         .unify()
-        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "tag-values-suggest"), suggest::tag_values_suggest))
+        .or(read_route!(n, small, warp::path!("metadata" / "tag-values-suggest"), suggest::tag_values_suggest))
         .unify()
-        .or(body_route!(n, small, warp::post(), warp::path!("metadata" / "tagkey-count"), suggest::tag_key_count))
+        .or(read_route!(n, small, warp::path!("metadata" / "tagkey-count"), suggest::tag_key_count))
         .unify()
         .boxed()
 }

@@ -150,6 +150,18 @@ impl Answer {
     }
 }
 
+/// Runs `work` (a metadata or suggest lookup) in a query slot, within the
+/// query timeout; dropped at the timeout, which cancels its plugin calls.
+pub async fn admitted<T>(node: &Node, work: impl std::future::Future<Output = ApiResult<T>>) -> ApiResult<T> {
+    let ticket = node.admission.admit().await?;
+    let timeout = Duration::from_secs(node.query.timeout_secs);
+    let result = tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| ApiError::unavailable(format!("request timed out after {} s (query.timeout_secs)", timeout.as_secs())))?;
+    drop(ticket);
+    result
+}
+
 /// Plans and runs one query in a query slot, within the configured timeout.
 /// A query that times out is dropped, which cancels its calls into the
 /// plugins.
