@@ -78,6 +78,7 @@ impl PluginRegistry {
             tracing::info!(
                 plugin = name,
                 version = %plugin.info.version,
+                interface = %plugin.api_version,
                 path = %path.display(),
                 provides = ?plugin.info.kinds.names(),
                 "plugin loaded"

@@ -4,11 +4,13 @@
 mod common;
 
 use common::start_failure;
+use heroic_plugin_api::ffi::API_VERSION;
 
-fn fails_with(config: &str, expected: &[&str]) {
+fn fails_with<S: AsRef<str>>(config: &str, expected: &[S]) {
     let dir = tempfile::tempdir().unwrap();
     let log = start_failure(dir.path(), config);
     for e in expected {
+        let e = e.as_ref();
         assert!(log.contains(e), "expected {e:?} in:\n{log}");
     }
 }
@@ -25,7 +27,25 @@ fn plugin_not_found_lists_dirs_and_plugins() {
 fn plugin_built_against_another_api_version() {
     fails_with(
         "[plugins]\ndirs = [\"{plugins}\"]\n[[metrics]]\nplugin = \"old-abi\"\n",
-        &["libheroic_plugin_old_abi", "built against heroic-plugin-api 0.0.1", "this host has heroic-plugin-api 0.1.0"],
+        &[
+            "libheroic_plugin_old_abi",
+            "built against heroic-plugin-api 0.0.1",
+            format!("this host has heroic-plugin-api {API_VERSION}").as_str(),
+            "rebuild the plugin against 1.",
+        ],
+    );
+}
+
+#[test]
+fn plugin_built_against_a_newer_minor_version_is_refused() {
+    fails_with(
+        "[plugins]\ndirs = [\"{plugins}\"]\n[[metrics]]\nplugin = \"future-abi\"\n",
+        &[
+            "libheroic_plugin_future_abi",
+            "built against heroic-plugin-api 1.999.0",
+            format!("this host has heroic-plugin-api {API_VERSION}").as_str(),
+            "upgrade the host",
+        ],
     );
 }
 

@@ -59,6 +59,14 @@ impl MetricBackendClient {
         self.0.count_points(series.into(), range).await.into_result()
     }
 
+    /// What the backend implements beyond `write` and `fetch` (a plugin
+    /// built against interface 1.0 answers
+    /// [`MetricCapabilities::ASSUMED_FOR_1_0`]).
+    #[cfg(not(feature = "previous-abi"))]
+    pub fn capabilities(&self) -> MetricCapabilities {
+        self.0.capabilities()
+    }
+
     lifecycle_methods!();
 }
 

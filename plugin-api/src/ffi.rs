@@ -5,15 +5,31 @@
 //! adapts ordinary async traits to them. The host calls them through the
 //! wrappers in [`crate::client`].
 //!
-//! Compatibility rules (enforced by abi_stable at load time): a plugin built
-//! against an older minor version of this crate, or with a different layout,
-//! is refused with an error naming both versions. New methods and fields are
-//! only ever appended, behind `last_prefix_field`.
+//! # Versions
+//!
+//! The version of this crate *is* the interface version: `MAJOR.MINOR`
+//! (the patch number never changes the ABI). A host loads plugins built
+//! against its own major version and the same or an older minor version
+//! ([`crate::loader`] checks this, then the layout of every type).
+//!
+//! Rules for a minor version (see `docs/plugin-abi.md`):
+//! - new methods of a `#[sabi_trait]` go after the last one, with a default
+//!   body (what a plugin built before them answers), and new fields of
+//!   [`PluginModule`] after `last_prefix_field`;
+//! - value types (`types.rs`, [`PluginError`]) never change; enumerations
+//!   that may grow are integers with named values ([`crate::ErrorKind`])
+//!   and options are bit sets ([`MetadataCapabilities`]);
+//! - the additions of the newest minor version carry
+//!   `#[cfg(not(feature = "previous-abi"))]`, so that the compatibility
+//!   test can build a plugin exactly as the previous version would have
+//!   (the gates of the minor version before are removed at the same time).
 
 use abi_stable::library::RootModule;
 use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RBox, RResult, RStr, RString, RVec};
-use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trait, StableAbi};
+#[cfg(not(feature = "previous-abi"))]
+use abi_stable::package_version_strings;
+use abi_stable::{declare_root_module_statics, sabi_trait, StableAbi};
 use async_ffi::FfiFuture;
 
 use crate::error::PluginError;
@@ -82,6 +98,22 @@ impl PluginKinds {
     }
 }
 
+/// How a plugin library was built (bit set).
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct BuildFlags(pub u32);
+
+impl BuildFlags {
+    /// Built with `panic = "unwind"`. Without it every panic the SDK would
+    /// turn into an error aborts the whole host instead, so the host refuses
+    /// such a library.
+    pub const PANIC_UNWIND: u32 = 1;
+
+    pub const fn has(self, flag: u32) -> bool {
+        self.0 & flag != 0
+    }
+}
+
 /// Describes a plugin library.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]
@@ -91,29 +123,53 @@ pub struct PluginInfo {
     /// The plugin's own version (its crate version).
     pub version: RString,
     pub kinds: PluginKinds,
+    pub build: BuildFlags,
 }
 
-/// A metric backend: stores and reads points.
-#[sabi_trait]
-pub trait MetricBackendFfi: Send + Sync {
-    /// Writes points; resolves once they are durable.
-    fn write(&self, batch: RVec<SeriesPoints>) -> PluginFuture<()>;
-    /// Reads points of many series in `(start, end]`.
-    fn fetch(&self, request: FetchRequest) -> PluginFuture<FetchResponse>;
-    /// Lists stored series, a page at a time.
-    fn list_series(&self, cursor: RString, limit: u64) -> PluginFuture<SeriesListPage>;
-    /// Deletes the points of these series in `(start, end]`; returns how many series had data.
-    fn delete_points(&self, series: RVec<Series>, range: TimeRange) -> PluginFuture<u64>;
-    /// Counts the points of these series in `(start, end]`.
-    fn count_points(&self, series: RVec<Series>, range: TimeRange) -> PluginFuture<u64>;
-    /// Creates tables or whatever the backend needs (`configure`).
-    fn configure(&self) -> PluginFuture<()>;
-    /// Flushes buffers and releases resources; called once at shutdown.
-    fn shutdown(&self) -> PluginFuture<()>;
-    fn health(&self) -> Health;
-    #[sabi(last_prefix_field)]
-    fn statistics(&self) -> RVec<Statistic>;
+/// Declares [`MetricBackendFfi`] with the methods of the newest minor
+/// version given as arguments, so that the `previous-abi` feature can leave
+/// them out (`#[sabi_trait]` does not honour `#[cfg]` on a method).
+macro_rules! metric_backend_ffi {
+    ($($added:tt)*) => {
+        /// A metric backend: stores and reads points.
+        #[sabi_trait]
+        pub trait MetricBackendFfi: Send + Sync {
+            /// Writes points; resolves once they are durable.
+            fn write(&self, batch: RVec<SeriesPoints>) -> PluginFuture<()>;
+            /// Reads points of many series in `(start, end]`.
+            fn fetch(&self, request: FetchRequest) -> PluginFuture<FetchResponse>;
+            /// Lists stored series, a page at a time.
+            fn list_series(&self, cursor: RString, limit: u64) -> PluginFuture<SeriesListPage>;
+            /// Deletes the points of these series in `(start, end]`; returns how many series had data.
+            fn delete_points(&self, series: RVec<Series>, range: TimeRange) -> PluginFuture<u64>;
+            /// Counts the points of these series in `(start, end]`.
+            fn count_points(&self, series: RVec<Series>, range: TimeRange) -> PluginFuture<u64>;
+            /// Creates tables or whatever the backend needs (`configure`).
+            fn configure(&self) -> PluginFuture<()>;
+            /// Flushes buffers and releases resources; called once at shutdown.
+            fn shutdown(&self) -> PluginFuture<()>;
+            fn health(&self) -> Health;
+            #[sabi(last_prefix_field)]
+            fn statistics(&self) -> RVec<Statistic>;
+
+            $($added)*
+        }
+    };
 }
+
+#[cfg(not(feature = "previous-abi"))]
+metric_backend_ffi! {
+    // ---- added in 1.1 ----
+
+    /// What the backend implements beyond `write` and `fetch`. A plugin
+    /// built against 1.0 answers with this default.
+    fn capabilities(&self) -> MetricCapabilities {
+        MetricCapabilities::ASSUMED_FOR_1_0
+    }
+}
+
+#[cfg(feature = "previous-abi")]
+metric_backend_ffi! {}
 
 /// A metadata backend: finds series by filter.
 #[sabi_trait]
@@ -197,11 +253,19 @@ impl RootModule for PluginModuleRef {
     declare_root_module_statics! {PluginModuleRef}
     const BASE_NAME: &'static str = "heroic_plugin";
     const NAME: &'static str = "heroic_plugin";
+    #[cfg(not(feature = "previous-abi"))]
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    #[cfg(feature = "previous-abi")]
+    const VERSION_STRINGS: VersionStrings = VersionStrings::new(API_VERSION);
 }
 
-/// The version of this crate, i.e. of the plugin API, a plugin was built against.
+/// The interface version a plugin built against this crate declares: the
+/// crate's version (or the previous minor version, under the `previous-abi`
+/// feature of the compatibility test).
+#[cfg(not(feature = "previous-abi"))]
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+#[cfg(feature = "previous-abi")]
+pub const API_VERSION: &str = "1.0.0";
 
 /// The symbol name abi_stable looks up in a plugin library. The export macro
 /// writes it as a literal (macro_rules cannot compute it); a test checks that

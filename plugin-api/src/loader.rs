@@ -7,9 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
+use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
 use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::StableAbi;
 
-use crate::ffi::{PluginInfo, PluginModuleRef, API_VERSION};
+use crate::ffi::{BuildFlags, PluginInfo, PluginModuleRef, API_VERSION};
 
 const FILE_STEM_PREFIX: &str = "heroic_plugin_";
 
@@ -19,6 +21,8 @@ pub struct LoadedPlugin {
     pub path: PathBuf,
     pub info: PluginInfo,
     pub module: PluginModuleRef,
+    /// The interface version the plugin was built against (at most the host's).
+    pub api_version: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +39,57 @@ pub enum LoadError {
 
     #[error(
         "plugin {name:?} ({path}) was built against heroic-plugin-api {plugin_version}, \
-         but this host has heroic-plugin-api {host_version}; rebuild the plugin against {host_version}{details}"
+         but this host has heroic-plugin-api {host_version}{advice}{details}",
+        advice = version_advice(plugin_version, host_version)
     )]
     IncompatibleVersion { name: String, path: PathBuf, plugin_version: String, host_version: String, details: String },
 
     #[error("plugin {name:?} ({path}) is not a heroic plugin library: {reason}")]
     NotAPlugin { name: String, path: PathBuf, reason: String },
+
+    #[error(
+        "plugin {name:?} ({path}) was built with `panic = \"abort\"`: a panic in it would abort the whole \
+         host; rebuild it with `panic = \"unwind\"` in its Cargo profile"
+    )]
+    PanicAbort { name: String, path: PathBuf },
+}
+
+/// What to do about a version mismatch, for the message.
+fn version_advice(plugin: &str, host: &str) -> String {
+    match (Version::parse(plugin), Version::parse(host)) {
+        (Some(p), Some(h)) if p.major == h.major && p.minor > h.minor => format!(
+            ", which loads plugins built against {}.0 to {}.{}: upgrade the host, or rebuild the plugin against {}.{}",
+            h.major, h.major, h.minor, h.major, h.minor
+        ),
+        (_, Some(h)) => format!(
+            ", which loads plugins built against {}.0 to {}.{}: rebuild the plugin against {}.{}",
+            h.major, h.major, h.minor, h.major, h.minor
+        ),
+        _ => String::new(),
+    }
+}
+
+/// An interface version, `MAJOR.MINOR.PATCH`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Version {
+    pub major: u64,
+    pub minor: u64,
+    pub patch: u64,
+}
+
+impl Version {
+    /// Parses `1.2.3` (a pre-release or build suffix is ignored).
+    pub fn parse(s: &str) -> Option<Version> {
+        let core = s.split(['-', '+']).next()?;
+        let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+        let v = Version { major: parts.next()??, minor: parts.next()??, patch: parts.next().unwrap_or(Some(0))? };
+        parts.next().is_none().then_some(v)
+    }
+
+    /// The version of the interface this host was built with.
+    pub fn host() -> Version {
+        Version::parse(API_VERSION).expect("the crate version is a valid version")
+    }
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
@@ -94,6 +143,19 @@ pub fn find_plugin(name: &str, dirs: &[PathBuf]) -> Result<PathBuf, LoadError> {
 
 /// Loads the library at `path` and checks it against this API version.
 ///
+/// A plugin built against this host's major version and the same or an
+/// older minor version loads; anything else is refused with a message
+/// naming both versions. Then the layout of every type and trait the plugin
+/// shares with the host is checked.
+///
+/// abi_stable's own check assumes the other direction (a loader built
+/// against an *older* interface than its libraries, so it refuses a library
+/// with fewer trait methods than the loader knows). For an older plugin we
+/// therefore run the layout check with the plugin's layout in the role of
+/// the interface: every field and method the plugin has must match the
+/// host's, and the ones it lacks (appended in later minor versions) answer
+/// their defaults.
+///
 /// Each library is loaded with `lib_header_from_path` rather than
 /// `RootModule::load_from_file`, which caches one library per module type
 /// and would silently hand back the first plugin for every later one.
@@ -105,24 +167,70 @@ pub fn load_plugin(name: &str, path: &Path) -> Result<LoadedPlugin, LoadError> {
         other => LoadError::NotAPlugin { name: name.into(), path: path.into(), reason: other.to_string().trim().into() },
     })?;
     let plugin_version = header.version_strings().version.to_string();
-    let module = header.init_root_module::<PluginModuleRef>().map_err(|e| {
-        let details = match &e {
-            LibraryError::IncompatibleVersionNumber { .. } => String::new(),
-            other => format!(" (layout check: {})", other.to_string().trim().lines().take(6).collect::<Vec<_>>().join(" ")),
-        };
-        match e {
-            LibraryError::IncompatibleVersionNumber { .. } | LibraryError::AbiInstability(_) => {
-                LoadError::IncompatibleVersion {
-                    name: name.into(),
-                    path: path.into(),
-                    plugin_version: plugin_version.clone(),
-                    host_version: API_VERSION.into(),
-                    details,
-                }
-            }
-            other => LoadError::NotAPlugin { name: name.into(), path: path.into(), reason: other.to_string().trim().into() },
+    let incompatible = |details: String| LoadError::IncompatibleVersion {
+        name: name.into(),
+        path: path.into(),
+        plugin_version: plugin_version.clone(),
+        host_version: API_VERSION.into(),
+        details,
+    };
+    let host = Version::host();
+    let plugin = Version::parse(&plugin_version).ok_or_else(|| incompatible(" (not a version number)".into()))?;
+    if plugin.major != host.major || plugin.minor > host.minor {
+        return Err(incompatible(String::new()));
+    }
+    let layout_error = |e: LibraryError| match e {
+        LibraryError::IncompatibleVersionNumber { .. } | LibraryError::AbiInstability(_) => {
+            incompatible(format!(" (layout check: {})", one_line(&e.to_string())))
         }
-    })?;
+        other => LoadError::NotAPlugin { name: name.into(), path: path.into(), reason: other.to_string().trim().into() },
+    };
+    let module = if plugin.minor == host.minor {
+        header.init_root_module::<PluginModuleRef>().map_err(layout_error)?
+    } else {
+        let plugin_layout = header.layout().ok_or_else(|| incompatible(" (the library carries no layout to check)".into()))?;
+        check_layout_compatibility(plugin_layout, <PluginModuleRef as StableAbi>::LAYOUT)
+            .map_err(|e| incompatible(format!(" (layout check: {})", one_line(&e.to_string()))))?;
+        // SAFETY: the check above proved that every field and method the
+        // plugin's root module has matches the host's layout; the host only
+        // reaches the ones the plugin lacks through accessors that see they
+        // are missing (defaults, `Option`).
+        unsafe { header.init_root_module_with_unchecked_layout::<PluginModuleRef>() }.map_err(layout_error)?
+    };
     let info = (module.info())();
-    Ok(LoadedPlugin { path: path.to_path_buf(), info, module })
+    if !info.build.has(BuildFlags::PANIC_UNWIND) {
+        return Err(LoadError::PanicAbort { name: name.into(), path: path.into() });
+    }
+    Ok(LoadedPlugin { path: path.to_path_buf(), info, module, api_version: plugin_version })
+}
+
+/// The first lines of a (long, multi-line) layout error, on one line.
+fn one_line(message: &str) -> String {
+    message.trim().lines().map(str::trim).filter(|l| !l.is_empty()).take(6).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(Version::parse("1.2.3"), Some(Version { major: 1, minor: 2, patch: 3 }));
+        assert_eq!(Version::parse("1.2"), Some(Version { major: 1, minor: 2, patch: 0 }));
+        assert_eq!(Version::parse("1.2.3-rc.1"), Some(Version { major: 1, minor: 2, patch: 3 }));
+        assert_eq!(Version::parse("x.2.3"), None);
+        assert_eq!(Version::parse("1.2.3.4"), None);
+    }
+
+    #[test]
+    fn advice_names_the_range_the_host_loads() {
+        assert_eq!(
+            version_advice("1.5.0", "1.1.0"),
+            ", which loads plugins built against 1.0 to 1.1: upgrade the host, or rebuild the plugin against 1.1"
+        );
+        assert_eq!(
+            version_advice("0.1.0", "1.1.0"),
+            ", which loads plugins built against 1.0 to 1.1: rebuild the plugin against 1.1"
+        );
+    }
 }

@@ -328,12 +328,85 @@ pub struct TagsPage {
     pub limited: bool,
 }
 
-/// What a metadata backend can evaluate itself. The host finishes whatever a
-/// backend cannot do (for example regex filters) on the candidates it returns.
-#[repr(C)]
-#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MetadataCapabilities {
-    pub regex: bool,
+/// Declares the bit-set types of capabilities. Each is a `u64` with named
+/// bits rather than a struct of booleans so that a later interface version
+/// can add capabilities without changing the layout: a bit an older plugin
+/// does not know is simply not set, which must always mean "not declared".
+macro_rules! capability_set {
+    ($(#[$meta:meta])* $name:ident { $($(#[$bit_meta:meta])* $bit:ident = $value:expr, $label:literal;)* }) => {
+        $(#[$meta])*
+        #[repr(transparent)]
+        #[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub struct $name(pub u64);
+
+        impl $name {
+            $($(#[$bit_meta])* pub const $bit: $name = $name($value);)*
+
+            /// Nothing declared.
+            pub const NONE: $name = $name(0);
+
+            /// Whether every bit of `other` is set.
+            pub fn contains(self, other: $name) -> bool {
+                self.0 & other.0 == other.0
+            }
+
+            /// The names of the bits set that this version knows.
+            pub fn names(self) -> Vec<&'static str> {
+                [$(($name::$bit, $label)),*]
+                    .into_iter()
+                    .filter(|(bit, _)| self.contains(*bit))
+                    .map(|(_, name)| name)
+                    .collect()
+            }
+        }
+
+        impl std::ops::BitOr for $name {
+            type Output = $name;
+            fn bitor(self, other: $name) -> $name {
+                $name(self.0 | other.0)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.names())
+            }
+        }
+    };
+}
+
+capability_set! {
+    /// What a metadata backend can do beyond the required operations. The
+    /// host finishes whatever a backend cannot do (for example regex
+    /// filters) on the candidates it returns; the conformance kit accepts
+    /// `Unsupported` only for operations left undeclared.
+    MetadataCapabilities {
+        /// Evaluates regex filters itself (otherwise it is given a relaxed
+        /// filter and the host applies the regex).
+        REGEX = 1, "regex";
+        /// Implements `delete_series`.
+        DELETE_SERIES = 2, "delete_series";
+    }
+}
+
+capability_set! {
+    /// What a metric backend implements beyond `write` and `fetch`
+    /// (interface 1.1; a 1.0 plugin is taken to declare
+    /// [`MetricCapabilities::ASSUMED_FOR_1_0`]).
+    MetricCapabilities {
+        /// Implements `list_series` (the shell's `keys` task).
+        LIST_SERIES = 1, "list_series";
+        /// Implements `delete_points`.
+        DELETE_POINTS = 2, "delete_points";
+        /// Implements `count_points` (the SDK provides one from `fetch`).
+        COUNT_POINTS = 4, "count_points";
+    }
+}
+
+impl MetricCapabilities {
+    /// What the host assumes of a plugin built before capabilities existed:
+    /// everything may work, and a call that does not answers `Unsupported`.
+    pub const ASSUMED_FOR_1_0: MetricCapabilities = MetricCapabilities(1 | 2 | 4);
 }
 
 /// Key suggestion request (`/metadata/key-suggest`).

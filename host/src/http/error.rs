@@ -75,12 +75,17 @@ impl Reply for ApiError {
 
 impl From<heroic_plugin_api::PluginError> for ApiError {
     fn from(e: heroic_plugin_api::PluginError) -> Self {
-        use heroic_plugin_api::ErrorKind::*;
+        use heroic_plugin_api::ErrorKind;
+        if e.is_transient() {
+            // A plugin's hint, rounded up to whole seconds (Retry-After's unit).
+            let seconds = e.retry_after().map_or(1, |d| d.as_millis().div_ceil(1000) as u64);
+            return ApiError::busy(e.to_string(), seconds);
+        }
         let status = match e.kind {
-            InvalidInput | Config => StatusCode::BAD_REQUEST,
-            Unavailable | Timeout => StatusCode::SERVICE_UNAVAILABLE,
-            Unsupported => StatusCode::NOT_IMPLEMENTED,
-            Panic | Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::INVALID_INPUT | ErrorKind::CONFIG => StatusCode::BAD_REQUEST,
+            ErrorKind::UNSUPPORTED => StatusCode::NOT_IMPLEMENTED,
+            // PANIC, INTERNAL and kinds added in later interface versions.
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
     }

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use heroic_plugin_api::filter::SeriesMatcher;
-use heroic_plugin_api::types::{Series, TimeRange};
+use heroic_plugin_api::types::{MetadataCapabilities, Series, TimeRange};
 use heroic_plugin_api::Filter;
 use heroic_query::request::QueryRange;
 use heroic_query::QueryError;
@@ -240,7 +240,7 @@ pub async fn delete_series(node: &Node, body: &[u8]) -> ApiResult<warp::reply::J
     let mut errors = Vec::new();
     let (mut deleted, mut failed) = (0u64, 0u64);
     for b in &node.backends.metadata {
-        if needs_relaxing(&body.filter, b.client.capabilities().regex) {
+        if needs_relaxing(&body.filter, b.client.capabilities().contains(MetadataCapabilities::REGEX)) {
             errors.push(backend_error(
                 "metadata",
                 &b.id,
@@ -288,7 +288,7 @@ pub async fn count_series(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Js
     let mut errors = Vec::new();
     let (mut count, mut limited) = (0u64, false);
     for b in &node.backends.metadata {
-        let answer = if needs_relaxing(&body.filter, b.client.capabilities().regex) {
+        let answer = if needs_relaxing(&body.filter, b.client.capabilities().contains(MetadataCapabilities::REGEX)) {
             host_finished(b, &body.filter, body.range).await.map(|s| {
                 let n = s.len() as u64;
                 if limit > 0 && n > limit {
@@ -328,7 +328,7 @@ pub async fn find_keys(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json>
     let mut errors = Vec::new();
     let mut seen: BTreeMap<String, u32> = BTreeMap::new();
     for b in &node.backends.metadata {
-        let answer = if needs_relaxing(&body.filter, b.client.capabilities().regex) {
+        let answer = if needs_relaxing(&body.filter, b.client.capabilities().contains(MetadataCapabilities::REGEX)) {
             host_finished(b, &body.filter, body.range)
                 .await
                 .map(|series| series.iter().map(|s| s.key.to_string()).collect::<BTreeSet<String>>())
@@ -368,7 +368,7 @@ pub async fn find_tags(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json>
     let mut errors = Vec::new();
     let mut tags: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for b in &node.backends.metadata {
-        let answer = if needs_relaxing(&body.filter, b.client.capabilities().regex) {
+        let answer = if needs_relaxing(&body.filter, b.client.capabilities().contains(MetadataCapabilities::REGEX)) {
             host_finished(b, &body.filter, body.range).await.map(|series| {
                 let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
                 for t in series.iter().flat_map(|s| s.tags.iter()) {

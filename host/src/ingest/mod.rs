@@ -265,7 +265,7 @@ impl Pipeline {
                     tracing::warn!(consumer = %self.consumer, error = %e, similar_suppressed = suppressed,
                         "batch not written; the consumer keeps its offsets and retries");
                 }
-                let kind = e.failures.first().map(|(_, _, pe)| pe.kind).unwrap_or(heroic_plugin_api::ErrorKind::Internal);
+                let kind = e.failures.first().map(|(_, _, pe)| pe.kind).unwrap_or(heroic_plugin_api::ErrorKind::INTERNAL);
                 Err(PluginError::new(kind, e))
             }
         }

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use futures::future::maybe_done;
 use heroic_plugin_api::filter::SeriesMatcher;
-use heroic_plugin_api::types::{FetchRequest, Series, TimeRange};
+use heroic_plugin_api::types::{FetchRequest, MetadataCapabilities, Series, TimeRange};
 use heroic_plugin_api::Filter;
 use heroic_query::{QueryError, QueryPlan, ResultGroup};
 use serde::Serialize;
@@ -101,7 +101,7 @@ pub async fn find_series(
     let mut found: BTreeSet<Series> = BTreeSet::new();
     let mut limited = false;
     for backend in &node.backends.metadata {
-        let relax = filter.contains_regex() && !backend.client.capabilities().regex;
+        let relax = filter.contains_regex() && !backend.client.capabilities().contains(MetadataCapabilities::REGEX);
         let (sent, sent_limit) = if relax { (filter.without_regex(), 0) } else { (filter.clone(), limit) };
         match backend.client.find_series(&sent, range, sent_limit).await {
             Ok(page) => {

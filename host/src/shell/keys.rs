@@ -131,7 +131,7 @@ impl<'a> SeriesScan<'a> {
                 self.finished = self.cursor.is_none();
                 page.series.into_vec()
             }
-            Err(e) if e.kind == ErrorKind::Unsupported && self.scanned == 0 => {
+            Err(e) if e.kind == ErrorKind::UNSUPPORTED && self.scanned == 0 => {
                 self.finished = true;
                 self.series_from_metadata().await?
             }

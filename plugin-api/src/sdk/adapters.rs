@@ -116,6 +116,12 @@ impl<B: MetricBackend> MetricBackendFfi for MetricAdapter<B> {
         spawn_read!(self, |this| this.count_points(series, range))
     }
 
+    #[cfg(not(feature = "previous-abi"))]
+    fn capabilities(&self) -> MetricCapabilities {
+        // A panicking capabilities() declares nothing beyond the required.
+        guard_or(|_| MetricCapabilities::NONE, || self.0.capabilities())
+    }
+
     lifecycle_methods!();
 }
 
@@ -148,7 +154,7 @@ impl<B: MetadataBackend> MetadataBackendFfi for MetadataAdapter<B> {
 
     fn capabilities(&self) -> MetadataCapabilities {
         // A panicking capabilities() is treated as "can do nothing special".
-        guard_or(|_| MetadataCapabilities { regex: false }, || self.0.capabilities())
+        guard_or(|_| MetadataCapabilities::NONE, || self.0.capabilities())
     }
 
     lifecycle_methods!();
@@ -199,8 +205,7 @@ pub struct ConsumerAdapter<C>(pub Arc<C>);
 
 impl<C: Consumer> ConsumerFfi for ConsumerAdapter<C> {
     fn start(&self, sink: IngestSinkBox) -> PluginFuture<()> {
-        let sink = crate::sdk::IngestSink::new(sink);
-        spawn_call!(self, |this| this.start(sink))
+        spawn_call!(self, |this| this.start(crate::sdk::IngestSink::new(sink)))
     }
 
     fn stop(&self) -> PluginFuture<()> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::error::{PluginError, PluginResult};
 use crate::ffi::*;
 use crate::sdk::adapters::*;
-use crate::sdk::runtime::{guard, guard_future, ready_ffi, spawn_ffi};
+use crate::sdk::runtime::{guard, guard_future, guard_or, ready_ffi, spawn_ffi};
 use crate::sdk::traits::*;
 
 /// Parses a component's config. Going through `serde_json::Value` keeps
@@ -83,6 +83,17 @@ pub extern "C" fn no_consumer(_: RString) -> PluginFuture<ConsumerBox> {
     not_provided("consumer")
 }
 
+/// Called by the `info` entry point the export macro generates.
+pub fn info(name: &'static str, version: &'static str, kinds: PluginKinds, unwinds: bool) -> PluginInfo {
+    let build = BuildFlags(if unwinds { BuildFlags::PANIC_UNWIND } else { 0 });
+    // Guarded like every entry point; building two short strings cannot
+    // really fail, but a panic here must not cross the boundary either.
+    guard_or(
+        |_| PluginInfo { name: RString::new(), version: RString::new(), kinds, build },
+        || PluginInfo { name: name.into(), version: version.into(), kinds, build },
+    )
+}
+
 /// Called by the `init` entry point the export macro generates.
 pub fn init(ctx: HostContext, plugin: &'static str) {
     let _ = guard(|| {
@@ -110,19 +121,28 @@ macro_rules! export_plugin {
         $(, consumer: $consumer:ty)?
         $(,)?
     ) => {
+        // A plugin built with `panic = "abort"` would turn every panic the
+        // SDK catches into an abort of the whole host: refuse to build it.
+        // (`cfg` is evaluated here, in the plugin crate; the host also
+        // refuses such a library at load time, from `PluginInfo::build`.)
+        #[cfg(panic = "abort")]
+        compile_error!(
+            "heroic plugins must be built with `panic = \"unwind\"`: with `panic = \"abort\"` a panic in the \
+             plugin would abort the whole host. Set `panic = \"unwind\"` in the `[profile.*]` sections of the \
+             workspace's Cargo.toml."
+        );
+
         #[doc(hidden)]
         extern "C" fn __heroic_plugin_info() -> $crate::ffi::PluginInfo {
             use $crate::ffi::PluginKinds;
-            $crate::ffi::PluginInfo {
-                name: $name.into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                kinds: PluginKinds(
-                    0 $(| { let _ = stringify!($metric); PluginKinds::METRIC })?
-                      $(| { let _ = stringify!($metadata); PluginKinds::METADATA })?
-                      $(| { let _ = stringify!($suggest); PluginKinds::SUGGEST })?
-                      $(| { let _ = stringify!($consumer); PluginKinds::CONSUMER })?
-                ),
-            }
+            let kinds = PluginKinds(
+                0 $(| { let _ = stringify!($metric); PluginKinds::METRIC })?
+                  $(| { let _ = stringify!($metadata); PluginKinds::METADATA })?
+                  $(| { let _ = stringify!($suggest); PluginKinds::SUGGEST })?
+                  $(| { let _ = stringify!($consumer); PluginKinds::CONSUMER })?
+            );
+            let unwinds = cfg!(panic = "unwind");
+            $crate::sdk::export::info($name, env!("CARGO_PKG_VERSION"), kinds, unwinds)
         }
 
         #[doc(hidden)]

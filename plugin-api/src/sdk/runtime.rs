@@ -44,7 +44,15 @@ pub fn configured_threads() -> Result<usize, String> {
     }
 }
 
+/// Builds the runtime inside a panic guard: this runs in whichever entry
+/// point first needs the runtime, and a panic there (tokio's builder panics
+/// on some invalid settings) must become an error, not cross the boundary.
 fn build_runtime() -> Result<Runtime, String> {
+    std::panic::catch_unwind(build_runtime_unguarded)
+        .unwrap_or_else(|p| Err(format!("cannot start the plugin runtime: {}", panic_error(p).message)))
+}
+
+fn build_runtime_unguarded() -> Result<Runtime, String> {
     let threads = configured_threads().unwrap_or_else(|e| {
         let fallback = std::thread::available_parallelism().map_or(2, |n| n.get());
         tracing::warn!(threads = fallback, "{e}; using the number of CPUs");
@@ -163,7 +171,7 @@ fn panic_error(payload: Box<dyn Any + Send>) -> PluginError {
     } else {
         "unknown panic payload".to_string()
     };
-    PluginError::new(ErrorKind::Panic, format_args!("plugin panicked: {message}"))
+    PluginError::new(ErrorKind::PANIC, format_args!("plugin panicked: {message}"))
 }
 
 #[cfg(test)]
@@ -173,7 +181,7 @@ mod tests {
     #[test]
     fn a_panicking_entry_point_becomes_an_error() {
         let err = guard(|| -> PluginResult<()> { panic!("boom") }).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Panic);
+        assert_eq!(err.kind, ErrorKind::PANIC);
         assert!(err.to_string().contains("boom"));
     }
 

@@ -74,6 +74,15 @@ pub trait MetricBackend: Sized + Send + Sync + 'static {
         }
     }
 
+    /// The optional operations this backend implements. Declare every one
+    /// you implement: the conformance kit fails a backend that answers
+    /// `Unsupported` for a declared operation, or anything else for an
+    /// undeclared one. The default declares `count_points`, which the SDK
+    /// provides from `fetch`.
+    fn capabilities(&self) -> MetricCapabilities {
+        MetricCapabilities::COUNT_POINTS
+    }
+
     /// Creates tables or whatever storage the backend needs.
     fn configure(&self) -> impl Future<Output = PluginResult<()>> + Send {
         async { Ok(()) }
@@ -133,10 +142,13 @@ pub trait MetadataBackend: Sized + Send + Sync + 'static {
         }
     }
 
-    /// What the backend evaluates itself. A backend that cannot evaluate
-    /// regexes gets a relaxed filter and the host finishes the job.
+    /// What the backend does beyond the required operations. A backend
+    /// that cannot evaluate regexes gets a relaxed filter and the host
+    /// finishes the job; declare `DELETE_SERIES` when you implement
+    /// `delete_series` (the conformance kit holds you to it). The default
+    /// declares regexes only.
     fn capabilities(&self) -> MetadataCapabilities {
-        MetadataCapabilities { regex: true }
+        MetadataCapabilities::REGEX
     }
 
     fn configure(&self) -> impl Future<Output = PluginResult<()>> + Send {

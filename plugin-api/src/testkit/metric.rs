@@ -326,7 +326,7 @@ pub async fn many_tags(c: &MetricBackendClient) {
             );
             assert_points(case, "series with 110 tags", &got, &points);
         }
-        Err(e) if e.kind == ErrorKind::InvalidInput => {
+        Err(e) if e.kind == ErrorKind::INVALID_INPUT => {
             eprintln!("note: {case}: the backend refuses a series with 110 long tags: {e}");
         }
         Err(e) => panic!("{case}: writing a series with 110 long tags must succeed or fail with InvalidInput, got: {e}"),

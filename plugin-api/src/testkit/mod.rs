@@ -24,7 +24,7 @@
 //!   started through their scripts.
 //!
 //! Optional operations (`list_series`, `delete_points`, `count_points`,
-//! `delete_series`) may answer [`ErrorKind::Unsupported`](crate::ErrorKind):
+//! `delete_series`) may answer [`ErrorKind::UNSUPPORTED`](crate::ErrorKind):
 //! the case then prints a note and passes. Any other error fails the case.
 //!
 //! # Using the kit in a plugin
@@ -337,7 +337,7 @@ pub fn recent_range() -> TimeRange {
 pub fn optional<T>(case: &str, operation: &str, result: PluginResult<T>) -> Option<T> {
     match result {
         Ok(value) => Some(value),
-        Err(e) if e.kind == ErrorKind::Unsupported => {
+        Err(e) if e.kind == ErrorKind::UNSUPPORTED => {
             eprintln!("note: {case}: the backend does not support {operation} ({e}); nothing to check");
             None
         }

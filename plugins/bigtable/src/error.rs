@@ -96,25 +96,25 @@ pub fn is_retryable(code: Code) -> bool {
 impl From<BigtableError> for PluginError {
     fn from(e: BigtableError) -> Self {
         let kind = match &e {
-            BigtableError::Config(_) => ErrorKind::Config,
-            BigtableError::Connect { .. } => ErrorKind::Unavailable,
-            BigtableError::Credentials(_) => ErrorKind::Config,
+            BigtableError::Config(_) => ErrorKind::CONFIG,
+            BigtableError::Connect { .. } => ErrorKind::UNAVAILABLE,
+            BigtableError::Credentials(_) => ErrorKind::CONFIG,
             BigtableError::Rpc { code, .. } => match code {
-                Code::Unavailable | Code::Aborted | Code::ResourceExhausted => ErrorKind::Unavailable,
-                Code::DeadlineExceeded | Code::Cancelled => ErrorKind::Timeout,
-                Code::InvalidArgument | Code::OutOfRange => ErrorKind::InvalidInput,
+                Code::Unavailable | Code::Aborted | Code::ResourceExhausted => ErrorKind::UNAVAILABLE,
+                Code::DeadlineExceeded | Code::Cancelled => ErrorKind::TIMEOUT,
+                Code::InvalidArgument | Code::OutOfRange => ErrorKind::INVALID_INPUT,
                 Code::NotFound | Code::FailedPrecondition | Code::PermissionDenied | Code::Unauthenticated => {
-                    ErrorKind::Config
+                    ErrorKind::CONFIG
                 }
-                Code::Unimplemented => ErrorKind::Unsupported,
-                _ => ErrorKind::Internal,
+                Code::Unimplemented => ErrorKind::UNSUPPORTED,
+                _ => ErrorKind::INTERNAL,
             },
-            BigtableError::Timeout { .. } => ErrorKind::Timeout,
-            BigtableError::PartialWrite { .. } => ErrorKind::Unavailable,
-            BigtableError::RowKeyTooLarge { .. } => ErrorKind::InvalidInput,
-            BigtableError::Protocol(_) => ErrorKind::Internal,
-            BigtableError::ShutDown => ErrorKind::Unavailable,
-            BigtableError::BulkStopped => ErrorKind::Internal,
+            BigtableError::Timeout { .. } => ErrorKind::TIMEOUT,
+            BigtableError::PartialWrite { .. } => ErrorKind::UNAVAILABLE,
+            BigtableError::RowKeyTooLarge { .. } => ErrorKind::INVALID_INPUT,
+            BigtableError::Protocol(_) => ErrorKind::INTERNAL,
+            BigtableError::ShutDown => ErrorKind::UNAVAILABLE,
+            BigtableError::BulkStopped => ErrorKind::INTERNAL,
         };
         PluginError::new(kind, e)
     }

@@ -149,7 +149,7 @@ fn a_refused_series_fails_only_its_own_write() {
         let results = join_all(writes).await;
         for (i, result) in results.iter().enumerate() {
             match (i, result) {
-                (3, Err(e)) => assert!(e.kind == ErrorKind::InvalidInput && e.message.contains("row key"), "{e}"),
+                (3, Err(e)) => assert!(e.kind == ErrorKind::INVALID_INPUT && e.message.contains("row key"), "{e}"),
                 (3, Ok(())) => panic!("the write with an oversized key succeeded"),
                 (_, r) => assert!(r.is_ok(), "write {i}: {r:?}"),
             }
@@ -243,7 +243,7 @@ fn shutdown_flushes_the_buffer_and_refuses_later_writes() {
         assert_eq!(stat(&backend, "buffered_mutations"), 0.0);
 
         let e = backend.write(vec![points(&all[0], 10, 1)].into()).await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+        assert_eq!(e.kind, ErrorKind::UNAVAILABLE, "{e}");
         assert!(e.message.contains("shut down"), "{e}");
 
         // Another node (a fresh client) reads what the shutdown flushed.
@@ -331,7 +331,7 @@ fn conflicting_flush_intervals_are_a_config_error() {
         config["flushIntervalMs"] = json!(2000);
         let config = serde_json::from_value(config).unwrap();
         let e = BigtableBackend::create(config).await.err().expect("refused");
-        assert_eq!(e.kind, ErrorKind::Config, "{e}");
+        assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
         assert!(e.message.contains("flushIntervalSeconds and flushIntervalMs"), "{e}");
     });
 }

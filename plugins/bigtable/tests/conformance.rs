@@ -48,9 +48,9 @@ fn config_errors_are_reported_through_the_abi() {
         common::runtime().block_on(future).into_result().err().expect("create refused")
     };
     let e = create(serde_json::json!({ "flushInterval": 2 }));
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(e.message.contains("unknown field `flushInterval`"), "{e}");
     let e = create(serde_json::json!({ "flushIntervalSeconds": 2, "flushIntervalMs": 5 }));
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(e.message.contains("mutually exclusive"), "{e}");
 }

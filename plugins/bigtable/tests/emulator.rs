@@ -149,7 +149,7 @@ fn oversized_row_keys_are_refused_and_counted() {
             SeriesPoints { series: fine.clone(), points: points.clone() },
         ];
         let e = backend.write(batch.into()).await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::InvalidInput, "{e}");
+        assert_eq!(e.kind, ErrorKind::INVALID_INPUT, "{e}");
         assert!(e.message.contains("row key"), "{e}");
         assert_eq!(common::stat(&backend, "row_key_too_large"), 1.0);
         let response = backend
@@ -228,7 +228,7 @@ fn a_server_that_never_answers_times_out_after_bounded_retries() {
             Ok(backend) => backend,
             Err(e) => {
                 // tonic may insist on the HTTP/2 handshake when connecting.
-                assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+                assert_eq!(e.kind, ErrorKind::UNAVAILABLE, "{e}");
                 assert!(started.elapsed() < Duration::from_secs(5));
                 return;
             }
@@ -241,7 +241,7 @@ fn a_server_that_never_answers_times_out_after_bounded_retries() {
         };
         let e = backend.fetch(request).await.unwrap_err();
         let elapsed = started.elapsed();
-        assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+        assert_eq!(e.kind, ErrorKind::TIMEOUT, "{e}");
         assert!(e.message.contains("3 attempt"), "{e}");
         assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
         assert_eq!(common::stat(&backend, "retries"), 2.0);

@@ -361,6 +361,10 @@ impl MetricBackend for CassandraBackend {
         self.tracked(self.do_fetch(request)).await
     }
 
+    fn capabilities(&self) -> MetricCapabilities {
+        MetricCapabilities::LIST_SERIES | MetricCapabilities::DELETE_POINTS | MetricCapabilities::COUNT_POINTS
+    }
+
     async fn list_series(&self, cursor: Option<String>, limit: u64) -> PluginResult<SeriesListPage> {
         self.tracked(crate::listing::list_series(self, cursor, limit)).await
     }

@@ -122,12 +122,12 @@ impl Client {
         let session = match tokio::time::timeout(deadline, builder.build()).await {
             Err(_) => {
                 let reason = format!("no node completed the cql handshake within {deadline:?}");
-                return Err(connect_failed(ErrorKind::Unavailable, reason));
+                return Err(connect_failed(ErrorKind::UNAVAILABLE, reason));
             }
             Ok(Err(e)) => {
                 let failure = Failure::from(e);
                 let mut reason = failure.message;
-                if config.tls.is_some() && failure.kind == ErrorKind::Config && reason.contains("certificate") {
+                if config.tls.is_some() && failure.kind == ErrorKind::CONFIG && reason.contains("certificate") {
                     reason.push_str(
                         " (the nodes' certificates must be signed by the CA in tls.caFile and, unless \
                          tls.verifyHostname = false, name the node's IP address; nodes that ask for a client \
@@ -176,7 +176,7 @@ impl Client {
                 continue;
             }
             self.stats.inc(Stat::Errors);
-            if failure.kind == ErrorKind::Timeout {
+            if failure.kind == ErrorKind::TIMEOUT {
                 self.stats.inc(Stat::Timeouts);
             }
             return Err(CassandraError::Cql { operation, attempts, kind: failure.kind, message: failure.message });
@@ -241,7 +241,7 @@ impl Client {
             let pager = self.session.execute_iter(statement.clone(), &values).await?;
             let mut rows = pager
                 .rows_stream::<R>()
-                .map_err(|e| Failure::new(ErrorKind::Config, format!("the table's columns are not heroic's: {e}")))?;
+                .map_err(|e| Failure::new(ErrorKind::CONFIG, format!("the table's columns are not heroic's: {e}")))?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().await {
                 out.push(row?);

@@ -38,14 +38,14 @@ pub enum CassandraError {
 impl CassandraError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            CassandraError::Config(_) => ErrorKind::Config,
+            CassandraError::Config(_) => ErrorKind::CONFIG,
             CassandraError::Connect { kind, .. } | CassandraError::Cql { kind, .. } => *kind,
             CassandraError::Prepare(failure) => match failure.kind {
-                ErrorKind::Unavailable | ErrorKind::Timeout => failure.kind,
-                _ => ErrorKind::Config,
+                ErrorKind::UNAVAILABLE | ErrorKind::TIMEOUT => failure.kind,
+                _ => ErrorKind::CONFIG,
             },
             CassandraError::RowKeyTooLarge { .. } | CassandraError::OutOfWindow { .. } | CassandraError::Cursor(_) => {
-                ErrorKind::InvalidInput
+                ErrorKind::INVALID_INPUT
             }
         }
     }
@@ -53,7 +53,7 @@ impl CassandraError {
     /// The caller's mistake rather than the backend's: does not make the
     /// backend unhealthy.
     pub fn is_caller_error(&self) -> bool {
-        self.kind() == ErrorKind::InvalidInput
+        self.kind() == ErrorKind::INVALID_INPUT
     }
 }
 
@@ -108,14 +108,14 @@ pub fn db_kind(e: &DbError) -> ErrorKind {
         | DbError::IsBootstrapping
         | DbError::RateLimitReached { .. }
         | DbError::ReadFailure { .. }
-        | DbError::WriteFailure { .. } => ErrorKind::Unavailable,
-        DbError::ReadTimeout { .. } | DbError::WriteTimeout { .. } => ErrorKind::Timeout,
+        | DbError::WriteFailure { .. } => ErrorKind::UNAVAILABLE,
+        DbError::ReadTimeout { .. } | DbError::WriteTimeout { .. } => ErrorKind::TIMEOUT,
         // "unconfigured table", "keyspace does not exist", a table whose
         // columns are not Heroic's: the deployment, not the request.
         DbError::Invalid | DbError::AuthenticationError | DbError::Unauthorized | DbError::ConfigError => {
-            ErrorKind::Config
+            ErrorKind::CONFIG
         }
-        _ => ErrorKind::Internal,
+        _ => ErrorKind::INTERNAL,
     }
 }
 
@@ -123,10 +123,10 @@ fn attempt_kind(e: &RequestAttemptError) -> ErrorKind {
     match e {
         RequestAttemptError::DbError(db, _) => db_kind(db),
         RequestAttemptError::BrokenConnectionError(_) | RequestAttemptError::UnableToAllocStreamId => {
-            ErrorKind::Unavailable
+            ErrorKind::UNAVAILABLE
         }
-        RequestAttemptError::SerializationError(_) => ErrorKind::InvalidInput,
-        _ => ErrorKind::Internal,
+        RequestAttemptError::SerializationError(_) => ErrorKind::INVALID_INPUT,
+        _ => ErrorKind::INTERNAL,
     }
 }
 
@@ -134,19 +134,19 @@ fn connection_kind(e: &ConnectionError) -> ErrorKind {
     match e {
         ConnectionError::ConnectionSetupRequestError(setup) => match &setup.error {
             ConnectionSetupRequestErrorKind::DbError(db, _) => match db_kind(db) {
-                ErrorKind::Config => ErrorKind::Config,
-                _ => ErrorKind::Unavailable,
+                ErrorKind::CONFIG => ErrorKind::CONFIG,
+                _ => ErrorKind::UNAVAILABLE,
             },
             ConnectionSetupRequestErrorKind::MissingAuthentication
             | ConnectionSetupRequestErrorKind::StartAuthSessionError(_)
             | ConnectionSetupRequestErrorKind::AuthChallengeEvaluationError(_)
-            | ConnectionSetupRequestErrorKind::AuthFinishError(_) => ErrorKind::Config,
-            _ => ErrorKind::Unavailable,
+            | ConnectionSetupRequestErrorKind::AuthFinishError(_) => ErrorKind::CONFIG,
+            _ => ErrorKind::UNAVAILABLE,
         },
-        ConnectionError::ConnectTimeout => ErrorKind::Timeout,
+        ConnectionError::ConnectTimeout => ErrorKind::TIMEOUT,
         // A certificate the CA does not vouch for stays so on retry.
-        ConnectionError::IoError(io) if crate::tls::is_certificate_error(io) => ErrorKind::Config,
-        _ => ErrorKind::Unavailable,
+        ConnectionError::IoError(io) if crate::tls::is_certificate_error(io) => ErrorKind::CONFIG,
+        _ => ErrorKind::UNAVAILABLE,
     }
 }
 
@@ -154,31 +154,31 @@ fn pool_kind(e: &ConnectionPoolError) -> ErrorKind {
     match e {
         ConnectionPoolError::Broken { last_connection_error } => match connection_kind(last_connection_error) {
             // A connect timeout on every node is the server being down.
-            ErrorKind::Timeout => ErrorKind::Unavailable,
+            ErrorKind::TIMEOUT => ErrorKind::UNAVAILABLE,
             kind => kind,
         },
-        _ => ErrorKind::Unavailable,
+        _ => ErrorKind::UNAVAILABLE,
     }
 }
 
 fn request_kind(e: &RequestError) -> ErrorKind {
     match e {
         RequestError::ConnectionPoolError(p) => pool_kind(p),
-        RequestError::RequestTimeout(_) => ErrorKind::Timeout,
+        RequestError::RequestTimeout(_) => ErrorKind::TIMEOUT,
         RequestError::LastAttemptError(a) => attempt_kind(a),
-        _ => ErrorKind::Unavailable,
+        _ => ErrorKind::UNAVAILABLE,
     }
 }
 
 fn execution_kind(e: &ExecutionError) -> ErrorKind {
     match e {
-        ExecutionError::BadQuery(_) => ErrorKind::InvalidInput,
+        ExecutionError::BadQuery(_) => ErrorKind::INVALID_INPUT,
         ExecutionError::PrepareError(p) => prepare_kind(p),
         ExecutionError::ConnectionPoolError(p) => pool_kind(p),
         ExecutionError::LastAttemptError(a) => attempt_kind(a),
-        ExecutionError::RequestTimeout(_) => ErrorKind::Timeout,
+        ExecutionError::RequestTimeout(_) => ErrorKind::TIMEOUT,
         ExecutionError::MetadataError(m) => metadata_kind(m),
-        _ => ErrorKind::Unavailable,
+        _ => ErrorKind::UNAVAILABLE,
     }
 }
 
@@ -186,24 +186,24 @@ fn prepare_kind(e: &PrepareError) -> ErrorKind {
     match e {
         PrepareError::ConnectionPoolError(p) => pool_kind(p),
         PrepareError::AllAttemptsFailed { first_attempt } => attempt_kind(first_attempt),
-        _ => ErrorKind::Internal,
+        _ => ErrorKind::INTERNAL,
     }
 }
 
 fn next_page_kind(e: &NextPageError) -> ErrorKind {
     match e {
         NextPageError::RequestFailure(r) => request_kind(r),
-        _ => ErrorKind::Internal,
+        _ => ErrorKind::INTERNAL,
     }
 }
 
 fn pager_kind(e: &PagerExecutionError) -> ErrorKind {
     match e {
         PagerExecutionError::PrepareError(p) => prepare_kind(p),
-        PagerExecutionError::SerializationError(_) => ErrorKind::InvalidInput,
+        PagerExecutionError::SerializationError(_) => ErrorKind::INVALID_INPUT,
         PagerExecutionError::NextPageError(n) => next_page_kind(n),
         PagerExecutionError::MetadataError(m) => metadata_kind(m),
-        _ => ErrorKind::Unavailable,
+        _ => ErrorKind::UNAVAILABLE,
     }
 }
 
@@ -211,23 +211,23 @@ fn next_row_kind(e: &NextRowError) -> ErrorKind {
     match e {
         NextRowError::NextPageError(n) => next_page_kind(n),
         // A row of unexpected types: the table is not Heroic's.
-        _ => ErrorKind::Config,
+        _ => ErrorKind::CONFIG,
     }
 }
 
 fn metadata_kind(e: &MetadataError) -> ErrorKind {
     match e {
         MetadataError::ConnectionPoolError(p) => pool_kind(p),
-        _ => ErrorKind::Unavailable,
+        _ => ErrorKind::UNAVAILABLE,
     }
 }
 
 fn new_session_kind(e: &NewSessionError) -> ErrorKind {
     match e {
         NewSessionError::MetadataError(m) => metadata_kind(m),
-        NewSessionError::EmptyKnownNodesList | NewSessionError::IllegalConfig(_) => ErrorKind::Config,
+        NewSessionError::EmptyKnownNodesList | NewSessionError::IllegalConfig(_) => ErrorKind::CONFIG,
         // Unresolvable seeds, a keyspace the cluster does not have.
-        _ => ErrorKind::Unavailable,
+        _ => ErrorKind::UNAVAILABLE,
     }
 }
 
@@ -237,29 +237,29 @@ mod tests {
 
     #[test]
     fn server_errors_map_to_host_kinds() {
-        assert_eq!(db_kind(&DbError::Overloaded), ErrorKind::Unavailable);
-        assert_eq!(db_kind(&DbError::Invalid), ErrorKind::Config);
-        assert_eq!(db_kind(&DbError::SyntaxError), ErrorKind::Internal);
-        assert_eq!(db_kind(&DbError::Unauthorized), ErrorKind::Config);
+        assert_eq!(db_kind(&DbError::Overloaded), ErrorKind::UNAVAILABLE);
+        assert_eq!(db_kind(&DbError::Invalid), ErrorKind::CONFIG);
+        assert_eq!(db_kind(&DbError::SyntaxError), ErrorKind::INTERNAL);
+        assert_eq!(db_kind(&DbError::Unauthorized), ErrorKind::CONFIG);
         let e = ExecutionError::RequestTimeout(std::time::Duration::from_secs(1));
         let failure = Failure::from(e);
-        assert_eq!(failure.kind, ErrorKind::Timeout);
+        assert_eq!(failure.kind, ErrorKind::TIMEOUT);
         assert!(failure.is_retryable());
         let e = ExecutionError::LastAttemptError(RequestAttemptError::DbError(DbError::Invalid, "unconfigured table".into()));
         let failure = Failure::from(e);
-        assert_eq!(failure.kind, ErrorKind::Config);
+        assert_eq!(failure.kind, ErrorKind::CONFIG);
         assert!(!failure.is_retryable());
         assert!(failure.message.contains("unconfigured table"), "{}", failure.message);
     }
 
     #[test]
     fn plugin_errors_carry_their_kind() {
-        let e = CassandraError::Prepare(Failure::new(ErrorKind::Config, "unconfigured table metrics"));
+        let e = CassandraError::Prepare(Failure::new(ErrorKind::CONFIG, "unconfigured table metrics"));
         let p = PluginError::from(e);
-        assert_eq!(p.kind, ErrorKind::Config);
+        assert_eq!(p.kind, ErrorKind::CONFIG);
         assert!(p.message.contains("configure = true"), "{p}");
-        let e = CassandraError::Prepare(Failure::new(ErrorKind::Unavailable, "no connection"));
-        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        let e = CassandraError::Prepare(Failure::new(ErrorKind::UNAVAILABLE, "no connection"));
+        assert_eq!(e.kind(), ErrorKind::UNAVAILABLE);
         let e = CassandraError::OutOfWindow { refused: 2, min: 0, max: 10, example: -5 };
         assert!(e.is_caller_error());
         assert!(e.to_string().contains("minTimestampMs"), "{e}");

@@ -36,7 +36,7 @@ fn a_closed_port_fails_create_with_unavailable() {
     let seed = format!("127.0.0.1:{}", free_port());
     let config = serde_json::json!({ "seeds": [seed], "connectTimeoutMs": 1000 });
     let (e, elapsed) = create_error(config, Duration::from_secs(30));
-    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+    assert_eq!(e.kind, ErrorKind::UNAVAILABLE, "{e}");
     assert!(e.message.contains(&format!("cannot connect to cassandra at {seed}")), "{e}");
     assert!(elapsed < Duration::from_secs(10), "a refused connection took {elapsed:?} to report");
 }
@@ -55,7 +55,7 @@ fn a_server_that_never_answers_fails_create_in_bounded_time() {
     let config = serde_json::json!({ "seeds": [seed], "connectTimeoutMs": 500 });
     // connectTimeoutMs × 3 + 5 s is the plugin's own bound on `create`.
     let (e, elapsed) = create_error(config, Duration::from_secs(30));
-    assert!(matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Timeout), "{e}");
+    assert!(matches!(e.kind, ErrorKind::UNAVAILABLE | ErrorKind::TIMEOUT), "{e}");
     assert!(e.message.contains("cannot connect to cassandra"), "{e}");
     assert!(elapsed < Duration::from_secs(15), "create took {elapsed:?}");
 }
@@ -64,12 +64,12 @@ fn a_server_that_never_answers_fails_create_in_bounded_time() {
 fn config_errors_are_reported_through_the_abi_before_connecting() {
     let bounded = Duration::from_secs(10);
     let (e, _) = create_error(serde_json::json!({ "seeds": ["127.0.0.1"], "fetchsize": 10 }), bounded);
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(e.message.contains("unknown field `fetchsize`"), "{e}");
     let (e, _) = create_error(serde_json::json!({ "keyspace": "bad-name" }), bounded);
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(e.message.contains("keyspace \"bad-name\""), "{e}");
     let (e, _) = create_error(serde_json::json!({ "consistencyLevel": "MOST" }), bounded);
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(e.message.contains("unknown variant `MOST`"), "{e}");
 }

@@ -255,7 +255,7 @@ fn the_driver_completes_a_tls_handshake_with_the_configured_ca() {
     let config = serde_json::json!({ "seeds": [seed], "connectTimeoutMs": 1000, "tls": { "caFile": ca.file } });
     let e = create_error(config);
     // The handshake succeeded; what failed is the CQL that never came.
-    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+    assert_eq!(e.kind, ErrorKind::UNAVAILABLE, "{e}");
     let seen = seen.lock().unwrap();
     assert!(
         seen.handshakes >= 1,
@@ -275,7 +275,7 @@ fn a_node_certificate_from_another_ca_is_a_clear_config_error() {
     let (seed, seen) = tls_node(&runtime, &cert, &key, None);
     let config = serde_json::json!({ "seeds": [seed], "connectTimeoutMs": 1000, "tls": { "caFile": other.file } });
     let e = create_error(config);
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(
         e.message
             .contains("invalid peer certificate: UnknownIssuer"),
@@ -307,7 +307,7 @@ fn verify_hostname_checks_the_node_address() {
     let e = create_error(
         serde_json::json!({ "seeds": [seed], "connectTimeoutMs": 1000, "tls": { "caFile": ca.file } }),
     );
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(e.message.contains("not valid for name"), "{e}");
     assert_eq!(seen.lock().unwrap().handshakes, 0);
 
@@ -316,7 +316,7 @@ fn verify_hostname_checks_the_node_address() {
         "seeds": [seed], "connectTimeoutMs": 1000, "tls": { "caFile": ca.file, "verifyHostname": false },
     });
     let e = create_error(config);
-    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+    assert_eq!(e.kind, ErrorKind::UNAVAILABLE, "{e}");
     assert!(
         seen.lock().unwrap().handshakes >= 1,
         "{:?}",
@@ -336,7 +336,7 @@ fn verify_hostname_false_still_refuses_another_ca() {
         "seeds": [seed], "connectTimeoutMs": 1000, "tls": { "caFile": other.file, "verifyHostname": false },
     });
     let e = create_error(config);
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(e.message.contains("invalid peer certificate"), "{e}");
     assert_eq!(seen.lock().unwrap().handshakes, 0);
     let _ = std::fs::remove_dir_all(dir);
@@ -355,7 +355,7 @@ fn a_client_certificate_is_presented_when_configured() {
         "tls": { "caFile": ca.file, "certFile": client_cert, "keyFile": client_key },
     });
     let e = create_error(config);
-    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+    assert_eq!(e.kind, ErrorKind::UNAVAILABLE, "{e}");
     let seen = seen.lock().unwrap();
     assert!(
         seen.client_certs >= 1,
@@ -371,7 +371,7 @@ fn an_unreadable_ca_file_fails_create_with_a_config_error_naming_it() {
     let e = create_error(
         serde_json::json!({ "seeds": ["127.0.0.1:1"], "tls": { "caFile": "/nonexistent/heroic/ca.pem" } }),
     );
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(
         e.message
             .contains("cannot read tls.caFile /nonexistent/heroic/ca.pem"),
@@ -380,7 +380,7 @@ fn an_unreadable_ca_file_fails_create_with_a_config_error_naming_it() {
     let e = create_error(
         serde_json::json!({ "seeds": ["127.0.0.1:1"], "tls": { "caFile": "/ca.pem", "keyFile": "/k.pem" } }),
     );
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(
         e.message
             .contains("tls.certFile and tls.keyFile must be given together"),

@@ -391,7 +391,7 @@ impl MetadataBackend for EsMetadata {
 
     fn capabilities(&self) -> MetadataCapabilities {
         // Regexes are always finished here, pushed down or not.
-        MetadataCapabilities { regex: true }
+        MetadataCapabilities::REGEX | MetadataCapabilities::DELETE_SERIES
     }
 
     async fn configure(&self) -> PluginResult<()> {

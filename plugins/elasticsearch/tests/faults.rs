@@ -79,7 +79,7 @@ async fn down_cluster_is_a_clear_unavailable_error_after_retries() {
         Ok(_) => panic!("created a backend against a closed port"),
         Err(e) => e,
     };
-    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+    assert_eq!(err.kind, ErrorKind::UNAVAILABLE, "{err}");
     let msg = err.to_string();
     assert!(msg.contains("3 attempt(s)") && msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
 }

@@ -223,7 +223,7 @@ async fn without_the_ca_or_with_another_it_is_a_clear_certificate_error() {
     let seed = format!("https://127.0.0.1:{port}");
     for tls in [None, Some(json!({"ca_file": other.file}))] {
         let e = create_error(config(&seed, tls.clone(), "tls-refused")).await;
-        assert_eq!(e.kind, ErrorKind::Config, "{tls:?}: {e}");
+        assert_eq!(e.kind, ErrorKind::CONFIG, "{tls:?}: {e}");
         assert!(
             e.message.contains("elasticsearch tls failed"),
             "{tls:?}: {e}"
@@ -250,7 +250,7 @@ async fn the_host_name_is_checked() {
         "tls-names",
     ))
     .await;
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(e.message.contains("not valid for name"), "{e}");
 }
 
@@ -273,7 +273,7 @@ async fn a_client_certificate_is_presented_when_configured() {
     EsMetadata::create(with_auth).await.unwrap();
     // Without the client certificate the proxy refuses the handshake.
     let e = create_error(config(&seed, Some(json!({"ca_file": ca.file})), &index)).await;
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(
         e.message.contains("CertificateRequired") && e.message.contains("tls.cert_file"),
         "{e}"
@@ -288,7 +288,7 @@ async fn unreadable_tls_files_are_config_errors_naming_them() {
         "x",
     ))
     .await;
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(
         e.message
             .contains("cannot read tls.ca_file /nonexistent/es-ca.pem"),
@@ -298,7 +298,7 @@ async fn unreadable_tls_files_are_config_errors_naming_them() {
     let ca = Ca::new(&dir.0, "cluster");
     let tls = json!({"ca_file": ca.file, "cert_file": ca.file, "key_file": ca.file});
     let e = create_error(config("https://127.0.0.1:1", Some(tls), "x")).await;
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(
         e.message.contains(&format!(
             "tls.key_file {} holds no usable private key",

@@ -106,6 +106,10 @@ impl MetricBackend for LocalMetrics {
         blocking(move || store.fetch(&request)).await
     }
 
+    fn capabilities(&self) -> MetricCapabilities {
+        MetricCapabilities::LIST_SERIES | MetricCapabilities::DELETE_POINTS | MetricCapabilities::COUNT_POINTS
+    }
+
     async fn list_series(&self, cursor: Option<String>, limit: u64) -> PluginResult<SeriesListPage> {
         let store = self.store.clone();
         blocking(move || store.list_series(cursor.as_deref(), limit as usize)).await
@@ -178,6 +182,10 @@ impl MetadataBackend for LocalMetadata {
     async fn count_series(&self, q: Query) -> PluginResult<CountResult> {
         let store = self.store.clone();
         blocking(move || store.count_series(&q.filter, q.limit)).await
+    }
+
+    fn capabilities(&self) -> MetadataCapabilities {
+        MetadataCapabilities::REGEX | MetadataCapabilities::DELETE_SERIES
     }
 
     async fn delete_series(&self, q: Query) -> PluginResult<DeleteResult> {
@@ -289,7 +297,7 @@ mod tests {
     fn exclusive<T, F: Future<Output = PluginResult<T>>>(dir: &Path, create: impl Fn() -> F) {
         let first = runtime().block_on(create()).unwrap_or_else(|e| panic!("first open: {e}"));
         let Err(e) = runtime().block_on(create()) else { panic!("a second open of {} succeeded", dir.display()) };
-        assert_eq!(e.kind, ErrorKind::Config, "{e}");
+        assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
         let expected = format!(
             "data directory {} is in use by another process (pid {}); stop it or use another data_dir",
             dir.display(),

@@ -34,14 +34,14 @@ impl From<heroic_gcp::GcpError> for PubsubError {
 impl From<PubsubError> for PluginError {
     fn from(e: PubsubError) -> Self {
         let kind = match &e {
-            PubsubError::Config(_) | PubsubError::Credentials(_) => ErrorKind::Config,
-            PubsubError::Connect { .. } => ErrorKind::Unavailable,
+            PubsubError::Config(_) | PubsubError::Credentials(_) => ErrorKind::CONFIG,
+            PubsubError::Connect { .. } => ErrorKind::UNAVAILABLE,
             PubsubError::Rpc { code, .. } => match code {
                 Code::NotFound | Code::PermissionDenied | Code::Unauthenticated | Code::InvalidArgument => {
-                    ErrorKind::Config
+                    ErrorKind::CONFIG
                 }
-                Code::DeadlineExceeded | Code::Cancelled => ErrorKind::Timeout,
-                _ => ErrorKind::Unavailable,
+                Code::DeadlineExceeded | Code::Cancelled => ErrorKind::TIMEOUT,
+                _ => ErrorKind::UNAVAILABLE,
             },
         };
         PluginError::new(kind, e)
