@@ -5,7 +5,7 @@
 //! only sends the batch over a bounded tokio channel to a task on the host
 //! runtime and returns a future awaiting the answer on a oneshot channel:
 //! nothing in it needs the host's runtime, so the plugin may poll it on its
-//! own threads (see plugin-abi-findings.md). The host task runs the batch
+//! own threads (see docs/plugin-abi.md). The host task runs the batch
 //! through the [`Pipeline`] (decode, filter, write) and answers `Ok` only
 //! once the write is durable; the plugin acknowledges only then.
 //!

@@ -109,13 +109,19 @@ impl PluginRegistry {
     pub async fn metric_backend(&mut self, c: &ComponentConfig) -> Result<MetricBackendClient, PluginSetupError> {
         let (plugin, json) = self.checked(c, Role::Metrics)?;
         let created = (plugin.module.create_metric_backend())(json).await.into_result();
-        created.map(MetricBackendClient).map_err(|e| Self::create_error(c, Role::Metrics, e))
+        let client = created.map(MetricBackendClient).map_err(|e| Self::create_error(c, Role::Metrics, e))?;
+        // A plugin built against interface 1.0 has no capabilities() and
+        // answers the interface's default here.
+        tracing::info!(id = c.id(), plugin = %c.plugin, capabilities = ?client.capabilities().names(), "metric backend created");
+        Ok(client)
     }
 
     pub async fn metadata_backend(&mut self, c: &ComponentConfig) -> Result<MetadataBackendClient, PluginSetupError> {
         let (plugin, json) = self.checked(c, Role::Metadata)?;
         let created = (plugin.module.create_metadata_backend())(json).await.into_result();
-        created.map(MetadataBackendClient).map_err(|e| Self::create_error(c, Role::Metadata, e))
+        let client = created.map(MetadataBackendClient).map_err(|e| Self::create_error(c, Role::Metadata, e))?;
+        tracing::info!(id = c.id(), plugin = %c.plugin, capabilities = ?client.capabilities().names(), "metadata backend created");
+        Ok(client)
     }
 
     pub async fn suggest_backend(&mut self, c: &ComponentConfig) -> Result<SuggestBackendClient, PluginSetupError> {

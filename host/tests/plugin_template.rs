@@ -1,37 +1,61 @@
-//! The plugin template builds as a separate package, exactly as a third
-//! party would build it, and the host loads it.
+//! The plugin template as a third party would use it: a separate package,
+//! built out of tree, that passes the conformance kit in its own
+//! `cargo test` and loads into the host.
+//!
+//! The same template built against the previous minor version of the
+//! interface (`--features heroic-plugin-api/previous-abi`, which leaves out
+//! the newest minor version's additions) proves the compatibility promise:
+//! a plugin built against 1.0 loads and serves in today's 1.x host, and
+//! answers the interface's defaults for what it does not have.
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 use common::Node;
 use serde_json::json;
 
-#[test]
-fn template_plugin_builds_out_of_tree_and_loads() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let template = root.join("examples/plugin-template");
-    // Its own target dir: the workspace's is locked by the running `cargo test`.
+/// Both tests build into one target dir (dependencies are shared), one at a time.
+static BUILD: Mutex<()> = Mutex::new(());
+
+fn template_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("examples/plugin-template")
+}
+
+/// Runs cargo on the template (its own target dir: the workspace's is
+/// locked by the running `cargo test`) and copies the library it built into
+/// a fresh directory, so that the next build cannot swap it under a node.
+fn build_template(args: &[&str], into: &Path) -> String {
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let target = common::plugin_dir().join("plugin-template");
     let out = Command::new(env!("CARGO"))
-        .args(["build", "--manifest-path"])
-        .arg(template.join("Cargo.toml"))
+        .args(args)
+        .arg("--manifest-path")
+        .arg(template_dir().join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target)
         .output()
         .expect("run cargo");
-    assert!(out.status.success(), "template build failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let lib_dir = target.join("debug");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "cargo {args:?} on the template failed:\n{stdout}\n{stderr}");
+    let file = heroic_plugin_api::loader::library_file_name("template");
+    std::fs::create_dir_all(into).unwrap();
+    std::fs::copy(target.join("debug").join(&file), into.join(&file)).expect("copy the template library");
+    format!("{stdout}\n{stderr}")
+}
 
-    let dir = tempfile::tempdir().unwrap();
+/// A node with the template as its metric backend; writes and reads back.
+fn serve_and_check(lib_dir: &Path, dir: &Path) -> Node {
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:{{port}}\"\n[plugins]\ndirs = [\"{}\", \"{{plugins}}\"]\n\
          [[metrics]]\nplugin = \"template\"\n[metrics.config]\nmax_series = 10\n\
          [[metadata]]\nplugin = \"local\"\n[metadata.config]\ndata_dir = \"{{dir}}/metadata\"\n",
         lib_dir.display()
     );
-    let node = Node::start(dir.path(), &config);
+    let node = Node::start(dir, &config);
     assert!(node.log().contains("template backend ready"), "{}", node.log());
 
     let body = json!({"series": {"key": "t", "tags": {"a": "b"}}, "data": {"type": "points", "data": [[10, 1.0], [20, 2.0]]}});
@@ -41,4 +65,38 @@ fn template_plugin_builds_out_of_tree_and_loads() {
     let (status, reply) = node.post("/query/metrics", &q);
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["result"][0]["values"], json!([[10, 1.0], [20, 2.0]]));
+    node
+}
+
+#[test]
+fn template_passes_the_conformance_kit_and_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib_dir = dir.path().join("lib");
+    // `cargo test` builds the library, then runs the kit against it.
+    let output = build_template(&["test"], &lib_dir);
+    assert!(output.contains("metric_conformance::fetch_point_limit ... ok"), "{output}");
+    assert!(output.contains("conformance metric: declared capabilities"), "the kit's summary is missing:\n{output}");
+
+    let node = serve_and_check(&lib_dir, dir.path());
+    let log = node.log();
+    let this_version = heroic_plugin_api::ffi::API_VERSION;
+    assert!(log.contains(&format!("interface={this_version}")) || log.contains(this_version), "{log}");
+    assert!(log.contains("capabilities=[\"count_points\"]"), "the template declares count_points only:\n{log}");
+}
+
+#[test]
+fn template_built_against_the_previous_minor_version_loads_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib_dir = dir.path().join("lib");
+    build_template(&["build", "--features", "heroic-plugin-api/previous-abi"], &lib_dir);
+
+    let node = serve_and_check(&lib_dir, dir.path());
+    let log = node.log();
+    assert!(log.contains("1.0.0"), "the plugin declares interface 1.0.0:\n{log}");
+    // `capabilities()` came in 1.1: a 1.0 plugin answers the interface's
+    // default, through the host's call, without crashing anything.
+    assert!(
+        log.contains("capabilities=[\"list_series\", \"delete_points\", \"count_points\"]"),
+        "a 1.0 plugin is assumed to support everything:\n{log}"
+    );
 }

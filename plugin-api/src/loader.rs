@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
+use abi_stable::abi_stability::abi_checking::{check_layout_compatibility_with_globals, CheckingGlobals};
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::StableAbi;
 
@@ -189,7 +189,11 @@ pub fn load_plugin(name: &str, path: &Path) -> Result<LoadedPlugin, LoadError> {
         header.init_root_module::<PluginModuleRef>().map_err(layout_error)?
     } else {
         let plugin_layout = header.layout().ok_or_else(|| incompatible(" (the library carries no layout to check)".into()))?;
-        check_layout_compatibility(plugin_layout, <PluginModuleRef as StableAbi>::LAYOUT)
+        // With checking state of its own: abi_stable merges what it learns of
+        // prefix types into process-wide state that assumes the usual
+        // direction, and this reversed pair would make it refuse the next
+        // plugin built against the host's own version.
+        check_layout_compatibility_with_globals(plugin_layout, <PluginModuleRef as StableAbi>::LAYOUT, &CheckingGlobals::new())
             .map_err(|e| incompatible(format!(" (layout check: {})", one_line(&e.to_string()))))?;
         // SAFETY: the check above proved that every field and method the
         // plugin's root module has matches the host's layout; the host only

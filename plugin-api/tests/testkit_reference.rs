@@ -87,7 +87,8 @@ impl MetadataBackend for RefMetadata {
     }
 
     fn capabilities(&self) -> MetadataCapabilities {
-        MetadataCapabilities { regex: self.regex }
+        let regex = if self.regex { MetadataCapabilities::REGEX } else { MetadataCapabilities::NONE };
+        regex | MetadataCapabilities::DELETE_SERIES
     }
 }
 

@@ -20,29 +20,11 @@ use crate::client::MetadataBackendClient;
 use crate::filter::Filter;
 use crate::types::*;
 
-/// Every case of the suite, in the order the macro lists them.
-pub const CASES: &[&str] = &[
-    "health",
-    "empty_backend",
-    "filter_true",
-    "filter_false",
-    "filter_key",
-    "filter_not_key",
-    "filter_match_tag",
-    "filter_has_tag",
-    "filter_prefix",
-    "filter_regex",
-    "filter_and",
-    "filter_or",
-    "filter_not",
-    "find_series_limited",
-    "count_series",
-    "find_keys",
-    "find_tags",
-    "delete_series",
-    "resource_round_trip",
-    "write_twice_found_once",
-];
+/// Every case of the suite (from the one list, `__with_cases!`).
+pub const CASES: &[&str] = crate::__with_cases!(metadata, __case_names!());
+
+/// The optional cases and the capability each needs.
+pub const OPTIONAL: &[(&str, MetadataCapabilities)] = &[("delete_series", MetadataCapabilities::DELETE_SERIES)];
 
 // --- helpers ----------------------------------------------------------------
 
@@ -387,12 +369,13 @@ pub async fn find_tags(c: &MetadataBackendClient) {
 }
 
 /// Heroic's `deleteSeries`: deleted series are no longer found; the others
-/// stay. Optional: a backend may answer `Unsupported`.
+/// stay. Optional: a backend that does not declare `DELETE_SERIES` must
+/// answer `Unsupported`.
 pub async fn delete_series(c: &MetadataBackendClient) {
     let case = "delete_series";
     let fx = fixture(c, case).await;
     let filter = fx.only(Filter::key(fx.key("a")));
-    let Some(result) = optional(case, "delete_series", c.delete_series(&filter, recent_range(), 0).await) else {
+    let Some(result) = optional("metadata", case, "delete_series", c.capabilities().contains(MetadataCapabilities::DELETE_SERIES), c.delete_series(&filter, recent_range(), 0).await) else {
         return;
     };
     assert_eq!(result, DeleteResult { deleted: 2, failed: 0 }, "{case}: deleting the 2 series of key {}", fx.key("a"));
@@ -435,4 +418,11 @@ pub async fn write_twice_found_once(c: &MetadataBackendClient) {
     assert_series(case, "series written three times", &page.series, &[s]);
     let count = required(case, "count_series", c.count_series(&run, recent_range(), 0).await);
     assert_eq!(count.count, 1, "{case}: count of a series written three times");
+}
+
+/// Prints which optional cases this backend's declared capabilities skip.
+pub async fn capabilities_summary(c: &MetadataBackendClient) {
+    let caps = c.capabilities();
+    let cases: Vec<(&str, bool)> = OPTIONAL.iter().map(|(case, cap)| (*case, caps.contains(*cap))).collect();
+    super::report(&super::capability_summary("metadata", &cases, &caps.names()));
 }

@@ -14,30 +14,24 @@ use crate::client::MetricBackendClient;
 use crate::error::ErrorKind;
 use crate::types::*;
 
-/// Every case of the suite, in the order the macro lists them.
-pub const CASES: &[&str] = &[
-    "health",
-    "interval",
-    "one_point",
-    "fetch_unwritten_series",
-    "many_points",
-    "batch_larger_than_write_batch",
-    "period_edges",
-    "multiple_fetches",
-    "long_series",
-    "many_tags",
-    "resource_round_trip",
-    "overwrite_same_timestamp",
-    "fetch_point_limit",
-    "list_series",
-    "delete_points",
-    "count_points",
+/// Every case of the suite (from the one list, `__with_cases!`).
+pub const CASES: &[&str] = crate::__with_cases!(metric, __case_names!());
+
+/// The optional cases and the capability each needs.
+pub const OPTIONAL: &[(&str, MetricCapabilities)] = &[
+    ("list_series", MetricCapabilities::LIST_SERIES),
+    ("delete_points", MetricCapabilities::DELETE_POINTS),
+    ("count_points", MetricCapabilities::COUNT_POINTS),
 ];
 
 /// Bigtable's row width: a row holds 2^32 ms (~49.7 days) of points.
 pub const PERIOD: i64 = 1 << 32;
 
 // --- helpers ----------------------------------------------------------------
+
+fn declared(c: &MetricBackendClient, capability: MetricCapabilities) -> bool {
+    c.capabilities().contains(capability)
+}
 
 /// A fresh series for `case`: unique key, two tags, no resource tags.
 pub fn new_series(case: &str) -> Series {
@@ -411,7 +405,7 @@ pub async fn list_series(c: &MetricBackendClient) {
     let mut cursor: Option<String> = None;
     for page_number in 0.. {
         assert!(page_number < 100_000, "{case}: more than 100,000 pages; is the cursor moving on?");
-        let Some(page) = optional(case, "list_series", c.list_series(cursor.as_deref(), limit).await) else {
+        let Some(page) = optional("metric", case, "list_series", declared(c, MetricCapabilities::LIST_SERIES), c.list_series(cursor.as_deref(), limit).await) else {
             return;
         };
         assert!(
@@ -442,7 +436,7 @@ pub async fn delete_points(c: &MetricBackendClient) {
     let b = new_series(case);
     let data: Vec<(i64, f64)> = (1..=10).map(|i| (i * 1000, i as f64)).collect();
     write(c, case, vec![sp(&a, PointBatch::from_pairs(&data)), sp(&b, PointBatch::from_pairs(&data))]).await;
-    let Some(deleted) = optional(case, "delete_points", c.delete_points(vec![a.clone()], TimeRange::new(3000, 6000)).await)
+    let Some(deleted) = optional("metric", case, "delete_points", declared(c, MetricCapabilities::DELETE_POINTS), c.delete_points(vec![a.clone()], TimeRange::new(3000, 6000)).await)
     else {
         return;
     };
@@ -461,11 +455,18 @@ pub async fn count_points(c: &MetricBackendClient) {
     let unwritten = new_series(case);
     let data: Vec<(i64, f64)> = (1..=10).map(|i| (i * 1000, i as f64)).collect();
     write(c, case, vec![sp(&a, PointBatch::from_pairs(&data)), sp(&b, PointBatch::from_pairs(&data[..4]))]).await;
-    let Some(n) = optional(case, "count_points", c.count_points(vec![a.clone()], TimeRange::new(3000, 6000)).await)
+    let Some(n) = optional("metric", case, "count_points", declared(c, MetricCapabilities::COUNT_POINTS), c.count_points(vec![a.clone()], TimeRange::new(3000, 6000)).await)
     else {
         return;
     };
     assert_eq!(n, 3, "{case}: (3000, 6000] holds 3 points of the series; count_points answered {n}");
     let n = required(case, "count_points", c.count_points(vec![a.clone(), b.clone(), unwritten], all()).await);
     assert_eq!(n, 14, "{case}: two series of 10 and 4 points and an unwritten one: count_points answered {n}");
+}
+
+/// Prints which optional cases this backend's declared capabilities skip.
+pub async fn capabilities_summary(c: &MetricBackendClient) {
+    let caps = c.capabilities();
+    let cases: Vec<(&str, bool)> = OPTIONAL.iter().map(|(case, cap)| (*case, caps.contains(*cap))).collect();
+    super::report(&super::capability_summary("metric", &cases, &caps.names()));
 }

@@ -59,7 +59,9 @@
 //!
 //! // A plugin providing several kinds invokes several macros. Each expands
 //! // into its own module (`metadata_conformance`, …); pass `mod name,` first
-//! // to choose another name, e.g. to run a suite twice with two configs.
+//! // to choose another name, e.g. to run a suite twice with two configs,
+//! // and attributes before it to put them on every case, e.g.
+//! // `#[ignore = "needs a live server"] mod live,`.
 //! heroic_plugin_api::metadata_backend_conformance!(mod metadata_in_memory, || async {
 //!     heroic_plugin_api::testkit::load_metadata_backend("my-backend", serde_json::json!({})).await
 //! });
@@ -332,17 +334,52 @@ pub fn recent_range() -> TimeRange {
     TimeRange::new(now - 7 * 24 * 3600 * 1000, now + 3600 * 1000)
 }
 
-/// The answer of an optional operation: `None` (after printing a note) when
-/// the backend answers `Unsupported`; panics on any other error.
-pub fn optional<T>(case: &str, operation: &str, result: PluginResult<T>) -> Option<T> {
-    match result {
-        Ok(value) => Some(value),
-        Err(e) if e.kind == ErrorKind::UNSUPPORTED => {
-            eprintln!("note: {case}: the backend does not support {operation} ({e}); nothing to check");
+/// Prints a line on the test process's real stderr. The test harness
+/// captures `print!`/`eprint!` of passing tests, but what the kit skipped
+/// must show in every run, so this writes to the stream directly.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// The answer of an optional operation, held to what the backend declares:
+/// `None` (after reporting the skip) when the operation is undeclared and
+/// the backend answers `Unsupported`. Panics when a declared operation
+/// answers `Unsupported`, when an undeclared one answers anything else (the
+/// host relies on the declarations), and on any other error.
+pub fn optional<T>(suite: &str, case: &str, operation: &str, declared: bool, result: PluginResult<T>) -> Option<T> {
+    match (declared, result) {
+        (true, Ok(value)) => Some(value),
+        (true, Err(e)) if e.kind == ErrorKind::UNSUPPORTED => panic!(
+            "{case}: the backend declares {operation} in its capabilities() but answered Unsupported ({e}); \
+             implement it or leave it out of capabilities()"
+        ),
+        (false, Err(e)) if e.kind == ErrorKind::UNSUPPORTED => {
+            report(&format!("conformance {suite}::{case}: SKIPPED: {operation} is not declared in capabilities()"));
             None
         }
-        Err(e) => panic!("{case}: {operation} failed: {e}"),
+        (false, Ok(_)) => panic!(
+            "{case}: the backend implements {operation} but does not declare it: add it to capabilities() \
+             (the host and the kit go by the declaration)"
+        ),
+        (_, Err(e)) => panic!("{case}: {operation} failed: {e}"),
     }
+}
+
+/// The summary of a suite for a backend that declares `declared` (names of
+/// its capabilities): which optional cases run and which are skipped, why.
+pub fn capability_summary(suite: &str, optional_cases: &[(&str, bool)], declared: &[&str]) -> String {
+    let skipped: Vec<String> = optional_cases
+        .iter()
+        .filter(|(_, on)| !on)
+        .map(|(case, _)| format!("{case} (not declared in capabilities())"))
+        .collect();
+    format!(
+        "conformance {suite}: declared capabilities {declared:?}; {} optional case(s) skipped{}{}",
+        skipped.len(),
+        if skipped.is_empty() { "" } else { ": " },
+        skipped.join(", ")
+    )
 }
 
 /// Unwraps a required operation's answer with the case and operation named.
@@ -354,18 +391,49 @@ pub fn required<T>(case: &str, operation: &str, result: PluginResult<T>) -> T {
 // Macros
 // ---------------------------------------------------------------------------
 
+/// The one list of the cases of each suite. The `CASES` constants and the
+/// `#[test]` functions the conformance macros expand to are both made from
+/// it, so a case is added in one place (and its `async fn` in the suite).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_cases {
+    (metric, $then:ident!($($args:tt)*)) => {
+        $crate::$then! { $($args)*
+            health, interval, one_point, fetch_unwritten_series, many_points,
+            batch_larger_than_write_batch, period_edges, multiple_fetches, long_series,
+            many_tags, resource_round_trip, overwrite_same_timestamp, fetch_point_limit,
+            list_series, delete_points, count_points, capabilities_summary }
+    };
+    (metadata, $then:ident!($($args:tt)*)) => {
+        $crate::$then! { $($args)*
+            health, empty_backend, filter_true, filter_false, filter_key, filter_not_key,
+            filter_match_tag, filter_has_tag, filter_prefix, filter_regex, filter_and, filter_or,
+            filter_not, find_series_limited, count_series, find_keys, find_tags, delete_series,
+            resource_round_trip, write_twice_found_once, capabilities_summary }
+    };
+    (suggest, $then:ident!($($args:tt)*)) => {
+        $crate::$then! { $($args)*
+            health, empty_backend, key_suggest, tag_suggest, tag_suggest_limit,
+            tag_value_suggest, tag_values_suggest, tag_key_count, capabilities_summary }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __case_names {
+    ($($case:ident),* $(,)?) => {
+        &[$(stringify!($case)),*]
+    };
+}
+
 /// Expands into one `#[test]` per case, in module `$mod` (default
 /// `metric_conformance`). `$make` is called once per case and returns a
 /// future of a [`MetricBackendClient`](crate::client::MetricBackendClient)
 /// or of `(client, guard)`; see [`crate::testkit`].
 #[macro_export]
 macro_rules! metric_backend_conformance {
-    (mod $mod:ident, $make:expr $(,)?) => {
-        $crate::__conformance_cases!($mod, metric, $make;
-            health, interval, one_point, fetch_unwritten_series, many_points,
-            batch_larger_than_write_batch, period_edges, multiple_fetches, long_series,
-            many_tags, resource_round_trip, overwrite_same_timestamp, fetch_point_limit,
-            list_series, delete_points, count_points);
+    ($(#[$attr:meta])* mod $mod:ident, $make:expr $(,)?) => {
+        $crate::__with_cases!(metric, __conformance_cases!($mod, [$(#[$attr])*], metric, $make;));
     };
     ($make:expr $(,)?) => {
         $crate::metric_backend_conformance!(mod metric_conformance, $make);
@@ -376,12 +444,8 @@ macro_rules! metric_backend_conformance {
 /// `metadata_conformance`). See [`metric_backend_conformance!`].
 #[macro_export]
 macro_rules! metadata_backend_conformance {
-    (mod $mod:ident, $make:expr $(,)?) => {
-        $crate::__conformance_cases!($mod, metadata, $make;
-            health, empty_backend, filter_true, filter_false, filter_key, filter_not_key,
-            filter_match_tag, filter_has_tag, filter_prefix, filter_regex, filter_and, filter_or,
-            filter_not, find_series_limited, count_series, find_keys, find_tags, delete_series,
-            resource_round_trip, write_twice_found_once);
+    ($(#[$attr:meta])* mod $mod:ident, $make:expr $(,)?) => {
+        $crate::__with_cases!(metadata, __conformance_cases!($mod, [$(#[$attr])*], metadata, $make;));
     };
     ($make:expr $(,)?) => {
         $crate::metadata_backend_conformance!(mod metadata_conformance, $make);
@@ -392,10 +456,8 @@ macro_rules! metadata_backend_conformance {
 /// `suggest_conformance`). See [`metric_backend_conformance!`].
 #[macro_export]
 macro_rules! suggest_backend_conformance {
-    (mod $mod:ident, $make:expr $(,)?) => {
-        $crate::__conformance_cases!($mod, suggest, $make;
-            health, empty_backend, key_suggest, tag_suggest, tag_suggest_limit,
-            tag_value_suggest, tag_values_suggest, tag_key_count);
+    ($(#[$attr:meta])* mod $mod:ident, $make:expr $(,)?) => {
+        $crate::__with_cases!(suggest, __conformance_cases!($mod, [$(#[$attr])*], suggest, $make;));
     };
     ($make:expr $(,)?) => {
         $crate::suggest_backend_conformance!(mod suggest_conformance, $make);
@@ -405,33 +467,33 @@ macro_rules! suggest_backend_conformance {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    ($mod:ident, $suite:ident, $make:expr; $($case:ident),* $(,)?) => {
+    ($mod:ident, $attrs:tt, $suite:ident, $make:expr; $($case:ident),* $(,)?) => {
         #[allow(unused_imports)]
         mod $mod {
             use super::*;
 
-            $(
-                #[test]
-                fn $case() {
-                    $crate::testkit::run_case(stringify!($suite), stringify!($case), async {
-                        let make = $make;
-                        let (client, guard) = $crate::testkit::Fixture::into_parts(make().await);
-                        $crate::testkit::$suite::$case(&client).await;
-                        if let ::std::result::Result::Err(e) = client.shutdown().await {
-                            panic!("{}::{}: shutdown failed: {}", stringify!($suite), stringify!($case), e);
-                        }
-                        drop(client);
-                        drop(guard);
-                    });
-                }
-            )*
+            $( $crate::__conformance_case!($attrs, $suite, $case, $make); )*
+        }
+    };
+}
 
-            /// Every case of the suite has a test here.
-            #[test]
-            fn all_cases_listed() {
-                let listed: &[&str] = &[$(stringify!($case)),*];
-                assert_eq!(listed, $crate::testkit::$suite::CASES);
-            }
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_case {
+    ([$(#[$attr:meta])*], $suite:ident, $case:ident, $make:expr) => {
+        #[test]
+        $(#[$attr])*
+        fn $case() {
+            $crate::testkit::run_case(stringify!($suite), stringify!($case), async {
+                let make = $make;
+                let (client, guard) = $crate::testkit::Fixture::into_parts(make().await);
+                $crate::testkit::$suite::$case(&client).await;
+                if let ::std::result::Result::Err(e) = client.shutdown().await {
+                    panic!("{}::{}: shutdown failed: {}", stringify!($suite), stringify!($case), e);
+                }
+                drop(client);
+                drop(guard);
+            });
         }
     };
 }

@@ -15,17 +15,8 @@ use crate::client::{metadata_query, SuggestBackendClient};
 use crate::filter::Filter;
 use crate::types::*;
 
-/// Every case of the suite, in the order the macro lists them.
-pub const CASES: &[&str] = &[
-    "health",
-    "empty_backend",
-    "key_suggest",
-    "tag_suggest",
-    "tag_suggest_limit",
-    "tag_value_suggest",
-    "tag_values_suggest",
-    "tag_key_count",
-];
+/// Every case of the suite (from the one list, `__with_cases!`).
+pub const CASES: &[&str] = crate::__with_cases!(suggest, __case_names!());
 
 // --- helpers ----------------------------------------------------------------
 
@@ -247,4 +238,9 @@ pub async fn tag_key_count(c: &SuggestBackendClient) {
     assert_eq!(got["site"].count, 1, "{case}: distinct site values");
     assert_eq!(exact("site"), Some(set(&["lon"])), "{case}: site values");
     assert!(!r.limited, "{case}: limited without a limit");
+}
+
+/// Every suggest operation is required: nothing is skipped.
+pub async fn capabilities_summary(_: &SuggestBackendClient) {
+    super::report(&super::capability_summary("suggest", &[], &[]));
 }

@@ -13,8 +13,6 @@
 //! `HEROIC_CASSANDRA_PASSWORD`. Each run creates its own table in that
 //! keyspace (drop the keyspace to clean up).
 //!
-//! The kit's macro cannot mark its tests ignored, so the cases are listed
-//! here; `every_kit_case_is_listed` (not ignored) fails when the kit grows.
 
 use std::sync::OnceLock;
 
@@ -59,46 +57,11 @@ async fn backend() -> MetricBackendClient {
     client
 }
 
-macro_rules! ignored_cases {
-    ($($case:ident),* $(,)?) => {
-        const LISTED: &[&str] = &[$(stringify!($case)),*];
-        $(
-            #[test]
-            #[ignore = "needs a live Cassandra or ScyllaDB: set HEROIC_CASSANDRA_SEEDS and run with --ignored"]
-            fn $case() {
-                heroic_plugin_api::testkit::run_case("metric", stringify!($case), async {
-                    let client = backend().await;
-                    heroic_plugin_api::testkit::metric::$case(&client).await;
-                    client.shutdown().await.expect("shutdown");
-                });
-            }
-        )*
-    };
-}
-
-ignored_cases!(
-    health,
-    interval,
-    one_point,
-    fetch_unwritten_series,
-    many_points,
-    batch_larger_than_write_batch,
-    period_edges,
-    multiple_fetches,
-    long_series,
-    many_tags,
-    resource_round_trip,
-    overwrite_same_timestamp,
-    fetch_point_limit,
-    list_series,
-    delete_points,
-    count_points,
+heroic_plugin_api::metric_backend_conformance!(
+    #[ignore = "needs a live Cassandra or ScyllaDB: set HEROIC_CASSANDRA_SEEDS and run with --ignored"]
+    mod metric_conformance,
+    || backend()
 );
-
-#[test]
-fn every_kit_case_is_listed() {
-    assert_eq!(LISTED, heroic_plugin_api::testkit::metric::CASES, "the kit's cases changed: update ignored_cases!");
-}
 
 /// Rows of 2^31 − 1 ms, not Bigtable's 2^32: offset 0 of a later row, and a
 /// range ending exactly on a base, around this backend's own boundaries.
