@@ -3,6 +3,8 @@
 #   - formatting: `cargo fmt --check` (rustfmt.toml), workspace and template;
 #   - lints: clippy on every crate and target, warnings are errors (the
 #     lint table every crate inherits is `[workspace.lints]` in Cargo.toml);
+#   - module layering: no files of a crate importing each other in a
+#     circle (scripts/lint/module_cycles.py);
 #   - dependencies: `cargo deny check licenses bans sources` (deny.toml).
 #     cargo-deny is installed on first use into target/tools (a few minutes
 #     of build, from crates.io). Its advisory check needs the RustSec
@@ -35,6 +37,9 @@ fi
 echo "== formatting"
 cargo fmt --all --check
 cargo fmt --manifest-path examples/plugin-template/Cargo.toml --check
+
+echo "== module layering"
+python3 scripts/lint/module_cycles.py plugin-api query host plugins/* bench
 
 echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings

@@ -176,7 +176,7 @@ pub struct ComponentConfig {
     /// `spotify100` (JSON v1/v2, the default) or `spotify100-proto`
     /// (Snappy-compressed protobuf batches). See docs/consumers.md.
     #[serde(default)]
-    pub schema: Option<crate::ingest::Schema>,
+    pub schema: Option<crate::ingest::schema::Schema>,
 }
 
 impl ComponentConfig {
@@ -403,7 +403,7 @@ impl Config {
             }
         }
         if let Some(filter) = &self.ingestion.filter {
-            crate::ingest::compile_filter(filter).map_err(|e| format!("ingestion.filter: {e}"))?;
+            crate::ingest::filter::compile_filter(filter).map_err(|e| format!("ingestion.filter: {e}"))?;
         }
         if self.ingestion.max_concurrent_writes == 0 {
             return Err("ingestion.max_concurrent_writes must be at least 1".into());

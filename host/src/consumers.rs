@@ -26,8 +26,7 @@ use heroic_plugin_api::{PluginError, PluginResult, RVec};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
-use crate::ingest::{IngestStats, Ingestion, Pipeline};
-use crate::node::Node;
+use crate::ingest::{IngestStats, Ingestion, Pipeline, WriteTarget};
 use crate::plugins::{PluginRegistry, PluginSetupError};
 
 /// How long a consumer may take to stop (finish its in-flight batches).
@@ -126,10 +125,10 @@ impl Consumers {
     }
 
     /// Starts every consumer, each with its own sink and host task.
-    pub async fn start(&self, node: &Arc<Node>) -> Result<(), PluginSetupError> {
+    pub async fn start(&self, target: &Arc<impl WriteTarget>) -> Result<(), PluginSetupError> {
         for handle in &self.list {
             let (tx, rx) = mpsc::channel::<Job>(64);
-            tokio::spawn(dispatch(rx, Arc::downgrade(node), handle.clone(), self.ingestion.clone()));
+            tokio::spawn(dispatch(rx, Arc::downgrade(target), handle.clone(), self.ingestion.clone()));
             let sink: IngestSinkBox = IngestSinkFfi_TO::from_value(HostSink { tx }, TD_Opaque);
             handle.client.start(sink).await.map_err(|error| PluginSetupError::Create {
                 role: "consumer",
@@ -174,13 +173,18 @@ impl Consumers {
 
 /// Runs the batches of one consumer, each in its own task (the ingestion
 /// semaphore bounds how many write at once).
-async fn dispatch(mut rx: mpsc::Receiver<Job>, node: Weak<Node>, handle: Arc<ConsumerHandle>, ingestion: Arc<Ingestion>) {
+async fn dispatch<T: WriteTarget>(
+    mut rx: mpsc::Receiver<Job>,
+    target: Weak<T>,
+    handle: Arc<ConsumerHandle>,
+    ingestion: Arc<Ingestion>,
+) {
     while let Some(job) = rx.recv().await {
-        let Some(node) = node.upgrade() else { break };
+        let Some(target) = target.upgrade() else { break };
         let handle = handle.clone();
         let ingestion = ingestion.clone();
         tokio::spawn(async move {
-            let result = handle.pipeline.ingest(&node, &ingestion, job.batch).await;
+            let result = handle.pipeline.ingest(&*target, &ingestion, job.batch).await;
             let _ = job.reply.send(result);
         });
     }

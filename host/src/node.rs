@@ -12,6 +12,7 @@ use crate::config::{Config, QueryConfig, ServerConfig};
 use crate::consumers::Consumers;
 use crate::http::access::{Access, Tokens};
 use crate::http::cors::Cors;
+use crate::ingest::WriteTarget;
 use crate::plugins::{PluginRegistry, PluginSetupError};
 use crate::query::admission::Admission;
 use crate::writer::{WriteError, WriteReport, Writer};
@@ -30,6 +31,13 @@ pub struct Node {
     pub access: Arc<Access>,
     pub started: Instant,
     stopping: AtomicBool,
+}
+
+/// Consumers write through the node's write path.
+impl WriteTarget for Node {
+    async fn write(&self, batch: Vec<SeriesPoints>) -> Result<WriteReport, WriteError> {
+        Node::write(self, batch).await
+    }
 }
 
 impl Node {

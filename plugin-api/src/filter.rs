@@ -11,10 +11,10 @@
 
 use std::fmt;
 
-use abi_stable::std_types::{RString, RVec};
-use abi_stable::StableAbi;
+use abi_stable::std_types::RVec;
 use regex::Regex;
 
+pub use crate::types::{FfiFilter, FilterNode, FilterOp};
 use crate::types::Series;
 
 /// How deep a filter may nest (`not`, `and`, `or` and parentheses each add a
@@ -188,40 +188,6 @@ pub enum FilterError {
     Malformed { node: usize, reason: String },
 }
 
-/// Operator of one node of the stable filter.
-#[repr(u8)]
-#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FilterOp {
-    True,
-    False,
-    And,
-    Or,
-    Not,
-    Key,
-    MatchTag,
-    HasTag,
-    StartsWith,
-    Regex,
-}
-
-/// One node of [`FfiFilter`]. `key` and `value` are empty where the operator
-/// takes none; `children` index into `FfiFilter::nodes`.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
-pub struct FilterNode {
-    pub op: FilterOp,
-    pub key: RString,
-    pub value: RString,
-    pub children: RVec<u32>,
-}
-
-/// The stable, flat form of [`Filter`]: the root is `nodes[0]`.
-#[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
-pub struct FfiFilter {
-    pub nodes: RVec<FilterNode>,
-}
-
 impl FfiFilter {
     /// Rebuilds the tree; fails on out-of-range or cyclic child indices.
     pub fn to_filter(&self) -> Result<Filter, FilterError> {
@@ -239,16 +205,16 @@ fn node(op: FilterOp, key: &str, value: &str) -> FilterNode {
 fn push_node(filter: &Filter, nodes: &mut RVec<FilterNode>) -> u32 {
     let index = nodes.len();
     let leaf = match filter {
-        Filter::True => node(FilterOp::True, "", ""),
-        Filter::False => node(FilterOp::False, "", ""),
-        Filter::Key(k) => node(FilterOp::Key, "", k),
-        Filter::MatchTag { key, value } => node(FilterOp::MatchTag, key, value),
-        Filter::HasTag(k) => node(FilterOp::HasTag, k, ""),
-        Filter::StartsWith { key, value } => node(FilterOp::StartsWith, key, value),
-        Filter::Regex { key, pattern } => node(FilterOp::Regex, key, pattern),
-        Filter::And(_) => node(FilterOp::And, "", ""),
-        Filter::Or(_) => node(FilterOp::Or, "", ""),
-        Filter::Not(_) => node(FilterOp::Not, "", ""),
+        Filter::True => node(FilterOp::TRUE, "", ""),
+        Filter::False => node(FilterOp::FALSE, "", ""),
+        Filter::Key(k) => node(FilterOp::KEY, "", k),
+        Filter::MatchTag { key, value } => node(FilterOp::MATCH_TAG, key, value),
+        Filter::HasTag(k) => node(FilterOp::HAS_TAG, k, ""),
+        Filter::StartsWith { key, value } => node(FilterOp::STARTS_WITH, key, value),
+        Filter::Regex { key, pattern } => node(FilterOp::REGEX, key, pattern),
+        Filter::And(_) => node(FilterOp::AND, "", ""),
+        Filter::Or(_) => node(FilterOp::OR, "", ""),
+        Filter::Not(_) => node(FilterOp::NOT, "", ""),
     };
     nodes.push(leaf);
     let children: Vec<&Filter> = match filter {
@@ -285,22 +251,27 @@ fn read_node(nodes: &[FilterNode], index: usize, depth: usize) -> Result<Filter,
             .collect()
     };
     Ok(match n.op {
-        FilterOp::True => Filter::True,
-        FilterOp::False => Filter::False,
-        FilterOp::And => Filter::And(children()?),
-        FilterOp::Or => Filter::Or(children()?),
-        FilterOp::Not => {
+        FilterOp::TRUE => Filter::True,
+        FilterOp::FALSE => Filter::False,
+        FilterOp::AND => Filter::And(children()?),
+        FilterOp::OR => Filter::Or(children()?),
+        FilterOp::NOT => {
             let mut c = children()?;
             if c.len() != 1 {
                 return Err(FilterError::Malformed { node: index, reason: "not takes one child".into() });
             }
             Filter::Not(Box::new(c.remove(0)))
         }
-        FilterOp::Key => Filter::Key(n.value.to_string()),
-        FilterOp::MatchTag => Filter::match_tag(n.key.as_str(), n.value.as_str()),
-        FilterOp::HasTag => Filter::HasTag(n.key.to_string()),
-        FilterOp::StartsWith => Filter::starts_with(n.key.as_str(), n.value.as_str()),
-        FilterOp::Regex => Filter::regex(n.key.as_str(), n.value.as_str()),
+        FilterOp::KEY => Filter::Key(n.value.to_string()),
+        FilterOp::MATCH_TAG => Filter::match_tag(n.key.as_str(), n.value.as_str()),
+        FilterOp::HAS_TAG => Filter::HasTag(n.key.to_string()),
+        FilterOp::STARTS_WITH => Filter::starts_with(n.key.as_str(), n.value.as_str()),
+        FilterOp::REGEX => Filter::regex(n.key.as_str(), n.value.as_str()),
+        // An operator of a later interface version: refuse the filter
+        // rather than guess (the host only sends what the plugin knows).
+        other => {
+            return Err(FilterError::Malformed { node: index, reason: format!("unknown operator {}", other.0) });
+        }
     })
 }
 

@@ -277,7 +277,7 @@ impl Health {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]
 pub struct MetadataQuery {
-    pub filter: crate::filter::FfiFilter,
+    pub filter: FfiFilter,
     pub range: TimeRange,
     pub limit: u64,
 }
@@ -518,4 +518,44 @@ pub struct IngestOutcome {
     pub invalid: u64,
     /// Messages dropped by the node's ingestion filter.
     pub filtered: u64,
+}
+
+/// Operator of one node of the stable filter ([`FfiFilter`]). A number
+/// with named values, so that a later interface version can add operators;
+/// a plugin meeting one it does not know refuses the filter.
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilterOp(pub u8);
+
+impl FilterOp {
+    pub const TRUE: FilterOp = FilterOp(0);
+    pub const FALSE: FilterOp = FilterOp(1);
+    pub const AND: FilterOp = FilterOp(2);
+    pub const OR: FilterOp = FilterOp(3);
+    pub const NOT: FilterOp = FilterOp(4);
+    pub const KEY: FilterOp = FilterOp(5);
+    pub const MATCH_TAG: FilterOp = FilterOp(6);
+    pub const HAS_TAG: FilterOp = FilterOp(7);
+    pub const STARTS_WITH: FilterOp = FilterOp(8);
+    pub const REGEX: FilterOp = FilterOp(9);
+}
+
+/// One node of [`FfiFilter`]. `key` and `value` are empty where the operator
+/// takes none; `children` index into `FfiFilter::nodes`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct FilterNode {
+    pub op: FilterOp,
+    pub key: RString,
+    pub value: RString,
+    pub children: RVec<u32>,
+}
+
+/// The stable, flat form of a series filter ([`crate::filter::Filter`]
+/// converts to and from it): the root is `nodes[0]`. A flat list has a
+/// fixed layout that abi_stable can check, where a recursive enum would not.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct FfiFilter {
+    pub nodes: RVec<FilterNode>,
 }

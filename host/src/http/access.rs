@@ -19,14 +19,7 @@ use warp::{Filter, Rejection};
 
 use crate::config::AuthConfig;
 use crate::http::cors::Cors;
-use crate::http::error::ApiError;
-
-/// A request refused by these checks (turned into its error reply by
-/// [`crate::http::error::recover`]).
-#[derive(Debug)]
-pub struct Refused(pub ApiError);
-
-impl warp::reject::Reject for Refused {}
+use crate::http::error::{ApiError, Refused};
 
 /// The accepted bearer tokens.
 #[derive(Default)]

@@ -105,10 +105,17 @@ impl From<heroic_query::QueryError> for ApiError {
     }
 }
 
+/// A request refused before its handler ran (the access checks of
+/// `access.rs`), carrying its error reply for [`recover`].
+#[derive(Debug)]
+pub struct Refused(pub ApiError);
+
+impl warp::reject::Reject for Refused {}
+
 /// Turns warp's own rejections (unknown path, wrong method, body too
 /// large …) into JSON error bodies too.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
-    let error = if let Some(crate::http::access::Refused(e)) = rejection.find() {
+    let error = if let Some(Refused(e)) = rejection.find() {
         e.clone()
     } else if rejection.is_not_found() {
         ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")

@@ -13,6 +13,7 @@
 //! written at once over the whole node; new series are written to metadata
 //! and suggest at `ingestion.metadata_rate_limit` per second at most.
 
+pub mod filter;
 pub mod schema;
 
 use std::collections::HashMap;
@@ -26,15 +27,18 @@ use heroic_plugin_api::{PluginError, PluginResult, RVec};
 use tokio::sync::Semaphore;
 
 use crate::config::IngestionConfig;
-use crate::node::Node;
 use crate::write_cache::WriteCache;
+use crate::writer::{WriteError, WriteReport};
 
+pub use filter::compile_filter;
 pub use schema::{InvalidMessage, Metric, Schema};
 
-/// Parses and compiles an ingestion filter (HQL).
-pub fn compile_filter(hql: &str) -> Result<SeriesMatcher, String> {
-    let filter = heroic_query::hql::parse_filter(hql).map_err(|e| e.to_string())?;
-    filter.compile().map_err(|e| e.to_string())
+/// Where the pipeline writes: the node's write path. A trait rather than
+/// the node itself, so that ingestion does not depend on the node that owns
+/// it (the node implements it).
+pub trait WriteTarget: Send + Sync + 'static {
+    /// Writes to every backend; resolves once durable everywhere.
+    fn write(&self, batch: Vec<SeriesPoints>) -> impl std::future::Future<Output = Result<WriteReport, WriteError>> + Send;
 }
 
 /// Counters of one consumer's ingestion, for `/status`.
@@ -229,7 +233,12 @@ impl Pipeline {
     }
 
     /// Decodes and writes a batch; `Ok` once every valid message is durable.
-    pub async fn ingest(&self, node: &Node, ingestion: &Ingestion, batch: RVec<RawMessage>) -> PluginResult<IngestOutcome> {
+    pub async fn ingest(
+        &self,
+        target: &impl WriteTarget,
+        ingestion: &Ingestion,
+        batch: RVec<RawMessage>,
+    ) -> PluginResult<IngestOutcome> {
         let decoded = self.decode(batch.as_slice(), ingestion.filter.as_ref());
         let outcome =
             IngestOutcome { written: decoded.written_messages, invalid: decoded.invalid, filtered: decoded.filtered };
@@ -253,7 +262,7 @@ impl Pipeline {
             }
         }
         let points = decoded.points as u64;
-        match node.write(decoded.series).await {
+        match target.write(decoded.series).await {
             Ok(_) => {
                 self.stats.points_written.fetch_add(points, Ordering::Relaxed);
                 self.stats.batches_ok.fetch_add(1, Ordering::Relaxed);

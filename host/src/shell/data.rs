@@ -5,7 +5,7 @@ use heroic_plugin_api::types::{FetchRequest, PointBatch, Series, SeriesPoints, T
 use serde_json::{json, Map, Value};
 
 use crate::http::write::SeriesJson;
-use crate::shell::args::{parse_time, RangeArgs};
+use crate::shell::options::{parse_time, RangeArgs};
 use crate::shell::output::{handler_answer, series_json, Output};
 use crate::shell::{now_ms, Shell, ShellError};
 

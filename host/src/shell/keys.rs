@@ -15,7 +15,7 @@ use heroic_plugin_api::{ErrorKind, Filter};
 use serde_json::json;
 
 use crate::backends::Named;
-use crate::shell::args::RangeArgs;
+use crate::shell::options::RangeArgs;
 use crate::shell::output::{series_json, Progress};
 use crate::shell::{now_ms, Shell, ShellError};
 

@@ -26,6 +26,7 @@ mod error;
 pub mod keys;
 pub mod metadata;
 pub mod operations;
+pub mod options;
 pub mod output;
 pub mod profiles;
 pub mod suggest;

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::http::error::ApiResult;
 use crate::http::suggest as endpoints;
-use crate::shell::args::MetadataArgs;
+use crate::shell::options::MetadataArgs;
 use crate::shell::output::handler_answer;
 use crate::shell::{now_ms, Shell, ShellError};
 

@@ -16,7 +16,7 @@ use crate::error::{corrupt, IoContext, Result};
 use crate::head::{merge_runs, Head};
 use crate::log::{sync_dir, RecordLog};
 use crate::read::Decoder;
-use crate::metrics::{
+use crate::store::{
     BlockRef, Catalog, Inner, Mem, MetricOptions, MetricStore, Wake, REC_DEF, REC_POINTS, REC_TOMBSTONE,
 };
 use crate::segment::{parse_segment_name, BlockMeta, Segment, SegmentWriter};

@@ -32,6 +32,7 @@ mod index;
 mod log;
 mod read;
 mod segment;
+mod store;
 
 #[cfg(test)]
 mod metadata_tests;

@@ -8,7 +8,7 @@ use heroic_plugin_api::types::{FetchRequest, FetchResponse, FetchedSeries, Point
 use crate::codec::decode_block;
 use crate::error::Result;
 use crate::head::{merge_runs, Run};
-use crate::metrics::{normalized, BlockRef, Inner};
+use crate::store::{normalized, BlockRef, Inner};
 
 /// Below this many block points a fetch is decoded on the calling thread:
 /// spawning workers costs tens of microseconds.

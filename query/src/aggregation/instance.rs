@@ -3,7 +3,6 @@
 use heroic_plugin_api::types::TimeRange;
 
 use super::bucket::{BucketMapping, BucketStrategy};
-use super::session::AggregationSession;
 use super::{Aggregation, BucketKind, FilterK};
 use crate::duration::Duration;
 use crate::error::{QueryError, Result};
@@ -96,24 +95,6 @@ impl AggregationInstance {
             AggregationInstance::Bucket { size, .. } => *size,
             _ => -1,
         }
-    }
-
-    /// Starts a streaming session over `range` (`(start, end]`). Fails with
-    /// [`QueryError::Invalid`] when a bucketed aggregation would have fewer
-    /// than 1 or more than [`MAX_BUCKET_COUNT`](super::MAX_BUCKET_COUNT)
-    /// buckets, whatever `limit` is.
-    ///
-    /// `limit` (`aggregationLimit`) bounds the buckets plus raw points the
-    /// session holds. Every bucketed aggregation counts its buckets when it
-    /// is set up: a top-level one, or a chain's first step, here; one under
-    /// a group when the group first sees data; a later chain step when the
-    /// step before it finishes. Going over fails this call,
-    /// [`update`](AggregationSession::update) or
-    /// [`finish`](AggregationSession::finish) with
-    /// [`QueryError::AggregationLimit`].
-    pub fn session(&self, range: TimeRange, strategy: BucketStrategy, limit: Option<u64>) -> Result<AggregationSession> {
-        self.validate(range, strategy)?;
-        AggregationSession::new(self.clone(), range, strategy, limit)
     }
 
     pub(crate) fn validate(&self, range: TimeRange, strategy: BucketStrategy) -> Result<()> {

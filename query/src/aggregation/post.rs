@@ -3,8 +3,7 @@
 //! group filters `topk`, `bottomk`, `abovek`, `belowk`.
 
 use super::instance::AggregationInstance;
-use super::result::MetricValues;
-use super::session::Output;
+use super::result::{MetricValues, Output};
 use super::FilterK;
 
 type PointsFn<'a> = &'a dyn Fn(Vec<(i64, f64)>) -> Vec<(i64, f64)>;

@@ -226,6 +226,13 @@ pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
     h ^ (h >> 16)
 }
 
+/// One output of a node: a group key, the series behind it, and values.
+pub(crate) struct Output {
+    pub key: GroupKey,
+    pub series: Vec<Series>,
+    pub values: MetricValues,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

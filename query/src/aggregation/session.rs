@@ -12,14 +12,30 @@ use heroic_plugin_api::types::{Series, TimeRange};
 use super::bucket::{BucketMapping, BucketStrategy, State};
 use super::instance::AggregationInstance;
 use super::post;
-use super::result::{GroupKey, MetricValues, ResultGroup, SpreadValue};
+use super::result::{GroupKey, MetricValues, Output, ResultGroup, SpreadValue};
 use crate::error::{QueryError, Result};
 
-/// One output of a node: a group key, the series behind it, and values.
-pub(crate) struct Output {
-    pub key: GroupKey,
-    pub series: Vec<Series>,
-    pub values: MetricValues,
+// Here rather than in instance.rs, next to what it builds: instances then
+// do not depend on sessions, which depend on instances.
+impl AggregationInstance {
+    /// Starts a streaming session over `range` (`(start, end]`). Fails with
+    /// [`QueryError::Invalid`] when a bucketed aggregation would have fewer
+    /// than 1 or more than [`MAX_BUCKET_COUNT`](super::MAX_BUCKET_COUNT)
+    /// buckets, whatever `limit` is.
+    ///
+    /// `limit` (`aggregationLimit`) bounds the buckets plus raw points the
+    /// session holds. Every bucketed aggregation counts its buckets when it
+    /// is set up: a top-level one, or a chain's first step, here; one under
+    /// a group when the group first sees data; a later chain step when the
+    /// step before it finishes. Going over fails this call,
+    /// [`update`](AggregationSession::update) or
+    /// [`finish`](AggregationSession::finish) with
+    /// [`QueryError::AggregationLimit`].
+    pub fn session(&self, range: TimeRange, strategy: BucketStrategy, limit: Option<u64>) -> Result<AggregationSession> {
+        self.validate(range, strategy)?;
+        AggregationSession::new(self.clone(), range, strategy, limit)
+    }
+
 }
 
 /// Input data of one update.

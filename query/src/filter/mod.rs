@@ -5,13 +5,15 @@
 //! is in [`optimize`](crate::filter::optimize()).
 
 mod optimize;
+pub mod serialize;
 
 pub use heroic_plugin_api::filter::Filter;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::{index_path, join_path, QueryError, Result};
 use crate::limits::MAX_FILTER_DEPTH;
 pub use optimize::optimize;
+pub use serialize::to_json;
 
 /// Parses a filter in Heroic's JSON form and optimises it.
 ///
@@ -207,27 +209,6 @@ fn parse_object(value: &Value, path: &str, depth: usize) -> Result<Filter> {
         "q" => raw(&field("filter")?, &join_path(path, "filter"))?,
         other => return Err(QueryError::json(&join_path(path, "type"), format!("no such filter type: \"{other}\""))),
     })
-}
-
-/// Serialises to Heroic's JSON array form (`["and", ["key","a"], …]`), as
-/// `/parser/parse-filter` returns it.
-pub fn to_json(filter: &Filter) -> Value {
-    match filter {
-        Filter::True => json!(["true"]),
-        Filter::False => json!(["false"]),
-        Filter::And(c) | Filter::Or(c) => {
-            let op = if matches!(filter, Filter::And(_)) { "and" } else { "or" };
-            let mut items = vec![Value::from(op)];
-            items.extend(c.iter().map(to_json));
-            Value::Array(items)
-        }
-        Filter::Not(inner) => json!(["not", to_json(inner)]),
-        Filter::Key(k) => json!(["key", k]),
-        Filter::MatchTag { key, value } => json!(["=", key, value]),
-        Filter::HasTag(k) => json!(["+", k]),
-        Filter::StartsWith { key, value } => json!(["^", key, value]),
-        Filter::Regex { key, pattern } => json!(["~", key, pattern]),
-    }
 }
 
 #[cfg(test)]

@@ -228,7 +228,7 @@ impl Query {
             "aggregation": self.aggregation()?.map(|a| a.to_json()),
             "source": self.source()?.map(|s| s.identifier()),
             "range": self.range(now)?.map(|r| r.to_json()),
-            "filter": self.filter.as_ref().map(crate::filter::to_json),
+            "filter": self.filter.as_ref().map(crate::filter::serialize::to_json),
             "options": null,
             "features": null,
         }))

@@ -1,0 +1,124 @@
+//! The state of the metric store that its parts share: the options, the
+//! series catalog, the in-memory heads and blocks, and the handle itself.
+//! `metrics.rs` (public API, write path, reads), `read.rs` (decoding) and
+//! `flush.rs` (recovery, flush, delete, compaction) all build on it, and it
+//! on none of them, so the store's files depend on each other in one
+//! direction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use heroic_plugin_api::types::Series;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::dir_lock::DirLock;
+use crate::head::Head;
+use crate::log::RecordLog;
+use crate::segment::{BlockMeta, Segment};
+
+/// Tuning of the metric store.
+#[derive(Clone, Debug)]
+pub struct MetricOptions {
+    /// Flush the head to a segment once it holds this many points.
+    pub flush_points: usize,
+    /// Flush the head at least this often (it bounds WAL replay time).
+    pub flush_interval: Duration,
+    /// Points per compressed block at most.
+    pub block_points: usize,
+    /// Points per WAL record at most; larger writes are split.
+    pub max_record_points: usize,
+    /// Merge all segments into one when there are more than this many.
+    pub compact_segments: usize,
+    /// Run a background thread that flushes on size and age.
+    pub background_flush: bool,
+}
+
+impl Default for MetricOptions {
+    fn default() -> Self {
+        MetricOptions {
+            flush_points: 2_000_000,
+            flush_interval: Duration::from_secs(300),
+            block_points: 8192,
+            max_record_points: 65_536,
+            compact_segments: 8,
+            background_flush: true,
+        }
+    }
+}
+
+pub(crate) const REC_DEF: u8 = 1;
+pub(crate) const REC_TOMBSTONE: u8 = 2;
+pub(crate) const REC_POINTS: u8 = 1;
+
+pub(crate) struct Catalog {
+    pub(crate) ids: HashMap<Series, u64>,
+    pub(crate) by_id: BTreeMap<u64, Series>,
+    pub(crate) next_id: u64,
+}
+
+#[derive(Clone)]
+pub(crate) struct BlockRef {
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) meta: BlockMeta,
+}
+
+pub(crate) struct Mem {
+    pub(crate) active: Head,
+    pub(crate) active_seq: u64,
+    /// Heads being flushed, oldest first, with their sequence.
+    pub(crate) frozen: Vec<(u64, Arc<Head>)>,
+    pub(crate) blocks: HashMap<u64, Vec<BlockRef>>,
+    pub(crate) segments: BTreeMap<(u64, u64), Arc<Segment>>,
+    /// Series id → sources with a smaller sequence are deleted.
+    pub(crate) tombstones: HashMap<u64, u64>,
+}
+
+impl Mem {
+    pub(crate) fn visible(&self, id: u64, seq: u64) -> bool {
+        self.tombstones.get(&id).is_none_or(|&t| seq >= t)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Wake {
+    pub(crate) requested: bool,
+    pub(crate) stop: bool,
+}
+
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: MetricOptions,
+    pub(crate) wal: RecordLog,
+    pub(crate) catalog_log: RecordLog,
+    pub(crate) catalog: RwLock<Catalog>,
+    pub(crate) mem: RwLock<Mem>,
+    /// One flush, delete or compaction at a time.
+    pub(crate) flush_lock: Mutex<()>,
+    pub(crate) wake: Mutex<Wake>,
+    pub(crate) wake_cond: Condvar,
+    /// Dropped with the last reference to the store (after the flusher
+    /// thread has stopped), which unlocks the directory.
+    pub(crate) _dir_lock: DirLock,
+}
+
+/// The embedded metric store. Cheap to share behind an `Arc`; every method
+/// takes `&self` and is safe to call from many threads.
+pub struct MetricStore {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) flusher: Option<JoinHandle<()>>,
+}
+
+/// The series in its normal form (tags sorted), borrowed when it already is.
+pub(crate) fn normalized(series: &Series) -> std::borrow::Cow<'_, Series> {
+    let sorted = |t: &[heroic_plugin_api::types::Tag]| t.windows(2).all(|w| w[0].key < w[1].key);
+    if sorted(&series.tags) && sorted(&series.resource) {
+        std::borrow::Cow::Borrowed(series)
+    } else {
+        let mut s = series.clone();
+        s.normalize();
+        std::borrow::Cow::Owned(s)
+    }
+}
