@@ -100,3 +100,21 @@ fn template_built_against_the_previous_minor_version_loads_and_runs() {
         "a 1.0 plugin is assumed to support everything:\n{log}"
     );
 }
+
+/// A plugin built with `panic = "abort"` would turn every panic the SDK
+/// catches into an abort of the whole host: `export_plugin!` refuses to
+/// compile it, saying what to change. (`cargo check` is enough to see it.)
+#[test]
+fn a_plugin_built_with_panic_abort_does_not_compile() {
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(env!("CARGO"))
+        .args(["check", "--lib", "--config", "profile.dev.panic=\"abort\"", "--manifest-path"])
+        .arg(template_dir().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(common::plugin_dir().join("plugin-template-abort"))
+        .output()
+        .expect("run cargo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a panic=abort plugin compiled:\n{stderr}");
+    assert!(stderr.contains("heroic plugins must be built with `panic = \"unwind\"`"), "{stderr}");
+}

@@ -185,3 +185,46 @@ heroic_plugin_api::suggest_backend_conformance!(|| async {
     let backend = RefSuggest::create(serde_json::json!({})).await.unwrap();
     SuggestBackendClient(SuggestBackendFfi_TO::from_value(SuggestAdapter(Arc::new(backend)), TD_Opaque))
 });
+
+/// The kit holds optional operations to the backend's declarations: a
+/// backend cannot pass by answering `Unsupported` to everything.
+mod declarations {
+    use heroic_plugin_api::testkit::optional;
+    use heroic_plugin_api::{PluginError, PluginResult};
+
+    fn verdict(declared: bool, result: PluginResult<u64>) -> Result<Option<u64>, String> {
+        std::panic::catch_unwind(|| optional("metric", "delete_points", "delete_points", declared, result)).map_err(|p| {
+            p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+        })
+    }
+
+    #[test]
+    fn a_declared_operation_answering_unsupported_fails() {
+        let e = verdict(true, Err(PluginError::unsupported("delete_points"))).unwrap_err();
+        assert!(e.contains("declares delete_points") && e.contains("answered Unsupported"), "{e}");
+    }
+
+    #[test]
+    fn an_undeclared_operation_that_works_fails() {
+        let e = verdict(false, Ok(1)).unwrap_err();
+        assert!(e.contains("does not declare it"), "{e}");
+    }
+
+    #[test]
+    fn an_undeclared_operation_answering_unsupported_is_skipped() {
+        assert_eq!(verdict(false, Err(PluginError::unsupported("delete_points"))), Ok(None));
+    }
+
+    #[test]
+    fn a_declared_operation_that_works_is_checked() {
+        assert_eq!(verdict(true, Ok(3)), Ok(Some(3)));
+    }
+
+    #[test]
+    fn other_errors_fail_whatever_is_declared() {
+        for declared in [true, false] {
+            let e = verdict(declared, Err(PluginError::unavailable("down"))).unwrap_err();
+            assert!(e.contains("delete_points failed"), "{e}");
+        }
+    }
+}

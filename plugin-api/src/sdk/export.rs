@@ -64,7 +64,7 @@ pub extern "C" fn create_consumer<C: Consumer>(config: RString) -> PluginFuture<
 }
 
 fn not_provided<T: Send + 'static>(kind: &str) -> PluginFuture<T> {
-    ready_ffi(Err(PluginError::unsupported(&format!("this plugin provides no {kind}"))))
+    guard_future(|| ready_ffi(Err(PluginError::unsupported(&format!("this plugin provides no {kind}")))))
 }
 
 pub extern "C" fn no_metric(_: RString) -> PluginFuture<MetricBackendBox> {

@@ -113,18 +113,8 @@ impl Aggregation {
                 let inner = a.arg(0, "aggregation").map(Aggregation::from_expr).transpose()?.unwrap_or(Aggregation::Empty);
                 Aggregation::Options { size, extent, aggregation: Box::new(inner) }
             }
-            "sum" | "sum2" | "average" | "min" | "max" | "count" | "stddev" | "spread" | "ratePerSecond" => {
-                let kind = match name {
-                    "sum" => BucketKind::Sum,
-                    "sum2" => BucketKind::Sum2,
-                    "average" => BucketKind::Average,
-                    "min" => BucketKind::Min,
-                    "max" => BucketKind::Max,
-                    "count" => BucketKind::Count,
-                    "stddev" => BucketKind::StdDev,
-                    "spread" => BucketKind::Spread,
-                    _ => BucketKind::RatePerSecond,
-                };
+            simple if BucketKind::simple(simple).is_some() => {
+                let kind = BucketKind::simple(simple).expect("checked");
                 let (size, extent) = sampling(&mut a)?;
                 Aggregation::Bucket { kind, size, extent }
             }

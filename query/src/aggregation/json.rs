@@ -104,15 +104,7 @@ fn parse_object(obj: &Map<String, Value>, path: &str, depth: usize) -> Result<Ag
             };
             Aggregation::Options { size, extent, aggregation: Box::new(sub("aggregation")?) }
         }
-        "sum" => bucket(BucketKind::Sum)?,
-        "sum2" => bucket(BucketKind::Sum2)?,
-        "average" => bucket(BucketKind::Average)?,
-        "min" => bucket(BucketKind::Min)?,
-        "max" => bucket(BucketKind::Max)?,
-        "count" => bucket(BucketKind::Count)?,
-        "stddev" => bucket(BucketKind::StdDev)?,
-        "spread" => bucket(BucketKind::Spread)?,
-        "ratePerSecond" => bucket(BucketKind::RatePerSecond)?,
+        simple if BucketKind::simple(simple).is_some() => bucket(BucketKind::simple(simple).expect("checked"))?,
         "quantile" => {
             let q = number("q")?.unwrap_or(0.5);
             let error = number("error")?.unwrap_or(0.01);

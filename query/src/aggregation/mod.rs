@@ -54,19 +54,31 @@ pub enum BucketKind {
 }
 
 impl BucketKind {
+    /// The bucket aggregations that take no parameters, by the name JSON
+    /// (`{"type": …}`) and HQL (`sum(1m)`) both use: the one list the
+    /// parsers and [`BucketKind::name`] read.
+    pub const SIMPLE: [(&'static str, BucketKind); 9] = [
+        ("sum", BucketKind::Sum),
+        ("sum2", BucketKind::Sum2),
+        ("average", BucketKind::Average),
+        ("min", BucketKind::Min),
+        ("max", BucketKind::Max),
+        ("count", BucketKind::Count),
+        ("stddev", BucketKind::StdDev),
+        ("spread", BucketKind::Spread),
+        ("ratePerSecond", BucketKind::RatePerSecond),
+    ];
+
+    /// The parameterless bucket aggregation called `name`.
+    pub fn simple(name: &str) -> Option<BucketKind> {
+        Self::SIMPLE.iter().find(|(n, _)| *n == name).map(|(_, k)| k.clone())
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
-            BucketKind::Sum => "sum",
-            BucketKind::Sum2 => "sum2",
-            BucketKind::Average => "average",
-            BucketKind::Min => "min",
-            BucketKind::Max => "max",
-            BucketKind::Count => "count",
-            BucketKind::StdDev => "stddev",
-            BucketKind::Spread => "spread",
             BucketKind::Quantile { .. } => "quantile",
-            BucketKind::RatePerSecond => "ratePerSecond",
             BucketKind::Cardinality(_) => "cardinality",
+            simple => Self::SIMPLE.iter().find(|(_, k)| k == simple).map_or("unknown", |(n, _)| n),
         }
     }
 }
