@@ -235,7 +235,9 @@ pub type ConsumerBox = ConsumerFfi_TO<'static, RBox<()>>;
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
-#[sabi(missing_field(panic))]
+// Fields added after `last_prefix_field` in later minor versions are read
+// through accessors returning `Option` (`None` from an older plugin).
+#[sabi(missing_field(option))]
 pub struct PluginModule {
     pub info: extern "C" fn() -> PluginInfo,
     /// Called once, before any `create_*`.

@@ -406,7 +406,8 @@ capability_set! {
 impl MetricCapabilities {
     /// What the host assumes of a plugin built before capabilities existed:
     /// everything may work, and a call that does not answers `Unsupported`.
-    pub const ASSUMED_FOR_1_0: MetricCapabilities = MetricCapabilities(1 | 2 | 4);
+    pub const ASSUMED_FOR_1_0: MetricCapabilities =
+        MetricCapabilities(Self::LIST_SERIES.0 | Self::DELETE_POINTS.0 | Self::COUNT_POINTS.0);
 }
 
 /// Key suggestion request (`/metadata/key-suggest`).

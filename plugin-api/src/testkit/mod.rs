@@ -38,7 +38,7 @@
 //! crate-type = ["cdylib"]
 //!
 //! [dev-dependencies]
-//! heroic-plugin-api = { version = "0.1", features = ["testkit"] }
+//! heroic-plugin-api = { version = "1.1", features = ["testkit"] }
 //! serde_json = "1"
 //! tempfile = "3"
 //! ```
