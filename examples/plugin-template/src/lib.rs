@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use heroic_plugin_api::sdk::support::PointBudget;
 use heroic_plugin_api::sdk::MetricBackend;
 use heroic_plugin_api::types::{FetchRequest, FetchResponse, FetchedSeries, PointBatch, Series, SeriesPoints};
 use heroic_plugin_api::{PluginError, PluginResult, RVec};
@@ -51,10 +52,12 @@ impl Column {
         }
     }
 
-    /// Points in `(start, end]`.
-    fn slice(&self, start: i64, end: i64) -> PointBatch {
+    /// Points in `(start, end]`, the first ones only when `budget` runs
+    /// out.
+    fn slice(&self, start: i64, end: i64, budget: &PointBudget) -> PointBatch {
         let from = self.timestamps.partition_point(|&t| t <= start);
         let to = self.timestamps.partition_point(|&t| t <= end);
+        let to = from + budget.claim(to - from);
         PointBatch {
             timestamps: self.timestamps[from..to].to_vec().into(),
             values: self.values[from..to].to_vec().into(),
@@ -91,15 +94,19 @@ impl MetricBackend for TemplateBackend {
 
     async fn fetch(&self, request: FetchRequest) -> PluginResult<FetchResponse> {
         let all = self.series.read().map_err(|_| PluginError::internal("lock poisoned"))?;
+        // At most `point_limit` points over all series (0: no limit). A
+        // backend reading series concurrently shares the same budget.
+        let budget = PointBudget::new(request.point_limit);
         let found = request.series.iter().enumerate().filter_map(|(i, s)| {
             let column = all.get(s)?;
             Some(FetchedSeries {
                 request_index: i as u32,
                 resource: s.resource.clone(),
-                points: column.slice(request.range.start, request.range.end),
+                points: column.slice(request.range.start, request.range.end, &budget),
             })
         });
-        Ok(FetchResponse { series: found.collect(), limited: false })
+        let series = found.collect();
+        Ok(FetchResponse { series, limited: budget.limited() })
     }
 }
 

@@ -7,6 +7,9 @@
 //! - [`adapters`]: turn the traits into the `#[sabi_trait]` objects of [`crate::ffi`].
 //! - [`export`]: what [`crate::export_plugin!`] expands to.
 //! - [`derive`]: answers computed from series lists (default methods).
+//! - [`support`]: code every plugin needs and none should write again:
+//!   retries with backoff, the fetch point budget, statistics counters,
+//!   health tracking.
 
 pub mod adapters;
 pub mod derive;
@@ -14,6 +17,7 @@ pub mod export;
 pub mod logging;
 pub mod runtime;
 pub mod secret; pub use secret::Secret;
+pub mod support;
 pub mod traits;
 
 pub use adapters::IngestSink;

@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::mutate_rows_request::Entry;
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::mutation::{self, DeleteFromColumn, SetCell};
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::Mutation;
+use heroic_plugin_api::sdk::support::{HealthTracker, PointBudget};
 use heroic_plugin_api::sdk::MetricBackend;
 use heroic_plugin_api::types::*;
 use heroic_plugin_api::{PluginError, PluginResult, RVec};
@@ -27,6 +27,8 @@ pub struct BigtableBackend {
     pub(crate) client: Arc<Client>,
     pub(crate) config: BigtableConfig,
     pub(crate) stats: Arc<Stats>,
+    /// The last failed call until the next success, for `health()`.
+    health: HealthTracker,
     /// The bulk writer; `None` with `disableBulkMutations`.
     bulk: Option<Bulk>,
 }
@@ -47,39 +49,6 @@ struct RowCells {
     key: Vec<u8>,
     /// `(timestamp, qualifier, value)`; the value is empty when stripped.
     cells: Vec<(i64, Vec<u8>, Vec<u8>)>,
-}
-
-/// A shared point budget for `point_limit` (0: unlimited).
-struct Budget {
-    limit: u64,
-    remaining: AtomicU64,
-    exhausted: AtomicBool,
-}
-
-impl Budget {
-    fn new(limit: u64) -> Self {
-        Budget { limit, remaining: AtomicU64::new(limit), exhausted: AtomicBool::new(false) }
-    }
-
-    /// How many of `wanted` points may still be taken.
-    fn take(&self, wanted: usize) -> usize {
-        if self.limit == 0 {
-            return wanted;
-        }
-        let wanted = wanted as u64;
-        let before = self
-            .remaining
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| Some(r.saturating_sub(wanted)))
-            .expect("the closure always answers Some");
-        if before < wanted {
-            self.exhausted.store(true, Ordering::Relaxed);
-        }
-        before.min(wanted) as usize
-    }
-
-    fn exhausted(&self) -> bool {
-        self.exhausted.load(Ordering::Relaxed)
-    }
 }
 
 impl BigtableBackend {
@@ -143,7 +112,7 @@ impl BigtableBackend {
         series: &[Series],
         range: TimeRange,
         strip: bool,
-        budget: &Budget,
+        budget: &PointBudget,
     ) -> Result<Vec<RowCells>, BigtableError> {
         let family = self.config.points_family.as_str();
         let reads: Vec<(usize, crate::plan::Read)> = series
@@ -154,19 +123,21 @@ impl BigtableBackend {
         let results: Vec<Result<Vec<RowCells>, BigtableError>> = stream::iter(reads)
             .map(|(index, read)| async move {
                 let mut found = Vec::new();
-                if budget.exhausted() {
+                // Once a read found a point too many, the others stop: the
+                // answer is `limited` whatever they would add.
+                if budget.limited() {
                     return Ok(found);
                 }
                 let wanted = &series[index];
                 let mut visit = |row: Row| -> ControlFlow<()> {
                     let Some(cells) = self.cells_of(row, index, wanted, range) else { return ControlFlow::Continue(()) };
                     let mut cells = cells;
-                    let taken = budget.take(cells.cells.len());
+                    let taken = budget.claim(cells.cells.len());
                     cells.cells.truncate(taken);
                     if !cells.cells.is_empty() {
                         found.push(cells);
                     }
-                    if budget.exhausted() {
+                    if budget.limited() {
                         ControlFlow::Break(())
                     } else {
                         ControlFlow::Continue(())
@@ -283,7 +254,7 @@ impl BigtableBackend {
     }
 
     async fn do_fetch(&self, request: FetchRequest) -> Result<FetchResponse, BigtableError> {
-        let budget = Budget::new(request.point_limit);
+        let budget = PointBudget::new(request.point_limit);
         let rows = self.read_cells(&request.series, request.range, false, &budget).await?;
         // Group rows into (request, resource variant) answers.
         let mut groups: HashMap<VariantKey, Vec<(i64, f64)>> = HashMap::new();
@@ -313,11 +284,11 @@ impl BigtableBackend {
                 FetchedSeries { request_index: key.0 as u32, resource: key.1.into(), points: batch }
             })
             .collect();
-        Ok(FetchResponse { series, limited: budget.exhausted() })
+        Ok(FetchResponse { series, limited: budget.limited() })
     }
 
     async fn do_delete(&self, series: RVec<Series>, range: TimeRange) -> Result<u64, BigtableError> {
-        let rows = self.read_cells(&series, range, true, &Budget::new(0)).await?;
+        let rows = self.read_cells(&series, range, true, &PointBudget::unlimited()).await?;
         let family = &self.config.points_family;
         let mut touched = vec![false; series.len()];
         let mut deleted = 0u64;
@@ -344,7 +315,7 @@ impl BigtableBackend {
     }
 
     async fn do_count(&self, series: RVec<Series>, range: TimeRange) -> Result<u64, BigtableError> {
-        let rows = self.read_cells(&series, range, true, &Budget::new(0)).await?;
+        let rows = self.read_cells(&series, range, true, &PointBudget::unlimited()).await?;
         Ok(rows.iter().map(|r| r.cells.len() as u64).sum())
     }
 
@@ -353,7 +324,7 @@ impl BigtableBackend {
         let result = work.await;
         // An oversized key is the caller's fault, not the backend's health.
         if !matches!(result, Err(BigtableError::RowKeyTooLarge { .. })) {
-            self.stats.record(&result);
+            self.health.record(&result);
         }
         result.map_err(PluginError::from)
     }
@@ -374,7 +345,7 @@ impl MetricBackend for BigtableBackend {
             bulk = bulk.is_some(),
             "bigtable metric backend ready"
         );
-        Ok(BigtableBackend { client, config, stats, bulk })
+        Ok(BigtableBackend { client, config, stats, health: HealthTracker::new(), bulk })
     }
 
     async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
@@ -415,14 +386,12 @@ impl MetricBackend for BigtableBackend {
     }
 
     fn health(&self) -> Health {
-        match self.stats.last_error() {
-            None => Health::healthy(),
-            // Still ready: the next call may well succeed.
-            Some(e) => Health { ok: false, ready: true, message: format!("last bigtable call failed: {e}").into() },
-        }
+        // Unhealthy from a failed call until the next success; still ready:
+        // the next call may well succeed.
+        self.health.health("last bigtable call failed")
     }
 
     fn statistics(&self) -> Vec<Statistic> {
-        self.stats.snapshot()
+        self.stats.statistics()
     }
 }

@@ -159,13 +159,13 @@ impl Bulk {
         });
         let queued: Vec<Queued> = entries.into_iter().map(|entry| Queued { entry, job: job.clone() }).collect();
         drop(job);
-        self.stats.buffered_mutations.add(mutations as u64);
+        self.stats.buffered_mutations.add(mutations as i64);
         let sent = match &*self.queue.lock().unwrap_or_else(PoisonError::into_inner) {
             Some(queue) => queue.send(queued).is_ok(),
             None => false,
         };
         if !sent {
-            self.stats.buffered_mutations.sub(mutations as u64);
+            self.stats.buffered_mutations.sub(mutations as i64);
             return Err(BigtableError::ShutDown);
         }
         // A dropped answer means the flusher died with the entries unsent.
@@ -220,7 +220,7 @@ async fn send(client: &Client, stats: &Stats, batch: Vec<Queued>) {
         .unzip();
     let outcome = client.mutate_rows_each(entries).await;
     for ((job, size), failure) in jobs.into_iter().zip(outcome) {
-        stats.buffered_mutations.sub(size as u64);
+        stats.buffered_mutations.sub(size as i64);
         job.settle(failure);
     }
 }

@@ -2,17 +2,18 @@
 //! TLS with OAuth2 tokens to Google), ReadRows with resumption, MutateRows
 //! retrying only the failed entries, and the table admin calls `configure`
 //! needs. Every call has a deadline and retries transient failures with
-//! exponential backoff and jitter.
+//! the SDK's backoff (exponential, jitter, Google's `RetryInfo` honoured).
 
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use googleapis_tonic_google_bigtable_admin_v2::google::bigtable::admin::v2 as admin;
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2 as data;
-use tonic::metadata::MetadataValue;
 use heroic_gcp::{connect, Auth};
+use heroic_plugin_api::sdk::support::{Backoff, RetryPolicy};
+use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -20,7 +21,7 @@ use admin::bigtable_table_admin_client::BigtableTableAdminClient;
 use data::bigtable_client::BigtableClient;
 
 use crate::config::{BigtableConfig, Target};
-use crate::error::{is_retryable, BigtableError, EntryTally};
+use crate::error::{is_retryable, retry_hint, retry_hint_in, BigtableError, EntryTally};
 use crate::read_rows::{resume_after, Row, RowAssembler};
 use crate::stats::Stats;
 
@@ -30,61 +31,6 @@ const SCOPES: &[&str] =
 /// Bigtable answers can be large (a row of a busy series holds up to 2^32
 /// cells); tonic's 4 MiB default would fail such reads.
 const MAX_MESSAGE_BYTES: usize = 256 << 20;
-
-/// Exponential backoff with jitter, bounded in attempts and elapsed time.
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    pub max_retries: u32,
-    pub initial: Duration,
-    pub max: Duration,
-    pub max_elapsed: Duration,
-}
-
-impl RetryPolicy {
-    pub fn from_config(c: &BigtableConfig) -> Self {
-        RetryPolicy {
-            max_retries: c.max_retries,
-            initial: Duration::from_millis(c.initial_backoff_ms),
-            max: Duration::from_millis(c.max_backoff_ms),
-            max_elapsed: Duration::from_millis(c.max_elapsed_backoff_ms),
-        }
-    }
-}
-
-/// The retry state of one call.
-struct Backoff {
-    policy: RetryPolicy,
-    retries: u32,
-    started: Instant,
-}
-
-impl Backoff {
-    fn new(policy: RetryPolicy) -> Self {
-        Backoff { policy, retries: 0, started: Instant::now() }
-    }
-
-    fn attempts(&self) -> u32 {
-        self.retries + 1
-    }
-
-    /// The pause before the next attempt, or `None` when out of retries.
-    fn next(&mut self) -> Option<Duration> {
-        if self.retries >= self.policy.max_retries {
-            return None;
-        }
-        let exp = self.policy.initial.saturating_mul(1u32 << self.retries.min(20));
-        let capped = exp.min(self.policy.max);
-        // Jitter in [50 %, 100 %] so that many clients hitting one hot tablet
-        // do not retry in lockstep (Heroic's retry storms, #710 …).
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let delay = capped.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0);
-        if self.started.elapsed() + delay > self.policy.max_elapsed {
-            return None;
-        }
-        self.retries += 1;
-        Some(delay)
-    }
-}
 
 /// What one attempt of a call ended with.
 enum Failure {
@@ -164,7 +110,7 @@ impl Client {
             instance_name: config.instance_name(),
             profile: config.profile.clone(),
             routing: routing.parse().map_err(|_| BigtableError::Config("table name is not ascii".into()))?,
-            retry: RetryPolicy::from_config(config),
+            retry: config.retry_policy(),
             mutate_timeout: config.mutate_timeout(),
             read_timeout: config.read_rows_timeout(),
             short_timeout: short,
@@ -195,16 +141,16 @@ impl Client {
         failure: Failure,
         timeout: Duration,
     ) -> Result<(), BigtableError> {
-        let retryable = match &failure {
+        let (retryable, hint) = match &failure {
             Failure::TimedOut => {
                 self.stats.timeouts.inc();
-                true
+                (true, None)
             }
-            Failure::Status(s) => is_retryable(s.code()),
+            Failure::Status(s) => (is_retryable(s.code()), retry_hint(s)),
         };
         let attempts = backoff.attempts();
         if retryable {
-            if let Some(delay) = backoff.next() {
+            if let Some(delay) = backoff.next_delay(hint) {
                 self.stats.retries.inc();
                 tracing::debug!(operation, attempts, ?delay, "retrying a bigtable call");
                 tokio::time::sleep(delay).await;
@@ -226,7 +172,7 @@ impl Client {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let mut backoff = Backoff::new(self.retry);
+        let mut backoff = self.retry.backoff();
         loop {
             let failure = match tokio::time::timeout(self.short_timeout, call()).await {
                 Ok(Ok(value)) => return Ok(value),
@@ -246,7 +192,7 @@ impl Client {
         filter: Option<data::RowFilter>,
         visit: &mut (dyn FnMut(Row) -> ControlFlow<()> + Send),
     ) -> Result<(), BigtableError> {
-        let mut backoff = Backoff::new(self.retry);
+        let mut backoff = self.retry.backoff();
         let mut last_key: Option<Vec<u8>> = None;
         loop {
             let mut set = rows.clone();
@@ -313,7 +259,7 @@ impl Client {
         let mut outcome: Vec<Option<BigtableError>> = vec![None; entries.len()];
         // (index in `entries`, entry) of the entries not applied yet.
         let mut pending: Vec<(usize, data::mutate_rows_request::Entry)> = entries.into_iter().enumerate().collect();
-        let mut backoff = Backoff::new(self.retry);
+        let mut backoff = self.retry.backoff();
         loop {
             let message = data::MutateRowsRequest {
                 table_name: self.table_name.clone(),
@@ -325,12 +271,14 @@ impl Client {
             let attempt = async {
                 let mut stream =
                     self.data.clone().mutate_rows(self.request(message, self.mutate_timeout).await?).await?.into_inner();
-                let mut statuses: Vec<Option<Status>> = vec![None; pending.len()];
+                // Each entry's status, with the wait its `RetryInfo` asks for.
+                let mut statuses: Vec<Option<(Status, Option<Duration>)>> = vec![None; pending.len()];
                 while let Some(response) = stream.message().await? {
                     for entry in response.entries {
                         let status = entry.status.unwrap_or_default();
+                        let hint = retry_hint_in(status.details.iter().map(|d| (d.type_url.as_str(), d.value.as_slice())));
                         if let Some(slot) = usize::try_from(entry.index).ok().and_then(|i| statuses.get_mut(i)) {
-                            *slot = Some(Status::new(Code::from(status.code), status.message));
+                            *slot = Some((Status::new(Code::from(status.code), status.message), hint));
                         }
                     }
                 }
@@ -347,14 +295,19 @@ impl Client {
                     };
                     let mut retry = Vec::new();
                     let mut last = None;
+                    // The longest wait any retried entry asks for.
+                    let mut hint: Option<Duration> = None;
                     for ((index, entry), status) in std::mem::take(&mut pending).into_iter().zip(statuses) {
                         match status {
-                            Some(s) if s.code() == Code::Ok => {}
-                            Some(s) if !is_retryable(s.code()) => outcome[index] = Some(entry_error(s)),
+                            Some((s, _)) if s.code() == Code::Ok => {}
+                            Some((s, _)) if !is_retryable(s.code()) => outcome[index] = Some(entry_error(s)),
                             // An entry the server did not report on is
                             // treated as unavailable: retrying it is harmless.
                             s => {
-                                last = Some(s.unwrap_or_else(|| Status::unavailable("no status reported for the entry")));
+                                let (status, entry_hint) =
+                                    s.unwrap_or_else(|| (Status::unavailable("no status reported for the entry"), None));
+                                hint = hint.max(entry_hint);
+                                last = Some(status);
                                 retry.push((index, entry));
                             }
                         }
@@ -362,7 +315,7 @@ impl Client {
                     pending = retry;
                     match last {
                         None => break,
-                        Some(status) => match backoff.next() {
+                        Some(status) => match backoff.next_delay(hint) {
                             Some(delay) => {
                                 self.stats.retries.inc();
                                 tracing::debug!(entries = pending.len(), attempts, ?delay, "retrying failed mutate rows entries");

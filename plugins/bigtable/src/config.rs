@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use heroic_plugin_api::sdk::support::RetryPolicy;
 use serde::Deserialize;
 
 /// Longest flush interval accepted.
@@ -273,6 +274,15 @@ impl BigtableConfig {
 
     pub fn short_timeout(&self) -> Duration {
         Duration::from_millis(self.short_rpc_timeout_ms)
+    }
+
+    /// How calls retry: `initialBackoffMs` doubling up to `maxBackoffMs`
+    /// with jitter, `maxRetries` retries, none starting after
+    /// `maxElapsedBackoffMs`.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new(Duration::from_millis(self.initial_backoff_ms), Duration::from_millis(self.max_backoff_ms))
+            .with_max_retries(self.max_retries)
+            .with_max_elapsed(Duration::from_millis(self.max_elapsed_backoff_ms))
     }
 }
 

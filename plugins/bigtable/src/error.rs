@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use heroic_plugin_api::{ErrorKind, PluginError};
-use tonic::Code;
+use prost::Message as _;
+use tonic::{Code, Status};
 
 // Clone: one failed MutateRows call of the bulk coalescer answers every
 // write that had entries in it.
@@ -93,6 +94,60 @@ pub fn is_retryable(code: Code) -> bool {
     matches!(code, Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::ResourceExhausted)
 }
 
+/// The wait a failed call's `google.rpc.RetryInfo` asks for, if its status
+/// carries one (Google sends it with `RESOURCE_EXHAUSTED` and `UNAVAILABLE`
+/// when it knows when to come back).
+pub fn retry_hint(status: &Status) -> Option<Duration> {
+    let details = RpcStatus::decode(status.details()).ok()?;
+    retry_hint_in(details.details.iter().map(|d| (d.type_url.as_str(), d.value.as_slice())))
+}
+
+/// The wait asked for by the `RetryInfo` among a status's details, given as
+/// `(type_url, value)` pairs (MutateRows reports a status per entry).
+pub fn retry_hint_in<'a>(details: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Option<Duration> {
+    details.into_iter().filter(|(type_url, _)| type_url.ends_with("/google.rpc.RetryInfo")).find_map(|(_, value)| {
+        let delay = RetryInfo::decode(value).ok()?.retry_delay?;
+        let delay = Duration::new(u64::try_from(delay.seconds).ok()?, u32::try_from(delay.nanos).ok()?);
+        (!delay.is_zero()).then_some(delay)
+    })
+}
+
+// The few fields of `google.rpc` messages the retry hint needs, decoded
+// with prost directly: the generated `google.rpc` crate would be one more
+// dependency (with its own feature set) for three fields.
+
+/// `google.rpc.Status`, as carried in `grpc-status-details-bin`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<ProtoAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
+}
+
 impl From<BigtableError> for PluginError {
     fn from(e: BigtableError) -> Self {
         let kind = match &e {
@@ -117,5 +172,39 @@ impl From<BigtableError> for PluginError {
             BigtableError::BulkStopped => ErrorKind::INTERNAL,
         };
         PluginError::new(kind, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn any(type_url: &str, value: Vec<u8>) -> ProtoAny {
+        ProtoAny { type_url: type_url.into(), value }
+    }
+
+    #[test]
+    fn retry_info_in_the_status_details_is_the_hint() {
+        let info = RetryInfo { retry_delay: Some(ProtoDuration { seconds: 2, nanos: 500_000_000 }) };
+        let details = RpcStatus {
+            details: vec![
+                any("type.googleapis.com/google.rpc.ErrorInfo", vec![1, 2, 3]),
+                any("type.googleapis.com/google.rpc.RetryInfo", info.encode_to_vec()),
+            ],
+        };
+        let status = Status::with_details(Code::ResourceExhausted, "quota", details.encode_to_vec().into());
+        assert_eq!(retry_hint(&status), Some(Duration::from_millis(2500)));
+    }
+
+    #[test]
+    fn no_hint_without_a_usable_retry_info() {
+        assert_eq!(retry_hint(&Status::unavailable("down")), None);
+        let garbage = Status::with_details(Code::Unavailable, "down", vec![0xff, 0xff].into());
+        assert_eq!(retry_hint(&garbage), None);
+        let negative = RetryInfo { retry_delay: Some(ProtoDuration { seconds: -1, nanos: 0 }) }.encode_to_vec();
+        let zero = RetryInfo { retry_delay: None }.encode_to_vec();
+        for value in [negative, zero] {
+            assert_eq!(retry_hint_in([("type.googleapis.com/google.rpc.RetryInfo", value.as_slice())]), None);
+        }
     }
 }

@@ -14,7 +14,7 @@
 //! - [`bulk`]: the bulk writer coalescing concurrent writes into shared
 //!   MutateRows calls, answering each write once its entries are applied.
 //! - [`listing`]: key listing by scanning and decoding row keys.
-//! - [`stats`]: counters for `statistics()` and the last failure for `health()`.
+//! - [`stats`]: counters for `statistics()` (the SDK's counter set).
 //! - [`error`]: errors and their mapping onto the host's error kinds.
 
 pub mod backend;

@@ -2,10 +2,10 @@
 //! Heroic's ng layout (see `row_key` and `plan`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
+use heroic_plugin_api::sdk::support::{HealthTracker, PointBudget};
 use heroic_plugin_api::sdk::MetricBackend;
 use heroic_plugin_api::types::*;
 use heroic_plugin_api::{PluginError, PluginResult, RVec};
@@ -15,7 +15,7 @@ use crate::config::CassandraConfig;
 use crate::error::CassandraError;
 use crate::plan::{plan, RowRead};
 use crate::row_key::{self, MAX_KEY_BYTES};
-use crate::stats::{Stat, Stats};
+use crate::stats::Stats;
 
 /// Longest varlong a base takes: a key is its series prefix plus this much.
 const MAX_BASE_BYTES: usize = 10;
@@ -24,50 +24,14 @@ pub struct CassandraBackend {
     pub(crate) client: Client,
     pub(crate) config: CassandraConfig,
     pub(crate) stats: Arc<Stats>,
+    /// The last failed call until the next success, for `health()`.
+    health: HealthTracker,
 }
 
-/// The points a fetch may still return; `None` when it has no limit.
-struct PointBudget {
-    remaining: Option<AtomicU64>,
-    cut: AtomicBool,
-}
-
-impl PointBudget {
-    fn new(limit: u64) -> Self {
-        PointBudget { remaining: (limit > 0).then(|| AtomicU64::new(limit)), cut: AtomicBool::new(false) }
-    }
-
-    fn unlimited() -> Self {
-        Self::new(0)
-    }
-
-    /// The `LIMIT` of the next query: what is left (a query cannot return
-    /// more than the fetch may keep), or everything.
-    fn query_limit(&self) -> i32 {
-        self.remaining.as_ref().map_or(i32::MAX, |r| r.load(Ordering::Relaxed).min(i32::MAX as u64) as i32)
-    }
-
-    fn is_spent(&self) -> bool {
-        self.remaining.as_ref().is_some_and(|r| r.load(Ordering::Relaxed) == 0)
-    }
-
-    /// How many of `found` points may be kept; marks the fetch as cut short
-    /// when not all of them.
-    fn claim(&self, found: usize) -> usize {
-        let Some(remaining) = &self.remaining else { return found };
-        let wanted = found as u64;
-        let before = remaining
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| Some(r.saturating_sub(wanted)))
-            .unwrap_or_else(|r| r);
-        if before < wanted {
-            self.cut.store(true, Ordering::Relaxed);
-        }
-        before.min(wanted) as usize
-    }
-
-    fn was_cut(&self) -> bool {
-        self.cut.load(Ordering::Relaxed) || self.is_spent()
-    }
+/// The `LIMIT` of a query: what the fetch may still keep (a query cannot
+/// return more), or everything.
+fn query_limit(budget: &PointBudget) -> i32 {
+    budget.remaining().map_or(i32::MAX, |left| left.min(i32::MAX as u64) as i32)
 }
 
 /// One query of a read.
@@ -139,7 +103,7 @@ impl CassandraBackend {
         if budget.is_spent() {
             return Ok(Vec::new());
         }
-        let limit = budget.query_limit();
+        let limit = query_limit(budget);
         let mut rows: Vec<RawRow> = match query {
             Query::Row { key, base, after, upto } => {
                 let cells = self.client.read("fetch", &statements.fetch_row, (&key, after, upto, limit)).await?;
@@ -178,7 +142,7 @@ impl CassandraBackend {
             .into_iter()
             .filter_map(|(o, v)| row_key::timestamp_of(base, o).filter(|t| range.contains(*t)).map(|t| (o, t, v)))
             .collect();
-        self.stats.add(Stat::InvalidRows, (total - cells.len()) as u64);
+        self.stats.invalid_rows.add((total - cells.len()) as u64);
         RowPoints { request_index, key, cells }
     }
 
@@ -221,7 +185,7 @@ impl CassandraBackend {
         for (series, merged) in Self::merge(batch) {
             let prefix = row_key::series_prefix(&series);
             if prefix.len() + MAX_BASE_BYTES > MAX_KEY_BYTES {
-                self.stats.inc(Stat::RowKeyTooLarge);
+                self.stats.row_key_too_large.inc();
                 too_large.push((prefix.len() + MAX_BASE_BYTES, series.key.to_string()));
                 continue;
             }
@@ -255,12 +219,12 @@ impl CassandraBackend {
                 })
                 .await?;
         }
-        self.stats.add(Stat::PointsWritten, points);
+        self.stats.points_written.add(points);
         if let Some((bytes, example)) = too_large.iter().min_by_key(|r| r.0).cloned() {
             return Err(CassandraError::RowKeyTooLarge { refused: too_large.len(), bytes, limit: MAX_KEY_BYTES, example });
         }
         if let Some(&example) = out_of_window.first() {
-            self.stats.add(Stat::PointsOutOfWindow, out_of_window.len() as u64);
+            self.stats.points_out_of_window.add(out_of_window.len() as u64);
             return Err(CassandraError::OutOfWindow { refused: out_of_window.len(), min, max, example });
         }
         Ok(())
@@ -288,8 +252,10 @@ impl CassandraBackend {
                 }
             })
             .collect();
-        self.stats.add(Stat::PointsRead, read);
-        Ok(FetchResponse { series, limited: budget.was_cut() })
+        self.stats.points_read.add(read);
+        // Queries ask for at most what is left, so a spent budget may hide
+        // points beyond a query's LIMIT: that counts as limited too.
+        Ok(FetchResponse { series, limited: budget.limited() || budget.is_spent() })
     }
 
     async fn do_delete(&self, series: RVec<Series>, range: TimeRange) -> Result<u64, CassandraError> {
@@ -311,7 +277,7 @@ impl CassandraBackend {
                 self.client.batch("delete", &statements.delete_point, &rows).await
             })
             .await?;
-        self.stats.add(Stat::PointsDeleted, deleted as u64);
+        self.stats.points_deleted.add(deleted as u64);
         Ok(touched.iter().filter(|t| **t).count() as u64)
     }
 
@@ -327,8 +293,12 @@ impl CassandraBackend {
     ) -> PluginResult<T> {
         let result = work.await;
         match &result {
-            Ok(_) => self.stats.set_last_error(None),
-            Err(e) if !e.is_caller_error() => self.stats.set_last_error(Some(e.to_string())),
+            Ok(_) => {
+                self.health.succeeded();
+            }
+            Err(e) if !e.is_caller_error() => {
+                self.health.failed(e);
+            }
             Err(_) => {}
         }
         result.map_err(PluginError::from)
@@ -350,7 +320,7 @@ impl MetricBackend for CassandraBackend {
             tls = config.tls.is_some(),
             "cassandra metric backend ready"
         );
-        Ok(CassandraBackend { client, config, stats })
+        Ok(CassandraBackend { client, config, stats, health: HealthTracker::new() })
     }
 
     async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
@@ -382,15 +352,13 @@ impl MetricBackend for CassandraBackend {
     }
 
     fn health(&self) -> Health {
-        match self.stats.last_error() {
-            None => Health::healthy(),
-            // Still ready: the next call may well succeed.
-            Some(e) => Health { ok: false, ready: true, message: format!("last cassandra call failed: {e}").into() },
-        }
+        // Unhealthy from a failed call until the next success; still ready:
+        // the next call may well succeed.
+        self.health.health("last cassandra call failed")
     }
 
     fn statistics(&self) -> Vec<Statistic> {
-        self.stats.snapshot()
+        self.stats.statistics()
     }
 }
 
@@ -399,21 +367,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn budget_limits_and_reports_cuts() {
+    fn queries_ask_for_what_the_budget_has_left() {
         let b = PointBudget::new(10);
-        assert_eq!(b.query_limit(), 10);
-        assert_eq!(b.claim(4), 4);
-        assert_eq!(b.query_limit(), 6);
-        assert!(!b.was_cut());
-        assert_eq!(b.claim(8), 6);
-        assert!(b.is_spent() && b.was_cut());
-        assert_eq!(b.claim(3), 0);
-        let unlimited = PointBudget::unlimited();
-        assert_eq!(unlimited.query_limit(), i32::MAX);
-        assert_eq!(unlimited.claim(1 << 40), 1 << 40);
-        assert!(!unlimited.was_cut());
-        let huge = PointBudget::new(u64::MAX);
-        assert_eq!(huge.query_limit(), i32::MAX);
+        assert_eq!(query_limit(&b), 10);
+        b.claim(4);
+        assert_eq!(query_limit(&b), 6);
+        assert_eq!(query_limit(&PointBudget::unlimited()), i32::MAX);
+        assert_eq!(query_limit(&PointBudget::new(u64::MAX)), i32::MAX);
     }
 
     #[test]

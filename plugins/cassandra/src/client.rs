@@ -11,11 +11,11 @@
 //! fails between pages is restarted from its first page.
 
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
+use heroic_plugin_api::sdk::support::RetryPolicy;
 use heroic_plugin_api::ErrorKind;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
@@ -31,7 +31,7 @@ use tokio::sync::OnceCell;
 use crate::config::{Authentication, CassandraConfig, ConsistencyLevel};
 use crate::cql::Cql;
 use crate::error::{CassandraError, Failure};
-use crate::stats::{Stat, Stats};
+use crate::stats::Stats;
 
 /// The statements every operation uses, prepared once the table exists.
 pub struct Statements {
@@ -46,6 +46,9 @@ pub struct Client {
     session: Session,
     cql: Cql,
     config: CassandraConfig,
+    /// `initialBackoffMs` doubling to `maxBackoffMs` with jitter,
+    /// `maxRetries` retries, none starting after `maxElapsedBackoffMs`.
+    retry: RetryPolicy,
     stats: Arc<Stats>,
     /// Prepared on first use, not at start: with `configure = true` the
     /// host creates the backend before it creates the table. A failed
@@ -67,22 +70,6 @@ impl From<ConsistencyLevel> for Consistency {
             ConsistencyLevel::LocalOne => Consistency::LocalOne,
         }
     }
-}
-
-/// The wait before retry number `retry` (1-based): `initial × 2^(retry-1)`,
-/// at most `max`, scaled by `jitter` in `[0.5, 1]` so that clients failing
-/// together do not retry together.
-pub fn backoff(retry: u32, initial: Duration, max: Duration, jitter: f64) -> Duration {
-    let exponential = initial.saturating_mul(1u32 << retry.saturating_sub(1).min(20));
-    exponential.min(max).mul_f64(jitter.clamp(0.5, 1.0))
-}
-
-/// A jitter factor in `[0.5, 1]` from the standard library's per-process
-/// random hashing keys (no random number crate needed for this).
-fn jitter() -> f64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(0);
-    0.5 + (hasher.finish() % 1000) as f64 / 2000.0
 }
 
 impl Client {
@@ -142,6 +129,12 @@ impl Client {
             session,
             cql: Cql::new(&config.keyspace, &config.table),
             config: config.clone(),
+            retry: RetryPolicy::new(
+                Duration::from_millis(config.initial_backoff_ms),
+                Duration::from_millis(config.max_backoff_ms),
+            )
+            .with_max_retries(config.max_retries)
+            .with_max_elapsed(Duration::from_millis(config.max_elapsed_backoff_ms)),
             stats,
             statements: OnceCell::new(),
         })
@@ -154,30 +147,24 @@ impl Client {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
-        let started = Instant::now();
-        let budget = Duration::from_millis(self.config.max_elapsed_backoff_ms);
-        let mut attempts = 0;
+        let mut backoff = self.retry.backoff();
         loop {
-            attempts += 1;
             let failure = match attempt().await {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
-            let wait = backoff(
-                attempts,
-                Duration::from_millis(self.config.initial_backoff_ms),
-                Duration::from_millis(self.config.max_backoff_ms),
-                jitter(),
-            );
-            if failure.is_retryable() && attempts <= self.config.max_retries && started.elapsed() + wait < budget {
-                self.stats.inc(Stat::Retries);
+            let attempts = backoff.attempts();
+            // The driver gives no retry hint: the backoff alone decides.
+            let wait = if failure.is_retryable() { backoff.next_delay(None) } else { None };
+            if let Some(wait) = wait {
+                self.stats.retries.inc();
                 tracing::debug!(operation, attempt = attempts, error = %failure, ?wait, "retrying a cassandra request");
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            self.stats.inc(Stat::Errors);
+            self.stats.errors.inc();
             if failure.kind == ErrorKind::TIMEOUT {
-                self.stats.inc(Stat::Timeouts);
+                self.stats.timeouts.inc();
             }
             return Err(CassandraError::Cql { operation, attempts, kind: failure.kind, message: failure.message });
         }
@@ -237,7 +224,7 @@ impl Client {
         V: SerializeRow,
     {
         self.retry(operation, || async {
-            self.stats.inc(Stat::ReadQueries);
+            self.stats.read_queries.inc();
             let pager = self.session.execute_iter(statement.clone(), &values).await?;
             let mut rows = pager
                 .rows_stream::<R>()
@@ -266,7 +253,7 @@ impl Client {
         }
         batch.set_is_idempotent(true);
         self.retry(operation, || async {
-            self.stats.inc(Stat::WriteBatches);
+            self.stats.write_batches.inc();
             self.session.batch(&batch, rows).await.map(drop).map_err(Failure::from)
         })
         .await
@@ -276,22 +263,6 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_jitter() {
-        let (initial, max) = (Duration::from_millis(100), Duration::from_millis(1000));
-        assert_eq!(backoff(1, initial, max, 1.0), Duration::from_millis(100));
-        assert_eq!(backoff(2, initial, max, 1.0), Duration::from_millis(200));
-        assert_eq!(backoff(4, initial, max, 1.0), Duration::from_millis(800));
-        assert_eq!(backoff(5, initial, max, 1.0), max);
-        assert_eq!(backoff(60, initial, max, 1.0), max, "no overflow on many retries");
-        assert_eq!(backoff(2, initial, max, 0.5), Duration::from_millis(100));
-        assert_eq!(backoff(2, initial, max, 0.0), Duration::from_millis(100), "jitter is at least a half");
-        for _ in 0..100 {
-            let j = jitter();
-            assert!((0.5..=1.0).contains(&j), "{j}");
-        }
-    }
 
     #[test]
     fn consistency_levels_map_one_to_one() {

@@ -13,7 +13,7 @@
 //! - [`backend`]: the `MetricBackend`: write, fetch, delete, count,
 //!   configure, health, statistics.
 //! - [`listing`]: key listing by token ranges.
-//! - [`stats`]: counters for `statistics()` and the last failure for `health()`.
+//! - [`stats`]: counters for `statistics()` (the SDK's counter set).
 //! - [`tls`]: the `tls` table and the rustls client config given to the driver.
 //! - [`error`]: errors and the mapping of the driver's errors onto the
 //!   host's error kinds.

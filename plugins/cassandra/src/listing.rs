@@ -15,7 +15,6 @@ use heroic_plugin_api::types::{Series, SeriesListPage};
 use crate::backend::CassandraBackend;
 use crate::error::CassandraError;
 use crate::row_key;
-use crate::stats::Stat;
 
 /// Decoded rows of one page.
 #[derive(Debug, Default, PartialEq)]
@@ -60,10 +59,10 @@ pub async fn list_series(
     let limit = if limit == 0 { i32::MAX } else { limit.min(i32::MAX as u64) as i32 };
     let statements = backend.client.statements().await?;
     let rows: Vec<(Vec<u8>, i64)> = backend.client.read("list keys", &statements.list_keys, (after, limit)).await?;
-    backend.stats.add(Stat::KeysListed, rows.len() as u64);
+    backend.stats.keys_listed.add(rows.len() as u64);
     let page = decode_page(rows, limit);
     if page.undecodable > 0 {
-        backend.stats.add(Stat::InvalidRows, page.undecodable);
+        backend.stats.invalid_rows.add(page.undecodable);
         tracing::warn!(rows = page.undecodable, "skipped row keys that are not heroic ng row keys");
     }
     Ok(SeriesListPage {

@@ -3,15 +3,17 @@
 //! reseeding, which unwraps every step), JSON requests with retries, and the
 //! node discovery task.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use elasticsearch::http::headers::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use elasticsearch::http::headers::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use elasticsearch::http::transport::{Connection, ConnectionPool, TransportBuilder};
 use elasticsearch::http::{Method, Url};
 use elasticsearch::Elasticsearch;
-use parking_lot::{Mutex, RwLock};
+use heroic_plugin_api::sdk::support::{Counter, HealthTracker, RetryPolicy};
+use heroic_plugin_api::types::Health;
+use parking_lot::RwLock;
 use serde_json::Value;
 
 use crate::config::{BasicAuth, Settings, Sniff};
@@ -32,16 +34,23 @@ impl ConnectionPool for NodePool {
     }
 }
 
-/// Counters reported as statistics.
-#[derive(Debug, Default)]
-pub struct ClientStats {
-    pub requests: AtomicU64,
-    pub request_retries: AtomicU64,
-    pub request_failures: AtomicU64,
-    pub sniffs: AtomicU64,
-    pub sniff_failures: AtomicU64,
-    /// Keys or tags answered by paging documents instead of an aggregation.
-    pub scan_fallbacks: AtomicU64,
+heroic_plugin_api::counter_set! {
+    /// The client's counters, reported as statistics after the writer's.
+    #[derive(Debug, Default)]
+    pub struct ClientStats {
+        /// Requests sent (attempts, retries included).
+        pub requests: Counter,
+        /// Requests sent again after a failure or a 429/502–504 answer.
+        pub request_retries: Counter = "request-retries",
+        /// Requests no node answered, after every retry.
+        pub request_failures: Counter = "request-failures",
+        /// Keys or tags answered by paging documents instead of an aggregation.
+        pub scan_fallbacks: Counter = "scan-fallbacks",
+        /// Node discovery rounds that found nodes.
+        pub sniffs: Counter,
+        /// Node discovery rounds that failed (the node list is kept).
+        pub sniff_failures: Counter = "sniff-failures",
+    }
 }
 
 pub struct EsClient {
@@ -49,12 +58,10 @@ pub struct EsClient {
     pool: NodePool,
     seeds: Vec<Url>,
     timeout: Duration,
-    max_retries: u32,
-    backoff: Duration,
+    retry: RetryPolicy,
     pub stats: ClientStats,
     /// Outcome of the latest request, for `health()`.
-    healthy: AtomicBool,
-    last_error: Mutex<String>,
+    health: HealthTracker,
 }
 
 /// `host:port` means `<default_scheme>://host:port` (`https` when `tls` is set).
@@ -106,11 +113,9 @@ impl EsClient {
             pool,
             seeds,
             timeout: settings.request_timeout,
-            max_retries: f.max_retries,
-            backoff: Duration::from_millis(f.retry_backoff_ms.max(1)),
+            retry: settings.retry_policy(),
             stats: ClientStats::default(),
-            healthy: AtomicBool::new(true),
-            last_error: Mutex::new(String::new()),
+            health: HealthTracker::new(),
         });
         if f.sniff != Sniff::None {
             spawn_discovery(Arc::downgrade(&client), f.sniff, Duration::from_secs(f.sniff_interval_seconds.max(1)));
@@ -124,39 +129,47 @@ impl EsClient {
         nodes.iter().map(|c| c.url().as_str().trim_end_matches('/').to_string()).collect::<Vec<_>>().join(", ")
     }
 
-    /// `None` when healthy, else why not.
-    pub fn unhealthy(&self) -> Option<String> {
-        (!self.healthy.load(Ordering::Relaxed)).then(|| self.last_error.lock().clone())
-    }
-
-    fn mark(&self, ok: bool, error: impl FnOnce() -> String) {
-        self.healthy.store(ok, Ordering::Relaxed);
-        if !ok {
-            *self.last_error.lock() = error();
+    /// The health to report: unhealthy, and not ready, from a request no
+    /// node answered (or a 5xx answer) until the next good answer.
+    pub fn health(&self) -> Health {
+        match self.health.last_error() {
+            None => Health::healthy(),
+            Some(e) => Health::unhealthy(e.message),
         }
     }
 
     /// Sends one request, retrying connection failures, timeouts, 429 and
-    /// 502–504 with exponential backoff; returns the status and JSON body.
+    /// 502–504 with exponential backoff (at least as long as a 429's or
+    /// 503's `Retry-After`); returns the status and JSON body.
     pub async fn send(&self, op: &str, method: Method, path: &str, query: &[(&str, &str)], body: Option<Body>) -> Result<(u16, Value)> {
-        let mut attempt = 0u32;
-        let mut delay = self.backoff;
+        let mut backoff = self.retry.backoff();
         loop {
-            attempt += 1;
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let attempt = backoff.attempts();
+            self.stats.requests.inc();
             let outcome = self.send_once(method, path, query, body.as_ref()).await;
-            let retryable = match &outcome {
-                Ok((status, _)) => matches!(status, 429 | 502 | 503 | 504),
-                Err(_) => true,
+            let delay = match &outcome {
+                Ok(answer) if matches!(answer.status, 429 | 502 | 503 | 504) => match answer.retry_after {
+                    // A node that asks for more than a request may take
+                    // gets its answer passed on now rather than a retry
+                    // sooner than it asked for.
+                    Some(hint) if hint > self.timeout => None,
+                    hint => backoff.next_delay(hint),
+                },
+                Ok(_) => None,
+                Err(_) => backoff.next_delay(None),
             };
-            if !retryable || attempt > self.max_retries {
+            let Some(delay) = delay else {
                 return match outcome {
-                    Ok((status, value)) => {
-                        self.mark(status < 500, || format!("{op}: http {status}"));
+                    Ok(Answer { status, value, .. }) => {
+                        if status < 500 {
+                            self.health.succeeded();
+                        } else {
+                            self.health.failed(format_args!("{op}: http {status}"));
+                        }
                         Ok((status, value))
                     }
                     Err(SendError { timeout, certificate, reason }) => {
-                        self.stats.request_failures.fetch_add(1, Ordering::Relaxed);
+                        self.stats.request_failures.inc();
                         let e = if certificate {
                             Error::Certificate { op: op.to_string(), nodes: self.nodes(), reason }
                         } else if timeout {
@@ -164,19 +177,18 @@ impl EsClient {
                         } else {
                             Error::Unavailable { op: op.to_string(), attempts: attempt, nodes: self.nodes(), reason }
                         };
-                        self.mark(false, || e.to_string());
+                        self.health.failed(&e);
                         Err(e)
                     }
                 };
-            }
-            self.stats.request_retries.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(op, attempt, "elasticsearch request failed, retrying in {delay:?}");
+            };
+            self.stats.request_retries.inc();
+            tracing::debug!(op, attempt, delay_ms = delay.as_millis() as u64, "elasticsearch request failed, retrying");
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 
-    async fn send_once(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&Body>) -> Result<(u16, Value), SendError> {
+    async fn send_once(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&Body>) -> Result<Answer, SendError> {
         let mut headers = HeaderMap::new();
         // osmem-server answers 406 to the vnd.elasticsearch media types.
         let content_type = match body {
@@ -195,9 +207,10 @@ impl EsClient {
         };
         let response = response.map_err(SendError::from)?;
         let status = response.status_code().as_u16();
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
         let text = response.text().await.map_err(SendError::from)?;
         let value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Ok((status, value))
+        Ok(Answer { status, value, retry_after })
     }
 
     /// Like [`send`](Self::send), but a non-2xx answer is an error.
@@ -282,6 +295,20 @@ pub enum Body {
     Ndjson(String),
 }
 
+/// A node's answer to one attempt.
+struct Answer {
+    status: u16,
+    value: Value,
+    /// The wait a 429 or 503 asked for (`Retry-After`).
+    retry_after: Option<Duration>,
+}
+
+/// `Retry-After` in its delay-seconds form. The HTTP-date form, which
+/// Elasticsearch never sends, is ignored (the backoff alone decides).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().filter(|s| *s > 0).map(Duration::from_secs)
+}
+
 struct SendError {
     timeout: bool,
     /// A TLS certificate was refused (see `tls::is_certificate_error`).
@@ -345,11 +372,11 @@ fn spawn_discovery(client: Weak<EsClient>, mode: Sniff, interval: Duration) {
             let Some(c) = client.upgrade() else { return };
             match c.discover(mode).await {
                 Ok(n) => {
-                    c.stats.sniffs.fetch_add(1, Ordering::Relaxed);
+                    c.stats.sniffs.inc();
                     tracing::debug!("elasticsearch node discovery found {n} node(s)");
                 }
                 Err(e) => {
-                    c.stats.sniff_failures.fetch_add(1, Ordering::Relaxed);
+                    c.stats.sniff_failures.inc();
                     tracing::warn!("elasticsearch node discovery failed, keeping {}: {e}", c.nodes());
                 }
             }
@@ -407,6 +434,14 @@ mod tests {
         }
         let text = error_chain(&Outer(inner));
         assert_eq!(text, "error sending request for url (https://es:9200/): invalid peer certificate: UnknownIssuer");
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("0"), None);
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 
     #[test]

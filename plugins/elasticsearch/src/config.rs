@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use heroic_plugin_api::sdk::support::RetryPolicy;
 use heroic_plugin_api::sdk::Secret;
 use serde::Deserialize;
 
@@ -328,7 +329,19 @@ pub struct Settings {
     pub interval_ms: Option<i64>,
 }
 
+/// The longest wait between two retries of a request or a bulk item.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+
 impl Settings {
+    /// How failed requests and bulk items are retried: `retry_backoff_ms`
+    /// doubling up to 5 s, `max_retries` times. Without jitter: the
+    /// documented waits are exact doublings.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new(Duration::from_millis(self.fields.retry_backoff_ms.max(1)), MAX_RETRY_BACKOFF)
+            .with_max_retries(self.fields.max_retries)
+            .without_jitter()
+    }
+
     fn new(role: Role, fields: ConnectionFields) -> Result<Self, Error> {
         let bad = |m: String| Err(Error::Config(m));
         if fields.seeds.is_empty() {

@@ -28,18 +28,12 @@ pub mod tls;
 pub mod tokens;
 pub mod writer;
 
-use heroic_plugin_api::types::Statistic;
-
 pub use metadata::EsMetadata;
 pub use suggest::EsSuggest;
 
 /// Now, in ms since the epoch (picks rotating indices).
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-pub(crate) fn stat(name: &str, value: f64) -> Statistic {
-    Statistic { name: name.into(), value }
 }
 
 heroic_plugin_api::export_plugin! {

@@ -8,7 +8,6 @@
 //! complete (Heroic returned an empty map for tags and 10 keys).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use elasticsearch::http::Method;
@@ -25,7 +24,7 @@ use crate::hash::series_id;
 use crate::mappings::{self, Layout};
 use crate::query::{plan, tag_term, Plan};
 use crate::writer::{Doc, Writer};
-use crate::{now_ms, stat};
+use crate::now_ms;
 
 pub struct EsMetadata {
     pub(crate) client: Arc<EsClient>,
@@ -334,27 +333,14 @@ impl EsMetadata {
     }
 
     fn count_scan_fallback(&self) {
-        self.client.stats.scan_fallbacks.fetch_add(1, Ordering::Relaxed);
+        self.client.stats.scan_fallbacks.inc();
     }
 
+    /// The writer's counters, then the client's.
     pub fn stats(&self) -> Vec<Statistic> {
-        let w = &self.writer.stats;
-        let c = &self.client.stats;
-        let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-        vec![
-            stat("created", l(&w.created)),
-            stat("duplicates", l(&w.duplicates)),
-            stat("write-cache-hits", l(&w.cache_hits)),
-            stat("bulk-item-failures", l(&w.item_failures)),
-            stat("bulk-item-retries", l(&w.item_retries)),
-            stat("bulk-items-failed", l(&w.failed)),
-            stat("requests", l(&c.requests)),
-            stat("request-retries", l(&c.request_retries)),
-            stat("request-failures", l(&c.request_failures)),
-            stat("scan-fallbacks", l(&c.scan_fallbacks)),
-            stat("sniffs", l(&c.sniffs)),
-            stat("sniff-failures", l(&c.sniff_failures)),
-        ]
+        let mut stats = self.writer.stats.statistics();
+        stats.extend(self.client.stats.statistics());
+        stats
     }
 }
 
@@ -399,10 +385,7 @@ impl MetadataBackend for EsMetadata {
     }
 
     fn health(&self) -> Health {
-        match self.client.unhealthy() {
-            None => Health::healthy(),
-            Some(why) => Health::unhealthy(why),
-        }
+        self.client.health()
     }
 
     fn statistics(&self) -> Vec<Statistic> {

@@ -25,7 +25,7 @@ use crate::metadata::series_doc;
 use crate::query::{plan, tag_term};
 use crate::tokens::{self, prefix_tokens, typed_terms, word_tokens};
 use crate::writer::{Doc, Writer};
-use crate::{now_ms, stat};
+use crate::now_ms;
 
 pub struct EsSuggest {
     client: Arc<EsClient>,
@@ -306,24 +306,15 @@ impl SuggestBackend for EsSuggest {
     }
 
     fn health(&self) -> Health {
-        match self.client.unhealthy() {
-            None => Health::healthy(),
-            Some(why) => Health::unhealthy(why),
-        }
+        self.client.health()
     }
 
     fn statistics(&self) -> Vec<Statistic> {
-        let w = &self.writer.stats;
-        let l = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
-        vec![
-            stat("created", l(&w.created)),
-            stat("duplicates", l(&w.duplicates)),
-            stat("write-cache-hits", l(&w.cache_hits)),
-            stat("bulk-item-failures", l(&w.item_failures)),
-            stat("bulk-items-failed", l(&w.failed)),
-            stat("requests", l(&self.client.stats.requests)),
-            stat("request-failures", l(&self.client.stats.request_failures)),
-        ]
+        // The same counters as the metadata backend's: the writer's, then
+        // the client's.
+        let mut stats = self.writer.stats.statistics();
+        stats.extend(self.client.stats.statistics());
+        stats
     }
 }
 

@@ -4,10 +4,10 @@
 //! retried with backoff and, if it still fails, reported, never ignored.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use elasticsearch::http::Method;
+use heroic_plugin_api::sdk::support::{Counter, RetryPolicy};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
@@ -23,14 +23,23 @@ pub struct Doc {
     pub source: Value,
 }
 
-#[derive(Debug, Default)]
-pub struct WriteStats {
-    pub created: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub cache_hits: AtomicU64,
-    pub item_failures: AtomicU64,
-    pub item_retries: AtomicU64,
-    pub failed: AtomicU64,
+heroic_plugin_api::counter_set! {
+    /// The writer's counters, reported as statistics before the client's.
+    #[derive(Debug, Default)]
+    pub struct WriteStats {
+        /// Documents created.
+        pub created: Counter,
+        /// Documents that existed already (version conflict).
+        pub duplicates: Counter,
+        /// Documents not sent: written recently (the write cache).
+        pub cache_hits: Counter = "write-cache-hits",
+        /// Bulk items that failed (each attempt counts).
+        pub item_failures: Counter = "bulk-item-failures",
+        /// Bulk items sent again after failing.
+        pub item_retries: Counter = "bulk-item-retries",
+        /// Bulk items still failing after every retry.
+        pub failed: Counter = "bulk-items-failed",
+    }
 }
 
 /// Token bucket: `rate` documents per second, bursts up to one second's worth.
@@ -101,8 +110,7 @@ pub struct Writer {
     limiter: RateLimiter,
     cache: WriteCache,
     bulk_size: usize,
-    max_retries: u32,
-    backoff: Duration,
+    retry: RetryPolicy,
     refresh: Option<&'static str>,
     pub stats: WriteStats,
 }
@@ -118,8 +126,7 @@ impl Writer {
             limiter: RateLimiter::new(f.writes_per_second),
             cache: WriteCache { ttl: settings.write_cache_duration, max: f.write_cache_max_size, seen: Mutex::new(HashMap::new()) },
             bulk_size: f.bulk_size,
-            max_retries: f.max_retries,
-            backoff: Duration::from_millis(f.retry_backoff_ms.max(1)),
+            retry: settings.retry_policy(),
             refresh: f.refresh.as_param(),
             stats: WriteStats::default(),
         }
@@ -137,7 +144,7 @@ impl Writer {
         for d in docs {
             let key = cache_key(&d);
             if self.cache.contains(&key) || !keys.insert(key) {
-                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                self.stats.cache_hits.inc();
             } else {
                 fresh.push(d);
             }
@@ -152,25 +159,23 @@ impl Writer {
 
     async fn create_chunk(&self, client: &EsClient, mut pending: Vec<Doc>) -> Result<()> {
         let total = pending.len();
-        let mut delay = self.backoff;
-        let mut attempt = 0;
+        let mut backoff = self.retry.backoff();
         loop {
-            attempt += 1;
             let failed = self.bulk_once(client, &pending).await?;
             if failed.is_empty() {
                 return Ok(());
             }
-            self.stats.item_failures.fetch_add(failed.len() as u64, Ordering::Relaxed);
-            if attempt > self.max_retries {
-                self.stats.failed.fetch_add(failed.len() as u64, Ordering::Relaxed);
+            self.stats.item_failures.add(failed.len() as u64);
+            let Some(delay) = backoff.next_delay(None) else {
+                self.stats.failed.add(failed.len() as u64);
                 let first = failed[0].1.clone();
                 return Err(Error::Bulk { failed: failed.len(), total, first });
-            }
-            self.stats.item_retries.fetch_add(failed.len() as u64, Ordering::Relaxed);
-            tracing::warn!("{} of {} bulk item(s) failed, retrying in {delay:?}: {}", failed.len(), total, failed[0].1);
+            };
+            self.stats.item_retries.add(failed.len() as u64);
+            tracing::warn!(failed = failed.len(), total, delay_ms = delay.as_millis() as u64, first = %failed[0].1,
+                "bulk items failed; retrying them");
             pending = failed.into_iter().map(|(d, _)| d).collect();
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 
@@ -199,10 +204,10 @@ impl Writer {
             let status = r["status"].as_u64().unwrap_or(0);
             match status {
                 200..=299 => {
-                    self.stats.created.fetch_add(1, Ordering::Relaxed);
+                    self.stats.created.inc();
                 }
                 409 => {
-                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                    self.stats.duplicates.inc();
                 }
                 _ => {
                     let reason = format!("{} {}: http {status}: {}", doc.index, doc.id, crate::client::error_reason(r));

@@ -16,9 +16,19 @@ use heroic_plugin_elasticsearch::EsMetadata;
 use serde_json::{json, Value};
 
 type Handler = dyn Fn(&str, &str, &str) -> (u16, Value) + Send + Sync;
+/// Like [`Handler`], answering extra headers too.
+type HeaderHandler = dyn Fn(&str, &str, &str) -> (u16, Vec<(&'static str, String)>, Value) + Send + Sync;
 
 /// Serves HTTP/1.1 on a free port with `handler(method, path, body)`.
 fn fake_server(handler: Arc<Handler>) -> String {
+    fake_server_with_headers(Arc::new(move |m: &str, p: &str, b: &str| {
+        let (status, value) = handler(m, p, b);
+        (status, Vec::new(), value)
+    }))
+}
+
+/// [`fake_server`] whose handler also gives headers.
+fn fake_server_with_headers(handler: Arc<HeaderHandler>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
@@ -30,7 +40,7 @@ fn fake_server(handler: Arc<Handler>) -> String {
     addr
 }
 
-fn serve(stream: TcpStream, handler: &Handler) {
+fn serve(stream: TcpStream, handler: &HeaderHandler) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
     loop {
@@ -53,9 +63,11 @@ fn serve(stream: TcpStream, handler: &Handler) {
         }
         let mut body = vec![0; len];
         reader.read_exact(&mut body).unwrap();
-        let (status, value) = handler(&method, &path, &String::from_utf8_lossy(&body));
+        let (status, headers, value) = handler(&method, &path, &String::from_utf8_lossy(&body));
         let text = value.to_string();
-        let head = format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", text.len());
+        let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+        let head =
+            format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n", text.len());
         if out.write_all(head.as_bytes()).and_then(|_| out.write_all(text.as_bytes())).is_err() {
             return;
         }
@@ -151,4 +163,41 @@ async fn overloaded_searches_are_retried_then_reported() {
     assert_eq!(searches.load(Ordering::SeqCst), 3, "first try and two retries");
     assert!(err.to_string().contains("http 503") && err.to_string().contains("no shard"), "{err}");
     assert!(!b.health().ok, "a failing cluster makes the backend unhealthy");
+}
+
+/// A search answered 503 with `Retry-After: seconds` on its first attempt
+/// and with no hits afterwards; answers the time the search took and how
+/// many attempts it made.
+async fn search_after_retry_after(seconds: u64) -> (std::time::Duration, usize, Result<(), String>) {
+    let searches = Arc::new(AtomicUsize::new(0));
+    let s2 = searches.clone();
+    let addr = fake_server_with_headers(Arc::new(move |_m: &str, path: &str, _b: &str| {
+        if path.contains("_search") && s2.fetch_add(1, Ordering::SeqCst) == 0 {
+            let busy = json!({"error": {"type": "unavailable_shards_exception", "reason": "busy"}});
+            return (503, vec![("retry-after", seconds.to_string())], busy);
+        }
+        (200, Vec::new(), json!({"hits": {"total": {"value": 0}, "hits": []}}))
+    }));
+    let b = EsMetadata::create(config(&addr)).await.unwrap();
+    let q = Query { filter: Filter::True, range: TimeRange::new(0, 1), limit: 0 };
+    let started = std::time::Instant::now();
+    let result = b.find_series(q).await.map(drop).map_err(|e| e.to_string());
+    (started.elapsed(), searches.load(Ordering::SeqCst), result)
+}
+
+#[tokio::test]
+async fn a_retry_after_is_waited_for() {
+    let (took, attempts, result) = search_after_retry_after(1).await;
+    assert_eq!(result, Ok(()));
+    assert_eq!(attempts, 2);
+    assert!(took >= std::time::Duration::from_secs(1), "retried after {took:?}, not after Retry-After: 1");
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_a_request_is_answered_at_once() {
+    // The config's request timeout is 2 s: waiting 60 s would hang the caller.
+    let (took, attempts, result) = search_after_retry_after(60).await;
+    assert_eq!(attempts, 1, "no retry sooner than asked");
+    assert!(result.is_err_and(|e| e.contains("http 503")));
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
 }

@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use heroic_plugin_api::sdk::secret::{is_secret_key, REDACTED};
+use heroic_plugin_api::sdk::support::RetryPolicy;
 use heroic_plugin_api::{PluginError, PluginResult};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use serde::Deserialize;
@@ -112,6 +114,17 @@ impl Config {
 }
 
 impl Config {
+    /// How a refused batch is retried: after `retry_backoff_min_ms`,
+    /// doubling up to `retry_backoff_max_ms`, until it is written. Exact
+    /// doublings, as documented (and as Heroic waits).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new(
+            Duration::from_millis(self.retry_backoff_min_ms),
+            Duration::from_millis(self.retry_backoff_max_ms),
+        )
+        .without_jitter()
+    }
+
     /// `text` with the value of every secret property replaced by
     /// `<redacted>`: librdkafka's messages about a property may quote it.
     pub fn scrub(&self, text: &str) -> String {

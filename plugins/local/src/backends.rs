@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use heroic_plugin_api::abi_stable::std_types::RVec;
 use heroic_plugin_api::error::{PluginError, PluginResult};
+use heroic_plugin_api::sdk::support::statistic;
 use heroic_plugin_api::sdk::{runtime, MetadataBackend, MetricBackend, Query, SuggestBackend};
 use heroic_plugin_api::types::*;
 use serde::Deserialize;
@@ -33,10 +34,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::Result<T> + Send
         Ok(r) => r.map_err(plugin_error),
         Err(e) => Err(PluginError::internal(format_args!("local storage task failed: {e}"))),
     }
-}
-
-fn stat(name: &str, value: f64) -> Statistic {
-    Statistic { name: name.into(), value }
 }
 
 /// Config of the `local` metric backend.
@@ -133,12 +130,12 @@ impl MetricBackend for LocalMetrics {
     fn statistics(&self) -> Vec<Statistic> {
         let s = self.store.stats();
         vec![
-            stat("series", s.series as f64),
-            stat("head-points", s.head_points as f64),
-            stat("segments", s.segments as f64),
-            stat("blocks", s.blocks as f64),
-            stat("block-points", s.block_points as f64),
-            stat("segment-bytes", s.segment_bytes as f64),
+            statistic("series", s.series as f64),
+            statistic("head-points", s.head_points as f64),
+            statistic("segments", s.segments as f64),
+            statistic("blocks", s.blocks as f64),
+            statistic("block-points", s.block_points as f64),
+            statistic("segment-bytes", s.segment_bytes as f64),
         ]
     }
 }
@@ -204,7 +201,7 @@ impl MetadataBackend for LocalMetadata {
     }
 
     fn statistics(&self) -> Vec<Statistic> {
-        vec![stat("series", self.store.len() as f64)]
+        vec![statistic("series", self.store.len() as f64)]
     }
 }
 
@@ -271,7 +268,7 @@ impl SuggestBackend for LocalSuggest {
     }
 
     fn statistics(&self) -> Vec<Statistic> {
-        vec![stat("series", self.store.len() as f64)]
+        vec![statistic("series", self.store.len() as f64)]
     }
 }
 

@@ -8,7 +8,7 @@
 //! - [`worker`]: the pulling loops; each holds one batch at a time,
 //!   acknowledges it once the host answered `Ok` (durable), nacks it when
 //!   the host refused it, extends deadlines while it is held.
-//! - [`stats`]: counters for `/status`.
+//! - [`stats`]: counters for `/status` (the SDK's counter set).
 //! - [`error`]: errors, mapped onto the host's error kinds.
 //!
 //! Unary Pull rather than StreamingPull: each pull is one batch for the
@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use heroic_plugin_api::sdk::support::statistic;
 use heroic_plugin_api::sdk::{Consumer, IngestSink};
 use heroic_plugin_api::types::{Health, Statistic};
 use heroic_plugin_api::{PluginError, PluginResult};
@@ -34,12 +35,11 @@ use tokio::task::JoinHandle;
 use crate::client::Client;
 use crate::config::Config;
 use crate::error::PubsubError;
-use crate::worker::{Shared, Worker};
+use crate::worker::{Shared, Worker, NOT_CONSUMING};
 
 pub struct PubsubConsumer {
     shared: Arc<Shared>,
     workers: Mutex<Vec<(Arc<AtomicBool>, JoinHandle<()>)>>,
-    started: AtomicBool,
 }
 
 impl Consumer for PubsubConsumer {
@@ -68,7 +68,6 @@ impl Consumer for PubsubConsumer {
         Ok(PubsubConsumer {
             shared: Arc::new(Shared::new(config, client, lease_period)),
             workers: Mutex::new(Vec::new()),
-            started: AtomicBool::new(false),
         })
     }
 
@@ -82,11 +81,12 @@ impl Consumer for PubsubConsumer {
             let worker = Worker { shared: self.shared.clone(), sink: sink.clone(), alive: alive.clone() };
             workers.push((alive, tokio::spawn(worker.run())));
         }
-        self.started.store(true, Ordering::SeqCst);
+        self.shared.health.set_ready();
         Ok(())
     }
 
     async fn stop(&self) -> PluginResult<()> {
+        self.shared.health.set_not_ready(NOT_CONSUMING);
         self.shared.stop.send_replace(true);
         let workers: Vec<_> = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         for (_, handle) in workers {
@@ -105,11 +105,9 @@ impl Consumer for PubsubConsumer {
         if dead > 0 && !stopping {
             return Health { ok: false, ready: false, message: format!("{dead} pulling loop(s) died").into() };
         }
-        if let Some(e) = self.shared.last_pull_error.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            return Health { ok: false, ready: true, message: format!("pulling fails: {e}").into() };
-        }
-        let ready = self.started.load(Ordering::SeqCst) && !stopping;
-        Health { ok: true, ready, message: if ready { "".into() } else { "not consuming".into() } }
+        // Not ok while pulls fail (until one succeeds); ready between
+        // `start` and `stop`.
+        self.shared.health.health("pulling fails")
     }
 
     fn statistics(&self) -> Vec<Statistic> {
@@ -117,15 +115,16 @@ impl Consumer for PubsubConsumer {
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         let alive = workers.iter().filter(|(a, _)| a.load(Ordering::Relaxed)).count();
         let consuming = if shared.paused() { 0 } else { alive };
-        let held = shared.stats.held.load(Ordering::Relaxed);
         let bytes = shared.config.max_outstanding_request_bytes.min(tokio::sync::Semaphore::MAX_PERMITS)
             - shared.bytes.available_permits();
-        shared.stats.report(&[
-            ("consuming_threads", consuming as f64),
-            ("total_threads", workers.len() as f64),
-            ("messages_outstanding", held as f64),
-            ("bytes_outstanding", bytes as f64),
-        ])
+        let mut stats = vec![
+            statistic("consuming_threads", consuming as f64),
+            statistic("total_threads", workers.len() as f64),
+            statistic("messages_outstanding", shared.held.get() as f64),
+            statistic("bytes_outstanding", bytes as f64),
+        ];
+        stats.extend(shared.stats.statistics());
+        stats
     }
 }
 

@@ -1,68 +1,63 @@
-//! Counters shown in `/status` (the consumer's `statistics`).
+//! Counters shown in `/status` (the consumer's `statistics`), declared with
+//! the SDK's counter set so that the list of names cannot drift from the
+//! fields.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use heroic_plugin_api::sdk::support::Counter;
 
-use heroic_plugin_api::types::Statistic;
-
-#[derive(Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+heroic_plugin_api::counter_set! {
+    /// What the pulling loops count; reported after the consumer's gauges.
+    #[derive(Default)]
+    pub struct Stats {
+        /// Messages pulled (a redelivered message counts again).
+        pub received: Counter = "messages_received",
+        /// Messages acknowledged after the host answered `Ok`.
+        pub acked: Counter = "messages_acked",
+        /// Batches acknowledged.
+        pub batches_acked: Counter,
+        /// Messages handed back (deadline 0) after the host refused their batch.
+        pub nacked: Counter = "messages_nacked",
+        /// Messages the host could not decode (acknowledged all the same).
+        pub invalid: Counter = "messages_invalid",
+        /// Batches the host refused (a backend failing).
+        pub ingest_errors: Counter,
+        /// Pull calls that failed.
+        pub pull_errors: Counter,
+        /// Acknowledge calls that failed: their messages come back (duplicates).
+        pub ack_errors: Counter,
+        /// Nack calls that failed: their messages come back after the deadline.
+        pub nack_errors: Counter,
+        /// ModifyAckDeadline calls extending the deadline of held messages.
+        pub deadline_extensions: Counter,
+        /// ModifyAckDeadline calls that failed (the batch may be redelivered).
+        pub deadline_extension_errors: Counter,
     }
 }
 
-#[derive(Default)]
-pub struct Stats {
-    /// Messages pulled (a redelivered message counts again).
-    pub received: Counter,
-    /// Messages acknowledged after the host answered `Ok`.
-    pub acked: Counter,
-    pub batches_acked: Counter,
-    /// Messages handed back (deadline 0) after the host refused their batch.
-    pub nacked: Counter,
-    /// Messages the host could not decode (acknowledged all the same).
-    pub invalid: Counter,
-    /// Batches the host refused (a backend failing).
-    pub ingest_errors: Counter,
-    pub pull_errors: Counter,
-    /// Acknowledge calls that failed: their messages come back (duplicates).
-    pub ack_errors: Counter,
-    /// Nack calls that failed: their messages come back after the deadline.
-    pub nack_errors: Counter,
-    /// ModifyAckDeadline calls extending the deadline of held messages.
-    pub deadline_extensions: Counter,
-    pub deadline_extension_errors: Counter,
-    /// Messages held right now (pulled, not yet acked or nacked).
-    pub held: AtomicI64,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Stats {
-    /// The counters as statistics, after the `gauges` given by the caller.
-    pub fn report(&self, gauges: &[(&str, f64)]) -> Vec<Statistic> {
-        let counters = [
-            ("messages_received", &self.received),
-            ("messages_acked", &self.acked),
-            ("batches_acked", &self.batches_acked),
-            ("messages_nacked", &self.nacked),
-            ("messages_invalid", &self.invalid),
-            ("ingest_errors", &self.ingest_errors),
-            ("pull_errors", &self.pull_errors),
-            ("ack_errors", &self.ack_errors),
-            ("nack_errors", &self.nack_errors),
-            ("deadline_extensions", &self.deadline_extensions),
-            ("deadline_extension_errors", &self.deadline_extension_errors),
-        ];
-        gauges
+    #[test]
+    fn counters_keep_their_documented_names() {
+        let names: Vec<String> = Stats::default()
+            .statistics()
             .iter()
-            .map(|(n, v)| (*n, *v))
-            .chain(counters.iter().map(|(n, c)| (*n, c.get() as f64)))
-            .map(|(name, value)| Statistic { name: name.into(), value })
-            .collect()
+            .map(|s| s.name.to_string())
+            .collect();
+        // As listed in the README (after the consumer's four gauges).
+        let documented = [
+            "messages_received",
+            "messages_acked",
+            "batches_acked",
+            "messages_nacked",
+            "messages_invalid",
+            "ingest_errors",
+            "pull_errors",
+            "ack_errors",
+            "nack_errors",
+            "deadline_extensions",
+            "deadline_extension_errors",
+        ];
+        assert_eq!(names, documented);
     }
 }

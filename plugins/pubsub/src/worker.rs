@@ -1,6 +1,7 @@
 //! One pulling loop: Pull → hand the batch to the host → acknowledge once
 //! the host answered `Ok` (its writes are durable), or nack when it refused
-//! the batch and pause every loop with exponential backoff.
+//! the batch and pause every loop with the SDK's backoff (exponential,
+//! honouring the host's retry hint up to the longest pause).
 //!
 //! While the host works on a batch its messages' ack deadlines are extended
 //! (ModifyAckDeadline) every half deadline, so a slow write is not
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use heroic_plugin_api::sdk::support::{Backoff, Gauge, HealthTracker, RetryPolicy};
 use heroic_plugin_api::sdk::IngestSink;
 use heroic_plugin_api::types::RawMessage;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -20,9 +22,11 @@ use crate::config::Config;
 use crate::stats::Stats;
 
 /// The pause of every loop after refused batches.
-#[derive(Default)]
-struct Backoff {
-    current: Duration,
+struct Pause {
+    /// `retryBackoffMinMs` doubling to `retryBackoffMaxMs` per refused
+    /// batch; a written batch resets it.
+    backoff: Backoff,
+    /// When the current pause ends.
     until: Option<Instant>,
 }
 
@@ -31,29 +35,40 @@ pub struct Shared {
     pub config: Config,
     pub client: Client,
     pub stats: Stats,
+    /// Messages held right now (pulled, not yet acked or nacked).
+    pub held: Gauge,
     /// Messages and payload bytes held (pulled, not yet acked or nacked).
     pub elements: Arc<Semaphore>,
     pub bytes: Arc<Semaphore>,
     /// How often held messages get their deadline extended.
     pub lease_period: Duration,
     pub stop: watch::Sender<bool>,
-    backoff: Mutex<Backoff>,
-    /// The last pull error, cleared by a successful pull (for `health`).
-    pub last_pull_error: Mutex<Option<String>>,
+    pause: Mutex<Pause>,
+    /// The last pull error until a pull succeeds, and whether the consumer
+    /// is started (for `health`).
+    pub health: HealthTracker,
 }
 
 impl Shared {
     pub fn new(config: Config, client: Client, lease_period: Duration) -> Self {
+        let policy = RetryPolicy::new(
+            Duration::from_millis(config.retry_backoff_min_ms),
+            Duration::from_millis(config.retry_backoff_max_ms),
+        )
+        // Exact doublings, as documented: the pause is shared by every loop
+        // of the consumer, so there is no lockstep within it to break.
+        .without_jitter();
         Shared {
             elements: Arc::new(Semaphore::new(config.max_outstanding_element_count)),
             bytes: Arc::new(Semaphore::new(config.max_outstanding_request_bytes.min(Semaphore::MAX_PERMITS))),
             config,
             client,
             stats: Stats::default(),
+            held: Gauge::default(),
             lease_period,
             stop: watch::channel(false).0,
-            backoff: Mutex::new(Backoff::default()),
-            last_pull_error: Mutex::new(None),
+            pause: Mutex::new(Pause { backoff: policy.backoff(), until: None }),
+            health: HealthTracker::not_ready(NOT_CONSUMING),
         }
     }
 
@@ -61,46 +76,52 @@ impl Shared {
         *self.stop.borrow()
     }
 
+    fn pause(&self) -> std::sync::MutexGuard<'_, Pause> {
+        self.pause.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Whether the loops pause after a refused batch.
     pub fn paused(&self) -> bool {
-        self.backoff.lock().unwrap_or_else(|e| e.into_inner()).until.is_some_and(|u| u > Instant::now())
+        self.pause().until.is_some_and(|u| u > Instant::now())
     }
 
-    fn failed(&self) -> Duration {
-        let mut b = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
-        let (min, max) =
-            (Duration::from_millis(self.config.retry_backoff_min_ms), Duration::from_millis(self.config.retry_backoff_max_ms));
-        b.current = if b.current.is_zero() { min } else { (b.current * 2).min(max) };
-        b.until = Some(Instant::now() + b.current);
-        b.current
+    /// Starts the next, longer pause after a refused batch; answers it. A
+    /// retry hint from the host lengthens it, up to the longest pause.
+    fn failed(&self, hint: Option<Duration>) -> Duration {
+        let mut pause = self.pause();
+        let max = pause.backoff.policy().max;
+        // No retry limit: the backoff always answers; `max` is its ceiling.
+        let delay = pause.backoff.next_delay(hint.map(|h| h.min(max))).unwrap_or(max);
+        pause.until = Some(Instant::now() + delay);
+        delay
     }
 
+    /// A written batch: the next pause starts from the shortest again.
     fn succeeded(&self) {
-        let mut b = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
-        b.current = Duration::ZERO;
+        self.pause().backoff.reset();
     }
 
     /// Logs only the change from working to failing (every loop retries
     /// each second: one line per failure would flood the log).
     fn pull_failed(&self, error: String) {
-        let mut last = self.last_pull_error.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_none() {
+        if self.health.failed(&error) {
             tracing::warn!(error = %error, subscription = %self.config.subscription_name(), "pubsub pull fails; retrying");
         }
-        *last = Some(error);
     }
 
     fn pull_worked(&self) {
-        if self.last_pull_error.lock().unwrap_or_else(|e| e.into_inner()).take().is_some() {
+        if self.health.succeeded() {
             tracing::info!(subscription = %self.config.subscription_name(), "pubsub pull works again");
         }
     }
 
     fn pause_left(&self) -> Duration {
-        let b = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
-        b.until.map_or(Duration::ZERO, |u| u.saturating_duration_since(Instant::now()))
+        self.pause().until.map_or(Duration::ZERO, |u| u.saturating_duration_since(Instant::now()))
     }
 }
+
+/// Why the consumer is not ready before `start` and after `stop`.
+pub const NOT_CONSUMING: &str = "not consuming";
 
 /// Runs `work` unless the consumer stops first (then `None`).
 async fn unless_stopped<F: Future>(stop: &mut watch::Receiver<bool>, work: F) -> Option<F::Output> {
@@ -171,7 +192,7 @@ impl Worker {
         let shared = &self.shared;
         let count = messages.len();
         shared.stats.received.add(count as u64);
-        shared.stats.held.fetch_add(count as i64, Ordering::Relaxed);
+        shared.held.add(count as i64);
         // Give back the element permits the pull did not use.
         if let Some(unused) = permits.split(permits.num_permits().saturating_sub(count)) {
             drop(unused);
@@ -210,13 +231,13 @@ impl Worker {
             Err(e) => {
                 shared.stats.ingest_errors.add(1);
                 // One line per refused batch: the backoff bounds them.
-                let pause = shared.failed();
+                let pause = shared.failed(e.retry_after());
                 tracing::warn!(error = %e, messages = ack_ids.len(), pause_ms = pause.as_millis() as u64,
                     "the host could not write a batch; nacking it for redelivery and pausing");
                 self.nack(ack_ids).await;
             }
         }
-        shared.stats.held.fetch_sub(count as i64, Ordering::Relaxed);
+        shared.held.sub(count as i64);
         drop(permits);
     }
 

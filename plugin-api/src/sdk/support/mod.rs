@@ -1,0 +1,21 @@
+//! Support code plugins share, so that each plugin does not write its own:
+//! the parts of talking to a database that are the same for every database.
+//!
+//! - [`retry`]: capped exponential backoff with jitter that honours an
+//!   error's retry hint ([`RetryPolicy`], [`Backoff`], [`retry()`]).
+//! - [`budget`]: the point budget of a fetch honouring `point_limit`,
+//!   shared by its concurrent reads ([`PointBudget`]).
+//! - [`stats`]: counters and gauges declared once with
+//!   [`counter_set!`](crate::counter_set), reported as `Vec<Statistic>`.
+//! - [`health`]: the last failure until the next success, and readiness,
+//!   reported as `Health` ([`HealthTracker`]).
+
+pub mod budget;
+pub mod health;
+pub mod retry;
+pub mod stats;
+
+pub use budget::PointBudget;
+pub use health::{HealthTracker, LastError};
+pub use retry::{retry, Backoff, RetryHint, RetryPolicy};
+pub use stats::{statistic, Counter, Gauge, Metric};

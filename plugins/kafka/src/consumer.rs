@@ -1,0 +1,164 @@
+//! The consumer as the host sees it: creating it checks the librdkafka
+//! config, `start` runs one consuming thread per topic and
+//! `threads_per_topic`, `stop` joins them, and `health` / `statistics`
+//! read the state they share.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use heroic_plugin_api::sdk::support::{HealthTracker, RetryPolicy};
+use heroic_plugin_api::sdk::{Consumer, IngestSink};
+use heroic_plugin_api::types::{Health, Statistic};
+use heroic_plugin_api::{PluginError, PluginResult};
+use parking_lot::Mutex;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+
+use crate::config::Config;
+use crate::logging::Context;
+use crate::stats::{Counters, ThreadState};
+use crate::worker::Worker;
+
+/// Why the consumer is not ready before `start` and after `stop`.
+const NOT_CONSUMING: &str = "not consuming";
+
+/// State shared by the consumer and its threads.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) client_config: ClientConfig,
+    /// How a refused batch is retried (see [`Config::retry_policy`]).
+    pub(crate) retry: RetryPolicy,
+    pub(crate) stopping: AtomicBool,
+    /// Ready between `start` and `stop`.
+    pub(crate) health: HealthTracker,
+    pub(crate) counters: Counters,
+    pub(crate) threads: Mutex<Vec<Arc<ThreadState>>>,
+    pub(crate) handles: Mutex<Vec<JoinHandle<()>>>,
+    /// When each kind of repeated warning was last logged.
+    pub(crate) log_at: Mutex<HashMap<&'static str, Instant>>,
+}
+
+/// The `kafka` consumer.
+pub struct KafkaConsumer {
+    shared: Arc<Shared>,
+}
+
+impl Consumer for KafkaConsumer {
+    type Config = Config;
+
+    async fn create(config: Config) -> PluginResult<Self> {
+        let client_config = config.client_config()?;
+        // Build (and drop) one client now so that a bad librdkafka property
+        // fails the node's start with librdkafka's own message.
+        client_config.create::<BaseConsumer>().map_err(|e| {
+            PluginError::config(format_args!(
+                "invalid librdkafka config: {}",
+                config.scrub(&e.to_string())
+            ))
+        })?;
+        tracing::info!(topics = ?config.topics, threads_per_topic = config.threads_per_topic, "kafka consumer created");
+        Ok(KafkaConsumer {
+            shared: Arc::new(Shared {
+                retry: config.retry_policy(),
+                config,
+                client_config,
+                stopping: AtomicBool::new(false),
+                health: HealthTracker::not_ready(NOT_CONSUMING),
+                counters: Counters::default(),
+                threads: Mutex::new(Vec::new()),
+                handles: Mutex::new(Vec::new()),
+                log_at: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    async fn start(self: Arc<Self>, sink: IngestSink) -> PluginResult<()> {
+        let shared = &self.shared;
+        let mut handles = shared.handles.lock();
+        for topic in &shared.config.topics {
+            for n in 0..shared.config.threads_per_topic {
+                let thread = Arc::new(ThreadState {
+                    alive: AtomicBool::new(true),
+                    paused: AtomicBool::new(false),
+                    lag: AtomicI64::new(-1),
+                });
+                let context = Context {
+                    shared: shared.clone(),
+                    thread: thread.clone(),
+                };
+                let consumer: BaseConsumer<Context> = shared
+                    .client_config
+                    .create_with_context(context)
+                    .map_err(|e| {
+                        PluginError::config(format_args!(
+                            "cannot create the kafka consumer: {}",
+                            shared.config.scrub(&e.to_string())
+                        ))
+                    })?;
+                consumer.subscribe(&[topic.as_str()]).map_err(|e| {
+                    PluginError::unavailable(format_args!("cannot subscribe to {topic}: {e}"))
+                })?;
+                shared.threads.lock().push(thread.clone());
+                let (shared, sink, topic) = (shared.clone(), sink.clone(), topic.clone());
+                let handle = std::thread::Builder::new()
+                    .name(format!("kafka-{topic}-{n}"))
+                    .spawn(move || {
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            Worker { shared: &shared, thread: &thread, consumer: &consumer, sink: &sink }.run()
+                        }));
+                        if result.is_err() {
+                            tracing::error!(topic = %topic, "consuming thread panicked; it consumes no more");
+                        }
+                        thread.alive.store(false, Ordering::SeqCst);
+                    })
+                    .map_err(|e| PluginError::internal(format_args!("cannot start a thread: {e}")))?;
+                handles.push(handle);
+            }
+        }
+        shared.health.set_ready();
+        Ok(())
+    }
+
+    async fn stop(&self) -> PluginResult<()> {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.health.set_not_ready(NOT_CONSUMING);
+        let handles: Vec<JoinHandle<()>> = std::mem::take(&mut *self.shared.handles.lock());
+        tokio::task::spawn_blocking(move || {
+            for h in handles {
+                let _ = h.join();
+            }
+        })
+        .await
+        .map_err(|e| PluginError::internal(format_args!("joining the consuming threads: {e}")))?;
+        tracing::info!(
+            committed = self.shared.counters.committed.get(),
+            "kafka consumer stopped"
+        );
+        Ok(())
+    }
+
+    fn health(&self) -> Health {
+        let threads = self.shared.threads.lock();
+        let dead = threads
+            .iter()
+            .filter(|t| !t.alive.load(Ordering::SeqCst))
+            .count();
+        let stopping = self.shared.stopping.load(Ordering::SeqCst);
+        if dead > 0 && !stopping {
+            return Health {
+                ok: false,
+                ready: false,
+                message: format!("{dead} consuming thread(s) died").into(),
+            };
+        }
+        // Ready between `start` and `stop`; nothing else makes it unhealthy.
+        self.shared.health.health("kafka consumer failed")
+    }
+
+    fn statistics(&self) -> Vec<Statistic> {
+        crate::stats::statistics(&self.shared)
+    }
+}

@@ -1,0 +1,80 @@
+//! librdkafka's client callbacks: its log lines and errors go to the host's
+//! log through `tracing`, and its periodic statistics give each thread's
+//! lag. Warnings that repeat (a broker down, a failing backend) are logged
+//! at most once per 5 s per kind, so a long outage does not flood the log.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use rdkafka::ClientContext;
+
+use crate::consumer::Shared;
+use crate::stats::ThreadState;
+
+/// The shortest interval between two lines of one kind of warning.
+const LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+impl Shared {
+    /// Whether a warning of kind `what` may be logged now: at most once per
+    /// 5 s per kind.
+    pub(crate) fn log_limited(&self, what: &'static str) -> bool {
+        let mut at = self.log_at.lock();
+        let now = Instant::now();
+        match at.get(what) {
+            Some(t) if now.duration_since(*t) < LOG_INTERVAL => false,
+            _ => {
+                at.insert(what, now);
+                true
+            }
+        }
+    }
+}
+
+/// librdkafka callbacks of one consuming thread: logs, errors, statistics
+/// (here) and rebalances (in `rebalance`).
+pub(crate) struct Context {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) thread: Arc<ThreadState>,
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(facility = fac, "librdkafka: {message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {message}"),
+            _ => tracing::debug!(facility = fac, "librdkafka: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.shared.counters.kafka_errors.inc();
+        if self.shared.log_limited("kafka error") {
+            tracing::warn!(error = %error, "kafka client error: {reason}");
+        }
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let mut lag = 0i64;
+        let mut known = false;
+        for topic in statistics.topics.values() {
+            for (id, p) in &topic.partitions {
+                if *id >= 0 && p.consumer_lag >= 0 {
+                    lag += p.consumer_lag;
+                    known = true;
+                }
+            }
+        }
+        self.thread
+            .lag
+            .store(if known { lag } else { -1 }, Ordering::Relaxed);
+    }
+}
