@@ -13,7 +13,8 @@ use std::ops::ControlFlow;
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::RowSet;
 use heroic_plugin_api::types::{Series, SeriesListPage};
 
-use crate::backend::BigtableBackend;
+use crate::client::Client;
+use crate::stats::Stats;
 use crate::error::BigtableError;
 use crate::plan::keys_only_filter;
 use crate::read_rows::{range, Row};
@@ -106,7 +107,8 @@ impl Pager {
 
 /// One page of the series stored in the table, `limit` at most (0: all).
 pub async fn list_series(
-    backend: &BigtableBackend,
+    client: &Client,
+    stats: &Stats,
     cursor: Option<String>,
     limit: u64,
 ) -> Result<SeriesListPage, BigtableError> {
@@ -118,14 +120,14 @@ pub async fn list_series(
     let rows = RowSet { row_keys: Vec::new(), row_ranges: vec![range(start.prefix.clone(), None)] };
     let mut pager =
         Pager { limit, start, page: Vec::new(), group_prefix: None, group: Vec::new(), next: None, undecodable: 0 };
-    backend.client.read_rows(rows, Some(keys_only_filter()), &mut |row| pager.visit(row)).await?;
+    client.read_rows(rows, Some(keys_only_filter()), &mut |row| pager.visit(row)).await?;
     if pager.next.is_none() {
         // The stream ended (or stopped right after a full group): the last
         // group is complete.
         let _ = pager.close_group();
     }
     if pager.undecodable > 0 {
-        backend.stats.invalid_cells.add(pager.undecodable);
+        stats.invalid_cells.add(pager.undecodable);
         tracing::warn!(rows = pager.undecodable, "skipped rows whose key is not a heroic row key");
     }
     Ok(SeriesListPage { series: pager.page.into(), next_cursor: pager.next.map(Into::into).into() })

@@ -336,7 +336,7 @@ impl MetricBackend for CassandraBackend {
     }
 
     async fn list_series(&self, cursor: Option<String>, limit: u64) -> PluginResult<SeriesListPage> {
-        self.tracked(crate::listing::list_series(self, cursor, limit)).await
+        self.tracked(crate::listing::list_series(&self.client, &self.stats, cursor, limit)).await
     }
 
     async fn delete_points(&self, series: RVec<Series>, range: TimeRange) -> PluginResult<u64> {

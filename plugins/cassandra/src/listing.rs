@@ -12,7 +12,8 @@
 
 use heroic_plugin_api::types::{Series, SeriesListPage};
 
-use crate::backend::CassandraBackend;
+use crate::client::Client;
+use crate::stats::Stats;
 use crate::error::CassandraError;
 use crate::row_key;
 
@@ -51,18 +52,19 @@ fn decode_page(rows: Vec<(Vec<u8>, i64)>, limit: i32) -> Page {
 
 /// One page of the series stored in the table, at most `limit` (0: all).
 pub async fn list_series(
-    backend: &CassandraBackend,
+    client: &Client,
+    stats: &Stats,
     cursor: Option<String>,
     limit: u64,
 ) -> Result<SeriesListPage, CassandraError> {
     let after = parse_cursor(cursor.as_deref())?;
     let limit = if limit == 0 { i32::MAX } else { limit.min(i32::MAX as u64) as i32 };
-    let statements = backend.client.statements().await?;
-    let rows: Vec<(Vec<u8>, i64)> = backend.client.read("list keys", &statements.list_keys, (after, limit)).await?;
-    backend.stats.keys_listed.add(rows.len() as u64);
+    let statements = client.statements().await?;
+    let rows: Vec<(Vec<u8>, i64)> = client.read("list keys", &statements.list_keys, (after, limit)).await?;
+    stats.keys_listed.add(rows.len() as u64);
     let page = decode_page(rows, limit);
     if page.undecodable > 0 {
-        backend.stats.invalid_rows.add(page.undecodable);
+        stats.invalid_rows.add(page.undecodable);
         tracing::warn!(rows = page.undecodable, "skipped row keys that are not heroic ng row keys");
     }
     Ok(SeriesListPage {

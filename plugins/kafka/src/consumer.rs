@@ -7,39 +7,22 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
-use heroic_plugin_api::sdk::support::{HealthTracker, RetryPolicy};
+use heroic_plugin_api::sdk::support::HealthTracker;
 use heroic_plugin_api::sdk::{Consumer, IngestSink};
 use heroic_plugin_api::types::{Health, Statistic};
 use heroic_plugin_api::{PluginError, PluginResult};
 use parking_lot::Mutex;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 
 use crate::config::Config;
 use crate::logging::Context;
+use crate::shared::Shared;
 use crate::stats::{Counters, ThreadState};
 use crate::worker::Worker;
 
 /// Why the consumer is not ready before `start` and after `stop`.
 const NOT_CONSUMING: &str = "not consuming";
-
-/// State shared by the consumer and its threads.
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) client_config: ClientConfig,
-    /// How a refused batch is retried (see [`Config::retry_policy`]).
-    pub(crate) retry: RetryPolicy,
-    pub(crate) stopping: AtomicBool,
-    /// Ready between `start` and `stop`.
-    pub(crate) health: HealthTracker,
-    pub(crate) counters: Counters,
-    pub(crate) threads: Mutex<Vec<Arc<ThreadState>>>,
-    pub(crate) handles: Mutex<Vec<JoinHandle<()>>>,
-    /// When each kind of repeated warning was last logged.
-    pub(crate) log_at: Mutex<HashMap<&'static str, Instant>>,
-}
 
 /// The `kafka` consumer.
 pub struct KafkaConsumer {
@@ -159,6 +142,6 @@ impl Consumer for KafkaConsumer {
     }
 
     fn statistics(&self) -> Vec<Statistic> {
-        crate::stats::statistics(&self.shared)
+        self.shared.statistics()
     }
 }

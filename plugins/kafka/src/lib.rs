@@ -32,12 +32,16 @@
 //! - `logging`: librdkafka's callbacks for logs, errors and statistics, and
 //!   the rate limit on repeated warnings.
 //! - `stats`: the counters and per-thread state behind `statistics()`.
+//! - `shared`: the state the consumer and its threads share, its rate
+//!   limit on repeated warnings and the statistics read from it (every
+//!   other module depends on it; it on none of them).
 
 pub mod config;
 mod consumer;
 mod logging;
 mod offsets;
 mod rebalance;
+mod shared;
 mod stats;
 mod worker;
 

@@ -5,34 +5,14 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
-use crate::consumer::Shared;
+use crate::shared::Shared;
 use crate::stats::ThreadState;
-
-/// The shortest interval between two lines of one kind of warning.
-const LOG_INTERVAL: Duration = Duration::from_secs(5);
-
-impl Shared {
-    /// Whether a warning of kind `what` may be logged now: at most once per
-    /// 5 s per kind.
-    pub(crate) fn log_limited(&self, what: &'static str) -> bool {
-        let mut at = self.log_at.lock();
-        let now = Instant::now();
-        match at.get(what) {
-            Some(t) if now.duration_since(*t) < LOG_INTERVAL => false,
-            _ => {
-                at.insert(what, now);
-                true
-            }
-        }
-    }
-}
 
 /// librdkafka callbacks of one consuming thread: logs, errors, statistics
 /// (here) and rebalances (in `rebalance`).

@@ -6,11 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{Offset, TopicPartitionList};
-
-use crate::worker::Worker;
 
 /// A message taken from Kafka, not yet acknowledged.
 pub(crate) struct Pending {
@@ -32,7 +28,7 @@ impl Pending {
 
 /// The offsets to commit for `batch`: per partition still `assigned`, the
 /// highest offset + 1; and how many of the batch's messages they cover.
-fn next_offsets(batch: &[Pending], assigned: &[i32]) -> (BTreeMap<i32, i64>, u64) {
+pub(crate) fn next_offsets(batch: &[Pending], assigned: &[i32]) -> (BTreeMap<i32, i64>, u64) {
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     let mut committed = 0u64;
     for m in batch {
@@ -43,55 +39,6 @@ fn next_offsets(batch: &[Pending], assigned: &[i32]) -> (BTreeMap<i32, i64>, u64
         }
     }
     (next, committed)
-}
-
-impl Worker<'_> {
-    /// Counts and logs messages dropped uncommitted.
-    pub(crate) fn abandon(&self, n: usize) {
-        if n > 0 {
-            self.shared.counters.abandoned.add(n as u64);
-            tracing::info!(
-                messages = n,
-                "abandoned uncommitted messages (they will be read again)"
-            );
-        }
-    }
-
-    /// Commits the batch's offsets for the partitions still assigned.
-    pub(crate) fn commit(&self, batch: &[Pending]) {
-        let (next, committed) = next_offsets(batch, &self.assigned());
-        self.abandon(batch.len() - committed as usize);
-        if next.is_empty() {
-            return;
-        }
-        let Ok(tpl) = self.consumer.assignment() else {
-            return;
-        };
-        let topic = tpl
-            .elements()
-            .first()
-            .map(|e| e.topic().to_string())
-            .unwrap_or_default();
-        let mut offsets = TopicPartitionList::new();
-        for (p, o) in next {
-            let _ = offsets.add_partition_offset(&topic, p, Offset::Offset(o));
-        }
-        match self.consumer.commit(&offsets, CommitMode::Sync) {
-            Ok(()) => {
-                self.shared.counters.committed.add(committed);
-                self.shared.counters.batches_committed.inc();
-            }
-            Err(e) => {
-                // The next batch commits higher offsets; a rebalance makes
-                // the new owner re-read from the last commit (duplicates,
-                // never losses).
-                self.shared.counters.commit_errors.inc();
-                if self.shared.log_limited("commit error") {
-                    tracing::warn!(error = %e, "offset commit failed");
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,10 @@
 //! What `statistics()` reports: the counters of the whole consumer, and
 //! per-thread state (alive, paused, lag) summed over the threads.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64};
 
-use heroic_plugin_api::sdk::support::{statistic, Counter};
-use heroic_plugin_api::types::Statistic;
+use heroic_plugin_api::sdk::support::Counter;
 
-use crate::consumer::Shared;
 
 /// Per-thread state, read by `statistics()` and `health()`.
 #[derive(Default)]
@@ -44,30 +42,6 @@ heroic_plugin_api::counter_set! {
         /// Rebalances seen (assignments, revocations, errors).
         pub(crate) rebalances: Counter,
     }
-}
-
-/// The thread gauges, then the counters, then the lag when any thread
-/// knows it.
-pub(crate) fn statistics(shared: &Shared) -> Vec<Statistic> {
-    let threads = shared.threads.lock();
-    let consuming = threads
-        .iter()
-        .filter(|t| t.alive.load(Ordering::Relaxed) && !t.paused.load(Ordering::Relaxed))
-        .count();
-    let lags: Vec<i64> = threads
-        .iter()
-        .map(|t| t.lag.load(Ordering::Relaxed))
-        .filter(|l| *l >= 0)
-        .collect();
-    let mut out = vec![
-        statistic("consuming_threads", consuming as f64),
-        statistic("total_threads", threads.len() as f64),
-    ];
-    out.extend(shared.counters.statistics());
-    if !lags.is_empty() {
-        out.push(statistic("lag", lags.iter().sum::<i64>() as f64));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use heroic_plugin_api::sdk::IngestSink;
 use heroic_plugin_api::types::RawMessage;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
+use rdkafka::{Offset, TopicPartitionList};
 
-use crate::consumer::Shared;
+use crate::shared::Shared;
 use crate::logging::Context;
-use crate::offsets::Pending;
+use crate::offsets::{next_offsets, Pending};
 use crate::stats::ThreadState;
 
 /// One consuming thread.
@@ -152,6 +152,57 @@ impl Worker<'_> {
             if let Some(Ok(m)) = self.consumer.poll(left.min(Duration::from_millis(100))) {
                 self.shared.counters.consumed.inc();
                 pending.push(Pending::of(&m));
+            }
+        }
+    }
+}
+
+/// Acknowledging: offsets are committed by hand, only for partitions this
+/// thread still owns (see `offsets.rs`).
+impl Worker<'_> {
+    /// Counts and logs messages dropped uncommitted.
+    pub(crate) fn abandon(&self, n: usize) {
+        if n > 0 {
+            self.shared.counters.abandoned.add(n as u64);
+            tracing::info!(
+                messages = n,
+                "abandoned uncommitted messages (they will be read again)"
+            );
+        }
+    }
+
+    /// Commits the batch's offsets for the partitions still assigned.
+    pub(crate) fn commit(&self, batch: &[Pending]) {
+        let (next, committed) = next_offsets(batch, &self.assigned());
+        self.abandon(batch.len() - committed as usize);
+        if next.is_empty() {
+            return;
+        }
+        let Ok(tpl) = self.consumer.assignment() else {
+            return;
+        };
+        let topic = tpl
+            .elements()
+            .first()
+            .map(|e| e.topic().to_string())
+            .unwrap_or_default();
+        let mut offsets = TopicPartitionList::new();
+        for (p, o) in next {
+            let _ = offsets.add_partition_offset(&topic, p, Offset::Offset(o));
+        }
+        match self.consumer.commit(&offsets, CommitMode::Sync) {
+            Ok(()) => {
+                self.shared.counters.committed.add(committed);
+                self.shared.counters.batches_committed.inc();
+            }
+            Err(e) => {
+                // The next batch commits higher offsets; a rebalance makes
+                // the new owner re-read from the last commit (duplicates,
+                // never losses).
+                self.shared.counters.commit_errors.inc();
+                if self.shared.log_limited("commit error") {
+                    tracing::warn!(error = %e, "offset commit failed");
+                }
             }
         }
     }
