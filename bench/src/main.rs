@@ -141,7 +141,8 @@ fn run_query(c: &reqwest::blocking::Client, a: &Args) -> Result<Vec<(i64, f64)>>
             ("step", "60".to_string()),
             ("nocache", "1".to_string()),
         ];
-        let v: serde_json::Value = serde_json::from_slice(&c.get(url).query(&params).send()?.error_for_status()?.bytes()?)?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&c.get(url).query(&params).send()?.error_for_status()?.bytes()?)?;
         let values = v["data"]["result"][0]["values"].as_array().context("no result")?;
         values
             .iter()
@@ -156,7 +157,8 @@ fn run_query(c: &reqwest::blocking::Client, a: &Args) -> Result<Vec<(i64, f64)>>
             "filter": ["key", METRIC],
             "aggregation": {"type": "sum", "sampling": {"unit": "minutes", "value": 1}},
         });
-        let r = c.post(format!("{}/query/metrics", a.url)).header("x-client-id", "bench").body(body.to_string()).send()?;
+        let r =
+            c.post(format!("{}/query/metrics", a.url)).header("x-client-id", "bench").body(body.to_string()).send()?;
         let v: serde_json::Value = serde_json::from_slice(&r.error_for_status()?.bytes()?)?;
         let values = v["result"][0]["values"].as_array().with_context(|| format!("no result: {v}"))?;
         values

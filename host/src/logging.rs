@@ -7,7 +7,8 @@ use tracing_subscriber::EnvFilter;
 /// Starts logging to stderr. `RUST_LOG` overrides the default `info`;
 /// `HEROIC_LOG_FORMAT=json` switches to one JSON object per line.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,warp::filters::trace=error"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,warp::filters::trace=error"));
     // Colours only on a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);

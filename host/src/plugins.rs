@@ -74,7 +74,10 @@ impl PluginRegistry {
                 .map_err(|e| PluginSetupError::Environment(format!("invalid environment: {e}")))?;
             let path = find_plugin(name, &self.dirs)?;
             let plugin = load_plugin(name, &path)?;
-            (plugin.module.init())(HostContext { log: crate::logging::plugin_log, max_level: crate::logging::max_level() });
+            (plugin.module.init())(HostContext {
+                log: crate::logging::plugin_log,
+                max_level: crate::logging::max_level(),
+            });
             tracing::info!(
                 plugin = name,
                 version = %plugin.info.version,
@@ -88,7 +91,11 @@ impl PluginRegistry {
         Ok(&self.loaded[name])
     }
 
-    fn checked(&mut self, component: &ComponentConfig, role: Role) -> Result<(LoadedPlugin, RString), PluginSetupError> {
+    fn checked(
+        &mut self,
+        component: &ComponentConfig,
+        role: Role,
+    ) -> Result<(LoadedPlugin, RString), PluginSetupError> {
         let plugin = self.load(&component.plugin)?.clone();
         if !plugin.info.kinds.has(role.kind_bit()) {
             return Err(PluginSetupError::WrongKind {
@@ -103,7 +110,12 @@ impl PluginRegistry {
     }
 
     fn create_error(component: &ComponentConfig, role: Role, error: PluginError) -> PluginSetupError {
-        PluginSetupError::Create { role: role.name(), id: component.id().to_string(), plugin: component.plugin.clone(), error }
+        PluginSetupError::Create {
+            role: role.name(),
+            id: component.id().to_string(),
+            plugin: component.plugin.clone(),
+            error,
+        }
     }
 
     pub async fn metric_backend(&mut self, c: &ComponentConfig) -> Result<MetricBackendClient, PluginSetupError> {

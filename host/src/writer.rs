@@ -66,7 +66,8 @@ impl Writer {
             let mut batch = Some(batch);
             let futures = backends.metrics.iter().enumerate().map(|(i, b)| {
                 // Only copy the points when there is more than one backend.
-                let this = if i + 1 == n { batch.take().unwrap_or_default() } else { batch.clone().unwrap_or_default() };
+                let this =
+                    if i + 1 == n { batch.take().unwrap_or_default() } else { batch.clone().unwrap_or_default() };
                 async move { (b.id.clone(), timed(b.client.write(RVec::from(this))).await) }
             });
             join_all(futures.collect::<Vec<_>>()).await
@@ -75,18 +76,24 @@ impl Writer {
             if !self.config.update_metadata || new_series.is_empty() {
                 return Vec::new();
             }
-            join_all(backends.metadata.iter().map(|b| async {
-                (b.id.clone(), timed(b.client.write(new_series.clone())).await)
-            }))
+            join_all(
+                backends
+                    .metadata
+                    .iter()
+                    .map(|b| async { (b.id.clone(), timed(b.client.write(new_series.clone())).await) }),
+            )
             .await
         };
         let suggest_writes = async {
             if !self.config.update_suggestions || new_series.is_empty() {
                 return Vec::new();
             }
-            join_all(backends.suggest.iter().map(|b| async {
-                (b.id.clone(), timed(b.client.write(new_series.clone())).await)
-            }))
+            join_all(
+                backends
+                    .suggest
+                    .iter()
+                    .map(|b| async { (b.id.clone(), timed(b.client.write(new_series.clone())).await) }),
+            )
             .await
         };
         let (m, md, s) = tokio::join!(metric_writes, metadata_writes, suggest_writes);

@@ -10,9 +10,7 @@ use serde_json::{json, Value};
 /// examples/local.toml, with the port and plugin directory of this test run.
 fn local_config() -> String {
     let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/local.toml")).unwrap();
-    example
-        .replace("127.0.0.1:8080", "127.0.0.1:{port}")
-        .replace("dirs = []", "dirs = [\"{plugins}\"]")
+    example.replace("127.0.0.1:8080", "127.0.0.1:{port}").replace("dirs = []", "dirs = [\"{plugins}\"]")
 }
 
 fn write(node: &Node, key: &str, host: &str, points: Value) {
@@ -55,7 +53,18 @@ fn write_query_restart_and_crash() {
     let reply = raw_query(&node, "cpu");
     assert_eq!(values_by_host(&reply), expected);
     // Heroic's response fields are all there.
-    for field in ["queryId", "range", "trace", "limits", "cached", "commonTags", "commonResource", "result", "preAggregationSampleSize", "errors"] {
+    for field in [
+        "queryId",
+        "range",
+        "trace",
+        "limits",
+        "cached",
+        "commonTags",
+        "commonResource",
+        "result",
+        "preAggregationSampleSize",
+        "errors",
+    ] {
         assert!(reply.get(field).is_some(), "missing {field}: {reply}");
     }
     assert_eq!(reply["preAggregationSampleSize"], 5);

@@ -38,7 +38,13 @@ fn write(node: &Node, key: &str, host: &str, points: &[(i64, f64)]) {
 }
 
 /// One request with the given headers; status, headers and body.
-fn send(node: &Node, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+fn send(
+    node: &Node,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let client = reqwest::blocking::Client::new();
     let mut req = client.request(method.parse().unwrap(), node.url(path)).timeout(Duration::from_secs(60));
     for (k, v) in headers {
@@ -82,7 +88,8 @@ fn deeply_nested_filters_and_queries_get_400_and_the_node_stays_up() {
     for _ in 0..100 {
         aggregation = json!([aggregation]);
     }
-    let (status, body) = node.post("/query/metrics", &json!({"filter": filter, "range": {"type": "relative", "value": 1, "unit": "HOURS"}}));
+    let (status, body) = node
+        .post("/query/metrics", &json!({"filter": filter, "range": {"type": "relative", "value": 1, "unit": "HOURS"}}));
     assert_eq!(status, 400, "{body}");
     let (status, body) = node.post("/query/metrics", &json!({"aggregation": aggregation}));
     assert_eq!(status, 400, "{body}");
@@ -108,7 +115,8 @@ fn a_regex_cannot_escape_its_anchors() {
     };
     let (status, body) = found(json!(["~", "host", "zzz)|(.*"]));
     assert_eq!(status, 400, "an unbalanced pattern must be refused, not match every series: {body}");
-    let (status, body) = node.post("/query/metrics", &json!({"query": "* from points(0, 10000) where host ~ \"zzz)|(.*\""}));
+    let (status, body) =
+        node.post("/query/metrics", &json!({"query": "* from points(0, 10000) where host ~ \"zzz)|(.*\""}));
     assert_eq!(status, 400, "{body}");
     // The whole value must match.
     let (status, body) = found(json!(["~", "host", "web"]));
@@ -124,16 +132,24 @@ fn cross_site_pages_can_neither_write_nor_read_by_default() {
     let node = local_node(dir.path(), "");
     let point = r#"{"series":{"key":"csrf","tags":{}},"data":{"type":"points","data":[[1000,1.0]]}}"#;
     // A "simple" cross-site request: no preflight, text/plain.
-    let (status, headers, body) = send(&node, "POST", "/write", &[("origin", "https://evil.example"), ("content-type", "text/plain")], point);
+    let (status, headers, body) =
+        send(&node, "POST", "/write", &[("origin", "https://evil.example"), ("content-type", "text/plain")], point);
     assert_eq!(status, 403, "{body}");
     assert!(headers.get("access-control-allow-origin").is_none());
     let (status, _, body) = send(&node, "POST", "/write", &[("content-type", "text/plain")], point);
     assert_eq!(status, 415, "{body}");
-    let (status, _, body) = send(&node, "POST", "/write", &[("content-type", "application/x-www-form-urlencoded")], point);
+    let (status, _, body) =
+        send(&node, "POST", "/write", &[("content-type", "application/x-www-form-urlencoded")], point);
     assert_eq!(status, 415, "{body}");
     let (status, _, body) = send(&node, "POST", "/write", &[], point);
     assert_eq!(status, 415, "{body}");
-    let (status, _, body) = send(&node, "DELETE", "/metadata/series", &[("origin", "https://evil.example"), ("content-type", "application/json")], "{}");
+    let (status, _, body) = send(
+        &node,
+        "DELETE",
+        "/metadata/series",
+        &[("origin", "https://evil.example"), ("content-type", "application/json")],
+        "{}",
+    );
     assert_eq!(status, 403, "{body}");
     // Nothing was stored.
     assert!(node.points_by_host("csrf", 0, 10_000).is_empty());
@@ -149,8 +165,13 @@ fn cross_site_pages_can_neither_write_nor_read_by_default() {
     assert_eq!(status, 200);
     assert!(headers.get("access-control-allow-origin").is_none());
     // Same-origin and non-browser clients still write.
-    let (status, _, body) =
-        send(&node, "POST", "/write", &[("content-type", "application/json"), ("origin", &format!("http://127.0.0.1:{}", node.port))], point);
+    let (status, _, body) = send(
+        &node,
+        "POST",
+        "/write",
+        &[("content-type", "application/json"), ("origin", &format!("http://127.0.0.1:{}", node.port))],
+        point,
+    );
     assert_eq!(status, 200, "{body}");
 }
 
@@ -172,14 +193,31 @@ fn allowed_origins_get_cors_answers_and_preflights() {
         assert_eq!(headers["access-control-allow-headers"], "content-type, x-client-id");
     }
     let hql = "* from points(0, 10000) where $key = cpu";
-    let (status, headers, body) =
-        send(&node, "POST", "/query/metrics", &[("origin", "https://grafana.example.com"), ("x-client-id", "g"), ("content-type", "text/plain")], hql);
+    let (status, headers, body) = send(
+        &node,
+        "POST",
+        "/query/metrics",
+        &[("origin", "https://grafana.example.com"), ("x-client-id", "g"), ("content-type", "text/plain")],
+        hql,
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["access-control-allow-origin"], "https://grafana.example.com");
     let point = r#"{"series":{"key":"x","tags":{}},"data":{"type":"points","data":[[1000,1.0]]}}"#;
-    let (status, _, body) = send(&node, "POST", "/write", &[("origin", "https://grafana.example.com"), ("content-type", "application/json")], point);
+    let (status, _, body) = send(
+        &node,
+        "POST",
+        "/write",
+        &[("origin", "https://grafana.example.com"), ("content-type", "application/json")],
+        point,
+    );
     assert_eq!(status, 200, "{body}");
-    let (status, headers, _) = send(&node, "POST", "/write", &[("origin", "https://other.example.com"), ("content-type", "application/json")], point);
+    let (status, headers, _) = send(
+        &node,
+        "POST",
+        "/write",
+        &[("origin", "https://other.example.com"), ("content-type", "application/json")],
+        point,
+    );
     assert_eq!(status, 403);
     assert!(headers.get("access-control-allow-origin").is_none());
 }
@@ -197,10 +235,12 @@ fn write_tokens_guard_the_routes_that_change_data() {
     let (status, headers, body) = send(&node, "POST", "/write", &[json_ct], point);
     assert_eq!(status, 401, "{body}");
     assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
-    let (status, _, _) = send(&node, "POST", "/write", &[json_ct, ("authorization", "Bearer wrong-token-0123456789")], point);
+    let (status, _, _) =
+        send(&node, "POST", "/write", &[json_ct, ("authorization", "Bearer wrong-token-0123456789")], point);
     assert_eq!(status, 401);
     for token in ["from-the-config-0123456789", "from-the-file-0123456789"] {
-        let (status, _, body) = send(&node, "POST", "/write", &[json_ct, ("authorization", &format!("Bearer {token}"))], point);
+        let (status, _, body) =
+            send(&node, "POST", "/write", &[json_ct, ("authorization", &format!("Bearer {token}"))], point);
         assert_eq!(status, 200, "{body}");
     }
     let (status, _, _) = send(&node, "DELETE", "/metadata/series", &[json_ct], "{}");
@@ -244,7 +284,8 @@ fn a_client_cannot_raise_the_configured_limits() {
     let limits: Vec<&str> = body["limits"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
     assert!(limits.contains(&"SERIES"), "{body}");
     // Lowering is allowed.
-    let (_, body) = node.post("/query/metrics", &json!({"range": range, "filter": ["key", "lim"], "options": {"dataLimit": 10}}));
+    let (_, body) =
+        node.post("/query/metrics", &json!({"range": range, "filter": ["key", "lim"], "options": {"dataLimit": 10}}));
     assert!(body["limits"].as_array().unwrap().iter().any(|l| l == "QUOTA"), "{body}");
 }
 
@@ -268,8 +309,13 @@ fn excess_queries_wait_then_get_503_with_retry_after() {
     });
     std::thread::sleep(Duration::from_millis(800));
     let started = Instant::now();
-    let (status, headers, body) =
-        send(&node, "POST", "/query/metrics", &[("x-client-id", "t"), ("content-type", "text/plain")], "* from points(0, 10000) where $key = slow");
+    let (status, headers, body) = send(
+        &node,
+        "POST",
+        "/query/metrics",
+        &[("x-client-id", "t"), ("content-type", "text/plain")],
+        "* from points(0, 10000) where $key = slow",
+    );
     assert_eq!(status, 503, "{body}");
     assert_eq!(headers["retry-after"], "1");
     assert!(body["message"].as_str().unwrap().contains("query.max_concurrent"), "{body}");
@@ -285,7 +331,11 @@ fn excess_queries_wait_then_get_503_with_retry_after() {
 fn a_query_that_times_out_stops_its_plugin_work() {
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("cancelled");
-    let node = faulty_node(dir.path(), &format!("fetch_delay_ms = 30000\ncancelled_flag = \"{}\"", flag.display()), "timeout_secs = 1");
+    let node = faulty_node(
+        dir.path(),
+        &format!("fetch_delay_ms = 30000\ncancelled_flag = \"{}\"", flag.display()),
+        "timeout_secs = 1",
+    );
     write(&node, "slow", "a", &[(1_000, 1.0)]);
     let (status, body) = node.post_text("/query/metrics", "* from points(0, 10000) where $key = slow");
     assert_eq!(status, 503, "{body}");

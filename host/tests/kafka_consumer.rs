@@ -101,7 +101,8 @@ fn failing_backend_pauses_without_committing_and_resumes() {
     create_topic(&topic, 2);
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("backend-down");
-    let metrics = format!("[[metrics]]\nplugin = \"faulty\"\n[metrics.config]\nfail_while_exists = \"{}\"\n", flag.display());
+    let metrics =
+        format!("[[metrics]]\nplugin = \"faulty\"\n[metrics.config]\nfail_while_exists = \"{}\"\n", flag.display());
     let consumer = kafka_consumer("k", "spotify100", &topic, &unique("g"), 2, "batch_size = 100");
     let node = Node::start(dir.path(), &node_config(&consumer, &metrics));
     let series = 10;
@@ -129,7 +130,8 @@ fn failing_backend_pauses_without_committing_and_resumes() {
         }
     }
     producer.flush();
-    let st = wait_until("write errors", &node, Duration::from_secs(60), |s| consumer_stat(s, "k", "writeErrors") >= 3.0);
+    let st =
+        wait_until("write errors", &node, Duration::from_secs(60), |s| consumer_stat(s, "k", "writeErrors") >= 3.0);
     assert!(st["consumers"]["consumingThreads"].as_u64().unwrap() < 2, "a failing thread pauses: {st}");
     std::thread::sleep(Duration::from_secs(3));
     let st = status(&node);
@@ -184,7 +186,8 @@ fn malformed_messages_are_counted_and_skipped() {
             }
             7 => {
                 let t = T0 + i as i64 * 1000;
-                let m = format!(r#"{{"version":"2.0.0","key":"mixed","time":{t},"value":{{"distributionValue":"AAE="}}}}"#);
+                let m =
+                    format!(r#"{{"version":"2.0.0","key":"mixed","time":{t},"value":{{"distributionValue":"AAE="}}}}"#);
                 producer.send(&json_topic, "a", m.as_bytes());
                 distribution += 1;
             }
@@ -196,7 +199,12 @@ fn malformed_messages_are_counted_and_skipped() {
         let metric = (0..10)
             .map(|j| {
                 let i = b * 10 + j;
-                let mut m = proto::Metric { key: "mixed".into(), time: T0 + i as i64 * 1000, value: value(1, i), ..Default::default() };
+                let mut m = proto::Metric {
+                    key: "mixed".into(),
+                    time: T0 + i as i64 * 1000,
+                    value: value(1, i),
+                    ..Default::default()
+                };
                 m.tags.insert("host".into(), "h1".into());
                 m.tags.insert("role".into(), "test".into());
                 m
@@ -222,7 +230,8 @@ fn malformed_messages_are_counted_and_skipped() {
     assert_eq!(json["decodeErrors"]["malformed"], malformed, "{st}");
     assert_eq!(json["decodeErrors"]["invalid"], invalid, "{st}");
     assert_eq!(json["decodeErrors"]["distribution"], distribution, "{st}");
-    let proto_consumer = st["consumers"]["details"].as_array().unwrap().iter().find(|d| d["id"] == "proto").unwrap().clone();
+    let proto_consumer =
+        st["consumers"]["details"].as_array().unwrap().iter().find(|d| d["id"] == "proto").unwrap().clone();
     assert_eq!(proto_consumer["decodeErrors"]["malformed"], 10, "{st}");
     assert_eq!(proto_consumer["schema"], "spotify100-proto");
     // Refused messages are still acknowledged: nothing to retry.

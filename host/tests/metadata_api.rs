@@ -100,7 +100,10 @@ fn series_count_keys_and_tags() {
     let reply = post(&node, "/metadata/keys", json!({}));
     assert_eq!(reply["size"], 15, "{reply}");
     assert_eq!(reply["duplicates"], 0);
-    assert_eq!(reply["keys"].as_array().unwrap()[0..3], json!(["cpu", "disk-used", "extra-00"]).as_array().unwrap()[..]);
+    assert_eq!(
+        reply["keys"].as_array().unwrap()[0..3],
+        json!(["cpu", "disk-used", "extra-00"]).as_array().unwrap()[..]
+    );
     let reply = post(&node, "/metadata/keys", json!({"filter": ["+", "site"]}));
     assert_eq!(reply, json!({"errors": [], "keys": ["cpu", "mem"], "size": 2, "duplicates": 0}));
     let reply = post(&node, "/metadata/keys", json!({"filter": ["^", "host", "d"]}));
@@ -116,8 +119,12 @@ fn series_count_keys_and_tags() {
 #[test]
 fn write_and_delete_series() {
     let (_dir, node) = fixture();
-    let (status, reply) =
-        node.request("PUT", "/metadata/series", Some(json!({"key": "net", "tags": {"host": "c"}}).to_string()), "application/json");
+    let (status, reply) = node.request(
+        "PUT",
+        "/metadata/series",
+        Some(json!({"key": "net", "tags": {"host": "c"}}).to_string()),
+        "application/json",
+    );
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["errors"], json!([]));
     // One write per metadata and suggest backend.
@@ -131,8 +138,12 @@ fn write_and_delete_series() {
     assert_eq!(status, 400, "{reply}");
     assert!(reply["message"].as_str().unwrap().contains("missing field `key`"), "{reply}");
 
-    let (status, reply) =
-        node.request("DELETE", "/metadata/series", Some(json!({"filter": ["key", "net"]}).to_string()), "application/json");
+    let (status, reply) = node.request(
+        "DELETE",
+        "/metadata/series",
+        Some(json!({"filter": ["key", "net"]}).to_string()),
+        "application/json",
+    );
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply, json!({"errors": [], "deleted": 1, "failed": 0}));
     assert_eq!(post(&node, "/metadata/keys", json!({}))["keys"], json!(["cpu", "disk-used", "mem"]));
@@ -173,11 +184,16 @@ fn suggestions_with_grafana_bodies() {
         reply["suggestions"],
         json!([{"score": 1.0, "key": "cpu"}, {"score": 1.0, "key": "disk-used"}, {"score": 1.0, "key": "mem"}])
     );
-    let reply = post(&node, "/metadata/key-suggest", json!({"key": "", "filter": ["key", "mem"], "match": {"fuzzy": false}}));
+    let reply =
+        post(&node, "/metadata/key-suggest", json!({"key": "", "filter": ["key", "mem"], "match": {"fuzzy": false}}));
     assert_eq!(reply["suggestions"], json!([{"score": 1.0, "key": "mem"}]));
 
     // Grafana: /metadata/tag-suggest {filter, limit, key, value}.
-    let reply = post(&node, "/metadata/tag-suggest", json!({"filter": ["key", "cpu"], "limit": 10, "key": "host", "value": "a"}));
+    let reply = post(
+        &node,
+        "/metadata/tag-suggest",
+        json!({"filter": ["key", "cpu"], "limit": 10, "key": "host", "value": "a"}),
+    );
     assert_eq!(reply, json!({"errors": [], "suggestions": [{"score": 9.0, "key": "host", "value": "a"}]}));
     let reply = post(&node, "/metadata/tag-suggest", json!({"key": "site", "limit": 1}));
     assert_eq!(reply["suggestions"].as_array().unwrap().len(), 1, "{reply}");
@@ -214,7 +230,10 @@ fn suggestions_with_grafana_bodies() {
             {"key": "site", "count": 2, "exactValues": ["lon", "sto"]}]})
     );
     let reply = post(&node, "/metadata/tagkey-count", json!({"filter": ["key", "disk-used"]}));
-    assert_eq!(reply["suggestions"], json!([{"key": "host", "count": 1, "exactValues": ["db1"]}, {"key": "role", "count": 1, "exactValues": ["db"]}]));
+    assert_eq!(
+        reply["suggestions"],
+        json!([{"key": "host", "count": 1, "exactValues": ["db1"]}, {"key": "role", "count": 1, "exactValues": ["db"]}])
+    );
 }
 
 #[test]
@@ -258,7 +277,10 @@ fn broken_elasticsearch() -> u16 {
             let (status, body) = if request.starts_with("GET / ") {
                 ("200 OK", r#"{"name":"fake","version":{"number":"7.17.0"},"tagline":"You Know, for Search"}"#)
             } else {
-                ("500 Internal Server Error", r#"{"error":{"type":"test_failure","reason":"broken on purpose"},"status":500}"#)
+                (
+                    "500 Internal Server Error",
+                    r#"{"error":{"type":"test_failure","reason":"broken on purpose"},"status":500}"#,
+                )
             };
             let reply = format!(
                 "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -293,8 +315,12 @@ fn a_failing_backend_is_an_error_entry_and_the_others_answer() {
     assert_eq!(status, 200, "{reply}");
 
     // PUT writes where it can and reports the rest.
-    let (status, reply) =
-        node.request("PUT", "/metadata/series", Some(json!({"key": "cpu", "tags": {"host": "a"}}).to_string()), "application/json");
+    let (status, reply) = node.request(
+        "PUT",
+        "/metadata/series",
+        Some(json!({"key": "cpu", "tags": {"host": "a"}}).to_string()),
+        "application/json",
+    );
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["times"].as_array().unwrap().len(), 4, "{reply}");
     let errors = reply["errors"].as_array().unwrap();
@@ -312,7 +338,12 @@ fn a_failing_backend_is_an_error_entry_and_the_others_answer() {
         ("/metadata/series-count", json!({}), "count", json!(1)),
         ("/metadata/key-suggest", json!({"key": "cpu"}), "suggestions", json!([{"score": 4.5, "key": "cpu"}])),
         ("/metadata/tag-value-suggest", json!({"key": "host"}), "values", json!(["a"])),
-        ("/metadata/tagkey-count", json!({}), "suggestions", json!([{"key": "host", "count": 1, "exactValues": ["a"]}])),
+        (
+            "/metadata/tagkey-count",
+            json!({}),
+            "suggestions",
+            json!([{"key": "host", "count": 1, "exactValues": ["a"]}]),
+        ),
     ] {
         let reply = post(&node, path, body);
         assert_eq!(reply[field], expected, "{path}: {reply}");

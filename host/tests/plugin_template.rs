@@ -58,7 +58,8 @@ fn serve_and_check(lib_dir: &Path, dir: &Path) -> Node {
     let node = Node::start(dir, &config);
     assert!(node.log().contains("template backend ready"), "{}", node.log());
 
-    let body = json!({"series": {"key": "t", "tags": {"a": "b"}}, "data": {"type": "points", "data": [[10, 1.0], [20, 2.0]]}});
+    let body =
+        json!({"series": {"key": "t", "tags": {"a": "b"}}, "data": {"type": "points", "data": [[10, 1.0], [20, 2.0]]}});
     let (status, reply) = node.post("/write", &body);
     assert_eq!(status, 200, "{reply}");
     let q = json!({"range": {"type": "absolute", "start": 0, "end": 100}, "filter": ["key", "t"]});

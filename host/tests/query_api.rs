@@ -188,7 +188,8 @@ fn aggregation_limit_counts_top_level_buckets() {
 #[test]
 fn configured_limits_are_ceilings_a_query_may_only_lower() {
     let dir = tempfile::tempdir().unwrap();
-    let config = local_config().replace("allow_anonymous = false", "allow_anonymous = true\naggregation_limit = 2\ngroup_limit = 1");
+    let config = local_config()
+        .replace("allow_anonymous = false", "allow_anonymous = true\naggregation_limit = 2\ngroup_limit = 1");
     let node = Node::start(dir.path(), &config);
     write(&node, "test", "a", json!([[10, 1.0], [30, 2.0]]));
     write(&node, "test", "b", json!([[10, 1.0], [20, 4.0]]));
@@ -257,8 +258,12 @@ fn grafana_batch_body_and_filter_sugar() {
     write(&node, "k", "c", json!([[t, 100.0]]));
 
     let batch = |filter: Value| {
-        let (status, reply) =
-            node.request("POST", "/query/batch", Some(grafana_batch(filter).to_string()), "application/json;charset=UTF-8");
+        let (status, reply) = node.request(
+            "POST",
+            "/query/batch",
+            Some(grafana_batch(filter).to_string()),
+            "application/json;charset=UTF-8",
+        );
         assert_eq!(status, 200, "{reply}");
         assert_eq!(reply["results"]["A"]["errors"], json!([]), "{reply}");
         reply
@@ -298,7 +303,12 @@ fn parser_endpoints() {
 
     let (status, reply) = node.get("/parser/parse-filter?filter=host%20%3D%20a");
     assert_eq!((status, reply), (200, json!(["=", "host", "a"])));
-    let (status, reply) = node.request("POST", "/parser/parse-filter", Some("$key = cpu and role ^ db".into()), "text/plain;charset=UTF-8");
+    let (status, reply) = node.request(
+        "POST",
+        "/parser/parse-filter",
+        Some("$key = cpu and role ^ db".into()),
+        "text/plain;charset=UTF-8",
+    );
     assert_eq!(status, 200, "{reply}");
     let parts = reply.as_array().unwrap();
     assert_eq!(parts[0], "and");
@@ -308,7 +318,8 @@ fn parser_endpoints() {
     let text = reply.to_string();
     assert!(text.contains(r#"["=","host","a"]"#) && text.contains(r#"["not",["+","role"]]"#), "{text}");
 
-    let (status, reply) = node.post_text("/parser/parse-query", "average(10m) by host from points(1h) where $key = system");
+    let (status, reply) =
+        node.post_text("/parser/parse-query", "average(10m) by host from points(1h) where $key = system");
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["filter"], json!(["key", "system"]));
     assert_eq!(reply["source"], "points");
@@ -347,7 +358,10 @@ fn bad_queries_get_400_saying_what_and_where() {
     // JSON: the path of the offending field.
     for (body, path) in [
         (json!({"aggregation": {"type": "frobnicate"}}), "aggregation"),
-        (json!({"aggregation": {"type": "sum", "sampling": {"unit": "fortnights", "value": 1}}}), "aggregation.sampling"),
+        (
+            json!({"aggregation": {"type": "sum", "sampling": {"unit": "fortnights", "value": 1}}}),
+            "aggregation.sampling",
+        ),
         (json!({"aggregation": {"type": "topk", "k": "two"}}), "aggregation.k"),
         (json!({"aggregation": {"type": "sum", "size": "10x"}}), "aggregation.size"),
         (json!({"filter": ["=", "host"]}), "filter"),

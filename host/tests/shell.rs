@@ -72,7 +72,8 @@ impl LocalShell {
 }
 
 fn series_of(lines: &[Value]) -> Vec<String> {
-    let mut out: Vec<String> = lines.iter().filter_map(|l| l.get("series")).map(|s| format!("{}{}", s["key"], s["tags"])).collect();
+    let mut out: Vec<String> =
+        lines.iter().filter_map(|l| l.get("series")).map(|s| format!("{}{}", s["key"], s["tags"])).collect();
     out.sort();
     out
 }
@@ -82,7 +83,8 @@ fn write_fetch_query_keys_count_and_delete() {
     let shell = LocalShell::new();
     shell.write(json!({"key": "cpu", "tags": {"host": "a"}}), json!([[1000, 1.5], [2000, 2.5]]));
     shell.write(json!({"key": "cpu", "tags": {"host": "b"}}), json!([[1000, 10.0], [3000, 30.0]]));
-    let written = shell.one(&["write", "-s", r#"{"key": "mem", "tags": {"host": "a"}}"#, "-p", "1000=7", "-p", "500=6"]);
+    let written =
+        shell.one(&["write", "-s", r#"{"key": "mem", "tags": {"host": "a"}}"#, "-p", "1000=7", "-p", "500=6"]);
     assert_eq!((&written["points"], &written["series"]["key"]), (&json!(2), &json!("mem")));
     assert!(shell.data_dir.join("metrics").is_dir(), "local.data_dir holds a directory per role");
 
@@ -105,9 +107,15 @@ fn write_fetch_query_keys_count_and_delete() {
     // keys: every series of the metric backend, progress on stderr.
     let output = shell.run(&["keys"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(series_of(&stdout_lines(&output)), ["\"cpu\"{\"host\":\"a\"}", "\"cpu\"{\"host\":\"b\"}", "\"mem\"{\"host\":\"a\"}"]);
+    assert_eq!(
+        series_of(&stdout_lines(&output)),
+        ["\"cpu\"{\"host\":\"a\"}", "\"cpu\"{\"host\":\"b\"}", "\"mem\"{\"host\":\"a\"}"]
+    );
     let progress = stderr(&output);
-    assert!(progress.contains("task=\"keys\"") && progress.contains("scanned=3") && progress.contains("done"), "{progress}");
+    assert!(
+        progress.contains("task=\"keys\"") && progress.contains("scanned=3") && progress.contains("done"),
+        "{progress}"
+    );
     assert_eq!(shell.ok(&["keys", "--limit", "2", "--page-size", "1"]).len(), 2);
     assert_eq!(series_of(&shell.ok(&["keys", "host = b"])), ["\"cpu\"{\"host\":\"b\"}"]);
 
@@ -133,7 +141,10 @@ fn write_fetch_query_keys_count_and_delete() {
 
     // A range deletes only the points in it.
     shell.ok(&["delete-keys", "host = b", "--start", "2000", "--ok"]);
-    assert_eq!(shell.one(&["fetch", "-s", r#"{"key": "cpu", "tags": {"host": "b"}}"#])["points"], json!([[1000, 10.0]]));
+    assert_eq!(
+        shell.one(&["fetch", "-s", r#"{"key": "cpu", "tags": {"host": "b"}}"#])["points"],
+        json!([[1000, 10.0]])
+    );
 }
 
 #[test]
@@ -161,13 +172,21 @@ fn metadata_and_suggest_tasks() {
     let keys = shell.one(&["suggest-key", "-k", "cp"]);
     assert_eq!(keys["suggestions"][0]["key"], "cpu", "{keys}");
     let tags = shell.one(&["suggest-tag", "-k", "si", "-v", "st"]);
-    assert_eq!((&tags["suggestions"][0]["key"], &tags["suggestions"][0]["value"]), (&json!("site"), &json!("sto")), "{tags}");
+    assert_eq!(
+        (&tags["suggestions"][0]["key"], &tags["suggestions"][0]["value"]),
+        (&json!("site"), &json!("sto")),
+        "{tags}"
+    );
     assert_eq!(shell.one(&["suggest-tag-value", "-k", "site"])["values"], json!(["lon", "sto"]));
     assert_eq!(shell.one(&["suggest-tag-value", "-k", "host", "$key = cpu"])["values"], json!(["a", "b"]));
     let values = shell.one(&["suggest-tag-values", "-e", "host"]);
     assert_eq!(values["suggestions"], json!([{"key": "site", "values": ["lon", "sto"], "limited": false}]));
     let counts = shell.one(&["suggest-tag-key-count"]);
-    assert_eq!(counts["suggestions"][0], json!({"key": "host", "count": 3, "exactValues": ["a", "b", "c"]}), "{counts}");
+    assert_eq!(
+        counts["suggestions"][0],
+        json!({"key": "host", "count": 3, "exactValues": ["a", "b", "c"]}),
+        "{counts}"
+    );
 
     // metadata-delete: a dry run lists, --ok deletes.
     let dry = shell.one(&["metadata-delete", "host = a"]);
@@ -184,13 +203,18 @@ fn configure_backends_statistics_and_parse_query() {
     shell.write(json!({"key": "cpu"}), json!([[1000, 1.0]]));
 
     let configured = shell.ok(&["configure"]);
-    let roles: Vec<(&str, bool)> = configured.iter().map(|l| (l["role"].as_str().unwrap(), l["configured"] == true)).collect();
+    let roles: Vec<(&str, bool)> =
+        configured.iter().map(|l| (l["role"].as_str().unwrap(), l["configured"] == true)).collect();
     assert_eq!(roles, [("metrics", true), ("metadata", true), ("suggest", true)]);
 
     let backends = shell.ok(&["backends"]);
     assert_eq!(backends.len(), 3);
     for b in &backends {
-        assert_eq!((&b["id"], &b["plugin"], &b["health"]["ok"]), (&json!("local"), &json!("local"), &json!(true)), "{b}");
+        assert_eq!(
+            (&b["id"], &b["plugin"], &b["health"]["ok"]),
+            (&json!("local"), &json!("local"), &json!(true)),
+            "{b}"
+        );
     }
 
     let statistics = shell.ok(&["statistics"]);
@@ -233,7 +257,11 @@ fn errors_are_clear_and_fail_the_exit_code() {
     let output = shell.run(&["write", "-s", "{\"key\": cpu}", "-p", "1000=1"]);
     assert_ne!(output.status.code(), Some(0));
     assert!(output.stdout.is_empty());
-    assert!(stderr(&output).contains("error: invalid --series \"{\\\"key\\\": cpu}\": expected value at line 1 column 9"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("error: invalid --series \"{\\\"key\\\": cpu}\": expected value at line 1 column 9"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(shell.ok(&["keys"]), Vec::<Value>::new(), "nothing was written");
 
     let output = shell.run(&["-X", "bigtable.project=p", "keys"]);
@@ -267,7 +295,10 @@ fn a_running_node_locks_the_shell_out_of_its_data() {
     let message = stderr(&output);
     // Whichever backend the shell opens first is refused.
     assert!(message.contains(&format!("data directory {d}/")), "{message}");
-    assert!(message.contains(&format!("is in use by another process (pid {pid}); stop it or use another data_dir")), "{message}");
+    assert!(
+        message.contains(&format!("is in use by another process (pid {pid}); stop it or use another data_dir")),
+        "{message}"
+    );
 
     // The lock goes with the node's process.
     node.stop();
@@ -298,7 +329,11 @@ fn config_file_as_heroic_reads_it() {
 
     // A profile is added to the config's backends; ids must not collide.
     let output = run_shell(dir.path(), &["--config", "local.toml", "-P", "local", "keys"]);
-    assert!(stderr(&output).contains("the config already has a metrics backend with id \"local\""), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the config already has a metrics backend with id \"local\""),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -315,5 +350,9 @@ fn a_metric_backend_that_cannot_list_falls_back_to_the_metadata() {
     assert!(output.status.success(), "{}", stderr(&output));
     // The series comes from the metadata; its points died with the last process.
     assert_eq!(stdout_lines(&output), [json!({"backend": "faulty", "series": 1, "points": 0})]);
-    assert!(stderr(&output).contains("cannot list its series; using the series the metadata backends know"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot list its series; using the series the metadata backends know"),
+        "{}",
+        stderr(&output)
+    );
 }

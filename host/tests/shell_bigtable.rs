@@ -39,7 +39,10 @@ fn shell(table: &str, data_dir: &std::path::Path, args: &[&str]) -> Vec<Value> {
 
 #[test]
 fn bigtable_profile_configure_write_list_count_delete() {
-    assert!(emulator_is_up(), "the Bigtable emulator is not running on {EMULATOR}: run scripts/servers/bigtable.sh start");
+    assert!(
+        emulator_is_up(),
+        "the Bigtable emulator is not running on {EMULATOR}: run scripts/servers/bigtable.sh start"
+    );
     let dir = tempfile::tempdir().unwrap();
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let table = format!("shell-{}-{:x}", std::process::id(), nanos % (1 << 32));
@@ -56,7 +59,10 @@ fn bigtable_profile_configure_write_list_count_delete() {
     let keys = run(&["keys", "--backend", "bigtable", "--page-size", "1"]);
     let hosts: Vec<&str> = keys.iter().map(|k| k["series"]["tags"]["host"].as_str().unwrap()).collect();
     assert_eq!(hosts, ["a", "b", "c"], "{keys:?}");
-    assert_eq!(run(&["count-data", "--backend", "bigtable"]), [json!({"backend": "bigtable", "series": 3, "points": 6})]);
+    assert_eq!(
+        run(&["count-data", "--backend", "bigtable"]),
+        [json!({"backend": "bigtable", "series": 3, "points": 6})]
+    );
 
     let dry = run(&["delete-keys", "host != a", "--backend", "bigtable", "--page-size", "1"]);
     assert_eq!(dry.last().unwrap(), &json!({"backend": "bigtable", "matched": 2, "deleted": 0, "dryRun": true}));
@@ -64,7 +70,10 @@ fn bigtable_profile_configure_write_list_count_delete() {
 
     let deleted = run(&["delete-keys", "host != a", "--backend", "bigtable", "--page-size", "1", "--ok"]);
     assert_eq!(deleted.last().unwrap(), &json!({"backend": "bigtable", "matched": 2, "deleted": 2, "dryRun": false}));
-    assert_eq!(run(&["count-data", "--backend", "bigtable"]), [json!({"backend": "bigtable", "series": 1, "points": 2})]);
+    assert_eq!(
+        run(&["count-data", "--backend", "bigtable"]),
+        [json!({"backend": "bigtable", "series": 1, "points": 2})]
+    );
     let fetched = run(&["fetch", "-s", r#"{"key": "cpu", "tags": {"host": "a"}}"#, "--backend", "bigtable"]);
     assert_eq!(fetched[0]["points"], json!([[1000, 1.0], [2000, 2.0]]));
 }

@@ -25,10 +25,10 @@
 //!   (the gates of the minor version before are removed at the same time).
 
 use abi_stable::library::RootModule;
-use abi_stable::sabi_types::VersionStrings;
-use abi_stable::std_types::{RBox, RResult, RStr, RString, RVec};
 #[cfg(not(feature = "previous-abi"))]
 use abi_stable::package_version_strings;
+use abi_stable::sabi_types::VersionStrings;
+use abi_stable::std_types::{RBox, RResult, RStr, RString, RVec};
 use abi_stable::{declare_root_module_statics, sabi_trait, StableAbi};
 use async_ffi::FfiFuture;
 
@@ -90,11 +90,16 @@ impl PluginKinds {
 
     /// Names of the kinds provided, for messages.
     pub fn names(self) -> Vec<&'static str> {
-        [(Self::METRIC, "metrics"), (Self::METADATA, "metadata"), (Self::SUGGEST, "suggest"), (Self::CONSUMER, "consumer")]
-            .into_iter()
-            .filter(|(k, _)| self.has(*k))
-            .map(|(_, n)| n)
-            .collect()
+        [
+            (Self::METRIC, "metrics"),
+            (Self::METADATA, "metadata"),
+            (Self::SUGGEST, "suggest"),
+            (Self::CONSUMER, "consumer"),
+        ]
+        .into_iter()
+        .filter(|(k, _)| self.has(*k))
+        .map(|(_, n)| n)
+        .collect()
     }
 }
 
@@ -245,8 +250,10 @@ pub struct PluginModule {
     // Each `create_*` builds one component from its config, given as a JSON
     // object. (Written out in full: the StableAbi derive must see fn types.)
     pub create_metric_backend: extern "C" fn(config_json: RString) -> FfiFuture<RResult<MetricBackendBox, PluginError>>,
-    pub create_metadata_backend: extern "C" fn(config_json: RString) -> FfiFuture<RResult<MetadataBackendBox, PluginError>>,
-    pub create_suggest_backend: extern "C" fn(config_json: RString) -> FfiFuture<RResult<SuggestBackendBox, PluginError>>,
+    pub create_metadata_backend:
+        extern "C" fn(config_json: RString) -> FfiFuture<RResult<MetadataBackendBox, PluginError>>,
+    pub create_suggest_backend:
+        extern "C" fn(config_json: RString) -> FfiFuture<RResult<SuggestBackendBox, PluginError>>,
     #[sabi(last_prefix_field)]
     pub create_consumer: extern "C" fn(config_json: RString) -> FfiFuture<RResult<ConsumerBox, PluginError>>,
 }

@@ -14,8 +14,8 @@ use std::fmt;
 use abi_stable::std_types::RVec;
 use regex::Regex;
 
-pub use crate::types::{FfiFilter, FilterNode, FilterOp};
 use crate::types::Series;
+pub use crate::types::{FfiFilter, FilterNode, FilterOp};
 
 /// How deep a filter may nest (`not`, `and`, `or` and parentheses each add a
 /// level). Every walk over a filter is recursive, so an unbounded depth would
@@ -36,13 +36,22 @@ pub enum Filter {
     /// The series key equals this.
     Key(String),
     /// Tag `key` exists and equals `value`.
-    MatchTag { key: String, value: String },
+    MatchTag {
+        key: String,
+        value: String,
+    },
     /// Tag `key` exists.
     HasTag(String),
     /// Tag `key` exists and starts with `value`.
-    StartsWith { key: String, value: String },
+    StartsWith {
+        key: String,
+        value: String,
+    },
     /// Tag `key` exists and matches `pattern` as a whole (not a substring).
-    Regex { key: String, pattern: String },
+    Regex {
+        key: String,
+        pattern: String,
+    },
 }
 
 impl Filter {
@@ -228,10 +237,9 @@ fn push_node(filter: &Filter, nodes: &mut RVec<FilterNode>) -> u32 {
 }
 
 fn read_node(nodes: &[FilterNode], index: usize, depth: usize) -> Result<Filter, FilterError> {
-    let n = nodes.get(index).ok_or_else(|| FilterError::Malformed {
-        node: index,
-        reason: "child index out of range".into(),
-    })?;
+    let n = nodes
+        .get(index)
+        .ok_or_else(|| FilterError::Malformed { node: index, reason: "child index out of range".into() })?;
     if depth > MAX_FILTER_DEPTH {
         return Err(FilterError::Malformed {
             node: index,
@@ -313,7 +321,8 @@ impl SeriesMatcher {
 /// every value. A pattern that parses alone has balanced groups, so the
 /// anchors put around it hold.
 pub fn compile_full_match(key: &str, pattern: &str) -> Result<Regex, FilterError> {
-    let invalid = |reason: String| FilterError::InvalidRegex { key: key.to_string(), pattern: pattern.to_string(), reason };
+    let invalid =
+        |reason: String| FilterError::InvalidRegex { key: key.to_string(), pattern: pattern.to_string(), reason };
     regex_syntax::ast::parse::Parser::new().parse(pattern).map_err(|e| invalid(e.to_string()))?;
     Regex::new(&format!("^(?:{pattern})$")).map_err(|e| invalid(e.to_string()))
 }

@@ -164,7 +164,9 @@ pub fn load_plugin(name: &str, path: &Path) -> Result<LoadedPlugin, LoadError> {
         LibraryError::OpenError { .. } => {
             LoadError::Open { name: name.into(), path: path.into(), reason: e.to_string().trim().to_string() }
         }
-        other => LoadError::NotAPlugin { name: name.into(), path: path.into(), reason: other.to_string().trim().into() },
+        other => {
+            LoadError::NotAPlugin { name: name.into(), path: path.into(), reason: other.to_string().trim().into() }
+        }
     })?;
     let plugin_version = header.version_strings().version.to_string();
     let incompatible = |details: String| LoadError::IncompatibleVersion {
@@ -183,18 +185,25 @@ pub fn load_plugin(name: &str, path: &Path) -> Result<LoadedPlugin, LoadError> {
         LibraryError::IncompatibleVersionNumber { .. } | LibraryError::AbiInstability(_) => {
             incompatible(format!(" (layout check: {})", one_line(&e.to_string())))
         }
-        other => LoadError::NotAPlugin { name: name.into(), path: path.into(), reason: other.to_string().trim().into() },
+        other => {
+            LoadError::NotAPlugin { name: name.into(), path: path.into(), reason: other.to_string().trim().into() }
+        }
     };
     let module = if plugin.minor == host.minor {
         header.init_root_module::<PluginModuleRef>().map_err(layout_error)?
     } else {
-        let plugin_layout = header.layout().ok_or_else(|| incompatible(" (the library carries no layout to check)".into()))?;
+        let plugin_layout =
+            header.layout().ok_or_else(|| incompatible(" (the library carries no layout to check)".into()))?;
         // With checking state of its own: abi_stable merges what it learns of
         // prefix types into process-wide state that assumes the usual
         // direction, and this reversed pair would make it refuse the next
         // plugin built against the host's own version.
-        check_layout_compatibility_with_globals(plugin_layout, <PluginModuleRef as StableAbi>::LAYOUT, &CheckingGlobals::new())
-            .map_err(|e| incompatible(format!(" (layout check: {})", one_line(&e.to_string()))))?;
+        check_layout_compatibility_with_globals(
+            plugin_layout,
+            <PluginModuleRef as StableAbi>::LAYOUT,
+            &CheckingGlobals::new(),
+        )
+        .map_err(|e| incompatible(format!(" (layout check: {})", one_line(&e.to_string()))))?;
         // SAFETY: the check above proved that every field and method the
         // plugin's root module has matches the host's layout; the host only
         // reaches the ones the plugin lacks through accessors that see they

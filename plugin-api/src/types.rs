@@ -79,9 +79,7 @@ impl Series {
 }
 
 fn find_tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
-    tags.binary_search_by(|t| t.key.as_str().cmp(key))
-        .ok()
-        .map(|i| tags[i].value.as_str())
+    tags.binary_search_by(|t| t.key.as_str().cmp(key)).ok().map(|i| tags[i].value.as_str())
 }
 
 fn normalize_tags(tags: &mut RVec<Tag>) {

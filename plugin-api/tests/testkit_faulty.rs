@@ -7,9 +7,7 @@
 
 use heroic_plugin_api::testkit::{load_metric_backend, plugin_search_dirs};
 
-heroic_plugin_api::metric_backend_conformance!(|| async {
-    load_metric_backend("faulty", serde_json::json!({})).await
-});
+heroic_plugin_api::metric_backend_conformance!(|| async { load_metric_backend("faulty", serde_json::json!({})).await });
 
 /// The kit's loader finds the fixture by name and refuses an unknown plugin
 /// with the directories it searched.

@@ -129,7 +129,8 @@ impl SuggestBackend for RefSuggest {
         key: Option<String>,
         value: Option<String>,
     ) -> PluginResult<Vec<TagSuggestion>> {
-        let pairs = self.store.tags(&query)?.into_iter().flat_map(|(k, vs)| vs.into_iter().map(move |v| (k.clone(), v)));
+        let pairs =
+            self.store.tags(&query)?.into_iter().flat_map(|(k, vs)| vs.into_iter().map(move |v| (k.clone(), v)));
         let pairs = pairs.filter(|(k, v)| starts(k, &key) && starts(v, &value));
         let (pairs, _) = take(pairs, query.limit);
         Ok(pairs.into_iter().map(|(k, v)| TagSuggestion { score: 1.0, key: k.into(), value: v.into() }).collect())
@@ -193,9 +194,14 @@ mod declarations {
     use heroic_plugin_api::{PluginError, PluginResult};
 
     fn verdict(declared: bool, result: PluginResult<u64>) -> Result<Option<u64>, String> {
-        std::panic::catch_unwind(|| optional("metric", "delete_points", "delete_points", declared, result)).map_err(|p| {
-            p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
-        })
+        std::panic::catch_unwind(|| optional("metric", "delete_points", "delete_points", declared, result)).map_err(
+            |p| {
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
+            },
+        )
     }
 
     #[test]

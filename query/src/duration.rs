@@ -118,11 +118,9 @@ impl Duration {
     /// A JSON duration: a number of milliseconds or a duration string.
     pub fn from_json(v: &Value, path: &str) -> Result<Duration> {
         match v {
-            Value::Number(n) => n
-                .as_i64()
-                .filter(|n| *n >= 0)
-                .map(Duration::millis)
-                .ok_or_else(|| QueryError::json(path, format!("invalid duration {n}: expected a non-negative integer"))),
+            Value::Number(n) => n.as_i64().filter(|n| *n >= 0).map(Duration::millis).ok_or_else(|| {
+                QueryError::json(path, format!("invalid duration {n}: expected a non-negative integer"))
+            }),
             Value::String(s) => Duration::parse(s).map_err(|e| QueryError::json(path, e)),
             other => Err(QueryError::json(path, format!("expected a duration (\"5m\" or milliseconds), got {other}"))),
         }
@@ -142,9 +140,32 @@ const DAY: i64 = 24 * HOUR;
 
 /// The "nice" bucket sizes the default cadence is rounded down to.
 const INTERVAL_FACTORS: [i64; 26] = [
-    1, 5, 10, 50, 100, 250, 500, SECOND, 5 * SECOND, 10 * SECOND, 15 * SECOND, 30 * SECOND, MINUTE,
-    5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY,
-    2 * DAY, 3 * DAY, 7 * DAY, 14 * DAY,
+    1,
+    5,
+    10,
+    50,
+    100,
+    250,
+    500,
+    SECOND,
+    5 * SECOND,
+    10 * SECOND,
+    15 * SECOND,
+    30 * SECOND,
+    MINUTE,
+    5 * MINUTE,
+    10 * MINUTE,
+    15 * MINUTE,
+    30 * MINUTE,
+    HOUR,
+    3 * HOUR,
+    6 * HOUR,
+    12 * HOUR,
+    DAY,
+    2 * DAY,
+    3 * DAY,
+    7 * DAY,
+    14 * DAY,
 ];
 
 /// Number of buckets the default cadence aims for.
@@ -154,11 +175,7 @@ pub const INTERVAL_GOAL: i64 = 240;
 /// to the largest nice step strictly below it (at least 1 ms).
 pub fn cadence_from_range(start: i64, end: i64) -> i64 {
     let nominal = end.saturating_sub(start) / INTERVAL_GOAL;
-    INTERVAL_FACTORS
-        .iter()
-        .copied()
-        .rfind(|f| *f < nominal)
-        .unwrap_or(nominal.max(1))
+    INTERVAL_FACTORS.iter().copied().rfind(|f| *f < nominal).unwrap_or(nominal.max(1))
 }
 
 /// How close to `now` a range end may be before the range is shifted back.
@@ -171,11 +188,7 @@ pub fn shift_range(start: i64, end: i64, cadence: i64, now: i64) -> Result<(i64,
     if start > now {
         return Err(QueryError::Invalid("range start is after now".into()));
     }
-    let (start, end) = if cadence > 0 {
-        (start - start % cadence, end - end % cadence)
-    } else {
-        (start, end)
-    };
+    let (start, end) = if cadence > 0 { (start - start % cadence, end - end % cadence) } else { (start, end) };
     // Saturating: the caller checks the range's bounds; nothing here may
     // overflow whatever it is given.
     let now_delta = now.saturating_sub(end);

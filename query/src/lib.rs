@@ -44,7 +44,9 @@ pub mod hql;
 pub mod limits;
 pub mod request;
 
-pub use aggregation::{Aggregation, AggregationInstance, AggregationSession, BucketStrategy, MetricValues, ResultGroup};
+pub use aggregation::{
+    Aggregation, AggregationInstance, AggregationSession, BucketStrategy, MetricValues, ResultGroup,
+};
 pub use error::QueryError;
 pub use heroic_plugin_api::filter::Filter;
 pub use request::{plan, BatchRequest, Defaults, QueryMetrics, QueryPlan};

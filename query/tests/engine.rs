@@ -44,7 +44,8 @@ fn basic_query() {
 #[test]
 fn plan_session_takes_the_lower_of_the_query_and_config_aggregation_limits() {
     let planned = |options: serde_json::Value| {
-        let body = json!({"query": "sum(10ms)", "range": {"type": "absolute", "start": 0, "end": 40}, "options": options});
+        let body =
+            json!({"query": "sum(10ms)", "range": {"type": "absolute", "start": 0, "end": 40}, "options": options});
         plan(&QueryMetrics::from_json(&body).unwrap(), 1_000_000, &Defaults::default()).unwrap()
     };
     // sum(10ms) over (0, 40] sets up 4 buckets.
@@ -90,7 +91,10 @@ fn grafana_batch_request() {
     let batch = BatchRequest::from_json(&body).unwrap();
     let now = 1_469_816_700_000;
     let a = plan(&batch.queries["A"], now, &Defaults::default()).unwrap();
-    assert_eq!(a.filter, Filter::And(vec![Filter::not(Filter::match_tag("x", "y")), Filter::key("k"), Filter::match_tag("host", "a")]));
+    assert_eq!(
+        a.filter,
+        Filter::And(vec![Filter::not(Filter::match_tag("x", "y")), Filter::key("k"), Filter::match_tag("host", "a")])
+    );
     assert_eq!(a.cadence, 60_000);
     // shift_range: end is now, so rounded and shifted back one cadence
     assert_eq!((a.range.start, a.range.end), (now - 6 * 3_600_000 - 60_000, now - 60_000));
@@ -113,14 +117,22 @@ fn legacy_fields_options_and_features() {
     });
     let q = QueryMetrics::from_json(&body).unwrap();
     let p = plan(&q, 50, &Defaults::default()).unwrap();
-    assert_eq!(p.filter, Filter::And(vec![Filter::key("cpu"), Filter::match_tag("host", "a"), Filter::has_tag("role")]));
+    assert_eq!(
+        p.filter,
+        Filter::And(vec![Filter::key("cpu"), Filter::match_tag("host", "a"), Filter::has_tag("role")])
+    );
     assert_eq!((p.range.start, p.range.end), (0, 100));
     assert_eq!(p.bucket_strategy, BucketStrategy::Start);
     assert_eq!(p.options.series_limit, Some(5));
     assert_eq!(p.options.tracing, Some(true));
     assert_eq!(p.client_context, Some(json!({"dashboard": "x"})));
     // text/plain HQL
-    let p = plan(&QueryMetrics::from_hql("sum(10ms) from points(0, 100) where $key = cpu"), 1_000_000, &Defaults::default()).unwrap();
+    let p = plan(
+        &QueryMetrics::from_hql("sum(10ms) from points(0, 100) where $key = cpu"),
+        1_000_000,
+        &Defaults::default(),
+    )
+    .unwrap();
     assert_eq!(p.filter, Filter::key("cpu"));
     assert_eq!(p.cadence, 10);
 }
@@ -133,7 +145,8 @@ fn request_errors() {
     assert!(err(json!({"features": ["bogus"]})).contains("unknown feature"));
     assert!(err(json!({"options": {"seriesLimit": -1}})).contains("options.seriesLimit"));
     assert!(err(json!({"filter": ["=", 1, 2]})).contains("filter[1]"));
-    let e = BatchRequest::from_json(&json!({"queries": {"A": {"aggregation": {"type": "sum", "size": "1x"}}}})).unwrap_err();
+    let e = BatchRequest::from_json(&json!({"queries": {"A": {"aggregation": {"type": "sum", "size": "1x"}}}}))
+        .unwrap_err();
     assert_eq!(e.path(), Some("queries.A.aggregation.size"));
     let d = Defaults::default();
     let no_range = plan(&QueryMetrics::default(), 0, &d).unwrap_err();

@@ -104,7 +104,10 @@ impl Access {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
         if !json {
-            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the body must be sent as Content-Type: application/json"));
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the body must be sent as Content-Type: application/json",
+            ));
         }
         if self.tokens.required() {
             let presented = headers
@@ -114,7 +117,9 @@ impl Access {
                 .map(str::trim);
             match presented {
                 None => return Err(unauthorized("this route needs a token: send Authorization: Bearer <token>")),
-                Some(t) if !self.tokens.accepts(t.as_bytes()) => return Err(unauthorized("the bearer token is not valid")),
+                Some(t) if !self.tokens.accepts(t.as_bytes()) => {
+                    return Err(unauthorized("the bearer token is not valid"))
+                }
                 Some(_) => {}
             }
         }
@@ -158,7 +163,10 @@ mod tests {
 
     fn access(tokens: &[&str], origins: &[&str]) -> Access {
         let config: AuthConfig = serde_json::from_value(serde_json::json!({ "write_tokens": tokens })).unwrap();
-        Access { cors: Cors::new(&origins.iter().map(|s| s.to_string()).collect::<Vec<_>>()), tokens: Tokens::load(&config).unwrap() }
+        Access {
+            cors: Cors::new(&origins.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+            tokens: Tokens::load(&config).unwrap(),
+        }
     }
 
     #[test]
@@ -173,7 +181,14 @@ mod tests {
         assert_eq!(status(&[("content-type", "application/json"), ("origin", "https://evil.example")]), Some(403));
         assert_eq!(status(&[("content-type", "application/json"), ("origin", "null")]), Some(403));
         // A page the node served itself.
-        assert_eq!(status(&[("content-type", "application/json"), ("origin", "http://127.0.0.1:8080"), ("host", "127.0.0.1:8080")]), None);
+        assert_eq!(
+            status(&[
+                ("content-type", "application/json"),
+                ("origin", "http://127.0.0.1:8080"),
+                ("host", "127.0.0.1:8080")
+            ]),
+            None
+        );
         let allowed = access(&[], &["https://grafana.example.com"]);
         assert!(allowed
             .check_change(&headers(&[("content-type", "application/json"), ("origin", "https://grafana.example.com")]))
@@ -186,7 +201,10 @@ mod tests {
         let status = |h: &[(&str, &str)]| a.check_change(&headers(h)).err().map(|e| e.status.as_u16());
         assert_eq!(status(&[("content-type", "application/json")]), Some(401));
         assert_eq!(status(&[("content-type", "application/json"), ("authorization", "Bearer nope")]), Some(401));
-        assert_eq!(status(&[("content-type", "application/json"), ("authorization", "Bearer 0123456789abcdef-secret")]), None);
+        assert_eq!(
+            status(&[("content-type", "application/json"), ("authorization", "Bearer 0123456789abcdef-secret")]),
+            None
+        );
         let short: AuthConfig = serde_json::from_value(serde_json::json!({ "write_tokens": ["short"] })).unwrap();
         assert!(Tokens::load(&short).unwrap_err().contains("too short"));
         assert!(!format!("{:?}", a.tokens).contains("secret"));

@@ -22,10 +22,9 @@ pub fn check_origin(origin: &str) -> Result<(), String> {
     if origin == "*" {
         return Ok(());
     }
-    let rest = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-        .ok_or_else(|| format!("{origin:?} is not an origin: expected scheme://host[:port], such as https://grafana.example.com"))?;
+    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")).ok_or_else(|| {
+        format!("{origin:?} is not an origin: expected scheme://host[:port], such as https://grafana.example.com")
+    })?;
     if rest.is_empty() || rest.contains('/') || rest.contains('?') || rest.contains('#') {
         return Err(format!("{origin:?} is not an origin: no path, query or trailing slash (scheme://host[:port])"));
     }

@@ -49,7 +49,11 @@ fn under(field: &str, e: QueryError) -> QueryError {
     match e {
         QueryError::Json { path, message } => {
             let rest = path.strip_prefix('$').unwrap_or(&path);
-            let path = if rest.is_empty() || rest.starts_with('[') { format!("{field}{rest}") } else { format!("{field}.{rest}") };
+            let path = if rest.is_empty() || rest.starts_with('[') {
+                format!("{field}{rest}")
+            } else {
+                format!("{field}.{rest}")
+            };
             QueryError::Json { path, message }
         }
         other => other,
@@ -128,7 +132,9 @@ impl MetadataBody {
 fn optional_u64(fields: &Map<String, Value>, name: &str) -> ApiResult<Option<u64>> {
     match fields.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| shape(name, &format!("expected a non-negative integer, got {v}"))),
+        Some(v) => {
+            v.as_u64().map(Some).ok_or_else(|| shape(name, &format!("expected a non-negative integer, got {v}")))
+        }
     }
 }
 
@@ -212,7 +218,8 @@ pub async fn write_series(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Js
             (("suggest", b.id.as_str()), result, start.elapsed().as_nanos() as u64)
         }
     });
-    let (metadata, suggest) = futures::future::join(futures::future::join_all(metadata), futures::future::join_all(suggest)).await;
+    let (metadata, suggest) =
+        futures::future::join(futures::future::join_all(metadata), futures::future::join_all(suggest)).await;
     let mut errors = Vec::new();
     let mut times = Vec::new();
     for ((role, id), result, ns) in metadata.into_iter().chain(suggest) {
@@ -333,7 +340,10 @@ pub async fn find_keys(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json>
                 .await
                 .map(|series| series.iter().map(|s| s.key.to_string()).collect::<BTreeSet<String>>())
         } else {
-            b.client.find_keys(&body.filter, body.range, limit).await.map(|p| p.keys.iter().map(|k| k.to_string()).collect())
+            b.client
+                .find_keys(&body.filter, body.range, limit)
+                .await
+                .map(|p| p.keys.iter().map(|k| k.to_string()).collect())
         };
         match answer {
             Ok(keys) => {

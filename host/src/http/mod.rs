@@ -110,8 +110,10 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
     let small = node.server.max_request_body_bytes;
     let large = node.server.max_write_body_bytes;
 
-    let index = warp::path::end().and(warp::get()).and(with_node(node.clone())).map(|n: Arc<Node>| status::service_info(&n));
-    let status = warp::path!("status").and(warp::get()).and(with_node(node.clone())).map(|n: Arc<Node>| status::status(&n));
+    let index =
+        warp::path::end().and(warp::get()).and(with_node(node.clone())).map(|n: Arc<Node>| status::service_info(&n));
+    let status =
+        warp::path!("status").and(warp::get()).and(with_node(node.clone())).map(|n: Arc<Node>| status::status(&n));
     let write = warp::path!("write")
         .and(warp::post())
         .and(access::may_change(node.access.clone()))
@@ -135,7 +137,9 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         .and(with_node(node.clone()))
         .and(client_id())
         .and(body(small))
-        .then(|n: Arc<Node>, id: Option<String>, body: Bytes| async move { respond(query::batch(&n, id, &body).await) });
+        .then(
+            |n: Arc<Node>, id: Option<String>, body: Bytes| async move { respond(query::batch(&n, id, &body).await) },
+        );
     let parse_query = warp::path!("parser" / "parse-query")
         .and(warp::post())
         .and(body(small))
@@ -144,15 +148,20 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::get())
         .and(warp::query::<std::collections::HashMap<String, String>>())
         .map(|q: std::collections::HashMap<String, String>| {
-            respond(q.get("filter").ok_or_else(|| ApiError::bad_request("missing query parameter: filter")).and_then(|f| query::parse_filter(f)))
+            respond(
+                q.get("filter")
+                    .ok_or_else(|| ApiError::bad_request("missing query parameter: filter"))
+                    .and_then(|f| query::parse_filter(f)),
+            )
         });
-    let parse_filter_post = warp::path!("parser" / "parse-filter").and(warp::post()).and(body(small)).map(|body: Bytes| {
-        respond(
-            std::str::from_utf8(&body)
-                .map_err(|_| ApiError::bad_request("the filter is not UTF-8"))
-                .and_then(query::parse_filter),
-        )
-    });
+    let parse_filter_post =
+        warp::path!("parser" / "parse-filter").and(warp::post()).and(body(small)).map(|body: Bytes| {
+            respond(
+                std::str::from_utf8(&body)
+                    .map_err(|_| ApiError::bad_request("the filter is not UTF-8"))
+                    .and_then(query::parse_filter),
+            )
+        });
 
     let api = index
         .or(status)
@@ -210,7 +219,11 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
 
 /// Serves `routes` on `listener` until `shutdown` resolves, then waits for
 /// in-flight requests (so acknowledged writes are complete) and returns.
-pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub async fn serve(
+    node: Arc<Node>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let limits = server::ConnectionLimits::from(&node.server);
     server::serve(routes(node), listener, limits, shutdown).await;
 }

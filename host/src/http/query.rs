@@ -155,9 +155,9 @@ impl Answer {
 pub async fn admitted<T>(node: &Node, work: impl std::future::Future<Output = ApiResult<T>>) -> ApiResult<T> {
     let ticket = node.admission.admit().await?;
     let timeout = Duration::from_secs(node.query.timeout_secs);
-    let result = tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| ApiError::unavailable(format!("request timed out after {} s (query.timeout_secs)", timeout.as_secs())))?;
+    let result = tokio::time::timeout(timeout, work).await.map_err(|_| {
+        ApiError::unavailable(format!("request timed out after {} s (query.timeout_secs)", timeout.as_secs()))
+    })?;
     drop(ticket);
     result
 }
@@ -169,9 +169,9 @@ async fn execute(node: &Node, request: &QueryMetrics) -> ApiResult<Answer> {
     let plan = plan(request, now_ms(), &defaults(node)?)?;
     let mut ticket = node.admission.admit().await?;
     let timeout = Duration::from_secs(node.query.timeout_secs);
-    let outcome = tokio::time::timeout(timeout, run(node, &plan, &mut ticket))
-        .await
-        .map_err(|_| ApiError::unavailable(format!("query timed out after {} s (query.timeout_secs)", timeout.as_secs())))??;
+    let outcome = tokio::time::timeout(timeout, run(node, &plan, &mut ticket)).await.map_err(|_| {
+        ApiError::unavailable(format!("query timed out after {} s (query.timeout_secs)", timeout.as_secs()))
+    })??;
     Ok(Answer { response: to_response(outcome, plan.options.tracing.unwrap_or(false)), retained: ticket.finish() })
 }
 
@@ -184,7 +184,12 @@ fn parse_request(body: &[u8], text: bool) -> ApiResult<QueryMetrics> {
     Ok(QueryMetrics::from_json(&value)?)
 }
 
-pub async fn metrics(node: &Node, client_id: Option<String>, content_type: Option<String>, body: &[u8]) -> ApiResult<Response> {
+pub async fn metrics(
+    node: &Node,
+    client_id: Option<String>,
+    content_type: Option<String>,
+    body: &[u8],
+) -> ApiResult<Response> {
     check_client_id(node, client_id.as_deref())?;
     let request = parse_request(body, is_text(content_type.as_deref()))?;
     let answer = execute(node, &request).await?;

@@ -46,8 +46,12 @@ impl From<&ServerConfig> for ConnectionLimits {
 
 /// Serves `routes` on `listener` until `shutdown` resolves, then waits for
 /// the requests in flight to be answered.
-pub async fn serve<F>(routes: F, listener: tokio::net::TcpListener, limits: ConnectionLimits, shutdown: impl Future<Output = ()>)
-where
+pub async fn serve<F>(
+    routes: F,
+    listener: tokio::net::TcpListener,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) where
     F: Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
 {
     let connections = Arc::new(Semaphore::new(limits.max_connections));

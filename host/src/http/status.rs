@@ -156,11 +156,7 @@ struct Status {
 
 fn group(components: &[ComponentStatus], role: Role) -> GroupStatus {
     let mine: Vec<&ComponentStatus> = components.iter().filter(|c| c.role == role.name()).collect();
-    GroupStatus {
-        ok: mine.iter().all(|c| c.ok),
-        available: mine.len(),
-        ready: mine.iter().filter(|c| c.ready).count(),
-    }
+    GroupStatus { ok: mine.iter().all(|c| c.ok), available: mine.len(), ready: mine.iter().filter(|c| c.ready).count() }
 }
 
 pub fn status(node: &Node) -> Response {

@@ -109,7 +109,8 @@ pub async fn key_suggest(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Jso
     let mut ranked: Vec<(f64, String)> = best.into_iter().map(|(k, s)| (s, k)).collect();
     ranked.sort_by(by_score);
     ranked.truncate(r.limit as usize);
-    let suggestions: Vec<KeySuggestionOut> = ranked.into_iter().map(|(score, key)| KeySuggestionOut { score, key }).collect();
+    let suggestions: Vec<KeySuggestionOut> =
+        ranked.into_iter().map(|(score, key)| KeySuggestionOut { score, key }).collect();
     Ok(answer(errors, Suggestions { suggestions }))
 }
 
@@ -160,7 +161,10 @@ fn cut(values: &mut BTreeSet<String>, limit: u64) -> bool {
 /// `{errors, values, limited}`. `key` is required.
 pub async fn tag_value_suggest(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json> {
     let r = Request::parse(body)?;
-    let key = r.body.string("key")?.ok_or_else(|| shape("key", "missing field 'key': the tag key whose values to suggest"))?;
+    let key = r
+        .body
+        .string("key")?
+        .ok_or_else(|| shape("key", "missing field 'key': the tag key whose values to suggest"))?;
     let mut errors = Vec::new();
     let mut values: BTreeSet<String> = BTreeSet::new();
     let mut limited = false;
@@ -199,7 +203,9 @@ pub async fn tag_values_suggest(node: &Node, body: &[u8]) -> ApiResult<warp::rep
         Some(serde_json::Value::Array(items)) => items
             .iter()
             .enumerate()
-            .map(|(i, v)| v.as_str().map(str::to_string).ok_or_else(|| shape(&format!("exclude[{i}]"), "expected a string")))
+            .map(|(i, v)| {
+                v.as_str().map(str::to_string).ok_or_else(|| shape(&format!("exclude[{i}]"), "expected a string"))
+            })
             .collect::<ApiResult<_>>()?,
         Some(other) => return Err(shape("exclude", &format!("expected a list of tag keys, got {other}"))),
     };

@@ -38,7 +38,10 @@ pub use schema::{InvalidMessage, Metric, Schema};
 /// it (the node implements it).
 pub trait WriteTarget: Send + Sync + 'static {
     /// Writes to every backend; resolves once durable everywhere.
-    fn write(&self, batch: Vec<SeriesPoints>) -> impl std::future::Future<Output = Result<WriteReport, WriteError>> + Send;
+    fn write(
+        &self,
+        batch: Vec<SeriesPoints>,
+    ) -> impl std::future::Future<Output = Result<WriteReport, WriteError>> + Send;
 }
 
 /// Counters of one consumer's ingestion, for `/status`.
@@ -138,7 +141,8 @@ impl Ingestion {
         let filter = config.filter.as_deref().map(compile_filter).transpose()?;
         let max_permits = config.max_concurrent_writes.clamp(1, Semaphore::MAX_PERMITS);
         let metadata_limit = config.metadata_rate_limit.map(|r| {
-            let cache = WriteCache::new(Duration::from_secs(config.write_cache_ttl_secs), config.write_cache_max_series);
+            let cache =
+                WriteCache::new(Duration::from_secs(config.write_cache_ttl_secs), config.write_cache_max_series);
             (RateLimiter::new(r), cache)
         });
         Ok(Ingestion { filter, permits: Arc::new(Semaphore::new(max_permits)), max_permits, metadata_limit })
@@ -274,7 +278,8 @@ impl Pipeline {
                     tracing::warn!(consumer = %self.consumer, error = %e, similar_suppressed = suppressed,
                         "batch not written; the consumer keeps its offsets and retries");
                 }
-                let kind = e.failures.first().map(|(_, _, pe)| pe.kind).unwrap_or(heroic_plugin_api::ErrorKind::INTERNAL);
+                let kind =
+                    e.failures.first().map(|(_, _, pe)| pe.kind).unwrap_or(heroic_plugin_api::ErrorKind::INTERNAL);
                 Err(PluginError::new(kind, e))
             }
         }

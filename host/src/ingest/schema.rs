@@ -143,8 +143,9 @@ fn decode_json(payload: &[u8]) -> Result<Metric, InvalidMessage> {
     let value = match major {
         "1" => value.as_f64().ok_or_else(|| invalid(format!("value: expected a number, got {value}")))?,
         "2" => {
-            let v: JsonValueV2 = serde_json::from_value(value)
-                .map_err(|e| invalid(format!("value: expected {{\"doubleValue\": d}} or {{\"distributionValue\": …}}: {e}")))?;
+            let v: JsonValueV2 = serde_json::from_value(value).map_err(|e| {
+                invalid(format!("value: expected {{\"doubleValue\": d}} or {{\"distributionValue\": …}}: {e}"))
+            })?;
             match (v.double_value, v.distribution_value) {
                 (Some(d), None) => d,
                 (None, Some(_)) => return Err(InvalidMessage::Distribution),
@@ -248,7 +249,8 @@ fn decode_proto(payload: &[u8]) -> Result<Vec<Metric>, InvalidMessage> {
     use prost::Message;
     // The size is declared by the sender in the first bytes: checked before
     // anything is allocated for it, so five bytes cannot ask for 4 GiB.
-    let declared = snap::raw::decompress_len(payload).map_err(|e| InvalidMessage::Malformed(format!("not Snappy-compressed: {e}")))?;
+    let declared = snap::raw::decompress_len(payload)
+        .map_err(|e| InvalidMessage::Malformed(format!("not Snappy-compressed: {e}")))?;
     if declared > MAX_DECOMPRESSED_BYTES {
         return Err(InvalidMessage::Malformed(format!(
             "declares {declared} bytes once decompressed, more than the {MAX_DECOMPRESSED_BYTES} a message may have"
@@ -269,7 +271,9 @@ fn decode_proto(payload: &[u8]) -> Result<Vec<Metric>, InvalidMessage> {
         }
         let len = usize::try_from(decode_varint(&mut buf).map_err(not_batch)?).unwrap_or(usize::MAX);
         if len > buf.len() {
-            return Err(InvalidMessage::Malformed("not a protobuf Batch: a metric runs past the end of the message".into()));
+            return Err(InvalidMessage::Malformed(
+                "not a protobuf Batch: a metric runs past the end of the message".into(),
+            ));
         }
         let (field, rest) = buf.split_at(len);
         buf = rest;
@@ -319,7 +323,8 @@ mod tests {
 
     #[test]
     fn v2_double_value() {
-        let m = json(r#"{"version":"2.0.0","key":"k","time":7,"attributes":{"a":"b"},"value":{"doubleValue":1.25}}"#).unwrap();
+        let m = json(r#"{"version":"2.0.0","key":"k","time":7,"attributes":{"a":"b"},"value":{"doubleValue":1.25}}"#)
+            .unwrap();
         assert_eq!((m.time, m.value), (7, 1.25));
         assert_eq!(m.series.tags.len(), 1);
     }
@@ -386,7 +391,8 @@ mod tests {
         let no_time = proto::encode_batch(&proto::Batch { metric: vec![proto_metric("k", 0, 1.0)] });
         assert!(Schema::Spotify100Proto.decode(&no_time).unwrap_err().to_string().contains("time"));
         let mut dist = proto_metric("k", 1, 0.0);
-        dist.distribution_type_value = Some(proto::Value { value: Some(proto::value::Value::DistributionValue(vec![1])) });
+        dist.distribution_type_value =
+            Some(proto::Value { value: Some(proto::value::Value::DistributionValue(vec![1])) });
         let dist = proto::encode_batch(&proto::Batch { metric: vec![dist] });
         assert_eq!(Schema::Spotify100Proto.decode(&dist).unwrap_err(), InvalidMessage::Distribution);
     }
@@ -394,7 +400,10 @@ mod tests {
     #[test]
     fn schema_names() {
         assert_eq!("spotify100".parse::<Schema>().unwrap(), Schema::Spotify100);
-        assert_eq!("com.spotify.heroic.consumer.schemas.Spotify100Proto".parse::<Schema>().unwrap(), Schema::Spotify100Proto);
+        assert_eq!(
+            "com.spotify.heroic.consumer.schemas.Spotify100Proto".parse::<Schema>().unwrap(),
+            Schema::Spotify100Proto
+        );
         assert!("avro".parse::<Schema>().unwrap_err().contains("spotify100-proto"));
     }
 }

@@ -69,7 +69,13 @@ impl Admission {
                 ));
             }
         };
-        let retained = Retained { budget: self.budget.clone(), budget_points: self.budget_points, wait: self.queue_timeout, held: None, points: 0 };
+        let retained = Retained {
+            budget: self.budget.clone(),
+            budget_points: self.budget_points,
+            wait: self.queue_timeout,
+            held: None,
+            points: 0,
+        };
         Ok(Ticket { slot: Some(slot), retained })
     }
 

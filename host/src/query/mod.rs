@@ -202,7 +202,8 @@ pub async fn run(node: &Node, plan: &QueryPlan, ticket: &mut Ticket) -> Result<Q
         Err(e) => return progress.session_failed(plan, e),
     };
     ticket.retain(session.retained(), stats).await?;
-    let (series, series_limited) = find_series(node, &plan.filter, plan.range, series_limit, &mut progress.errors).await?;
+    let (series, series_limited) =
+        find_series(node, &plan.filter, plan.range, series_limit, &mut progress.errors).await?;
     if series_limited {
         progress.hit(Limit::Series, &format!("more than {series_limit} series matched (seriesLimit)"))?;
     }
@@ -258,7 +259,11 @@ pub async fn run(node: &Node, plan: &QueryPlan, ticket: &mut Ticket) -> Result<Q
                 };
                 progress.sample_size += fetched.points.len() as u64;
                 if progress.sample_size > data_limit {
-                    return progress.stop(plan, Limit::Quota, format!("query read more than {data_limit} points (dataLimit)"));
+                    return progress.stop(
+                        plan,
+                        Limit::Quota,
+                        format!("query read more than {data_limit} points (dataLimit)"),
+                    );
                 }
                 let s = if fetched.resource.is_empty() {
                     Cow::Borrowed(base)

@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use crate::shell::data::{FetchArgs, ParseQueryArgs, QueryArgs, WriteArgs};
 use crate::shell::keys::{CountDataArgs, DeleteKeysArgs, KeysArgs};
 use crate::shell::metadata::{MetadataDeleteArgs, MetadataWriteArgs};
-use crate::shell::suggest::{SuggestKeyArgs, SuggestTagArgs, SuggestTagValueArgs, SuggestTagValuesArgs};
 use crate::shell::options::MetadataArgs;
+use crate::shell::suggest::{SuggestKeyArgs, SuggestTagArgs, SuggestTagValueArgs, SuggestTagValuesArgs};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -11,9 +11,11 @@ use crate::shell::{now_ms, Shell, ShellError};
 
 /// Parses `--series`, Heroic's series JSON.
 pub fn parse_series(text: &str) -> Result<Series, ShellError> {
-    serde_json::from_str::<SeriesJson>(text)
-        .map(SeriesJson::into_series)
-        .map_err(|e| ShellError::usage(format!("invalid --series {text:?}: {e} (expected {{\"key\": \"cpu\", \"tags\": {{\"host\": \"a\"}}}})")))
+    serde_json::from_str::<SeriesJson>(text).map(SeriesJson::into_series).map_err(|e| {
+        ShellError::usage(format!(
+            "invalid --series {text:?}: {e} (expected {{\"key\": \"cpu\", \"tags\": {{\"host\": \"a\"}}}})"
+        ))
+    })
 }
 
 #[derive(Args, Debug)]
@@ -46,12 +48,14 @@ impl WriteArgs {
                 Some((time, value)) => (parse_time(time, now, "point time")?, value),
                 None => (now, text.as_str()),
             };
-            let value: f64 = value.trim().parse().map_err(|e| ShellError::usage(format!("invalid point {text:?}: {e}")))?;
+            let value: f64 =
+                value.trim().parse().map_err(|e| ShellError::usage(format!("invalid point {text:?}: {e}")))?;
             points.push(checked_point(time, value, text)?);
         }
         if let Some(text) = &self.points_json {
-            let parsed: Vec<(i64, f64)> = serde_json::from_str(text)
-                .map_err(|e| ShellError::usage(format!("invalid --points-json: {e} (expected [[timestamp, value], …])")))?;
+            let parsed: Vec<(i64, f64)> = serde_json::from_str(text).map_err(|e| {
+                ShellError::usage(format!("invalid --points-json: {e} (expected [[timestamp, value], …])"))
+            })?;
             for (t, v) in parsed {
                 points.push(checked_point(t, v, &format!("[{t}, {v}]"))?);
             }
@@ -98,7 +102,8 @@ pub async fn fetch(shell: &Shell, args: &FetchArgs) -> Result<(), ShellError> {
     let range = args.range.resolve(now_ms(), TimeRange::ALL.start)?.unwrap_or(TimeRange::ALL);
     for backend in shell.metric_backends(args.backend.as_deref())? {
         let request = FetchRequest { series: vec![series.clone()].into(), range, point_limit: args.limit };
-        let response = backend.client.fetch(request).await.map_err(|e| ShellError::backend("metrics", &backend.id, e))?;
+        let response =
+            backend.client.fetch(request).await.map_err(|e| ShellError::backend("metrics", &backend.id, e))?;
         if response.series.is_empty() {
             tracing::info!(backend = %backend.id, "no points in the range");
         }
@@ -174,7 +179,12 @@ impl QueryArgs {
 /// `query`: the answer of `POST /query/metrics`, on one line.
 pub async fn query(shell: &Shell, args: &QueryArgs) -> Result<(), ShellError> {
     let body = args.body().to_string();
-    let reply = crate::http::query::metrics(&shell.node, Some("heroic-shell".into()), Some("application/json".into()), body.as_bytes());
+    let reply = crate::http::query::metrics(
+        &shell.node,
+        Some("heroic-shell".into()),
+        Some("application/json".into()),
+        body.as_bytes(),
+    );
     shell.out.answer(&handler_answer(reply.await).await?)
 }
 
@@ -194,7 +204,11 @@ mod tests {
     use super::*;
 
     fn write_args(points: &[&str], json: Option<&str>) -> WriteArgs {
-        WriteArgs { series: "{}".into(), points: points.iter().map(|s| s.to_string()).collect(), points_json: json.map(Into::into) }
+        WriteArgs {
+            series: "{}".into(),
+            points: points.iter().map(|s| s.to_string()).collect(),
+            points_json: json.map(Into::into),
+        }
     }
 
     #[test]

@@ -71,7 +71,8 @@ pub struct DeleteKeysArgs {
 
 fn parse_filter(text: Option<&str>) -> Result<(Filter, SeriesMatcher), ShellError> {
     let filter = match text {
-        Some(text) => heroic_query::hql::parse_filter(text).map_err(|e| ShellError::usage(format!("invalid filter {text:?}: {e}")))?,
+        Some(text) => heroic_query::hql::parse_filter(text)
+            .map_err(|e| ShellError::usage(format!("invalid filter {text:?}: {e}")))?,
         None => Filter::True,
     };
     let matcher = filter.compile().map_err(|e| ShellError::usage(format!("invalid filter: {e}")))?;
@@ -165,7 +166,14 @@ impl<'a> SeriesScan<'a> {
 pub async fn keys(shell: &Shell, args: &KeysArgs) -> Result<(), ShellError> {
     for backend in shell.metric_backends(args.scan.backend.as_deref())? {
         let limit = args.limit.unwrap_or(u64::MAX);
-        let mut scan = SeriesScan::new(shell, backend, "keys", args.filter.as_deref(), None, args.scan.page_size.min(limit.max(1)))?;
+        let mut scan = SeriesScan::new(
+            shell,
+            backend,
+            "keys",
+            args.filter.as_deref(),
+            None,
+            args.scan.page_size.min(limit.max(1)),
+        )?;
         let mut printed = 0u64;
         'pages: while let Some(page) = scan.next_page().await? {
             for series in &page {
@@ -186,7 +194,8 @@ pub async fn keys(shell: &Shell, args: &KeysArgs) -> Result<(), ShellError> {
 pub async fn count_data(shell: &Shell, args: &CountDataArgs) -> Result<(), ShellError> {
     let range = args.range.resolve(now_ms(), TimeRange::ALL.start)?;
     for backend in shell.metric_backends(args.scan.backend.as_deref())? {
-        let mut scan = SeriesScan::new(shell, backend, "count-data", args.filter.as_deref(), range, args.scan.page_size)?;
+        let mut scan =
+            SeriesScan::new(shell, backend, "count-data", args.filter.as_deref(), range, args.scan.page_size)?;
         let mut points = 0u64;
         while let Some(page) = scan.next_page().await? {
             if !page.is_empty() {
@@ -209,7 +218,8 @@ pub async fn count_data(shell: &Shell, args: &CountDataArgs) -> Result<(), Shell
 pub async fn delete_keys(shell: &Shell, args: &DeleteKeysArgs) -> Result<(), ShellError> {
     let range = args.range.resolve(now_ms(), TimeRange::ALL.start)?;
     for backend in shell.metric_backends(args.scan.backend.as_deref())? {
-        let mut scan = SeriesScan::new(shell, backend, "delete-keys: listing", Some(&args.filter), range, args.scan.page_size)?;
+        let mut scan =
+            SeriesScan::new(shell, backend, "delete-keys: listing", Some(&args.filter), range, args.scan.page_size)?;
         let mut matching = Vec::new();
         while let Some(page) = scan.next_page().await? {
             for series in &page {
@@ -232,7 +242,9 @@ pub async fn delete_keys(shell: &Shell, args: &DeleteKeysArgs) -> Result<(), She
         } else {
             tracing::warn!(backend = %backend.id, series = matching.len(), "dry run: nothing deleted; add --ok to delete the points of these series");
         }
-        shell.out.line(&json!({"backend": backend.id, "matched": matching.len(), "deleted": deleted, "dryRun": !args.ok}))?;
+        shell
+            .out
+            .line(&json!({"backend": backend.id, "matched": matching.len(), "deleted": deleted, "dryRun": !args.ok}))?;
     }
     Ok(())
 }

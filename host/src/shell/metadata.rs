@@ -4,8 +4,8 @@ use clap::Args;
 use serde_json::{Map, Value};
 
 use crate::http::metadata as endpoints;
-use crate::shell::options::{filter_json, MetadataArgs, RangeArgs};
 use crate::shell::data::parse_series;
+use crate::shell::options::{filter_json, MetadataArgs, RangeArgs};
 use crate::shell::output::handler_answer;
 use crate::shell::{now_ms, Shell, ShellError};
 

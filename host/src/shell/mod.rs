@@ -88,8 +88,13 @@ impl Shell {
     /// Loads the plugins and creates the backends of `config`.
     pub async fn start(config: Config, progress_interval: Duration) -> Result<Shell, ShellError> {
         let mut origins = Vec::new();
-        for (role, list) in [("metrics", &config.metrics), ("metadata", &config.metadata), ("suggest", &config.suggest)] {
-            origins.extend(list.iter().map(|c| BackendOrigin { role, id: c.id().to_string(), plugin: c.plugin.clone() }));
+        for (role, list) in [("metrics", &config.metrics), ("metadata", &config.metadata), ("suggest", &config.suggest)]
+        {
+            origins.extend(list.iter().map(|c| BackendOrigin {
+                role,
+                id: c.id().to_string(),
+                plugin: c.plugin.clone(),
+            }));
         }
         let node = Node::start(config).await?;
         Ok(Shell { node, origins, out: Output, progress_interval })

@@ -89,7 +89,8 @@ pub fn backends(shell: &Shell) -> Result<(), ShellError> {
 /// `statistics`: the figures each backend reports (series, bytes, calls …).
 pub fn statistics(shell: &Shell) -> Result<(), ShellError> {
     for (role, id, backend) in all_backends(shell) {
-        let figures: BTreeMap<String, f64> = backend.statistics().into_iter().map(|s| (s.name.into_string(), s.value)).collect();
+        let figures: BTreeMap<String, f64> =
+            backend.statistics().into_iter().map(|s| (s.name.into_string(), s.value)).collect();
         shell.out.line(&json!({"role": role, "id": id, "statistics": figures}))?;
     }
     Ok(())

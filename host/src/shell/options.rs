@@ -48,7 +48,8 @@ impl RangeArgs {
 
 /// Parses an HQL filter (a where clause) into its JSON form.
 pub fn filter_json(text: &str) -> Result<Value, ShellError> {
-    let filter = heroic_query::hql::parse_filter(text).map_err(|e| ShellError::usage(format!("invalid filter {text:?}: {e}")))?;
+    let filter = heroic_query::hql::parse_filter(text)
+        .map_err(|e| ShellError::usage(format!("invalid filter {text:?}: {e}")))?;
     Ok(heroic_query::filter::to_json(&filter))
 }
 
@@ -79,7 +80,10 @@ impl MetadataArgs {
         }
         let week_ago = now - crate::http::metadata::DEFAULT_RANGE_MS;
         if let Some(range) = self.range.resolve(now, week_ago)? {
-            body.insert("range".into(), serde_json::json!({"type": "absolute", "start": range.start, "end": range.end}));
+            body.insert(
+                "range".into(),
+                serde_json::json!({"type": "absolute", "start": range.start, "end": range.end}),
+            );
         }
         Ok(body)
     }
@@ -102,7 +106,10 @@ mod tests {
 
     #[test]
     fn ranges_default_their_missing_end_and_refuse_empty_ones() {
-        let range = |start: Option<&str>, end: Option<&str>| RangeArgs { start: start.map(Into::into), end: end.map(Into::into) };
+        let range = |start: Option<&str>, end: Option<&str>| RangeArgs {
+            start: start.map(Into::into),
+            end: end.map(Into::into),
+        };
         assert_eq!(range(None, None).resolve(5000, 0).unwrap(), None);
         assert_eq!(range(Some("1000"), None).resolve(5000, 0).unwrap(), Some(TimeRange::new(1000, 5000)));
         assert_eq!(range(None, Some("2000")).resolve(5000, 0).unwrap(), Some(TimeRange::new(0, 2000)));

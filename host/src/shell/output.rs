@@ -51,7 +51,10 @@ impl Answer {
     pub fn check_errors(&self) -> Result<(), ShellError> {
         match self.value.get("errors").and_then(Value::as_array) {
             Some(errors) if !errors.is_empty() => {
-                let first = errors[0].get("error").and_then(Value::as_str).map_or_else(|| errors[0].to_string(), str::to_string);
+                let first = errors[0]
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| errors[0].to_string(), str::to_string);
                 Err(ShellError::Partial { count: errors.len(), first })
             }
             _ => Ok(()),
@@ -64,7 +67,8 @@ impl Answer {
 /// The metadata, suggest and query tasks call the very handlers behind the
 /// HTTP API, so the shell answers exactly as the endpoints do.
 pub async fn handler_answer(reply: ApiResult<impl warp::Reply>) -> Result<Answer, ShellError> {
-    let collected = reply?.into_response().into_body().collect().await.map_err(|e| ShellError::Request(e.to_string()))?;
+    let collected =
+        reply?.into_response().into_body().collect().await.map_err(|e| ShellError::Request(e.to_string()))?;
     let body = collected.to_bytes();
     let value = serde_json::from_slice(&body).map_err(|e| ShellError::Request(format!("unexpected answer: {e}")))?;
     Ok(Answer { body, value })

@@ -119,10 +119,9 @@ struct Param<'a> {
 fn split_param(text: &str) -> Result<Param<'_>, ShellError> {
     let (key, value) =
         text.split_once('=').ok_or_else(|| ShellError::usage(format!("-X {text}: expected scope.key=value")))?;
-    let (scope, path) = key
-        .split_once('.')
-        .filter(|(s, p)| !s.is_empty() && !p.is_empty())
-        .ok_or_else(|| ShellError::usage(format!("-X {text}: expected scope.key=value, e.g. local.data_dir=/var/lib/heroic")))?;
+    let (scope, path) = key.split_once('.').filter(|(s, p)| !s.is_empty() && !p.is_empty()).ok_or_else(|| {
+        ShellError::usage(format!("-X {text}: expected scope.key=value, e.g. local.data_dir=/var/lib/heroic"))
+    })?;
     Ok(Param { text, scope, path, value })
 }
 
@@ -157,7 +156,13 @@ impl Profile {
             let dir = PathBuf::from(LOCAL_DEFAULT_DATA_DIR).join(role.name());
             config.insert("data_dir".into(), toml::Value::String(dir.display().to_string()));
         }
-        ComponentConfig { id: Some(self.name.to_string()), plugin: self.plugin.to_string(), configure: false, config, schema: None }
+        ComponentConfig {
+            id: Some(self.name.to_string()),
+            plugin: self.plugin.to_string(),
+            configure: false,
+            config,
+            schema: None,
+        }
     }
 
     fn matches(&self, scope: &str) -> bool {
@@ -308,7 +313,10 @@ mod tests {
     #[test]
     fn errors_do_not_echo_secret_values() {
         let e = build(&["local"], &["cassandra.authentication.password=hunter2"]).unwrap_err().to_string();
-        assert!(e.contains("-X cassandra.authentication.password=<redacted>: profile cassandra is not selected"), "{e}");
+        assert!(
+            e.contains("-X cassandra.authentication.password=<redacted>: profile cassandra is not selected"),
+            "{e}"
+        );
         let e = build(&["local"], &["nosuch.basic_auth.password=hunter2"]).unwrap_err().to_string();
         assert!(!e.contains("hunter2") && e.contains("no profile is called"), "{e}");
         let e = build(&["cassandra"], &["cassandra.authentication=x", "cassandra.authentication.password=hunter2"])

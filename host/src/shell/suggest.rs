@@ -11,7 +11,12 @@ use crate::shell::{now_ms, Shell, ShellError};
 
 /// Builds the endpoint's body from `selection` plus the task's own fields,
 /// calls the endpoint and prints its answer.
-async fn suggest<F, Fut>(shell: &Shell, selection: &MetadataArgs, fields: &[(&str, Value)], endpoint: F) -> Result<(), ShellError>
+async fn suggest<F, Fut>(
+    shell: &Shell,
+    selection: &MetadataArgs,
+    fields: &[(&str, Value)],
+    endpoint: F,
+) -> Result<(), ShellError>
 where
     F: FnOnce(Vec<u8>) -> Fut,
     Fut: std::future::Future<Output = ApiResult<warp::reply::Json>>,
@@ -38,7 +43,8 @@ pub struct SuggestKeyArgs {
 /// `suggest-key`: `{errors, suggestions: [{score, key}]}`.
 pub async fn key(shell: &Shell, args: &SuggestKeyArgs) -> Result<(), ShellError> {
     let fields = [("key", args.key.clone().into())];
-    suggest(shell, &args.selection, &fields, |body| async move { endpoints::key_suggest(&shell.node, &body).await }).await
+    suggest(shell, &args.selection, &fields, |body| async move { endpoints::key_suggest(&shell.node, &body).await })
+        .await
 }
 
 #[derive(Args, Debug)]
@@ -56,7 +62,8 @@ pub struct SuggestTagArgs {
 /// `suggest-tag`: `{errors, suggestions: [{score, key, value}]}`.
 pub async fn tag(shell: &Shell, args: &SuggestTagArgs) -> Result<(), ShellError> {
     let fields = [("key", args.key.clone().into()), ("value", args.value.clone().into())];
-    suggest(shell, &args.selection, &fields, |body| async move { endpoints::tag_suggest(&shell.node, &body).await }).await
+    suggest(shell, &args.selection, &fields, |body| async move { endpoints::tag_suggest(&shell.node, &body).await })
+        .await
 }
 
 #[derive(Args, Debug)]
@@ -71,7 +78,13 @@ pub struct SuggestTagValueArgs {
 /// `suggest-tag-value`: `{errors, values, limited}`.
 pub async fn tag_value(shell: &Shell, args: &SuggestTagValueArgs) -> Result<(), ShellError> {
     let fields = [("key", args.key.clone().into())];
-    suggest(shell, &args.selection, &fields, |body| async move { endpoints::tag_value_suggest(&shell.node, &body).await }).await
+    suggest(
+        shell,
+        &args.selection,
+        &fields,
+        |body| async move { endpoints::tag_value_suggest(&shell.node, &body).await },
+    )
+    .await
 }
 
 #[derive(Args, Debug)]
@@ -89,7 +102,13 @@ pub struct SuggestTagValuesArgs {
 /// `suggest-tag-values`: `{errors, suggestions: [{key, values, limited}], limited}`.
 pub async fn tag_values(shell: &Shell, args: &SuggestTagValuesArgs) -> Result<(), ShellError> {
     let fields = [("exclude", args.exclude.clone().into()), ("groupLimit", args.group_limit.into())];
-    suggest(shell, &args.selection, &fields, |body| async move { endpoints::tag_values_suggest(&shell.node, &body).await }).await
+    suggest(
+        shell,
+        &args.selection,
+        &fields,
+        |body| async move { endpoints::tag_values_suggest(&shell.node, &body).await },
+    )
+    .await
 }
 
 /// `suggest-tag-key-count`: `{errors, suggestions: [{key, count, exactValues?}], limited}`.

@@ -4,4 +4,6 @@
 //! before running its tests, which is where the harness looks first.
 #![allow(unused_imports)]
 
-pub use heroic_plugin_api::testkit::node::{free_port, heroic_binary, plugin_dir, start_failure, values, write_config, Node};
+pub use heroic_plugin_api::testkit::node::{
+    free_port, heroic_binary, plugin_dir, start_failure, values, write_config, Node,
+};

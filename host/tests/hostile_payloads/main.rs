@@ -25,8 +25,6 @@
 //! a few seconds in a debug build (`HOSTILE_CASES_SCALE=n` multiplies them
 //! for a longer hunt); no regression files are written.
 
-
-
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -51,10 +49,7 @@ const MIB: usize = 1 << 20;
 
 /// `cases` cases, times `HOSTILE_CASES_SCALE` when set.
 fn config(cases: u32) -> ProptestConfig {
-    let scale: u32 = std::env::var("HOSTILE_CASES_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+    let scale: u32 = std::env::var("HOSTILE_CASES_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     ProptestConfig {
         cases: cases.saturating_mul(scale),
         failure_persistence: None,
@@ -69,9 +64,7 @@ fn config(cases: u32) -> ProptestConfig {
 
 /// One of `items`.
 fn pick(items: &'static [&'static str]) -> BoxedStrategy<String> {
-    proptest::sample::select(items)
-        .prop_map(str::to_string)
-        .boxed()
+    proptest::sample::select(items).prop_map(str::to_string).boxed()
 }
 
 /// Byte-level edits: delete, insert (non-UTF-8 bytes included), overwrite,
@@ -86,10 +79,8 @@ enum Edit {
 }
 
 fn edits() -> BoxedStrategy<Vec<Edit>> {
-    let byte = prop_oneof![
-        any::<u8>(),
-        proptest::sample::select(&b"{}[]\",:\\0123456789.eE-+ntfu\xff\xfe\xc0\x80\x00"[..])
-    ];
+    let byte =
+        prop_oneof![any::<u8>(), proptest::sample::select(&b"{}[]\",:\\0123456789.eE-+ntfu\xff\xfe\xc0\x80\x00"[..])];
     vec(
         prop_oneof![
             any::<usize>().prop_map(Edit::Delete),

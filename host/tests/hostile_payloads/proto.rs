@@ -31,11 +31,7 @@ fn exercise_proto(payload: &[u8]) -> Result<Result<Vec<Metric>, InvalidMessage>,
     if let Ok(declared) = snap::raw::decompress_len(payload) {
         if declared > MAX_DECOMPRESSED_BYTES {
             prop_assert!(result.is_err(), "declared {declared} bytes and was decoded");
-            prop_assert!(
-                cost.largest < PROTO_SLACK,
-                "declared {declared} bytes, allocated {}",
-                cost.largest
-            );
+            prop_assert!(cost.largest < PROTO_SLACK, "declared {declared} bytes, allocated {}", cost.largest);
         }
     }
     if let Ok(metrics) = &result {
@@ -85,16 +81,14 @@ fn proto_metric() -> BoxedStrategy<proto::Metric> {
         1 => Just(Some(proto::Value { value: None })),
     ];
     (key, time, value, tags(), tags(), distribution)
-        .prop_map(
-            |(key, time, value, tags, resource, distribution_type_value)| proto::Metric {
-                key,
-                time,
-                value,
-                tags,
-                resource,
-                distribution_type_value,
-            },
-        )
+        .prop_map(|(key, time, value, tags, resource, distribution_type_value)| proto::Metric {
+            key,
+            time,
+            value,
+            tags,
+            resource,
+            distribution_type_value,
+        })
         .boxed()
 }
 
@@ -103,23 +97,13 @@ fn expected(metrics: &[proto::Metric]) -> Option<Vec<(Series, i64, u64)>> {
     metrics
         .iter()
         .map(|m| {
-            let value = match m
-                .distribution_type_value
-                .as_ref()
-                .and_then(|v| v.value.as_ref())
-            {
+            let value = match m.distribution_type_value.as_ref().and_then(|v| v.value.as_ref()) {
                 Some(proto::value::Value::DoubleValue(d)) => *d,
                 Some(proto::value::Value::DistributionValue(_)) => return None,
                 None => m.value,
             };
             let valid = !m.key.is_empty() && m.time > 0 && value.is_finite();
-            valid.then(|| {
-                (
-                    Series::new(m.key.clone(), m.tags.clone(), m.resource.clone()),
-                    m.time,
-                    value.to_bits(),
-                )
-            })
+            valid.then(|| (Series::new(m.key.clone(), m.tags.clone(), m.resource.clone()), m.time, value.to_bits()))
         })
         .collect()
 }
@@ -232,14 +216,8 @@ fn four_gib_in_five_bytes_is_refused_without_allocating() {
     let bomb = [0xff, 0xff, 0xff, 0xff, 0x0f];
     assert_eq!(snap::raw::decompress_len(&bomb).unwrap(), u32::MAX as usize);
     let (result, cost) = measured(|| Schema::Spotify100Proto.decode(&bomb));
-    assert!(
-        matches!(result, Err(InvalidMessage::Malformed(_))),
-        "{result:?}"
-    );
-    assert!(
-        cost.largest < 64 * KIB && cost.total < MIB && cost.elapsed < Duration::from_secs(1),
-        "{cost:?}"
-    );
+    assert!(matches!(result, Err(InvalidMessage::Malformed(_))), "{result:?}");
+    assert!(cost.largest < 64 * KIB && cost.total < MIB && cost.elapsed < Duration::from_secs(1), "{cost:?}");
     // Right above the limit too.
     let mut just_over = varint(MAX_DECOMPRESSED_BYTES as u64 + 1);
     just_over.extend([0u8; 16]);
@@ -255,12 +233,7 @@ fn empty_and_tiny_proto_payloads() {
         let _ = Schema::Spotify100Proto.decode(payload);
     }
     // An empty batch is no metrics.
-    assert_eq!(
-        Schema::Spotify100Proto
-            .decode(&snappy(&[]))
-            .map(|m| m.len()),
-        Ok(0)
-    );
+    assert_eq!(Schema::Spotify100Proto.decode(&snappy(&[])).map(|m| m.len()), Ok(0));
 }
 
 /// A protobuf `Batch` of empty metrics costs two bytes a metric on the wire

@@ -40,9 +40,7 @@ fn json_any_scalar() -> BoxedStrategy<Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
         proptest::sample::select(vec![
             json!(1e308),
             json!(-1e308),
@@ -83,11 +81,7 @@ fn spotify100_message() -> BoxedStrategy<Value> {
         ]),
         1 => json_any_scalar(),
     ];
-    let double = prop_oneof![
-        json_any_scalar(),
-        Just(json!("NaN")),
-        Just(json!("Infinity"))
-    ];
+    let double = prop_oneof![json_any_scalar(), Just(json!("NaN")), Just(json!("Infinity"))];
     let value = prop_oneof![
         3 => json_any_scalar(),
         3 => double.clone().prop_map(|d| json!({"doubleValue": d})),
@@ -98,8 +92,7 @@ fn spotify100_message() -> BoxedStrategy<Value> {
     let field = prop_oneof![
         version.prop_map(|v| ("version".to_string(), v)),
         key.prop_map(|v| ("key".to_string(), v)),
-        prop_oneof![".{0,6}".prop_map(Value::from), json_any_scalar()]
-            .prop_map(|v| ("host".to_string(), v)),
+        prop_oneof![".{0,6}".prop_map(Value::from), json_any_scalar()].prop_map(|v| ("host".to_string(), v)),
         time.prop_map(|v| ("time".to_string(), v)),
         tag_map().prop_map(|v| ("attributes".to_string(), v)),
         tag_map().prop_map(|v| ("resource".to_string(), v)),
@@ -173,20 +166,9 @@ proptest! {
 
 #[test]
 fn spotify100_time_extremes() {
-    for time in [
-        "9223372036854775807",
-        "9223372036854775808",
-        "-9223372036854775808",
-        "1e30",
-        "0",
-        "-1",
-    ] {
+    for time in ["9223372036854775807", "9223372036854775808", "-9223372036854775808", "1e30", "0", "-1"] {
         let payload = format!(r#"{{"version":"1.0.0","key":"k","time":{time},"value":1}}"#);
         let result = Schema::Spotify100.decode(payload.as_bytes());
-        assert_eq!(
-            result.is_ok(),
-            time == "9223372036854775807",
-            "{time}: {result:?}"
-        );
+        assert_eq!(result.is_ok(), time == "9223372036854775807", "{time}: {result:?}");
     }
 }

@@ -13,12 +13,7 @@ use crate::{apply_edits, config, edits, json_number_text, measured, pick, KIB};
 fn exercise_write(body: &[u8]) -> Result<(), TestCaseError> {
     let (result, cost) = measured(|| parse_write_body(body));
     let budget = 64 * KIB + 32 * body.len();
-    prop_assert!(
-        cost.largest <= budget,
-        "one allocation of {} bytes for a body of {}",
-        cost.largest,
-        body.len()
-    );
+    prop_assert!(cost.largest <= budget, "one allocation of {} bytes for a body of {}", cost.largest, body.len());
     if let Ok(sp) = result {
         prop_assert!(!sp.points.is_empty());
         prop_assert!(sp.points.is_strictly_sorted());
@@ -63,32 +58,11 @@ fn series_text() -> BoxedStrategy<String> {
 /// `/write` bodies: the right shape with wrong parts, duplicate and unknown
 /// keys, and any point.
 fn write_body_text() -> BoxedStrategy<String> {
-    let kind = pick(&[
-        r#""points""#,
-        r#""spreads""#,
-        r#""POINTS""#,
-        "1",
-        "null",
-        r#""points","type":"spreads""#,
-    ]);
-    let extra = pick(&[
-        "",
-        r#","extra":1"#,
-        r#","series":{"key":"x"}"#,
-        r#","data":null"#,
-    ]);
-    (
-        series_text(),
-        kind,
-        vec(point_text(), 0..12),
-        extra,
-        pick(&["", " ", "x", "}", "\n{}"]),
-    )
+    let kind = pick(&[r#""points""#, r#""spreads""#, r#""POINTS""#, "1", "null", r#""points","type":"spreads""#]);
+    let extra = pick(&["", r#","extra":1"#, r#","series":{"key":"x"}"#, r#","data":null"#]);
+    (series_text(), kind, vec(point_text(), 0..12), extra, pick(&["", " ", "x", "}", "\n{}"]))
         .prop_map(|(series, kind, points, extra, tail)| {
-            format!(
-                r#"{{"series":{series},"data":{{"type":{kind},"data":[{}]}}{extra}}}{tail}"#,
-                points.join(",")
-            )
+            format!(r#"{{"series":{series},"data":{{"type":{kind},"data":[{}]}}{extra}}}{tail}"#, points.join(","))
         })
         .boxed()
 }
@@ -156,13 +130,7 @@ proptest! {
 fn write_bodies_with_invalid_utf8_are_refused() {
     let mut body = br#"{"series":{"key":"k"},"data":{"type":"points","data":[[1,2]]}}"#.to_vec();
     assert!(parse_write_body(&body).is_ok());
-    for bad in [
-        &b"\xff"[..],
-        b"\xc0\x80",
-        b"\xed\xa0\x80",
-        b"\xf4\x90\x80\x80",
-        b"\x80",
-    ] {
+    for bad in [&b"\xff"[..], b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80"] {
         let at = body.windows(3).position(|w| w == b"\"k\"").unwrap() + 1;
         let mut b = body.clone();
         b.splice(at..=at, bad.iter().copied());

@@ -195,7 +195,11 @@ pub fn wait_for_points(node: &Node, key: &str, per_series: usize, expected: usiz
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    panic!("only {last} of {expected} points arrived within {timeout:?}; /status: {}\nlog:\n{}", status(node), node.log());
+    panic!(
+        "only {last} of {expected} points arrived within {timeout:?}; /status: {}\nlog:\n{}",
+        status(node),
+        node.log()
+    );
 }
 
 pub fn status(node: &Node) -> Value {

@@ -17,10 +17,8 @@ use crate::types::*;
 
 /// Decodes the stable query once, so backends see an ordinary filter.
 fn decode(query: MetadataQuery) -> PluginResult<Query> {
-    let filter = query
-        .filter
-        .to_filter()
-        .map_err(|e| PluginError::invalid_input(format_args!("invalid filter: {e}")))?;
+    let filter =
+        query.filter.to_filter().map_err(|e| PluginError::invalid_input(format_args!("invalid filter: {e}")))?;
     Ok(Query { filter, range: query.range, limit: query.limit })
 }
 
@@ -169,17 +167,17 @@ impl<B: SuggestBackend> SuggestBackendFfi for SuggestAdapter<B> {
 
     fn key_suggest(&self, request: KeySuggestRequest) -> PluginFuture<RVec<KeySuggestion>> {
         let key = request.key.into_option().map(RString::into_string);
-        spawn_query!(self, request.query, |this, q| async move {
-            this.key_suggest(q, key).await.map(RVec::from)
-        })
+        spawn_query!(self, request.query, |this, q| async move { this.key_suggest(q, key).await.map(RVec::from) })
     }
 
     fn tag_suggest(&self, request: TagSuggestRequest) -> PluginFuture<RVec<TagSuggestion>> {
         let key = request.key.into_option().map(RString::into_string);
         let value = request.value.into_option().map(RString::into_string);
-        spawn_query!(self, request.query, |this, q| async move {
-            this.tag_suggest(q, key, value).await.map(RVec::from)
-        })
+        spawn_query!(
+            self,
+            request.query,
+            |this, q| async move { this.tag_suggest(q, key, value).await.map(RVec::from) }
+        )
     }
 
     fn tag_value_suggest(&self, request: TagValueSuggestRequest) -> PluginFuture<TagValueSuggestion> {

@@ -10,10 +10,7 @@ use crate::types::{KeysPage, Series, TagValues, TagsPage};
 pub fn keys_of(series: &[Series], limit: Option<usize>) -> KeysPage {
     let keys: BTreeSet<&str> = series.iter().map(|s| s.key.as_str()).collect();
     let limited = limit.is_some_and(|l| keys.len() > l);
-    KeysPage {
-        keys: keys.into_iter().take(limit.unwrap_or(usize::MAX)).map(RString::from).collect(),
-        limited,
-    }
+    KeysPage { keys: keys.into_iter().take(limit.unwrap_or(usize::MAX)).map(RString::from).collect(), limited }
 }
 
 /// Tag keys with their distinct values, sorted, at most `limit` values per key.

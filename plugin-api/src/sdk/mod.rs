@@ -16,7 +16,8 @@ pub mod derive;
 pub mod export;
 pub mod logging;
 pub mod runtime;
-pub mod secret; pub use secret::Secret;
+pub mod secret;
+pub use secret::Secret;
 pub mod support;
 pub mod traits;
 

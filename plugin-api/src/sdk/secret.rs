@@ -200,29 +200,14 @@ mod tests {
 
     #[test]
     fn non_strings_are_refused_without_quoting_them() {
-        for json in [
-            "12345678",
-            "-12345678",
-            "1234.5678",
-            "true",
-            "[12345678]",
-            "{\"a\": 12345678}",
-            "null",
-        ] {
-            let e = serde_json::from_str::<Secret>(json)
-                .unwrap_err()
-                .to_string();
+        for json in ["12345678", "-12345678", "1234.5678", "true", "[12345678]", "{\"a\": 12345678}", "null"] {
+            let e = serde_json::from_str::<Secret>(json).unwrap_err().to_string();
             assert!(e.contains("expected a string"), "{json}: {e}");
             assert!(!e.contains("1234") && !e.contains("true"), "{json}: {e}");
             // Plugins get their config as a `serde_json::Value` (parse_config).
             let value: serde_json::Value = serde_json::from_str(json).unwrap();
-            let e = serde_json::from_value::<Secret>(value)
-                .unwrap_err()
-                .to_string();
-            assert!(
-                e.contains("expected a string") && !e.contains("1234"),
-                "{json}: {e}"
-            );
+            let e = serde_json::from_value::<Secret>(value).unwrap_err().to_string();
+            assert!(e.contains("expected a string") && !e.contains("1234"), "{json}: {e}");
         }
     }
 
@@ -243,13 +228,7 @@ mod tests {
             assert!(is_secret_key(key), "{key}");
             assert_eq!(redact_by_key(key, "v"), REDACTED);
         }
-        for key in [
-            "bootstrap.servers",
-            "sasl.username",
-            "ssl.key.location",
-            "ssl.ca.location",
-            "group.id",
-        ] {
+        for key in ["bootstrap.servers", "sasl.username", "ssl.key.location", "ssl.ca.location", "group.id"] {
             assert!(!is_secret_key(key), "{key}");
             assert_eq!(redact_by_key(key, "v"), "v");
         }

@@ -192,8 +192,11 @@ pub trait SuggestBackend: Sized + Send + Sync + 'static {
     ) -> impl Future<Output = PluginResult<Vec<TagSuggestion>>> + Send;
 
     /// Values of tag `key`.
-    fn tag_value_suggest(&self, query: Query, key: String)
-        -> impl Future<Output = PluginResult<TagValueSuggestion>> + Send;
+    fn tag_value_suggest(
+        &self,
+        query: Query,
+        key: String,
+    ) -> impl Future<Output = PluginResult<TagValueSuggestion>> + Send;
 
     /// Every tag key with its values, leaving out `exclude`, at most
     /// `group_limit` values per key.

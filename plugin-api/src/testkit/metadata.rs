@@ -292,7 +292,8 @@ pub async fn find_series_limited(c: &MetadataBackendClient) {
     let fx = fixture(c, case).await;
     let filter = fx.only(Filter::has_tag("role")); // s0, s1, s2
     let all = fx.pick(&[0, 1, 2]);
-    for (limit, expect_len, expect_limited) in [(1, 1, true), (2, 2, true), (3, 3, false), (4, 3, false), (0, 3, false)] {
+    for (limit, expect_len, expect_limited) in [(1, 1, true), (2, 2, true), (3, 3, false), (4, 3, false), (0, 3, false)]
+    {
         let page = required(case, "find_series", c.find_series(&filter, recent_range(), limit).await);
         assert_eq!(
             (page.series.len(), page.limited),
@@ -375,7 +376,13 @@ pub async fn delete_series(c: &MetadataBackendClient) {
     let case = "delete_series";
     let fx = fixture(c, case).await;
     let filter = fx.only(Filter::key(fx.key("a")));
-    let Some(result) = optional("metadata", case, "delete_series", c.capabilities().contains(MetadataCapabilities::DELETE_SERIES), c.delete_series(&filter, recent_range(), 0).await) else {
+    let Some(result) = optional(
+        "metadata",
+        case,
+        "delete_series",
+        c.capabilities().contains(MetadataCapabilities::DELETE_SERIES),
+        c.delete_series(&filter, recent_range(), 0).await,
+    ) else {
         return;
     };
     assert_eq!(result, DeleteResult { deleted: 2, failed: 0 }, "{case}: deleting the 2 series of key {}", fx.key("a"));
@@ -400,8 +407,16 @@ pub async fn resource_round_trip(c: &MetadataBackendClient) {
     assert!(page.series.contains(&with), "{case}: host=h1 did not find the series with its resource tags");
     let by_resource = Filter::And(vec![run.clone(), Filter::match_tag("pod", "p-1")]);
     let page = required(case, "find_series", c.find_series(&by_resource, recent_range(), 0).await);
-    assert!(page.series.is_empty(), "{case}: resource tags must not be filterable, yet pod=p-1 found {:?}", page.series);
-    let page = required(case, "find_series", c.find_series(&Filter::And(vec![run, Filter::has_tag("zone")]), recent_range(), 0).await);
+    assert!(
+        page.series.is_empty(),
+        "{case}: resource tags must not be filterable, yet pod=p-1 found {:?}",
+        page.series
+    );
+    let page = required(
+        case,
+        "find_series",
+        c.find_series(&Filter::And(vec![run, Filter::has_tag("zone")]), recent_range(), 0).await,
+    );
     assert!(page.series.is_empty(), "{case}: resource tags must not be filterable, yet +zone found {:?}", page.series);
 }
 

@@ -35,11 +35,7 @@ fn declared(c: &MetricBackendClient, capability: MetricCapabilities) -> bool {
 
 /// A fresh series for `case`: unique key, two tags, no resource tags.
 pub fn new_series(case: &str) -> Series {
-    Series::new(
-        format!("conformance-{case}-{}", unique_id()),
-        [("case", case), ("kit", "heroic-conformance")],
-        [],
-    )
+    Series::new(format!("conformance-{case}-{}", unique_id()), [("case", case), ("kit", "heroic-conformance")], [])
 }
 
 fn sp(series: &Series, points: PointBatch) -> SeriesPoints {
@@ -109,10 +105,7 @@ async fn fetch_points(c: &MetricBackendClient, case: &str, series: &Series, rang
 /// Compares points exactly (values bit for bit), reporting the first
 /// difference rather than dumping thousands of points.
 pub fn assert_points(case: &str, what: &str, actual: &[(i64, f64)], expected: &[(i64, f64)]) {
-    let first_diff = actual
-        .iter()
-        .zip(expected)
-        .position(|(a, e)| a.0 != e.0 || a.1.to_bits() != e.1.to_bits());
+    let first_diff = actual.iter().zip(expected).position(|(a, e)| a.0 != e.0 || a.1.to_bits() != e.1.to_bits());
     if let Some(i) = first_diff {
         panic!(
             "{case}: {what}: point {i} is {:?}, expected {:?} ({} points read, {} expected)",
@@ -165,7 +158,12 @@ pub async fn one_point(c: &MetricBackendClient) {
     let s = new_series(case);
     let t = 1_600_000_000_123;
     write_pairs(c, case, &s, &[(t, 42.5)]).await;
-    assert_points(case, "range around it", &fetch_points(c, case, &s, TimeRange::new(t - 1000, t + 1000)).await, &[(t, 42.5)]);
+    assert_points(
+        case,
+        "range around it",
+        &fetch_points(c, case, &s, TimeRange::new(t - 1000, t + 1000)).await,
+        &[(t, 42.5)],
+    );
     assert_points(case, "range ending on it", &fetch_points(c, case, &s, TimeRange::new(t - 1, t)).await, &[(t, 42.5)]);
     assert_points(case, "range starting on it", &fetch_points(c, case, &s, TimeRange::new(t, t + 1000)).await, &[]);
     assert_points(case, "whole time line", &fetch_points(c, case, &s, all()).await, &[(t, 42.5)]);
@@ -258,8 +256,9 @@ pub async fn multiple_fetches(c: &MetricBackendClient) {
     let case = "multiple_fetches";
     let start = 1_600_000_000_000;
     let series: Vec<Series> = (0..5).map(|_| new_series(case)).collect();
-    let data: Vec<Vec<(i64, f64)>> =
-        (0..5).map(|i| (0..=i).map(|j| (start + (j as i64) * 1000 + i as i64, (i * 100 + j) as f64)).collect()).collect();
+    let data: Vec<Vec<(i64, f64)>> = (0..5)
+        .map(|i| (0..=i).map(|j| (start + (j as i64) * 1000 + i as i64, (i * 100 + j) as f64)).collect())
+        .collect();
     let batch = series.iter().zip(&data).map(|(s, d)| sp(s, PointBatch::from_pairs(d))).collect();
     write(c, case, batch).await;
 
@@ -271,7 +270,11 @@ pub async fn multiple_fetches(c: &MetricBackendClient) {
     let response = fetch(
         c,
         case,
-        FetchRequest { series: request_series.into(), range: TimeRange::new(start - 1, start + 10_000), point_limit: 0 },
+        FetchRequest {
+            series: request_series.into(),
+            range: TimeRange::new(start - 1, start + 10_000),
+            point_limit: 0,
+        },
     )
     .await;
     for (index, &i) in order.iter().enumerate() {
@@ -323,7 +326,9 @@ pub async fn many_tags(c: &MetricBackendClient) {
         Err(e) if e.kind == ErrorKind::INVALID_INPUT => {
             eprintln!("note: {case}: the backend refuses a series with 110 long tags: {e}");
         }
-        Err(e) => panic!("{case}: writing a series with 110 long tags must succeed or fail with InvalidInput, got: {e}"),
+        Err(e) => {
+            panic!("{case}: writing a series with 110 long tags must succeed or fail with InvalidInput, got: {e}")
+        }
     }
 }
 
@@ -339,8 +344,7 @@ pub async fn resource_round_trip(c: &MetricBackendClient) {
     );
     let points = [(1_600_000_000_000, 1.5), (1_600_000_060_000, 2.5)];
     write_pairs(c, case, &s, &points).await;
-    let response =
-        fetch(c, case, FetchRequest { series: vec![s.clone()].into(), range: all(), point_limit: 0 }).await;
+    let response = fetch(c, case, FetchRequest { series: vec![s.clone()].into(), range: all(), point_limit: 0 }).await;
     assert_points(case, "series with resource tags", &points_of(&response, 0), &points);
     for fetched in response.series.iter() {
         assert_eq!(fetched.resource, s.resource, "{case}: the answer does not carry the series' resource tags");
@@ -376,7 +380,11 @@ pub async fn fetch_point_limit(c: &MetricBackendClient) {
     let one = vec![series[0].clone()];
     let r = fetch(c, case, FetchRequest { series: one.clone().into(), range, point_limit: 10 }).await;
     assert!(r.limited, "{case}: 50 points with point_limit 10: limited must be true");
-    assert!(total(&r) < 50, "{case}: 50 points with point_limit 10: the read did not stop early ({} points)", total(&r));
+    assert!(
+        total(&r) < 50,
+        "{case}: 50 points with point_limit 10: the read did not stop early ({} points)",
+        total(&r)
+    );
     let got = points_of(&r, 0);
     assert!(got.iter().all(|p| data.contains(p)), "{case}: limited read returned points never written: {got:?}");
 
@@ -405,14 +413,16 @@ pub async fn list_series(c: &MetricBackendClient) {
     let mut cursor: Option<String> = None;
     for page_number in 0.. {
         assert!(page_number < 100_000, "{case}: more than 100,000 pages; is the cursor moving on?");
-        let Some(page) = optional("metric", case, "list_series", declared(c, MetricCapabilities::LIST_SERIES), c.list_series(cursor.as_deref(), limit).await) else {
+        let Some(page) = optional(
+            "metric",
+            case,
+            "list_series",
+            declared(c, MetricCapabilities::LIST_SERIES),
+            c.list_series(cursor.as_deref(), limit).await,
+        ) else {
             return;
         };
-        assert!(
-            page.series.len() as u64 <= limit,
-            "{case}: page of {} series with limit {limit}",
-            page.series.len()
-        );
+        assert!(page.series.len() as u64 <= limit, "{case}: page of {} series with limit {limit}", page.series.len());
         seen.extend(page.series.iter().cloned());
         match page.next_cursor.into_option() {
             None => break,
@@ -436,8 +446,13 @@ pub async fn delete_points(c: &MetricBackendClient) {
     let b = new_series(case);
     let data: Vec<(i64, f64)> = (1..=10).map(|i| (i * 1000, i as f64)).collect();
     write(c, case, vec![sp(&a, PointBatch::from_pairs(&data)), sp(&b, PointBatch::from_pairs(&data))]).await;
-    let Some(deleted) = optional("metric", case, "delete_points", declared(c, MetricCapabilities::DELETE_POINTS), c.delete_points(vec![a.clone()], TimeRange::new(3000, 6000)).await)
-    else {
+    let Some(deleted) = optional(
+        "metric",
+        case,
+        "delete_points",
+        declared(c, MetricCapabilities::DELETE_POINTS),
+        c.delete_points(vec![a.clone()], TimeRange::new(3000, 6000)).await,
+    ) else {
         return;
     };
     assert_eq!(deleted, 1, "{case}: one series had points in the range; delete_points answered {deleted}");
@@ -455,8 +470,13 @@ pub async fn count_points(c: &MetricBackendClient) {
     let unwritten = new_series(case);
     let data: Vec<(i64, f64)> = (1..=10).map(|i| (i * 1000, i as f64)).collect();
     write(c, case, vec![sp(&a, PointBatch::from_pairs(&data)), sp(&b, PointBatch::from_pairs(&data[..4]))]).await;
-    let Some(n) = optional("metric", case, "count_points", declared(c, MetricCapabilities::COUNT_POINTS), c.count_points(vec![a.clone()], TimeRange::new(3000, 6000)).await)
-    else {
+    let Some(n) = optional(
+        "metric",
+        case,
+        "count_points",
+        declared(c, MetricCapabilities::COUNT_POINTS),
+        c.count_points(vec![a.clone()], TimeRange::new(3000, 6000)).await,
+    ) else {
         return;
     };
     assert_eq!(n, 3, "{case}: (3000, 6000] holds 3 points of the series; count_points answered {n}");

@@ -123,9 +123,8 @@ pub fn default_plugin_dirs() -> Vec<PathBuf> {
 
 /// `$HEROIC_PLUGIN_DIRS` (a path list), then [`default_plugin_dirs`].
 pub fn plugin_search_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("HEROIC_PLUGIN_DIRS")
-        .map(|v| std::env::split_paths(&v).collect())
-        .unwrap_or_default();
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("HEROIC_PLUGIN_DIRS").map(|v| std::env::split_paths(&v).collect()).unwrap_or_default();
     dirs.extend(default_plugin_dirs());
     dirs
 }

@@ -168,11 +168,19 @@ pub async fn tag_value_suggest(c: &SuggestBackendClient) {
     let got = required(case, "tag_value_suggest", c.tag_value_suggest(query(&filter, 0), "host").await);
     let values = strings(&got.values);
     assert_no_duplicates(case, "values", &values);
-    assert_eq!(values.iter().cloned().collect::<BTreeSet<_>>(), set(&["h0", "h1", "h2", "h3", "h4"]), "{case}: values of host");
+    assert_eq!(
+        values.iter().cloned().collect::<BTreeSet<_>>(),
+        set(&["h0", "h1", "h2", "h3", "h4"]),
+        "{case}: values of host"
+    );
     assert!(!got.limited, "{case}: limited without a limit");
 
     let got = required(case, "tag_value_suggest", c.tag_value_suggest(query(&filter, 10), "role").await);
-    assert_eq!(strings(&got.values).into_iter().collect::<BTreeSet<_>>(), set(&["database", "frontend"]), "{case}: role");
+    assert_eq!(
+        strings(&got.values).into_iter().collect::<BTreeSet<_>>(),
+        set(&["database", "frontend"]),
+        "{case}: role"
+    );
     assert!(!got.limited, "{case}: 2 values with limit 10: limited must be false");
 
     let got = required(case, "tag_value_suggest", c.tag_value_suggest(query(&filter, 3), "host").await);
@@ -205,9 +213,13 @@ pub async fn tag_values_suggest(c: &SuggestBackendClient) {
     assert_eq!(got["host"].0.iter().cloned().collect::<BTreeSet<_>>(), set(&["h0", "h1", "h2", "h3", "h4"]));
     assert_eq!(got["role"].0.iter().cloned().collect::<BTreeSet<_>>(), set(&["database", "frontend"]));
     assert_eq!(got["site"].0, vec!["lon".to_string()]);
-    assert!(got.values().all(|(_, limited)| !limited) && !r.limited, "{case}: nothing is truncated with group limit 10: {r:?}");
+    assert!(
+        got.values().all(|(_, limited)| !limited) && !r.limited,
+        "{case}: nothing is truncated with group limit 10: {r:?}"
+    );
 
-    let r = required(case, "tag_values_suggest", c.tag_values_suggest(query(&filter, 0), &["site".to_string()], 3).await);
+    let r =
+        required(case, "tag_values_suggest", c.tag_values_suggest(query(&filter, 0), &["site".to_string()], 3).await);
     let got = by_key(&r);
     assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), set(&["host", "role"]), "{case}: exclude site: {r:?}");
     let (host, host_limited) = &got["host"];
@@ -228,9 +240,8 @@ pub async fn tag_key_count(c: &SuggestBackendClient) {
     let got: BTreeMap<String, &TagKeyCount> = r.suggestions.iter().map(|s| (s.key.to_string(), s)).collect();
     assert_eq!(got.len(), r.suggestions.len(), "{case}: a tag key appears twice: {r:?}");
     assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), set(&["host", "role", "site"]), "{case}: {r:?}");
-    let exact = |k: &str| {
-        got[k].exact_values.clone().into_option().map(|v| strings(&v).into_iter().collect::<BTreeSet<_>>())
-    };
+    let exact =
+        |k: &str| got[k].exact_values.clone().into_option().map(|v| strings(&v).into_iter().collect::<BTreeSet<_>>());
     assert_eq!(got["host"].count, 5, "{case}: distinct host values");
     assert_eq!(exact("host"), None, "{case}: 5 host values > exact_limit 2: no exact values");
     assert_eq!(got["role"].count, 2, "{case}: distinct role values");

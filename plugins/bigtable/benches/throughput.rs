@@ -52,7 +52,11 @@ fn ensure_emulator() {
     assert_eq!(emulator(), EMULATOR, "nothing answers on BENCH_EMULATOR");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/servers/bigtable.sh");
     let status = std::process::Command::new("bash").arg(&script).arg("start").status().expect("run the script");
-    assert!(status.success() && answers(), "the Bigtable emulator is not running and {} start failed", script.display());
+    assert!(
+        status.success() && answers(),
+        "the Bigtable emulator is not running and {} start failed",
+        script.display()
+    );
 }
 
 /// `count` points of `series` from the `first`-th, 10 s apart.

@@ -130,7 +130,9 @@ impl BigtableBackend {
                 }
                 let wanted = &series[index];
                 let mut visit = |row: Row| -> ControlFlow<()> {
-                    let Some(cells) = self.cells_of(row, index, wanted, range) else { return ControlFlow::Continue(()) };
+                    let Some(cells) = self.cells_of(row, index, wanted, range) else {
+                        return ControlFlow::Continue(());
+                    };
                     let mut cells = cells;
                     let taken = budget.claim(cells.cells.len());
                     cells.cells.truncate(taken);
@@ -248,7 +250,12 @@ impl BigtableBackend {
         self.stats.points_written.add(points);
         self.stats.row_mutations.add(row_count);
         if let Some((bytes, example)) = refused.iter().min_by_key(|r| r.0).cloned() {
-            return Err(BigtableError::RowKeyTooLarge { refused: refused.len(), bytes, limit: MAX_ROW_KEY_BYTES, example });
+            return Err(BigtableError::RowKeyTooLarge {
+                refused: refused.len(),
+                bytes,
+                limit: MAX_ROW_KEY_BYTES,
+                example,
+            });
         }
         Ok(())
     }

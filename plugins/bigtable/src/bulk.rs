@@ -198,7 +198,10 @@ fn take_batch(buffer: &mut VecDeque<Queued>, batch_size: usize) -> Vec<Queued> {
             let rest = next.entry.mutations.split_off(room);
             next.job.split();
             let row_key = next.entry.row_key.clone();
-            buffer.push_front(Queued { entry: Entry { row_key, mutations: rest, idempotency: None }, job: next.job.clone() });
+            buffer.push_front(Queued {
+                entry: Entry { row_key, mutations: rest, idempotency: None },
+                job: next.job.clone(),
+            });
         }
         size += next.entry.mutations.len();
         batch.push(next);
@@ -261,7 +264,12 @@ async fn flush_loop(
             let size: usize = batch.iter().map(|q| q.entry.mutations.len()).sum();
             buffered -= size;
             stats.bulk_flushes.inc();
-            tracing::debug!(entries = batch.len(), mutations = size, in_flight = in_flight.len(), "bulk writer sends a batch");
+            tracing::debug!(
+                entries = batch.len(),
+                mutations = size,
+                in_flight = in_flight.len(),
+                "bulk writer sends a batch"
+            );
             in_flight.push(send(&client, &stats, batch));
         }
         if !open && buffer.is_empty() && in_flight.is_empty() {
@@ -298,7 +306,11 @@ mod tests {
 
     fn queued(job: &Arc<Job>, key: &str, cells: usize) -> Queued {
         Queued {
-            entry: Entry { row_key: key.as_bytes().to_vec(), mutations: vec![Mutation::default(); cells], idempotency: None },
+            entry: Entry {
+                row_key: key.as_bytes().to_vec(),
+                mutations: vec![Mutation::default(); cells],
+                idempotency: None,
+            },
             job: job.clone(),
         }
     }

@@ -210,7 +210,8 @@ impl Client {
             };
             self.stats.read_rpcs.inc();
             let attempt = async {
-                let mut stream = self.data.clone().read_rows(self.request(message, self.read_timeout).await?).await?.into_inner();
+                let mut stream =
+                    self.data.clone().read_rows(self.request(message, self.read_timeout).await?).await?.into_inner();
                 let mut assembler = RowAssembler::new();
                 while let Some(response) = stream.message().await? {
                     for chunk in response.chunks {
@@ -252,10 +253,7 @@ impl Client {
     /// Entries failing transiently are retried alone; an entry failing for
     /// good keeps its own error, and a call that fails as a whole fails the
     /// entries not applied yet.
-    pub async fn mutate_rows_each(
-        &self,
-        entries: Vec<data::mutate_rows_request::Entry>,
-    ) -> Vec<Option<BigtableError>> {
+    pub async fn mutate_rows_each(&self, entries: Vec<data::mutate_rows_request::Entry>) -> Vec<Option<BigtableError>> {
         let mut outcome: Vec<Option<BigtableError>> = vec![None; entries.len()];
         // (index in `entries`, entry) of the entries not applied yet.
         let mut pending: Vec<(usize, data::mutate_rows_request::Entry)> = entries.into_iter().enumerate().collect();
@@ -269,14 +267,19 @@ impl Client {
             };
             self.stats.mutate_rpcs.inc();
             let attempt = async {
-                let mut stream =
-                    self.data.clone().mutate_rows(self.request(message, self.mutate_timeout).await?).await?.into_inner();
+                let mut stream = self
+                    .data
+                    .clone()
+                    .mutate_rows(self.request(message, self.mutate_timeout).await?)
+                    .await?
+                    .into_inner();
                 // Each entry's status, with the wait its `RetryInfo` asks for.
                 let mut statuses: Vec<Option<(Status, Option<Duration>)>> = vec![None; pending.len()];
                 while let Some(response) = stream.message().await? {
                     for entry in response.entries {
                         let status = entry.status.unwrap_or_default();
-                        let hint = retry_hint_in(status.details.iter().map(|d| (d.type_url.as_str(), d.value.as_slice())));
+                        let hint =
+                            retry_hint_in(status.details.iter().map(|d| (d.type_url.as_str(), d.value.as_slice())));
                         if let Some(slot) = usize::try_from(entry.index).ok().and_then(|i| statuses.get_mut(i)) {
                             *slot = Some((Status::new(Code::from(status.code), status.message), hint));
                         }
@@ -304,8 +307,8 @@ impl Client {
                             // An entry the server did not report on is
                             // treated as unavailable: retrying it is harmless.
                             s => {
-                                let (status, entry_hint) =
-                                    s.unwrap_or_else(|| (Status::unavailable("no status reported for the entry"), None));
+                                let (status, entry_hint) = s
+                                    .unwrap_or_else(|| (Status::unavailable("no status reported for the entry"), None));
                                 hint = hint.max(entry_hint);
                                 last = Some(status);
                                 retry.push((index, entry));
@@ -318,7 +321,12 @@ impl Client {
                         Some(status) => match backoff.next_delay(hint) {
                             Some(delay) => {
                                 self.stats.retries.inc();
-                                tracing::debug!(entries = pending.len(), attempts, ?delay, "retrying failed mutate rows entries");
+                                tracing::debug!(
+                                    entries = pending.len(),
+                                    attempts,
+                                    ?delay,
+                                    "retrying failed mutate rows entries"
+                                );
                                 tokio::time::sleep(delay).await;
                                 continue;
                             }
@@ -352,10 +360,8 @@ impl Client {
     /// table lacks. Safe to run again and from several nodes at once.
     pub async fn ensure_table(&self, families: &[String]) -> Result<(), BigtableError> {
         let get = || async {
-            let request = admin::GetTableRequest {
-                name: self.table_name.clone(),
-                view: admin::table::View::SchemaView as i32,
-            };
+            let request =
+                admin::GetTableRequest { name: self.table_name.clone(), view: admin::table::View::SchemaView as i32 };
             match self.admin.clone().get_table(self.request(request, self.short_timeout).await?).await {
                 Ok(table) => Ok(Some(table.into_inner())),
                 Err(s) if s.code() == Code::NotFound => Ok(None),

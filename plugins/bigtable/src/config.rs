@@ -201,12 +201,19 @@ impl BigtableConfig {
         }
         // Every acknowledgement of a lone write waits this long.
         if self.flush_interval() > MAX_FLUSH_INTERVAL {
-            return Err(format!("the flush interval must be at most {MAX_FLUSH_INTERVAL:?}, got {:?}", self.flush_interval()));
+            return Err(format!(
+                "the flush interval must be at most {MAX_FLUSH_INTERVAL:?}, got {:?}",
+                self.flush_interval()
+            ));
         }
         let buffered = self.max_buffered_mutations();
         // Permits of a tokio semaphore are taken as u32.
         if buffered < self.batch_size() || buffered > u32::MAX as usize {
-            return Err(format!("maxBufferedMutations must be batchSize ({}) to {}, got {buffered}", self.batch_size(), u32::MAX));
+            return Err(format!(
+                "maxBufferedMutations must be batchSize ({}) to {}, got {buffered}",
+                self.batch_size(),
+                u32::MAX
+            ));
         }
         if self.mutate_rpc_timeout_ms == 0 || self.read_rows_rpc_timeout_ms == 0 || self.short_rpc_timeout_ms == 0 {
             return Err("rpc timeouts must be at least 1 ms".into());
@@ -332,8 +339,10 @@ mod tests {
         let c = parse(serde_json::json!({ "project": "p", "emulatorEndpoint": "10.1.2.3:8086" })).unwrap();
         let e = c.validate().unwrap_err();
         assert!(e.contains("emulatorEndpoint = \"10.1.2.3:8086\"") && e.contains("only allowed to loopback"), "{e}");
-        let c = parse(serde_json::json!({ "project": "p", "emulatorEndpoint": "10.1.2.3:8086", "emulatorAllowRemote": true }))
-            .unwrap();
+        let c = parse(
+            serde_json::json!({ "project": "p", "emulatorEndpoint": "10.1.2.3:8086", "emulatorAllowRemote": true }),
+        )
+        .unwrap();
         c.validate().unwrap();
         let Ok(Target::Emulator(e)) = c.target() else { panic!("{:?}", c.target()) };
         assert!(e.remote);

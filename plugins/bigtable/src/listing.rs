@@ -14,11 +14,11 @@ use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::RowSet;
 use heroic_plugin_api::types::{Series, SeriesListPage};
 
 use crate::client::Client;
-use crate::stats::Stats;
 use crate::error::BigtableError;
 use crate::plan::keys_only_filter;
 use crate::read_rows::{range, Row};
 use crate::row_key;
+use crate::stats::Stats;
 
 /// Where a page starts.
 #[derive(Debug, Default, PartialEq)]
@@ -148,7 +148,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trip() {
-        assert_eq!(decode_cursor(&encode_cursor(&[0, 255, 7], 3)).unwrap(), Cursor { prefix: vec![0, 255, 7], skip: 3 });
+        assert_eq!(
+            decode_cursor(&encode_cursor(&[0, 255, 7], 3)).unwrap(),
+            Cursor { prefix: vec![0, 255, 7], skip: 3 }
+        );
         assert_eq!(decode_cursor("0aff").unwrap(), Cursor { prefix: vec![10, 255], skip: 0 });
         assert!(decode_cursor("zz").is_err());
     }

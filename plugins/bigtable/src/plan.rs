@@ -35,7 +35,8 @@ pub struct Read {
 /// (multiples of [`PERIOD`]), resource variants included.
 pub fn rows_between(prefix: &[u8], first: i64, last: i64) -> RowSet {
     let span = |a: i64, b: i64| range(with_base(prefix, a), prefix_successor(&with_base(prefix, b)));
-    let row_ranges = if first < 0 && last >= 0 { vec![span(first, -PERIOD), span(0, last)] } else { vec![span(first, last)] };
+    let row_ranges =
+        if first < 0 && last >= 0 { vec![span(first, -PERIOD), span(0, last)] } else { vec![span(first, last)] };
     RowSet { row_keys: Vec::new(), row_ranges }
 }
 

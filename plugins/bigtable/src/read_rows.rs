@@ -205,6 +205,9 @@ mod tests {
         assert_eq!(set.row_keys, vec![b"m".to_vec()]);
         assert_eq!(set.row_ranges[0].start_key, Some(StartKey::StartKeyOpen(b"c".to_vec())));
         assert_eq!(set.row_ranges[1].start_key, Some(StartKey::StartKeyClosed(b"e".to_vec())));
-        assert!(!resume_after(&mut RowSet { row_keys: vec![], row_ranges: vec![range(b"a".to_vec(), Some(b"b".to_vec()))] }, b"b"));
+        assert!(!resume_after(
+            &mut RowSet { row_keys: vec![], row_ranges: vec![range(b"a".to_vec(), Some(b"b".to_vec()))] },
+            b"b"
+        ));
     }
 }

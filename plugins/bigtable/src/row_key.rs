@@ -193,10 +193,8 @@ mod tests {
     /// The reference's worked example, built by hand from its description.
     #[test]
     fn worked_example_byte_for_byte() {
-        let expected = hex(
-            "06 06 73797374656d | 02 | 04 04 686f7374 03 03 646231 | \
-             07 06 72c3a967696f6e 07 06 5ac3bc72696368 | 00 00 01 2e 00 00 00 00",
-        );
+        let expected = hex("06 06 73797374656d | 02 | 04 04 686f7374 03 03 646231 | \
+             07 06 72c3a967696f6e 07 06 5ac3bc72696368 | 00 00 01 2e 00 00 00 00");
         let series = Series::new("system", [("host", "db1"), ("région", "Zürich")], []);
         let ts = 1_300_000_000_000;
         assert_eq!(encode(&series, ts), expected);
@@ -263,6 +261,9 @@ mod tests {
         assert!(decode(&[]).is_err());
         assert!(decode(&hex("06 06 7379")).is_err());
         assert!(decode(&hex("01 01 61 00 00 00 00 00 00 00 00 00 07")).is_err());
-        assert!(matches!(decode(&hex("01 02 61 00 0000000000000000")), Err(DecodeError::Encoding(heroic_tiny_serializer::DecodeError::LengthMismatch(_)))));
+        assert!(matches!(
+            decode(&hex("01 02 61 00 0000000000000000")),
+            Err(DecodeError::Encoding(heroic_tiny_serializer::DecodeError::LengthMismatch(_)))
+        ));
     }
 }

@@ -194,7 +194,9 @@ fn an_entry_the_server_rejects_fails_only_its_own_write() {
         first.expect("a write without a rejected entry");
         last.expect("a write without a rejected entry");
         match bad {
-            Err(BigtableError::PartialWrite { failed: 1, total: 2, ref first, .. }) => assert!(first.contains("nope"), "{first}"),
+            Err(BigtableError::PartialWrite { failed: 1, total: 2, ref first, .. }) => {
+                assert!(first.contains("nope"), "{first}")
+            }
             other => panic!("expected a partial failure of the write's own entries, got {other:?}"),
         }
         assert_eq!(stats.mutate_rpcs.get(), 1, "a rejected entry is not retried");
@@ -265,7 +267,8 @@ fn writers_wait_for_room_in_a_full_buffer() {
             let (backend, highest, watching) = (backend.clone(), highest.clone(), watching.clone());
             tokio::spawn(async move {
                 while watching.load(std::sync::atomic::Ordering::Relaxed) {
-                    highest.fetch_max(stat(&backend, "buffered_mutations") as u64, std::sync::atomic::Ordering::Relaxed);
+                    highest
+                        .fetch_max(stat(&backend, "buffered_mutations") as u64, std::sync::atomic::Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             })
@@ -311,7 +314,8 @@ fn the_flush_interval_holds_a_lone_write() {
 #[test]
 fn disabled_bulk_mutations_send_each_write_its_own_calls() {
     runtime().block_on(async {
-        let (backend, _) = backend_with("bulk-off", json!({ "disableBulkMutations": true, "maxWriteBatchSize": 4 })).await;
+        let (backend, _) =
+            backend_with("bulk-off", json!({ "disableBulkMutations": true, "maxWriteBatchSize": 4 })).await;
         let all: Vec<Series> = (0..8).map(|i| series("bulk-off", i)).collect();
         let results = join_all(all.iter().map(|s| backend.write(vec![points(s, 0, 6)].into()))).await;
         assert!(results.iter().all(Result::is_ok), "{results:?}");

@@ -10,6 +10,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::runtime;
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::mutate_rows_request::Entry;
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::mutation::{Mutation as Kind, SetCell};
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::{Mutation, RowSet};
@@ -20,7 +21,6 @@ use heroic_plugin_bigtable::client::Client;
 use heroic_plugin_bigtable::read_rows::{range, Row};
 use heroic_plugin_bigtable::stats::Stats;
 use heroic_plugin_bigtable::{row_key, BigtableBackend, BigtableConfig};
-use common::runtime;
 
 fn parse(config: serde_json::Value) -> BigtableConfig {
     serde_json::from_value(config).unwrap()
@@ -65,7 +65,8 @@ fn writes_are_stored_in_heroic_layout() {
     runtime().block_on(async {
         let (backend, config) = backend("layout").await;
         let ts = 1_300_000_000_000;
-        let batch = vec![SeriesPoints { series: worked_example_series(), points: PointBatch::from_pairs(&[(ts, 2.5)]) }];
+        let batch =
+            vec![SeriesPoints { series: worked_example_series(), points: PointBatch::from_pairs(&[(ts, 2.5)]) }];
         backend.write(batch.into()).await.unwrap();
         let rows = raw_rows(&config).await;
         assert_eq!(rows.len(), 1, "one row expected: {rows:?}");
@@ -102,7 +103,11 @@ fn rows_written_in_heroic_layout_are_read_with_resource_variants() {
         variant.extend_from_slice(&hex("01 00 08 01 03 706f64 02 7031"));
         client
             .mutate_rows(vec![
-                Entry { row_key: worked_example_key(), mutations: vec![cell(hex("ae 09 c8 00"), 1.0)], idempotency: None },
+                Entry {
+                    row_key: worked_example_key(),
+                    mutations: vec![cell(hex("ae 09 c8 00"), 1.0)],
+                    idempotency: None,
+                },
                 Entry { row_key: next_row, mutations: vec![cell(hex("00 00 00 00"), 2.0)], idempotency: None },
                 Entry { row_key: variant, mutations: vec![cell(hex("ae 09 c8 00"), 3.0)], idempotency: None },
             ])
@@ -132,7 +137,10 @@ fn rows_written_in_heroic_layout_are_read_with_resource_variants() {
         let listed: Vec<Series> = page.series.into_vec();
         assert_eq!(
             listed,
-            vec![worked_example_series(), Series::new("system", [("host", "db1"), ("région", "Zürich")], [("pod", "p1")])]
+            vec![
+                worked_example_series(),
+                Series::new("system", [("host", "db1"), ("région", "Zürich")], [("pod", "p1")])
+            ]
         );
     });
 }

@@ -24,8 +24,15 @@ fn config(table: &str) -> String {
         ("table =", format!("table = \"{table}\"")),
         ("dirs =", "dirs = [\"{plugins}\"]".to_string()),
     ] {
-        assert!(text.lines().any(|l| l.starts_with(starts)), "examples/bigtable.toml has no line starting with {starts:?}");
-        text = text.lines().map(|l| if l.starts_with(starts) { with.clone() } else { l.to_string() }).collect::<Vec<_>>().join("\n");
+        assert!(
+            text.lines().any(|l| l.starts_with(starts)),
+            "examples/bigtable.toml has no line starting with {starts:?}"
+        );
+        text = text
+            .lines()
+            .map(|l| if l.starts_with(starts) { with.clone() } else { l.to_string() })
+            .collect::<Vec<_>>()
+            .join("\n");
     }
     text.replace("\"./data/", "\"{dir}/data/")
 }

@@ -221,7 +221,12 @@ impl CassandraBackend {
         }
         self.stats.points_written.add(points);
         if let Some((bytes, example)) = too_large.iter().min_by_key(|r| r.0).cloned() {
-            return Err(CassandraError::RowKeyTooLarge { refused: too_large.len(), bytes, limit: MAX_KEY_BYTES, example });
+            return Err(CassandraError::RowKeyTooLarge {
+                refused: too_large.len(),
+                bytes,
+                limit: MAX_KEY_BYTES,
+                example,
+            });
         }
         if let Some(&example) = out_of_window.first() {
             self.stats.points_out_of_window.add(out_of_window.len() as u64);
@@ -409,5 +414,4 @@ mod tests {
             ]
         );
     }
-
 }

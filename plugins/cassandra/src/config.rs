@@ -271,8 +271,10 @@ mod tests {
     fn unknown_keys_are_refused() {
         let e = parse(serde_json::json!({ "keyspcae": "x" })).unwrap_err();
         assert!(e.to_string().contains("unknown field `keyspcae`"), "{e}");
-        let e = parse(serde_json::json!({ "authentication": { "type": "plain", "username": "u", "password": "p", "x": 1 } }))
-            .unwrap_err();
+        let e = parse(
+            serde_json::json!({ "authentication": { "type": "plain", "username": "u", "password": "p", "x": 1 } }),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("unknown field `x`"), "{e}");
         // Heroic keys that are not taken here are refused, not ignored.
         for key in ["configure", "schema", "readTimeout", "retryPolicy", "poolingOptions"] {

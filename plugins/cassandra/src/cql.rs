@@ -69,10 +69,7 @@ impl Cql {
     /// A page of row keys in token order, after a token: Heroic's key
     /// streaming (`BackendKeyUtils`).
     pub fn list_keys(&self) -> String {
-        format!(
-            "SELECT DISTINCT metric_key, token(metric_key) FROM {} WHERE token(metric_key) > ? LIMIT ?",
-            self.table
-        )
+        format!("SELECT DISTINCT metric_key, token(metric_key) FROM {} WHERE token(metric_key) > ? LIMIT ?", self.table)
     }
 }
 
@@ -98,7 +95,10 @@ mod tests {
     #[test]
     fn statements_use_heroic_columns_and_bounds() {
         let cql = Cql::new("ks", "points");
-        assert_eq!(cql.insert(), "INSERT INTO ks.points (metric_key, data_timestamp_offset, data_value) VALUES (?, ?, ?)");
+        assert_eq!(
+            cql.insert(),
+            "INSERT INTO ks.points (metric_key, data_timestamp_offset, data_value) VALUES (?, ?, ?)"
+        );
         assert_eq!(
             cql.fetch_row(),
             "SELECT data_timestamp_offset, data_value FROM ks.points WHERE metric_key = ? \

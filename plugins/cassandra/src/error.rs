@@ -245,7 +245,10 @@ mod tests {
         let failure = Failure::from(e);
         assert_eq!(failure.kind, ErrorKind::TIMEOUT);
         assert!(failure.is_retryable());
-        let e = ExecutionError::LastAttemptError(RequestAttemptError::DbError(DbError::Invalid, "unconfigured table".into()));
+        let e = ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+            DbError::Invalid,
+            "unconfigured table".into(),
+        ));
         let failure = Failure::from(e);
         assert_eq!(failure.kind, ErrorKind::CONFIG);
         assert!(!failure.is_retryable());

@@ -13,9 +13,9 @@
 use heroic_plugin_api::types::{Series, SeriesListPage};
 
 use crate::client::Client;
-use crate::stats::Stats;
 use crate::error::CassandraError;
 use crate::row_key;
+use crate::stats::Stats;
 
 /// Decoded rows of one page.
 #[derive(Debug, Default, PartialEq)]
@@ -67,10 +67,7 @@ pub async fn list_series(
         stats.invalid_rows.add(page.undecodable);
         tracing::warn!(rows = page.undecodable, "skipped row keys that are not heroic ng row keys");
     }
-    Ok(SeriesListPage {
-        series: page.series.into(),
-        next_cursor: page.next.map(|t| t.to_string().into()).into(),
-    })
+    Ok(SeriesListPage { series: page.series.into(), next_cursor: page.next.map(|t| t.to_string().into()).into() })
 }
 
 #[cfg(test)]

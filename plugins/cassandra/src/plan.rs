@@ -164,7 +164,10 @@ mod tests {
         assert!(reads[1..2048].iter().all(|r| matches!(r, RowRead::Whole { .. })));
         assert!(matches!(reads[2048], RowRead::Part { base, after: -1, .. } if base == 2048 * W));
         // Negative timestamps are outside the default window.
-        assert_eq!(check_cover(TimeRange::new(-100, 100), window), vec![RowRead::Part { base: 0, after: -1, upto: 100 }]);
+        assert_eq!(
+            check_cover(TimeRange::new(-100, 100), window),
+            vec![RowRead::Part { base: 0, after: -1, upto: 100 }]
+        );
         assert!(plan(TimeRange::new(-100, -1), window).is_empty());
         assert!(plan(TimeRange::new(1 << 42, i64::MAX), window).is_empty());
     }

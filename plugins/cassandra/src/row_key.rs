@@ -136,10 +136,9 @@ mod tests {
     /// and 36 (< 128) → 0x24 last.
     #[test]
     fn worked_example_byte_for_byte() {
-        let expected = hex(
-            "06 73797374656d | 02 | 04 686f7374 03 646231 | 07 72c3a967696f6e 07 5ac3bc72696368 | 00 | \
-             a3 fa fe fe e6 24",
-        );
+        let expected =
+            hex("06 73797374656d | 02 | 04 686f7374 03 646231 | 07 72c3a967696f6e 07 5ac3bc72696368 | 00 | \
+             a3 fa fe fe e6 24");
         let series = Series::new("system", [("host", "db1"), ("région", "Zürich")], []);
         let ts = 1_300_000_000_000;
         assert_eq!(base_of(ts), 1_299_227_606_435);

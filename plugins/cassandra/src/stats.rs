@@ -43,11 +43,7 @@ mod tests {
     fn every_counter_is_reported_under_its_documented_name() {
         let stats = Stats::default();
         stats.points_read.add(4);
-        let names: Vec<String> = stats
-            .statistics()
-            .iter()
-            .map(|s| s.name.to_string())
-            .collect();
+        let names: Vec<String> = stats.statistics().iter().map(|s| s.name.to_string()).collect();
         // The names the README lists (and dashboards use).
         let documented = [
             "points_written",

@@ -54,69 +54,35 @@ fn yes() -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read tls.{key} {path}: {source}")]
-    Read {
-        key: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { key: &'static str, path: PathBuf, source: std::io::Error },
     #[error("tls.{key} {path} is not a valid PEM file: {reason}")]
-    Pem {
-        key: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
-    #[error(
-        "tls.{key} {path} holds no {what} (expected a PEM block such as -----BEGIN {marker}-----)"
-    )]
-    Empty {
-        key: &'static str,
-        path: PathBuf,
-        what: &'static str,
-        marker: &'static str,
-    },
+    Pem { key: &'static str, path: PathBuf, reason: String },
+    #[error("tls.{key} {path} holds no {what} (expected a PEM block such as -----BEGIN {marker}-----)")]
+    Empty { key: &'static str, path: PathBuf, what: &'static str, marker: &'static str },
     #[error("tls.caFile {path}: certificate {index} cannot be used as a trust anchor: {reason}")]
-    BadCa {
-        path: PathBuf,
-        index: usize,
-        reason: String,
-    },
+    BadCa { path: PathBuf, index: usize, reason: String },
     #[error("tls.certFile and tls.keyFile must be given together")]
     HalfClientIdentity,
     #[error("tls.certFile {cert} and tls.keyFile {key}: {reason}")]
-    BadClientIdentity {
-        cert: PathBuf,
-        key: PathBuf,
-        reason: String,
-    },
+    BadClientIdentity { cert: PathBuf, key: PathBuf, reason: String },
     #[error("tls setup failed: {0}")]
     Setup(String),
 }
 
 fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        key,
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| TlsError::Read { key, path: path.to_path_buf(), source })
 }
 
 /// Every certificate of the PEM file `path` (other blocks are skipped).
 fn certificates(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(key, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem {
-            key,
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+    let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| TlsError::Pem {
+        key,
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     if certs.is_empty() {
-        return Err(TlsError::Empty {
-            key,
-            path: path.to_path_buf(),
-            what: "certificate",
-            marker: "CERTIFICATE",
-        });
+        return Err(TlsError::Empty { key, path: path.to_path_buf(), what: "certificate", marker: "CERTIFICATE" });
     }
     Ok(certs)
 }
@@ -138,12 +104,9 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = read("keyFile", path)?;
     // The parse error is not shown: it could quote part of the key.
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
-        rustls::pki_types::pem::Error::NoItemsFound => TlsError::Empty {
-            key: "keyFile",
-            path: path.to_path_buf(),
-            what: "private key",
-            marker: "PRIVATE KEY",
-        },
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            TlsError::Empty { key: "keyFile", path: path.to_path_buf(), what: "private key", marker: "PRIVATE KEY" }
+        }
         _ => TlsError::Pem {
             key: "keyFile",
             path: path.to_path_buf(),
@@ -165,21 +128,17 @@ pub fn client_config(tls: &TlsConfig) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = if tls.verify_hostname {
         builder.with_root_certificates(roots)
     } else {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ChainOnly { roots, provider }))
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly { roots, provider }))
     };
     let config = match (&tls.cert_file, &tls.key_file) {
         (None, None) => builder.with_no_client_auth(),
         (Some(cert), Some(key)) => {
             let chain = certificates("certFile", cert)?;
-            builder
-                .with_client_auth_cert(chain, private_key(key)?)
-                .map_err(|e| TlsError::BadClientIdentity {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                    reason: e.to_string(),
-                })?
+            builder.with_client_auth_cert(chain, private_key(key)?).map_err(|e| TlsError::BadClientIdentity {
+                cert: cert.clone(),
+                key: key.clone(),
+                reason: e.to_string(),
+            })?
         }
         _ => return Err(TlsError::HalfClientIdentity),
     };
@@ -196,22 +155,20 @@ pub fn is_certificate_error(e: &std::io::Error) -> bool {
     while let Some(io) = inner.and_then(|i| i.downcast_ref::<std::io::Error>()) {
         inner = io.get_ref();
     }
-    inner
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        .is_some_and(|e| {
-            matches!(
-                e,
-                rustls::Error::InvalidCertificate(_)
-                    | rustls::Error::NoCertificatesPresented
-                    | rustls::Error::UnsupportedNameType
-                    | rustls::Error::AlertReceived(
-                        rustls::AlertDescription::BadCertificate
-                            | rustls::AlertDescription::UnknownCA
-                            | rustls::AlertDescription::CertificateRequired
-                            | rustls::AlertDescription::CertificateUnknown
-                    )
-            )
-        })
+    inner.and_then(|inner| inner.downcast_ref::<rustls::Error>()).is_some_and(|e| {
+        matches!(
+            e,
+            rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::UnsupportedNameType
+                | rustls::Error::AlertReceived(
+                    rustls::AlertDescription::BadCertificate
+                        | rustls::AlertDescription::UnknownCA
+                        | rustls::AlertDescription::CertificateRequired
+                        | rustls::AlertDescription::CertificateUnknown
+                )
+        )
+    })
 }
 
 /// Verifies the chain against the CA and nothing else (`verifyHostname =
@@ -248,12 +205,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -262,18 +214,11 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -296,15 +241,7 @@ mod tests {
     #[test]
     fn the_table_parses_with_defaults() {
         let t = parse(serde_json::json!({ "caFile": "/ca.pem" })).unwrap();
-        assert_eq!(
-            t,
-            TlsConfig {
-                ca_file: "/ca.pem".into(),
-                cert_file: None,
-                key_file: None,
-                verify_hostname: true
-            }
-        );
+        assert_eq!(t, TlsConfig { ca_file: "/ca.pem".into(), cert_file: None, key_file: None, verify_hostname: true });
         let t = parse(serde_json::json!({ "caFile": "/ca.pem", "certFile": "/c.pem", "keyFile": "/k.pem", "verifyHostname": false }))
             .unwrap();
         assert!(!t.verify_hostname);
@@ -317,53 +254,22 @@ mod tests {
 
     #[test]
     fn ca_file_errors_name_the_file() {
-        let config = |ca: &Path| TlsConfig {
-            ca_file: ca.to_path_buf(),
-            cert_file: None,
-            key_file: None,
-            verify_hostname: true,
-        };
+        let config =
+            |ca: &Path| TlsConfig { ca_file: ca.to_path_buf(), cert_file: None, key_file: None, verify_hostname: true };
         let missing = Path::new("/nonexistent/heroic/ca.pem");
         let e = client_config(&config(missing)).unwrap_err().to_string();
-        assert!(
-            e.starts_with("cannot read tls.caFile /nonexistent/heroic/ca.pem: "),
-            "{e}"
-        );
+        assert!(e.starts_with("cannot read tls.caFile /nonexistent/heroic/ca.pem: "), "{e}");
 
         let empty = temp_file("empty.pem", "just some text\n");
         let e = client_config(&config(&empty)).unwrap_err().to_string();
-        assert!(
-            e.contains(&format!(
-                "tls.caFile {} holds no certificate",
-                empty.display()
-            )),
-            "{e}"
-        );
+        assert!(e.contains(&format!("tls.caFile {} holds no certificate", empty.display())), "{e}");
 
-        let broken = temp_file(
-            "broken.pem",
-            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
-        );
+        let broken = temp_file("broken.pem", "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n");
         let e = client_config(&config(&broken)).unwrap_err().to_string();
-        assert!(
-            e.contains(&format!(
-                "tls.caFile {} is not a valid PEM file",
-                broken.display()
-            )),
-            "{e}"
-        );
+        assert!(e.contains(&format!("tls.caFile {} is not a valid PEM file", broken.display())), "{e}");
 
-        let garbage = temp_file(
-            "garbage.pem",
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        );
+        let garbage = temp_file("garbage.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
         let e = client_config(&config(&garbage)).unwrap_err().to_string();
-        assert!(
-            e.contains(&format!(
-                "tls.caFile {}: certificate 1 cannot be used",
-                garbage.display()
-            )),
-            "{e}"
-        );
+        assert!(e.contains(&format!("tls.caFile {}: certificate 1 cannot be used", garbage.display())), "{e}");
     }
 }

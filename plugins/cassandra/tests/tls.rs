@@ -12,9 +12,7 @@ use std::time::Duration;
 use heroic_plugin_api::testkit::load_library;
 use heroic_plugin_api::{ErrorKind, PluginError};
 use heroic_plugin_cassandra::tls::{client_config, TlsConfig};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::{Acceptor, WebPkiClientVerifier};
@@ -31,13 +29,8 @@ impl Ca {
     fn new(dir: &Path, name: &str) -> Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("heroic test {name} ca"));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.distinguished_name.push(DnType::CommonName, format!("heroic test {name} ca"));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         let file = dir.join(format!("{name}-ca.pem"));
         std::fs::write(&file, issuer.pem()).unwrap();
@@ -47,15 +40,10 @@ impl Ca {
     /// A leaf certificate for `names` (IP addresses become IP SANs), its
     /// files `dir/<name>.pem` and `dir/<name>-key.pem`.
     fn issue(&self, dir: &Path, name: &str, names: &[&str]) -> (PathBuf, PathBuf) {
-        let params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
+        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (cert_file, key_file) = (
-            dir.join(format!("{name}.pem")),
-            dir.join(format!("{name}-key.pem")),
-        );
+        let (cert_file, key_file) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}-key.pem")));
         std::fs::write(&cert_file, cert.pem()).unwrap();
         std::fs::write(&key_file, key.serialize_pem()).unwrap();
         (cert_file, key_file)
@@ -63,10 +51,7 @@ impl Ca {
 }
 
 fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "heroic-cassandra-tls-{test}-{}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("heroic-cassandra-tls-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -91,14 +76,9 @@ fn tls_node(
     client_ca: Option<&Path>,
 ) -> (String, Arc<Mutex<Seen>>) {
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let chain = CertificateDer::pem_file_iter(cert_file)
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
+    let chain = CertificateDer::pem_file_iter(cert_file).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
     let key = PrivateKeyDer::from_pem_file(key_file).unwrap();
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap();
+    let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().unwrap();
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
@@ -107,16 +87,12 @@ fn tls_node(
                 roots.add(cert.unwrap()).unwrap();
             }
             builder.with_client_cert_verifier(
-                WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                    .build()
-                    .unwrap(),
+                WebPkiClientVerifier::builder_with_provider(roots.into(), provider).build().unwrap(),
             )
         }
     };
     let config = Arc::new(builder.with_single_cert(chain, key).unwrap());
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let seen_by_node = seen.clone();
@@ -129,25 +105,14 @@ fn tls_node(
             tokio::spawn(async move {
                 let start = match LazyConfigAcceptor::new(Acceptor::default(), tcp).await {
                     Ok(start) => start,
-                    Err(e) => {
-                        return seen
-                            .lock()
-                            .unwrap()
-                            .errors
-                            .push(format!("before the client hello: {e}"))
-                    }
+                    Err(e) => return seen.lock().unwrap().errors.push(format!("before the client hello: {e}")),
                 };
                 seen.lock().unwrap().client_hellos += 1;
                 match start.into_stream(config).await {
                     Ok(stream) => {
                         let mut seen = seen.lock().unwrap();
                         seen.handshakes += 1;
-                        if stream
-                            .get_ref()
-                            .1
-                            .peer_certificates()
-                            .is_some_and(|c| !c.is_empty())
-                        {
+                        if stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty()) {
                             seen.client_certs += 1;
                         }
                         // Dropped: the connection closes before any CQL.
@@ -164,18 +129,12 @@ fn tls_node(
 /// CQL is spoken here) within a bound.
 fn create_error(config: serde_json::Value) -> PluginError {
     let lib = load_library("cassandra");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let result = runtime.block_on(async {
         let future = (lib.module.create_metric_backend())(config.to_string().into());
         tokio::time::timeout(Duration::from_secs(30), future).await
     });
-    match result
-        .expect("create did not answer within 30 s")
-        .into_result()
-    {
+    match result.expect("create did not answer within 30 s").into_result() {
         Ok(_) => panic!("create succeeded without a cql server: {config}"),
         Err(e) => {
             eprintln!("create failed as expected: {e}");
@@ -185,20 +144,11 @@ fn create_error(config: serde_json::Value) -> PluginError {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
 }
 
 fn tls(ca: &Path) -> TlsConfig {
-    TlsConfig {
-        ca_file: ca.to_path_buf(),
-        cert_file: None,
-        key_file: None,
-        verify_hostname: true,
-    }
+    TlsConfig { ca_file: ca.to_path_buf(), cert_file: None, key_file: None, verify_hostname: true }
 }
 
 #[test]
@@ -207,41 +157,16 @@ fn the_context_builds_from_a_generated_ca_and_client_identity() {
     let ca = Ca::new(&dir, "cluster");
     let (cert, key) = ca.issue(&dir, "client", &["heroic-client"]);
     client_config(&tls(&ca.file)).unwrap();
-    client_config(&TlsConfig {
-        cert_file: Some(cert.clone()),
-        key_file: Some(key.clone()),
-        ..tls(&ca.file)
-    })
-    .unwrap();
-    client_config(&TlsConfig {
-        verify_hostname: false,
-        ..tls(&ca.file)
-    })
-    .unwrap();
+    client_config(&TlsConfig { cert_file: Some(cert.clone()), key_file: Some(key.clone()), ..tls(&ca.file) }).unwrap();
+    client_config(&TlsConfig { verify_hostname: false, ..tls(&ca.file) }).unwrap();
     // A certificate given as the key is refused, naming the file.
-    let e = client_config(&TlsConfig {
-        cert_file: Some(cert.clone()),
-        key_file: Some(cert.clone()),
-        ..tls(&ca.file)
-    })
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains(&format!(
-            "tls.keyFile {} holds no private key",
-            cert.display()
-        )),
-        "{e}"
-    );
+    let e = client_config(&TlsConfig { cert_file: Some(cert.clone()), key_file: Some(cert.clone()), ..tls(&ca.file) })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("tls.keyFile {} holds no private key", cert.display())), "{e}");
     // A key given as the CA: no certificate in it.
     let e = client_config(&tls(&key)).unwrap_err().to_string();
-    assert!(
-        e.contains(&format!(
-            "tls.caFile {} holds no certificate",
-            key.display()
-        )),
-        "{e}"
-    );
+    assert!(e.contains(&format!("tls.caFile {} holds no certificate", key.display())), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -257,11 +182,7 @@ fn the_driver_completes_a_tls_handshake_with_the_configured_ca() {
     // The handshake succeeded; what failed is the CQL that never came.
     assert_eq!(e.kind, ErrorKind::UNAVAILABLE, "{e}");
     let seen = seen.lock().unwrap();
-    assert!(
-        seen.handshakes >= 1,
-        "no tls handshake completed; node errors: {:?}",
-        seen.errors
-    );
+    assert!(seen.handshakes >= 1, "no tls handshake completed; node errors: {:?}", seen.errors);
     drop(seen);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -276,22 +197,11 @@ fn a_node_certificate_from_another_ca_is_a_clear_config_error() {
     let config = serde_json::json!({ "seeds": [seed], "connectTimeoutMs": 1000, "tls": { "caFile": other.file } });
     let e = create_error(config);
     assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
-    assert!(
-        e.message
-            .contains("invalid peer certificate: UnknownIssuer"),
-        "{e}"
-    );
+    assert!(e.message.contains("invalid peer certificate: UnknownIssuer"), "{e}");
     assert!(e.message.contains("signed by the CA in tls.caFile"), "{e}");
     let seen = seen.lock().unwrap();
-    assert!(
-        seen.client_hellos >= 1,
-        "the driver never started a tls handshake: {:?}",
-        seen.errors
-    );
-    assert_eq!(
-        seen.handshakes, 0,
-        "the handshake must not complete with the wrong ca"
-    );
+    assert!(seen.client_hellos >= 1, "the driver never started a tls handshake: {:?}", seen.errors);
+    assert_eq!(seen.handshakes, 0, "the handshake must not complete with the wrong ca");
     drop(seen);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -304,9 +214,8 @@ fn verify_hostname_checks_the_node_address() {
     let (cert, key) = ca.issue(&dir, "node", &["cassandra-1.example"]);
     let runtime = runtime();
     let (seed, seen) = tls_node(&runtime, &cert, &key, None);
-    let e = create_error(
-        serde_json::json!({ "seeds": [seed], "connectTimeoutMs": 1000, "tls": { "caFile": ca.file } }),
-    );
+    let e =
+        create_error(serde_json::json!({ "seeds": [seed], "connectTimeoutMs": 1000, "tls": { "caFile": ca.file } }));
     assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(e.message.contains("not valid for name"), "{e}");
     assert_eq!(seen.lock().unwrap().handshakes, 0);
@@ -317,11 +226,7 @@ fn verify_hostname_checks_the_node_address() {
     });
     let e = create_error(config);
     assert_eq!(e.kind, ErrorKind::UNAVAILABLE, "{e}");
-    assert!(
-        seen.lock().unwrap().handshakes >= 1,
-        "{:?}",
-        seen.lock().unwrap().errors
-    );
+    assert!(seen.lock().unwrap().handshakes >= 1, "{:?}", seen.lock().unwrap().errors);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -357,11 +262,7 @@ fn a_client_certificate_is_presented_when_configured() {
     let e = create_error(config);
     assert_eq!(e.kind, ErrorKind::UNAVAILABLE, "{e}");
     let seen = seen.lock().unwrap();
-    assert!(
-        seen.client_certs >= 1,
-        "no handshake with a client certificate: {:?}",
-        seen.errors
-    );
+    assert!(seen.client_certs >= 1, "no handshake with a client certificate: {:?}", seen.errors);
     drop(seen);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -372,18 +273,10 @@ fn an_unreadable_ca_file_fails_create_with_a_config_error_naming_it() {
         serde_json::json!({ "seeds": ["127.0.0.1:1"], "tls": { "caFile": "/nonexistent/heroic/ca.pem" } }),
     );
     assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
-    assert!(
-        e.message
-            .contains("cannot read tls.caFile /nonexistent/heroic/ca.pem"),
-        "{e}"
-    );
+    assert!(e.message.contains("cannot read tls.caFile /nonexistent/heroic/ca.pem"), "{e}");
     let e = create_error(
         serde_json::json!({ "seeds": ["127.0.0.1:1"], "tls": { "caFile": "/ca.pem", "keyFile": "/k.pem" } }),
     );
     assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
-    assert!(
-        e.message
-            .contains("tls.certFile and tls.keyFile must be given together"),
-        "{e}"
-    );
+    assert!(e.message.contains("tls.certFile and tls.keyFile must be given together"), "{e}");
 }

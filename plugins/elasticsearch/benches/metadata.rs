@@ -64,15 +64,35 @@ fn main() {
         }
         let write_time = start.elapsed();
         backend.client().ok("refresh", Method::Post, &format!("{index}/_refresh"), &[], None).await.expect("refresh");
-        println!("server {addr}: {total} series written in {:.2?}: {:.0} series/s", write_time, total as f64 / write_time.as_secs_f64());
+        println!(
+            "server {addr}: {total} series written in {:.2?}: {:.0} series/s",
+            write_time,
+            total as f64 / write_time.as_secs_f64()
+        );
 
         let range = TimeRange::new(0, i64::MAX);
         let cases: Vec<Case> = vec![
             ("$key = metric-N (1,000 series)", Box::new(|i| Filter::key(format!("metric-{}", i % 100))), 0),
-            ("host = host-N (10 series)", Box::new(|i| Filter::match_tag("host", format!("host-{}", (i * 7) % 10_000))), 0),
+            (
+                "host = host-N (10 series)",
+                Box::new(|i| Filter::match_tag("host", format!("host-{}", (i * 7) % 10_000))),
+                0,
+            ),
             ("n = N (1 series)", Box::new(move |i| Filter::match_tag("n", ((i * 13) % total).to_string())), 0),
-            ("role ^ role-1 and site = site-0, limit 100", Box::new(|_| Filter::And(vec![Filter::starts_with("role", "role-1"), Filter::match_tag("site", "site-0")])), 100),
-            ("host ~ host-1[0-9]{3} and role = role-2 (regexp)", Box::new(|_| Filter::And(vec![Filter::regex("host", "host-1[0-9]{3}"), Filter::match_tag("role", "role-2")])), 0),
+            (
+                "role ^ role-1 and site = site-0, limit 100",
+                Box::new(|_| {
+                    Filter::And(vec![Filter::starts_with("role", "role-1"), Filter::match_tag("site", "site-0")])
+                }),
+                100,
+            ),
+            (
+                "host ~ host-1[0-9]{3} and role = role-2 (regexp)",
+                Box::new(|_| {
+                    Filter::And(vec![Filter::regex("host", "host-1[0-9]{3}"), Filter::match_tag("role", "role-2")])
+                }),
+                0,
+            ),
         ];
         for (name, filter, limit) in cases {
             let mut times = Vec::new();

@@ -141,7 +141,14 @@ impl EsClient {
     /// Sends one request, retrying connection failures, timeouts, 429 and
     /// 502–504 with exponential backoff (at least as long as a 429's or
     /// 503's `Retry-After`); returns the status and JSON body.
-    pub async fn send(&self, op: &str, method: Method, path: &str, query: &[(&str, &str)], body: Option<Body>) -> Result<(u16, Value)> {
+    pub async fn send(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Body>,
+    ) -> Result<(u16, Value)> {
         let mut backoff = self.retry.backoff();
         loop {
             let attempt = backoff.attempts();
@@ -188,7 +195,13 @@ impl EsClient {
         }
     }
 
-    async fn send_once(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&Body>) -> Result<Answer, SendError> {
+    async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Body>,
+    ) -> Result<Answer, SendError> {
         let mut headers = HeaderMap::new();
         // osmem-server answers 406 to the vnd.elasticsearch media types.
         let content_type = match body {
@@ -201,20 +214,35 @@ impl EsClient {
         let response = match body {
             None => self.es.send(method, path, headers, query, None::<Vec<u8>>, Some(self.timeout)).await,
             Some(Body::Json(v)) => {
-                self.es.send(method, path, headers, query, Some(serde_json::to_vec(v).expect("json")), Some(self.timeout)).await
+                self.es
+                    .send(method, path, headers, query, Some(serde_json::to_vec(v).expect("json")), Some(self.timeout))
+                    .await
             }
-            Some(Body::Ndjson(s)) => self.es.send(method, path, headers, query, Some(s.as_bytes()), Some(self.timeout)).await,
+            Some(Body::Ndjson(s)) => {
+                self.es.send(method, path, headers, query, Some(s.as_bytes()), Some(self.timeout)).await
+            }
         };
         let response = response.map_err(SendError::from)?;
         let status = response.status_code().as_u16();
         let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
         let text = response.text().await.map_err(SendError::from)?;
-        let value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         Ok(Answer { status, value, retry_after })
     }
 
     /// Like [`send`](Self::send), but a non-2xx answer is an error.
-    pub async fn ok(&self, op: &str, method: Method, path: &str, query: &[(&str, &str)], body: Option<Body>) -> Result<Value> {
+    pub async fn ok(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Body>,
+    ) -> Result<Value> {
         let (status, value) = self.send(op, method, path, query, body).await?;
         if (200..300).contains(&status) {
             Ok(value)
@@ -227,8 +255,14 @@ impl EsClient {
     /// index that was never written, or a cluster not configured yet).
     pub async fn search(&self, op: &str, indices: &[String], body: Value) -> Result<Value> {
         let path = format!("{}/_search", indices.join(","));
-        self.ok(op, Method::Post, &path, &[("ignore_unavailable", "true"), ("allow_no_indices", "true")], Some(Body::Json(body)))
-            .await
+        self.ok(
+            op,
+            Method::Post,
+            &path,
+            &[("ignore_unavailable", "true"), ("allow_no_indices", "true")],
+            Some(Body::Json(body)),
+        )
+        .await
     }
 
     /// Checks that some node answers.
@@ -271,9 +305,12 @@ impl EsClient {
         for seed in &self.seeds {
             let host = seed.host_str().unwrap_or("localhost").to_string();
             let port = seed.port_or_known_default().unwrap_or(9200);
-            let addrs = tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .map_err(|e| Error::Unavailable { op: "dns discovery".into(), attempts: 1, nodes: host.clone(), reason: e.to_string() })?;
+            let addrs = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| Error::Unavailable {
+                op: "dns discovery".into(),
+                attempts: 1,
+                nodes: host.clone(),
+                reason: e.to_string(),
+            })?;
             for addr in addrs {
                 let mut url = seed.clone();
                 if url.set_ip_host(addr.ip()).is_ok() {
@@ -345,7 +382,8 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// does not print it in its own debug output.
 fn basic_auth_header(auth: &BasicAuth) -> Result<HeaderValue> {
     use base64::Engine as _;
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.username, auth.password.expose()));
+    let token =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.username, auth.password.expose()));
     let mut value = HeaderValue::from_str(&format!("Basic {token}"))
         .map_err(|_| Error::Config("basic_auth cannot be sent as an http header".into()))?;
     value.set_sensitive(true);

@@ -363,7 +363,8 @@ impl Settings {
             if tls.cert_file.is_some() != tls.key_file.is_some() {
                 return bad("tls.cert_file and tls.key_file must be given together".into());
             }
-            if let Some(seed) = fields.seeds.iter().find(|s| s.trim_start().to_ascii_lowercase().starts_with("http://")) {
+            if let Some(seed) = fields.seeds.iter().find(|s| s.trim_start().to_ascii_lowercase().starts_with("http://"))
+            {
                 return bad(format!("seed {seed:?} is plain http, but tls is set: use https://"));
             }
         }
@@ -459,13 +460,15 @@ mod tests {
     #[test]
     fn tls_table() {
         let parse = |v: serde_json::Value| serde_json::from_value::<MetadataConfig>(v);
-        let c = parse(serde_json::json!({"seeds": ["es:9200", "https://es2:9200"], "tls": {"ca_file": "/ca.pem"}})).unwrap();
+        let c = parse(serde_json::json!({"seeds": ["es:9200", "https://es2:9200"], "tls": {"ca_file": "/ca.pem"}}))
+            .unwrap();
         let tls = c.tls.clone().unwrap();
         assert_eq!((tls.ca_file.to_str(), tls.cert_file), (Some("/ca.pem"), None));
         assert_eq!(c.settings(Role::Metadata).is_ok(), cfg!(feature = "tls"));
         let c = parse(serde_json::json!({"seeds": ["http://es:9200"], "tls": {"ca_file": "/ca.pem"}})).unwrap();
         assert!(c.settings(Role::Metadata).unwrap_err().to_string().contains("plain http"));
-        let c = parse(serde_json::json!({"seeds": ["https://es:9200"], "tls": {"ca_file": "/c", "key_file": "/k"}})).unwrap();
+        let c = parse(serde_json::json!({"seeds": ["https://es:9200"], "tls": {"ca_file": "/c", "key_file": "/k"}}))
+            .unwrap();
         assert!(c.settings(Role::Metadata).unwrap_err().to_string().contains("given together"));
         assert!(parse(serde_json::json!({"tls": {"ca_file": "/c", "verify": false}})).is_err());
         assert!(parse(serde_json::json!({"tls": {"cert_file": "/c"}})).is_err(), "ca_file is required");

@@ -33,7 +33,9 @@ impl Layout {
     fn name_at(&self, base: i64) -> String {
         match &self.index {
             IndexConfig::Single { name } => name.clone().unwrap_or_else(|| format!("heroic-{}", self.role.as_str())),
-            IndexConfig::Rotating { pattern, .. } => pattern.replacen("%s", &format!("{}-{base}", self.role.as_str()), 1),
+            IndexConfig::Rotating { pattern, .. } => {
+                pattern.replacen("%s", &format!("{}-{base}", self.role.as_str()), 1)
+            }
         }
     }
 
@@ -111,8 +113,20 @@ pub fn metadata_mappings(index_resource: bool) -> Value {
 pub fn suggest_mappings() -> Value {
     let mut props = Map::new();
     for f in [
-        "kind", "key", "tags", "tag_keys", "series_id", "key_prefix", "key_words", "skey", "sval", "kv", "skey_prefix",
-        "skey_words", "sval_prefix", "sval_words",
+        "kind",
+        "key",
+        "tags",
+        "tag_keys",
+        "series_id",
+        "key_prefix",
+        "key_words",
+        "skey",
+        "sval",
+        "kv",
+        "skey_prefix",
+        "skey_words",
+        "sval_prefix",
+        "sval_words",
     ] {
         props.insert(f.into(), keyword());
     }
@@ -142,15 +156,27 @@ pub fn template(settings: &Settings, layout: &Layout, mappings: &Value) -> Value
 
 /// Installs the template, then creates the current write indices (an
 /// existing index is fine) so the first write and the first read find them.
-pub async fn configure(client: &EsClient, settings: &Settings, layout: &Layout, mappings: &Value, now: i64) -> Result<()> {
+pub async fn configure(
+    client: &EsClient,
+    settings: &Settings,
+    layout: &Layout,
+    mappings: &Value,
+    now: i64,
+) -> Result<()> {
     let path = format!("_index_template/{}", settings.template_name);
-    client.ok("put index template", Method::Put, &path, &[], Some(Body::Json(template(settings, layout, mappings)))).await?;
+    client
+        .ok("put index template", Method::Put, &path, &[], Some(Body::Json(template(settings, layout, mappings))))
+        .await?;
     for index in layout.write_indices(now) {
         let body = json!({"settings": settings_of(settings), "mappings": mappings});
         let (status, value) = client.send("create index", Method::Put, &index, &[], Some(Body::Json(body))).await?;
         let exists = value["error"]["type"].as_str().is_some_and(|t| t.contains("already_exists"));
         if !(200..300).contains(&status) && !exists {
-            return Err(Error::Server { op: format!("create index {index}"), status, reason: crate::client::error_reason(&value) });
+            return Err(Error::Server {
+                op: format!("create index {index}"),
+                status,
+                reason: crate::client::error_reason(&value),
+            });
         }
     }
     Ok(())

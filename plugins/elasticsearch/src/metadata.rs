@@ -22,9 +22,9 @@ use crate::config::{MetadataConfig, Role, Settings};
 use crate::error::{Error, Result};
 use crate::hash::series_id;
 use crate::mappings::{self, Layout};
+use crate::now_ms;
 use crate::query::{plan, tag_term, Plan};
 use crate::writer::{Doc, Writer};
-use crate::now_ms;
 
 pub struct EsMetadata {
     pub(crate) client: Arc<EsClient>,
@@ -63,7 +63,11 @@ pub fn series_doc(s: &Series, hash: &str) -> Value {
 }
 
 fn series_of(source: &Value) -> Series {
-    Series { key: RString::from(source["key"].as_str().unwrap_or_default()), tags: parse_tags(&source["tags"]), resource: parse_tags(&source["resource"]) }
+    Series {
+        key: RString::from(source["key"].as_str().unwrap_or_default()),
+        tags: parse_tags(&source["tags"]),
+        resource: parse_tags(&source["resource"]),
+    }
 }
 
 impl EsMetadata {
@@ -114,7 +118,13 @@ impl EsMetadata {
     /// Pages through matching documents sorted by hash, calling `each` with
     /// every distinct series that passes the plan; stops when `each`
     /// returns false.
-    async fn scan(&self, q: &Query, plan: &Plan, fields: &[&str], mut each: impl FnMut(&str, &Value) -> bool) -> Result<()> {
+    async fn scan(
+        &self,
+        q: &Query,
+        plan: &Plan,
+        fields: &[&str],
+        mut each: impl FnMut(&str, &Value) -> bool,
+    ) -> Result<()> {
         let indices = self.layout.read_indices(q.range, now_ms());
         let page = self.settings.fields.page_size;
         let mut after: Option<String> = None;
@@ -184,9 +194,17 @@ impl EsMetadata {
             let path = format!("{}/_count", indices.join(","));
             let answer = self
                 .client
-                .ok("count series", Method::Post, &path, &[("ignore_unavailable", "true"), ("allow_no_indices", "true")], Some(Body::Json(json!({"query": plan.query}))))
+                .ok(
+                    "count series",
+                    Method::Post,
+                    &path,
+                    &[("ignore_unavailable", "true"), ("allow_no_indices", "true")],
+                    Some(Body::Json(json!({"query": plan.query}))),
+                )
                 .await?;
-            let total = answer["count"].as_u64().ok_or_else(|| Error::Decode { op: "count series".into(), reason: answer.to_string() })?;
+            let total = answer["count"]
+                .as_u64()
+                .ok_or_else(|| Error::Decode { op: "count series".into(), reason: answer.to_string() })?;
             return Ok(match limit {
                 Some(l) if total > l as u64 => CountResult { count: l as u64, limited: true },
                 _ => CountResult { count: total, limited: false },
@@ -230,7 +248,8 @@ impl EsMetadata {
         }
         let mut deleted: HashSet<String> = HashSet::new();
         let mut failed: HashSet<String> = HashSet::new();
-        let query: Vec<(&str, &str)> = self.settings.fields.refresh.as_param().map(|r| vec![("refresh", r)]).unwrap_or_default();
+        let query: Vec<(&str, &str)> =
+            self.settings.fields.refresh.as_param().map(|r| vec![("refresh", r)]).unwrap_or_default();
         for chunk in hashes.chunks(self.settings.fields.bulk_size) {
             let mut body = String::new();
             for h in chunk {
@@ -326,7 +345,11 @@ impl EsMetadata {
             .map(|(key, values)| {
                 let limited = values.len() > limit;
                 any |= limited;
-                TagValues { key: key.into(), values: values.into_iter().take(limit).map(RString::from).collect(), limited }
+                TagValues {
+                    key: key.into(),
+                    values: values.into_iter().take(limit).map(RString::from).collect(),
+                    limited,
+                }
             })
             .collect();
         Ok(TagsPage { tags, limited: any })

@@ -154,7 +154,9 @@ pub fn to_lucene(pattern: &str) -> Option<String> {
                 let inner: String = chars[i + 1..close].iter().collect();
                 let ok = !inner.is_empty()
                     && inner.split(',').count() <= 2
-                    && inner.split(',').enumerate().all(|(j, p)| (j == 1 && p.is_empty()) || p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty());
+                    && inner.split(',').enumerate().all(|(j, p)| {
+                        (j == 1 && p.is_empty()) || p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty()
+                    });
                 if !ok {
                     return None;
                 }
@@ -256,7 +258,9 @@ mod tests {
 
     #[test]
     fn refuses_what_lucene_cannot_do() {
-        for p in [r"a\b", "(?i)abc", "a^b", "(?=x)", r"\s+", "[[:alpha:]]", "a{x}", "(a", "a)", r"(a)\1", "[a&&b]", "a*+"] {
+        for p in
+            [r"a\b", "(?i)abc", "a^b", "(?=x)", r"\s+", "[[:alpha:]]", "a{x}", "(a", "a)", r"(a)\1", "[a&&b]", "a*+"]
+        {
             assert_eq!(to_lucene(p), None, "{p}");
         }
     }

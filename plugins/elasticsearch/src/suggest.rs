@@ -22,10 +22,10 @@ use crate::error::Result;
 use crate::hash::{murmur3_x64_128, series_id, to_hex};
 use crate::mappings::{self, Layout};
 use crate::metadata::series_doc;
+use crate::now_ms;
 use crate::query::{plan, tag_term};
 use crate::tokens::{self, prefix_tokens, typed_terms, word_tokens};
 use crate::writer::{Doc, Writer};
-use crate::now_ms;
 
 pub struct EsSuggest {
     client: Arc<EsClient>,
@@ -141,7 +141,15 @@ impl EsSuggest {
 
     /// Runs a size-0 search of `kind` documents matching the filter and
     /// `must`, with `aggs`; returns the aggregations.
-    async fn aggregate(&self, op: &str, q: &Query, kind: &str, must: Vec<Value>, must_not: Vec<Value>, aggs: Value) -> Result<Value> {
+    async fn aggregate(
+        &self,
+        op: &str,
+        q: &Query,
+        kind: &str,
+        must: Vec<Value>,
+        must_not: Vec<Value>,
+        aggs: Value,
+    ) -> Result<Value> {
         let p = plan(&q.filter, self.settings.fields.regex)?;
         let body = json!({
             "size": 0,
@@ -157,7 +165,16 @@ impl EsSuggest {
         let typed = typed.filter(|t| !t.is_empty());
         let must = typed.map(|t| vec![typed_clause("key", t)]).unwrap_or_default();
         let size = self.settings.fields.max_terms;
-        let aggs = self.aggregate("key suggest", q, "series", must, vec![], json!({"k": {"terms": {"field": "key", "size": size}}})).await?;
+        let aggs = self
+            .aggregate(
+                "key suggest",
+                q,
+                "series",
+                must,
+                vec![],
+                json!({"k": {"terms": {"field": "key", "size": size}}}),
+            )
+            .await?;
         let mut out: Vec<(f64, String)> = strings_of(&aggs["k"])
             .into_iter()
             .map(|k| (typed.map_or(1.0, |t| tokens::score(&k, t)), k))
@@ -176,12 +193,18 @@ impl EsSuggest {
         let must = match (key, value) {
             // One word typed for both: it may be either a key or a value.
             (Some(k), Some(_)) if either => {
-                vec![json!({"bool": {"should": [typed_clause("skey", k), typed_clause("sval", k)], "minimum_should_match": 1}})]
+                vec![
+                    json!({"bool": {"should": [typed_clause("skey", k), typed_clause("sval", k)], "minimum_should_match": 1}}),
+                ]
             }
-            _ => key.map(|k| typed_clause("skey", k)).into_iter().chain(value.map(|v| typed_clause("sval", v))).collect(),
+            _ => {
+                key.map(|k| typed_clause("skey", k)).into_iter().chain(value.map(|v| typed_clause("sval", v))).collect()
+            }
         };
         let size = self.settings.fields.max_terms;
-        let aggs = self.aggregate("tag suggest", q, "tag", must, vec![], json!({"kv": {"terms": {"field": "kv", "size": size}}})).await?;
+        let aggs = self
+            .aggregate("tag suggest", q, "tag", must, vec![], json!({"kv": {"terms": {"field": "kv", "size": size}}}))
+            .await?;
         let mut out: Vec<(f64, String, String)> = Vec::new();
         for kv in strings_of(&aggs["kv"]) {
             let Some((k, v)) = kv.split_once('\0') else { continue };
@@ -193,7 +216,11 @@ impl EsSuggest {
                 ks.is_none_or(|s| s > 0.0) && vs.is_none_or(|s| s > 0.0)
             };
             if matched {
-                let score = (ks.unwrap_or(0.0) + vs.unwrap_or(0.0)).max(if key.is_none() && value.is_none() { 1.0 } else { 0.0 });
+                let score = (ks.unwrap_or(0.0) + vs.unwrap_or(0.0)).max(if key.is_none() && value.is_none() {
+                    1.0
+                } else {
+                    0.0
+                });
                 out.push((score, k.to_string(), v.to_string()));
             }
         }
@@ -206,7 +233,16 @@ impl EsSuggest {
         let limit = q.limit();
         let size = self.bucket_size(limit);
         let must = vec![json!({"term": {"skey": key}})];
-        let aggs = self.aggregate("tag value suggest", q, "tag", must, vec![], json!({"v": {"terms": {"field": "sval", "size": size}}})).await?;
+        let aggs = self
+            .aggregate(
+                "tag value suggest",
+                q,
+                "tag",
+                must,
+                vec![],
+                json!({"v": {"terms": {"field": "sval", "size": size}}}),
+            )
+            .await?;
         let mut values = strings_of(&aggs["v"]);
         values.sort();
         let limited = limit.is_some_and(|l| values.len() > l);
@@ -225,7 +261,8 @@ impl EsSuggest {
         for b in buckets(&aggs["k"]) {
             let Some(k) = b["key"].as_str() else { continue };
             let values: BTreeSet<String> = strings_of(&b["v"]).into_iter().collect();
-            let limited = group.is_some_and(|g| values.len() > g) || (group.is_none() && truncated(&b["v"], group_size));
+            let limited =
+                group.is_some_and(|g| values.len() > g) || (group.is_none() && truncated(&b["v"], group_size));
             by_key.insert(k.to_string(), (values, limited));
         }
         let limited = limit.is_some_and(|l| by_key.len() > l);
@@ -285,7 +322,12 @@ impl SuggestBackend for EsSuggest {
         Ok(self.keys(&q, key.as_deref()).await?)
     }
 
-    async fn tag_suggest(&self, q: Query, key: Option<String>, value: Option<String>) -> PluginResult<Vec<TagSuggestion>> {
+    async fn tag_suggest(
+        &self,
+        q: Query,
+        key: Option<String>,
+        value: Option<String>,
+    ) -> PluginResult<Vec<TagSuggestion>> {
         Ok(self.tags(&q, key.as_deref(), value.as_deref()).await?)
     }
 
@@ -293,7 +335,12 @@ impl SuggestBackend for EsSuggest {
         Ok(self.tag_values_of(&q, &key).await?)
     }
 
-    async fn tag_values_suggest(&self, q: Query, exclude: Vec<String>, group_limit: u64) -> PluginResult<TagValuesSuggestion> {
+    async fn tag_values_suggest(
+        &self,
+        q: Query,
+        exclude: Vec<String>,
+        group_limit: u64,
+    ) -> PluginResult<TagValuesSuggestion> {
         Ok(self.tag_values(&q, &exclude, group_limit).await?)
     }
 

@@ -20,8 +20,7 @@ use crate::error::{Error, Result};
 
 /// The contents of `path` (the value of `tls.<key>`).
 fn read(key: &str, path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| Error::Config(format!("cannot read tls.{key} {}: {e}", path.display())))
+    std::fs::read(path).map_err(|e| Error::Config(format!("cannot read tls.{key} {}: {e}", path.display())))
 }
 
 /// Checks that `pem` (the contents of `tls.<key>`) holds at least one
@@ -29,12 +28,7 @@ fn read(key: &str, path: &Path) -> Result<Vec<u8>> {
 fn check_certificates(key: &str, path: &Path, pem: &[u8]) -> Result<()> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| {
-            Error::Config(format!(
-                "tls.{key} {} is not a valid PEM file: {e}",
-                path.display()
-            ))
-        })?;
+        .map_err(|e| Error::Config(format!("tls.{key} {} is not a valid PEM file: {e}", path.display())))?;
     if certs.is_empty() {
         return Err(Error::Config(format!(
             "tls.{key} {} holds no certificate (expected a PEM block such as -----BEGIN CERTIFICATE-----)",
@@ -43,11 +37,7 @@ fn check_certificates(key: &str, path: &Path, pem: &[u8]) -> Result<()> {
     }
     for (i, cert) in certs.iter().enumerate() {
         rustls::server::ParsedCertificate::try_from(cert).map_err(|e| {
-            Error::Config(format!(
-                "tls.{key} {}: certificate {} cannot be parsed: {e}",
-                path.display(),
-                i + 1
-            ))
+            Error::Config(format!("tls.{key} {}: certificate {} cannot be parsed: {e}", path.display(), i + 1))
         })?;
     }
     Ok(())
@@ -57,8 +47,8 @@ fn check_certificates(key: &str, path: &Path, pem: &[u8]) -> Result<()> {
 pub fn configure(builder: TransportBuilder, tls: &TlsConfig) -> Result<TransportBuilder> {
     let ca = read("ca_file", &tls.ca_file)?;
     check_certificates("ca_file", &tls.ca_file, &ca)?;
-    let ca = Certificate::from_pem(&ca)
-        .map_err(|e| Error::Config(format!("tls.ca_file {}: {e}", tls.ca_file.display())))?;
+    let ca =
+        Certificate::from_pem(&ca).map_err(|e| Error::Config(format!("tls.ca_file {}: {e}", tls.ca_file.display())))?;
     let builder = builder.cert_validation(CertificateValidation::Full(ca));
     match (&tls.cert_file, &tls.key_file) {
         (None, None) => Ok(builder),
@@ -78,9 +68,7 @@ pub fn configure(builder: TransportBuilder, tls: &TlsConfig) -> Result<Transport
             identity.extend_from_slice(&key);
             Ok(builder.auth(Credentials::Certificate(ClientCertificate::Pem(identity))))
         }
-        _ => Err(Error::Config(
-            "tls.cert_file and tls.key_file must be given together".into(),
-        )),
+        _ => Err(Error::Config("tls.cert_file and tls.key_file must be given together".into())),
     }
 }
 
@@ -90,18 +78,12 @@ pub fn configure(builder: TransportBuilder, tls: &TlsConfig) -> Result<Transport
 pub fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(e);
     while let Some(error) = next {
-        if error
-            .downcast_ref::<rustls::Error>()
-            .is_some_and(is_certificate_failure)
-        {
+        if error.downcast_ref::<rustls::Error>().is_some_and(is_certificate_failure) {
             return true;
         }
         // rustls' errors reach reqwest wrapped in io::Errors (two deep),
         // whose `source` skips the error they wrap: step into it instead.
-        next = match error
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
+        next = match error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
             Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
             None => error.source(),
         };
@@ -116,10 +98,7 @@ fn is_certificate_failure(e: &rustls::Error) -> bool {
         rustls::Error::InvalidCertificate(_)
             | rustls::Error::NoCertificatesPresented
             | rustls::Error::AlertReceived(
-                Alert::BadCertificate
-                    | Alert::UnknownCA
-                    | Alert::CertificateRequired
-                    | Alert::CertificateUnknown
+                Alert::BadCertificate | Alert::UnknownCA | Alert::CertificateRequired | Alert::CertificateUnknown
             )
     )
 }
@@ -135,14 +114,11 @@ mod tests {
         assert!(is_certificate_error(&io));
         let other = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert!(!is_certificate_error(&other));
-        let alert = std::io::Error::other(rustls::Error::AlertReceived(
-            rustls::AlertDescription::CertificateRequired,
-        ));
+        let alert = std::io::Error::other(rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired));
         assert!(is_certificate_error(&alert));
         // As reqwest's connector hands it over: an io::Error in an io::Error.
         let cert = rustls::Error::InvalidCertificate(rustls::CertificateError::Expired);
-        let nested =
-            std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, cert));
+        let nested = std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, cert));
         assert!(is_certificate_error(&nested));
     }
 
@@ -155,48 +131,19 @@ mod tests {
 
     #[test]
     fn file_errors_name_the_key_and_the_file() {
-        let tls = TlsConfig {
-            ca_file: "/nonexistent/heroic/es-ca.pem".into(),
-            cert_file: None,
-            key_file: None,
-        };
+        let tls = TlsConfig { ca_file: "/nonexistent/heroic/es-ca.pem".into(), cert_file: None, key_file: None };
         let e = configure_error(&tls);
-        assert!(
-            e.contains("cannot read tls.ca_file /nonexistent/heroic/es-ca.pem"),
-            "{e}"
-        );
+        assert!(e.contains("cannot read tls.ca_file /nonexistent/heroic/es-ca.pem"), "{e}");
         let dir = std::env::temp_dir().join(format!("heroic-es-tls-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let not_pem = dir.join("not.pem");
         std::fs::write(&not_pem, "hello").unwrap();
-        let e = configure_error(&TlsConfig {
-            ca_file: not_pem.clone(),
-            ..tls.clone()
-        });
-        assert!(
-            e.contains(&format!(
-                "tls.ca_file {} holds no certificate",
-                not_pem.display()
-            )),
-            "{e}"
-        );
+        let e = configure_error(&TlsConfig { ca_file: not_pem.clone(), ..tls.clone() });
+        assert!(e.contains(&format!("tls.ca_file {} holds no certificate", not_pem.display())), "{e}");
         let garbage = dir.join("garbage.pem");
-        std::fs::write(
-            &garbage,
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
-        let e = configure_error(&TlsConfig {
-            ca_file: garbage.clone(),
-            ..tls
-        });
-        assert!(
-            e.contains(&format!(
-                "tls.ca_file {}: certificate 1 cannot be parsed",
-                garbage.display()
-            )),
-            "{e}"
-        );
+        std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+        let e = configure_error(&TlsConfig { ca_file: garbage.clone(), ..tls });
+        assert!(e.contains(&format!("tls.ca_file {}: certificate 1 cannot be parsed", garbage.display())), "{e}");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

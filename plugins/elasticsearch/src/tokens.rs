@@ -17,7 +17,12 @@ pub const MAX_WORD_PREFIX: usize = 10;
 
 /// Prefixes of `s` (by characters), shortest first, at most `max` long.
 fn prefixes(s: &str, max: usize) -> impl Iterator<Item = String> + '_ {
-    s.char_indices().skip(1).map(|(i, _)| i).chain(std::iter::once(s.len())).take(max).map(move |end| s[..end].to_string())
+    s.char_indices()
+        .skip(1)
+        .map(|(i, _)| i)
+        .chain(std::iter::once(s.len()))
+        .take(max)
+        .map(move |end| s[..end].to_string())
 }
 
 /// Truncates to at most `max` characters.

@@ -124,7 +124,11 @@ impl Writer {
         let f = &settings.fields;
         Writer {
             limiter: RateLimiter::new(f.writes_per_second),
-            cache: WriteCache { ttl: settings.write_cache_duration, max: f.write_cache_max_size, seen: Mutex::new(HashMap::new()) },
+            cache: WriteCache {
+                ttl: settings.write_cache_duration,
+                max: f.write_cache_max_size,
+                seen: Mutex::new(HashMap::new()),
+            },
             bulk_size: f.bulk_size,
             retry: settings.retry_policy(),
             refresh: f.refresh.as_param(),
@@ -196,7 +200,10 @@ impl Writer {
             reason: format!("no items in {}", crate::client::error_reason(&answer)),
         })?;
         if items.len() != docs.len() {
-            return Err(Error::Decode { op: "bulk create".into(), reason: format!("{} items for {} documents", items.len(), docs.len()) });
+            return Err(Error::Decode {
+                op: "bulk create".into(),
+                reason: format!("{} items for {} documents", items.len(), docs.len()),
+            });
         }
         let mut failed = Vec::new();
         for (item, doc) in items.iter().zip(docs) {

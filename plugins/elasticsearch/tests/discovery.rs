@@ -1,6 +1,5 @@
 //! Node discovery against both test servers: `_nodes/http` and DNS.
 
-
 use heroic_plugin_elasticsearch::client::EsClient;
 use heroic_plugin_elasticsearch::config::{MetadataConfig, Role, Sniff};
 use serde_json::json;

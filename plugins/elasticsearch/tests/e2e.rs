@@ -91,11 +91,17 @@ fn run(es: &str) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let key = format!("{run}-cpu");
     let other = format!("{run}-memory");
-    for (k, host, role) in [(&key, "db1", "database"), (&key, "db2", "database"), (&key, "web1", "frontend"), (&other, "db1", "database")] {
-        post(&node, "/write", json!({
-            "series": {"key": k, "tags": {"host": host, "role": role, "run": run}},
-            "data": {"type": "points", "data": [[now - 1000, 1.0], [now, 2.0]]},
-        }));
+    for (k, host, role) in
+        [(&key, "db1", "database"), (&key, "db2", "database"), (&key, "web1", "frontend"), (&other, "db1", "database")]
+    {
+        post(
+            &node,
+            "/write",
+            json!({
+                "series": {"key": k, "tags": {"host": host, "role": role, "run": run}},
+                "data": {"type": "points", "data": [[now - 1000, 1.0], [now, 2.0]]},
+            }),
+        );
     }
     let run_f = json!(["=", "run", run]);
 
@@ -114,7 +120,10 @@ fn run(es: &str) {
     let k = |h: &str| format!("{key}/{h}");
     assert_eq!(series(json!(["and", run_f, ["key", key]])), vec![k("db1"), k("db2"), k("web1")]);
     assert_eq!(series(json!(["and", run_f, ["^", "host", "web"]])), vec![k("web1")]);
-    assert_eq!(series(json!(["and", run_f, ["~", "host", "db[0-9]"], ["=", "role", "database"], ["key", key]])), vec![k("db1"), k("db2")]);
+    assert_eq!(
+        series(json!(["and", run_f, ["~", "host", "db[0-9]"], ["=", "role", "database"], ["key", key]])),
+        vec![k("db1"), k("db2")]
+    );
     assert_eq!(series(json!(["and", run_f, ["not", ["+", "role"]]])), Vec::<String>::new());
     let count = post(&node, "/metadata/series-count", json!({"filter": run_f}));
     assert_eq!(count["count"], 4, "{count}");
@@ -139,7 +148,10 @@ fn run(es: &str) {
     values.sort();
     assert_eq!(values, vec!["db1", "db2", "web1"], "{a}");
     let a = post(&node, "/metadata/tagkey-count", json!({"filter": run_f}));
-    assert!(a["suggestions"].as_array().is_some_and(|s| s.iter().any(|s| s["key"] == "host" && s["count"] == 3)), "{a}");
+    assert!(
+        a["suggestions"].as_array().is_some_and(|s| s.iter().any(|s| s["key"] == "host" && s["count"] == 3)),
+        "{a}"
+    );
     let a = post(&node, "/metadata/tag-values-suggest", json!({"filter": run_f, "exclude": ["run"]}));
     assert!(a["suggestions"].as_array().is_some_and(|s| s.iter().any(|s| s["key"] == "role")), "{a}");
 }

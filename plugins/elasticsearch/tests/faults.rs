@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use heroic_plugin_api::error::ErrorKind;
-use heroic_plugin_api::sdk::{MetadataBackend, Query};
 use heroic_plugin_api::filter::Filter;
+use heroic_plugin_api::sdk::{MetadataBackend, Query};
 use heroic_plugin_api::types::{Series, TimeRange};
 use heroic_plugin_elasticsearch::config::MetadataConfig;
 use heroic_plugin_elasticsearch::EsMetadata;
@@ -66,8 +66,10 @@ fn serve(stream: TcpStream, handler: &HeaderHandler) {
         let (status, headers, value) = handler(&method, &path, &String::from_utf8_lossy(&body));
         let text = value.to_string();
         let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-        let head =
-            format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n", text.len());
+        let head = format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n",
+            text.len()
+        );
         if out.write_all(head.as_bytes()).and_then(|_| out.write_all(text.as_bytes())).is_err() {
             return;
         }
@@ -118,7 +120,8 @@ async fn failed_bulk_items_are_retried_and_counted() {
         (200, json!({"version": {"number": "8"}}))
     }));
     let b = EsMetadata::create(config(&addr)).await.unwrap();
-    let series: Vec<Series> = (0..3).map(|i| Series::new(format!("k{i}"), [("h", "x")], Vec::<(&str, &str)>::new())).collect();
+    let series: Vec<Series> =
+        (0..3).map(|i| Series::new(format!("k{i}"), [("h", "x")], Vec::<(&str, &str)>::new())).collect();
     b.write(series.into()).await.unwrap();
     assert_eq!(bulks.load(Ordering::SeqCst), 2, "one retry bulk for the rejected item");
     assert_eq!(stat(&b, "bulk-item-failures"), 1.0);

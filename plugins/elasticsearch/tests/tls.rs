@@ -16,9 +16,7 @@ use heroic_plugin_api::sdk::{MetadataBackend, Query};
 use heroic_plugin_api::types::{Series, TimeRange};
 use heroic_plugin_elasticsearch::config::MetadataConfig;
 use heroic_plugin_elasticsearch::EsMetadata;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,11 +29,7 @@ use tokio_rustls::TlsAcceptor;
 const OSMEM: &str = "127.0.0.1:9200";
 
 fn require_server() {
-    heroic_plugin_api::testkit::servers::require_server(
-        "osmem-server",
-        OSMEM,
-        "scripts/servers/elasticsearch.sh",
-    );
+    heroic_plugin_api::testkit::servers::require_server("osmem-server", OSMEM, "scripts/servers/elasticsearch.sh");
 }
 
 /// A CA, with its certificate written to `dir/<name>-ca.pem`.
@@ -48,13 +42,8 @@ impl Ca {
     fn new(dir: &Path, name: &str) -> Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("heroic test {name} ca"));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.distinguished_name.push(DnType::CommonName, format!("heroic test {name} ca"));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         let file = dir.join(format!("{name}-ca.pem"));
         std::fs::write(&file, issuer.pem()).unwrap();
@@ -64,15 +53,10 @@ impl Ca {
     /// A certificate for `names` (IP addresses become IP SANs), written to
     /// `dir/<name>.pem` and `dir/<name>-key.pem`.
     fn issue(&self, dir: &Path, name: &str, names: &[&str]) -> (PathBuf, PathBuf) {
-        let params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
+        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (cert_file, key_file) = (
-            dir.join(format!("{name}.pem")),
-            dir.join(format!("{name}-key.pem")),
-        );
+        let (cert_file, key_file) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}-key.pem")));
         std::fs::write(&cert_file, cert.pem()).unwrap();
         std::fs::write(&key_file, key.serialize_pem()).unwrap();
         (cert_file, key_file)
@@ -107,14 +91,9 @@ async fn tls_proxy(
     client_ca: Option<&Path>,
 ) -> (u16, Arc<AtomicUsize>) {
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let chain = CertificateDer::pem_file_iter(cert_file)
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
+    let chain = CertificateDer::pem_file_iter(cert_file).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
     let key = PrivateKeyDer::from_pem_file(key_file).unwrap();
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap();
+    let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().unwrap();
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
@@ -123,9 +102,7 @@ async fn tls_proxy(
                 roots.add(cert.unwrap()).unwrap();
             }
             builder.with_client_cert_verifier(
-                WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                    .build()
-                    .unwrap(),
+                WebPkiClientVerifier::builder_with_provider(roots.into(), provider).build().unwrap(),
             )
         }
     };
@@ -190,27 +167,15 @@ async fn https_with_the_ca_file_writes_and_reads() {
     let (port, handshakes) = tls_proxy(OSMEM, &cert, &key, None).await;
     let index = format!("tls-ok-{}", std::process::id());
     // A seed without a scheme means https once `tls` is set.
-    for seed in [
-        format!("https://localhost:{port}"),
-        format!("127.0.0.1:{port}"),
-    ] {
-        let backend = EsMetadata::create(config(&seed, Some(json!({"ca_file": ca.file})), &index))
-            .await
-            .unwrap();
+    for seed in [format!("https://localhost:{port}"), format!("127.0.0.1:{port}")] {
+        let backend = EsMetadata::create(config(&seed, Some(json!({"ca_file": ca.file})), &index)).await.unwrap();
         let series = Series::new("tls-key", [("host", "a")], Vec::<(&str, &str)>::new());
         backend.write(vec![series].into()).await.unwrap();
-        let query = Query {
-            filter: Filter::Key("tls-key".into()),
-            range: TimeRange::new(0, i64::MAX),
-            limit: 0,
-        };
+        let query = Query { filter: Filter::Key("tls-key".into()), range: TimeRange::new(0, i64::MAX), limit: 0 };
         let found = backend.find_series(query).await.unwrap();
         assert_eq!(found.series.len(), 1, "{seed}: {:?}", found.series);
     }
-    assert!(
-        handshakes.load(Ordering::SeqCst) >= 2,
-        "the requests did not go through the tls proxy"
-    );
+    assert!(handshakes.load(Ordering::SeqCst) >= 2, "the requests did not go through the tls proxy");
 }
 
 #[tokio::test]
@@ -224,15 +189,8 @@ async fn without_the_ca_or_with_another_it_is_a_clear_certificate_error() {
     for tls in [None, Some(json!({"ca_file": other.file}))] {
         let e = create_error(config(&seed, tls.clone(), "tls-refused")).await;
         assert_eq!(e.kind, ErrorKind::CONFIG, "{tls:?}: {e}");
-        assert!(
-            e.message.contains("elasticsearch tls failed"),
-            "{tls:?}: {e}"
-        );
-        assert!(
-            e.message
-                .contains("invalid peer certificate: UnknownIssuer"),
-            "{tls:?}: {e}"
-        );
+        assert!(e.message.contains("elasticsearch tls failed"), "{tls:?}: {e}");
+        assert!(e.message.contains("invalid peer certificate: UnknownIssuer"), "{tls:?}: {e}");
     }
     assert_eq!(handshakes.load(Ordering::SeqCst), 0);
 }
@@ -244,12 +202,8 @@ async fn the_host_name_is_checked() {
     let ca = Ca::new(&dir.0, "cluster");
     let (cert, key) = ca.issue(&dir.0, "node", &["es-1.example"]);
     let (port, _) = tls_proxy(OSMEM, &cert, &key, None).await;
-    let e = create_error(config(
-        &format!("https://127.0.0.1:{port}"),
-        Some(json!({"ca_file": ca.file})),
-        "tls-names",
-    ))
-    .await;
+    let e = create_error(config(&format!("https://127.0.0.1:{port}"), Some(json!({"ca_file": ca.file})), "tls-names"))
+        .await;
     assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
     assert!(e.message.contains("not valid for name"), "{e}");
 }
@@ -268,44 +222,25 @@ async fn a_client_certificate_is_presented_when_configured() {
     let mut with_auth = config(&seed, Some(tls), &index);
     // Basic auth goes along (a header), the client certificate takes the
     // crate's one credential slot; osmem ignores the header.
-    with_auth.basic_auth =
-        serde_json::from_value(json!({"username": "u", "password": "p"})).unwrap();
+    with_auth.basic_auth = serde_json::from_value(json!({"username": "u", "password": "p"})).unwrap();
     EsMetadata::create(with_auth).await.unwrap();
     // Without the client certificate the proxy refuses the handshake.
     let e = create_error(config(&seed, Some(json!({"ca_file": ca.file})), &index)).await;
     assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
-    assert!(
-        e.message.contains("CertificateRequired") && e.message.contains("tls.cert_file"),
-        "{e}"
-    );
+    assert!(e.message.contains("CertificateRequired") && e.message.contains("tls.cert_file"), "{e}");
 }
 
 #[tokio::test]
 async fn unreadable_tls_files_are_config_errors_naming_them() {
-    let e = create_error(config(
-        "https://127.0.0.1:1",
-        Some(json!({"ca_file": "/nonexistent/es-ca.pem"})),
-        "x",
-    ))
-    .await;
+    let e = create_error(config("https://127.0.0.1:1", Some(json!({"ca_file": "/nonexistent/es-ca.pem"})), "x")).await;
     assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
-    assert!(
-        e.message
-            .contains("cannot read tls.ca_file /nonexistent/es-ca.pem"),
-        "{e}"
-    );
+    assert!(e.message.contains("cannot read tls.ca_file /nonexistent/es-ca.pem"), "{e}");
     let dir = TempDir::new("files");
     let ca = Ca::new(&dir.0, "cluster");
     let tls = json!({"ca_file": ca.file, "cert_file": ca.file, "key_file": ca.file});
     let e = create_error(config("https://127.0.0.1:1", Some(tls), "x")).await;
     assert_eq!(e.kind, ErrorKind::CONFIG, "{e}");
-    assert!(
-        e.message.contains(&format!(
-            "tls.key_file {} holds no usable private key",
-            ca.file.display()
-        )),
-        "{e}"
-    );
+    assert!(e.message.contains(&format!("tls.key_file {} holds no usable private key", ca.file.display())), "{e}");
 }
 
 /// Basic auth reaches the server as a header (no TLS needed to see it).
@@ -337,14 +272,8 @@ async fn basic_auth_is_sent() {
     .unwrap();
     EsMetadata::create(c).await.unwrap();
     let head = server.await.unwrap();
-    let authorization = head.lines().find_map(|l| {
-        l.split_once(':')
-            .filter(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-    });
+    let authorization =
+        head.lines().find_map(|l| l.split_once(':').filter(|(name, _)| name.eq_ignore_ascii_case("authorization")));
     // base64("heroic:s3cret")
-    assert_eq!(
-        authorization.map(|(_, value)| value.trim()),
-        Some("Basic aGVyb2ljOnMzY3JldA=="),
-        "{head}"
-    );
+    assert_eq!(authorization.map(|(_, value)| value.trim()), Some("Basic aGVyb2ljOnMzY3JldA=="), "{head}");
 }

@@ -81,7 +81,12 @@ pub struct Emulator {
 /// over in a production environment must not quietly send data and queries
 /// in the clear across the network: hosts other than loopback are refused
 /// unless `allow_remote` (the `emulatorAllowRemote` key) is set.
-pub fn emulator(key: &str, value: Option<&str>, env_var: &str, allow_remote: bool) -> Result<Option<Emulator>, GcpError> {
+pub fn emulator(
+    key: &str,
+    value: Option<&str>,
+    env_var: &str,
+    allow_remote: bool,
+) -> Result<Option<Emulator>, GcpError> {
     let configured = value.map(|v| (v.to_string(), key.to_string()));
     let from_env = || std::env::var(env_var).ok().map(|v| (v, format!("the environment variable {env_var}")));
     let Some((value, setting)) = configured.or_else(from_env).filter(|(v, _)| !v.trim().is_empty()) else {
@@ -170,9 +175,7 @@ impl Auth {
     pub async fn new(credentials: &Credentials, scopes: &'static [&'static str]) -> Result<Self, GcpError> {
         let provider: Option<Arc<dyn TokenProvider>> = match credentials {
             Credentials::None => None,
-            Credentials::Default => {
-                Some(gcp_auth::provider().await.map_err(|e| GcpError::Credentials(e.to_string()))?)
-            }
+            Credentials::Default => Some(gcp_auth::provider().await.map_err(|e| GcpError::Credentials(e.to_string()))?),
             Credentials::Json { path } => Some(Arc::new(
                 gcp_auth::CustomServiceAccount::from_file(path)
                     .map_err(|e| GcpError::Credentials(format!("{}: {e}", path.display())))?,
@@ -230,12 +233,26 @@ mod tests {
     #[test]
     fn only_loopback_emulators_are_allowed_by_default() {
         let var = "HEROIC_GCP_TEST_UNSET_EMULATOR_HOST";
-        for host in ["127.0.0.1:8086", "127.1.2.3:1", "localhost:8086", "LOCALHOST:1", "[::1]:8086", "http://[::ffff:127.0.0.1]:1"] {
+        for host in [
+            "127.0.0.1:8086",
+            "127.1.2.3:1",
+            "localhost:8086",
+            "LOCALHOST:1",
+            "[::1]:8086",
+            "http://[::ffff:127.0.0.1]:1",
+        ] {
             let e = emulator("emulatorEndpoint", Some(host), var, false).unwrap().unwrap();
             assert!(!e.remote, "{host}");
             assert_eq!(e.setting, "emulatorEndpoint");
         }
-        for host in ["10.0.0.5:8086", "bigtable-emulator:8086", "localhost.example.com:1", "[2001:db8::1]:1", "http://:1", "0.0.0.0:1"] {
+        for host in [
+            "10.0.0.5:8086",
+            "bigtable-emulator:8086",
+            "localhost.example.com:1",
+            "[2001:db8::1]:1",
+            "http://:1",
+            "0.0.0.0:1",
+        ] {
             let e = emulator("emulatorEndpoint", Some(host), var, false).unwrap_err();
             let text = e.to_string();
             assert!(text.starts_with(&format!("emulatorEndpoint = {host:?} selects the emulator mode")), "{text}");

@@ -76,9 +76,7 @@ impl Config {
             return Err(PluginError::config("topics: at least one topic is needed"));
         }
         if self.threads_per_topic == 0 || self.batch_size == 0 {
-            return Err(PluginError::config(
-                "threads_per_topic and batch_size must be at least 1",
-            ));
+            return Err(PluginError::config("threads_per_topic and batch_size must be at least 1"));
         }
         let mut c = ClientConfig::new();
         for (k, v) in DEFAULTS {
@@ -102,9 +100,7 @@ impl Config {
                     "give the group either as group_id or as config.\"group.id\", not both",
                 ))
             }
-            (None, None) => {
-                return Err(PluginError::config("group_id: a consumer group is needed"))
-            }
+            (None, None) => return Err(PluginError::config("group_id: a consumer group is needed")),
         }
         c.set("enable.auto.commit", "false");
         c.set("enable.auto.offset.store", "false");
@@ -145,16 +141,7 @@ impl fmt::Debug for Config {
         impl fmt::Debug for Properties<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_map()
-                    .entries(self.0.iter().map(|(k, v)| {
-                        (
-                            k,
-                            if is_secret_key(k) {
-                                REDACTED
-                            } else {
-                                v.as_str()
-                            },
-                        )
-                    }))
+                    .entries(self.0.iter().map(|(k, v)| (k, if is_secret_key(k) { REDACTED } else { v.as_str() })))
                     .finish()
             }
         }
@@ -199,61 +186,41 @@ mod tests {
         assert_eq!(cc.get("group.id"), Some("g"));
         assert_eq!(cc.get("session.timeout.ms"), Some("6000"));
 
-        let c = config(serde_json::json!({"topics": ["m"], "config": {"group.id": "x", "session.timeout.ms": "10000"}})).unwrap();
+        let c =
+            config(serde_json::json!({"topics": ["m"], "config": {"group.id": "x", "session.timeout.ms": "10000"}}))
+                .unwrap();
         let cc = c.client_config().unwrap();
-        assert_eq!(
-            (cc.get("group.id"), cc.get("session.timeout.ms")),
-            (Some("x"), Some("10000"))
-        );
+        assert_eq!((cc.get("group.id"), cc.get("session.timeout.ms")), (Some("x"), Some("10000")));
 
-        assert!(config(serde_json::json!({"topics": ["m"]}))
-            .unwrap()
-            .client_config()
-            .is_err());
-        let auto = config(serde_json::json!({"topics": ["m"], "group_id": "g", "config": {"enable.auto.commit": "true"}})).unwrap();
-        assert!(auto
-            .client_config()
-            .unwrap_err()
-            .to_string()
-            .contains("enable.auto.commit"));
+        assert!(config(serde_json::json!({"topics": ["m"]})).unwrap().client_config().is_err());
+        let auto =
+            config(serde_json::json!({"topics": ["m"], "group_id": "g", "config": {"enable.auto.commit": "true"}}))
+                .unwrap();
+        assert!(auto.client_config().unwrap_err().to_string().contains("enable.auto.commit"));
         assert!(config(serde_json::json!({"topics": ["m"], "group_id": "g", "typo": 1})).is_err());
     }
 
     #[test]
     fn debug_output_redacts_secret_properties() {
-        let c = config(
-            serde_json::json!({"topics": ["m"], "group_id": "g", "config": {
-                "bootstrap.servers": "kafka-1:9093",
-                "security.protocol": "SASL_SSL",
-                "sasl.username": "heroic",
-                "sasl.password": "hunter2-sasl",
-                "ssl.key.password": "hunter2-key",
-                "ssl.keystore.password": "hunter2-keystore",
-                "sasl.oauthbearer.client.secret": "hunter2-oauth",
-                "ssl.key.pem": "-----BEGIN PRIVATE KEY-----hunter2-pem",
-            }}),
-        )
+        let c = config(serde_json::json!({"topics": ["m"], "group_id": "g", "config": {
+            "bootstrap.servers": "kafka-1:9093",
+            "security.protocol": "SASL_SSL",
+            "sasl.username": "heroic",
+            "sasl.password": "hunter2-sasl",
+            "ssl.key.password": "hunter2-key",
+            "ssl.keystore.password": "hunter2-keystore",
+            "sasl.oauthbearer.client.secret": "hunter2-oauth",
+            "ssl.key.pem": "-----BEGIN PRIVATE KEY-----hunter2-pem",
+        }}))
         .unwrap();
         for shown in [format!("{c:?}"), format!("{c:#?}")] {
             assert!(!shown.contains("hunter2"), "{shown}");
-            assert!(
-                shown.contains("kafka-1:9093") && shown.contains("\"sasl.username\": \"heroic\""),
-                "{shown}"
-            );
-            assert!(
-                shown.contains("\"sasl.password\": \"<redacted>\""),
-                "{shown}"
-            );
+            assert!(shown.contains("kafka-1:9093") && shown.contains("\"sasl.username\": \"heroic\""), "{shown}");
+            assert!(shown.contains("\"sasl.password\": \"<redacted>\""), "{shown}");
         }
         // The values still reach librdkafka.
-        assert_eq!(
-            c.client_config().unwrap().get("sasl.password"),
-            Some("hunter2-sasl")
-        );
+        assert_eq!(c.client_config().unwrap().get("sasl.password"), Some("hunter2-sasl"));
         let message = "property ssl.key.pem: hunter2-key and hunter2-sasl are bad, kafka-1:9093";
-        assert_eq!(
-            c.scrub(message),
-            "property ssl.key.pem: <redacted> and <redacted> are bad, kafka-1:9093"
-        );
+        assert_eq!(c.scrub(message), "property ssl.key.pem: <redacted> and <redacted> are bad, kafka-1:9093");
     }
 }

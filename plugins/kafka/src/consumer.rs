@@ -37,10 +37,7 @@ impl Consumer for KafkaConsumer {
         // Build (and drop) one client now so that a bad librdkafka property
         // fails the node's start with librdkafka's own message.
         client_config.create::<BaseConsumer>().map_err(|e| {
-            PluginError::config(format_args!(
-                "invalid librdkafka config: {}",
-                config.scrub(&e.to_string())
-            ))
+            PluginError::config(format_args!("invalid librdkafka config: {}", config.scrub(&e.to_string())))
         })?;
         tracing::info!(topics = ?config.topics, threads_per_topic = config.threads_per_topic, "kafka consumer created");
         Ok(KafkaConsumer {
@@ -68,22 +65,17 @@ impl Consumer for KafkaConsumer {
                     paused: AtomicBool::new(false),
                     lag: AtomicI64::new(-1),
                 });
-                let context = Context {
-                    shared: shared.clone(),
-                    thread: thread.clone(),
-                };
-                let consumer: BaseConsumer<Context> = shared
-                    .client_config
-                    .create_with_context(context)
-                    .map_err(|e| {
+                let context = Context { shared: shared.clone(), thread: thread.clone() };
+                let consumer: BaseConsumer<Context> =
+                    shared.client_config.create_with_context(context).map_err(|e| {
                         PluginError::config(format_args!(
                             "cannot create the kafka consumer: {}",
                             shared.config.scrub(&e.to_string())
                         ))
                     })?;
-                consumer.subscribe(&[topic.as_str()]).map_err(|e| {
-                    PluginError::unavailable(format_args!("cannot subscribe to {topic}: {e}"))
-                })?;
+                consumer
+                    .subscribe(&[topic.as_str()])
+                    .map_err(|e| PluginError::unavailable(format_args!("cannot subscribe to {topic}: {e}")))?;
                 shared.threads.lock().push(thread.clone());
                 let (shared, sink, topic) = (shared.clone(), sink.clone(), topic.clone());
                 let handle = std::thread::Builder::new()
@@ -116,26 +108,16 @@ impl Consumer for KafkaConsumer {
         })
         .await
         .map_err(|e| PluginError::internal(format_args!("joining the consuming threads: {e}")))?;
-        tracing::info!(
-            committed = self.shared.counters.committed.get(),
-            "kafka consumer stopped"
-        );
+        tracing::info!(committed = self.shared.counters.committed.get(), "kafka consumer stopped");
         Ok(())
     }
 
     fn health(&self) -> Health {
         let threads = self.shared.threads.lock();
-        let dead = threads
-            .iter()
-            .filter(|t| !t.alive.load(Ordering::SeqCst))
-            .count();
+        let dead = threads.iter().filter(|t| !t.alive.load(Ordering::SeqCst)).count();
         let stopping = self.shared.stopping.load(Ordering::SeqCst);
         if dead > 0 && !stopping {
-            return Health {
-                ok: false,
-                ready: false,
-                message: format!("{dead} consuming thread(s) died").into(),
-            };
+            return Health { ok: false, ready: false, message: format!("{dead} consuming thread(s) died").into() };
         }
         // Ready between `start` and `stop`; nothing else makes it unhealthy.
         self.shared.health.health("kafka consumer failed")

@@ -24,10 +24,7 @@ pub(crate) struct Context {
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
                 tracing::error!(facility = fac, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {message}"),
@@ -53,8 +50,6 @@ impl ClientContext for Context {
                 }
             }
         }
-        self.thread
-            .lag
-            .store(if known { lag } else { -1 }, Ordering::Relaxed);
+        self.thread.lag.store(if known { lag } else { -1 }, Ordering::Relaxed);
     }
 }

@@ -46,28 +46,15 @@ mod tests {
     use super::*;
 
     fn pending(partition: i32, offset: i64) -> Pending {
-        Pending {
-            partition,
-            offset,
-            payload: Vec::new(),
-        }
+        Pending { partition, offset, payload: Vec::new() }
     }
 
     #[test]
     fn commits_the_next_offset_of_each_partition_still_assigned() {
-        let batch = [
-            pending(0, 7),
-            pending(1, 3),
-            pending(0, 5),
-            pending(2, 9),
-            pending(1, 4),
-        ];
+        let batch = [pending(0, 7), pending(1, 3), pending(0, 5), pending(2, 9), pending(1, 4)];
         let (next, committed) = next_offsets(&batch, &[0, 1]);
         assert_eq!(next, BTreeMap::from([(0, 8), (1, 5)]));
-        assert_eq!(
-            committed, 4,
-            "partition 2 was revoked: its message is not committed"
-        );
+        assert_eq!(committed, 4, "partition 2 was revoked: its message is not committed");
         let (next, committed) = next_offsets(&batch, &[]);
         assert!(next.is_empty() && committed == 0);
     }

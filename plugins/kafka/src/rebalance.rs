@@ -31,20 +31,13 @@ impl ConsumerContext for Context {
 
 /// `topic/partition,…` for logs.
 fn describe(tpl: &TopicPartitionList) -> String {
-    tpl.elements()
-        .iter()
-        .map(|e| format!("{}/{}", e.topic(), e.partition()))
-        .collect::<Vec<_>>()
-        .join(",")
+    tpl.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect::<Vec<_>>().join(",")
 }
 
 impl Worker<'_> {
     /// The partitions currently assigned to this thread.
     pub(crate) fn assigned(&self) -> Vec<i32> {
-        self.consumer
-            .assignment()
-            .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
-            .unwrap_or_default()
+        self.consumer.assignment().map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect()).unwrap_or_default()
     }
 
     /// Drops messages of partitions this thread no longer owns.

@@ -57,19 +57,11 @@ impl Shared {
     /// knows it.
     pub(crate) fn statistics(&self) -> Vec<Statistic> {
         let threads = self.threads.lock();
-        let consuming = threads
-            .iter()
-            .filter(|t| t.alive.load(Ordering::Relaxed) && !t.paused.load(Ordering::Relaxed))
-            .count();
-        let lags: Vec<i64> = threads
-            .iter()
-            .map(|t| t.lag.load(Ordering::Relaxed))
-            .filter(|l| *l >= 0)
-            .collect();
-        let mut out = vec![
-            statistic("consuming_threads", consuming as f64),
-            statistic("total_threads", threads.len() as f64),
-        ];
+        let consuming =
+            threads.iter().filter(|t| t.alive.load(Ordering::Relaxed) && !t.paused.load(Ordering::Relaxed)).count();
+        let lags: Vec<i64> = threads.iter().map(|t| t.lag.load(Ordering::Relaxed)).filter(|l| *l >= 0).collect();
+        let mut out =
+            vec![statistic("consuming_threads", consuming as f64), statistic("total_threads", threads.len() as f64)];
         out.extend(self.counters.statistics());
         if !lags.is_empty() {
             out.push(statistic("lag", lags.iter().sum::<i64>() as f64));

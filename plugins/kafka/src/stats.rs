@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64};
 
 use heroic_plugin_api::sdk::support::Counter;
 
-
 /// Per-thread state, read by `statistics()` and `health()`.
 #[derive(Default)]
 pub(crate) struct ThreadState {
@@ -50,11 +49,7 @@ mod tests {
 
     #[test]
     fn counters_keep_their_documented_names() {
-        let names: Vec<String> = Counters::default()
-            .statistics()
-            .iter()
-            .map(|s| s.name.to_string())
-            .collect();
+        let names: Vec<String> = Counters::default().statistics().iter().map(|s| s.name.to_string()).collect();
         let expected = [
             "messages_consumed",
             "messages_committed",

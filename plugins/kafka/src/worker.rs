@@ -12,9 +12,9 @@ use heroic_plugin_api::types::RawMessage;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::shared::Shared;
 use crate::logging::Context;
 use crate::offsets::{next_offsets, Pending};
+use crate::shared::Shared;
 use crate::stats::ThreadState;
 
 /// One consuming thread.
@@ -92,12 +92,7 @@ impl Worker<'_> {
         let max = self.shared.retry.max;
         let mut paused: Option<TopicPartitionList> = None;
         while !batch.is_empty() {
-            let raw: Vec<RawMessage> = batch
-                .iter()
-                .map(|m| RawMessage {
-                    payload: m.payload.clone().into(),
-                })
-                .collect();
+            let raw: Vec<RawMessage> = batch.iter().map(|m| RawMessage { payload: m.payload.clone().into() }).collect();
             match futures::executor::block_on(self.sink.ingest(raw)) {
                 Ok(outcome) => {
                     self.shared.counters.invalid.add(outcome.invalid);
@@ -109,9 +104,7 @@ impl Worker<'_> {
                     // A retry hint from the host lengthens the wait, within
                     // the documented longest one. No retry limit: the
                     // backoff always answers.
-                    let wait = backoff
-                        .next_delay(e.retry_after().map(|h| h.min(max)))
-                        .unwrap_or(max);
+                    let wait = backoff.next_delay(e.retry_after().map(|h| h.min(max))).unwrap_or(max);
                     if self.shared.log_limited("ingest error") {
                         tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64,
                             "the host could not write a batch; pausing, will retry without committing");
@@ -164,10 +157,7 @@ impl Worker<'_> {
     pub(crate) fn abandon(&self, n: usize) {
         if n > 0 {
             self.shared.counters.abandoned.add(n as u64);
-            tracing::info!(
-                messages = n,
-                "abandoned uncommitted messages (they will be read again)"
-            );
+            tracing::info!(messages = n, "abandoned uncommitted messages (they will be read again)");
         }
     }
 
@@ -181,11 +171,7 @@ impl Worker<'_> {
         let Ok(tpl) = self.consumer.assignment() else {
             return;
         };
-        let topic = tpl
-            .elements()
-            .first()
-            .map(|e| e.topic().to_string())
-            .unwrap_or_default();
+        let topic = tpl.elements().first().map(|e| e.topic().to_string()).unwrap_or_default();
         let mut offsets = TopicPartitionList::new();
         for (p, o) in next {
             let _ = offsets.add_partition_offset(&topic, p, Offset::Offset(o));

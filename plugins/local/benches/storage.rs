@@ -32,7 +32,13 @@ fn main() {
     let opts = MetricOptions { background_flush: false, flush_points: usize::MAX, ..MetricOptions::default() };
     let store = MetricStore::open(dir.path(), opts.clone()).expect("open");
     let series: Vec<Series> = (0..n_series)
-        .map(|i| Series::new("bench.gauge", [("host", format!("host-{i}")), ("dc", "eu".into())], Vec::<(&str, String)>::new()))
+        .map(|i| {
+            Series::new(
+                "bench.gauge",
+                [("host", format!("host-{i}")), ("dc", "eu".into())],
+                Vec::<(&str, String)>::new(),
+            )
+        })
         .collect();
 
     // Random walk in cents: each step moves by -50..=50 hundredths.
@@ -97,7 +103,11 @@ fn main() {
         assert_eq!(n as f64, total);
         best = best.min(t.elapsed().as_secs_f64());
     }
-    println!("fetch+decode: {total:.0} points in {:.1} ms (best of 5), {:.1} M points/s", best * 1e3, total / best / 1e6);
+    println!(
+        "fetch+decode: {total:.0} points in {:.1} ms (best of 5), {:.1} M points/s",
+        best * 1e3,
+        total / best / 1e6
+    );
 
     let one = FetchRequest {
         series: vec![series[0].clone()].into(),

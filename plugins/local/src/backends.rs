@@ -220,7 +220,11 @@ pub struct SuggestConfig {
 impl Default for SuggestConfig {
     fn default() -> Self {
         let o = SuggestOptions::default();
-        SuggestConfig { data_dir: PathBuf::from("./data/suggest"), default_limit: o.default_limit, max_limit: o.max_limit }
+        SuggestConfig {
+            data_dir: PathBuf::from("./data/suggest"),
+            default_limit: o.default_limit,
+            max_limit: o.max_limit,
+        }
     }
 }
 
@@ -247,7 +251,12 @@ impl SuggestBackend for LocalSuggest {
         blocking(move || store.key_suggest(&q.filter, key.as_deref(), q.limit)).await
     }
 
-    async fn tag_suggest(&self, q: Query, key: Option<String>, value: Option<String>) -> PluginResult<Vec<TagSuggestion>> {
+    async fn tag_suggest(
+        &self,
+        q: Query,
+        key: Option<String>,
+        value: Option<String>,
+    ) -> PluginResult<Vec<TagSuggestion>> {
         let store = self.store.clone();
         blocking(move || store.tag_suggest(&q.filter, key.as_deref(), value.as_deref(), q.limit)).await
     }
@@ -257,7 +266,12 @@ impl SuggestBackend for LocalSuggest {
         blocking(move || store.tag_value_suggest(&q.filter, &key, q.limit)).await
     }
 
-    async fn tag_values_suggest(&self, q: Query, exclude: Vec<String>, group_limit: u64) -> PluginResult<TagValuesSuggestion> {
+    async fn tag_values_suggest(
+        &self,
+        q: Query,
+        exclude: Vec<String>,
+        group_limit: u64,
+    ) -> PluginResult<TagValuesSuggestion> {
         let store = self.store.clone();
         blocking(move || store.tag_values_suggest(&q.filter, &exclude, group_limit, q.limit)).await
     }

@@ -16,10 +16,10 @@ use crate::error::{corrupt, IoContext, Result};
 use crate::head::{merge_runs, Head};
 use crate::log::{sync_dir, RecordLog};
 use crate::read::Decoder;
+use crate::segment::{parse_segment_name, BlockMeta, Segment, SegmentWriter};
 use crate::store::{
     BlockRef, Catalog, Inner, Mem, MetricOptions, MetricStore, Wake, REC_DEF, REC_POINTS, REC_TOMBSTONE,
 };
-use crate::segment::{parse_segment_name, BlockMeta, Segment, SegmentWriter};
 
 fn wal_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("wal-{seq:020}.log"))

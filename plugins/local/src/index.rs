@@ -123,11 +123,9 @@ impl Index {
     /// Tag key → distinct values (sorted) of a set.
     pub(crate) fn tags_of<'a>(&'a self, set: &'a Set) -> BTreeMap<&'a str, BTreeSet<&'a str>> {
         match set {
-            Set::All => self
-                .tags
-                .iter()
-                .map(|(k, values)| (k.as_str(), values.keys().map(String::as_str).collect()))
-                .collect(),
+            Set::All => {
+                self.tags.iter().map(|(k, values)| (k.as_str(), values.keys().map(String::as_str).collect())).collect()
+            }
             Set::Ids(_) => {
                 let mut out: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
                 for s in self.resolve(set) {
@@ -156,7 +154,8 @@ impl Index {
             Filter::MatchTag { key, value } => list(self.tags.get(key).and_then(|v| v.get(value))),
             Filter::StartsWith { key, value } => {
                 let lists = self.tags.get(key).into_iter().flat_map(|values| {
-                    values.range::<str, _>((std::ops::Bound::Included(value.as_str()), std::ops::Bound::Unbounded))
+                    values
+                        .range::<str, _>((std::ops::Bound::Included(value.as_str()), std::ops::Bound::Unbounded))
                         .take_while(|(v, _)| v.starts_with(value.as_str()))
                         .map(|(_, ids)| ids)
                 });

@@ -161,7 +161,11 @@ impl MetadataStore {
             .map(|(key, values)| {
                 let limited = values.len() > limit;
                 any |= limited;
-                TagValues { key: key.into(), limited, values: values.into_iter().take(limit).map(RString::from).collect() }
+                TagValues {
+                    key: key.into(),
+                    limited,
+                    values: values.into_iter().take(limit).map(RString::from).collect(),
+                }
             })
             .collect();
         Ok(TagsPage { tags, limited: any })

@@ -88,7 +88,10 @@ fn limits_keys_tags_delete_and_restart() {
         assert_eq!(d.deleted, 3);
         assert_eq!(store.len(), 3);
         assert!(store.find_series(&Filter::match_tag("host", "db1"), 0).unwrap().series.is_empty());
-        assert_eq!(store.find_tags(&Filter::True, 0).unwrap().tags.iter().filter(|t| t.key.as_str() == "mount").count(), 0);
+        assert_eq!(
+            store.find_tags(&Filter::True, 0).unwrap().tags.iter().filter(|t| t.key.as_str() == "mount").count(),
+            0
+        );
     }
     let store = MetadataStore::open(dir.path()).unwrap();
     assert_eq!(store.len(), 3);

@@ -245,7 +245,6 @@ fn encode_points(batch: &[SeriesPoints], ids: &[u64], max_points: usize) -> Vec<
     out
 }
 
-
 impl Inner {
     /// Ids of these series, registering new ones durably first.
     pub(crate) fn resolve_ids<'a>(&self, series: impl Iterator<Item = &'a Series> + Clone) -> Result<Vec<u64>> {

@@ -42,7 +42,11 @@ fn one_point_and_many_fetches() {
     let store = MetricStore::open(dir.path(), opts()).unwrap();
     let (a, b) = (series("a"), series("b"));
     store.write(&[sp(&a, &[(10, 1.0)]), sp(&b, &[(10, 2.0), (20, 3.0)])]).unwrap();
-    let req = FetchRequest { series: vec![b.clone(), series("missing"), a.clone()].into(), range: TimeRange::new(0, 100), point_limit: 0 };
+    let req = FetchRequest {
+        series: vec![b.clone(), series("missing"), a.clone()].into(),
+        range: TimeRange::new(0, 100),
+        point_limit: 0,
+    };
     let resp = store.fetch(&req).unwrap();
     let got: Vec<(u32, Vec<(i64, f64)>)> = resp.series.iter().map(|f| (f.request_index, f.points.to_pairs())).collect();
     assert_eq!(got, vec![(0, vec![(10, 2.0), (20, 3.0)]), (2, vec![(10, 1.0)])]);
@@ -86,8 +90,9 @@ fn long_series_over_a_wide_range() {
 fn series_with_many_long_tags() {
     let dir = tempfile::tempdir().unwrap();
     let store = MetricStore::open(dir.path(), opts()).unwrap();
-    let tags: Vec<(String, String)> =
-        (0..110).map(|i| (format!("tag-key-{i:03}-{}", "k".repeat(40)), format!("value-{i}-{}", "v".repeat(60)))).collect();
+    let tags: Vec<(String, String)> = (0..110)
+        .map(|i| (format!("tag-key-{i:03}-{}", "k".repeat(40)), format!("value-{i}-{}", "v".repeat(60))))
+        .collect();
     let s = Series::new("many-tags", tags, Vec::<(String, String)>::new());
     store.write(&[sp(&s, &[(1, 1.0), (2, 2.0)])]).unwrap();
     drop(store);
@@ -134,9 +139,9 @@ fn restart_keeps_head_and_segments() {
     store.close().unwrap();
     let store = MetricStore::open(dir.path(), opts()).unwrap();
     assert_eq!(pairs(&store, &s, TimeRange::ALL), vec![(1, 1.5), (2, 2.5)]);
-    let wals = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
-        e.as_ref().unwrap().file_name().to_string_lossy().starts_with("wal-")
-    });
+    let wals = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("wal-"));
     assert_eq!(wals.count(), 1, "only the active WAL is left");
 }
 
@@ -260,7 +265,8 @@ fn large_fetches_decode_in_parallel_with_the_same_answer() {
         .map(|(i, s)| {
             let n = 20_000 + i as i64 * 9_000;
             let jitter = if i == 3 { 1 } else { 0 };
-            let points: Vec<(i64, f64)> = (1..=n).map(|t| (t * 10 + (t % 7) * jitter, (t % 100) as f64 / 4.0)).collect();
+            let points: Vec<(i64, f64)> =
+                (1..=n).map(|t| (t * 10 + (t % 7) * jitter, (t % 100) as f64 / 4.0)).collect();
             sp(s, &points)
         })
         .collect();

@@ -89,7 +89,14 @@ impl SegmentWriter {
 
     /// Adds the sorted, unique points of one series, cut into blocks of at
     /// most `block_points`.
-    pub(crate) fn add_series(&mut self, series: u64, seq: u64, ts: &[i64], vals: &[f64], block_points: usize) -> Result<()> {
+    pub(crate) fn add_series(
+        &mut self,
+        series: u64,
+        seq: u64,
+        ts: &[i64],
+        vals: &[f64],
+        block_points: usize,
+    ) -> Result<()> {
         for (t, v) in ts.chunks(block_points.max(1)).zip(vals.chunks(block_points.max(1))) {
             self.buf.clear();
             encode_block(t, v, &mut self.buf)?;
@@ -150,8 +157,7 @@ impl Segment {
     /// Opens a complete segment and reads its index.
     pub(crate) fn open(path: &Path) -> Result<(Segment, Vec<BlockMeta>)> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let (min_seq, max_seq) =
-            parse_segment_name(name).ok_or_else(|| corrupt(path, "not a segment file name"))?;
+        let (min_seq, max_seq) = parse_segment_name(name).ok_or_else(|| corrupt(path, "not a segment file name"))?;
         let mut file = File::open(path).ctx(path)?;
         let size = file.metadata().ctx(path)?.len();
         if size < (MAGIC.len() + FOOTER) as u64 {

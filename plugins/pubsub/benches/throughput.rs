@@ -24,7 +24,9 @@ fn main() {
     let state = Arc::new(SinkState::default());
     let t = Instant::now();
     let consumer = start(config(&sub, serde_json::json!({"threads": 8})), &state);
-    wait_until("every message acked", Duration::from_secs(600), &consumer, || stat(&consumer, "messages_acked") >= n as u64);
+    wait_until("every message acked", Duration::from_secs(600), &consumer, || {
+        stat(&consumer, "messages_acked") >= n as u64
+    });
     let consume_time = t.elapsed();
     futures::executor::block_on(consumer.stop()).unwrap();
     assert_eq!(state.durable_set().len(), n);

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
+use heroic_gcp::{connect, Auth};
 use pb::publisher_client::PublisherClient;
 use pb::subscriber_client::SubscriberClient;
-use heroic_gcp::{connect, Auth};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 

@@ -212,14 +212,21 @@ mod tests {
         let Ok(Target::Emulator(e)) = c.target() else { panic!("{:?}", c.target()) };
         assert_eq!((e.url.as_str(), e.remote), ("http://127.0.0.1:8085", false));
 
-        let err = |v: serde_json::Value| parse(v).and_then(|c| c.validate().map_err(Into::into)).unwrap_err().to_string();
+        let err =
+            |v: serde_json::Value| parse(v).and_then(|c| c.validate().map_err(Into::into)).unwrap_err().to_string();
         assert!(err(serde_json::json!({"project": "p", "subscription": "s", "typo": 1})).contains("typo"));
         assert!(err(serde_json::json!({"project": "p"})).contains("required"));
         assert!(err(serde_json::json!({"project": "p", "subscription": "s", "configure": true})).contains("topic"));
-        assert!(err(serde_json::json!({"project": "p", "subscription": "s", "ackDeadlineSeconds": 5})).contains("10..=600"));
+        assert!(
+            err(serde_json::json!({"project": "p", "subscription": "s", "ackDeadlineSeconds": 5})).contains("10..=600")
+        );
         assert!(err(serde_json::json!({"project": "p", "subscription": "s", "threads": 0})).contains("at least 1"));
-        let remote = err(serde_json::json!({"project": "p", "subscription": "s", "emulatorEndpoint": "pubsub-emu:8085"}));
-        assert!(remote.contains("emulatorEndpoint = \"pubsub-emu:8085\"") && remote.contains("only allowed to loopback"), "{remote}");
+        let remote =
+            err(serde_json::json!({"project": "p", "subscription": "s", "emulatorEndpoint": "pubsub-emu:8085"}));
+        assert!(
+            remote.contains("emulatorEndpoint = \"pubsub-emu:8085\"") && remote.contains("only allowed to loopback"),
+            "{remote}"
+        );
         let c = parse(serde_json::json!({"project": "p", "subscription": "s",
             "emulatorEndpoint": "pubsub-emu:8085", "emulatorAllowRemote": true}))
         .unwrap();

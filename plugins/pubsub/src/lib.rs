@@ -94,7 +94,11 @@ impl Consumer for PubsubConsumer {
                 tracing::error!(error = %e, "a pubsub pulling loop panicked");
             }
         }
-        tracing::info!(acked = self.shared.stats.acked.get(), nacked = self.shared.stats.nacked.get(), "pubsub consumer stopped");
+        tracing::info!(
+            acked = self.shared.stats.acked.get(),
+            nacked = self.shared.stats.nacked.get(),
+            "pubsub consumer stopped"
+        );
         Ok(())
     }
 

@@ -39,11 +39,7 @@ mod tests {
 
     #[test]
     fn counters_keep_their_documented_names() {
-        let names: Vec<String> = Stats::default()
-            .statistics()
-            .iter()
-            .map(|s| s.name.to_string())
-            .collect();
+        let names: Vec<String> = Stats::default().statistics().iter().map(|s| s.name.to_string()).collect();
         // As listed in the README (after the consumer's four gauges).
         let documented = [
             "messages_received",

@@ -157,14 +157,16 @@ impl Worker {
             if !pause.is_zero() && unless_stopped(&mut stop, tokio::time::sleep(pause)).await.is_none() {
                 break;
             }
-            let Some(Ok(permits)) = unless_stopped(&mut stop, shared.elements.clone().acquire_many_owned(pull_size as u32)).await
+            let Some(Ok(permits)) =
+                unless_stopped(&mut stop, shared.elements.clone().acquire_many_owned(pull_size as u32)).await
             else {
                 break;
             };
             // A pull waiting on an empty subscription is cut at once by a
             // stop; what it might have been given comes back after the ack
             // deadline (never lost).
-            let Some(pulled) = unless_stopped(&mut stop, shared.client.pull(pull_size, shared.config.pull_timeout())).await
+            let Some(pulled) =
+                unless_stopped(&mut stop, shared.client.pull(pull_size, shared.config.pull_timeout())).await
             else {
                 break;
             };

@@ -104,7 +104,9 @@ fn malformed_messages_are_counted_and_acked_with_their_batch() {
 fn stop_finishes_and_acks_the_batches_in_flight() {
     let (sub, _, gate, state) = gated_setup("stop", 400);
     let consumer = start(config(&sub, json!({"threads": 2, "maxMessagesPerPull": 50})), &state);
-    wait_until("two batches in the sink", Duration::from_secs(30), &consumer, || state.entered.load(Ordering::SeqCst) >= 2);
+    wait_until("two batches in the sink", Duration::from_secs(30), &consumer, || {
+        state.entered.load(Ordering::SeqCst) >= 2
+    });
     let held = stat(&consumer, "messages_outstanding");
     assert!(held > 0);
 
@@ -152,8 +154,11 @@ fn configure_creates_the_subscription_and_a_missing_one_is_a_clear_error() {
 fn batches_held_past_the_ack_deadline_are_extended_not_redelivered() {
     // 10 s is Pub/Sub's shortest deadline; the sink holds the batches 13 s.
     let (sub, _, gate, state) = gated_setup("extend", 100);
-    let consumer = start(config(&sub, json!({"threads": 3, "maxMessagesPerPull": 50, "ackDeadlineSeconds": 10})), &state);
-    wait_until("both batches in the sink", Duration::from_secs(30), &consumer, || state.entered.load(Ordering::SeqCst) >= 2);
+    let consumer =
+        start(config(&sub, json!({"threads": 3, "maxMessagesPerPull": 50, "ackDeadlineSeconds": 10})), &state);
+    wait_until("both batches in the sink", Duration::from_secs(30), &consumer, || {
+        state.entered.load(Ordering::SeqCst) >= 2
+    });
     std::thread::sleep(Duration::from_secs(13));
     // Without extensions the third loop would have been given them again.
     assert_eq!(state.entered.load(Ordering::SeqCst), 2, "a held batch was redelivered");

@@ -65,7 +65,12 @@ fn acked(node: &Node) -> f64 {
 fn wait_acked(node: &Node, what: &str, timeout: Duration, check: impl Fn(f64) -> bool) {
     let deadline = Instant::now() + timeout;
     while !check(acked(node)) {
-        assert!(Instant::now() < deadline, "{what}: not in time; /status: {}\nlog:\n{}", node.get("/status").1, node.log());
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not in time; /status: {}\nlog:\n{}",
+            node.get("/status").1,
+            node.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -187,7 +187,11 @@ impl StringCodec {
 /// A `SortedMap<String, String>` as tiny-serializer writes a Java `TreeMap`:
 /// the entry count, then key and value of each entry in [`java_cmp`] order.
 /// Keys must be unique (a `TreeMap` cannot hold a key twice).
-pub fn put_sorted_map<'a>(out: &mut Vec<u8>, entries: impl IntoIterator<Item = (&'a str, &'a str)>, codec: StringCodec) {
+pub fn put_sorted_map<'a>(
+    out: &mut Vec<u8>,
+    entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+    codec: StringCodec,
+) {
     let mut sorted: Vec<(&str, &str)> = entries.into_iter().collect();
     sorted.sort_by(|a, b| java_cmp(a.0, b.0));
     put_varint(out, len_u32(sorted.len()));

@@ -136,10 +136,8 @@ fn maps_follow_java_treemap_order() {
 /// primitives: key and tags with UTF-16 lengths, base as 8 bytes.
 #[test]
 fn reference_worked_example_from_primitives() {
-    let expected = hex(
-        "06 06 73797374656d | 02 | 04 04 686f7374 03 03 646231 | \
-         07 06 72c3a967696f6e 07 06 5ac3bc72696368 | 00 00 01 2e 00 00 00 00",
-    );
+    let expected = hex("06 06 73797374656d | 02 | 04 04 686f7374 03 03 646231 | \
+         07 06 72c3a967696f6e 07 06 5ac3bc72696368 | 00 00 01 2e 00 00 00 00");
     let mut out = Vec::new();
     put_string_utf16(&mut out, "system");
     put_sorted_map(&mut out, [("région", "Zürich"), ("host", "db1")], StringCodec::Utf16Length);

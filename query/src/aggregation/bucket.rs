@@ -97,10 +97,13 @@ impl BucketMapping {
     pub fn map(&self, t: i64) -> std::ops::Range<usize> {
         let adjusted = relative(t, self.offset);
         let (lo, hi) = match self.strategy {
-            BucketStrategy::End => ((adjusted - 1).div_euclid(self.size), (adjusted + self.extent - 1).div_euclid(self.size)),
-            BucketStrategy::Start => {
-                ((adjusted + self.size - self.extent).div_euclid(self.size) , (adjusted + self.size).div_euclid(self.size))
+            BucketStrategy::End => {
+                ((adjusted - 1).div_euclid(self.size), (adjusted + self.extent - 1).div_euclid(self.size))
             }
+            BucketStrategy::Start => (
+                (adjusted + self.size - self.extent).div_euclid(self.size),
+                (adjusted + self.size).div_euclid(self.size),
+            ),
         };
         let lo = lo.max(0) as usize;
         let hi = hi.clamp(0, self.count as i64) as usize;
@@ -183,19 +186,43 @@ impl<'a> Cursor<'a> {
 
 /// Reducer state for every bucket of one session.
 pub(crate) enum State {
-    Sum { sum: Vec<f64>, seen: Vec<bool> },
-    Sum2 { sum: Vec<f64>, seen: Vec<bool> },
-    Average { sum: Vec<f64>, n: Vec<u64> },
+    Sum {
+        sum: Vec<f64>,
+        seen: Vec<bool>,
+    },
+    Sum2 {
+        sum: Vec<f64>,
+        seen: Vec<bool>,
+    },
+    Average {
+        sum: Vec<f64>,
+        n: Vec<u64>,
+    },
     Min(Vec<f64>),
     Max(Vec<f64>),
     Count(Vec<u64>),
     /// Welford's running mean and squared deviations.
-    StdDev { mean: Vec<f64>, m2: Vec<f64>, n: Vec<u64> },
+    StdDev {
+        mean: Vec<f64>,
+        m2: Vec<f64>,
+        n: Vec<u64>,
+    },
     Spread(Vec<SpreadValue>),
     /// Exact quantile: the values of each bucket are kept.
-    Quantile { q: f64, values: Vec<Vec<f64>> },
-    Rate { first: Vec<i64>, last: Vec<(i64, f64)>, rate: Vec<f64>, seen: Vec<bool> },
-    Cardinality { include_key: bool, cells: Vec<CardinalityCell> },
+    Quantile {
+        q: f64,
+        values: Vec<Vec<f64>>,
+    },
+    Rate {
+        first: Vec<i64>,
+        last: Vec<(i64, f64)>,
+        rate: Vec<f64>,
+        seen: Vec<bool>,
+    },
+    Cardinality {
+        include_key: bool,
+        cells: Vec<CardinalityCell>,
+    },
 }
 
 impl State {
@@ -210,12 +237,9 @@ impl State {
             BucketKind::StdDev => State::StdDev { mean: vec![0.0; n], m2: vec![0.0; n], n: vec![0; n] },
             BucketKind::Spread => State::Spread(vec![SpreadValue::EMPTY; n]),
             BucketKind::Quantile { q, .. } => State::Quantile { q: *q, values: vec![Vec::new(); n] },
-            BucketKind::RatePerSecond => State::Rate {
-                first: vec![0; n],
-                last: vec![(0, 0.0); n],
-                rate: vec![0.0; n],
-                seen: vec![false; n],
-            },
+            BucketKind::RatePerSecond => {
+                State::Rate { first: vec![0; n], last: vec![(0, 0.0); n], rate: vec![0.0; n], seen: vec![false; n] }
+            }
             BucketKind::Cardinality(m) => {
                 let include_key = match m {
                     CardinalityMethod::Exact { include_key }
@@ -355,7 +379,8 @@ impl State {
                     State::Quantile { .. } | State::Rate { .. } => {}
                     State::Cardinality { include_key, cells } => {
                         let seed = if *include_key { super::cardinality::key_seed(key) } else { 0 };
-                        cells[i].offer(seed, s.sum.to_bits() ^ s.count.rotate_left(17) ^ s.min.to_bits().rotate_left(31));
+                        cells[i]
+                            .offer(seed, s.sum.to_bits() ^ s.count.rotate_left(17) ^ s.min.to_bits().rotate_left(31));
                     }
                 }
             }
@@ -373,7 +398,9 @@ impl State {
             }
         };
         match self {
-            State::Sum { sum, seen } | State::Sum2 { sum, seen } => (0..n).filter(|&i| seen[i]).for_each(|i| push(i, sum[i])),
+            State::Sum { sum, seen } | State::Sum2 { sum, seen } => {
+                (0..n).filter(|&i| seen[i]).for_each(|i| push(i, sum[i]))
+            }
             State::Average { sum, n: c } => (0..n).filter(|&i| c[i] > 0).for_each(|i| push(i, sum[i] / c[i] as f64)),
             State::Min(v) | State::Max(v) => (0..n).for_each(|i| push(i, v[i])),
             State::Count(c) => (0..n).for_each(|i| push(i, c[i] as f64)),

@@ -45,7 +45,9 @@ impl CardinalityCell {
     pub fn new(method: &CardinalityMethod) -> Self {
         match method {
             CardinalityMethod::Exact { .. } => CardinalityCell::Exact(HashSet::new()),
-            CardinalityMethod::Hll { precision, .. } => CardinalityCell::Sparse { p: bits_for_error(*precision), set: HashSet::new() },
+            CardinalityMethod::Hll { precision, .. } => {
+                CardinalityCell::Sparse { p: bits_for_error(*precision), set: HashSet::new() }
+            }
             CardinalityMethod::Hllp { precision, .. } => CardinalityCell::Sparse { p: *precision, set: HashSet::new() },
         }
     }

@@ -110,7 +110,8 @@ impl Aggregation {
             "opts" => {
                 let size = a.keyword("size").map(Expr::as_duration).transpose()?;
                 let extent = a.keyword("extent").map(Expr::as_duration).transpose()?;
-                let inner = a.arg(0, "aggregation").map(Aggregation::from_expr).transpose()?.unwrap_or(Aggregation::Empty);
+                let inner =
+                    a.arg(0, "aggregation").map(Aggregation::from_expr).transpose()?.unwrap_or(Aggregation::Empty);
                 Aggregation::Options { size, extent, aggregation: Box::new(inner) }
             }
             simple if BucketKind::simple(simple).is_some() => {
@@ -209,4 +210,3 @@ fn method(e: &Expr) -> Result<CardinalityMethod> {
         other => return Err(e.error(format!("unknown cardinality method '{other}' (expected exact, hll or hllp)"))),
     })
 }
-

@@ -43,8 +43,12 @@ impl Aggregation {
 fn apply(a: &Aggregation, ctx: Context) -> Result<AggregationInstance> {
     Ok(match a {
         Aggregation::Empty => AggregationInstance::Empty,
-        Aggregation::Group { of, each } => AggregationInstance::Group { of: of.clone(), each: Box::new(apply(each, ctx)?) },
-        Aggregation::Collapse { of, each } => AggregationInstance::Collapse { of: of.clone(), each: Box::new(apply(each, ctx)?) },
+        Aggregation::Group { of, each } => {
+            AggregationInstance::Group { of: of.clone(), each: Box::new(apply(each, ctx)?) }
+        }
+        Aggregation::Collapse { of, each } => {
+            AggregationInstance::Collapse { of: of.clone(), each: Box::new(apply(each, ctx)?) }
+        }
         Aggregation::Chain(items) => {
             let mut flat = Vec::new();
             for i in items {
@@ -99,8 +103,12 @@ impl AggregationInstance {
 
     pub(crate) fn validate(&self, range: TimeRange, strategy: BucketStrategy) -> Result<()> {
         match self {
-            AggregationInstance::Bucket { size, extent, .. } => BucketMapping::new(range, *size, *extent, strategy).map(|_| ()),
-            AggregationInstance::Group { each, .. } | AggregationInstance::Collapse { each, .. } => each.validate(range, strategy),
+            AggregationInstance::Bucket { size, extent, .. } => {
+                BucketMapping::new(range, *size, *extent, strategy).map(|_| ())
+            }
+            AggregationInstance::Group { each, .. } | AggregationInstance::Collapse { each, .. } => {
+                each.validate(range, strategy)
+            }
             AggregationInstance::Chain(c) => c.iter().try_for_each(|i| i.validate(range, strategy)),
             _ => Ok(()),
         }

@@ -47,7 +47,9 @@ fn parse_nested(value: &Value, path: &str, depth: usize) -> Result<Aggregation> 
 fn parse_object(obj: &Map<String, Value>, path: &str, depth: usize) -> Result<Aggregation> {
     let ty = match obj.get("type") {
         Some(Value::String(s)) => s.as_str(),
-        Some(other) => return Err(QueryError::json(&join_path(path, "type"), format!("expected a string, got {other}"))),
+        Some(other) => {
+            return Err(QueryError::json(&join_path(path, "type"), format!("expected a string, got {other}")))
+        }
         None => return Err(QueryError::json(path, "missing aggregation field 'type'")),
     };
     let get = |name: &str| obj.get(name).filter(|v| !v.is_null());
@@ -59,7 +61,10 @@ fn parse_object(obj: &Map<String, Value>, path: &str, depth: usize) -> Result<Ag
     };
     let integer = |name: &str| -> Result<Option<u64>> {
         get(name)
-            .map(|v| v.as_u64().ok_or_else(|| QueryError::json(&p(name), format!("expected a non-negative integer, got {v}"))))
+            .map(|v| {
+                v.as_u64()
+                    .ok_or_else(|| QueryError::json(&p(name), format!("expected a non-negative integer, got {v}")))
+            })
             .transpose()
     };
     let sub = |name: &str| -> Result<Aggregation> {
@@ -68,14 +73,16 @@ fn parse_object(obj: &Map<String, Value>, path: &str, depth: usize) -> Result<Ag
     let of = || -> Result<Option<Vec<String>>> {
         get("of")
             .map(|v| {
-                let items = v.as_array().ok_or_else(|| QueryError::json(&p("of"), format!("expected a list of tag names, got {v}")))?;
+                let items = v
+                    .as_array()
+                    .ok_or_else(|| QueryError::json(&p("of"), format!("expected a list of tag names, got {v}")))?;
                 items
                     .iter()
                     .enumerate()
                     .map(|(i, s)| {
-                        s.as_str()
-                            .map(str::to_string)
-                            .ok_or_else(|| QueryError::json(&index_path(&p("of"), i), format!("expected a tag name (string), got {s}")))
+                        s.as_str().map(str::to_string).ok_or_else(|| {
+                            QueryError::json(&index_path(&p("of"), i), format!("expected a tag name (string), got {s}"))
+                        })
                     })
                     .collect()
             })
@@ -99,7 +106,9 @@ fn parse_object(obj: &Map<String, Value>, path: &str, depth: usize) -> Result<Ag
         "opts" => {
             let (size, extent) = match get("sampling") {
                 Some(Value::Object(s)) => sampling_query(s, &p("sampling"))?,
-                Some(other) => return Err(QueryError::json(&p("sampling"), format!("expected an object, got {other}"))),
+                Some(other) => {
+                    return Err(QueryError::json(&p("sampling"), format!("expected an object, got {other}")))
+                }
                 None => (None, None),
             };
             Aggregation::Options { size, extent, aggregation: Box::new(sub("aggregation")?) }
@@ -131,7 +140,8 @@ fn parse_object(obj: &Map<String, Value>, path: &str, depth: usize) -> Result<Ag
             Aggregation::Filter(if ty == "abovek" { FilterK::AboveK(k) } else { FilterK::BelowK(k) })
         }
         "pointsabove" | "pointsbelow" => {
-            let t = number("threshold")?.ok_or_else(|| QueryError::json(path, format!("{ty}: missing field 'threshold'")))?;
+            let t = number("threshold")?
+                .ok_or_else(|| QueryError::json(path, format!("{ty}: missing field 'threshold'")))?;
             if ty == "pointsabove" {
                 Aggregation::PointsAbove(t)
             } else {
@@ -139,7 +149,10 @@ fn parse_object(obj: &Map<String, Value>, path: &str, depth: usize) -> Result<Ag
             }
         }
         other => {
-            return Err(QueryError::json(&p("type"), format!("unknown aggregation \"{other}\" (expected one of {NAMES})")))
+            return Err(QueryError::json(
+                &p("type"),
+                format!("unknown aggregation \"{other}\" (expected one of {NAMES})"),
+            ))
         }
     })
 }
@@ -163,7 +176,9 @@ fn sampling(obj: &Map<String, Value>, path: &str) -> Result<(Option<Duration>, O
     let (size, extent) = (dur("size")?, dur("extent")?);
     let (s_size, s_extent) = match obj.get("sampling").filter(|v| !v.is_null()) {
         Some(Value::Object(s)) => sampling_query(s, &join_path(path, "sampling"))?,
-        Some(other) => return Err(QueryError::json(&join_path(path, "sampling"), format!("expected an object, got {other}"))),
+        Some(other) => {
+            return Err(QueryError::json(&join_path(path, "sampling"), format!("expected an object, got {other}")))
+        }
         None => (None, None),
     };
     Ok((size.or(s_size), extent.or(s_extent)))
@@ -174,15 +189,22 @@ fn sampling(obj: &Map<String, Value>, path: &str) -> Result<(Option<Duration>, O
 fn sampling_query(s: &Map<String, Value>, path: &str) -> Result<(Option<Duration>, Option<Duration>)> {
     let unit = match s.get("unit").filter(|v| !v.is_null()) {
         Some(Value::String(u)) => Some(TimeUnit::from_java_name(u).ok_or_else(|| {
-            QueryError::json(&join_path(path, "unit"), format!("unknown time unit \"{u}\" (expected MILLISECONDS, SECONDS, MINUTES, HOURS or DAYS)"))
+            QueryError::json(
+                &join_path(path, "unit"),
+                format!("unknown time unit \"{u}\" (expected MILLISECONDS, SECONDS, MINUTES, HOURS or DAYS)"),
+            )
         })?),
-        Some(other) => return Err(QueryError::json(&join_path(path, "unit"), format!("expected a string, got {other}"))),
+        Some(other) => {
+            return Err(QueryError::json(&join_path(path, "unit"), format!("expected a string, got {other}")))
+        }
         None => None,
     };
     let dur = |name: &str| -> Result<Option<Duration>> {
         s.get(name)
             .filter(|v| !v.is_null())
-            .map(|v| Duration::from_json(v, &join_path(path, name)).map(|d| unit.map_or(d, |u| Duration::new(d.value, u))))
+            .map(|v| {
+                Duration::from_json(v, &join_path(path, name)).map(|d| unit.map_or(d, |u| Duration::new(d.value, u)))
+            })
             .transpose()
     };
     let size = match dur("value")? {
@@ -197,7 +219,9 @@ fn method(m: &Map<String, Value>, path: &str) -> Result<CardinalityMethod> {
     let include_key = match m.get("includeKey").filter(|v| !v.is_null()) {
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) => s == "true",
-        Some(other) => return Err(QueryError::json(&join_path(path, "includeKey"), format!("expected a boolean, got {other}"))),
+        Some(other) => {
+            return Err(QueryError::json(&join_path(path, "includeKey"), format!("expected a boolean, got {other}")))
+        }
         None => false,
     };
     let precision = m.get("precision").filter(|v| !v.is_null());
@@ -206,7 +230,10 @@ fn method(m: &Map<String, Value>, path: &str) -> Result<CardinalityMethod> {
         Some("hll") => {
             let precision = match precision {
                 Some(v) => v.as_f64().filter(|p| *p > 0.0 && *p < 1.0).ok_or_else(|| {
-                    QueryError::json(&join_path(path, "precision"), format!("hll precision must be a relative error between 0 and 1, got {v}"))
+                    QueryError::json(
+                        &join_path(path, "precision"),
+                        format!("hll precision must be a relative error between 0 and 1, got {v}"),
+                    )
                 })?,
                 None => 0.01,
             };
@@ -215,14 +242,20 @@ fn method(m: &Map<String, Value>, path: &str) -> Result<CardinalityMethod> {
         Some("hllp") => {
             let precision = match precision {
                 Some(v) => v.as_u64().filter(|p| (4..=18).contains(p)).ok_or_else(|| {
-                    QueryError::json(&join_path(path, "precision"), format!("hllp precision must be an integer from 4 to 18, got {v}"))
+                    QueryError::json(
+                        &join_path(path, "precision"),
+                        format!("hllp precision must be an integer from 4 to 18, got {v}"),
+                    )
                 })? as u8,
                 None => 16,
             };
             CardinalityMethod::Hllp { precision, include_key }
         }
         Some(other) => {
-            return Err(QueryError::json(&join_path(path, "type"), format!("unknown cardinality method \"{other}\" (expected exact, hll or hllp)")))
+            return Err(QueryError::json(
+                &join_path(path, "type"),
+                format!("unknown cardinality method \"{other}\" (expected exact, hll or hllp)"),
+            ))
         }
         None => return Err(QueryError::json(path, "cardinality method: missing field 'type'")),
     })

@@ -103,13 +103,27 @@ pub enum Aggregation {
     /// No down-sampling: series with the same group key are merged.
     Empty,
     /// `of = None`: one group per tag set; `Some([])`: one group.
-    Group { of: Option<Vec<String>>, each: Box<Aggregation> },
+    Group {
+        of: Option<Vec<String>>,
+        each: Box<Aggregation>,
+    },
     /// Key = the tags minus `of` (`None`: one group).
-    Collapse { of: Option<Vec<String>>, each: Box<Aggregation> },
+    Collapse {
+        of: Option<Vec<String>>,
+        each: Box<Aggregation>,
+    },
     Chain(Vec<Aggregation>),
     /// Default size/extent for the inner aggregation.
-    Options { size: Option<Duration>, extent: Option<Duration>, aggregation: Box<Aggregation> },
-    Bucket { kind: BucketKind, size: Option<Duration>, extent: Option<Duration> },
+    Options {
+        size: Option<Duration>,
+        extent: Option<Duration>,
+        aggregation: Box<Aggregation>,
+    },
+    Bucket {
+        kind: BucketKind,
+        size: Option<Duration>,
+        extent: Option<Duration>,
+    },
     Delta,
     DeltaPerSecond,
     NotNegative,
@@ -135,7 +149,9 @@ impl Aggregation {
             Aggregation::Empty => json!({"type": "empty"}),
             Aggregation::Group { of, each } => json!({"type": "group", "of": of, "each": each.to_json()}),
             Aggregation::Collapse { of, each } => json!({"type": "collapse", "of": of, "each": each.to_json()}),
-            Aggregation::Chain(c) => json!({"type": "chain", "chain": c.iter().map(Aggregation::to_json).collect::<Vec<_>>()}),
+            Aggregation::Chain(c) => {
+                json!({"type": "chain", "chain": c.iter().map(Aggregation::to_json).collect::<Vec<_>>()})
+            }
             Aggregation::Options { size, extent, aggregation } => json!({
                 "type": "opts",
                 "sampling": {"size": dur(size), "extent": dur(extent)},
@@ -150,7 +166,9 @@ impl Aggregation {
                     }
                     BucketKind::Cardinality(m) => {
                         v["method"] = match m {
-                            CardinalityMethod::Exact { include_key } => json!({"type": "exact", "includeKey": include_key}),
+                            CardinalityMethod::Exact { include_key } => {
+                                json!({"type": "exact", "includeKey": include_key})
+                            }
                             CardinalityMethod::Hll { precision, include_key } => {
                                 json!({"type": "hll", "precision": precision, "includeKey": include_key})
                             }

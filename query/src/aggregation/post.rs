@@ -21,13 +21,21 @@ pub(crate) fn apply(op: &AggregationInstance, outputs: Vec<Output>) -> Vec<Outpu
             .collect()
     };
     match op {
-        AggregationInstance::Delta => map_points(outputs, &|p| p.windows(2).map(|w| (w[1].0, w[1].1 - w[0].1)).collect()),
+        AggregationInstance::Delta => {
+            map_points(outputs, &|p| p.windows(2).map(|w| (w[1].0, w[1].1 - w[0].1)).collect())
+        }
         AggregationInstance::DeltaPerSecond => map_points(outputs, &|p| {
             p.windows(2).map(|w| (w[1].0, (w[1].1 - w[0].1) * 1000.0 / (w[1].0 - w[0].0) as f64)).collect()
         }),
-        AggregationInstance::NotNegative => map_points(outputs, &|p| p.into_iter().filter(|&(_, v)| v >= 0.0).collect()),
-        AggregationInstance::PointsAbove(t) => map_points(outputs, &|p| p.into_iter().filter(|&(_, v)| v > *t).collect()),
-        AggregationInstance::PointsBelow(t) => map_points(outputs, &|p| p.into_iter().filter(|&(_, v)| v < *t).collect()),
+        AggregationInstance::NotNegative => {
+            map_points(outputs, &|p| p.into_iter().filter(|&(_, v)| v >= 0.0).collect())
+        }
+        AggregationInstance::PointsAbove(t) => {
+            map_points(outputs, &|p| p.into_iter().filter(|&(_, v)| v > *t).collect())
+        }
+        AggregationInstance::PointsBelow(t) => {
+            map_points(outputs, &|p| p.into_iter().filter(|&(_, v)| v < *t).collect())
+        }
         AggregationInstance::Filter(f) => filter_groups(f, outputs),
         _ => outputs,
     }

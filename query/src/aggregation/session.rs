@@ -31,11 +31,15 @@ impl AggregationInstance {
     /// [`update`](AggregationSession::update) or
     /// [`finish`](AggregationSession::finish) with
     /// [`QueryError::AggregationLimit`].
-    pub fn session(&self, range: TimeRange, strategy: BucketStrategy, limit: Option<u64>) -> Result<AggregationSession> {
+    pub fn session(
+        &self,
+        range: TimeRange,
+        strategy: BucketStrategy,
+        limit: Option<u64>,
+    ) -> Result<AggregationSession> {
         self.validate(range, strategy)?;
         AggregationSession::new(self.clone(), range, strategy, limit)
     }
-
 }
 
 /// Input data of one update.
@@ -131,11 +135,26 @@ impl Collector {
 
 enum Node {
     Empty(Collector),
-    Group { collapse: bool, of: Option<Vec<String>>, each: AggregationInstance, sessions: HashMap<GroupKey, Node> },
-    Chain { first: Box<Node>, rest: Vec<AggregationInstance> },
-    Bucket { mapping: BucketMapping, state: State, series: HashSet<Series> },
+    Group {
+        collapse: bool,
+        of: Option<Vec<String>>,
+        each: AggregationInstance,
+        sessions: HashMap<GroupKey, Node>,
+    },
+    Chain {
+        first: Box<Node>,
+        rest: Vec<AggregationInstance>,
+    },
+    Bucket {
+        mapping: BucketMapping,
+        state: State,
+        series: HashSet<Series>,
+    },
     /// Delta, filter and threshold aggregations: collect, then transform.
-    Post { op: AggregationInstance, inner: Collector },
+    Post {
+        op: AggregationInstance,
+        inner: Collector,
+    },
 }
 
 impl Node {
@@ -187,7 +206,10 @@ impl Node {
             }
             Node::Post { op, inner } => {
                 // Delta and notNegative only take points, as in Heroic.
-                let points_only = matches!(op, AggregationInstance::Delta | AggregationInstance::DeltaPerSecond | AggregationInstance::NotNegative);
+                let points_only = matches!(
+                    op,
+                    AggregationInstance::Delta | AggregationInstance::DeltaPerSecond | AggregationInstance::NotNegative
+                );
                 if points_only && matches!(data, Data::Spreads(_)) {
                     return Ok(());
                 }
@@ -259,7 +281,12 @@ impl AggregationSession {
     /// The limit is known before the root is built, so that the buckets of
     /// a top-level bucketed aggregation count against it (and are refused
     /// before they are allocated) like those of nested ones.
-    pub(crate) fn new(instance: AggregationInstance, range: TimeRange, strategy: BucketStrategy, limit: Option<u64>) -> Result<Self> {
+    pub(crate) fn new(
+        instance: AggregationInstance,
+        range: TimeRange,
+        strategy: BucketStrategy,
+        limit: Option<u64>,
+    ) -> Result<Self> {
         let mut ctx = Ctx { range, strategy, retained: 0, limit };
         let root = Node::new(&instance, &mut ctx)?;
         Ok(AggregationSession { instance, root, ctx })
@@ -280,7 +307,12 @@ impl AggregationSession {
         for t in series.resource.iter() {
             key.insert(t.key.to_string(), t.value.to_string());
         }
-        self.root.update(&mut self.ctx, &key, std::slice::from_ref(series), Data::Points(&timestamps[..n], &values[..n]))
+        self.root.update(
+            &mut self.ctx,
+            &key,
+            std::slice::from_ref(series),
+            Data::Points(&timestamps[..n], &values[..n]),
+        )
     }
 
     /// The result groups, sorted by key.

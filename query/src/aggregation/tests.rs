@@ -47,7 +47,10 @@ fn simple_bucket_aggregations() {
     assert_eq!(run("min(10ms)", DATA), vec![(10, 1.0), (20, 2.0), (30, -4.0), (40, 6.0)]);
     assert_eq!(run("max(10ms)", DATA), vec![(10, 3.0), (20, 2.0), (30, -4.0), (40, 6.0)]);
     // count emits 0 for the empty bucket
-    assert_eq!(run("count(5ms)", DATA), vec![(5, 1.0), (10, 1.0), (15, 1.0), (20, 0.0), (25, 0.0), (30, 1.0), (35, 0.0), (40, 1.0)]);
+    assert_eq!(
+        run("count(5ms)", DATA),
+        vec![(5, 1.0), (10, 1.0), (15, 1.0), (20, 0.0), (25, 0.0), (30, 1.0), (35, 0.0), (40, 1.0)]
+    );
     // stddev needs two values: sample stddev of {1, 3} is √2
     assert_eq!(run("stddev(10ms)", DATA), vec![(10, 2f64.sqrt())]);
     // quantile: floor(q·n)-th smallest (1-based, at least the first)
@@ -246,13 +249,19 @@ fn json_model() {
     let p = |v: serde_json::Value| Aggregation::from_json(&v).unwrap();
     assert_eq!(
         p(json!({"type": "sum", "sampling": {"unit": "seconds", "value": 60}})),
-        Aggregation::Bucket { kind: BucketKind::Sum, size: Some(Duration::new(60, crate::duration::TimeUnit::Seconds)), extent: Some(Duration::new(60, crate::duration::TimeUnit::Seconds)) }
+        Aggregation::Bucket {
+            kind: BucketKind::Sum,
+            size: Some(Duration::new(60, crate::duration::TimeUnit::Seconds)),
+            extent: Some(Duration::new(60, crate::duration::TimeUnit::Seconds))
+        }
     );
     let a = p(json!({"type": "average", "size": "5m", "extent": "1h"})).apply(1).unwrap();
     assert_eq!(a, AggregationInstance::Bucket { kind: BucketKind::Average, size: 300_000, extent: 3_600_000 });
     let a = p(json!({"type": "group", "of": ["host"], "each": [{"type": "max", "size": 10}, {"type": "notNegative"}]}));
     assert!(matches!(&a, Aggregation::Group { each, .. } if matches!(**each, Aggregation::Chain(_))));
-    let a = p(json!({"type": "opts", "sampling": {"size": "1m"}, "aggregation": {"type": "chain", "chain": [{"type": "min"}, {"type": "topk", "k": 3}]}}));
+    let a = p(
+        json!({"type": "opts", "sampling": {"size": "1m"}, "aggregation": {"type": "chain", "chain": [{"type": "min"}, {"type": "topk", "k": 3}]}}),
+    );
     assert_eq!(
         a.apply(5).unwrap(),
         AggregationInstance::Chain(vec![
@@ -261,7 +270,10 @@ fn json_model() {
         ])
     );
     // default size from the range; extent defaults to size
-    assert_eq!(p(json!({"type": "count"})).apply(7).unwrap(), AggregationInstance::Bucket { kind: BucketKind::Count, size: 7, extent: 7 });
+    assert_eq!(
+        p(json!({"type": "count"})).apply(7).unwrap(),
+        AggregationInstance::Bucket { kind: BucketKind::Count, size: 7, extent: 7 }
+    );
     let q = p(json!({"type": "quantile", "q": 0.9, "sampling": {"value": "10m", "extent": "10m"}}));
     assert_eq!(q.to_json()["q"], 0.9);
     let c = p(json!({"type": "cardinality", "method": {"type": "exact", "includeKey": true}}));
@@ -288,6 +300,8 @@ fn json_errors_say_what_and_where() {
     let x = e(json!([{"type": "sum"}, {"type": "max", "extent": true}]));
     assert_eq!(x.path(), Some("[1].extent"));
     assert!(e(json!({"size": 1})).to_string().contains("missing aggregation field 'type'"));
-    let x = Aggregation::Bucket { kind: BucketKind::Sum, size: Some(Duration::millis(0)), extent: None }.apply(1).unwrap_err();
+    let x = Aggregation::Bucket { kind: BucketKind::Sum, size: Some(Duration::millis(0)), extent: None }
+        .apply(1)
+        .unwrap_err();
     assert!(x.to_string().contains("size must be positive"));
 }

@@ -159,7 +159,12 @@ fn parse_object(value: &Value, path: &str, depth: usize) -> Result<Filter> {
     let obj = value.as_object().expect("checked by caller");
     let ty = match obj.get("type") {
         Some(Value::String(s)) => s.as_str(),
-        Some(other) => return Err(QueryError::json(&join_path(path, "type"), format!("expected 'type' to be a string, got {other}"))),
+        Some(other) => {
+            return Err(QueryError::json(
+                &join_path(path, "type"),
+                format!("expected 'type' to be a string, got {other}"),
+            ))
+        }
         None => return Err(QueryError::json(path, "expected 'type' field")),
     };
     let field = |name: &str| -> Result<String> {
@@ -170,9 +175,8 @@ fn parse_object(value: &Value, path: &str, depth: usize) -> Result<Filter> {
         }
     };
     let sub = |name: &str| -> Result<Filter> {
-        let v = obj
-            .get(name)
-            .ok_or_else(|| QueryError::json(path, format!("filter \"{ty}\": missing field '{name}'")))?;
+        let v =
+            obj.get(name).ok_or_else(|| QueryError::json(path, format!("filter \"{ty}\": missing field '{name}'")))?;
         parse_nested(v, &join_path(path, name), depth + 1)
     };
     Ok(match ty {
@@ -181,12 +185,12 @@ fn parse_object(value: &Value, path: &str, depth: usize) -> Result<Filter> {
             let (name, list) = match (obj.get("filters"), obj.get("filterList")) {
                 (Some(l), _) => ("filters", l),
                 (None, Some(l)) => ("filterList", l),
-                (None, None) => return Err(QueryError::json(path, format!("filter \"{ty}\": missing field 'filters'"))),
+                (None, None) => {
+                    return Err(QueryError::json(path, format!("filter \"{ty}\": missing field 'filters'")))
+                }
             };
             let lp = join_path(path, name);
-            let items = list
-                .as_array()
-                .ok_or_else(|| QueryError::json(&lp, "expected a list of filters"))?;
+            let items = list.as_array().ok_or_else(|| QueryError::json(&lp, "expected a list of filters"))?;
             let children = items
                 .iter()
                 .enumerate()

@@ -109,9 +109,9 @@ fn finish_and(terms: BTreeSet<Filter>) -> Filter {
                 }
             }
             Filter::MatchTag { key, value } => {
-                let conflict = terms.iter().any(|o| {
-                    matches!(o, Filter::MatchTag { key: k2, value: v2 } if k2 == key && v2 != value)
-                });
+                let conflict = terms
+                    .iter()
+                    .any(|o| matches!(o, Filter::MatchTag { key: k2, value: v2 } if k2 == key && v2 != value));
                 if conflict {
                     return Filter::False;
                 }

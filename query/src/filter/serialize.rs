@@ -26,4 +26,3 @@ pub fn to_json(filter: &Filter) -> Value {
         Filter::Regex { key, pattern } => json!(["~", key, pattern]),
     }
 }
-

@@ -22,7 +22,16 @@ fn every_array_operator() {
     assert_eq!(p(json!(["false"])), Filter::False);
     assert_eq!(p(json!(["and", ["=", "b", "2"], ["=", "a", "1"]])), Filter::And(vec![tag("a", "1"), tag("b", "2")]));
     assert_eq!(p(json!(["or", ["=", "a", "1"], ["=", "a", "2"]])), Filter::Or(vec![tag("a", "1"), tag("a", "2")]));
-    assert_eq!(p(json!(["q", "a = 1 and +b"])), Filter::And(vec![Filter::has_tag("b"), tag("a", "1")].into_iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect()));
+    assert_eq!(
+        p(json!(["q", "a = 1 and +b"])),
+        Filter::And(
+            vec![Filter::has_tag("b"), tag("a", "1")]
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        )
+    );
 }
 
 #[test]
@@ -38,8 +47,14 @@ fn object_form() {
         p(json!({"type": "and", "filters": [{"type": "key", "key": "cpu"}, {"type": "=", "tag": "a", "value": "b"}]})),
         Filter::And(vec![Filter::key("cpu"), tag("a", "b")])
     );
-    assert_eq!(p(json!({"type": "or", "filterList": [["+", "x"], ["+", "y"]]})), Filter::Or(vec![Filter::has_tag("x"), Filter::has_tag("y")]));
-    assert_eq!(p(json!({"type": "not", "filter": {"type": "^", "tag": "a", "value": "b"}})), Filter::not(Filter::starts_with("a", "b")));
+    assert_eq!(
+        p(json!({"type": "or", "filterList": [["+", "x"], ["+", "y"]]})),
+        Filter::Or(vec![Filter::has_tag("x"), Filter::has_tag("y")])
+    );
+    assert_eq!(
+        p(json!({"type": "not", "filter": {"type": "^", "tag": "a", "value": "b"}})),
+        Filter::not(Filter::starts_with("a", "b"))
+    );
     assert_eq!(p(json!({"type": "~", "tag": "a", "value": "b+"})), Filter::regex("a", "b+"));
     assert_eq!(p(json!({"type": "true"})), Filter::True);
 }
@@ -75,7 +90,15 @@ fn serialises_to_the_array_form() {
     let j = to_json(&f);
     assert_eq!(
         j,
-        json!(["and", ["key", "k"], ["not", ["=", "a", "b"]], ["+", "c"], ["^", "d", "e"], ["~", "f", "g"], ["or", ["true"], ["false"]]])
+        json!([
+            "and",
+            ["key", "k"],
+            ["not", ["=", "a", "b"]],
+            ["+", "c"],
+            ["^", "d", "e"],
+            ["~", "f", "g"],
+            ["or", ["true"], ["false"]]
+        ])
     );
     assert_eq!(parse_at(&j, "").unwrap(), f);
 }

@@ -253,7 +253,9 @@ fn quoted(chars: &[char], pos: Pos) -> Result<(String, usize)> {
                             .then(|| u32::from_str_radix(&hex, 16).ok())
                             .flatten()
                             .and_then(char::from_u32)
-                            .ok_or_else(|| QueryError::parse(pos, format!("invalid unicode escape \\u{hex} in string")))?;
+                            .ok_or_else(|| {
+                                QueryError::parse(pos, format!("invalid unicode escape \\u{hex} in string"))
+                            })?;
                         s.push(code);
                         i += 6;
                         continue;
@@ -261,7 +263,10 @@ fn quoted(chars: &[char], pos: Pos) -> Result<(String, usize)> {
                     other => {
                         return Err(QueryError::parse(
                             pos,
-                            format!("invalid escape sequence \\{} in string", other.map(String::from).unwrap_or_default()),
+                            format!(
+                                "invalid escape sequence \\{} in string",
+                                other.map(String::from).unwrap_or_default()
+                            ),
                         ))
                     }
                 };
@@ -329,7 +334,10 @@ fn classify(text: &str) -> std::result::Result<Tok, String> {
         }
     } else if let Some(frac) = unsigned.strip_prefix('.') {
         if all_digits(frac) {
-            return format!("{}0.{frac}", if negative { "-" } else { "" }).parse::<f64>().map(Tok::Float).map_err(|e| e.to_string());
+            return format!("{}0.{frac}", if negative { "-" } else { "" })
+                .parse::<f64>()
+                .map(Tok::Float)
+                .map_err(|e| e.to_string());
         }
     }
     let mut cs = text.chars();

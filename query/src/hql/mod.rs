@@ -34,7 +34,10 @@ pub enum ExprKind {
     /// A quoted string, a simple string or a bare identifier.
     Str(String),
     /// A duration as written; the unit may be one we reject (`w`, `M`, `y`).
-    Duration { value: i64, unit: String },
+    Duration {
+        value: i64,
+        unit: String,
+    },
     /// `$name` (only `$now` has a value).
     Reference(String),
     /// `{HH:MM…}`: milliseconds since midnight (UTC) of the day of `now`.
@@ -43,9 +46,17 @@ pub enum ExprKind {
     DateTime(i64),
     List(Vec<Expr>),
     Negate(Box<Expr>),
-    Binary { op: char, left: Box<Expr>, right: Box<Expr> },
+    Binary {
+        op: char,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
     /// A call; `a by b` is `group(b, a)` and `a | b` is `chain(a, b)`.
-    Function { name: String, args: Vec<Expr>, kwargs: Vec<(String, Expr)> },
+    Function {
+        name: String,
+        args: Vec<Expr>,
+        kwargs: Vec<(String, Expr)>,
+    },
     /// The `*` of `by *`.
     Empty,
 }
@@ -76,7 +87,10 @@ pub struct Query {
 pub enum Statement {
     Query(Query),
     /// `let $name = query` (parsed, not executed).
-    Let { name: String, query: Query },
+    Let {
+        name: String,
+        query: Query,
+    },
 }
 
 /// Parses `;`-separated statements.
@@ -93,7 +107,9 @@ pub fn parse_query(src: &str) -> Result<Query> {
         0 => Err(QueryError::parse(Pos { line: 1, col: 1 }, "expected a query, found end of input")),
         1 => match statements.remove(0) {
             (_, Statement::Query(q)) => Ok(q),
-            (pos, Statement::Let { .. }) => Err(QueryError::parse(pos, "expected a query: 'let' statements are not executed")),
+            (pos, Statement::Let { .. }) => {
+                Err(QueryError::parse(pos, "expected a query: 'let' statements are not executed"))
+            }
         },
         _ => Err(QueryError::parse(statements[1].0, "expected exactly one query statement")),
     }

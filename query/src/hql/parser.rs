@@ -140,7 +140,12 @@ impl Parser {
             let t = self.bump();
             let name = match &t.tok {
                 Tok::Identifier(s) => s.clone(),
-                _ => return Err(QueryError::parse(t.pos, format!("expected a source (points, spreads, …), found {}", t.tok.describe()))),
+                _ => {
+                    return Err(QueryError::parse(
+                        t.pos,
+                        format!("expected a source (points, spreads, …), found {}", t.tok.describe()),
+                    ))
+                }
             };
             q.source = Some((name, t.pos));
             if *self.peek() == Tok::LParen {
@@ -207,13 +212,10 @@ impl Parser {
         let mut left = self.additive()?;
         while *self.peek() == Tok::By {
             let by_pos = self.bump().pos;
-            let of = if self.eat(&Tok::Mul) {
-                Expr { kind: ExprKind::Empty, pos: by_pos }
-            } else {
-                self.additive()?
-            };
+            let of = if self.eat(&Tok::Mul) { Expr { kind: ExprKind::Empty, pos: by_pos } } else { self.additive()? };
             let pos = left.pos;
-            left = Expr { kind: ExprKind::Function { name: "group".into(), args: vec![of, left], kwargs: vec![] }, pos };
+            left =
+                Expr { kind: ExprKind::Function { name: "group".into(), args: vec![of, left], kwargs: vec![] }, pos };
         }
         Ok(left)
     }
@@ -298,7 +300,9 @@ impl Parser {
                         _ => None,
                     };
                     self.expect(&Tok::RCurly, "a time (HH:MM) or '}'")?;
-                    ExprKind::DateTime(super::time::parse_date_time(&d, time.as_deref()).map_err(|m| QueryError::parse(pos, m))?)
+                    ExprKind::DateTime(
+                        super::time::parse_date_time(&d, time.as_deref()).map_err(|m| QueryError::parse(pos, m))?,
+                    )
                 }
                 _ => ExprKind::List(self.list(&Tok::RCurly, "'}'")?),
             },
@@ -433,7 +437,10 @@ impl Parser {
                     other => {
                         return Err(QueryError::parse(
                             op_tok.pos,
-                            format!("expected a filter operator (=, !=, ^, !^, ~, !~, in, not in), found {}", other.describe()),
+                            format!(
+                                "expected a filter operator (=, !=, ^, !^, ~, !~, in, not in), found {}",
+                                other.describe()
+                            ),
                         ))
                     }
                 };

@@ -34,14 +34,19 @@ fn filters() {
     // and binds tighter than or
     assert_eq!(
         f("a = 1 and b = 2 or c = 3"),
-        Filter::Or(vec![Filter::And(vec![Filter::match_tag("a", "1"), Filter::match_tag("b", "2")]), Filter::match_tag("c", "3")])
+        Filter::Or(vec![
+            Filter::And(vec![Filter::match_tag("a", "1"), Filter::match_tag("b", "2")]),
+            Filter::match_tag("c", "3")
+        ])
     );
     assert_eq!(f("a = \"x\\\"y\\u0041\\n\""), Filter::match_tag("a", "x\"yA\n"));
 }
 
 #[test]
 fn full_query() {
-    let q = parse_query("average(10m) by host | sum by site from points(1d) where $key = system and role = db # comment\n").unwrap();
+    let q =
+        parse_query("average(10m) by host | sum by site from points(1d) where $key = system and role = db # comment\n")
+            .unwrap();
     let agg = q.aggregation().unwrap().unwrap();
     let j = agg.to_json();
     assert_eq!(j["type"], "chain");
@@ -80,7 +85,10 @@ fn arguments_and_literals() {
     let q = parse_query("* from points({2016-07-29 16:25}, {2016-07-29 18:25:00.000})").unwrap();
     assert_eq!(q.range(0).unwrap(), Some(QueryRange::Absolute { start: 1_469_809_500_000, end: 1_469_816_700_000 }));
     let q = parse_query("* from points($now - 2h + 30m, $now)").unwrap();
-    assert_eq!(q.range(10_000_000).unwrap(), Some(QueryRange::Absolute { start: 10_000_000 - 5_400_000, end: 10_000_000 }));
+    assert_eq!(
+        q.range(10_000_000).unwrap(),
+        Some(QueryRange::Absolute { start: 10_000_000 - 5_400_000, end: 10_000_000 })
+    );
     let q = parse_query("* from points({12:00}, $now)").unwrap();
     let now = 86_400_000 * 3 + 50_000_000;
     assert_eq!(q.range(now).unwrap(), Some(QueryRange::Absolute { start: 86_400_000 * 3 + 43_200_000, end: now }));

@@ -49,16 +49,27 @@ impl QueryMetrics {
         let p = |name: &str| join_path(path, name);
         let string = |name: &str| -> Result<Option<String>> {
             field(name)
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| QueryError::json(&p(name), format!("expected a string, got {v}"))))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| QueryError::json(&p(name), format!("expected a string, got {v}")))
+                })
                 .transpose()
         };
         let aggregation = match field("aggregation") {
             Some(a) => Some(crate::aggregation::json_at(a, &p("aggregation"))?),
             // Legacy `aggregators`: a list run as a chain.
             None => match field("aggregators") {
-                Some(Value::Array(items)) if !items.is_empty() => Some(crate::aggregation::json_at(&Value::Array(items.clone()), &p("aggregators"))?),
+                Some(Value::Array(items)) if !items.is_empty() => {
+                    Some(crate::aggregation::json_at(&Value::Array(items.clone()), &p("aggregators"))?)
+                }
                 Some(Value::Array(_)) => None,
-                Some(other) => return Err(QueryError::json(&p("aggregators"), format!("expected a list of aggregations, got {other}"))),
+                Some(other) => {
+                    return Err(QueryError::json(
+                        &p("aggregators"),
+                        format!("expected a list of aggregations, got {other}"),
+                    ))
+                }
                 None => None,
             },
         };
@@ -73,12 +84,14 @@ impl QueryMetrics {
             Some(Value::Object(m)) => m
                 .iter()
                 .map(|(k, v)| {
-                    v.as_str()
-                        .map(|s| (k.clone(), s.to_string()))
-                        .ok_or_else(|| QueryError::json(&join_path(&p("tags"), k), format!("expected a string, got {v}")))
+                    v.as_str().map(|s| (k.clone(), s.to_string())).ok_or_else(|| {
+                        QueryError::json(&join_path(&p("tags"), k), format!("expected a string, got {v}"))
+                    })
                 })
                 .collect::<Result<_>>()?,
-            Some(other) => return Err(QueryError::json(&p("tags"), format!("expected an object of tag values, got {other}"))),
+            Some(other) => {
+                return Err(QueryError::json(&p("tags"), format!("expected an object of tag values, got {other}")))
+            }
             None => BTreeMap::new(),
         };
         Ok(QueryMetrics {
@@ -87,11 +100,17 @@ impl QueryMetrics {
             source,
             range: field("range").map(|r| QueryRange::from_json(r, &p("range"))).transpose()?,
             filter: field("filter").map(|f| crate::filter::parse_at(f, &p("filter"))).transpose()?,
-            options: field("options").map(|o| QueryOptions::from_json(o, &p("options"))).transpose()?.unwrap_or_default(),
+            options: field("options")
+                .map(|o| QueryOptions::from_json(o, &p("options")))
+                .transpose()?
+                .unwrap_or_default(),
             client_context: field("clientContext").cloned(),
             key: string("key")?,
             tags,
-            features: field("features").map(|f| FeatureSet::from_json(f, &p("features"))).transpose()?.unwrap_or_default(),
+            features: field("features")
+                .map(|f| FeatureSet::from_json(f, &p("features")))
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 }
@@ -106,7 +125,8 @@ pub struct BatchRequest {
 
 impl BatchRequest {
     pub fn from_json(v: &Value) -> Result<Self> {
-        let obj: &Map<String, Value> = v.as_object().ok_or_else(|| QueryError::json("", format!("expected a batch object, got {v}")))?;
+        let obj: &Map<String, Value> =
+            v.as_object().ok_or_else(|| QueryError::json("", format!("expected a batch object, got {v}")))?;
         let range = obj.get("range").filter(|v| !v.is_null()).map(|r| QueryRange::from_json(r, "range")).transpose()?;
         let queries = match obj.get("queries") {
             Some(Value::Object(q)) => q
@@ -119,7 +139,9 @@ impl BatchRequest {
                     Ok((name.clone(), m))
                 })
                 .collect::<Result<_>>()?,
-            Some(other) => return Err(QueryError::json("queries", format!("expected an object of named queries, got {other}"))),
+            Some(other) => {
+                return Err(QueryError::json("queries", format!("expected an object of named queries, got {other}")))
+            }
             None => return Err(QueryError::json("", "missing field 'queries'")),
         };
         Ok(BatchRequest { queries, range })
@@ -216,7 +238,10 @@ pub fn plan(req: &QueryMetrics, now_ms: i64, defaults: &Defaults) -> Result<Quer
     let filter = crate::filter::optimize(&filter.unwrap_or(Filter::True));
     let source = source.unwrap_or(Source::Points);
     if source != Source::Points {
-        return Err(QueryError::Invalid(format!("source \"{}\" is not supported: only points are stored", source.identifier())));
+        return Err(QueryError::Invalid(format!(
+            "source \"{}\" is not supported: only points are stored",
+            source.identifier()
+        )));
     }
     let range = range.ok_or_else(|| QueryError::Invalid("Range must be present".into()))?;
     let raw_range = range.resolve(now_ms);

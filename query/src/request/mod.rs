@@ -59,14 +59,18 @@ impl QueryRange {
     /// The range in milliseconds for a given `now`.
     pub fn resolve(&self, now: i64) -> TimeRange {
         match *self {
-            QueryRange::Relative { unit, value } => TimeRange::new(now.saturating_sub(value.saturating_mul(unit.millis())), now),
+            QueryRange::Relative { unit, value } => {
+                TimeRange::new(now.saturating_sub(value.saturating_mul(unit.millis())), now)
+            }
             QueryRange::Absolute { start, end } => TimeRange::new(start, end),
         }
     }
 
     pub fn to_json(&self) -> Value {
         match self {
-            QueryRange::Relative { unit, value } => json!({"type": "relative", "unit": unit.java_name(), "value": value}),
+            QueryRange::Relative { unit, value } => {
+                json!({"type": "relative", "unit": unit.java_name(), "value": value})
+            }
             QueryRange::Absolute { start, end } => json!({"type": "absolute", "start": start, "end": end}),
         }
     }
@@ -93,10 +97,17 @@ impl QueryRange {
                     Some(Value::String(u)) => TimeUnit::from_java_name(u).ok_or_else(|| {
                         QueryError::json(
                             &join_path(path, "unit"),
-                            format!("unknown time unit \"{u}\" (expected MILLISECONDS, SECONDS, MINUTES, HOURS or DAYS)"),
+                            format!(
+                                "unknown time unit \"{u}\" (expected MILLISECONDS, SECONDS, MINUTES, HOURS or DAYS)"
+                            ),
                         )
                     })?,
-                    Some(other) => return Err(QueryError::json(&join_path(path, "unit"), format!("expected a string, got {other}"))),
+                    Some(other) => {
+                        return Err(QueryError::json(
+                            &join_path(path, "unit"),
+                            format!("expected a string, got {other}"),
+                        ))
+                    }
                 };
                 let value = int("value")?;
                 if value < 0 {
@@ -104,7 +115,10 @@ impl QueryRange {
                 }
                 Ok(QueryRange::Relative { unit, value })
             }
-            Some(other) => Err(QueryError::json(&join_path(path, "type"), format!("unknown range type \"{other}\" (expected absolute or relative)"))),
+            Some(other) => Err(QueryError::json(
+                &join_path(path, "type"),
+                format!("unknown range type \"{other}\" (expected absolute or relative)"),
+            )),
             None => Err(QueryError::json(path, "range: missing field 'type'")),
         }
     }
@@ -178,11 +192,16 @@ impl FeatureSet {
     }
 
     fn from_json(v: &Value, path: &str) -> Result<Self> {
-        let items = v.as_array().ok_or_else(|| QueryError::json(path, format!("expected a list of feature names, got {v}")))?;
+        let items =
+            v.as_array().ok_or_else(|| QueryError::json(path, format!("expected a list of feature names, got {v}")))?;
         let names = items
             .iter()
             .enumerate()
-            .map(|(i, s)| s.as_str().ok_or_else(|| QueryError::json(&format!("{path}[{i}]"), format!("expected a feature name, got {s}"))))
+            .map(|(i, s)| {
+                s.as_str().ok_or_else(|| {
+                    QueryError::json(&format!("{path}[{i}]"), format!("expected a feature name, got {s}"))
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         FeatureSet::parse(names).map_err(|m| QueryError::json(path, m))
     }
@@ -221,17 +240,25 @@ pub struct QueryOptions {
 
 impl QueryOptions {
     fn from_json(v: &Value, path: &str) -> Result<Self> {
-        let obj = v.as_object().ok_or_else(|| QueryError::json(path, format!("expected an options object, got {v}")))?;
+        let obj =
+            v.as_object().ok_or_else(|| QueryError::json(path, format!("expected an options object, got {v}")))?;
         let field = |name: &str| obj.get(name).filter(|v| !v.is_null());
         let limit = |name: &str| -> Result<Option<u64>> {
             field(name)
-                .map(|v| v.as_u64().ok_or_else(|| QueryError::json(&join_path(path, name), format!("expected a non-negative integer, got {v}"))))
+                .map(|v| {
+                    v.as_u64().ok_or_else(|| {
+                        QueryError::json(&join_path(path, name), format!("expected a non-negative integer, got {v}"))
+                    })
+                })
                 .transpose()
         };
         let bucket_strategy = field("bucketStrategy")
             .map(|v| {
                 v.as_str().and_then(BucketStrategy::parse).ok_or_else(|| {
-                    QueryError::json(&join_path(path, "bucketStrategy"), format!("expected \"start\" or \"end\", got {v}"))
+                    QueryError::json(
+                        &join_path(path, "bucketStrategy"),
+                        format!("expected \"start\" or \"end\", got {v}"),
+                    )
                 })
             })
             .transpose()?;
@@ -239,13 +266,22 @@ impl QueryOptions {
             None => None,
             Some(Value::Bool(b)) => Some(*b),
             Some(Value::String(s)) if s.eq_ignore_ascii_case("NONE") => Some(false),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("DEFAULT") || s.eq_ignore_ascii_case("DETAILED") => Some(true),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("DEFAULT") || s.eq_ignore_ascii_case("DETAILED") => {
+                Some(true)
+            }
             Some(other) => {
-                return Err(QueryError::json(&join_path(path, "tracing"), format!("expected a boolean or NONE, DEFAULT, DETAILED, got {other}")))
+                return Err(QueryError::json(
+                    &join_path(path, "tracing"),
+                    format!("expected a boolean or NONE, DEFAULT, DETAILED, got {other}"),
+                ))
             }
         };
         let fail_on_limits = field("failOnLimits")
-            .map(|v| v.as_bool().ok_or_else(|| QueryError::json(&join_path(path, "failOnLimits"), format!("expected a boolean, got {v}"))))
+            .map(|v| {
+                v.as_bool().ok_or_else(|| {
+                    QueryError::json(&join_path(path, "failOnLimits"), format!("expected a boolean, got {v}"))
+                })
+            })
             .transpose()?;
         Ok(QueryOptions {
             bucket_strategy,
@@ -276,4 +312,3 @@ impl QueryOptions {
 
 mod metrics;
 pub use metrics::{check_range_bounds, plan, BatchRequest, Defaults, QueryMetrics, QueryPlan};
-

@@ -106,28 +106,22 @@ fn hql_expr() -> BoxedStrategy<String> {
     ];
     leaf.prop_recursive(5, 48, 4, |inner| {
         prop_oneof![
-            (
-                ident(),
-                vec(inner.clone(), 0..4),
-                vec((keyword_name(), inner.clone()), 0..3)
-            )
-                .prop_map(|(name, args, kwargs)| {
+            (ident(), vec(inner.clone(), 0..4), vec((keyword_name(), inner.clone()), 0..3)).prop_map(
+                |(name, args, kwargs)| {
                     let mut all: Vec<String> = args;
                     all.extend(kwargs.into_iter().map(|(k, v)| format!("{k}={v}")));
                     format!("{name}({})", all.join(", "))
-                }),
-            (
-                inner.clone(),
-                pick(&["+", "-", "*", "/", "|", "by", " by *", ","]),
-                inner.clone()
-            )
-                .prop_map(|(a, op, b)| {
+                }
+            ),
+            (inner.clone(), pick(&["+", "-", "*", "/", "|", "by", " by *", ","]), inner.clone()).prop_map(
+                |(a, op, b)| {
                     if op == " by *" {
                         format!("{a} by *")
                     } else {
                         format!("{a} {op} {b}")
                     }
-                }),
+                }
+            ),
             inner.clone().prop_map(|e| format!("({e})")),
             inner.clone().prop_map(|e| format!("- {e}")),
             vec(inner.clone(), 0..4).prop_map(|items| format!("[{}]", items.join(", "))),
@@ -148,28 +142,19 @@ fn hql_value() -> BoxedStrategy<String> {
 
 pub(crate) fn hql_filter() -> BoxedStrategy<String> {
     let leaf = prop_oneof![
-        (
-            hql_value(),
-            pick(&["=", "!=", "^", "!^", "~", "!~", "in", "not in", "", "=="]),
-            hql_value()
-        )
+        (hql_value(), pick(&["=", "!=", "^", "!^", "~", "!~", "in", "not in", "", "=="]), hql_value())
             .prop_map(|(k, op, v)| format!("{k} {op} {v}")),
-        (
-            hql_value(),
-            pick(&["in", "not in"]),
-            vec(hql_value(), 0..4),
-            any::<bool>()
-        )
-            .prop_map(|(k, op, vs, square)| if square {
+        (hql_value(), pick(&["in", "not in"]), vec(hql_value(), 0..4), any::<bool>()).prop_map(
+            |(k, op, vs, square)| if square {
                 format!("{k} {op} [{}]", vs.join(", "))
             } else {
                 format!("{k} {op} {{{}}}", vs.join(", "))
-            }),
+            }
+        ),
         hql_value().prop_map(|k| format!("+{k}")),
         (pick(&["=", "!=", "~"]), hql_value()).prop_map(|(op, v)| format!("$key {op} {v}")),
         pick(&["true", "false", "$key", "+", "!"]),
-        (hql_value(), pick(&["~", "!~"]), hql_quoted())
-            .prop_map(|(k, op, v)| format!("{k} {op} {v}")),
+        (hql_value(), pick(&["~", "!~"]), hql_quoted()).prop_map(|(k, op, v)| format!("{k} {op} {v}")),
     ];
     leaf.prop_recursive(5, 48, 4, |inner| {
         prop_oneof![
@@ -208,12 +193,7 @@ fn hql_range() -> BoxedStrategy<String> {
 
 fn kv_list() -> BoxedStrategy<String> {
     vec((keyword_name(), hql_expr()), 1..3)
-        .prop_map(|kvs| {
-            kvs.into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
+        .prop_map(|kvs| kvs.into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
         .boxed()
 }
 
@@ -221,15 +201,7 @@ fn kv_list() -> BoxedStrategy<String> {
 /// every part optional or wrong.
 pub(crate) fn hql_query() -> BoxedStrategy<String> {
     let select = prop_oneof![Just("*".to_string()), hql_expr()];
-    let source = pick(&[
-        "points",
-        "spreads",
-        "groups",
-        "cardinality",
-        "bogus",
-        "(",
-        "1",
-    ]);
+    let source = pick(&["points", "spreads", "groups", "cardinality", "bogus", "(", "1"]);
     (
         select,
         proptest::option::of((source, hql_range())),

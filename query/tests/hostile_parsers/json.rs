@@ -54,9 +54,7 @@ pub(crate) fn json_number() -> BoxedStrategy<Value> {
         ]),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
     ]
     .boxed()
 }
@@ -95,10 +93,8 @@ pub(crate) fn json_scalar() -> BoxedStrategy<Value> {
 /// Filters in the array and object forms, with raw HQL, wrong arities and
 /// wrong types.
 pub(crate) fn json_filter() -> BoxedStrategy<Value> {
-    let op = pick(&[
-        "and", "or", "not", "key", "=", "!=", "+", "^", "!^", "~", "=~", "!~", "true", "false",
-        "q", "bogus",
-    ]);
+    let op =
+        pick(&["and", "or", "not", "key", "=", "!=", "+", "^", "!^", "~", "=~", "!~", "true", "false", "q", "bogus"]);
     let ty = pick(&[
         "and",
         "or",
@@ -118,15 +114,11 @@ pub(crate) fn json_filter() -> BoxedStrategy<Value> {
         "bogus",
     ]);
     let leaf = prop_oneof![
-        (
-            op.clone(),
-            vec(prop_oneof![3 => json_string(), 1 => json_scalar()], 0..4)
-        )
-            .prop_map(|(op, args)| {
-                let mut items = vec![Value::from(op)];
-                items.extend(args);
-                Value::Array(items)
-            }),
+        (op.clone(), vec(prop_oneof![3 => json_string(), 1 => json_scalar()], 0..4)).prop_map(|(op, args)| {
+            let mut items = vec![Value::from(op)];
+            items.extend(args);
+            Value::Array(items)
+        }),
         hql_filter().prop_map(|f| json!(["q", f])),
         (
             ty,
@@ -152,18 +144,10 @@ pub(crate) fn json_filter() -> BoxedStrategy<Value> {
                 items.extend(children);
                 Value::Array(items)
             }),
-            (
-                pick(&["and", "or", "bogus"]),
-                pick(&["filters", "filterList", "x"]),
-                vec(inner.clone(), 0..4)
-            )
-                .prop_map(|(ty, name, children)| object(vec![
-                    ("type".into(), Value::from(ty)),
-                    (name, Value::Array(children))
-                ])),
-            inner
-                .clone()
-                .prop_map(|f| json!({"type": "not", "filter": f})),
+            (pick(&["and", "or", "bogus"]), pick(&["filters", "filterList", "x"]), vec(inner.clone(), 0..4)).prop_map(
+                |(ty, name, children)| object(vec![("type".into(), Value::from(ty)), (name, Value::Array(children))])
+            ),
+            inner.clone().prop_map(|f| json!({"type": "not", "filter": f})),
             vec(inner, 0..4).prop_map(Value::Array),
         ]
     })
@@ -176,15 +160,9 @@ pub(crate) fn json_duration() -> BoxedStrategy<Value> {
 }
 
 fn json_sampling() -> BoxedStrategy<Value> {
-    vec(
-        (
-            pick(&["unit", "value", "size", "extent", "x"]),
-            prop_oneof![json_duration(), json_string()],
-        ),
-        0..4,
-    )
-    .prop_map(object)
-    .boxed()
+    vec((pick(&["unit", "value", "size", "extent", "x"]), prop_oneof![json_duration(), json_string()]), 0..4)
+        .prop_map(object)
+        .boxed()
 }
 
 /// Aggregations of every type with every field, sizes 0, negative, huge or
@@ -221,33 +199,18 @@ pub(crate) fn json_aggregation() -> BoxedStrategy<Value> {
     let method = vec(
         (
             pick(&["type", "precision", "includeKey"]),
-            prop_oneof![
-                pick(&["exact", "hll", "hllp", "bogus"]).prop_map(Value::from),
-                json_scalar()
-            ],
+            prop_oneof![pick(&["exact", "hll", "hllp", "bogus"]).prop_map(Value::from), json_scalar()],
         ),
         0..4,
     )
     .prop_map(object);
     let field = prop_oneof![
         (pick(&["size", "extent"]), json_duration()),
-        (
-            Just("sampling".to_string()),
-            prop_oneof![3 => json_sampling(), 1 => json_scalar()]
-        ),
+        (Just("sampling".to_string()), prop_oneof![3 => json_sampling(), 1 => json_scalar()]),
         (pick(&["q", "error", "k", "threshold"]), json_number()),
         (pick(&["q", "error", "k", "threshold"]), json_scalar()),
-        (
-            Just("method".to_string()),
-            prop_oneof![3 => method, 1 => json_scalar()]
-        ),
-        (
-            Just("of".to_string()),
-            prop_oneof![
-                vec(json_string(), 0..3).prop_map(Value::Array),
-                json_scalar()
-            ]
-        ),
+        (Just("method".to_string()), prop_oneof![3 => method, 1 => json_scalar()]),
+        (Just("of".to_string()), prop_oneof![vec(json_string(), 0..3).prop_map(Value::Array), json_scalar()]),
     ];
     let leaf = prop_oneof![
         4 => (ty, vec(field, 0..5)).prop_map(|(ty, fields)| {
@@ -259,16 +222,11 @@ pub(crate) fn json_aggregation() -> BoxedStrategy<Value> {
     ];
     leaf.prop_recursive(5, 48, 4, |inner| {
         prop_oneof![
-            (
-                pick(&["group", "collapse"]),
-                proptest::option::of(vec(json_string(), 0..3)),
-                inner.clone()
-            )
+            (pick(&["group", "collapse"]), proptest::option::of(vec(json_string(), 0..3)), inner.clone())
                 .prop_map(|(ty, of, each)| json!({"type": ty, "of": of, "each": each})),
             vec(inner.clone(), 0..4).prop_map(|c| json!({"type": "chain", "chain": c})),
             vec(inner.clone(), 0..4).prop_map(Value::Array),
-            (json_sampling(), inner)
-                .prop_map(|(s, a)| json!({"type": "opts", "sampling": s, "aggregation": a})),
+            (json_sampling(), inner).prop_map(|(s, a)| json!({"type": "opts", "sampling": s, "aggregation": a})),
         ]
     })
     .boxed()

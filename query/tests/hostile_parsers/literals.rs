@@ -43,9 +43,7 @@ pub(crate) fn hql_float() -> BoxedStrategy<String> {
             "-.",
             "."
         ]),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(|f| format!("{f:?}")),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| format!("{f:?}")),
     ]
     .boxed()
 }
@@ -53,40 +51,18 @@ pub(crate) fn hql_float() -> BoxedStrategy<String> {
 /// Durations, with the units HQL knows, refuses or never heard of.
 pub(crate) fn hql_duration() -> BoxedStrategy<String> {
     let value = prop_oneof![
-        pick(&[
-            "0",
-            "1",
-            "10",
-            "9223372036854775807",
-            "99999999999999999999",
-            "-1",
-            "-9223372036854775807"
-        ]),
+        pick(&["0", "1", "10", "9223372036854775807", "99999999999999999999", "-1", "-9223372036854775807"]),
         (0i64..1_000_000).prop_map(|i| i.to_string()),
     ];
-    let unit = pick(&[
-        "ms", "s", "m", "h", "H", "d", "w", "M", "y", "q", "us", "D", "mss", "S", "min",
-    ]);
+    let unit = pick(&["ms", "s", "m", "h", "H", "d", "w", "M", "y", "q", "us", "D", "mss", "S", "min"]);
     (value, unit).prop_map(|(v, u)| format!("{v}{u}")).boxed()
 }
 
 /// `{HH:MM[:ss[.SSS]]}` and `{yyyy-MM-dd [time]}` with fields in and out of range.
 pub(crate) fn hql_time_literal() -> BoxedStrategy<String> {
-    let field = || {
-        prop_oneof![
-            0u64..70,
-            Just(99u64),
-            Just(999_999_999_999u64),
-            Just(u64::MAX)
-        ]
-    };
-    let time = (
-        field(),
-        field(),
-        proptest::option::of(field()),
-        proptest::option::of("[0-9]{0,5}"),
-    )
-        .prop_map(|(h, m, s, f)| {
+    let field = || prop_oneof![0u64..70, Just(99u64), Just(999_999_999_999u64), Just(u64::MAX)];
+    let time = (field(), field(), proptest::option::of(field()), proptest::option::of("[0-9]{0,5}")).prop_map(
+        |(h, m, s, f)| {
             let mut t = format!("{h:02}:{m:02}");
             if let Some(s) = s {
                 t.push_str(&format!(":{s:02}"));
@@ -96,7 +72,8 @@ pub(crate) fn hql_time_literal() -> BoxedStrategy<String> {
                 }
             }
             t
-        });
+        },
+    );
     let year = prop_oneof![
         0u64..3000,
         Just(9999u64),
@@ -107,13 +84,8 @@ pub(crate) fn hql_time_literal() -> BoxedStrategy<String> {
         Just(i64::MAX as u64),
         Just(u64::MAX),
     ];
-    let date =
-        (year, 0u64..14, 0u64..33, proptest::option::of(time.clone())).prop_map(|(y, m, d, t)| {
-            format!(
-                "{{{y:04}-{m:02}-{d:02}{}}}",
-                t.map(|t| format!(" {t}")).unwrap_or_default()
-            )
-        });
+    let date = (year, 0u64..14, 0u64..33, proptest::option::of(time.clone()))
+        .prop_map(|(y, m, d, t)| format!("{{{y:04}-{m:02}-{d:02}{}}}", t.map(|t| format!(" {t}")).unwrap_or_default()));
     prop_oneof![time.prop_map(|t| format!("{{{t}}}")), date].boxed()
 }
 
@@ -122,14 +94,11 @@ pub(crate) fn hql_quoted() -> BoxedStrategy<String> {
     let piece = prop_oneof![
         "[a-z ]{0,4}",
         pick(&[
-            "\\n", "\\t", "\\b", "\\f", "\\r", "\\\"", "\\'", "\\\\", "\\u0041", "\\u00e9",
-            "\\uFFFF", "\\u12", "\\u", "\\uZZZZ", "\\uD800", "\\udfff", "\\u+123", "\\u-123",
-            "\\x41", "\\0", "\\", "é", "💥", "\u{0}",
+            "\\n", "\\t", "\\b", "\\f", "\\r", "\\\"", "\\'", "\\\\", "\\u0041", "\\u00e9", "\\uFFFF", "\\u12", "\\u",
+            "\\uZZZZ", "\\uD800", "\\udfff", "\\u+123", "\\u-123", "\\x41", "\\0", "\\", "é", "💥", "\u{0}",
         ]),
     ];
     (vec(piece, 0..5), any::<bool>())
-        .prop_map(|(pieces, closed)| {
-            format!("\"{}{}", pieces.concat(), if closed { "\"" } else { "" })
-        })
+        .prop_map(|(pieces, closed)| format!("\"{}{}", pieces.concat(), if closed { "\"" } else { "" }))
         .boxed()
 }

@@ -32,8 +32,6 @@
 //! a few seconds in a debug build (`HOSTILE_CASES_SCALE=n` multiplies them
 //! for a longer hunt); no regression files are written.
 
-
-
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{Map, Value};
@@ -62,10 +60,7 @@ const MIB: usize = 1 << 20;
 /// `cases` cases, times `HOSTILE_CASES_SCALE` when set (for a long hunt:
 /// `HOSTILE_CASES_SCALE=100 cargo test …`).
 fn config(cases: u32) -> ProptestConfig {
-    let scale: u32 = std::env::var("HOSTILE_CASES_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+    let scale: u32 = std::env::var("HOSTILE_CASES_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     ProptestConfig {
         cases: cases.saturating_mul(scale),
         failure_persistence: None,
@@ -83,9 +78,7 @@ const NOW: i64 = 1_700_000_000_123;
 
 /// One of `items`.
 fn pick(items: &'static [&'static str]) -> BoxedStrategy<String> {
-    proptest::sample::select(items)
-        .prop_map(str::to_string)
-        .boxed()
+    proptest::sample::select(items).prop_map(str::to_string).boxed()
 }
 
 /// A JSON object of `fields`.

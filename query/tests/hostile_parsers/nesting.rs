@@ -11,18 +11,11 @@ use serde_json::{json, Value};
 
 use crate::{config, object};
 
-fn assert_nesting_error<T: std::fmt::Debug>(
-    result: Result<T, QueryError>,
-    what: &str,
-) -> Result<(), TestCaseError> {
+fn assert_nesting_error<T: std::fmt::Debug>(result: Result<T, QueryError>, what: &str) -> Result<(), TestCaseError> {
     match result {
-        Ok(v) => Err(TestCaseError::fail(format!(
-            "{what}: accepted beyond the limit: {v:?}"
-        ))),
+        Ok(v) => Err(TestCaseError::fail(format!("{what}: accepted beyond the limit: {v:?}"))),
         Err(e) if e.to_string().contains("nesting limit") => Ok(()),
-        Err(e) => Err(TestCaseError::fail(format!(
-            "{what}: refused, but not for its nesting: {e}"
-        ))),
+        Err(e) => Err(TestCaseError::fail(format!("{what}: refused, but not for its nesting: {e}"))),
     }
 }
 
@@ -40,22 +33,11 @@ fn wrap(leaf: &str, wrappers: &[(&str, &str)]) -> String {
 }
 
 /// HQL filter wrappers: each adds exactly one level.
-const FILTER_WRAPPERS: [(&str, &str); 5] = [
-    ("!", ""),
-    ("not ", ""),
-    ("(", ")"),
-    ("(c = d and ", ")"),
-    ("(e = f or ", ")"),
-];
+const FILTER_WRAPPERS: [(&str, &str); 5] =
+    [("!", ""), ("not ", ""), ("(", ")"), ("(c = d and ", ")"), ("(e = f or ", ")")];
 /// HQL expression wrappers: each adds exactly one level.
-const EXPR_WRAPPERS: [(&str, &str); 6] = [
-    ("(", ")"),
-    ("- ", ""),
-    ("[", "]"),
-    ("{", "}"),
-    ("sum(", ")"),
-    ("f(1, k=", ")"),
-];
+const EXPR_WRAPPERS: [(&str, &str); 6] =
+    [("(", ")"), ("- ", ""), ("[", "]"), ("{", "}"), ("sum(", ")"), ("f(1, k=", ")")];
 
 /// `[items…]`, moving the values in (`json!` would copy `inner`, which
 /// makes building a deep value quadratic).
@@ -69,14 +51,8 @@ fn json_filter_wrap(kind: u8, inner: Value) -> Value {
         0 => array(vec!["not".into(), inner]),
         1 => array(vec!["and".into(), inner, json!(["key", "a"])]),
         2 => array(vec!["or".into(), inner]),
-        3 => object(vec![
-            ("type".into(), "not".into()),
-            ("filter".into(), inner),
-        ]),
-        _ => object(vec![
-            ("type".into(), "and".into()),
-            ("filters".into(), array(vec![json!(["+", "h"]), inner])),
-        ]),
+        3 => object(vec![("type".into(), "not".into()), ("filter".into(), inner)]),
+        _ => object(vec![("type".into(), "and".into()), ("filters".into(), array(vec![json!(["+", "h"]), inner]))]),
     }
 }
 
@@ -84,21 +60,8 @@ fn json_filter_wrap(kind: u8, inner: Value) -> Value {
 /// list is a level of its own).
 fn json_aggregation_wrap(kind: u8, inner: Value) -> (Value, usize) {
     match kind % 5 {
-        0 => (
-            object(vec![
-                ("type".into(), "group".into()),
-                ("of".into(), json!(["host"])),
-                ("each".into(), inner),
-            ]),
-            1,
-        ),
-        1 => (
-            object(vec![
-                ("type".into(), "collapse".into()),
-                ("each".into(), inner),
-            ]),
-            1,
-        ),
+        0 => (object(vec![("type".into(), "group".into()), ("of".into(), json!(["host"])), ("each".into(), inner)]), 1),
+        1 => (object(vec![("type".into(), "collapse".into()), ("each".into(), inner)]), 1),
         2 => (
             object(vec![
                 ("type".into(), "opts".into()),
@@ -108,13 +71,7 @@ fn json_aggregation_wrap(kind: u8, inner: Value) -> (Value, usize) {
             1,
         ),
         3 => (array(vec![inner]), 1),
-        _ => (
-            object(vec![
-                ("type".into(), "chain".into()),
-                ("chain".into(), array(vec![inner])),
-            ]),
-            2,
-        ),
+        _ => (object(vec![("type".into(), "chain".into()), ("chain".into(), array(vec![inner]))]), 2),
     }
 }
 

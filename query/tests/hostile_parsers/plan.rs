@@ -36,10 +36,8 @@ pub(crate) fn exercise_request(req: &QueryMetrics) {
             let (start, end) = (plan.range.start, plan.range.end);
             // `(start, end]`: the first, middle and last millisecond.
             let mid = ((start as i128 + end as i128) / 2) as i64;
-            let ts: Vec<i64> = [start.saturating_add(1), mid, end]
-                .into_iter()
-                .filter(|t| *t > start && *t <= end)
-                .collect();
+            let ts: Vec<i64> =
+                [start.saturating_add(1), mid, end].into_iter().filter(|t| *t > start && *t <= end).collect();
             let vals: Vec<f64> = (0..ts.len()).map(|i| i as f64 - 0.5).collect();
             let series = Series::new("cpu", [("host", "a"), ("site", "b")], [("pod", "p")]);
             if session.update(&series, &ts, &vals).is_ok() {
@@ -47,21 +45,9 @@ pub(crate) fn exercise_request(req: &QueryMetrics) {
             }
         }
     });
-    assert!(
-        cost.largest <= PLAN_LARGEST,
-        "one allocation of {} bytes for {req:?}",
-        cost.largest
-    );
-    assert!(
-        cost.total <= PLAN_TOTAL,
-        "{} bytes allocated for {req:?}",
-        cost.total
-    );
-    assert!(
-        cost.elapsed <= PLAN_TIME,
-        "{:?} spent on {req:?}",
-        cost.elapsed
-    );
+    assert!(cost.largest <= PLAN_LARGEST, "one allocation of {} bytes for {req:?}", cost.largest);
+    assert!(cost.total <= PLAN_TOTAL, "{} bytes allocated for {req:?}", cost.total);
+    assert!(cost.elapsed <= PLAN_TIME, "{:?} spent on {req:?}", cost.elapsed);
 }
 
 // ---------------------------------------------------------------------------
@@ -109,18 +95,11 @@ fn the_whole_of_time_in_milliseconds_is_refused() {
             "features": features,
         });
         let req = QueryMetrics::from_json(&body).unwrap();
-        let (result, cost) = measured(|| {
-            plan(&req, NOW, &Defaults::default()).and_then(|p| p.session(None).map(|_| ()))
-        });
+        let (result, cost) =
+            measured(|| plan(&req, NOW, &Defaults::default()).and_then(|p| p.session(None).map(|_| ())));
         let err = result.unwrap_err();
-        assert!(
-            err.to_string().contains("buckets") || err.to_string().contains("year 9999"),
-            "{err}"
-        );
-        assert!(
-            cost.largest < MIB && cost.elapsed < Duration::from_secs(2),
-            "{cost:?}"
-        );
+        assert!(err.to_string().contains("buckets") || err.to_string().contains("year 9999"), "{err}");
+        assert!(cost.largest < MIB && cost.elapsed < Duration::from_secs(2), "{cost:?}");
     }
 }
 
@@ -146,13 +125,8 @@ fn plan_hql(hql: &str) -> Result<(), QueryError> {
 /// whose day count does not fit an `i64` is refused.
 #[test]
 fn week_durations_that_overflow_are_refused() {
-    assert!(
-        Aggregation::from_json(&json!({"type": "sum", "size": "9223372036854775807w"})).is_err()
-    );
-    assert!(Aggregation::from_json(
-        &json!({"type": "opts", "sampling": {"value": "2000000000000000000w"}})
-    )
-    .is_err());
+    assert!(Aggregation::from_json(&json!({"type": "sum", "size": "9223372036854775807w"})).is_err());
+    assert!(Aggregation::from_json(&json!({"type": "opts", "sampling": {"value": "2000000000000000000w"}})).is_err());
 }
 
 /// A date literal is a day count times 86,400,000 (`parse_date_time`,
@@ -195,9 +169,7 @@ fn ranges_wider_than_i64_do_not_panic() {
 /// `i64::MAX` plans or is refused.
 #[test]
 fn shifting_ranges_at_the_i64_limits_does_not_panic() {
-    let _ = plan_json(
-        json!({"range": {"type": "absolute", "start": i64::MIN + 1, "end": i64::MIN + 2}}),
-    );
+    let _ = plan_json(json!({"range": {"type": "absolute", "start": i64::MIN + 1, "end": i64::MIN + 2}}));
     let _ = plan_json(json!({
         "range": {"type": "absolute", "start": 0, "end": i64::MAX},
         "aggregation": {"type": "sum", "size": 1_000_000_000_000_000_000i64},

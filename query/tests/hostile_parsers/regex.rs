@@ -27,14 +27,9 @@ fn regex_piece() -> BoxedStrategy<String> {
 }
 
 fn regex_value() -> BoxedStrategy<String> {
-    vec(
-        pick(&[
-            "a", "b", "c", "0", "1", " ", "-", ".", ",", "é", "\n", "x", ")", "(",
-        ]),
-        0..6,
-    )
-    .prop_map(|p| p.concat())
-    .boxed()
+    vec(pick(&["a", "b", "c", "0", "1", " ", "-", ".", ",", "é", "\n", "x", ")", "("]), 0..6)
+        .prop_map(|p| p.concat())
+        .boxed()
 }
 
 fn series_with(value: &str) -> Series {

@@ -8,9 +8,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use crate::hql::hql_query;
-use crate::json::{
-    json_aggregation, json_duration, json_filter, json_number, json_scalar, pick_value,
-};
+use crate::json::{json_aggregation, json_duration, json_filter, json_number, json_scalar, pick_value};
 use crate::plan::exercise_request;
 use crate::{config, object, pick, NOW};
 
@@ -39,31 +37,11 @@ fn json_time() -> BoxedStrategy<Value> {
 
 fn json_range() -> BoxedStrategy<Value> {
     prop_oneof![
-        (json_time(), json_time())
-            .prop_map(|(s, e)| json!({"type": "absolute", "start": s, "end": e})),
-        (
-            pick(&[
-                "MILLISECONDS",
-                "SECONDS",
-                "MINUTES",
-                "HOURS",
-                "DAYS",
-                "days",
-                "WEEKS",
-                ""
-            ]),
-            json_time()
-        )
+        (json_time(), json_time()).prop_map(|(s, e)| json!({"type": "absolute", "start": s, "end": e})),
+        (pick(&["MILLISECONDS", "SECONDS", "MINUTES", "HOURS", "DAYS", "days", "WEEKS", ""]), json_time())
             .prop_map(|(u, v)| json!({"type": "relative", "unit": u, "value": v})),
         json_time().prop_map(|v| json!({"type": "relative", "value": v})),
-        vec(
-            (
-                pick(&["type", "start", "end", "unit", "value"]),
-                json_scalar()
-            ),
-            0..4
-        )
-        .prop_map(object),
+        vec((pick(&["type", "start", "end", "unit", "value"]), json_scalar()), 0..4).prop_map(object),
         json_scalar(),
     ]
     .boxed()

@@ -23,11 +23,7 @@ pub struct PointBudget {
 impl PointBudget {
     /// The budget of a fetch with `point_limit` `limit` (0: no limit).
     pub fn new(limit: u64) -> Self {
-        PointBudget {
-            limit,
-            remaining: AtomicU64::new(limit),
-            cut: AtomicBool::new(false),
-        }
+        PointBudget { limit, remaining: AtomicU64::new(limit), cut: AtomicBool::new(false) }
     }
 
     /// A budget that grants everything (deletes, counts).
@@ -57,9 +53,7 @@ impl PointBudget {
         let wanted = u64::try_from(found).unwrap_or(u64::MAX);
         let before = self
             .remaining
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                Some(left.saturating_sub(wanted))
-            })
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| Some(left.saturating_sub(wanted)))
             .unwrap_or_else(|left| left);
         if before < wanted {
             self.cut.store(true, Ordering::Relaxed);
@@ -125,9 +119,7 @@ mod tests {
     fn concurrent_claims_never_grant_more_than_the_limit() {
         let b = PointBudget::new(1000);
         let granted: usize = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| (0..100).map(|_| b.claim(3)).sum::<usize>()))
-                .collect();
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| (0..100).map(|_| b.claim(3)).sum::<usize>())).collect();
             handles.into_iter().map(|h| h.join().unwrap()).sum()
         });
         assert_eq!(granted, 1000);

@@ -45,12 +45,7 @@ impl HealthTracker {
     /// A tracker of a component that is not ready yet, for `reason` (e.g. a
     /// consumer before `start`).
     pub fn not_ready(reason: impl Into<String>) -> Self {
-        HealthTracker {
-            state: Mutex::new(State {
-                last_error: None,
-                not_ready: Some(reason.into()),
-            }),
-        }
+        HealthTracker { state: Mutex::new(State { last_error: None, not_ready: Some(reason.into()) }) }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -64,10 +59,7 @@ impl HealthTracker {
     pub fn failed(&self, error: impl Display) -> bool {
         let mut state = self.state();
         let first = state.last_error.is_none();
-        state.last_error = Some(LastError {
-            message: error.to_string(),
-            at: SystemTime::now(),
-        });
+        state.last_error = Some(LastError { message: error.to_string(), at: SystemTime::now() });
         first
     }
 
@@ -117,16 +109,8 @@ impl HealthTracker {
         let state = self.state();
         let ready = state.not_ready.is_none();
         match (&state.last_error, &state.not_ready) {
-            (Some(e), _) => Health {
-                ok: false,
-                ready,
-                message: format!("{context}: {}", e.message).into(),
-            },
-            (None, Some(reason)) => Health {
-                ok: true,
-                ready: false,
-                message: reason.as_str().into(),
-            },
+            (Some(e), _) => Health { ok: false, ready, message: format!("{context}: {}", e.message).into() },
+            (None, Some(reason)) => Health { ok: true, ready: false, message: reason.as_str().into() },
             (None, None) => Health::healthy(),
         }
     }
@@ -147,10 +131,7 @@ mod tests {
         assert_eq!(last.message, "bang");
         assert!(last.at >= before);
         let h = t.health("last call failed");
-        assert_eq!(
-            (h.ok, h.ready, h.message.as_str()),
-            (false, true, "last call failed: bang")
-        );
+        assert_eq!((h.ok, h.ready, h.message.as_str()), (false, true, "last call failed: bang"));
         assert!(t.succeeded(), "the success cleared a failure");
         assert!(!t.succeeded());
         assert_eq!(t.health("x"), Health::healthy());
@@ -160,10 +141,7 @@ mod tests {
     fn record_takes_results() {
         let t = HealthTracker::new();
         t.record(&Err::<(), _>("refused"));
-        assert_eq!(
-            t.last_error().map(|e| e.message).as_deref(),
-            Some("refused")
-        );
+        assert_eq!(t.last_error().map(|e| e.message).as_deref(), Some("refused"));
         t.record(&Ok::<_, String>(1));
         assert_eq!(t.last_error(), None);
     }
@@ -173,18 +151,12 @@ mod tests {
         let t = HealthTracker::not_ready("not consuming");
         assert!(!t.is_ready());
         let h = t.health("x");
-        assert_eq!(
-            (h.ok, h.ready, h.message.as_str()),
-            (true, false, "not consuming")
-        );
+        assert_eq!((h.ok, h.ready, h.message.as_str()), (true, false, "not consuming"));
         t.set_ready();
         assert_eq!(t.health("x"), Health::healthy());
         t.set_not_ready("stopped");
         t.failed("down");
         let h = t.health("pulling fails");
-        assert_eq!(
-            (h.ok, h.ready, h.message.as_str()),
-            (false, false, "pulling fails: down")
-        );
+        assert_eq!((h.ok, h.ready, h.message.as_str()), (false, false, "pulling fails: down"));
     }
 }

@@ -49,13 +49,7 @@ impl RetryPolicy {
     /// Waits from `initial` doubling up to `max`, with jitter, retrying
     /// without limit until the `with_*` methods set one.
     pub const fn new(initial: Duration, max: Duration) -> Self {
-        RetryPolicy {
-            initial,
-            max,
-            max_retries: None,
-            max_elapsed: None,
-            jitter: true,
-        }
+        RetryPolicy { initial, max, max_retries: None, max_elapsed: None, jitter: true }
     }
 
     /// The same policy, giving up after `retries` retries.
@@ -101,11 +95,7 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff whose first attempt starts now.
     pub fn new(policy: RetryPolicy) -> Self {
-        Backoff {
-            policy,
-            retries: 0,
-            started: Instant::now(),
-        }
+        Backoff { policy, retries: 0, started: Instant::now() }
     }
 
     /// The policy this backoff follows.
@@ -131,11 +121,7 @@ impl Backoff {
     /// that long, and the backoff gives up rather than retry sooner than
     /// told when that would run past `max_elapsed`.
     pub fn next_delay(&mut self, hint: Option<Duration>) -> Option<Duration> {
-        if self
-            .policy
-            .max_retries
-            .is_some_and(|max| self.retries >= max)
-        {
+        if self.policy.max_retries.is_some_and(|max| self.retries >= max) {
             return None;
         }
         let mut delay = self.policy.delay(self.retries);
@@ -260,28 +246,16 @@ mod tests {
         let mut b = p.backoff();
         let last = (0..50).map(|_| b.next_delay(None).unwrap()).last();
         assert_eq!(last, Some(1000 * MS));
-        assert_eq!(
-            RetryPolicy::new(Duration::MAX, Duration::MAX).delay(40),
-            Duration::MAX
-        );
+        assert_eq!(RetryPolicy::new(Duration::MAX, Duration::MAX).delay(40), Duration::MAX);
     }
 
     #[test]
     fn jitter_scales_each_delay_into_its_upper_half() {
         let p = RetryPolicy::new(1000 * MS, 1000 * MS);
-        let delays: Vec<Duration> = (0..200)
-            .map(|_| p.backoff().next_delay(None).unwrap())
-            .collect();
-        assert!(
-            delays.iter().all(|d| (500 * MS..=1000 * MS).contains(d)),
-            "{delays:?}"
-        );
+        let delays: Vec<Duration> = (0..200).map(|_| p.backoff().next_delay(None).unwrap()).collect();
+        assert!(delays.iter().all(|d| (500 * MS..=1000 * MS).contains(d)), "{delays:?}");
         let distinct: std::collections::BTreeSet<_> = delays.iter().collect();
-        assert!(
-            distinct.len() > 100,
-            "the delays vary: {} distinct of 200",
-            distinct.len()
-        );
+        assert!(distinct.len() > 100, "the delays vary: {} distinct of 200", distinct.len());
         for _ in 0..1000 {
             let j = jitter();
             assert!((0.5..1.0).contains(&j), "{j}");
@@ -293,64 +267,32 @@ mod tests {
         let mut b = exact(1, 10).with_max_retries(3).backoff();
         assert_eq!((0..5).filter_map(|_| b.next_delay(None)).count(), 3);
         assert_eq!(b.attempts(), 4);
-        assert_eq!(
-            exact(1, 10).with_max_retries(0).backoff().next_delay(None),
-            None
-        );
+        assert_eq!(exact(1, 10).with_max_retries(0).backoff().next_delay(None), None);
     }
 
     #[test]
     fn max_elapsed_refuses_a_retry_that_would_start_too_late() {
-        let mut b = exact(100, 100)
-            .with_max_elapsed(Duration::from_secs(10))
-            .backoff();
+        let mut b = exact(100, 100).with_max_elapsed(Duration::from_secs(10)).backoff();
         assert_eq!(b.next_delay(None), Some(100 * MS));
         b.started = Instant::now() - Duration::from_millis(9_850);
-        assert_eq!(
-            b.next_delay(None),
-            Some(100 * MS),
-            "starts at 9.95 s: in time"
-        );
+        assert_eq!(b.next_delay(None), Some(100 * MS), "starts at 9.95 s: in time");
         b.started = Instant::now() - Duration::from_millis(9_950);
         assert_eq!(b.next_delay(None), None, "would start at 10.05 s");
     }
 
     #[test]
     fn a_hint_raises_the_delay_but_not_past_max_elapsed() {
-        let mut b = exact(100, 1000)
-            .with_max_elapsed(Duration::from_secs(10))
-            .backoff();
-        assert_eq!(
-            b.next_delay(Some(3000 * MS)),
-            Some(3000 * MS),
-            "above the cap: the server knows best"
-        );
-        assert_eq!(
-            b.next_delay(Some(50 * MS)),
-            Some(200 * MS),
-            "a shorter hint changes nothing"
-        );
-        assert_eq!(
-            b.next_delay(Some(20_000 * MS)),
-            None,
-            "giving up beats retrying too early"
-        );
-        let with_jitter = RetryPolicy::new(1000 * MS, 1000 * MS)
-            .backoff()
-            .next_delay(Some(1000 * MS));
-        assert_eq!(
-            with_jitter,
-            Some(1000 * MS),
-            "jitter never cuts below the hint"
-        );
+        let mut b = exact(100, 1000).with_max_elapsed(Duration::from_secs(10)).backoff();
+        assert_eq!(b.next_delay(Some(3000 * MS)), Some(3000 * MS), "above the cap: the server knows best");
+        assert_eq!(b.next_delay(Some(50 * MS)), Some(200 * MS), "a shorter hint changes nothing");
+        assert_eq!(b.next_delay(Some(20_000 * MS)), None, "giving up beats retrying too early");
+        let with_jitter = RetryPolicy::new(1000 * MS, 1000 * MS).backoff().next_delay(Some(1000 * MS));
+        assert_eq!(with_jitter, Some(1000 * MS), "jitter never cuts below the hint");
     }
 
     #[test]
     fn reset_starts_over() {
-        let mut b = exact(10, 1000)
-            .with_max_retries(2)
-            .with_max_elapsed(Duration::from_secs(1))
-            .backoff();
+        let mut b = exact(10, 1000).with_max_retries(2).with_max_elapsed(Duration::from_secs(1)).backoff();
         b.next_delay(None);
         b.next_delay(None);
         b.started = Instant::now() - Duration::from_secs(5);
@@ -360,30 +302,18 @@ mod tests {
         assert_eq!(b.next_delay(None), Some(10 * MS));
     }
 
-    fn flaky(
-        failures: u32,
-        error: PluginError,
-    ) -> impl FnMut() -> std::future::Ready<Result<u32, PluginError>> {
+    fn flaky(failures: u32, error: PluginError) -> impl FnMut() -> std::future::Ready<Result<u32, PluginError>> {
         let mut calls = 0;
         move || {
             calls += 1;
-            std::future::ready(if calls > failures {
-                Ok(calls)
-            } else {
-                Err(error.clone())
-            })
+            std::future::ready(if calls > failures { Ok(calls) } else { Err(error.clone()) })
         }
     }
 
     #[tokio::test]
     async fn retry_calls_until_success() {
         let policy = exact(1, 2).with_max_retries(5);
-        let got = retry(
-            &policy,
-            PluginError::is_transient,
-            flaky(3, PluginError::unavailable("down")),
-        )
-        .await;
+        let got = retry(&policy, PluginError::is_transient, flaky(3, PluginError::unavailable("down"))).await;
         assert_eq!(got, Ok(4));
     }
 
@@ -396,29 +326,17 @@ mod tests {
             std::future::ready(Err::<(), _>(PluginError::invalid_input("bad")))
         })
         .await;
-        assert_eq!(
-            (permanent.unwrap_err().kind, calls),
-            (crate::ErrorKind::INVALID_INPUT, 1)
-        );
-        let exhausted = retry(
-            &policy,
-            PluginError::is_transient,
-            flaky(10, PluginError::timeout("slow")),
-        )
-        .await;
+        assert_eq!((permanent.unwrap_err().kind, calls), (crate::ErrorKind::INVALID_INPUT, 1));
+        let exhausted = retry(&policy, PluginError::is_transient, flaky(10, PluginError::timeout("slow"))).await;
         assert_eq!(exhausted.unwrap_err().kind, crate::ErrorKind::TIMEOUT);
     }
 
     #[tokio::test]
     async fn retry_waits_at_least_the_hint() {
         let policy = exact(1, 1).with_max_retries(1);
-        let busy =
-            PluginError::resource_exhausted("busy").with_retry_after(Duration::from_millis(80));
+        let busy = PluginError::resource_exhausted("busy").with_retry_after(Duration::from_millis(80));
         let started = Instant::now();
-        assert_eq!(
-            retry(&policy, PluginError::is_transient, flaky(1, busy)).await,
-            Ok(2)
-        );
+        assert_eq!(retry(&policy, PluginError::is_transient, flaky(1, busy)).await, Ok(2));
         assert!(started.elapsed() >= 80 * MS, "{:?}", started.elapsed());
     }
 }

@@ -115,10 +115,7 @@ impl Metric for Gauge {
 
 /// One statistic: a name and its value.
 pub fn statistic(name: &str, value: f64) -> Statistic {
-    Statistic {
-        name: name.into(),
-        value,
-    }
+    Statistic { name: name.into(), value }
 }
 
 /// Declares a struct of [`Counter`]s and [`Gauge`]s (any [`Metric`]) with a
@@ -198,11 +195,7 @@ mod tests {
         s.reads.add(2);
         s.level.add(3);
         s.writes.inc();
-        let got: Vec<(String, f64)> = s
-            .statistics()
-            .into_iter()
-            .map(|s| (s.name.into_string(), s.value))
-            .collect();
+        let got: Vec<(String, f64)> = s.statistics().into_iter().map(|s| (s.name.into_string(), s.value)).collect();
         let want = [("reads", 2.0), ("buffered-items", 3.0), ("writes", 1.0)];
         assert_eq!(got, want.map(|(n, v)| (n.to_string(), v)));
     }

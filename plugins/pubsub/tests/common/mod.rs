@@ -74,7 +74,11 @@ pub fn publish(topic: &str, payloads: &[Vec<u8>]) {
 /// Messages the subscription would deliver now (pulled and left to expire:
 /// only for checking that a subscription is drained).
 pub fn available(subscription: &str) -> usize {
-    let reply = rest("POST", &format!("subscriptions/{subscription}:pull"), json!({"returnImmediately": true, "maxMessages": 100}));
+    let reply = rest(
+        "POST",
+        &format!("subscriptions/{subscription}:pull"),
+        json!({"returnImmediately": true, "maxMessages": 100}),
+    );
     reply["receivedMessages"].as_array().map_or(0, Vec::len)
 }
 
