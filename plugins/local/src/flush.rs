@@ -12,7 +12,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::dir_lock::DirLock;
 use crate::encoding::{put_u64, Reader};
-use crate::error::{corrupt, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::head::{merge_runs, Head};
 use crate::log::{sync_dir, RecordLog};
 use crate::read::Decoder;
@@ -36,8 +36,8 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
     let catalog_path = dir.join("series.log");
     let mut catalog = Catalog { ids: HashMap::new(), by_id: BTreeMap::new(), next_id: 0 };
     let mut tombstones: HashMap<u64, u64> = HashMap::new();
-    let mut bad_record = false;
-    let (catalog_log, _) = RecordLog::open(&catalog_path, |rec| {
+    let mut undecodable: Vec<usize> = Vec::new();
+    let (catalog_log, catalog_damage) = RecordLog::open(&catalog_path, |offset, rec| {
         let mut r = Reader::new(rec);
         let ok = (|| {
             match r.u8()? {
@@ -59,11 +59,15 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
             }
             Some(())
         })();
-        bad_record |= ok.is_none();
+        if ok.is_none() {
+            undecodable.push(offset);
+        }
     })?;
-    if bad_record {
-        return Err(corrupt(&catalog_path, "undecodable record with a valid checksum"));
+    for offset in &undecodable {
+        // An intact frame this version cannot read: skipped like damage.
+        tracing::warn!(path = %catalog_path.display(), offset, "skipped an undecodable series definition");
     }
+    let catalog_damaged = catalog_damage.any() || !undecodable.is_empty();
 
     // Segments and WAL files present.
     let mut segments: Vec<(Segment, Vec<BlockMeta>)> = Vec::new();
@@ -94,7 +98,12 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
         segments: BTreeMap::new(),
         tombstones,
     };
+    // Series ids are never handed out twice, even when the catalog lost the
+    // definition of an id that data still refers to: the next id is above
+    // every id in use anywhere (catalog, segments, write-ahead logs).
+    let mut max_id_seen: Option<u64> = None;
     for (seg, metas) in segments {
+        max_id_seen = max_id_seen.max(metas.iter().map(|m| m.series).max());
         if covered(&seg) {
             fs::remove_file(&seg.path).ctx(&seg.path)?;
             continue;
@@ -112,18 +121,37 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
             continue;
         }
         let mut head = Head::default();
-        let mut bad = false;
-        let (_, torn) = RecordLog::open(&path, |rec| bad |= replay_points(rec, &mut head).is_none())?;
-        if bad {
-            return Err(corrupt(&path, "undecodable record with a valid checksum"));
-        }
-        if torn {
-            tracing::warn!(path = %path.display(), "recovered a write-ahead log with a torn tail");
+        let (_, damage) = RecordLog::open(&path, |offset, rec| match replay_points(rec, &mut head) {
+            Some(top) => max_id_seen = max_id_seen.max(top),
+            None => tracing::warn!(path = %path.display(), offset, "skipped an undecodable write-ahead log record"),
+        })?;
+        if damage.any() {
+            tracing::warn!(
+                path = %path.display(),
+                skipped_bytes = damage.skipped_bytes(),
+                tail_bytes = damage.tail,
+                "recovered a damaged write-ahead log"
+            );
         }
         mem.frozen.push((seq, Arc::new(head)));
     }
+    if let Some(top) = max_id_seen {
+        if top >= catalog.next_id {
+            tracing::warn!(
+                path = %catalog_path.display(),
+                next_id = catalog.next_id,
+                highest_id_in_data = top,
+                "data refers to series ids the catalog does not define (a damaged catalog); new series get ids above them"
+            );
+            catalog.next_id = top + 1;
+        }
+    }
+    if catalog_damaged {
+        let orphans: usize = mem.blocks.keys().filter(|id| !catalog.by_id.contains_key(id)).count();
+        tracing::warn!(path = %catalog_path.display(), series_without_definition = orphans, "the series catalog was damaged");
+    }
     mem.active_seq = max_seq + 1;
-    let (wal, _) = RecordLog::open(&wal_path(dir, mem.active_seq), |_| ())?;
+    let (wal, _) = RecordLog::open(&wal_path(dir, mem.active_seq), |_, _| ())?;
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),
         opts,
@@ -153,22 +181,27 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
     Ok(MetricStore { inner, flusher })
 }
 
-fn replay_points(rec: &[u8], head: &mut Head) -> Option<()> {
+/// Applies one write-ahead log record to `head`, all of it or (when it does
+/// not decode) nothing; returns the highest series id in it.
+fn replay_points(rec: &[u8], head: &mut Head) -> Option<Option<u64>> {
     let mut r = Reader::new(rec);
     if r.u8()? != REC_POINTS {
         return None;
     }
-    let (mut ts, mut vals) = (Vec::new(), Vec::new());
+    let mut entries: Vec<(u64, Vec<i64>, Vec<f64>)> = Vec::new();
     while !r.is_empty() {
         let id = r.u64()?;
         let n = r.u32()? as usize;
-        ts.clear();
-        vals.clear();
+        let (mut ts, mut vals) = (Vec::new(), Vec::new());
         r.i64s(n, &mut ts)?;
         r.f64s(n, &mut vals)?;
-        head.append(id, &ts, &vals);
+        entries.push((id, ts, vals));
     }
-    Some(())
+    let top = entries.iter().map(|(id, _, _)| *id).max();
+    for (id, ts, vals) in &entries {
+        head.append(*id, ts, vals);
+    }
+    Some(top)
 }
 
 /// Adds a segment's blocks, leaving out those a tombstone hides.

@@ -17,7 +17,7 @@ use parking_lot::RwLock;
 
 use crate::dir_lock::DirLock;
 use crate::encoding::{put_series, Reader};
-use crate::error::{corrupt, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::index::{Index, Set};
 use crate::log::{frame, sync_dir, RecordLog};
 
@@ -55,8 +55,8 @@ impl MetadataStore {
         let dir_lock = DirLock::acquire(dir)?;
         let path = dir.join("registry.log");
         let mut index = Index::default();
-        let (mut records, mut removes, mut bad) = (0usize, 0usize, false);
-        let (log, _) = RecordLog::open(&path, |rec| {
+        let (mut records, mut removes) = (0usize, 0usize);
+        let (log, _) = RecordLog::open(&path, |offset, rec| {
             records += 1;
             let mut r = Reader::new(rec);
             match (r.u8(), r.series()) {
@@ -67,12 +67,10 @@ impl MetadataStore {
                     removes += 1;
                     index.remove(&s);
                 }
-                _ => bad = true,
+                // An intact frame this version cannot read: skipped like damage.
+                _ => tracing::warn!(path = %path.display(), offset, "skipped an undecodable registry record"),
             }
         })?;
-        if bad {
-            return Err(corrupt(&path, "undecodable record with a valid checksum"));
-        }
         let log = if removes > 0 && removes * 2 >= records { rewrite(&path, &index, log)? } else { log };
         Ok(MetadataStore { path, log, index: RwLock::new(index), _dir_lock: dir_lock })
     }
@@ -199,5 +197,5 @@ fn rewrite(path: &Path, index: &Index, old: RecordLog) -> Result<RecordLog> {
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;
     }
-    Ok(RecordLog::open(path, |_| ())?.0)
+    Ok(RecordLog::open(path, |_, _| ())?.0)
 }

@@ -285,3 +285,70 @@ fn large_fetches_decode_in_parallel_with_the_same_answer() {
     }
     assert!(parallel.series[5].points.to_pairs().contains(&(50, -1.0)), "the head wins over blocks");
 }
+
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack.windows(needle.len()).position(|w| w == needle).expect("needle in the file")
+}
+
+fn flip_in_file(path: &std::path::Path, needle: &[u8]) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = find(&bytes, needle);
+    bytes[at] ^= 0x20;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A flipped byte in one series' definition costs that definition only:
+/// the series defined after it keep their points, and no new series is
+/// given an id that data still refers to (it would read another series'
+/// points), whether the damaged record is in the middle or at the end.
+#[test]
+fn a_damaged_catalog_record_loses_one_definition_and_no_id_is_reused() {
+    for victim in ["cat-b", "cat-c"] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetricStore::open(dir.path(), opts()).unwrap();
+        let (a, b, c) = (series("cat-a"), series("cat-b"), series("cat-c"));
+        let many: Vec<(i64, f64)> = (1..=10_000).map(|i| (i, i as f64)).collect();
+        for s in [&a, &b, &c] {
+            store.write(&[sp(s, &many)]).unwrap();
+        }
+        store.flush().unwrap();
+        drop(store);
+        flip_in_file(&dir.path().join("series.log"), victim.as_bytes());
+
+        let store = MetricStore::open(dir.path(), opts()).unwrap();
+        for s in [&a, &b, &c] {
+            let expected = if s.key.as_str() == victim { vec![] } else { many.clone() };
+            assert_eq!(pairs(&store, s, TimeRange::ALL), expected, "{} after damage to {victim}", s.key);
+        }
+        let d = series("cat-d");
+        store.write(&[sp(&d, &[(5, 42.0)])]).unwrap();
+        assert_eq!(pairs(&store, &d, TimeRange::ALL), vec![(5, 42.0)], "a new series after damage to {victim}");
+        drop(store);
+        let store = MetricStore::open(dir.path(), opts()).unwrap();
+        assert_eq!(pairs(&store, &d, TimeRange::ALL), vec![(5, 42.0)], "after a restart, damage to {victim}");
+        assert_eq!(pairs(&store, &a, TimeRange::ALL), many);
+    }
+}
+
+/// What a crash after the file grew but before the data landed leaves:
+/// zeros at the end of the newest write-ahead log. They are not a record
+/// (crc32 of nothing is 0), so the node starts and keeps every point.
+#[test]
+fn zeros_at_the_end_of_the_newest_wal_do_not_stop_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    let s = series("zeros");
+    store.write(&[sp(&s, &[(1, 1.0), (2, 2.0)])]).unwrap();
+    drop(store);
+    let newest = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("wal-"))
+        .max()
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&newest).unwrap();
+    std::io::Write::write_all(&mut f, &[0u8; 8]).unwrap();
+    drop(f);
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(pairs(&store, &s, TimeRange::ALL), vec![(1, 1.0), (2, 2.0)]);
+}
