@@ -38,9 +38,34 @@ impl From<Error> for PluginError {
             Error::Timeout { .. } => PluginError::timeout(&e),
             Error::InvalidInput(_) => PluginError::invalid_input(&e),
             Error::Server { status, .. } if *status == 400 => PluginError::invalid_input(&e),
+            // Still overloaded or down after the retries: the caller may try
+            // again later (consumers back off instead of giving the batch up).
+            Error::Server { status: 429, .. } => PluginError::resource_exhausted(&e),
+            Error::Server { status: 502..=504, .. } => PluginError::unavailable(&e),
             _ => PluginError::internal(&e),
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(status: u16) -> heroic_plugin_api::ErrorKind {
+        PluginError::from(Error::Server { op: "search".into(), status, reason: "x".into() }).kind
+    }
+
+    #[test]
+    fn overload_and_gateway_errors_left_after_retries_are_transient() {
+        use heroic_plugin_api::ErrorKind;
+        assert_eq!(kind(429), ErrorKind::RESOURCE_EXHAUSTED);
+        for status in [502, 503, 504] {
+            assert_eq!(kind(status), ErrorKind::UNAVAILABLE, "{status}");
+        }
+        assert_eq!(kind(400), ErrorKind::INVALID_INPUT);
+        assert_eq!(kind(500), ErrorKind::INTERNAL);
+        assert!(!PluginError::from(Error::Server { op: "x".into(), status: 500, reason: "x".into() }).is_transient());
+    }
+}

@@ -165,6 +165,7 @@ async fn overloaded_searches_are_retried_then_reported() {
     let err = b.find_series(q).await.unwrap_err();
     assert_eq!(searches.load(Ordering::SeqCst), 3, "first try and two retries");
     assert!(err.to_string().contains("http 503") && err.to_string().contains("no shard"), "{err}");
+    assert_eq!(err.kind, ErrorKind::UNAVAILABLE, "still down after the retries: worth trying again later");
     assert!(!b.health().ok, "a failing cluster makes the backend unhealthy");
 }
 
