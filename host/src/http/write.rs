@@ -8,8 +8,11 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 
+use heroic_plugin_api::{ErrorKind, PluginError};
+
 use crate::http::error::{parse_json, ApiError, ApiResult};
 use crate::node::Node;
+use crate::writer::WriteError;
 
 /// A series as Heroic's JSON writes it.
 #[derive(Deserialize, Debug)]
@@ -100,11 +103,25 @@ pub fn parse_write_body(body: &[u8]) -> ApiResult<SeriesPoints> {
 
 pub async fn handle(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json> {
     let batch = parse_write_body(body)?;
-    let report = node.write(vec![batch]).await.map_err(|e| {
-        let status = if e.is_transient() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
-        ApiError::new(status, e.to_string())
-    })?;
+    let report = node.write(vec![batch]).await.map_err(write_failed)?;
     Ok(warp::reply::json(&WriteResponse { times: report.times_ns, errors: Vec::new() }))
+}
+
+/// The answer to a write a backend refused: 503 with `Retry-After` when
+/// every failure is transient (try again later), 400 when every failure
+/// says the write itself can never be stored (an oversized key …: sending
+/// it again cannot help), else 500.
+fn write_failed(e: WriteError) -> ApiError {
+    let all = |kind: ErrorKind| e.failures.iter().all(|(_, _, pe)| pe.kind == kind);
+    if e.is_transient() {
+        let hint = e.failures.iter().filter_map(|(_, _, pe)| pe.retry_after()).max();
+        let seconds = hint.map_or(1, |d| d.as_millis().div_ceil(1000) as u64);
+        ApiError::busy(e.to_string(), seconds)
+    } else if !e.failures.is_empty() && all(ErrorKind::INVALID_INPUT) {
+        ApiError::bad_request(e.to_string())
+    } else {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -119,6 +136,22 @@ mod tests {
         assert_eq!(sp.series.tag("site"), Some("lon"));
         assert_eq!(sp.series.resource_tag("pod"), Some("p-1"));
         assert_eq!(sp.points.to_pairs(), vec![(1300000000000, 42.0), (1300001000000, 84.0)]);
+    }
+
+    #[test]
+    fn refused_writes_answer_by_what_a_retry_could_do() {
+        let failed = |errors: Vec<PluginError>| {
+            write_failed(WriteError { failures: errors.into_iter().map(|e| ("metrics", "b".to_string(), e)).collect() })
+        };
+        let too_long = || PluginError::invalid_input("row key of series {key=x} is 5000 bytes, over the limit");
+        let e = failed(vec![too_long()]);
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("row key of series"), "{}", e.message);
+        let e = failed(vec![PluginError::unavailable("down").with_retry_after(std::time::Duration::from_millis(2500))]);
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.headers.iter().any(|(n, v)| n == warp::http::header::RETRY_AFTER && v == "3"), "{:?}", e.headers);
+        assert_eq!(failed(vec![too_long(), PluginError::internal("x")]).status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(failed(vec![PluginError::new(ErrorKind::PANIC, "boom")]).status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]
