@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 
-use heroic_plugin_api::{ErrorKind, PluginError};
+use heroic_plugin_api::ErrorKind;
 
 use crate::http::error::{parse_json, ApiError, ApiResult};
 use crate::node::Node;
@@ -127,6 +127,7 @@ fn write_failed(e: WriteError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use heroic_plugin_api::PluginError;
 
     #[test]
     fn parses_heroics_example() {
