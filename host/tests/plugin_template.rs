@@ -17,19 +17,20 @@ use std::sync::Mutex;
 use common::Node;
 use serde_json::json;
 
-/// Both tests build into one target dir (dependencies are shared), one at a time.
+/// One build at a time: they are heavy, and the machine may have 2 cores.
 static BUILD: Mutex<()> = Mutex::new(());
 
 fn template_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("examples/plugin-template")
 }
 
-/// Runs cargo on the template (its own target dir: the workspace's is
-/// locked by the running `cargo test`) and copies the library it built into
-/// a fresh directory, so that the next build cannot swap it under a node.
-fn build_template(args: &[&str], into: &Path) -> String {
+/// Runs cargo on the template in a target dir of its own per variant (the
+/// workspace's is locked by the running `cargo test`, and two variants in
+/// one dir overwrite each other's library, which cargo names without a
+/// hash) and copies the library it built into a fresh directory.
+fn build_template(variant: &str, args: &[&str], into: &Path) -> String {
     let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let target = common::plugin_dir().join("plugin-template");
+    let target = common::plugin_dir().join(format!("plugin-template-{variant}"));
     let out = Command::new(env!("CARGO"))
         .args(args)
         .arg("--manifest-path")
@@ -43,7 +44,9 @@ fn build_template(args: &[&str], into: &Path) -> String {
     assert!(out.status.success(), "cargo {args:?} on the template failed:\n{stdout}\n{stderr}");
     let file = heroic_plugin_api::loader::library_file_name("template");
     std::fs::create_dir_all(into).unwrap();
-    std::fs::copy(target.join("debug").join(&file), into.join(&file)).expect("copy the template library");
+    // `deps/` holds the library of this very build (`cargo test` does not
+    // always copy it up to `debug/`).
+    std::fs::copy(target.join("debug/deps").join(&file), into.join(&file)).expect("copy the template library");
     format!("{stdout}\n{stderr}")
 }
 
@@ -74,7 +77,7 @@ fn template_passes_the_conformance_kit_and_loads() {
     let dir = tempfile::tempdir().unwrap();
     let lib_dir = dir.path().join("lib");
     // `cargo test` builds the library, then runs the kit against it.
-    let output = build_template(&["test"], &lib_dir);
+    let output = build_template("current", &["test"], &lib_dir);
     assert!(output.contains("metric_conformance::fetch_point_limit ... ok"), "{output}");
     assert!(output.contains("conformance metric: declared capabilities"), "the kit's summary is missing:\n{output}");
 
@@ -89,7 +92,7 @@ fn template_passes_the_conformance_kit_and_loads() {
 fn template_built_against_the_previous_minor_version_loads_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let lib_dir = dir.path().join("lib");
-    build_template(&["build", "--features", "heroic-plugin-api/previous-abi"], &lib_dir);
+    build_template("1.0", &["build", "--features", "heroic-plugin-api/previous-abi"], &lib_dir);
 
     let node = serve_and_check(&lib_dir, dir.path());
     let log = node.log();
