@@ -32,6 +32,13 @@ impl ApiError {
         e
     }
 
+    /// 503 for a backend's transient failure: `Retry-After` is the
+    /// plugin's hint rounded up to whole seconds (the header's unit), or 1 s
+    /// without one.
+    pub fn retry_later(message: impl Into<String>, hint: Option<std::time::Duration>) -> Self {
+        Self::busy(message, hint.map_or(1, |d| d.as_millis().div_ceil(1000) as u64))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
@@ -77,9 +84,7 @@ impl From<heroic_plugin_api::PluginError> for ApiError {
     fn from(e: heroic_plugin_api::PluginError) -> Self {
         use heroic_plugin_api::ErrorKind;
         if e.is_transient() {
-            // A plugin's hint, rounded up to whole seconds (Retry-After's unit).
-            let seconds = e.retry_after().map_or(1, |d| d.as_millis().div_ceil(1000) as u64);
-            return ApiError::busy(e.to_string(), seconds);
+            return ApiError::retry_later(e.to_string(), e.retry_after());
         }
         let status = match e.kind {
             ErrorKind::INVALID_INPUT | ErrorKind::CONFIG => StatusCode::BAD_REQUEST,

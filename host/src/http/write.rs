@@ -115,8 +115,7 @@ fn write_failed(e: WriteError) -> ApiError {
     let all = |kind: ErrorKind| e.failures.iter().all(|(_, _, pe)| pe.kind == kind);
     if e.is_transient() {
         let hint = e.failures.iter().filter_map(|(_, _, pe)| pe.retry_after()).max();
-        let seconds = hint.map_or(1, |d| d.as_millis().div_ceil(1000) as u64);
-        ApiError::busy(e.to_string(), seconds)
+        ApiError::retry_later(e.to_string(), hint)
     } else if !e.failures.is_empty() && all(ErrorKind::INVALID_INPUT) {
         ApiError::bad_request(e.to_string())
     } else {
