@@ -56,17 +56,14 @@ pub enum LoadError {
 
 /// What to do about a version mismatch, for the message.
 fn version_advice(plugin: &str, host: &str) -> String {
-    match (Version::parse(plugin), Version::parse(host)) {
-        (Some(p), Some(h)) if p.major == h.major && p.minor > h.minor => format!(
-            ", which loads plugins built against {}.0 to {}.{}: upgrade the host, or rebuild the plugin against {}.{}",
-            h.major, h.major, h.minor, h.major, h.minor
-        ),
-        (_, Some(h)) => format!(
-            ", which loads plugins built against {}.0 to {}.{}: rebuild the plugin against {}.{}",
-            h.major, h.major, h.minor, h.major, h.minor
-        ),
-        _ => String::new(),
-    }
+    let Some(h) = Version::parse(host) else { return String::new() };
+    let newer = Version::parse(plugin).is_some_and(|p| p.major == h.major && p.minor > h.minor);
+    let upgrade = if newer { "upgrade the host, or " } else { "" };
+    format!(
+        ", which loads plugins built against {major}.0 to {major}.{minor}: {upgrade}rebuild the plugin against {major}.{minor}",
+        major = h.major,
+        minor = h.minor
+    )
 }
 
 /// An interface version, `MAJOR.MINOR.PATCH`.
