@@ -18,13 +18,34 @@ use crate::metadata::MetadataStore;
 use crate::metrics::{MetricOptions, MetricStore};
 use crate::suggest::{SuggestOptions, SuggestStore};
 
+/// How long a writer refused for a full disk, a failed log or a full head
+/// should wait: the background thread retries every second.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 fn plugin_error(e: Error) -> PluginError {
-    match e {
+    match &e {
         Error::InvalidInput(_) | Error::Filter(_) => PluginError::invalid_input(e),
         // Config, not Unavailable: retrying does not help while the other
         // process runs; an operator has to stop it or change `data_dir`.
         Error::Locked { .. } => PluginError::config(e),
-        _ => PluginError::internal(e),
+        Error::LogFailed { storage_full: true, .. } | Error::Busy { .. } => {
+            PluginError::resource_exhausted(e).with_retry_after(RETRY_AFTER)
+        }
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+            PluginError::resource_exhausted(e).with_retry_after(RETRY_AFTER)
+        }
+        // A failed write or fsync, a read-only or vanished disk: the store
+        // recovers by itself once the disk is back.
+        Error::LogFailed { .. } | Error::Io { .. } => PluginError::unavailable(e).with_retry_after(RETRY_AFTER),
+        Error::Corrupt { .. } | Error::Codec(_) => PluginError::internal(e),
+    }
+}
+
+/// Health from a store's own account of what stops it taking writes.
+fn health_of(trouble: Option<String>) -> Health {
+    match trouble {
+        None => Health::healthy(),
+        Some(t) => Health::unhealthy(t),
     }
 }
 
@@ -52,6 +73,10 @@ pub struct MetricsConfig {
     pub max_record_points: usize,
     /// Merge all segments into one when there are more than this many.
     pub compact_segments: usize,
+    /// Refuse writes (503 with Retry-After; consumers pause) while more
+    /// points than this wait in memory to be flushed, because flushing fell
+    /// behind or fails (a full disk). Bounds memory and write-ahead log size.
+    pub head_limit_points: usize,
 }
 
 impl Default for MetricsConfig {
@@ -64,6 +89,7 @@ impl Default for MetricsConfig {
             block_points: o.block_points,
             max_record_points: o.max_record_points,
             compact_segments: o.compact_segments,
+            head_limit_points: o.head_limit_points,
         }
     }
 }
@@ -81,12 +107,19 @@ impl MetricBackend for LocalMetrics {
                 "flush_points, flush_interval_seconds, block_points and max_record_points must be positive",
             ));
         }
+        if c.head_limit_points < c.flush_points {
+            return Err(PluginError::config(format_args!(
+                "head_limit_points ({}) must be at least flush_points ({})",
+                c.head_limit_points, c.flush_points
+            )));
+        }
         let opts = MetricOptions {
             flush_points: c.flush_points,
             flush_interval: Duration::from_secs(c.flush_interval_seconds),
             block_points: c.block_points,
             max_record_points: c.max_record_points,
             compact_segments: c.compact_segments,
+            head_limit_points: c.head_limit_points,
             background_flush: true,
         };
         let store = blocking(move || MetricStore::open(&c.data_dir, opts)).await?;
@@ -125,6 +158,10 @@ impl MetricBackend for LocalMetrics {
     async fn shutdown(&self) -> PluginResult<()> {
         let store = self.store.clone();
         blocking(move || store.flush()).await
+    }
+
+    fn health(&self) -> Health {
+        health_of(self.store.trouble())
     }
 
     fn statistics(&self) -> Vec<Statistic> {
@@ -198,6 +235,10 @@ impl MetadataBackend for LocalMetadata {
     async fn find_tags(&self, q: Query) -> PluginResult<TagsPage> {
         let store = self.store.clone();
         blocking(move || store.find_tags(&q.filter, q.limit)).await
+    }
+
+    fn health(&self) -> Health {
+        health_of(self.store.trouble())
     }
 
     fn statistics(&self) -> Vec<Statistic> {
@@ -279,6 +320,10 @@ impl SuggestBackend for LocalSuggest {
     async fn tag_key_count(&self, q: Query, exact_limit: u64) -> PluginResult<TagKeyCountResult> {
         let store = self.store.clone();
         blocking(move || store.tag_key_count(&q.filter, exact_limit, q.limit)).await
+    }
+
+    fn health(&self) -> Health {
+        health_of(self.store.trouble())
     }
 
     fn statistics(&self) -> Vec<Statistic> {

@@ -18,8 +18,14 @@ pub enum Error {
     Filter(#[from] FilterError),
     #[error("invalid write: {0}")]
     InvalidInput(String),
-    #[error("log {path} failed earlier and refuses further writes: {reason}")]
-    Poisoned { path: PathBuf, reason: String },
+    /// A write or fsync of a log failed; the write was not stored. The log
+    /// recovers by itself once the disk takes writes again.
+    #[error("{reason}; the write was not stored, retry later")]
+    LogFailed { path: PathBuf, reason: String, storage_full: bool },
+    /// The in-memory head is over its bound: flushing fell behind (or fails).
+    #[error("{points} points wait in memory to be flushed, over head_limit_points ({limit}){}; retry later",
+        cause.as_ref().map(|c| format!(": flushing fails ({c})")).unwrap_or_default())]
+    Busy { points: usize, limit: usize, cause: Option<String> },
     /// Another open store holds the directory's lock (see `dir_lock`).
     #[error(
         "data directory {} is in use by another process{}; stop it or use another data_dir",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use heroic_plugin_api::types::{Series, TimeRange};
+use heroic_plugin_api::types::{PointBatch, Series, SeriesPoints, TimeRange};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::dir_lock::DirLock;
@@ -17,9 +17,8 @@ use crate::head::{merge_runs, Head};
 use crate::log::{sync_dir, RecordLog};
 use crate::read::Decoder;
 use crate::segment::{parse_segment_name, BlockMeta, Segment, SegmentWriter};
-use crate::store::{
-    BlockRef, Catalog, Inner, Mem, MetricOptions, MetricStore, Wake, REC_DEF, REC_POINTS, REC_TOMBSTONE,
-};
+use crate::store::{BlockRef, Catalog, Inner, Mem, MetricOptions, MetricStore, Wake, REC_DEF, REC_TOMBSTONE};
+use crate::wal_record::{apply_points, encode_points};
 
 fn wal_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("wal-{seq:020}.log"))
@@ -113,43 +112,6 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
     let max_seg = mem.segments.keys().map(|k| k.1).max().unwrap_or(0);
     wals.sort_unstable();
     let max_seq = wals.last().copied().unwrap_or(0).max(max_seg);
-    for &seq in &wals {
-        let path = wal_path(dir, seq);
-        if mem.segments.keys().any(|&(lo, hi)| lo <= seq && seq <= hi) {
-            // Flushed, but the crash came before the WAL was removed.
-            fs::remove_file(&path).ctx(&path)?;
-            continue;
-        }
-        let mut head = Head::default();
-        let (_, damage) = RecordLog::open(&path, |offset, rec| match replay_points(rec, &mut head) {
-            Some(top) => max_id_seen = max_id_seen.max(top),
-            None => tracing::warn!(path = %path.display(), offset, "skipped an undecodable write-ahead log record"),
-        })?;
-        if damage.any() {
-            tracing::warn!(
-                path = %path.display(),
-                skipped_bytes = damage.skipped_bytes(),
-                tail_bytes = damage.tail,
-                "recovered a damaged write-ahead log"
-            );
-        }
-        mem.frozen.push((seq, Arc::new(head)));
-    }
-    if let Some(top) = max_id_seen {
-        if top >= catalog.next_id {
-            tracing::warn!(
-                path = %catalog_path.display(),
-                next_id = catalog.next_id,
-                highest_id_in_data = top,
-                "data refers to series ids the catalog does not define (a damaged catalog); new series get ids above them"
-            );
-            catalog.next_id = top + 1;
-        }
-    }
-    if catalog_damaged {
-        let orphans: usize = mem.blocks.keys().filter(|id| !catalog.by_id.contains_key(id)).count();
-        tracing::warn!(path = %catalog_path.display(), series_without_definition = orphans, "the series catalog was damaged");
-    }
     mem.active_seq = max_seq + 1;
     let (wal, _) = RecordLog::open(&wal_path(dir, mem.active_seq), |_, _| ())?;
     let inner = Arc::new(Inner {
@@ -162,11 +124,32 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
         flush_lock: Mutex::new(()),
         wake: Mutex::new(Wake::default()),
         wake_cond: Condvar::new(),
+        flush_error: Mutex::new(None),
         _dir_lock: dir_lock,
     });
+    // Replay one write-ahead log at a time and flush it before reading the
+    // next, so that recovery holds one log's points in memory, not all.
+    for &seq in &wals {
+        max_id_seen = max_id_seen.max(replay(&inner, seq)?);
+    }
     {
-        let _g = inner.flush_lock.lock();
-        flush_frozen_locked(&inner)?;
+        let mut catalog = inner.catalog.write();
+        if let Some(top) = max_id_seen {
+            if top >= catalog.next_id {
+                tracing::warn!(
+                    path = %catalog_path.display(),
+                    next_id = catalog.next_id,
+                    highest_id_in_data = top,
+                    "data refers to series ids the catalog does not define (a damaged catalog); new series get ids above them"
+                );
+                catalog.next_id = top + 1;
+            }
+        }
+        if catalog_damaged {
+            let mem = inner.mem.read();
+            let orphans = mem.blocks.keys().filter(|id| !catalog.by_id.contains_key(id)).count();
+            tracing::warn!(path = %catalog_path.display(), series_without_definition = orphans, "the series catalog was damaged");
+        }
     }
     let flusher = if inner.opts.background_flush {
         let inner = inner.clone();
@@ -181,27 +164,40 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
     Ok(MetricStore { inner, flusher })
 }
 
-/// Applies one write-ahead log record to `head`, all of it or (when it does
-/// not decode) nothing; returns the highest series id in it.
-fn replay_points(rec: &[u8], head: &mut Head) -> Option<Option<u64>> {
-    let mut r = Reader::new(rec);
-    if r.u8()? != REC_POINTS {
-        return None;
+/// Replays the write-ahead log `seq` into a frozen head and flushes it;
+/// returns the highest series id it holds. A log already covered by a
+/// segment (the crash came after the flush, before its removal) is removed.
+/// When the flush fails (a full disk) the head stays in memory, to be
+/// flushed by the background thread once it can.
+fn replay(inner: &Inner, seq: u64) -> Result<Option<u64>> {
+    let path = wal_path(&inner.dir, seq);
+    if inner.mem.read().segments.keys().any(|&(lo, hi)| lo <= seq && seq <= hi) {
+        fs::remove_file(&path).ctx(&path)?;
+        return Ok(None);
     }
-    let mut entries: Vec<(u64, Vec<i64>, Vec<f64>)> = Vec::new();
-    while !r.is_empty() {
-        let id = r.u64()?;
-        let n = r.u32()? as usize;
-        let (mut ts, mut vals) = (Vec::new(), Vec::new());
-        r.i64s(n, &mut ts)?;
-        r.f64s(n, &mut vals)?;
-        entries.push((id, ts, vals));
+    let mut head = Head::default();
+    let mut top = None;
+    let (log, damage) = RecordLog::open(&path, |offset, rec| match apply_points(rec, &mut head) {
+        Some(t) => top = top.max(t),
+        None => tracing::warn!(path = %path.display(), offset, "skipped an undecodable write-ahead log record"),
+    })?;
+    drop(log);
+    if damage.any() {
+        tracing::warn!(
+            path = %path.display(),
+            skipped_bytes = damage.skipped_bytes(),
+            tail_bytes = damage.tail,
+            "recovered a damaged write-ahead log"
+        );
     }
-    let top = entries.iter().map(|(id, _, _)| *id).max();
-    for (id, ts, vals) in &entries {
-        head.append(*id, ts, vals);
+    tracing::info!(path = %path.display(), points = head.points, "replayed a write-ahead log");
+    inner.mem.write().frozen.push((seq, Arc::new(head)));
+    let _g = inner.flush_lock.lock();
+    if let Err(e) = flush_frozen_locked(inner) {
+        tracing::error!(path = %path.display(), error = %e, "could not flush a replayed write-ahead log; keeping it in memory and retrying in the background");
+        *inner.flush_error.lock() = Some(e.to_string());
     }
-    Some(top)
+    Ok(top)
 }
 
 /// Adds a segment's blocks, leaving out those a tombstone hides.
@@ -214,6 +210,10 @@ fn register(mem: &mut Mem, seg: Arc<Segment>, metas: Vec<BlockMeta>) {
     mem.segments.insert((seg.min_seq, seg.max_seq), seg);
 }
 
+/// The background thread: flushes on request and on age, retries a failed
+/// flush every tick, and makes a failed write-ahead log writable again
+/// without waiting for a writer, so that `/status` turns healthy as soon as
+/// the disk is.
 fn flusher(inner: &Inner) {
     let tick = inner.opts.flush_interval.min(Duration::from_secs(1));
     loop {
@@ -227,42 +227,90 @@ fn flusher(inner: &Inner) {
             }
             std::mem::take(&mut wake.requested)
         };
-        let due = {
+        let (due, behind) = {
             let mem = inner.mem.read();
-            !mem.active.is_empty() && mem.active.created.elapsed() >= inner.opts.flush_interval
+            let due = !mem.active.is_empty() && mem.active.created.elapsed() >= inner.opts.flush_interval;
+            (due, !mem.frozen.is_empty())
         };
-        if requested || due {
-            if let Err(e) = flush(inner) {
-                tracing::error!(error = %e, "background flush failed");
-            }
+        if inner.wal.broken().is_some() {
+            // Errors are logged by the log and reported by health.
+            let _ = restart_wal(inner);
+        }
+        if inner.catalog_log.broken().is_some() {
+            let _ = inner.catalog_log.recover();
+        }
+        if requested || due || behind {
+            // Failures are recorded (health, `Busy`) and retried next tick.
+            let _ = flush(inner);
         }
     }
 }
 
+/// Flushes the active head and everything waiting; records the outcome
+/// for health and for writers refused while flushing fails.
 pub(crate) fn flush(inner: &Inner) -> Result<()> {
-    let _g = inner.flush_lock.lock();
-    if !inner.mem.read().active.is_empty() {
-        rotate_locked(inner)?;
+    let res: Result<()> = (|| {
+        let _g = inner.flush_lock.lock();
+        if !inner.mem.read().active.is_empty() {
+            rotate_locked(inner)?;
+        }
+        flush_frozen_locked(inner)?;
+        if inner.mem.read().segments.len() > inner.opts.compact_segments {
+            compact_locked(inner)?;
+        }
+        Ok(())
+    })();
+    let mut last = inner.flush_error.lock();
+    match &res {
+        Ok(()) => {
+            if let Some(was) = last.take() {
+                tracing::info!(after = %was, "flushing works again");
+            }
+        }
+        Err(e) => {
+            if last.is_none() {
+                tracing::error!(error = %e, "flush failed; retrying every second, data stays in the write-ahead log");
+            }
+            *last = Some(e.to_string());
+        }
     }
-    flush_frozen_locked(inner)?;
-    if inner.mem.read().segments.len() > inner.opts.compact_segments {
-        compact_locked(inner)?;
-    }
-    Ok(())
+    res
 }
 
 /// Freezes the active head and starts a new WAL file; returns the new
 /// active sequence.
 fn rotate_locked(inner: &Inner) -> Result<u64> {
     let new_seq = inner.mem.read().active_seq + 1;
-    inner.wal.rotate(&wal_path(&inner.dir, new_seq), || {
-        let mut mem = inner.mem.write();
-        let old = std::mem::take(&mut mem.active);
-        let old_seq = mem.active_seq;
-        mem.frozen.push((old_seq, Arc::new(old)));
-        mem.active_seq = new_seq;
-    })?;
+    inner.wal.rotate(
+        &wal_path(&inner.dir, new_seq),
+        |rec| inner.apply_durable(rec),
+        || {
+            let mut mem = inner.mem.write();
+            let old = std::mem::take(&mut mem.active);
+            let old_seq = mem.active_seq;
+            mem.frozen.push((old_seq, Arc::new(old)));
+            mem.active_seq = new_seq;
+        },
+    )?;
     Ok(new_seq)
+}
+
+/// Makes a write-ahead log that failed a write writable again: when it
+/// holds acknowledged records it is sealed and frozen (flushed later like
+/// any other) and writes go on in a fresh file; when it holds none it is
+/// cut back to empty and reused, so that a disk full for a while does not
+/// leave a trail of empty files.
+pub(crate) fn restart_wal(inner: &Inner) -> Result<()> {
+    let _g = inner.flush_lock.lock();
+    if inner.wal.broken().is_none() {
+        return Ok(());
+    }
+    if inner.wal.durable_len() == 0 {
+        return inner.wal.recover();
+    }
+    rotate_locked(inner)?;
+    inner.request_flush();
+    Ok(())
 }
 
 /// Writes every frozen head as a segment, then removes its WAL.
@@ -276,10 +324,7 @@ fn flush_frozen_locked(inner: &Inner) -> Result<()> {
             }
         }
         let done = if writer.is_empty() {
-            drop(writer);
-            let tmp = inner.dir.join(crate::segment::segment_name(seq, seq)).with_extension("dat.tmp");
-            fs::remove_file(&tmp).ctx(&tmp)?;
-            None
+            None // dropping the writer removes its file
         } else {
             Some(writer.finish()?)
         };
@@ -297,10 +342,7 @@ fn flush_frozen_locked(inner: &Inner) -> Result<()> {
 }
 
 pub(crate) fn delete(inner: &Inner, series: &[Series]) -> Result<u64> {
-    let ids: Vec<u64> = {
-        let cat = inner.catalog.read();
-        series.iter().filter_map(|s| cat.ids.get(s).copied()).collect()
-    };
+    let ids: Vec<u64> = series.iter().filter_map(|s| inner.id_of(s)).collect();
     if ids.is_empty() {
         return Ok(0);
     }
@@ -308,6 +350,50 @@ pub(crate) fn delete(inner: &Inner, series: &[Series]) -> Result<u64> {
     // Rotate so that every point written before the delete has a smaller
     // sequence than the tombstone, in memory and after a replay alike.
     let tomb = rotate_locked(inner)?;
+    let deleted = tombstone_locked(inner, &ids, tomb)?;
+    flush_frozen_locked(inner)?;
+    Ok(deleted)
+}
+
+/// Deletes the points of `series` in `range`, atomically per series. After
+/// a rotation to sequence T, the points to keep are read from the sources
+/// below T, written again at T, and only then does a tombstone hide
+/// everything below T. A crash in between leaves the old points (plus
+/// copies of some of them, which change nothing), never a loss; writes that
+/// arrive meanwhile are at T or above, so the tombstone leaves them alone.
+pub(crate) fn delete_range(inner: &Inner, series: &[Series], range: TimeRange) -> Result<u64> {
+    let ids: Vec<(&Series, u64)> = series.iter().filter_map(|s| Some((s, inner.id_of(s)?))).collect();
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let _g = inner.flush_lock.lock();
+    let tomb = rotate_locked(inner)?;
+    let mut deleted = 0;
+    for (s, id) in ids {
+        let old = inner.read_before(id, tomb)?;
+        if !old.ts.iter().any(|&t| range.contains(t)) {
+            continue;
+        }
+        let mut keep = PointBatch::new();
+        for (&t, &v) in old.ts.iter().zip(&old.vals) {
+            if !range.contains(t) {
+                keep.push(t, v);
+            }
+        }
+        if !keep.is_empty() {
+            let batch = [SeriesPoints { series: s.clone(), points: keep }];
+            inner.append_points(&encode_points(&batch, &[id], inner.opts.max_record_points))?;
+        }
+        tombstone_locked(inner, &[id], tomb)?;
+        deleted += 1;
+    }
+    flush_frozen_locked(inner)?;
+    Ok(deleted)
+}
+
+/// Makes the sources of `ids` below sequence `tomb` invisible, durably
+/// first; returns how many of them held data.
+fn tombstone_locked(inner: &Inner, ids: &[u64], tomb: u64) -> Result<u64> {
     let payloads: Vec<Vec<u8>> = ids
         .iter()
         .map(|&id| {
@@ -320,16 +406,17 @@ pub(crate) fn delete(inner: &Inner, series: &[Series]) -> Result<u64> {
     let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
     inner.catalog_log.append(&refs)?;
     let mut deleted = 0;
-    {
-        let mut mem = inner.mem.write();
-        for &id in &ids {
-            let had = mem.blocks.remove(&id).is_some_and(|b| !b.is_empty())
-                || mem.frozen.iter().any(|(_, h)| h.series.contains_key(&id));
-            deleted += u64::from(had);
-            mem.tombstones.insert(id, tomb);
+    let mut mem = inner.mem.write();
+    for &id in ids {
+        let mut had = mem.frozen.iter().any(|(seq, h)| *seq < tomb && h.series.contains_key(&id));
+        if let Some(blocks) = mem.blocks.get_mut(&id) {
+            let before = blocks.len();
+            blocks.retain(|b| b.meta.seq >= tomb);
+            had |= blocks.len() < before;
         }
+        deleted += u64::from(had);
+        mem.tombstones.insert(id, tomb);
     }
-    flush_frozen_locked(inner)?;
     Ok(deleted)
 }
 

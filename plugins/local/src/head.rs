@@ -29,21 +29,18 @@ impl Default for Head {
 }
 
 impl Head {
-    pub(crate) fn append(&mut self, id: u64, ts: &[i64], vals: &[f64]) {
+    /// Appends little-endian timestamps and values (as the write-ahead log
+    /// holds them); both slices are `8 × n` bytes.
+    pub(crate) fn append_le(&mut self, id: u64, ts: &[u8], vals: &[u8]) {
         let buf = self.series.entry(id).or_insert_with(|| Buf { sorted: true, ..Buf::default() });
+        let start = buf.ts.len();
+        buf.ts.extend(ts.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))));
+        buf.vals.extend(vals.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))));
         if buf.sorted {
-            let mut prev = buf.ts.last().copied();
-            for &t in ts {
-                if prev.is_some_and(|p| p >= t) {
-                    buf.sorted = false;
-                    break;
-                }
-                prev = Some(t);
-            }
+            let from = start.saturating_sub(1);
+            buf.sorted = buf.ts[from..].windows(2).all(|w| w[0] < w[1]);
         }
-        buf.ts.extend_from_slice(ts);
-        buf.vals.extend_from_slice(vals);
-        self.points += ts.len();
+        self.points += buf.ts.len() - start;
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -175,15 +172,27 @@ mod tests {
         Run { ts: points.iter().map(|p| p.0).collect(), vals: points.iter().map(|p| p.1).collect() }
     }
 
+    fn append(h: &mut Head, id: u64, ts: &[i64], vals: &[f64]) {
+        let le = |x: &mut dyn Iterator<Item = [u8; 8]>| x.flatten().collect::<Vec<u8>>();
+        let ts = le(&mut ts.iter().map(|t| t.to_le_bytes()));
+        let vals = le(&mut vals.iter().map(|v| v.to_le_bytes()));
+        h.append_le(id, &ts, &vals);
+    }
+
     #[test]
     fn head_dedups_last_write_wins() {
         let mut h = Head::default();
-        h.append(1, &[5, 3, 5], &[1.0, 2.0, 3.0]);
-        h.append(1, &[3], &[4.0]);
+        append(&mut h, 1, &[5, 3, 5], &[1.0, 2.0, 3.0]);
+        assert!(!h.series[&1].sorted);
+        append(&mut h, 1, &[3], &[4.0]);
+        append(&mut h, 2, &[1, 2], &[0.0, 0.0]);
+        append(&mut h, 2, &[3], &[0.0]);
+        assert!(h.series[&2].sorted);
+        assert_eq!(h.points, 7);
         let r = h.collect(1, TimeRange::ALL).unwrap();
         assert_eq!(r, run(&[(3, 4.0), (5, 3.0)]));
         assert_eq!(h.collect(1, TimeRange::new(3, 5)).unwrap(), run(&[(5, 3.0)]));
-        assert!(h.collect(2, TimeRange::ALL).is_none());
+        assert!(h.collect(9, TimeRange::ALL).is_none());
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! Module map:
 //! - [`metrics`]: the metric store API (write, fetch, list, delete, count);
 //!   `flush` does recovery at open, flushes, deletes and compaction.
-//! - `log`: append-only record log with checksums and group commit (the WAL,
-//!   the series catalog, the metadata registry).
+//! - `frame`: record framing, and reading records back past damage.
+//! - `log`: append-only record log with group commit and recovery from failed
+//!   writes (the WAL, the series catalog, the metadata registry).
+//! - `wal_record`: the write-ahead log's points record, written and applied.
 //! - `head`: the in-memory head and the last-write-wins merge of runs.
 //! - `read`: the fetch path (block selection, parallel decoding).
 //! - `segment`: immutable segment files of compressed blocks with an index.
@@ -27,13 +29,17 @@ mod codec;
 mod dir_lock;
 mod encoding;
 mod flush;
+mod frame;
 mod head;
 mod index;
 mod log;
 mod read;
 mod segment;
 mod store;
+mod wal_record;
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod metadata_tests;
 #[cfg(test)]

@@ -18,8 +18,9 @@ use parking_lot::RwLock;
 use crate::dir_lock::DirLock;
 use crate::encoding::{put_series, Reader};
 use crate::error::{IoContext, Result};
+use crate::frame::frame;
 use crate::index::{Index, Set};
-use crate::log::{frame, sync_dir, RecordLog};
+use crate::log::{sync_dir, RecordLog};
 
 const REC_ADD: u8 = 1;
 const REC_REMOVE: u8 = 2;
@@ -121,6 +122,14 @@ impl MetadataStore {
         let n = index.set_len(&index.eval(filter)?);
         let limit = limit_of(limit);
         Ok(CountResult { count: n.min(limit) as u64, limited: n > limit })
+    }
+
+    /// Why the store cannot take writes, if it cannot. A registry whose last
+    /// write failed is retried here first, so health clears by itself once
+    /// the disk takes writes again, without waiting for a writer.
+    pub fn trouble(&self) -> Option<String> {
+        self.log.broken()?;
+        self.log.recover().err().map(|e| e.to_string())
     }
 
     /// Removes matching series (at most `limit`, 0: all). Durable on return.

@@ -16,9 +16,10 @@ use heroic_plugin_api::types::{
     FetchRequest, FetchResponse, PointBatch, Series, SeriesListPage, SeriesPoints, TimeRange,
 };
 
-use crate::encoding::{put_series, put_u32, put_u64, put_u8};
+use crate::encoding::{put_series, put_u64};
 use crate::error::{Error, Result};
-use crate::store::{normalized, Inner, Mem, REC_DEF, REC_POINTS};
+use crate::store::{normalized, Inner, Mem, REC_DEF};
+use crate::wal_record::encode_points;
 
 pub use crate::store::{MetricOptions, MetricStore};
 
@@ -41,7 +42,9 @@ impl MetricStore {
     }
 
     /// Writes points; returns once they are durable (fsynced in the WAL).
-    /// Concurrent callers share fsyncs (group commit).
+    /// Concurrent callers share fsyncs (group commit). Refused, to be
+    /// retried later, while the heads are over `head_limit_points` or the
+    /// disk refuses writes.
     pub fn write(&self, batch: &[SeriesPoints]) -> Result<()> {
         let inner = &*self.inner;
         for sp in batch {
@@ -54,21 +57,17 @@ impl MetricStore {
                 )));
             }
         }
+        inner.check_room()?;
         let ids = inner.resolve_ids(batch.iter().map(|sp| &sp.series))?;
         let payloads = encode_points(batch, &ids, inner.opts.max_record_points);
         if payloads.is_empty() {
             return Ok(());
         }
-        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-        let head_points = inner.wal.append_with(&refs, || {
-            let mut mem = inner.mem.write();
-            for (sp, &id) in batch.iter().zip(&ids) {
-                if !sp.points.is_empty() {
-                    mem.active.append(id, &sp.points.timestamps, &sp.points.values);
-                }
-            }
-            mem.active.points
-        })?;
+        if inner.wal.broken().is_some() {
+            crate::flush::restart_wal(inner)?;
+        }
+        inner.append_points(&payloads)?;
+        let head_points = inner.mem.read().active.points;
         if head_points >= inner.opts.flush_points {
             if self.flusher.is_some() {
                 inner.request_flush();
@@ -134,32 +133,12 @@ impl MetricStore {
     }
 
     /// Deletes the points of these series in `range`; returns how many had
-    /// points there. A partial range is done as "delete the series, write
-    /// back the points outside the range": not atomic, a crash in between
-    /// loses the points that were to be kept.
+    /// points there. Atomic per series (see `flush::delete_range`).
     pub fn delete_range(&self, series: &[Series], range: TimeRange) -> Result<u64> {
         if range == TimeRange::ALL {
             return self.delete(series);
         }
-        let mut deleted = 0;
-        for s in series {
-            let all = self.fetch_one(s, TimeRange::ALL)?;
-            if !all.timestamps.iter().any(|&t| range.contains(t)) {
-                continue;
-            }
-            deleted += 1;
-            let mut keep = PointBatch::new();
-            for (t, v) in all.timestamps.iter().zip(all.values.iter()) {
-                if !range.contains(*t) {
-                    keep.push(*t, *v);
-                }
-            }
-            self.delete(std::slice::from_ref(s))?;
-            if !keep.is_empty() {
-                self.write(&[SeriesPoints { series: s.clone(), points: keep }])?;
-            }
-        }
-        Ok(deleted)
+        crate::flush::delete_range(&self.inner, series, range)
     }
 
     /// Writes the head to a segment now and truncates the WAL.
@@ -179,12 +158,26 @@ impl MetricStore {
         let blocks = mem.blocks.values().flatten();
         MetricStats {
             series,
-            head_points: (mem.active.points + mem.frozen.iter().map(|f| f.1.points).sum::<usize>()) as u64,
+            head_points: mem.head_points() as u64,
             segments: mem.segments.len() as u64,
             blocks: blocks.clone().count() as u64,
             block_points: blocks.map(|b| u64::from(b.meta.count)).sum(),
             segment_bytes: mem.segments.values().map(|s| s.size).sum(),
         }
+    }
+
+    /// Why the store cannot take writes now, if it cannot: a log whose write
+    /// failed, a failing flush, or heads over their bound. Clears by itself
+    /// once the disk takes writes again.
+    pub fn trouble(&self) -> Option<String> {
+        let inner = &self.inner;
+        if let Some(b) = inner.wal.broken().or_else(|| inner.catalog_log.broken()) {
+            return Some(b.reason);
+        }
+        if let Some(e) = inner.flush_error.lock().clone() {
+            return Some(format!("flushing fails: {e}"));
+        }
+        inner.check_room().err().map(|e| e.to_string())
     }
 
     /// Flushes and stops the background thread. Dropping the store without
@@ -207,42 +200,6 @@ impl Drop for MetricStore {
     fn drop(&mut self) {
         self.stop_flusher();
     }
-}
-
-/// Encodes points as WAL records: `REC_POINTS` then, per series chunk,
-/// `id u64 | n u32 | n × ts i64 | n × value f64`, at most `max_points` per
-/// record.
-fn encode_points(batch: &[SeriesPoints], ids: &[u64], max_points: usize) -> Vec<Vec<u8>> {
-    let max_points = max_points.max(1);
-    let mut out = Vec::new();
-    let mut cur: Vec<u8> = Vec::new();
-    let mut cur_points = 0;
-    for (sp, &id) in batch.iter().zip(ids) {
-        let (ts, vals) = (&sp.points.timestamps[..], &sp.points.values[..]);
-        for (t, v) in ts.chunks(max_points).zip(vals.chunks(max_points)) {
-            if cur_points + t.len() > max_points && cur_points > 0 {
-                out.push(std::mem::take(&mut cur));
-                cur_points = 0;
-            }
-            if cur.is_empty() {
-                cur.reserve(1 + t.len() * 16 + 12);
-                put_u8(&mut cur, REC_POINTS);
-            }
-            put_u64(&mut cur, id);
-            put_u32(&mut cur, t.len() as u32);
-            for x in t {
-                cur.extend_from_slice(&x.to_le_bytes());
-            }
-            for x in v {
-                cur.extend_from_slice(&x.to_le_bytes());
-            }
-            cur_points += t.len();
-        }
-    }
-    if cur_points > 0 {
-        out.push(cur);
-    }
-    out
 }
 
 impl Inner {
@@ -281,11 +238,6 @@ impl Inner {
             }
         }
         Ok(series.map(|s| cat.ids[&*normalized(s)]).collect())
-    }
-
-    pub(crate) fn request_flush(&self) {
-        self.wake.lock().requested = true;
-        self.wake_cond.notify_all();
     }
 
     fn has_data(&self, mem: &Mem, id: u64) -> bool {

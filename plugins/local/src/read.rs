@@ -8,7 +8,7 @@ use heroic_plugin_api::types::{FetchRequest, FetchResponse, FetchedSeries, Point
 use crate::codec::decode_block;
 use crate::error::Result;
 use crate::head::{merge_runs, Run};
-use crate::store::{normalized, BlockRef, Inner};
+use crate::store::{normalized, BlockRef, Inner, Mem};
 
 /// Below this many block points a fetch is decoded on the calling thread:
 /// spawning workers costs tens of microseconds.
@@ -166,35 +166,48 @@ impl Inner {
     /// The blocks and head runs of each requested series, taken under the
     /// locks; blocks come sorted by sequence, heads oldest first.
     fn plan(&self, req: &FetchRequest) -> Result<Vec<Plan>> {
-        let range = req.range;
         let ids: Vec<Option<u64>> = {
             let cat = self.catalog.read();
             req.series.iter().map(|s| cat.ids.get(&*normalized(s)).copied()).collect()
         };
-        let mut plans = Vec::new();
         let mem = self.mem.read();
-        for (index, id) in ids.iter().enumerate() {
-            let Some(id) = *id else { continue };
-            let mut blocks: Vec<BlockRef> = mem
-                .blocks
-                .get(&id)
-                .into_iter()
-                .flatten()
-                .filter(|b| b.meta.max_ts > range.start && b.meta.min_ts <= range.end)
-                .cloned()
-                .collect();
-            blocks.sort_by_key(|b| (b.meta.seq, b.meta.min_ts));
-            let mut heads = Vec::new();
-            for (seq, head) in &mem.frozen {
-                if mem.visible(id, *seq) {
-                    heads.extend(head.collect(id, range));
-                }
-            }
-            heads.extend(mem.active.collect(id, range));
-            if !blocks.is_empty() || !heads.is_empty() {
-                plans.push(Plan { index, blocks, heads });
-            }
-        }
-        Ok(plans)
+        Ok(ids
+            .iter()
+            .enumerate()
+            .filter_map(|(index, id)| plan_series(&mem, index, (*id)?, req.range, u64::MAX))
+            .collect())
     }
+
+    /// Every point of series `id` from sources below sequence `before`.
+    pub(crate) fn read_before(&self, id: u64, before: u64) -> Result<Run> {
+        let plan = plan_series(&self.mem.read(), 0, id, TimeRange::ALL, before);
+        match plan {
+            Some(mut plan) => Decoder::default().series(&mut plan, TimeRange::ALL),
+            None => Ok(Run::default()),
+        }
+    }
+}
+
+/// What to read of series `id` in `range`, from sources below sequence
+/// `before` (`u64::MAX`: all of them).
+fn plan_series(mem: &Mem, index: usize, id: u64, range: TimeRange, before: u64) -> Option<Plan> {
+    let mut blocks: Vec<BlockRef> = mem
+        .blocks
+        .get(&id)
+        .into_iter()
+        .flatten()
+        .filter(|b| b.meta.seq < before && b.meta.max_ts > range.start && b.meta.min_ts <= range.end)
+        .cloned()
+        .collect();
+    blocks.sort_by_key(|b| (b.meta.seq, b.meta.min_ts));
+    let mut heads = Vec::new();
+    for (seq, head) in &mem.frozen {
+        if *seq < before && mem.visible(id, *seq) {
+            heads.extend(head.collect(id, range));
+        }
+    }
+    if mem.active_seq < before {
+        heads.extend(mem.active.collect(id, range));
+    }
+    (!blocks.is_empty() || !heads.is_empty()).then_some(Plan { index, blocks, heads })
 }

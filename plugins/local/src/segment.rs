@@ -66,7 +66,22 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<(u64, u64)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
+/// Removes an unfinished segment file when its writer is dropped (a failed
+/// or empty flush): on a full disk it holds the very space needed.
+struct Unfinished(Option<PathBuf>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove an unfinished segment file");
+            }
+        }
+    }
+}
+
 pub(crate) struct SegmentWriter {
+    unfinished: Unfinished,
     tmp: PathBuf,
     path: PathBuf,
     min_seq: u64,
@@ -82,9 +97,10 @@ impl SegmentWriter {
         let path = dir.join(segment_name(min_seq, max_seq));
         let tmp = path.with_extension("dat.tmp");
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).ctx(&tmp)?;
+        let unfinished = Unfinished(Some(tmp.clone()));
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(MAGIC).ctx(&tmp)?;
-        Ok(SegmentWriter { tmp, path, min_seq, max_seq, out, pos: 8, index: Vec::new(), buf: Vec::new() })
+        Ok(SegmentWriter { unfinished, tmp, path, min_seq, max_seq, out, pos: 8, index: Vec::new(), buf: Vec::new() })
     }
 
     /// Adds the sorted, unique points of one series, cut into blocks of at
@@ -144,6 +160,7 @@ impl SegmentWriter {
         let file = self.out.into_inner().map_err(|e| e.into_error()).ctx(&self.tmp)?;
         file.sync_all().ctx(&self.tmp)?;
         fs::rename(&self.tmp, &self.path).ctx(&self.path)?;
+        self.unfinished.0 = None;
         if let Some(dir) = self.path.parent() {
             sync_dir(dir)?;
         }

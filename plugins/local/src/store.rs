@@ -15,9 +15,11 @@ use heroic_plugin_api::types::Series;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::dir_lock::DirLock;
+use crate::error::{Error, Result};
 use crate::head::Head;
 use crate::log::RecordLog;
 use crate::segment::{BlockMeta, Segment};
+use crate::wal_record::apply_points;
 
 /// Tuning of the metric store.
 #[derive(Clone, Debug)]
@@ -32,6 +34,9 @@ pub struct MetricOptions {
     pub max_record_points: usize,
     /// Merge all segments into one when there are more than this many.
     pub compact_segments: usize,
+    /// Refuse writes (retry later) while the heads waiting to be flushed
+    /// hold more points than this: flushing fell behind or fails.
+    pub head_limit_points: usize,
     /// Run a background thread that flushes on size and age.
     pub background_flush: bool,
 }
@@ -44,6 +49,7 @@ impl Default for MetricOptions {
             block_points: 8192,
             max_record_points: 65_536,
             compact_segments: 8,
+            head_limit_points: 10_000_000,
             background_flush: true,
         }
     }
@@ -51,7 +57,6 @@ impl Default for MetricOptions {
 
 pub(crate) const REC_DEF: u8 = 1;
 pub(crate) const REC_TOMBSTONE: u8 = 2;
-pub(crate) const REC_POINTS: u8 = 1;
 
 pub(crate) struct Catalog {
     pub(crate) ids: HashMap<Series, u64>,
@@ -77,6 +82,11 @@ pub(crate) struct Mem {
 }
 
 impl Mem {
+    /// Points in the heads (active and waiting to be flushed).
+    pub(crate) fn head_points(&self) -> usize {
+        self.active.points + self.frozen.iter().map(|f| f.1.points).sum::<usize>()
+    }
+
     pub(crate) fn visible(&self, id: u64, seq: u64) -> bool {
         self.tombstones.get(&id).is_none_or(|&t| seq >= t)
     }
@@ -99,6 +109,8 @@ pub(crate) struct Inner {
     pub(crate) flush_lock: Mutex<()>,
     pub(crate) wake: Mutex<Wake>,
     pub(crate) wake_cond: Condvar,
+    /// Why the last flush failed, until one succeeds.
+    pub(crate) flush_error: Mutex<Option<String>>,
     /// Dropped with the last reference to the store (after the flusher
     /// thread has stopped), which unlocks the directory.
     pub(crate) _dir_lock: DirLock,
@@ -120,5 +132,44 @@ pub(crate) fn normalized(series: &Series) -> std::borrow::Cow<'_, Series> {
         let mut s = series.clone();
         s.normalize();
         std::borrow::Cow::Owned(s)
+    }
+}
+
+impl Inner {
+    /// The id of a series, if it was ever written.
+    pub(crate) fn id_of(&self, series: &Series) -> Option<u64> {
+        self.catalog.read().ids.get(&*normalized(series)).copied()
+    }
+
+    pub(crate) fn request_flush(&self) {
+        self.wake.lock().requested = true;
+        self.wake_cond.notify_all();
+    }
+
+    /// Appends points records to the write-ahead log; they reach the active
+    /// head once durable (see `log.rs`), never before.
+    pub(crate) fn append_points(&self, payloads: &[Vec<u8>]) -> Result<()> {
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        self.wal.append_applying(&refs, |rec| self.apply_durable(rec))
+    }
+
+    /// Applies a durable points record to the active head.
+    pub(crate) fn apply_durable(&self, rec: &[u8]) {
+        let mut mem = self.mem.write();
+        if apply_points(rec, &mut mem.active).is_none() {
+            // Records are encoded by this process; this cannot happen.
+            tracing::error!(bytes = rec.len(), "a points record just written does not decode");
+        }
+    }
+
+    /// Refuses a write while the heads are over their bound, asking for a
+    /// flush: the writer backs off instead of memory growing without end.
+    pub(crate) fn check_room(&self) -> Result<()> {
+        let points = self.mem.read().head_points();
+        if points <= self.opts.head_limit_points {
+            return Ok(());
+        }
+        self.request_flush();
+        Err(Error::Busy { points, limit: self.opts.head_limit_points, cause: self.flush_error.lock().clone() })
     }
 }

@@ -92,6 +92,11 @@ impl SuggestStore {
         Ok(SuggestStore { store: MetadataStore::open(dir)?, opts })
     }
 
+    /// Why the store cannot take writes, if it cannot (see [`MetadataStore::trouble`]).
+    pub fn trouble(&self) -> Option<String> {
+        self.store.trouble()
+    }
+
     /// Registers series so that they can be suggested. Durable on return.
     pub fn write(&self, series: &[Series]) -> Result<usize> {
         self.store.write(series)
