@@ -20,6 +20,7 @@
 //!   recording sink that stands in for the host's write path.
 //! - [`node`]: the end-to-end harness, a real `heroic` binary on a free port
 //!   talked to over HTTP.
+//! - [`disk`]: a small tmpfs that a test can fill up, for full-disk tests.
 //! - [`servers`]: the test servers of `scripts/servers/`, required or
 //!   started through their scripts.
 //!
@@ -93,6 +94,7 @@ use crate::types::TimeRange;
 
 pub mod alloc;
 pub mod consumer;
+pub mod disk;
 pub mod metadata;
 pub mod metric;
 pub mod node;
