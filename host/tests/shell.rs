@@ -356,3 +356,53 @@ fn a_metric_backend_that_cannot_list_falls_back_to_the_metadata() {
         stderr(&output)
     );
 }
+
+/// `check-data` reads a data directory without opening the stores: it runs
+/// next to the node using it, changes no byte, and reports damage with the
+/// file, offset and bytes concerned (exit status 1).
+#[test]
+fn check_data_reports_damage_without_changing_anything() {
+    let shell = LocalShell::new();
+    for (key, t) in [("cpu-a", "1000"), ("cpu-b", "2000"), ("cpu-c", "3000")] {
+        shell.ok(&[
+            "write",
+            "--series",
+            &format!(r#"{{"key": "{key}", "tags": {{"host": "h"}}}}"#),
+            "-p",
+            &format!("{t}=1"),
+        ]);
+    }
+    let d = shell.data_dir.display().to_string();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{{port}}\"\n[plugins]\ndirs = [\"{{plugins}}\"]\n\
+         [[metrics]]\nplugin = \"local\"\n[metrics.config]\ndata_dir = \"{d}/metrics\"\n\
+         [[metadata]]\nplugin = \"local\"\n[metadata.config]\ndata_dir = \"{d}/metadata\"\n\
+         [[suggest]]\nplugin = \"local\"\n[suggest.config]\ndata_dir = \"{d}/suggest\"\n"
+    );
+    let mut node = common::Node::start(shell.dir.path(), &config);
+    let clean = shell.ok(&["check-data"]);
+    let summaries: Vec<&Value> = clean.iter().filter(|l| l.get("checked").is_some()).collect();
+    assert_eq!(summaries.len(), 3, "{clean:?}");
+    assert!(summaries.iter().all(|l| l["damage"] == 0), "{clean:?}");
+    assert!(summaries[0]["checked"].as_str().unwrap().contains("3 series"), "{clean:?}");
+    node.stop();
+
+    let catalog = shell.data_dir.join("metrics/series.log");
+    let mut bytes = std::fs::read(&catalog).unwrap();
+    let at = bytes.windows(5).position(|w| w == b"cpu-b").unwrap();
+    bytes[at] ^= 0x01;
+    std::fs::write(&catalog, &bytes).unwrap();
+    let output = shell.run(&["check-data"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("damage found: metrics backend"), "{}", stderr(&output));
+    let lines = stdout_lines(&output);
+    let skipped =
+        lines.iter().find(|l| l["damage"] == true && l["path"].as_str().is_some_and(|p| p.ends_with("series.log")));
+    let skipped = skipped.unwrap_or_else(|| panic!("no finding for series.log: {lines:?}"));
+    assert!(skipped["bytes"].as_u64() > Some(0) && skipped["offset"].as_u64() > Some(0), "{skipped}");
+    assert!(
+        lines.iter().any(|l| l["message"].as_str().is_some_and(|m| m.contains("1 series hold points"))),
+        "{lines:?}"
+    );
+    assert_eq!(std::fs::read(&catalog).unwrap(), bytes, "the check changed series.log");
+}

@@ -219,6 +219,26 @@ fn one_line(message: &str) -> String {
     message.trim().lines().map(str::trim).filter(|l| !l.is_empty()).take(6).collect::<Vec<_>>().join(" ")
 }
 
+/// The data check the library at `path` exports (see [`crate::check`]), or
+/// `None` when it offers none. The library stays loaded for the life of the
+/// process, as plugins do.
+pub fn find_data_check(name: &str, path: &Path) -> Result<Option<crate::check::CheckFn>, LoadError> {
+    let lib = abi_stable::library::RawLibrary::load_at(path).map_err(|e| LoadError::Open {
+        name: name.into(),
+        path: path.into(),
+        reason: e.to_string().trim().to_string(),
+    })?;
+    let lib: &'static abi_stable::library::RawLibrary = Box::leak(Box::new(lib));
+    let symbol = format!("{}\0", crate::check::CHECK_SYMBOL);
+    // SAFETY: the symbol's name carries its signature's version, and
+    // `export_data_check!` is the only way the SDK defines it, with exactly
+    // `CheckFn`'s signature.
+    match unsafe { lib.get::<crate::check::CheckFn>(symbol.as_bytes()) } {
+        Ok(f) => Ok(Some(*f)),
+        Err(_) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

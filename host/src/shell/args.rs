@@ -52,6 +52,9 @@ pub enum Task {
     Configure,
     /// Lists the backends with their plugin and health.
     Backends,
+    /// Checks the backends' data for damage without changing it (safe next
+    /// to a running node); exit status 1 when damage is found.
+    CheckData,
     /// Prints the statistics every backend reports about itself.
     Statistics,
     /// Writes points to one series, as `POST /write` does.

@@ -28,6 +28,9 @@ pub enum ShellError {
     /// `errors`, or several backends of `configure`).
     #[error("{count} backend error(s); first: {first}")]
     Partial { count: usize, first: String },
+    /// `check-data` found damage (listed in its output).
+    #[error("damage found: {0}; opening the store keeps what is readable (see docs/reliability.md)")]
+    Damaged(String),
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
 }

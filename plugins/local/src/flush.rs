@@ -11,20 +11,22 @@ use heroic_plugin_api::types::{PointBatch, Series, SeriesPoints, TimeRange};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::dir_lock::DirLock;
-use crate::encoding::{put_u64, Reader};
+use crate::encoding::put_u64;
 use crate::error::{IoContext, Result};
 use crate::head::{merge_runs, Head};
 use crate::log::{sync_dir, RecordLog};
 use crate::read::Decoder;
 use crate::segment::{parse_segment_name, BlockMeta, Segment, SegmentWriter};
-use crate::store::{BlockRef, Catalog, Inner, Mem, MetricOptions, MetricStore, Wake, REC_DEF, REC_TOMBSTONE};
+use crate::store::{
+    parse_catalog_record, BlockRef, Catalog, CatalogRecord, Inner, Mem, MetricOptions, MetricStore, Wake, REC_TOMBSTONE,
+};
 use crate::wal_record::{apply_points, encode_points};
 
 fn wal_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("wal-{seq:020}.log"))
 }
 
-fn parse_wal_name(name: &str) -> Option<u64> {
+pub(crate) fn parse_wal_name(name: &str) -> Option<u64> {
     name.strip_prefix("wal-")?.strip_suffix(".log")?.parse().ok()
 }
 
@@ -36,32 +38,20 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
     let mut catalog = Catalog { ids: HashMap::new(), by_id: BTreeMap::new(), next_id: 0 };
     let mut tombstones: HashMap<u64, u64> = HashMap::new();
     let mut undecodable: Vec<usize> = Vec::new();
-    let (catalog_log, catalog_damage) = RecordLog::open(&catalog_path, |offset, rec| {
-        let mut r = Reader::new(rec);
-        let ok = (|| {
-            match r.u8()? {
-                REC_DEF => {
-                    let id = r.u64()?;
-                    let s = r.series()?;
-                    catalog.next_id = catalog.next_id.max(id + 1);
-                    catalog.by_id.insert(id, s.clone());
-                    catalog.ids.insert(s, id);
-                }
-                REC_TOMBSTONE => {
-                    let id = r.u64()?;
-                    let seq = r.u64()?;
-                    catalog.next_id = catalog.next_id.max(id + 1);
-                    let t = tombstones.entry(id).or_insert(0);
-                    *t = (*t).max(seq);
-                }
-                _ => return None,
+    let (catalog_log, catalog_damage) =
+        RecordLog::open(&catalog_path, |offset, rec| match parse_catalog_record(rec) {
+            Some(CatalogRecord::Def { id, series }) => {
+                catalog.next_id = catalog.next_id.max(id + 1);
+                catalog.by_id.insert(id, series.clone());
+                catalog.ids.insert(series, id);
             }
-            Some(())
-        })();
-        if ok.is_none() {
-            undecodable.push(offset);
-        }
-    })?;
+            Some(CatalogRecord::Tombstone { id, seq }) => {
+                catalog.next_id = catalog.next_id.max(id + 1);
+                let t = tombstones.entry(id).or_insert(0);
+                *t = (*t).max(seq);
+            }
+            None => undecodable.push(offset),
+        })?;
     for offset in &undecodable {
         // An intact frame this version cannot read: skipped like damage.
         tracing::warn!(path = %catalog_path.display(), offset, "skipped an undecodable series definition");

@@ -69,10 +69,11 @@ fn frame_at(data: &[u8], pos: usize) -> Option<usize> {
 }
 
 /// The next offset after `from` where an intact record starts that is
-/// followed by another intact record or by the end of the data.
+/// followed by another intact record, or by nothing but zeros to the end
+/// (a zeroed tail after damage must not cost the last record).
 fn resync(data: &[u8], from: usize) -> Option<usize> {
-    (from + 1..data.len().saturating_sub(HEADER - 1))
-        .find(|&q| frame_at(data, q).is_some_and(|end| end == data.len() || frame_at(data, end).is_some()))
+    let confirmed = |end: usize| frame_at(data, end).is_some() || data[end..].iter().all(|&b| b == 0);
+    (from + 1..data.len().saturating_sub(HEADER - 1)).find(|&q| frame_at(data, q).is_some_and(confirmed))
 }
 
 /// Calls `each` with every intact record of `data` (and its offset);
@@ -195,6 +196,16 @@ mod tests {
             assert_eq!(good + damage.tail, cut);
             assert!(damage.skipped.is_empty());
         }
+    }
+
+    #[test]
+    fn damage_followed_by_a_zeroed_tail_keeps_the_records_between() {
+        let (mut data, spans) = sample();
+        data[spans[3].0 + HEADER] ^= 0x10;
+        data.extend_from_slice(&[0; 8]);
+        let expected: Vec<Vec<u8>> =
+            spans.iter().enumerate().filter(|(i, _)| *i != 3).map(|(_, (_, _, p))| p.clone()).collect();
+        assert_eq!(records_of(&data), expected);
     }
 
     #[test]

@@ -16,10 +16,13 @@
 //! - [`suggest`]: key, tag and value suggestions over the same index.
 //! - [`backends`]: the SDK traits implemented on the engine, and the
 //!   `export_plugin!` call that makes this library the `local` plugin.
+//! - [`check`]: the read-only data directory check behind
+//!   `heroic-shell check-data`.
 //! - `dir_lock`: the exclusive lock on a store's directory.
 //! - `encoding`, [`error`]: binary helpers and the error type.
 
 pub mod backends;
+pub mod check;
 pub mod error;
 pub mod metadata;
 pub mod metrics;

@@ -33,6 +33,17 @@ pub struct MetadataStore {
     _dir_lock: DirLock,
 }
 
+/// Decodes a registry record: `(true, series)` for an add, `(false,
+/// series)` for a removal; `None` when it does not decode.
+pub(crate) fn parse_registry_record(rec: &[u8]) -> Option<(bool, Series)> {
+    let mut r = Reader::new(rec);
+    match (r.u8()?, r.series()?) {
+        (REC_ADD, s) => Some((true, s)),
+        (REC_REMOVE, s) => Some((false, s)),
+        _ => None,
+    }
+}
+
 fn record(kind: u8, s: &Series) -> Vec<u8> {
     let mut p = vec![kind];
     put_series(&mut p, s);
@@ -59,17 +70,16 @@ impl MetadataStore {
         let (mut records, mut removes) = (0usize, 0usize);
         let (log, _) = RecordLog::open(&path, |offset, rec| {
             records += 1;
-            let mut r = Reader::new(rec);
-            match (r.u8(), r.series()) {
-                (Some(REC_ADD), Some(s)) => {
+            match parse_registry_record(rec) {
+                Some((true, s)) => {
                     index.insert(s);
                 }
-                (Some(REC_REMOVE), Some(s)) => {
+                Some((false, s)) => {
                     removes += 1;
                     index.remove(&s);
                 }
                 // An intact frame this version cannot read: skipped like damage.
-                _ => tracing::warn!(path = %path.display(), offset, "skipped an undecodable registry record"),
+                None => tracing::warn!(path = %path.display(), offset, "skipped an undecodable registry record"),
             }
         })?;
         let log = if removes > 0 && removes * 2 >= records { rewrite(&path, &index, log)? } else { log };

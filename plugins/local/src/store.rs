@@ -15,6 +15,7 @@ use heroic_plugin_api::types::Series;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::dir_lock::DirLock;
+use crate::encoding::Reader;
 use crate::error::{Error, Result};
 use crate::head::Head;
 use crate::log::RecordLog;
@@ -57,6 +58,25 @@ impl Default for MetricOptions {
 
 pub(crate) const REC_DEF: u8 = 1;
 pub(crate) const REC_TOMBSTONE: u8 = 2;
+
+/// A record of the series catalog (`series.log`).
+pub(crate) enum CatalogRecord {
+    /// `REC_DEF | id u64 | series`: a series and its id.
+    Def { id: u64, series: Series },
+    /// `REC_TOMBSTONE | id u64 | seq u64`: the series' points from sources
+    /// below `seq` are deleted.
+    Tombstone { id: u64, seq: u64 },
+}
+
+/// Decodes a catalog record; `None` when it does not decode.
+pub(crate) fn parse_catalog_record(rec: &[u8]) -> Option<CatalogRecord> {
+    let mut r = Reader::new(rec);
+    match r.u8()? {
+        REC_DEF => Some(CatalogRecord::Def { id: r.u64()?, series: r.series()? }),
+        REC_TOMBSTONE => Some(CatalogRecord::Tombstone { id: r.u64()?, seq: r.u64()? }),
+        _ => None,
+    }
+}
 
 pub(crate) struct Catalog {
     pub(crate) ids: HashMap<Series, u64>,
