@@ -7,6 +7,7 @@
 //! known costs no I/O. At open the log is replayed; when removes make up
 //! most of it, it is rewritten (to a temporary file, fsynced, renamed).
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -100,10 +101,13 @@ impl MetadataStore {
             }
         }
         let mut index = self.index.write();
+        // A set, not a list: many new series at once must not cost a
+        // comparison per pair of them.
+        let mut seen: HashSet<Series> = HashSet::new();
         let mut fresh: Vec<Series> = Vec::new();
         for s in series {
             let s = normalized(s);
-            if !index.contains(&s) && !fresh.contains(&s) {
+            if !index.contains(&s) && seen.insert(s.clone()) {
                 fresh.push(s);
             }
         }

@@ -9,6 +9,7 @@
 //! which gives "last write wins" across sources (higher sequence wins) and
 //! makes deletes cheap (a tombstone hides everything below a sequence).
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use heroic_plugin_api::abi_stable::std_types::{RNone, RSome, RString};
@@ -213,13 +214,17 @@ impl Inner {
             }
         }
         let mut cat = self.catalog.write();
+        // A set, not a list: a batch of many new series (a fresh deployment)
+        // must not cost a comparison per pair of them.
+        let mut seen: HashSet<Series> = HashSet::new();
         let mut fresh: Vec<Series> = Vec::new();
         let mut payloads = Vec::new();
         for s in series.clone() {
             let s = normalized(s);
-            if cat.ids.contains_key(&*s) || fresh.contains(&s) {
+            if cat.ids.contains_key(&*s) || seen.contains(&*s) {
                 continue;
             }
+            seen.insert(s.clone().into_owned());
             let id = cat.next_id + fresh.len() as u64;
             let mut p = vec![REC_DEF];
             put_u64(&mut p, id);
