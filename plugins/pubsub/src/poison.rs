@@ -58,6 +58,7 @@ impl Worker {
                 }
                 Err(e) if e.is_transient() => {
                     // A backend is down after all: nack what is left, pause.
+                    shared.stats.ingest_errors.add(1);
                     let mut left: Vec<String> = bisect.unresolved().map(|i| messages[i].ack_id.clone()).collect();
                     left.append(&mut deferred);
                     self.refused(&e, left).await;

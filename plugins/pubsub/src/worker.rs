@@ -235,7 +235,10 @@ impl Worker {
                 shared.stats.invalid.add(outcome.invalid);
                 self.ack(ack_ids).await;
             }
-            Err(e) if e.is_transient() => self.refused(&e, ack_ids).await,
+            Err(e) if e.is_transient() => {
+                shared.stats.ingest_errors.add(1);
+                self.refused(&e, ack_ids).await
+            }
             // Retrying the batch cannot help: find the messages at fault.
             Err(e) => self.isolate(&messages, e).await,
         }
@@ -262,11 +265,11 @@ impl Worker {
         }
     }
 
-    /// The host refused messages as transient (a backend down): they are
-    /// nacked for redelivery and every loop pauses.
+    /// The host refused messages as transient (a backend down), or their
+    /// dead letters could not be stored: they are nacked for redelivery
+    /// and every loop pauses.
     pub(crate) async fn refused(&self, e: &PluginError, ack_ids: Vec<String>) {
         let shared = &self.shared;
-        shared.stats.ingest_errors.add(1);
         // One line per refused batch: the backoff bounds them.
         let pause = shared.failed(e.retry_after());
         tracing::warn!(error = %e, messages = ack_ids.len(), pause_ms = pause.as_millis() as u64,
