@@ -6,8 +6,10 @@
 //! the node's ingestion filter, groups the rest into one [`SeriesPoints`]
 //! per series and writes them through the node's [`crate::writer::Writer`]
 //! (metrics, then new series to metadata and suggest through the write
-//! cache). It answers `Ok` only once the write is durable everywhere; an
-//! error makes the consumer keep its offsets, back off and retry.
+//! cache). It answers `Ok` only once the write is durable everywhere. An
+//! error says whether a retry can help ([`refused`]): a transient one makes
+//! the consumer keep its offsets, back off and retry; a permanent one makes
+//! it split the batch to find the messages at fault and dead-letter them.
 //!
 //! Backpressure: at most `ingestion.max_concurrent_writes` points are being
 //! written at once over the whole node; new series are written to metadata
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use heroic_plugin_api::filter::SeriesMatcher;
 use heroic_plugin_api::types::{IngestOutcome, PointBatch, RawMessage, Series, SeriesPoints};
-use heroic_plugin_api::{PluginError, PluginResult, RVec};
+use heroic_plugin_api::{ErrorKind, PluginError, PluginResult, RVec};
 use tokio::sync::Semaphore;
 
 use crate::config::IngestionConfig;
@@ -274,15 +276,38 @@ impl Pipeline {
             }
             Err(e) => {
                 self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                let error = refused(&e);
                 if let Some(suppressed) = self.error_log.allow() {
-                    tracing::warn!(consumer = %self.consumer, error = %e, similar_suppressed = suppressed,
-                        "batch not written; the consumer keeps its offsets and retries");
+                    let next = if error.is_transient() {
+                        "the consumer keeps its offsets and retries later"
+                    } else {
+                        "a retry cannot help: the consumer isolates the messages at fault"
+                    };
+                    tracing::warn!(consumer = %self.consumer, kind = %error.kind, error = %e,
+                        similar_suppressed = suppressed, "batch not written; {next}");
                 }
-                let kind =
-                    e.failures.first().map(|(_, _, pe)| pe.kind).unwrap_or(heroic_plugin_api::ErrorKind::INTERNAL);
-                Err(PluginError::new(kind, e))
+                Err(error)
             }
         }
+    }
+}
+
+/// The answer to a consumer whose batch a backend refused, with a kind that
+/// says whether retrying the same batch can help. Transient when any
+/// failure is: that backend may take the batch later, and a permanent
+/// failure elsewhere is found again on the retry, whereas calling the batch
+/// poison now would dead-letter messages that only met an outage. It then
+/// carries the longest retry hint of the failures. Otherwise the first
+/// failure's kind (`INVALID_INPUT`, `PANIC` …): the consumer splits the
+/// batch to find the messages at fault instead of retrying it whole.
+pub fn refused(e: &WriteError) -> PluginError {
+    let errors = || e.failures.iter().map(|(_, _, pe)| pe);
+    let transient = errors().find(|pe| pe.is_transient());
+    let kind = transient.or_else(|| errors().next()).map_or(ErrorKind::INTERNAL, |pe| pe.kind);
+    let error = PluginError::new(kind, e);
+    match errors().filter_map(PluginError::retry_after).max() {
+        Some(hint) if transient.is_some() => error.with_retry_after(hint),
+        _ => error,
     }
 }
 
@@ -316,6 +341,33 @@ mod tests {
         let d = p.decode(&[json("cpu", "a", 1, 1.0), json("cpu", "b", 1, 2.0)], Some(&filter));
         assert_eq!((d.points, d.filtered), (1, 1));
         assert!(compile_filter("host = ").is_err());
+    }
+
+    #[test]
+    fn refused_batches_are_transient_when_any_failure_is() {
+        let failed = |errors: Vec<PluginError>| WriteError {
+            failures: errors.into_iter().enumerate().map(|(i, e)| ("metrics", format!("b{i}"), e)).collect(),
+        };
+        let poison = || PluginError::invalid_input("row key over the limit");
+        let down = |ms| PluginError::unavailable("down").with_retry_after(Duration::from_millis(ms));
+
+        // Only permanent failures: the first one's kind, no hint.
+        let e = refused(&failed(vec![poison(), PluginError::new(ErrorKind::PANIC, "boom")]));
+        assert_eq!((e.kind, e.retry_after()), (ErrorKind::INVALID_INPUT, None));
+        assert!(!e.is_transient());
+        let e = refused(&failed(vec![PluginError::new(ErrorKind::PANIC, "boom"), poison()]));
+        assert_eq!(e.kind, ErrorKind::PANIC);
+        assert!(e.message.contains("b0") && e.message.contains("boom"), "{}", e.message);
+
+        // One transient failure among permanent ones: retry, with the
+        // longest hint of all.
+        let e = refused(&failed(vec![poison(), down(300), PluginError::timeout("slow"), down(1200)]));
+        assert_eq!((e.kind, e.retry_after()), (ErrorKind::UNAVAILABLE, Some(Duration::from_millis(1200))));
+        let e = refused(&failed(vec![PluginError::resource_exhausted("quota"), poison()]));
+        assert_eq!((e.kind, e.retry_after()), (ErrorKind::RESOURCE_EXHAUSTED, None));
+
+        // No failure listed (cannot happen): not retried blindly.
+        assert_eq!(refused(&failed(Vec::new())).kind, ErrorKind::INTERNAL);
     }
 
     #[test]

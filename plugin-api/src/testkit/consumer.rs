@@ -1,9 +1,10 @@
 //! Consumer harness: a consumer plugin loaded through the ABI as the host
 //! loads it ([`create_consumer`], [`start_consumer`]), fed to a
 //! [`RecordingSink`] standing in for the host's write path. The sink records
-//! every payload it made "durable", can refuse batches (a failing backend)
-//! or hold them (a slow one), and reports payloads that are not JSON as
-//! invalid, as the host does with undecodable messages.
+//! every payload it made "durable", can refuse batches (a failing backend,
+//! or one refusing a poison message for good) or hold them (a slow one),
+//! and reports payloads that are not JSON as invalid, as the host does with
+//! undecodable messages.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +33,12 @@ pub struct SinkState {
     pub entered: AtomicU64,
     /// When set, every batch waits for a permit (a slow backend).
     pub gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// A batch holding a payload that contains these bytes is refused for
+    /// good (`INVALID_INPUT`, as a backend refusing an oversized key), and
+    /// nothing of it is made durable.
+    pub poison: Option<Vec<u8>>,
+    /// Batches refused for good because of `poison`.
+    pub refused_permanently: AtomicU64,
 }
 
 impl SinkState {
@@ -55,6 +62,13 @@ impl IngestSinkFfi for RecordingSink {
             if s.fail.load(Ordering::SeqCst) {
                 s.refused.fetch_add(1, Ordering::SeqCst);
                 return RResult::RErr(PluginError::unavailable("test backend down"));
+            }
+            if let Some(poison) = &s.poison {
+                let has = |p: &[u8]| p.windows(poison.len().max(1)).any(|w| w == poison.as_slice());
+                if batch.iter().any(|m| has(m.payload.as_slice())) {
+                    s.refused_permanently.fetch_add(1, Ordering::SeqCst);
+                    return RResult::RErr(PluginError::invalid_input("test backend refuses a poison series"));
+                }
             }
             let mut outcome = IngestOutcome::default();
             let mut durable = s.durable.lock().unwrap();

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use heroic_plugin_api::sdk::secret::{is_secret_key, REDACTED};
@@ -43,6 +44,27 @@ pub struct Config {
     /// Longest wait between retries (the wait doubles up to this).
     #[serde(default = "default_backoff_max")]
     pub retry_backoff_max_ms: u64,
+    /// Messages polled and not yet committed, at most, per partition; a
+    /// partition that has this many is paused until half of them are
+    /// durable. Default: 4 × `batch_size`.
+    pub max_in_flight_per_partition: Option<usize>,
+    /// Topic that messages the host refuses for good (poison messages) are
+    /// produced to, with headers naming where they came from and why, before
+    /// their offsets are committed. Produced with the same librdkafka
+    /// properties as the consumer (`config`), less the consumer-only ones.
+    pub dead_letter_topic: Option<String>,
+    /// File poison messages are appended to (JSON Lines, payload in base64,
+    /// fsynced before the commit) when no `dead_letter_topic` is set.
+    /// Default: `dead-letter/kafka-<group>.jsonl`, relative to the node's
+    /// working directory.
+    pub dead_letter_file: Option<PathBuf>,
+}
+
+/// Where poison messages go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterTarget {
+    Topic(String),
+    File(PathBuf),
 }
 
 fn default_threads() -> usize {
@@ -105,8 +127,77 @@ impl Config {
         c.set("enable.auto.commit", "false");
         c.set("enable.auto.offset.store", "false");
         c.set_log_level(RDKafkaLogLevel::Warning);
+        if self.max_in_flight_per_partition == Some(0) {
+            return Err(PluginError::config("max_in_flight_per_partition must be at least 1"));
+        }
+        match (&self.dead_letter_topic, &self.dead_letter_file) {
+            (Some(_), Some(_)) => {
+                return Err(PluginError::config("give either dead_letter_topic or dead_letter_file, not both"))
+            }
+            (Some(t), None) if t.is_empty() => return Err(PluginError::config("dead_letter_topic is empty")),
+            _ => {}
+        }
         Ok(c)
     }
+
+    /// The librdkafka config of the dead-letter producer: the consumer's
+    /// properties (brokers, security) without the consumer-only ones, and
+    /// a bounded delivery time (the consuming thread waits for it).
+    pub(crate) fn producer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", "127.0.0.1:9092");
+        // A lost dead letter is a lost message: every replica must have it.
+        c.set("acks", "all");
+        c.set("message.timeout.ms", "10000");
+        for (k, v) in self.config.iter().filter(|(k, _)| !is_consumer_property(k)) {
+            c.set(k, v);
+        }
+        c.set_log_level(RDKafkaLogLevel::Warning);
+        c
+    }
+
+    /// Messages in flight per partition at which it is paused.
+    pub fn in_flight_limit(&self) -> usize {
+        self.max_in_flight_per_partition.unwrap_or(self.batch_size.saturating_mul(4)).max(1)
+    }
+
+    /// Where poison messages go: the topic, else the file (by default one
+    /// per consumer group).
+    pub fn dead_letter_target(&self) -> DeadLetterTarget {
+        if let Some(topic) = &self.dead_letter_topic {
+            return DeadLetterTarget::Topic(topic.clone());
+        }
+        let file = self.dead_letter_file.clone().unwrap_or_else(|| {
+            let group = self.group_id.as_deref().or(self.config.get("group.id").map(String::as_str)).unwrap_or("");
+            let safe: String =
+                group.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+            PathBuf::from(format!("dead-letter/kafka-{safe}.jsonl"))
+        });
+        DeadLetterTarget::File(file)
+    }
+}
+
+/// librdkafka properties that mean something to consumers only (a producer
+/// warns about each); statistics are not wanted from the dead-letter
+/// producer either.
+fn is_consumer_property(key: &str) -> bool {
+    const PREFIXES: [&str; 4] = ["group.", "fetch.", "offset.", "enable.auto."];
+    const KEYS: [&str; 13] = [
+        "partition.assignment.strategy",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "coordinator.query.interval.ms",
+        "max.poll.interval.ms",
+        "auto.commit.interval.ms",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
+        "auto.offset.reset",
+        "isolation.level",
+        "enable.partition.eof",
+        "check.crcs",
+        "statistics.interval.ms",
+    ];
+    PREFIXES.iter().any(|p| key.starts_with(p)) || KEYS.contains(&key) || key == "consume.callback.max.messages"
 }
 
 impl Config {
@@ -155,6 +246,9 @@ impl fmt::Debug for Config {
             batch_linger_ms,
             retry_backoff_min_ms,
             retry_backoff_max_ms,
+            max_in_flight_per_partition,
+            dead_letter_topic,
+            dead_letter_file,
         } = self;
         f.debug_struct("Config")
             .field("topics", topics)
@@ -165,6 +259,9 @@ impl fmt::Debug for Config {
             .field("batch_linger_ms", batch_linger_ms)
             .field("retry_backoff_min_ms", retry_backoff_min_ms)
             .field("retry_backoff_max_ms", retry_backoff_max_ms)
+            .field("max_in_flight_per_partition", max_in_flight_per_partition)
+            .field("dead_letter_topic", dead_letter_topic)
+            .field("dead_letter_file", dead_letter_file)
             .finish()
     }
 }
@@ -198,6 +295,32 @@ mod tests {
                 .unwrap();
         assert!(auto.client_config().unwrap_err().to_string().contains("enable.auto.commit"));
         assert!(config(serde_json::json!({"topics": ["m"], "group_id": "g", "typo": 1})).is_err());
+    }
+
+    #[test]
+    fn dead_letters_and_the_in_flight_bound() {
+        let c = config(serde_json::json!({"topics": ["m"], "group_id": "g/1", "batch_size": 100})).unwrap();
+        assert_eq!(c.in_flight_limit(), 400);
+        assert_eq!(c.dead_letter_target(), DeadLetterTarget::File("dead-letter/kafka-g_1.jsonl".into()));
+        let c = config(serde_json::json!({"topics": ["m"], "group_id": "g", "max_in_flight_per_partition": 7,
+            "dead_letter_topic": "poison", "config": {"bootstrap.servers": "b:9092", "sasl.password": "pw",
+            "session.timeout.ms": "6000", "group.instance.id": "i", "fetch.max.bytes": "1000"}}))
+        .unwrap();
+        assert_eq!((c.in_flight_limit(), c.dead_letter_target()), (7, DeadLetterTarget::Topic("poison".into())));
+        let p = c.producer_config();
+        assert_eq!((p.get("bootstrap.servers"), p.get("sasl.password")), (Some("b:9092"), Some("pw")));
+        assert_eq!(
+            (p.get("session.timeout.ms"), p.get("group.instance.id"), p.get("fetch.max.bytes")),
+            (None, None, None)
+        );
+        assert_eq!(p.get("group.id"), None);
+
+        let both = config(serde_json::json!({"topics": ["m"], "group_id": "g", "dead_letter_topic": "t",
+            "dead_letter_file": "/tmp/x"}))
+        .unwrap();
+        assert!(both.client_config().unwrap_err().to_string().contains("not both"));
+        let zero = config(serde_json::json!({"topics": ["m"], "group_id": "g", "max_in_flight_per_partition": 0}));
+        assert!(zero.unwrap().client_config().unwrap_err().to_string().contains("at least 1"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! read the state they share.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 
 use crate::config::Config;
+use crate::dead_letter::DeadLetters;
 use crate::logging::Context;
 use crate::shared::Shared;
 use crate::stats::{Counters, ThreadState};
@@ -39,10 +40,13 @@ impl Consumer for KafkaConsumer {
         client_config.create::<BaseConsumer>().map_err(|e| {
             PluginError::config(format_args!("invalid librdkafka config: {}", config.scrub(&e.to_string())))
         })?;
-        tracing::info!(topics = ?config.topics, threads_per_topic = config.threads_per_topic, "kafka consumer created");
+        let dead_letters = DeadLetters::new(&config)?;
+        tracing::info!(topics = ?config.topics, threads_per_topic = config.threads_per_topic,
+            dead_letters = %dead_letters.describe(), "kafka consumer created");
         Ok(KafkaConsumer {
             shared: Arc::new(Shared {
                 retry: config.retry_policy(),
+                dead_letters,
                 config,
                 client_config,
                 stopping: AtomicBool::new(false),
@@ -60,11 +64,7 @@ impl Consumer for KafkaConsumer {
         let mut handles = shared.handles.lock();
         for topic in &shared.config.topics {
             for n in 0..shared.config.threads_per_topic {
-                let thread = Arc::new(ThreadState {
-                    alive: AtomicBool::new(true),
-                    paused: AtomicBool::new(false),
-                    lag: AtomicI64::new(-1),
-                });
+                let thread = Arc::new(ThreadState::new(shared.config.in_flight_limit()));
                 let context = Context { shared: shared.clone(), thread: thread.clone() };
                 let consumer: BaseConsumer<Context> =
                     shared.client_config.create_with_context(context).map_err(|e| {
@@ -82,7 +82,7 @@ impl Consumer for KafkaConsumer {
                     .name(format!("kafka-{topic}-{n}"))
                     .spawn(move || {
                         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            Worker { shared: &shared, thread: &thread, consumer: &consumer, sink: &sink }.run()
+                            Worker::new(&shared, &thread, &consumer, &sink, &topic).run()
                         }));
                         if result.is_err() {
                             tracing::error!(topic = %topic, "consuming thread panicked; it consumes no more");

@@ -1,30 +1,46 @@
-//! Rebalances: the group moves partitions between its members. Messages of
-//! a partition this thread no longer owns must be neither written nor
-//! committed by it: the new owner reads them again from the last commit.
+//! Rebalances: the group moves partitions between its members. The
+//! callback runs on the consuming thread, inside its poll: a revoked
+//! partition's messages in flight are dropped from the thread's offsets
+//! (never committed here: the new owner reads them again from the last
+//! commit), an assigned one starts clean. After the poll the thread drops
+//! the stale messages it still queues and sets the pause state of its new
+//! assignment (`pausing`).
 
 use std::sync::atomic::Ordering;
 
-use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::TopicPartitionList;
 
 use crate::logging::Context;
-use crate::offsets::Pending;
-use crate::worker::Worker;
 
 impl ConsumerContext for Context {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         self.shared.counters.rebalances.inc();
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut offsets = self.thread.offsets.lock();
+            let dropped: usize = tpl.elements().iter().map(|e| offsets.revoke(e.partition())).sum();
+            drop(offsets);
+            tracing::info!(partitions = %describe(tpl), dropped_in_flight = dropped, "partitions revoked");
+            self.thread.lag.store(-1, Ordering::Relaxed);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
-                tracing::info!(partitions = %describe(tpl), "partitions assigned")
+                let mut offsets = self.thread.offsets.lock();
+                for e in tpl.elements() {
+                    offsets.assign(e.partition());
+                }
+                drop(offsets);
+                tracing::info!(partitions = %describe(tpl), "partitions assigned");
             }
-            Rebalance::Revoke(tpl) => {
-                // Batches of these partitions still waiting are abandoned by
-                // the consuming loop (never committed).
-                tracing::info!(partitions = %describe(tpl), "partitions revoked");
-                self.thread.lag.store(-1, Ordering::Relaxed);
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => {
+                // rdkafka unassigns everything after a failed rebalance.
+                let dropped = self.thread.offsets.lock().revoke_all();
+                tracing::warn!(error = %e, dropped_in_flight = dropped, "rebalance error; partitions unassigned");
             }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
     }
 }
@@ -32,19 +48,4 @@ impl ConsumerContext for Context {
 /// `topic/partition,…` for logs.
 fn describe(tpl: &TopicPartitionList) -> String {
     tpl.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect::<Vec<_>>().join(",")
-}
-
-impl Worker<'_> {
-    /// The partitions currently assigned to this thread.
-    pub(crate) fn assigned(&self) -> Vec<i32> {
-        self.consumer.assignment().map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect()).unwrap_or_default()
-    }
-
-    /// Drops messages of partitions this thread no longer owns.
-    pub(crate) fn drop_revoked(&self, messages: &mut Vec<Pending>) {
-        let assigned = self.assigned();
-        let before = messages.len();
-        messages.retain(|m| assigned.contains(&m.partition));
-        self.abandon(before - messages.len());
-    }
 }

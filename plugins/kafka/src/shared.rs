@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use rdkafka::config::ClientConfig;
 
 use crate::config::Config;
+use crate::dead_letter::DeadLetters;
 use crate::stats::{Counters, ThreadState};
 
 /// State shared by the consumer and its threads.
@@ -23,6 +24,8 @@ pub(crate) struct Shared {
     pub(crate) client_config: ClientConfig,
     /// How a refused batch is retried (see [`Config::retry_policy`]).
     pub(crate) retry: RetryPolicy,
+    /// Where poison messages go before they are committed past.
+    pub(crate) dead_letters: DeadLetters,
     pub(crate) stopping: AtomicBool,
     /// Ready between `start` and `stop`.
     pub(crate) health: HealthTracker,
@@ -53,15 +56,21 @@ impl Shared {
 }
 
 impl Shared {
-    /// The thread gauges, then the counters, then the lag when any thread
-    /// knows it.
+    /// The thread gauges (threads consuming, messages in flight, partitions
+    /// paused), then the counters, then the lag when any thread knows it.
     pub(crate) fn statistics(&self) -> Vec<Statistic> {
         let threads = self.threads.lock();
         let consuming =
             threads.iter().filter(|t| t.alive.load(Ordering::Relaxed) && !t.paused.load(Ordering::Relaxed)).count();
         let lags: Vec<i64> = threads.iter().map(|t| t.lag.load(Ordering::Relaxed)).filter(|l| *l >= 0).collect();
-        let mut out =
-            vec![statistic("consuming_threads", consuming as f64), statistic("total_threads", threads.len() as f64)];
+        let in_flight: usize = threads.iter().map(|t| t.offsets.lock().in_flight()).sum();
+        let paused: usize = threads.iter().map(|t| t.paused_partitions.load(Ordering::Relaxed)).sum();
+        let mut out = vec![
+            statistic("consuming_threads", consuming as f64),
+            statistic("total_threads", threads.len() as f64),
+            statistic("messages_in_flight", in_flight as f64),
+            statistic("partitions_paused", paused as f64),
+        ];
         out.extend(self.counters.statistics());
         if !lags.is_empty() {
             out.push(statistic("lag", lags.iter().sum::<i64>() as f64));

@@ -1,20 +1,42 @@
 //! What `statistics()` reports: the counters of the whole consumer, and
-//! per-thread state (alive, paused, lag) summed over the threads.
+//! per-thread state (alive, paused, lag, messages in flight) summed over
+//! the threads.
 
-use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
 
 use heroic_plugin_api::sdk::support::Counter;
+use parking_lot::Mutex;
 
-/// Per-thread state, read by `statistics()` and `health()`.
-#[derive(Default)]
+use crate::offsets::Tracker;
+
+/// Per-thread state, read by `statistics()` and `health()`, and by the
+/// rebalance callback (which runs on the thread, inside its poll).
 pub(crate) struct ThreadState {
     /// Cleared when the thread ends, however it ends.
     pub(crate) alive: AtomicBool,
-    /// Set while the thread's partitions are paused (the host refuses
-    /// batches).
+    /// Set while the thread's partitions are paused because the host
+    /// refuses batches (a backend transiently down).
     pub(crate) paused: AtomicBool,
+    /// Partitions paused right now, for either reason (an outage, or too
+    /// many messages in flight).
+    pub(crate) paused_partitions: AtomicUsize,
     /// Sum of the consumer lag of the thread's partitions (-1: unknown).
     pub(crate) lag: AtomicI64,
+    /// The thread's partitions and their messages in flight. Never locked
+    /// across a poll: the rebalance callback locks it from inside one.
+    pub(crate) offsets: Mutex<Tracker>,
+}
+
+impl ThreadState {
+    pub(crate) fn new(in_flight_limit: usize) -> Self {
+        ThreadState {
+            alive: AtomicBool::new(true),
+            paused: AtomicBool::new(false),
+            paused_partitions: AtomicUsize::new(0),
+            lag: AtomicI64::new(-1),
+            offsets: Mutex::new(Tracker::new(in_flight_limit)),
+        }
+    }
 }
 
 heroic_plugin_api::counter_set! {
@@ -32,7 +54,14 @@ heroic_plugin_api::counter_set! {
         pub(crate) abandoned: Counter = "messages_abandoned",
         /// Messages the host could not decode (committed all the same).
         pub(crate) invalid: Counter = "messages_invalid",
-        /// Batches the host refused (a backend failing).
+        /// Messages the host refused for good, sent to the dead-letter
+        /// destination and then committed.
+        pub(crate) dead_lettered: Counter = "messages_dead_lettered",
+        /// Dead letters that could not be stored (the message is retried,
+        /// not committed).
+        pub(crate) dead_letter_errors: Counter,
+        /// Batches (and parts of batches, while a poison message is
+        /// isolated) the host refused.
         pub(crate) ingest_errors: Counter,
         /// Offset commits that failed.
         pub(crate) commit_errors: Counter,
@@ -56,6 +85,8 @@ mod tests {
             "batches_committed",
             "messages_abandoned",
             "messages_invalid",
+            "messages_dead_lettered",
+            "dead_letter_errors",
             "ingest_errors",
             "commit_errors",
             "kafka_errors",

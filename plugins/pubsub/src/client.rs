@@ -1,7 +1,7 @@
 //! A small Pub/Sub subscriber on tonic: connecting (plaintext to an
 //! emulator, TLS with OAuth2 tokens to Google, as the bigtable plugin does),
-//! Pull with a bounded wait, Acknowledge, ModifyAckDeadline, and the admin
-//! calls `configure` needs. Every call has a deadline the server sees too.
+//! Pull with a bounded wait, Acknowledge, ModifyAckDeadline, Publish (dead
+//! letters), and the admin calls `configure` needs. Every call has a deadline the server sees too.
 
 use std::time::Duration;
 
@@ -20,7 +20,11 @@ const SCOPES: &[&str] = &["https://www.googleapis.com/auth/pubsub"];
 /// One message pulled and not yet acknowledged.
 pub struct Received {
     pub ack_id: String,
+    /// Pub/Sub's id of the message (for logs and dead letters).
+    pub message_id: String,
     pub payload: Vec<u8>,
+    /// The publisher's attributes, carried over to a dead letter.
+    pub attributes: std::collections::HashMap<String, String>,
 }
 
 /// Cheap to clone: tonic channels multiplex.
@@ -85,8 +89,33 @@ impl Client {
         Ok(answer
             .received_messages
             .into_iter()
-            .map(|m| Received { ack_id: m.ack_id, payload: m.message.map(|m| m.data).unwrap_or_default() })
+            .map(|m| {
+                let message = m.message.unwrap_or_default();
+                Received {
+                    ack_id: m.ack_id,
+                    message_id: message.message_id,
+                    payload: message.data,
+                    attributes: message.attributes,
+                }
+            })
             .collect())
+    }
+
+    /// Publishes one message to `topic` (a full name); `Ok` once Pub/Sub
+    /// has stored it.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        data: Vec<u8>,
+        attributes: std::collections::HashMap<String, String>,
+    ) -> Result<(), PubsubError> {
+        let message = pb::PublishRequest {
+            topic: topic.to_string(),
+            messages: vec![pb::PubsubMessage { data, attributes, ..Default::default() }],
+        };
+        let request = self.request(message, self.rpc_timeout).await.map_err(|s| PubsubError::rpc("publish", s))?;
+        self.publisher.clone().publish(request).await.map_err(|s| PubsubError::rpc("publish", s))?;
+        Ok(())
     }
 
     pub async fn acknowledge(&self, ack_ids: Vec<String>) -> Result<(), PubsubError> {

@@ -2,6 +2,7 @@
 //! (camelCase: `project`, `topic`, `subscription`,
 //! `maxOutstandingElementCount` …) so an existing Heroic config carries over.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -66,6 +67,23 @@ pub struct Config {
     pub emulator_allow_remote: bool,
     /// Pub/Sub endpoint (TLS) when no emulator is used (Heroic's `endpoint`).
     pub endpoint: String,
+    /// Topic (id, or `projects/P/topics/T`) that messages the host refuses
+    /// for good (poison messages) are published to, with their attributes
+    /// and the reason, before they are acknowledged.
+    pub dead_letter_topic: Option<String>,
+    /// File poison messages are appended to (JSON Lines, payload in base64,
+    /// fsynced before the ack) when no `deadLetterTopic` is set. Default:
+    /// `dead-letter/pubsub-<subscription>.jsonl`, relative to the node's
+    /// working directory.
+    pub dead_letter_file: Option<PathBuf>,
+}
+
+/// Where poison messages go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeadLetterTarget {
+    /// A topic's full name.
+    Topic(String),
+    File(PathBuf),
 }
 
 /// How to get OAuth2 tokens for real Pub/Sub (same shape as the bigtable
@@ -95,6 +113,8 @@ impl Default for Config {
             emulator_endpoint: None,
             emulator_allow_remote: false,
             endpoint: "https://pubsub.googleapis.com".into(),
+            dead_letter_topic: None,
+            dead_letter_file: None,
         }
     }
 }
@@ -133,6 +153,11 @@ impl Config {
         if self.retry_backoff_min_ms > self.retry_backoff_max_ms {
             return bad("retryBackoffMinMs must not exceed retryBackoffMaxMs".into());
         }
+        match (&self.dead_letter_topic, &self.dead_letter_file) {
+            (Some(_), Some(_)) => return bad("give either deadLetterTopic or deadLetterFile, not both".into()),
+            (Some(t), None) if t.is_empty() => return bad("deadLetterTopic is empty".into()),
+            _ => {}
+        }
         self.target()?;
         Ok(())
     }
@@ -160,6 +185,20 @@ impl Config {
     /// `projects/P/topics/T`, when a topic is configured.
     pub fn topic_name(&self) -> Option<String> {
         self.topic.as_deref().map(|t| full_name(&self.project, "topics", t))
+    }
+
+    /// Where poison messages go: the topic, else the file (by default one
+    /// per subscription).
+    pub fn dead_letter_target(&self) -> DeadLetterTarget {
+        if let Some(topic) = &self.dead_letter_topic {
+            return DeadLetterTarget::Topic(full_name(&self.project, "topics", topic));
+        }
+        DeadLetterTarget::File(self.dead_letter_file.clone().unwrap_or_else(|| {
+            let name = self.subscription.rsplit('/').next().unwrap_or_default();
+            let safe: String =
+                name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+            PathBuf::from(format!("dead-letter/pubsub-{safe}.jsonl"))
+        }))
     }
 
     /// Messages asked for per Pull: never more than may be outstanding.
@@ -232,5 +271,21 @@ mod tests {
         .unwrap();
         c.validate().unwrap();
         assert!(matches!(c.target(), Ok(Target::Emulator(e)) if e.remote));
+    }
+
+    #[test]
+    fn dead_letter_destination() {
+        let c = parse(serde_json::json!({"project": "p", "subscription": "projects/o/subscriptions/s1"})).unwrap();
+        assert_eq!(c.dead_letter_target(), DeadLetterTarget::File("dead-letter/pubsub-s1.jsonl".into()));
+        let c = parse(serde_json::json!({"project": "p", "subscription": "s", "deadLetterTopic": "poison"})).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.dead_letter_target(), DeadLetterTarget::Topic("projects/p/topics/poison".into()));
+        let c =
+            parse(serde_json::json!({"project": "p", "subscription": "s", "deadLetterFile": "/var/dl.jsonl"})).unwrap();
+        assert_eq!(c.dead_letter_target(), DeadLetterTarget::File("/var/dl.jsonl".into()));
+        let both = parse(serde_json::json!({"project": "p", "subscription": "s", "deadLetterFile": "/x",
+            "deadLetterTopic": "t"}))
+        .unwrap();
+        assert!(both.validate().unwrap_err().to_string().contains("not both"));
     }
 }

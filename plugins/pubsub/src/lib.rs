@@ -8,6 +8,9 @@
 //! - [`worker`]: the pulling loops; each holds one batch at a time,
 //!   acknowledges it once the host answered `Ok` (durable), nacks it when
 //!   the host refused it, extends deadlines while it is held.
+//! - [`dead_letter`]: where poison messages go (a topic, or the file).
+//! - [`poison`]: batches the host refuses for good: bisected down to the
+//!   poison messages, which are dead-lettered (topic or file) and acked.
 //! - [`stats`]: counters for `/status` (the SDK's counter set).
 //! - [`error`]: errors, mapped onto the host's error kinds.
 //!
@@ -18,7 +21,9 @@
 
 pub mod client;
 pub mod config;
+pub mod dead_letter;
 pub mod error;
+pub mod poison;
 pub mod stats;
 pub mod worker;
 
@@ -64,7 +69,8 @@ impl Consumer for PubsubConsumer {
         // Pub/Sub's shortest deadline, since the subscription's own deadline
         // (which applies until the first extension) may be shorter than ours.
         let lease_period = Duration::from_secs(5);
-        tracing::info!(subscription = %config.subscription_name(), threads = config.threads, "pubsub consumer created");
+        tracing::info!(subscription = %config.subscription_name(), threads = config.threads,
+            dead_letters = ?config.dead_letter_target(), "pubsub consumer created");
         Ok(PubsubConsumer {
             shared: Arc::new(Shared::new(config, client, lease_period)),
             workers: Mutex::new(Vec::new()),

@@ -18,7 +18,14 @@ heroic_plugin_api::counter_set! {
         pub nacked: Counter = "messages_nacked",
         /// Messages the host could not decode (acknowledged all the same).
         pub invalid: Counter = "messages_invalid",
-        /// Batches the host refused (a backend failing).
+        /// Messages the host refused for good, stored as dead letters and
+        /// then acknowledged.
+        pub dead_lettered: Counter = "messages_dead_lettered",
+        /// Dead letters that could not be stored (the message is nacked,
+        /// to be redelivered).
+        pub dead_letter_errors: Counter,
+        /// Batches (and parts of batches, while a poison message is
+        /// isolated) the host refused.
         pub ingest_errors: Counter,
         /// Pull calls that failed.
         pub pull_errors: Counter,
@@ -47,6 +54,8 @@ mod tests {
             "batches_acked",
             "messages_nacked",
             "messages_invalid",
+            "messages_dead_lettered",
+            "dead_letter_errors",
             "ingest_errors",
             "pull_errors",
             "ack_errors",

@@ -1,7 +1,9 @@
 //! One pulling loop: Pull → hand the batch to the host → acknowledge once
-//! the host answered `Ok` (its writes are durable), or nack when it refused
-//! the batch and pause every loop with the SDK's backoff (exponential,
-//! honouring the host's retry hint up to the longest pause).
+//! the host answered `Ok` (its writes are durable), or, when it refused the
+//! batch as transient, nack it and pause every loop with the SDK's backoff
+//! (exponential, honouring the host's retry hint up to the longest pause).
+//! A batch refused for good is bisected down to its poison messages
+//! (`poison`), which are dead-lettered and acknowledged.
 //!
 //! While the host works on a batch its messages' ack deadlines are extended
 //! (ModifyAckDeadline) every half deadline, so a slow write is not
@@ -15,11 +17,18 @@ use std::time::{Duration, Instant};
 use heroic_plugin_api::sdk::support::{Backoff, Gauge, HealthTracker, RetryPolicy};
 use heroic_plugin_api::sdk::IngestSink;
 use heroic_plugin_api::types::RawMessage;
+use heroic_plugin_api::PluginError;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::client::{Client, Received};
 use crate::config::Config;
+use crate::dead_letter::DeadLetters;
 use crate::stats::Stats;
+
+/// What the host is handed for `messages`.
+pub(crate) fn raw(messages: &[Received]) -> Vec<RawMessage> {
+    messages.iter().map(|m| RawMessage { payload: m.payload.clone().into() }).collect()
+}
 
 /// The pause of every loop after refused batches.
 struct Pause {
@@ -35,6 +44,10 @@ pub struct Shared {
     pub config: Config,
     pub client: Client,
     pub stats: Stats,
+    /// Where poison messages go before they are acknowledged.
+    pub dead_letters: DeadLetters,
+    /// When a poison message was last logged (at most one line per 5 s).
+    pub(crate) poison_logged: Mutex<Option<Instant>>,
     /// Messages held right now (pulled, not yet acked or nacked).
     pub held: Gauge,
     /// Messages and payload bytes held (pulled, not yet acked or nacked).
@@ -59,6 +72,8 @@ impl Shared {
         // of the consumer, so there is no lockstep within it to break.
         .without_jitter();
         Shared {
+            dead_letters: DeadLetters::new(&config),
+            poison_logged: Mutex::new(None),
             elements: Arc::new(Semaphore::new(config.max_outstanding_element_count)),
             bytes: Arc::new(Semaphore::new(config.max_outstanding_request_bytes.min(Semaphore::MAX_PERMITS))),
             config,
@@ -97,7 +112,7 @@ impl Shared {
     }
 
     /// A written batch: the next pause starts from the shortest again.
-    fn succeeded(&self) {
+    pub(crate) fn succeeded(&self) {
         self.pause().backoff.reset();
     }
 
@@ -201,46 +216,65 @@ impl Worker {
         }
         let ack_ids: Vec<String> = messages.iter().map(|m| m.ack_id.clone()).collect();
         let size: usize = messages.iter().map(|m| m.payload.len()).sum();
-        let batch: Vec<RawMessage> = messages.into_iter().map(|m| RawMessage { payload: m.payload.into() }).collect();
         let work = async {
             // Bytes are known only after the pull: wait for room here, with
-            // the deadlines of the batch being extended meanwhile.
+            // the deadlines of the batch being extended meanwhile. Held
+            // until the batch is resolved (a poison message makes that
+            // take several attempts).
             let room = shared.config.max_outstanding_request_bytes.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
             let want = size.clamp(1, room) as u32;
-            let _bytes = shared.bytes.clone().acquire_many_owned(want).await;
-            self.sink.ingest(batch).await
+            let bytes = shared.bytes.clone().acquire_many_owned(want).await;
+            (self.sink.ingest(raw(&messages)).await, bytes)
         };
-        match self.leased(&ack_ids, work).await {
+        let (result, _bytes) = self.leased(&ack_ids, work).await;
+        match result {
             Ok(outcome) => {
                 shared.succeeded();
                 // Refused messages are acked with their batch, as the kafka
                 // plugin commits them: retrying cannot make them valid.
                 shared.stats.invalid.add(outcome.invalid);
-                let n = ack_ids.len() as u64;
-                match shared.client.acknowledge(ack_ids).await {
-                    Ok(()) => {
-                        shared.stats.acked.add(n);
-                        shared.stats.batches_acked.add(1);
-                    }
-                    Err(e) => {
-                        // The batch is durable; Pub/Sub redelivers it after
-                        // the deadline and it is written again (a duplicate).
-                        shared.stats.ack_errors.add(1);
-                        tracing::warn!(error = %e, messages = n, "acknowledge failed; the batch will be redelivered");
-                    }
-                }
+                self.ack(ack_ids).await;
             }
-            Err(e) => {
+            Err(e) if e.is_transient() => {
                 shared.stats.ingest_errors.add(1);
-                // One line per refused batch: the backoff bounds them.
-                let pause = shared.failed(e.retry_after());
-                tracing::warn!(error = %e, messages = ack_ids.len(), pause_ms = pause.as_millis() as u64,
-                    "the host could not write a batch; nacking it for redelivery and pausing");
-                self.nack(ack_ids).await;
+                self.refused(&e, ack_ids).await
             }
+            // Retrying the batch cannot help: find the messages at fault.
+            Err(e) => self.isolate(&messages, e).await,
         }
         shared.held.sub(count as i64);
         drop(permits);
+    }
+
+    /// Acknowledges messages the host made durable (or that were
+    /// dead-lettered).
+    pub(crate) async fn ack(&self, ack_ids: Vec<String>) {
+        let shared = &self.shared;
+        let n = ack_ids.len() as u64;
+        match shared.client.acknowledge(ack_ids).await {
+            Ok(()) => {
+                shared.stats.acked.add(n);
+                shared.stats.batches_acked.add(1);
+            }
+            Err(e) => {
+                // They are durable; Pub/Sub redelivers them after the
+                // deadline and they are written again (a duplicate).
+                shared.stats.ack_errors.add(1);
+                tracing::warn!(error = %e, messages = n, "acknowledge failed; the batch will be redelivered");
+            }
+        }
+    }
+
+    /// The host refused messages as transient (a backend down), or their
+    /// dead letters could not be stored: they are nacked for redelivery
+    /// and every loop pauses.
+    pub(crate) async fn refused(&self, e: &PluginError, ack_ids: Vec<String>) {
+        let shared = &self.shared;
+        // One line per refused batch: the backoff bounds them.
+        let pause = shared.failed(e.retry_after());
+        tracing::warn!(error = %e, messages = ack_ids.len(), pause_ms = pause.as_millis() as u64,
+            "the host could not write a batch; nacking it for redelivery and pausing");
+        self.nack(ack_ids).await;
     }
 
     /// Hands the messages back for immediate redelivery.
@@ -257,7 +291,7 @@ impl Worker {
     }
 
     /// Runs `work`, extending the deadlines of `ack_ids` every lease period.
-    async fn leased<F: Future>(&self, ack_ids: &[String], work: F) -> F::Output {
+    pub(crate) async fn leased<F: Future>(&self, ack_ids: &[String], work: F) -> F::Output {
         let shared = &self.shared;
         tokio::pin!(work);
         loop {

@@ -170,3 +170,82 @@ fn batches_held_past_the_ack_deadline_are_extended_not_redelivered() {
     assert_eq!(stat(&consumer, "messages_received"), 100);
     assert_eq!(available(&sub), 0);
 }
+
+/// A payload the test sink refuses for good (valid JSON, so not "invalid").
+fn poison(n: usize) -> Vec<u8> {
+    format!("{{\"POISON\": {n}}}").into_bytes()
+}
+
+fn poisoned_sink() -> Arc<SinkState> {
+    Arc::new(SinkState { poison: Some(b"POISON".to_vec()), ..Default::default() })
+}
+
+#[test]
+fn poison_messages_are_dead_lettered_to_a_topic_and_acked() {
+    let (topic, sub) = setup(60);
+    let (dead_letters, dead_letter_sub) = setup(60);
+    let mut sent = payloads("dlq", 200);
+    sent.insert(77, poison(1));
+    sent.insert(150, poison(2));
+    publish(&topic, &sent);
+    let state = poisoned_sink();
+    let consumer =
+        start(config(&sub, json!({"threads": 2, "maxMessagesPerPull": 50, "deadLetterTopic": dead_letters})), &state);
+    wait_until("every message acked", Duration::from_secs(60), &consumer, || stat(&consumer, "messages_acked") >= 202);
+    futures::executor::block_on(consumer.stop()).unwrap();
+
+    assert_eq!(stat(&consumer, "messages_dead_lettered"), 2);
+    assert_eq!(stat(&consumer, "dead_letter_errors"), 0);
+    assert_eq!(stat(&consumer, "messages_acked"), 202, "good and poison messages acked once each");
+    assert_eq!(stat(&consumer, "messages_nacked"), 0, "a permanent refusal is not redelivered");
+    let durable = state.durable_set();
+    assert_eq!(durable.len(), 200);
+    assert!(sent.iter().filter(|p| !p.starts_with(b"{\"POISON")).all(|p| durable.contains_key(p)));
+    assert!(state.refused_permanently.load(Ordering::SeqCst) >= 2);
+    assert_eq!(available(&sub), 0, "nothing left to redeliver");
+
+    let mut letters = drain(&dead_letter_sub);
+    letters.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(letters.iter().map(|l| l.0.clone()).collect::<Vec<_>>(), vec![poison(1), poison(2)]);
+    let attributes = &letters[0].1;
+    assert_eq!(attributes["heroic.error.kind"], "invalid input", "{attributes}");
+    assert_eq!(attributes["heroic.source.subscription"], format!("projects/{PROJECT}/subscriptions/{sub}"));
+    assert!(attributes["heroic.error"].as_str().unwrap().contains("poison series"), "{attributes}");
+    assert!(!attributes["heroic.source.message_id"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn without_a_dead_letter_topic_poison_goes_to_the_file_and_a_failing_file_is_retried() {
+    let (topic, sub) = setup(60);
+    let mut sent = payloads("dlf", 100);
+    sent.insert(40, poison(3));
+    publish(&topic, &sent);
+    // The file's directory cannot be created while a plain file is in its
+    // way: the dead letter fails, the poison message is nacked, not acked.
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("dl");
+    std::fs::write(&blocker, b"in the way").unwrap();
+    let file = blocker.join("dead.jsonl");
+    let state = poisoned_sink();
+    let consumer = start(config(&sub, json!({"threads": 1, "deadLetterFile": file})), &state);
+    wait_until("dead-letter errors", Duration::from_secs(60), &consumer, || {
+        stat(&consumer, "dead_letter_errors") >= 2 && stat(&consumer, "messages_acked") >= 100
+    });
+    assert_eq!(stat(&consumer, "messages_dead_lettered"), 0);
+    assert!(stat(&consumer, "messages_nacked") >= 2, "the poison message is handed back");
+    assert_eq!(state.durable_set().len(), 100, "the good messages around it are written");
+
+    // The destination comes back: the poison message is stored, then acked.
+    std::fs::remove_file(&blocker).unwrap();
+    wait_until("dead-lettered", Duration::from_secs(60), &consumer, || stat(&consumer, "messages_dead_lettered") == 1);
+    wait_until("acked", Duration::from_secs(30), &consumer, || stat(&consumer, "messages_acked") == 101);
+    futures::executor::block_on(consumer.stop()).unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["kind"], "invalid input");
+    assert_eq!(lines[0]["source"]["subscription"], format!("projects/{PROJECT}/subscriptions/{sub}"));
+    let engine = base64::engine::general_purpose::STANDARD;
+    assert_eq!(base64::Engine::decode(&engine, lines[0]["payload_base64"].as_str().unwrap()).unwrap(), poison(3));
+    assert_eq!(available(&sub), 0);
+}

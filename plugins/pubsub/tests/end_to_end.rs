@@ -161,3 +161,65 @@ fn a_crash_mid_run_loses_nothing() {
     }
     assert_all_points(&node, "crash", series, per_series);
 }
+
+/// A poison message between good ones, on a node whose metric backend (the
+/// `faulty` fixture) refuses its series for good: the good ones are stored,
+/// the poison one is in the dead-letter file, everything is acked (nothing
+/// redelivered without end), and `/status` counts it.
+#[test]
+fn a_poison_message_is_dead_lettered_and_the_rest_stored() {
+    let faulty = profile_dir().join("libheroic_plugin_faulty.so");
+    assert!(faulty.is_file(), "{} is not built: run `cargo build -p heroic-plugin-faulty`", faulty.display());
+    let (mut node, dir, topic, subscription) = {
+        ensure_emulator();
+        require_built();
+        let (topic, subscription) = (unique("poison"), unique("poison-sub"));
+        let dir = tempfile::tempdir().unwrap();
+        let dead_letters = dir.path().join("dead-letters.jsonl");
+        let config = example_config(
+            &topic,
+            &subscription,
+            &[(
+                "retryBackoffMaxMs =",
+                format!("retryBackoffMaxMs = 500\ndeadLetterFile = \"{}\"", dead_letters.display()),
+            )],
+        );
+        let local = "[[metrics]]\nplugin = \"local\"\n[metrics.config]\ndata_dir = \"{dir}/data/metrics\"";
+        assert!(config.contains(local), "the example's metrics block changed:\n{config}");
+        let config = config
+            .replace(local, "[[metrics]]\nplugin = \"faulty\"\n[metrics.config]\ninvalid_on_tag = \"host=poison\"");
+        let node = Node::start(dir.path(), &config);
+        (node, dir, topic, subscription)
+    };
+
+    let mut sent = messages("poison", 5, 40);
+    let poison = spotify100_host("poison", "poison", 7);
+    sent.insert(100, poison.clone());
+    publish(&topic, &sent);
+
+    wait_acked(&node, "every message acked", Duration::from_secs(120), |n| n >= sent.len() as f64);
+    assert_all_points(&node, "poison", 5, 40);
+    let st = node.get("/status").1;
+    let detail = consumer_detail(&st);
+    assert_eq!(detail["statistics"]["messages_dead_lettered"], 1.0, "{st}");
+    assert_eq!(detail["statistics"]["messages_nacked"], 0.0, "{st}");
+    assert!(detail["writeErrors"].as_u64().unwrap() >= 1, "{st}");
+
+    let text = std::fs::read_to_string(dir.path().join("dead-letters.jsonl")).expect("the dead-letter file");
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["kind"], "invalid input");
+    assert!(lines[0]["reason"].as_str().unwrap().contains("refused on request"), "{text}");
+    assert!(node.log().contains("dead-lettered it and acknowledging it"), "{}", node.log());
+
+    let exit = node.stop().expect("heroic was running");
+    assert!(exit.success(), "heroic exited with {exit}; log:\n{}", node.log());
+    assert_eq!(available(&subscription), 0, "everything was acked");
+}
+
+/// A Spotify100 v1 message whose host tag is `host` itself.
+fn spotify100_host(key: &str, host: &str, i: usize) -> Vec<u8> {
+    serde_json::json!({"version": "1.1.0", "key": key, "host": host, "time": T0 + i as i64 * 1000, "value": 1.0})
+        .to_string()
+        .into_bytes()
+}

@@ -9,13 +9,21 @@
 //!   [`counter_set!`](crate::counter_set), reported as `Vec<Statistic>`.
 //! - [`health`]: the last failure until the next success, and readiness,
 //!   reported as `Health` ([`HealthTracker`]).
+//! - [`isolate`]: bisecting a batch the host refused for good down to its
+//!   poison messages ([`Bisect`]).
+//! - [`dead_letter`]: the local dead-letter file consumers append poison
+//!   messages to ([`DeadLetterFile`], [`DeadLetter`]).
 
 pub mod budget;
+pub mod dead_letter;
 pub mod health;
+pub mod isolate;
 pub mod retry;
 pub mod stats;
 
 pub use budget::PointBudget;
+pub use dead_letter::{DeadLetter, DeadLetterFile};
 pub use health::{HealthTracker, LastError};
+pub use isolate::Bisect;
 pub use retry::{retry, Backoff, RetryHint, RetryPolicy};
 pub use stats::{statistic, Counter, Gauge, Metric};

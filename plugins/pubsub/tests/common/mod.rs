@@ -82,6 +82,30 @@ pub fn available(subscription: &str) -> usize {
     reply["receivedMessages"].as_array().map_or(0, Vec::len)
 }
 
+/// Pulls (and acknowledges) what `subscription` delivers now: each
+/// message's data (decoded) and attributes.
+pub fn drain(subscription: &str) -> Vec<(Vec<u8>, Value)> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut out = Vec::new();
+    loop {
+        let reply = rest(
+            "POST",
+            &format!("subscriptions/{subscription}:pull"),
+            json!({"returnImmediately": true, "maxMessages": 100}),
+        );
+        let received = reply["receivedMessages"].as_array().cloned().unwrap_or_default();
+        if received.is_empty() {
+            return out;
+        }
+        let ack_ids: Vec<Value> = received.iter().map(|m| m["ackId"].clone()).collect();
+        for m in received {
+            let data = engine.decode(m["message"]["data"].as_str().unwrap_or_default()).expect("base64 data");
+            out.push((data, m["message"]["attributes"].clone()));
+        }
+        rest("POST", &format!("subscriptions/{subscription}:acknowledge"), json!({"ackIds": ack_ids}));
+    }
+}
+
 /// A Spotify100 v1 message of series `host`, `i`-th point.
 pub fn spotify100(key: &str, host: usize, i: usize) -> Vec<u8> {
     json!({"version": "1.1.0", "key": key, "host": format!("h{host}"), "time": T0 + i as i64 * 1000,
