@@ -103,24 +103,33 @@ pub fn parse_write_body(body: &[u8]) -> ApiResult<SeriesPoints> {
 
 pub async fn handle(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json> {
     let batch = parse_write_body(body)?;
-    let report = node.write(vec![batch]).await.map_err(write_failed)?;
+    let series = batch.series.clone();
+    let report = node.write(vec![batch]).await.map_err(|e| write_failed(&series, e))?;
     Ok(warp::reply::json(&WriteResponse { times: report.times_ns, errors: Vec::new() }))
 }
 
-/// The answer to a write a backend refused: 503 with `Retry-After` when
-/// every failure is transient (try again later), 400 when every failure
-/// says the write itself can never be stored (an oversized key …: sending
-/// it again cannot help), else 500.
-fn write_failed(e: WriteError) -> ApiError {
-    let all = |kind: ErrorKind| e.failures.iter().all(|(_, _, pe)| pe.kind == kind);
+/// The answer to a write a backend refused, naming the series: 503 with
+/// `Retry-After` when every failure is transient (try again later); 400
+/// when every failure says this write can never be stored (an oversized
+/// key, or a plugin that panics on this series: sending it again cannot
+/// help); else 500.
+fn write_failed(series: &Series, e: WriteError) -> ApiError {
+    let for_good = |kind: ErrorKind| kind == ErrorKind::INVALID_INPUT || kind == ErrorKind::PANIC;
+    let message = format!("series {}: {e}", series_label(series));
     if e.is_transient() {
         let hint = e.failures.iter().filter_map(|(_, _, pe)| pe.retry_after()).max();
-        ApiError::retry_later(e.to_string(), hint)
-    } else if !e.failures.is_empty() && all(ErrorKind::INVALID_INPUT) {
-        ApiError::bad_request(e.to_string())
+        ApiError::retry_later(message, hint)
+    } else if !e.failures.is_empty() && e.failures.iter().all(|(_, _, pe)| for_good(pe.kind)) {
+        ApiError::bad_request(message)
     } else {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
+}
+
+/// `key {tag=value, …}`, as a person reads a series.
+fn series_label(series: &Series) -> String {
+    let tags: Vec<String> = series.tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect();
+    format!("{} {{{}}}", series.key, tags.join(", "))
 }
 
 #[cfg(test)]
@@ -140,18 +149,21 @@ mod tests {
 
     #[test]
     fn refused_writes_answer_by_what_a_retry_could_do() {
+        let series = Series::new("cpu", [("host", "a")], Vec::<(&str, &str)>::new());
         let failed = |errors: Vec<PluginError>| {
-            write_failed(WriteError { failures: errors.into_iter().map(|e| ("metrics", "b".to_string(), e)).collect() })
+            let failures = errors.into_iter().map(|e| ("metrics", "b".to_string(), e)).collect();
+            write_failed(&series, WriteError { failures })
         };
         let too_long = || PluginError::invalid_input("row key of series {key=x} is 5000 bytes, over the limit");
         let e = failed(vec![too_long()]);
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        assert!(e.message.contains("row key of series"), "{}", e.message);
+        assert!(e.message.starts_with("series cpu {host=a}: ") && e.message.contains("row key of series"), "{}", e.message);
         let e = failed(vec![PluginError::unavailable("down").with_retry_after(std::time::Duration::from_millis(2500))]);
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(e.headers.iter().any(|(n, v)| n == warp::http::header::RETRY_AFTER && v == "3"), "{:?}", e.headers);
         assert_eq!(failed(vec![too_long(), PluginError::internal("x")]).status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(failed(vec![PluginError::new(ErrorKind::PANIC, "boom")]).status, StatusCode::INTERNAL_SERVER_ERROR);
+        // A plugin that panics on this series will panic again: 400 too.
+        assert_eq!(failed(vec![PluginError::new(ErrorKind::PANIC, "boom")]).status, StatusCode::BAD_REQUEST);
     }
 
     #[test]
