@@ -67,6 +67,15 @@ impl ErrorKind {
     pub fn is_transient(self) -> bool {
         matches!(self, Self::UNAVAILABLE | Self::TIMEOUT | Self::RESOURCE_EXHAUSTED)
     }
+
+    /// Whether the failure is tied to what was sent (this series, this
+    /// message): sending the same again never succeeds, other data may.
+    /// `INVALID_INPUT`, and `PANIC` (a plugin that panics on some data will
+    /// again). Other permanent kinds (`INTERNAL`, `CONFIG` …) say the
+    /// backend itself is broken: no message is to blame.
+    pub fn is_input_specific(self) -> bool {
+        matches!(self, Self::INVALID_INPUT | Self::PANIC)
+    }
 }
 
 impl fmt::Debug for ErrorKind {

@@ -8,8 +8,6 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 
-use heroic_plugin_api::ErrorKind;
-
 use crate::http::error::{parse_json, ApiError, ApiResult};
 use crate::node::Node;
 use crate::writer::WriteError;
@@ -114,12 +112,11 @@ pub async fn handle(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json> {
 /// key, or a plugin that panics on this series: sending it again cannot
 /// help); else 500.
 fn write_failed(series: &Series, e: WriteError) -> ApiError {
-    let for_good = |kind: ErrorKind| kind == ErrorKind::INVALID_INPUT || kind == ErrorKind::PANIC;
     let message = format!("series {}: {e}", series_label(series));
     if e.is_transient() {
         let hint = e.failures.iter().filter_map(|(_, _, pe)| pe.retry_after()).max();
         ApiError::retry_later(message, hint)
-    } else if !e.failures.is_empty() && e.failures.iter().all(|(_, _, pe)| for_good(pe.kind)) {
+    } else if !e.failures.is_empty() && e.failures.iter().all(|(_, _, pe)| pe.kind.is_input_specific()) {
         ApiError::bad_request(message)
     } else {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
@@ -135,7 +132,7 @@ fn series_label(series: &Series) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use heroic_plugin_api::PluginError;
+    use heroic_plugin_api::{ErrorKind, PluginError};
 
     #[test]
     fn parses_heroics_example() {
@@ -157,7 +154,11 @@ mod tests {
         let too_long = || PluginError::invalid_input("row key of series {key=x} is 5000 bytes, over the limit");
         let e = failed(vec![too_long()]);
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        assert!(e.message.starts_with("series cpu {host=a}: ") && e.message.contains("row key of series"), "{}", e.message);
+        assert!(
+            e.message.starts_with("series cpu {host=a}: ") && e.message.contains("row key of series"),
+            "{}",
+            e.message
+        );
         let e = failed(vec![PluginError::unavailable("down").with_retry_after(std::time::Duration::from_millis(2500))]);
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(e.headers.iter().any(|(n, v)| n == warp::http::header::RETRY_AFTER && v == "3"), "{:?}", e.headers);

@@ -293,21 +293,31 @@ impl Pipeline {
 }
 
 /// The answer to a consumer whose batch a backend refused, with a kind that
-/// says whether retrying the same batch can help. Transient when any
-/// failure is: that backend may take the batch later, and a permanent
-/// failure elsewhere is found again on the retry, whereas calling the batch
-/// poison now would dead-letter messages that only met an outage. It then
-/// carries the longest retry hint of the failures. Otherwise the first
-/// failure's kind (`INVALID_INPUT`, `PANIC` …): the consumer splits the
-/// batch to find the messages at fault instead of retrying it whole.
+/// says whether retrying the same batch can help.
+///
+/// - Transient when any failure is: that backend may take the batch later,
+///   and a permanent failure elsewhere is found again on the retry, whereas
+///   calling the batch poison now would dead-letter messages that only met
+///   an outage. It then carries the longest retry hint of the failures.
+/// - The first failure's kind when every failure is tied to the data
+///   ([`ErrorKind::is_input_specific`]: `INVALID_INPUT`, `PANIC`): the
+///   consumer splits the batch to find the messages at fault and
+///   dead-letters them instead of retrying.
+/// - Otherwise (`INTERNAL`, `CONFIG` …: a broken backend, not a bad
+///   message) `UNAVAILABLE`: the consumer backs off and retries, loudly,
+///   rather than dead-letter every message while the backend is broken.
 pub fn refused(e: &WriteError) -> PluginError {
     let errors = || e.failures.iter().map(|(_, _, pe)| pe);
     let transient = errors().find(|pe| pe.is_transient());
-    let kind = transient.or_else(|| errors().next()).map_or(ErrorKind::INTERNAL, |pe| pe.kind);
+    if transient.is_none() && errors().all(|pe| pe.kind.is_input_specific()) {
+        let kind = errors().next().map_or(ErrorKind::INTERNAL, |pe| pe.kind);
+        return PluginError::new(kind, e);
+    }
+    let kind = transient.map_or(ErrorKind::UNAVAILABLE, |pe| pe.kind);
     let error = PluginError::new(kind, e);
     match errors().filter_map(PluginError::retry_after).max() {
-        Some(hint) if transient.is_some() => error.with_retry_after(hint),
-        _ => error,
+        Some(hint) => error.with_retry_after(hint),
+        None => error,
     }
 }
 
@@ -365,6 +375,13 @@ mod tests {
         assert_eq!((e.kind, e.retry_after()), (ErrorKind::UNAVAILABLE, Some(Duration::from_millis(1200))));
         let e = refused(&failed(vec![PluginError::resource_exhausted("quota"), poison()]));
         assert_eq!((e.kind, e.retry_after()), (ErrorKind::RESOURCE_EXHAUSTED, None));
+
+        // A broken backend (no message to blame): retried, never
+        // dead-lettered, also next to a message-specific failure.
+        let e = refused(&failed(vec![PluginError::internal("bad state")]));
+        assert_eq!(e.kind, ErrorKind::UNAVAILABLE);
+        assert!(e.message.contains("bad state"), "{}", e.message);
+        assert!(refused(&failed(vec![poison(), PluginError::config("no table")])).is_transient());
 
         // No failure listed (cannot happen): not retried blindly.
         assert_eq!(refused(&failed(Vec::new())).kind, ErrorKind::INTERNAL);

@@ -223,3 +223,56 @@ fn spotify100_host(key: &str, host: &str, i: usize) -> Vec<u8> {
         .to_string()
         .into_bytes()
 }
+
+/// The same with a real backend: Bigtable (its emulator) refuses a series
+/// whose row key is over its limit for good. The good messages are stored
+/// in Bigtable, the oversized one is dead-lettered, nothing is stuck.
+#[test]
+fn a_bigtable_row_key_over_the_limit_is_dead_lettered_and_the_rest_stored() {
+    let bigtable = profile_dir().join("libheroic_plugin_bigtable.so");
+    assert!(bigtable.is_file(), "{} is not built: run `cargo build -p heroic-plugin-bigtable`", bigtable.display());
+    heroic_plugin_api::testkit::servers::ensure_server(
+        "Bigtable emulator",
+        "127.0.0.1:8086",
+        &workspace_root().join("scripts/servers/bigtable.sh"),
+    );
+    ensure_emulator();
+    require_built();
+    let (topic, subscription) = (unique("bigkey"), unique("bigkey-sub"));
+    let dir = tempfile::tempdir().unwrap();
+    let dead_letters = dir.path().join("dead-letters.jsonl");
+    let config = example_config(
+        &topic,
+        &subscription,
+        &[("retryBackoffMaxMs =", format!("retryBackoffMaxMs = 500\ndeadLetterFile = \"{}\"", dead_letters.display()))],
+    );
+    let local = "[[metrics]]\nplugin = \"local\"\n[metrics.config]\ndata_dir = \"{dir}/data/metrics\"";
+    assert!(config.contains(local), "the example's metrics block changed:\n{config}");
+    let table = unique("t");
+    let config = config.replace(
+        local,
+        &format!(
+            "[[metrics]]\nplugin = \"bigtable\"\nconfigure = true\n[metrics.config]\nproject = \"p-test\"\n\
+             instance = \"i-test\"\ntable = \"{table}\"\nemulatorEndpoint = \"127.0.0.1:8086\""
+        ),
+    );
+    let mut node = Node::start(dir.path(), &config);
+
+    let mut sent = messages("bigkey", 4, 30);
+    let huge_host = "h".repeat(5_000);
+    sent.insert(50, spotify100_host("bigkey", &huge_host, 3));
+    publish(&topic, &sent);
+
+    wait_acked(&node, "every message acked", Duration::from_secs(120), |n| n >= sent.len() as f64);
+    assert_all_points(&node, "bigkey", 4, 30);
+    let st = node.get("/status").1;
+    assert_eq!(consumer_detail(&st)["statistics"]["messages_dead_lettered"], 1.0, "{st}");
+    let text = std::fs::read_to_string(&dead_letters).expect("the dead-letter file");
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["kind"], "invalid input", "{text}");
+    assert!(lines[0]["reason"].as_str().unwrap().contains("row key"), "{text}");
+    let exit = node.stop().expect("heroic was running");
+    assert!(exit.success(), "heroic exited with {exit}; log:\n{}", node.log());
+    assert_eq!(available(&subscription), 0, "everything was acked");
+}
