@@ -51,6 +51,18 @@ impl LocalShell {
         run_shell(self.dir.path(), &all)
     }
 
+    /// A `heroic` node on the same data directories as the shell.
+    fn node(&self) -> common::Node {
+        let d = self.data_dir.display().to_string();
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{{port}}\"\n[plugins]\ndirs = [\"{{plugins}}\"]\n\
+             [[metrics]]\nplugin = \"local\"\n[metrics.config]\ndata_dir = \"{d}/metrics\"\n\
+             [[metadata]]\nplugin = \"local\"\n[metadata.config]\ndata_dir = \"{d}/metadata\"\n\
+             [[suggest]]\nplugin = \"local\"\n[suggest.config]\ndata_dir = \"{d}/suggest\"\n"
+        );
+        common::Node::start(self.dir.path(), &config)
+    }
+
     /// Runs a task that must succeed; its JSON lines.
     fn ok(&self, args: &[&str]) -> Vec<Value> {
         let output = self.run(args);
@@ -280,13 +292,7 @@ fn errors_are_clear_and_fail_the_exit_code() {
 fn a_running_node_locks_the_shell_out_of_its_data() {
     let shell = LocalShell::new();
     let d = shell.data_dir.display().to_string();
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{{port}}\"\n[plugins]\ndirs = [\"{{plugins}}\"]\n\
-         [[metrics]]\nplugin = \"local\"\n[metrics.config]\ndata_dir = \"{d}/metrics\"\n\
-         [[metadata]]\nplugin = \"local\"\n[metadata.config]\ndata_dir = \"{d}/metadata\"\n\
-         [[suggest]]\nplugin = \"local\"\n[suggest.config]\ndata_dir = \"{d}/suggest\"\n"
-    );
-    let mut node = common::Node::start(shell.dir.path(), &config);
+    let mut node = shell.node();
     let pid = node.child.as_ref().unwrap().id();
 
     let output = shell.run(&["keys"]);
@@ -372,14 +378,7 @@ fn check_data_reports_damage_without_changing_anything() {
             &format!("{t}=1"),
         ]);
     }
-    let d = shell.data_dir.display().to_string();
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{{port}}\"\n[plugins]\ndirs = [\"{{plugins}}\"]\n\
-         [[metrics]]\nplugin = \"local\"\n[metrics.config]\ndata_dir = \"{d}/metrics\"\n\
-         [[metadata]]\nplugin = \"local\"\n[metadata.config]\ndata_dir = \"{d}/metadata\"\n\
-         [[suggest]]\nplugin = \"local\"\n[suggest.config]\ndata_dir = \"{d}/suggest\"\n"
-    );
-    let mut node = common::Node::start(shell.dir.path(), &config);
+    let mut node = shell.node();
     let clean = shell.ok(&["check-data"]);
     let summaries: Vec<&Value> = clean.iter().filter(|l| l.get("checked").is_some()).collect();
     assert_eq!(summaries.len(), 3, "{clean:?}");

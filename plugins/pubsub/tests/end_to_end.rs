@@ -162,35 +162,47 @@ fn a_crash_mid_run_loses_nothing() {
     assert_all_points(&node, "crash", series, per_series);
 }
 
+/// A node on the example config with `metrics` (a `[[metrics]]` block) in
+/// place of the example's local metric backend, and a dead-letter file.
+/// Answers the node, its dir, the topic and subscription, and the file.
+fn start_with_metrics(name: &str, metrics: &str) -> (Node, tempfile::TempDir, String, String, std::path::PathBuf) {
+    let library = metrics.split('"').nth(1).map(|p| profile_dir().join(format!("libheroic_plugin_{p}.so")));
+    let library = library.expect("a [[metrics]] block naming its plugin");
+    assert!(library.is_file(), "{} is not built: run `cargo build --workspace`", library.display());
+    ensure_emulator();
+    require_built();
+    let (topic, subscription) = (unique(name), unique(&format!("{name}-sub")));
+    let dir = tempfile::tempdir().unwrap();
+    let dead_letters = dir.path().join("dead-letters.jsonl");
+    let config = example_config(
+        &topic,
+        &subscription,
+        &[("retryBackoffMaxMs =", format!("retryBackoffMaxMs = 500\ndeadLetterFile = \"{}\"", dead_letters.display()))],
+    );
+    let local = "[[metrics]]\nplugin = \"local\"\n[metrics.config]\ndata_dir = \"{dir}/data/metrics\"";
+    assert!(config.contains(local), "the example's metrics block changed:\n{config}");
+    let node = Node::start(dir.path(), &config.replace(local, metrics));
+    (node, dir, topic, subscription, dead_letters)
+}
+
+/// The one line of a dead-letter file.
+fn the_dead_letter(path: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("the dead-letter file");
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    lines.into_iter().next().unwrap()
+}
+
 /// A poison message between good ones, on a node whose metric backend (the
 /// `faulty` fixture) refuses its series for good: the good ones are stored,
 /// the poison one is in the dead-letter file, everything is acked (nothing
 /// redelivered without end), and `/status` counts it.
 #[test]
 fn a_poison_message_is_dead_lettered_and_the_rest_stored() {
-    let faulty = profile_dir().join("libheroic_plugin_faulty.so");
-    assert!(faulty.is_file(), "{} is not built: run `cargo build -p heroic-plugin-faulty`", faulty.display());
-    let (mut node, dir, topic, subscription) = {
-        ensure_emulator();
-        require_built();
-        let (topic, subscription) = (unique("poison"), unique("poison-sub"));
-        let dir = tempfile::tempdir().unwrap();
-        let dead_letters = dir.path().join("dead-letters.jsonl");
-        let config = example_config(
-            &topic,
-            &subscription,
-            &[(
-                "retryBackoffMaxMs =",
-                format!("retryBackoffMaxMs = 500\ndeadLetterFile = \"{}\"", dead_letters.display()),
-            )],
-        );
-        let local = "[[metrics]]\nplugin = \"local\"\n[metrics.config]\ndata_dir = \"{dir}/data/metrics\"";
-        assert!(config.contains(local), "the example's metrics block changed:\n{config}");
-        let config = config
-            .replace(local, "[[metrics]]\nplugin = \"faulty\"\n[metrics.config]\ninvalid_on_tag = \"host=poison\"");
-        let node = Node::start(dir.path(), &config);
-        (node, dir, topic, subscription)
-    };
+    let (mut node, _dir, topic, subscription, dead_letters) = start_with_metrics(
+        "poison",
+        "[[metrics]]\nplugin = \"faulty\"\n[metrics.config]\ninvalid_on_tag = \"host=poison\"",
+    );
 
     let mut sent = messages("poison", 5, 40);
     let poison = spotify100_host("poison", "poison", 7);
@@ -205,11 +217,9 @@ fn a_poison_message_is_dead_lettered_and_the_rest_stored() {
     assert_eq!(detail["statistics"]["messages_nacked"], 0.0, "{st}");
     assert!(detail["writeErrors"].as_u64().unwrap() >= 1, "{st}");
 
-    let text = std::fs::read_to_string(dir.path().join("dead-letters.jsonl")).expect("the dead-letter file");
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 1, "{text}");
-    assert_eq!(lines[0]["kind"], "invalid input");
-    assert!(lines[0]["reason"].as_str().unwrap().contains("refused on request"), "{text}");
+    let letter = the_dead_letter(&dead_letters);
+    assert_eq!(letter["kind"], "invalid input");
+    assert!(letter["reason"].as_str().unwrap().contains("refused on request"), "{letter}");
     assert!(node.log().contains("dead-lettered it and acknowledging it"), "{}", node.log());
 
     let exit = node.stop().expect("heroic was running");
@@ -229,34 +239,17 @@ fn spotify100_host(key: &str, host: &str, i: usize) -> Vec<u8> {
 /// in Bigtable, the oversized one is dead-lettered, nothing is stuck.
 #[test]
 fn a_bigtable_row_key_over_the_limit_is_dead_lettered_and_the_rest_stored() {
-    let bigtable = profile_dir().join("libheroic_plugin_bigtable.so");
-    assert!(bigtable.is_file(), "{} is not built: run `cargo build -p heroic-plugin-bigtable`", bigtable.display());
     heroic_plugin_api::testkit::servers::ensure_server(
         "Bigtable emulator",
         "127.0.0.1:8086",
         &workspace_root().join("scripts/servers/bigtable.sh"),
     );
-    ensure_emulator();
-    require_built();
-    let (topic, subscription) = (unique("bigkey"), unique("bigkey-sub"));
-    let dir = tempfile::tempdir().unwrap();
-    let dead_letters = dir.path().join("dead-letters.jsonl");
-    let config = example_config(
-        &topic,
-        &subscription,
-        &[("retryBackoffMaxMs =", format!("retryBackoffMaxMs = 500\ndeadLetterFile = \"{}\"", dead_letters.display()))],
+    let metrics = format!(
+        "[[metrics]]\nplugin = \"bigtable\"\nconfigure = true\n[metrics.config]\nproject = \"p-test\"\n\
+         instance = \"i-test\"\ntable = \"{}\"\nemulatorEndpoint = \"127.0.0.1:8086\"",
+        unique("t")
     );
-    let local = "[[metrics]]\nplugin = \"local\"\n[metrics.config]\ndata_dir = \"{dir}/data/metrics\"";
-    assert!(config.contains(local), "the example's metrics block changed:\n{config}");
-    let table = unique("t");
-    let config = config.replace(
-        local,
-        &format!(
-            "[[metrics]]\nplugin = \"bigtable\"\nconfigure = true\n[metrics.config]\nproject = \"p-test\"\n\
-             instance = \"i-test\"\ntable = \"{table}\"\nemulatorEndpoint = \"127.0.0.1:8086\""
-        ),
-    );
-    let mut node = Node::start(dir.path(), &config);
+    let (mut node, _dir, topic, subscription, dead_letters) = start_with_metrics("bigkey", &metrics);
 
     let mut sent = messages("bigkey", 4, 30);
     let huge_host = "h".repeat(5_000);
@@ -267,11 +260,9 @@ fn a_bigtable_row_key_over_the_limit_is_dead_lettered_and_the_rest_stored() {
     assert_all_points(&node, "bigkey", 4, 30);
     let st = node.get("/status").1;
     assert_eq!(consumer_detail(&st)["statistics"]["messages_dead_lettered"], 1.0, "{st}");
-    let text = std::fs::read_to_string(&dead_letters).expect("the dead-letter file");
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 1, "{text}");
-    assert_eq!(lines[0]["kind"], "invalid input", "{text}");
-    assert!(lines[0]["reason"].as_str().unwrap().contains("row key"), "{text}");
+    let letter = the_dead_letter(&dead_letters);
+    assert_eq!(letter["kind"], "invalid input", "{letter}");
+    assert!(letter["reason"].as_str().unwrap().contains("row key"), "{letter}");
     let exit = node.stop().expect("heroic was running");
     assert!(exit.success(), "heroic exited with {exit}; log:\n{}", node.log());
     assert_eq!(available(&subscription), 0, "everything was acked");
