@@ -115,12 +115,16 @@ impl Duration {
         Ok(Duration::new(value, unit))
     }
 
-    /// A JSON duration: a number of milliseconds or a duration string.
+    /// A JSON duration: a number of milliseconds (a fraction is truncated,
+    /// as Jackson reads a number into Heroic's `long`) or a duration string.
     pub fn from_json(v: &Value, path: &str) -> Result<Duration> {
         match v {
-            Value::Number(n) => n.as_i64().filter(|n| *n >= 0).map(Duration::millis).ok_or_else(|| {
-                QueryError::json(path, format!("invalid duration {n}: expected a non-negative integer"))
-            }),
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.is_finite() && *f < i64::MAX as f64).map(|f| f as i64))
+                .filter(|n| *n >= 0)
+                .map(Duration::millis)
+                .ok_or_else(|| QueryError::json(path, format!("invalid duration {n}: expected a non-negative number"))),
             Value::String(s) => Duration::parse(s).map_err(|e| QueryError::json(path, e)),
             other => Err(QueryError::json(path, format!("expected a duration (\"5m\" or milliseconds), got {other}"))),
         }

@@ -1,5 +1,7 @@
-//! The crate's error type. Every error is a client error (HTTP 400 in the
-//! host): it says what was wrong and where.
+//! The crate's error type. Most errors are client errors (HTTP 400 in the
+//! host) that say what was wrong and where; [`QueryError::Layout`] and
+//! [`QueryError::AggregationLimit`] arise while a valid query runs, and the
+//! host reports them inside that query's answer, as Heroic does.
 
 use std::fmt;
 
@@ -26,9 +28,15 @@ pub enum QueryError {
     /// (`queries.A.aggregation.each[0].type`).
     #[error("{path}: {message}")]
     Json { path: String, message: String },
-    /// Anything else that makes the query invalid (bad bucket count, …).
+    /// Anything else that makes the query invalid (bad range, …).
     #[error("{0}")]
     Invalid(String),
+    /// The aggregation cannot be laid out over the query's range: fewer than
+    /// 1 or more than 100,000 buckets, or a size or extent out of bounds.
+    /// The request itself is valid: Heroic answers it with HTTP 200, no
+    /// groups and an error on that query only (`BucketStrategy.setup`).
+    #[error("{0}")]
+    Layout(String),
     /// The aggregation retained more data points or buckets than allowed.
     #[error("aggregation limit reached: more than {limit} datapoints or buckets retained")]
     AggregationLimit { limit: u64 },

@@ -124,7 +124,7 @@ fn legacy_fields_options_and_features() {
     assert_eq!((p.range.start, p.range.end), (0, 100));
     assert_eq!(p.bucket_strategy, BucketStrategy::Start);
     assert_eq!(p.options.series_limit, Some(5));
-    assert_eq!(p.options.tracing, Some(true));
+    assert_eq!(p.options.tracing, Some(heroic_query::request::Tracing::Detailed));
     assert_eq!(p.client_context, Some(json!({"dashboard": "x"})));
     // text/plain HQL
     let p = plan(
@@ -153,8 +153,14 @@ fn request_errors() {
     assert!(no_range.to_string().contains("Range must be present"));
     let hql = plan(&QueryMetrics::from_hql("sum(10ms) from points(1h) where"), 0, &d).unwrap_err();
     assert_eq!(hql.line_col(), Some((1, 32)));
-    let too_many = plan(&QueryMetrics::from_hql("sum(1ms) from points(0, 1000000)"), 2_000_000, &d).unwrap_err();
+    // Too many buckets is not a request error: it is found when the
+    // session starts, and the host answers that query alone with it.
+    let p = plan(&QueryMetrics::from_hql("sum(1ms) from points(0, 1000000)"), 2_000_000, &d).unwrap();
+    let too_many = p.session(None).err().unwrap();
+    assert!(matches!(too_many, heroic_query::QueryError::Layout(_)), "{too_many}");
     assert!(too_many.to_string().contains("buckets"), "{too_many}");
+    // A batch without queries has no results.
+    assert!(BatchRequest::from_json(&json!({})).unwrap().queries.is_empty());
 }
 
 /// Naive sum/min/max/count per host, bucketed like Heroic's end strategy.

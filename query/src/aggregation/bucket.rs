@@ -2,6 +2,8 @@
 //! reducers, stored as arrays indexed by bucket so that updating allocates
 //! nothing per point.
 
+use std::collections::btree_map::{BTreeMap, Entry};
+
 use heroic_plugin_api::types::TimeRange;
 
 use super::cardinality::CardinalityCell;
@@ -66,7 +68,7 @@ impl BucketMapping {
         crate::request::check_range_bounds(range)?;
         let span = 2 * MAX_TIME_MS;
         if !(1..=span).contains(&size) || !(1..=span).contains(&extent) {
-            return Err(QueryError::Invalid(format!(
+            return Err(QueryError::Layout(format!(
                 "bucket size {size} ms and extent {extent} ms must be between 1 ms and {span} ms"
             )));
         }
@@ -76,7 +78,7 @@ impl BucketMapping {
             BucketStrategy::Start => (range.start, diff / size),
         };
         if !(1..=MAX_BUCKET_COUNT).contains(&count) {
-            return Err(QueryError::Invalid(format!(
+            return Err(QueryError::Layout(format!(
                 "range ({}, {}] with bucket size {size} ms gives {count} buckets: must be between 1 and {MAX_BUCKET_COUNT}",
                 range.start, range.end
             )));
@@ -223,6 +225,13 @@ pub(crate) enum State {
         include_key: bool,
         cells: Vec<CardinalityCell>,
     },
+    /// `tpl`: nothing to keep, every bucket is 0.
+    Template,
+    /// `group-unique`: each bucket's samples by timestamp.
+    Unique {
+        points: Vec<BTreeMap<i64, f64>>,
+        spreads: Vec<BTreeMap<i64, SpreadValue>>,
+    },
 }
 
 impl State {
@@ -248,12 +257,16 @@ impl State {
                 };
                 State::Cardinality { include_key, cells: (0..n).map(|_| CardinalityCell::new(m)).collect() }
             }
+            BucketKind::Template => State::Template,
+            BucketKind::GroupUnique => {
+                State::Unique { points: vec![BTreeMap::new(); n], spreads: vec![BTreeMap::new(); n] }
+            }
         }
     }
 
     /// Feeds points; non-finite values are skipped (Heroic's `valid()`).
     /// Returns how many values were kept on top of the per-bucket state, for
-    /// `aggregationLimit`: only the exact quantile keeps any.
+    /// `aggregationLimit`: only the exact quantile and `group-unique` keep any.
     pub fn update_points(&mut self, m: &BucketMapping, key: &GroupKey, ts: &[i64], vals: &[f64]) -> u64 {
         // The match is outside the loops so each loop body is monomorphic.
         fn each(m: &BucketMapping, ts: &[i64], vals: &[f64], mut f: impl FnMut(usize, i64, f64)) {
@@ -337,6 +350,19 @@ impl State {
                 let seed = if *include_key { super::cardinality::key_seed(key) } else { 0 };
                 each(m, ts, vals, |i, _, v| cells[i].offer(seed, v.to_bits()))
             }
+            State::Template => {}
+            State::Unique { points, .. } => {
+                let mut kept = 0;
+                each(m, ts, vals, |i, t, v| {
+                    // Heroic's set compares samples by timestamp only: the
+                    // first sample of a timestamp stays.
+                    if let Entry::Vacant(e) = points[i].entry(t) {
+                        e.insert(v);
+                        kept += 1;
+                    }
+                });
+                return kept;
+            }
         }
         0
     }
@@ -376,7 +402,11 @@ impl State {
                         n[i] += s.count;
                     }
                     State::Spread(sp) => sp[i].merge(&s),
-                    State::Quantile { .. } | State::Rate { .. } => {}
+                    // `tpl` reads points only, as in Heroic.
+                    State::Quantile { .. } | State::Rate { .. } | State::Template => {}
+                    State::Unique { spreads, .. } => {
+                        spreads[i].entry(t).or_insert(s);
+                    }
                     State::Cardinality { include_key, cells } => {
                         let seed = if *include_key { super::cardinality::key_seed(key) } else { 0 };
                         cells[i]
@@ -430,6 +460,24 @@ impl State {
                 }
             }),
             State::Cardinality { cells, .. } => (0..n).for_each(|i| push(i, cells[i].count() as f64)),
+            State::Template => (0..n).for_each(|i| push(i, 0.0)),
+            State::Unique { points, spreads } => {
+                let groups = (0..n)
+                    .filter_map(|i| {
+                        let mut collections = Vec::new();
+                        if !points[i].is_empty() {
+                            collections
+                                .push(MetricValues::Points(std::mem::take(&mut points[i]).into_iter().collect()));
+                        }
+                        if !spreads[i].is_empty() {
+                            collections
+                                .push(MetricValues::Spreads(std::mem::take(&mut spreads[i]).into_iter().collect()));
+                        }
+                        (!collections.is_empty()).then(|| (m.timestamp(i), collections))
+                    })
+                    .collect();
+                return MetricValues::Groups(groups);
+            }
         }
         MetricValues::Points(out)
     }

@@ -131,6 +131,10 @@ impl Aggregation {
                 let method = a.keyword("method").map(method).transpose()?.unwrap_or_default();
                 Aggregation::Bucket { kind: BucketKind::Cardinality(method), size, extent }
             }
+            "tdigest" => {
+                let (size, extent) = sampling(&mut a)?;
+                Aggregation::Tdigest { size, extent }
+            }
             "delta" => Aggregation::Delta,
             "deltaPerSecond" => Aggregation::DeltaPerSecond,
             "notNegative" => Aggregation::NotNegative,

@@ -5,16 +5,31 @@ use heroic_plugin_api::types::TimeRange;
 use super::bucket::{BucketMapping, BucketStrategy};
 use super::{Aggregation, BucketKind, FilterK};
 use crate::duration::Duration;
-use crate::error::{QueryError, Result};
+use crate::error::Result;
 
 /// An aggregation ready to run: sizes resolved, chains flattened.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AggregationInstance {
     Empty,
-    Group { of: Option<Vec<String>>, each: Box<AggregationInstance> },
-    Collapse { of: Option<Vec<String>>, each: Box<AggregationInstance> },
+    Group {
+        of: Option<Vec<String>>,
+        each: Box<AggregationInstance>,
+    },
+    Collapse {
+        of: Option<Vec<String>>,
+        each: Box<AggregationInstance>,
+    },
     Chain(Vec<AggregationInstance>),
-    Bucket { kind: BucketKind, size: i64, extent: i64 },
+    Bucket {
+        kind: BucketKind,
+        size: i64,
+        extent: i64,
+    },
+    /// Merges t-digest sketches (`distributionPoints`): see [`Aggregation::Tdigest`].
+    Tdigest {
+        size: i64,
+        extent: i64,
+    },
     Delta,
     DeltaPerSecond,
     NotNegative,
@@ -38,6 +53,16 @@ impl Aggregation {
     pub fn apply(&self, default_size: i64) -> Result<AggregationInstance> {
         apply(self, Context { size: None, extent: None, default_size })
     }
+}
+
+/// Size and extent in ms. A size or extent that is not positive is left
+/// as it is: laying the buckets out refuses it with
+/// [`QueryError::Layout`](crate::QueryError::Layout), which the host reports on the query alone (a
+/// Grafana `sampling.value` of `0.0001` s must not fail a whole batch).
+fn resolve(size: Option<Duration>, extent: Option<Duration>, ctx: Context) -> (i64, i64) {
+    let s = size.or(ctx.size).map(Duration::to_millis).unwrap_or(ctx.default_size);
+    let e = extent.or(size).or(ctx.extent).map(Duration::to_millis).unwrap_or(s);
+    (s, e)
 }
 
 fn apply(a: &Aggregation, ctx: Context) -> Result<AggregationInstance> {
@@ -68,15 +93,12 @@ fn apply(a: &Aggregation, ctx: Context) -> Result<AggregationInstance> {
             Context { size: size.or(ctx.size), extent: extent.or(ctx.extent), default_size: ctx.default_size },
         )?,
         Aggregation::Bucket { kind, size, extent } => {
-            let s = size.or(ctx.size).map(Duration::to_millis).unwrap_or(ctx.default_size);
-            let e = extent.or(*size).or(ctx.extent).map(Duration::to_millis).unwrap_or(s);
-            if s <= 0 {
-                return Err(QueryError::Invalid(format!("{}: bucket size must be positive, got {s} ms", kind.name())));
-            }
-            if e <= 0 {
-                return Err(QueryError::Invalid(format!("{}: extent must be positive, got {e} ms", kind.name())));
-            }
-            AggregationInstance::Bucket { kind: kind.clone(), size: s, extent: e }
+            let (size, extent) = resolve(*size, *extent, ctx);
+            AggregationInstance::Bucket { kind: kind.clone(), size, extent }
+        }
+        Aggregation::Tdigest { size, extent } => {
+            let (size, extent) = resolve(*size, *extent, ctx);
+            AggregationInstance::Tdigest { size, extent }
         }
         Aggregation::Delta => AggregationInstance::Delta,
         Aggregation::DeltaPerSecond => AggregationInstance::DeltaPerSecond,
@@ -96,14 +118,14 @@ impl AggregationInstance {
             AggregationInstance::Empty => 0,
             AggregationInstance::Group { each, .. } | AggregationInstance::Collapse { each, .. } => each.cadence(),
             AggregationInstance::Chain(c) => c.iter().map(Self::cadence).rfind(|c| *c >= 0).unwrap_or(-1),
-            AggregationInstance::Bucket { size, .. } => *size,
+            AggregationInstance::Bucket { size, .. } | AggregationInstance::Tdigest { size, .. } => *size,
             _ => -1,
         }
     }
 
     pub(crate) fn validate(&self, range: TimeRange, strategy: BucketStrategy) -> Result<()> {
         match self {
-            AggregationInstance::Bucket { size, extent, .. } => {
+            AggregationInstance::Bucket { size, extent, .. } | AggregationInstance::Tdigest { size, extent } => {
                 BucketMapping::new(range, *size, *extent, strategy).map(|_| ())
             }
             AggregationInstance::Group { each, .. } | AggregationInstance::Collapse { each, .. } => {
@@ -111,6 +133,19 @@ impl AggregationInstance {
             }
             AggregationInstance::Chain(c) => c.iter().try_for_each(|i| i.validate(range, strategy)),
             _ => Ok(()),
+        }
+    }
+}
+
+impl AggregationInstance {
+    /// Whether `tdigest` is anywhere in the tree: it reads t-digest sketches
+    /// (`distributionPoints`), never points.
+    pub fn uses_tdigest(&self) -> bool {
+        match self {
+            AggregationInstance::Tdigest { .. } => true,
+            AggregationInstance::Group { each, .. } | AggregationInstance::Collapse { each, .. } => each.uses_tdigest(),
+            AggregationInstance::Chain(c) => c.iter().any(Self::uses_tdigest),
+            _ => false,
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::error::{index_path, join_path, QueryError, Result};
 use crate::limits::MAX_AGGREGATION_DEPTH;
 
 /// Every aggregation type name, for error messages.
-pub(crate) const NAMES: &str = "empty, group, collapse, chain, opts, sum, sum2, average, min, max, count, stddev, spread, quantile, ratePerSecond, delta, deltaPerSecond, notNegative, topk, bottomk, abovek, belowk, pointsabove, pointsbelow, cardinality";
+pub(crate) const NAMES: &str = "empty, group, collapse, chain, opts, sum, sum2, average, min, max, count, stddev, spread, quantile, ratePerSecond, delta, deltaPerSecond, notNegative, topk, bottomk, abovek, belowk, pointsabove, pointsbelow, cardinality, tpl, group-unique, tdigest";
 
 impl Aggregation {
     /// Parses Heroic's aggregation JSON (`{"type":"sum","sampling":{…}}`); a
@@ -128,9 +128,19 @@ fn parse_object(obj: &Map<String, Value>, path: &str, depth: usize) -> Result<Ag
             };
             bucket(BucketKind::Cardinality(method))?
         }
+        "tdigest" => {
+            let (size, extent) = sampling(obj, path)?;
+            Aggregation::Tdigest { size, extent }
+        }
         "delta" => Aggregation::Delta,
         "deltaPerSecond" => Aggregation::DeltaPerSecond,
         "notNegative" => Aggregation::NotNegative,
+        "topk" | "bottomk" | "abovek" | "belowk" if !empty_of(get("of")) => {
+            return Err(QueryError::json(
+                &p("of"),
+                format!("{ty}: 'of' must be absent, null or {{\"type\":\"empty\"}}"),
+            ))
+        }
         "topk" | "bottomk" => {
             let k = integer("k")?.ok_or_else(|| QueryError::json(path, format!("{ty}: missing field 'k'")))?;
             Aggregation::Filter(if ty == "topk" { FilterK::TopK(k) } else { FilterK::BottomK(k) })
@@ -155,6 +165,16 @@ fn parse_object(obj: &Map<String, Value>, path: &str, depth: usize) -> Result<Ag
             ))
         }
     })
+}
+
+/// The `of` of the group filters: Heroic accepts only no aggregation there
+/// (the Grafana data source sends `{"type":"empty"}`).
+fn empty_of(of: Option<&Value>) -> bool {
+    match of {
+        None => true,
+        Some(Value::Object(o)) => o.len() == 1 && o.get("type").and_then(Value::as_str) == Some("empty"),
+        Some(_) => false,
+    }
 }
 
 pub(crate) fn check_quantile(q: f64, error: f64) -> std::result::Result<(), String> {
@@ -202,8 +222,16 @@ fn sampling_query(s: &Map<String, Value>, path: &str) -> Result<(Option<Duration
     let dur = |name: &str| -> Result<Option<Duration>> {
         s.get(name)
             .filter(|v| !v.is_null())
-            .map(|v| {
-                Duration::from_json(v, &join_path(path, name)).map(|d| unit.map_or(d, |u| Duration::new(d.value, u)))
+            .map(|v| match (v.as_f64(), unit) {
+                // A fraction of the unit, as Grafana sends for sub-second
+                // intervals (`{"unit":"seconds","value":0.2}` is 200 ms).
+                // Heroic truncated the value to 0 and failed the query;
+                // converting it exactly is what the client meant.
+                (Some(f), Some(u)) if !v.is_i64() && !v.is_u64() && f.is_finite() && f >= 0.0 => {
+                    Ok(Duration::millis(fraction_to_millis(f, u)))
+                }
+                _ => Duration::from_json(v, &join_path(path, name))
+                    .map(|d| unit.map_or(d, |u| Duration::new(d.value, u))),
             })
             .transpose()
     };
@@ -213,6 +241,15 @@ fn sampling_query(s: &Map<String, Value>, path: &str) -> Result<(Option<Duration
     };
     let extent = dur("extent")?.or(size);
     Ok((size, extent))
+}
+
+/// `f` units in whole milliseconds, rounded down, except that a product
+/// within a rounding error of a whole number is that number (`0.29` s is
+/// 290 ms, not the 289.99999999999997 of binary floating point).
+fn fraction_to_millis(f: f64, unit: TimeUnit) -> i64 {
+    let ms = f * unit.millis() as f64;
+    let nearest = ms.round();
+    (if (ms - nearest).abs() < 1e-6 { nearest } else { ms.floor() }) as i64
 }
 
 fn method(m: &Map<String, Value>, path: &str) -> Result<CardinalityMethod> {

@@ -48,16 +48,25 @@ pub enum BucketKind {
     Count,
     StdDev,
     Spread,
-    Quantile { q: f64, error: f64 },
+    Quantile {
+        q: f64,
+        error: f64,
+    },
     RatePerSecond,
     Cardinality(CardinalityMethod),
+    /// `tpl`, Heroic's template aggregation: 0 for every bucket.
+    Template,
+    /// `group-unique`: the distinct samples of each bucket (by timestamp,
+    /// the first to arrive wins, as in Heroic's `GroupUniqueBucket`), as a
+    /// `groups` collection.
+    GroupUnique,
 }
 
 impl BucketKind {
     /// The bucket aggregations that take no parameters, by the name JSON
     /// (`{"type": …}`) and HQL (`sum(1m)`) both use: the one list the
     /// parsers and [`BucketKind::name`] read.
-    pub const SIMPLE: [(&'static str, BucketKind); 9] = [
+    pub const SIMPLE: [(&'static str, BucketKind); 11] = [
         ("sum", BucketKind::Sum),
         ("sum2", BucketKind::Sum2),
         ("average", BucketKind::Average),
@@ -67,6 +76,9 @@ impl BucketKind {
         ("stddev", BucketKind::StdDev),
         ("spread", BucketKind::Spread),
         ("ratePerSecond", BucketKind::RatePerSecond),
+        ("tpl", BucketKind::Template),
+        // Not reachable from HQL, whose names cannot hold a `-` (nor in Heroic).
+        ("group-unique", BucketKind::GroupUnique),
     ];
 
     /// The parameterless bucket aggregation called `name`.
@@ -121,6 +133,14 @@ pub enum Aggregation {
     },
     Bucket {
         kind: BucketKind,
+        size: Option<Duration>,
+        extent: Option<Duration>,
+    },
+    /// Merges t-digest sketches into percentiles. Its input is
+    /// `distributionPoints`, which the plugin interface does not carry yet:
+    /// it is parsed and planned so that a batch using it does not fail, and
+    /// the host answers such a query with no groups and an error.
+    Tdigest {
         size: Option<Duration>,
         extent: Option<Duration>,
     },
@@ -180,6 +200,9 @@ impl Aggregation {
                     _ => {}
                 }
                 v
+            }
+            Aggregation::Tdigest { size, extent } => {
+                json!({"type": "tdigest", "size": dur(size), "extent": dur(extent)})
             }
             Aggregation::Delta => json!({"type": "delta"}),
             Aggregation::DeltaPerSecond => json!({"type": "deltaPerSecond"}),

@@ -41,26 +41,33 @@ impl SpreadValue {
     }
 }
 
-/// The values of a group: Heroic's `points` or `spreads` collection.
+/// The values of a group: Heroic's `points`, `spreads` or `groups` collection.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MetricValues {
     Points(Vec<(i64, f64)>),
     Spreads(Vec<(i64, SpreadValue)>),
+    /// `group-unique`'s output: per bucket, the collections of the distinct
+    /// samples that fell in it.
+    Groups(Vec<(i64, Vec<MetricValues>)>),
 }
 
 impl MetricValues {
-    /// The collection type (`"points"` or `"spreads"`).
+    /// The collection type (`"points"`, `"spreads"` or `"groups"`).
     pub fn type_name(&self) -> &'static str {
         match self {
             MetricValues::Points(_) => "points",
             MetricValues::Spreads(_) => "spreads",
+            MetricValues::Groups(_) => "groups",
         }
     }
 
+    /// Number of entries (a group counts with the samples it holds, for
+    /// the node's retained-data budget).
     pub fn len(&self) -> usize {
         match self {
             MetricValues::Points(p) => p.len(),
             MetricValues::Spreads(s) => s.len(),
+            MetricValues::Groups(g) => g.iter().map(|(_, c)| 1 + c.iter().map(MetricValues::len).sum::<usize>()).sum(),
         }
     }
 
@@ -100,15 +107,31 @@ impl Serialize for SpreadValue {
     }
 }
 
-/// Heroic's `values` array: `[[t, v]]` (non-finite `v` as `null`) or
-/// `[[t, {count,sum,sum2,min,max}]]`, written point by point straight into
-/// the output: a response of millions of points allocates nothing per point.
+/// Heroic's `values` array: `[[t, v]]` (non-finite `v` as `null`),
+/// `[[t, {count,sum,sum2,min,max}]]` or `[[t, [{"type", "data"}…]]]`,
+/// written point by point straight into the output: a response of millions
+/// of points allocates nothing per point.
 impl Serialize for MetricValues {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             MetricValues::Points(p) => s.collect_seq(p.iter().map(|&(t, v)| (t, Num(v)))),
             MetricValues::Spreads(sp) => s.collect_seq(sp.iter().map(|(t, v)| (t, v))),
+            MetricValues::Groups(g) => {
+                s.collect_seq(g.iter().map(|(t, c)| (t, c.iter().map(Collection).collect::<Vec<_>>())))
+            }
         }
+    }
+}
+
+/// A `MetricCollection` inside a group: `{"type": "points", "data": […]}`.
+struct Collection<'a>(&'a MetricValues);
+
+impl Serialize for Collection<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("MetricCollection", 2)?;
+        m.serialize_field("type", self.0.type_name())?;
+        m.serialize_field("data", self.0)?;
+        m.end()
     }
 }
 

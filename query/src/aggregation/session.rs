@@ -19,9 +19,9 @@ use crate::error::{QueryError, Result};
 // do not depend on sessions, which depend on instances.
 impl AggregationInstance {
     /// Starts a streaming session over `range` (`(start, end]`). Fails with
-    /// [`QueryError::Invalid`] when a bucketed aggregation would have fewer
+    /// [`QueryError::Layout`] when a bucketed aggregation would have fewer
     /// than 1 or more than [`MAX_BUCKET_COUNT`](super::MAX_BUCKET_COUNT)
-    /// buckets, whatever `limit` is.
+    /// buckets, or a size or extent out of bounds, whatever `limit` is.
     ///
     /// `limit` (`aggregationLimit`) bounds the buckets plus raw points the
     /// session holds. Every bucketed aggregation counts its buckets when it
@@ -155,6 +155,10 @@ enum Node {
         op: AggregationInstance,
         inner: Collector,
     },
+    /// `tdigest`: its input is t-digest sketches, so points and spreads
+    /// pass it by, as in Heroic (the host does not run it: see
+    /// [`AggregationInstance::uses_tdigest`]).
+    Discard,
 }
 
 impl Node {
@@ -175,6 +179,7 @@ impl Node {
                 ctx.retain(mapping.count() as u64)?;
                 Node::Bucket { mapping, state: State::new(kind, mapping.count()), series: HashSet::new() }
             }
+            AggregationInstance::Tdigest { .. } => Node::Discard,
             other => Node::Post { op: other.clone(), inner: Collector::default() },
         })
     }
@@ -215,6 +220,7 @@ impl Node {
                 }
                 inner.update(ctx, key, series, data)
             }
+            Node::Discard => Ok(()),
         }
     }
 
@@ -244,6 +250,10 @@ impl Node {
                                 continue;
                             }
                             MetricValues::Spreads(s) => Data::Spreads(s),
+                            // Only `count` and `group-unique` read groups in
+                            // Heroic; a `group-unique` before another step
+                            // is not worth their machinery here.
+                            MetricValues::Groups(_) => continue,
                         };
                         node.update(ctx, &o.key, &o.series, data)?;
                     }
@@ -255,6 +265,7 @@ impl Node {
                 vec![Output { key: GroupKey::new(), series: sorted(series), values: state.build(&mapping) }]
             }
             Node::Post { op, inner } => post::apply(&op, inner.finish()),
+            Node::Discard => Vec::new(),
         })
     }
 }

@@ -185,7 +185,7 @@ fn bucket_count_cap() {
     assert!(inst.session(TimeRange::new(0, 0), BucketStrategy::End, None).is_err());
     // The cap is a validation error whatever aggregationLimit says.
     let e = inst.session(TimeRange::new(0, 100_001), BucketStrategy::End, Some(10)).err().unwrap();
-    assert!(matches!(e, QueryError::Invalid(_)), "{e}");
+    assert!(matches!(e, QueryError::Layout(_)), "{e}");
 }
 
 const LIMIT_RANGE: TimeRange = TimeRange { start: 0, end: 100 };
@@ -300,8 +300,74 @@ fn json_errors_say_what_and_where() {
     let x = e(json!([{"type": "sum"}, {"type": "max", "extent": true}]));
     assert_eq!(x.path(), Some("[1].extent"));
     assert!(e(json!({"size": 1})).to_string().contains("missing aggregation field 'type'"));
+    // A zero size is refused when the buckets are laid out, not when parsed.
     let x = Aggregation::Bucket { kind: BucketKind::Sum, size: Some(Duration::millis(0)), extent: None }
         .apply(1)
-        .unwrap_err();
-    assert!(x.to_string().contains("size must be positive"));
+        .unwrap()
+        .session(TimeRange::new(0, 40), BucketStrategy::End, None)
+        .err()
+        .unwrap();
+    assert!(matches!(x, QueryError::Layout(_)), "{x}");
+}
+
+#[test]
+fn template_and_group_unique() {
+    // tpl: 0 for every bucket, data or not.
+    assert_eq!(run("tpl(10ms)", DATA), vec![(10, 0.0), (20, 0.0), (30, 0.0), (40, 0.0)]);
+    // group-unique: per bucket, the samples by timestamp; the first of a
+    // timestamp wins (series a is fed before b).
+    let inst = Aggregation::from_json(&json!({"type": "group-unique", "size": "20ms"})).unwrap().apply(1).unwrap();
+    let mut s = inst.session(TimeRange::new(0, 40), BucketStrategy::End, None).unwrap();
+    s.update(&series("a"), &[10, 30], &[1.0, 2.0]).unwrap();
+    s.update(&series("b"), &[10, 20], &[5.0, 4.0]).unwrap();
+    let g = s.finish().unwrap();
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0].values.type_name(), "groups");
+    assert_eq!(
+        g[0].values.to_json(),
+        json!([
+            [20, [{"type": "points", "data": [[10, 1.0], [20, 4.0]]}]],
+            [40, [{"type": "points", "data": [[30, 2.0]]}]],
+        ])
+    );
+}
+
+#[test]
+fn tdigest_parses_and_takes_no_points() {
+    let a = Aggregation::from_json(&json!({"type": "tdigest", "sampling": {"unit": "seconds", "value": 1}})).unwrap();
+    assert_eq!(Aggregation::from_json(&a.to_json()).unwrap(), a);
+    let grouped = json!({"type": "group", "of": null, "each": [{"type": "tdigest"}]});
+    let inst = Aggregation::from_json(&grouped).unwrap().apply(10).unwrap();
+    assert!(inst.uses_tdigest());
+    let mut s = inst.session(TimeRange::new(0, 40), BucketStrategy::End, None).unwrap();
+    s.update(&series("a"), &[10], &[1.0]).unwrap();
+    assert!(s.finish().unwrap().is_empty());
+    assert!(!instance("sum(10ms)").uses_tdigest());
+}
+
+#[test]
+fn fractional_sampling_values() {
+    let size = |sampling: serde_json::Value| match Aggregation::from_json(&json!({"type": "sum", "sampling": sampling}))
+        .unwrap()
+    {
+        Aggregation::Bucket { size, extent, .. } => (size.map(|d| d.to_millis()), extent.map(|d| d.to_millis())),
+        other => panic!("{other:?}"),
+    };
+    // Grafana's 200 ms and 290 ms intervals, in seconds.
+    assert_eq!(size(json!({"unit": "seconds", "value": 0.2})), (Some(200), Some(200)));
+    assert_eq!(size(json!({"unit": "seconds", "value": 0.29})), (Some(290), Some(290)));
+    assert_eq!(size(json!({"unit": "minutes", "value": 1.5, "extent": 3})), (Some(90_000), Some(180_000)));
+    // No time group-by: the default size.
+    assert_eq!(size(json!({"unit": "seconds", "value": null})), (None, None));
+    // A number of milliseconds is truncated, as Heroic reads it into a long.
+    assert_eq!(size(json!({"value": 2.7})), (Some(2), Some(2)));
+}
+
+#[test]
+fn group_filters_take_no_inner_aggregation() {
+    for of in [json!(null), json!({"type": "empty"})] {
+        assert!(Aggregation::from_json(&json!({"type": "topk", "k": 2, "of": of})).is_ok(), "{of}");
+    }
+    let e = Aggregation::from_json(&json!({"type": "abovek", "k": 2, "of": {"type": "sum"}})).unwrap_err();
+    assert_eq!(e.path(), Some("of"));
 }

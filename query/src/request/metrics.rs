@@ -139,10 +139,11 @@ impl BatchRequest {
                     Ok((name.clone(), m))
                 })
                 .collect::<Result<_>>()?,
+            // Heroic answers a batch without queries with no results.
+            None | Some(Value::Null) => BTreeMap::new(),
             Some(other) => {
                 return Err(QueryError::json("queries", format!("expected an object of named queries, got {other}")))
             }
-            None => return Err(QueryError::json("", "missing field 'queries'")),
         };
         Ok(BatchRequest { queries, range })
     }
@@ -184,6 +185,10 @@ pub struct QueryPlan {
     /// The features in force (config combined with the request).
     pub features: FeatureSet,
     pub client_context: Option<Value>,
+    /// Why this node has no data for the query although it is valid (a
+    /// source it does not store, or `tdigest`): the host answers it with no
+    /// groups and this as the query's error, without reading anything.
+    pub unavailable: Option<String>,
 }
 
 impl QueryPlan {
@@ -236,13 +241,6 @@ pub fn plan(req: &QueryMetrics, now_ms: i64, defaults: &Defaults) -> Result<Quer
         }
     };
     let filter = crate::filter::optimize(&filter.unwrap_or(Filter::True));
-    let source = source.unwrap_or(Source::Points);
-    if source != Source::Points {
-        return Err(QueryError::Invalid(format!(
-            "source \"{}\" is not supported: only points are stored",
-            source.identifier()
-        )));
-    }
     let range = range.ok_or_else(|| QueryError::Invalid("Range must be present".into()))?;
     let raw_range = range.resolve(now_ms);
     if raw_range.start > raw_range.end {
@@ -252,6 +250,18 @@ pub fn plan(req: &QueryMetrics, now_ms: i64, defaults: &Defaults) -> Result<Quer
     let features = defaults.features.combine(&req.features);
     let default_size = cadence_from_range(raw_range.start, raw_range.end);
     let aggregation = aggregation.unwrap_or(Aggregation::Empty).apply(default_size)?;
+    // A tdigest reads t-digest sketches (Heroic forces the source for
+    // `group … each tdigest`; points would pass it by anyway).
+    let source = if aggregation.uses_tdigest() { Source::DistributionPoints } else { source.unwrap_or(Source::Points) };
+    let unavailable = match source {
+        Source::Points => None,
+        Source::DistributionPoints if aggregation.uses_tdigest() => Some(
+            "tdigest reads distributionPoints (t-digest sketches), which this node does not store: no data".to_string(),
+        ),
+        other => {
+            Some(format!("source \"{}\" is not stored by this node (only points are): no data", other.identifier()))
+        }
+    };
     let cadence = aggregation.cadence();
     let range = if features.has(Feature::ShiftRange) {
         let (s, e) = shift_range(raw_range.start, raw_range.end, cadence, now_ms)?;
@@ -265,8 +275,9 @@ pub fn plan(req: &QueryMetrics, now_ms: i64, defaults: &Defaults) -> Result<Quer
     } else {
         BucketStrategy::Start
     });
-    // Fail now (400) rather than after fetching when the buckets are off.
-    aggregation.validate(range, bucket_strategy)?;
+    // The buckets are laid out (and refused with `Layout`) when the session
+    // starts: a query whose buckets do not fit is answered on its own, not
+    // refused as a request.
     Ok(QueryPlan {
         filter,
         source,
@@ -278,5 +289,6 @@ pub fn plan(req: &QueryMetrics, now_ms: i64, defaults: &Defaults) -> Result<Quer
         options,
         features,
         client_context: req.client_context.clone(),
+        unavailable,
     })
 }

@@ -225,11 +225,23 @@ impl FeatureSet {
     }
 }
 
+/// How much of a query's trace to answer with (`options.tracing`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tracing {
+    /// `false` or `"none"`: the shards' traces are `null`.
+    None,
+    /// Absent, `true` or `"default"`: a trace per shard and node.
+    #[default]
+    Default,
+    /// `"detailed"`: also one entry per fetch.
+    Detailed,
+}
+
 /// `options` of a query. Unset fields fall back to the config's.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct QueryOptions {
     pub bucket_strategy: Option<BucketStrategy>,
-    pub tracing: Option<bool>,
+    pub tracing: Option<Tracing>,
     pub fetch_size: Option<u64>,
     pub data_limit: Option<u64>,
     pub aggregation_limit: Option<u64>,
@@ -264,11 +276,11 @@ impl QueryOptions {
             .transpose()?;
         let tracing = match field("tracing") {
             None => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("NONE") => Some(false),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("DEFAULT") || s.eq_ignore_ascii_case("DETAILED") => {
-                Some(true)
-            }
+            Some(Value::Bool(true)) => Some(Tracing::Default),
+            Some(Value::Bool(false)) => Some(Tracing::None),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("NONE") => Some(Tracing::None),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("DEFAULT") => Some(Tracing::Default),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("DETAILED") => Some(Tracing::Detailed),
             Some(other) => {
                 return Err(QueryError::json(
                     &join_path(path, "tracing"),
