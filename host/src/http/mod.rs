@@ -9,6 +9,7 @@
 //! - [`write`]: `POST /write`.
 //! - [`status`]: `GET /` and `GET /status`.
 //! - [`query`]: `/query/metrics`, `/query/batch`, `/parser/*`.
+//! - [`response`]: the JSON of one query's answer, with its trace.
 //! - [`metadata`]: `/metadata/series` (POST, PUT, DELETE), `/metadata/series-count`,
 //!   `/metadata/keys`, `/metadata/tags`.
 //! - [`suggest`]: `/metadata/key-suggest`, `/metadata/tag-suggest`,
@@ -19,6 +20,7 @@ pub mod cors;
 pub mod error;
 pub mod metadata;
 pub mod query;
+pub mod response;
 pub mod server;
 pub mod status;
 pub mod stream;

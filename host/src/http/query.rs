@@ -1,21 +1,21 @@
 //! `POST /query/metrics`, `POST /query/batch` and the `/parser/*` endpoints,
 //! with Heroic's request and response shapes.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-use heroic_query::aggregation::GroupKey;
-use heroic_query::{plan, BatchRequest, Defaults, MetricValues, QueryMetrics};
+use heroic_query::{plan, BatchRequest, Defaults, QueryMetrics};
 use serde::Serialize;
 use serde_json::Value;
 
 use warp::reply::Response;
 
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::response::QueryResponse;
 use crate::http::stream;
 use crate::node::Node;
 use crate::query::admission::Retained;
-use crate::query::{common_tags, run, Limit, QueryOutcome};
+use crate::query::run;
 
 /// Heroic answers a missing `X-Client-Id` with exactly this message.
 const ANONYMOUS: &str = "Anonymous requests are not permitted";
@@ -47,96 +47,6 @@ fn defaults(node: &Node) -> ApiResult<Defaults> {
     Ok(defaults)
 }
 
-#[derive(Serialize)]
-struct ResponseRange {
-    start: i64,
-    end: i64,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResultGroupJson {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    hash: String,
-    shard: GroupKey,
-    cadence: i64,
-    values: MetricValues,
-    key: Option<String>,
-    tags: GroupKey,
-    tag_counts: BTreeMap<String, u64>,
-    resource: GroupKey,
-    resource_counts: BTreeMap<String, u64>,
-}
-
-/// The response of one query, fields in the order Heroic writes them.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct QueryResponse {
-    query_id: String,
-    range: ResponseRange,
-    trace: Option<Value>,
-    limits: BTreeSet<Limit>,
-    cached: bool,
-    cache: Option<Value>,
-    common_tags: BTreeMap<String, BTreeSet<String>>,
-    common_resource: BTreeMap<String, BTreeSet<String>>,
-    result: Vec<ResultGroupJson>,
-    pre_aggregation_sample_size: u64,
-    errors: Vec<Value>,
-}
-
-fn to_response(outcome: QueryOutcome, tracing: bool) -> QueryResponse {
-    let all_series = || outcome.groups.iter().flat_map(|g| g.series.iter());
-    let common_tags = common_tags(all_series(), false);
-    let common_resource = common_tags_of_resource(&outcome);
-    let elapsed_us = outcome.elapsed_us;
-    let shard = GroupKey::new();
-    let result = outcome
-        .groups
-        .into_iter()
-        .map(|g| {
-            let summary = g.summary();
-            ResultGroupJson {
-                kind: g.values.type_name(),
-                hash: g.hash(&shard),
-                shard: shard.clone(),
-                cadence: g.cadence,
-                values: g.values,
-                key: summary.key,
-                tags: summary.tags,
-                tag_counts: summary.tag_counts,
-                resource: summary.resource,
-                resource_counts: summary.resource_counts,
-            }
-        })
-        .collect();
-    let trace = tracing.then(|| {
-        serde_json::json!({
-            "what": {"name": "com.spotify.heroic.CoreQueryManager#query"},
-            "elapsed": elapsed_us,
-            "children": [],
-        })
-    });
-    QueryResponse {
-        query_id: uuid::Uuid::new_v4().to_string(),
-        range: ResponseRange { start: outcome.range.start, end: outcome.range.end },
-        trace,
-        limits: outcome.limits,
-        cached: false,
-        cache: None,
-        common_tags,
-        common_resource,
-        result,
-        pre_aggregation_sample_size: outcome.pre_aggregation_sample_size,
-        errors: outcome.errors,
-    }
-}
-
-fn common_tags_of_resource(outcome: &QueryOutcome) -> BTreeMap<String, BTreeSet<String>> {
-    common_tags(outcome.groups.iter().flat_map(|g| g.series.iter()), true)
-}
-
 /// An answer, with the share of the node's query budget its values hold
 /// until it has been sent.
 struct Answer {
@@ -166,13 +76,16 @@ pub async fn admitted<T>(node: &Node, work: impl std::future::Future<Output = Ap
 /// A query that times out is dropped, which cancels its calls into the
 /// plugins.
 async fn execute(node: &Node, request: &QueryMetrics) -> ApiResult<Answer> {
+    let received = Instant::now();
     let plan = plan(request, now_ms(), &defaults(node)?)?;
     let mut ticket = node.admission.admit().await?;
     let timeout = Duration::from_secs(node.query.timeout_secs);
     let outcome = tokio::time::timeout(timeout, run(node, &plan, &mut ticket)).await.map_err(|_| {
         ApiError::unavailable(format!("query timed out after {} s (query.timeout_secs)", timeout.as_secs()))
     })??;
-    Ok(Answer { response: to_response(outcome, plan.options.tracing.unwrap_or(false)), retained: ticket.finish() })
+    let tracing = plan.options.tracing.unwrap_or_default();
+    let response = QueryResponse::new(outcome, tracing, received.elapsed().as_micros() as u64);
+    Ok(Answer { response, retained: ticket.finish() })
 }
 
 fn parse_request(body: &[u8], text: bool) -> ApiResult<QueryMetrics> {

@@ -9,23 +9,28 @@
 //! is taken from the node's budget ([`admission`]).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use futures::future::maybe_done;
+use futures::FutureExt;
 use heroic_plugin_api::filter::SeriesMatcher;
 use heroic_plugin_api::types::{FetchRequest, MetadataCapabilities, Series, TimeRange};
 use heroic_plugin_api::Filter;
 use heroic_query::{QueryError, QueryPlan, ResultGroup};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::http::error::ApiError;
 use crate::node::Node;
 
 pub mod admission;
+mod common;
+mod outcome;
 
 use admission::Ticket;
+pub use common::common_tags;
+use outcome::{Halt, Progress};
+pub use outcome::{Limit, QueryOutcome, RequestError, LOCAL_NODE};
 
 /// Series per fetch call at most: large enough that the boundary crossing
 /// is noise.
@@ -64,26 +69,7 @@ impl Chunker {
     }
 }
 
-/// A limit that was hit (`limits` in the response).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Limit {
-    Series,
-    Group,
-    Quota,
-    Aggregation,
-}
-
-/// What a query produced, before it is turned into Heroic's JSON.
-pub struct QueryOutcome {
-    pub range: TimeRange,
-    pub groups: Vec<ResultGroup>,
-    pub limits: BTreeSet<Limit>,
-    pub errors: Vec<Value>,
-    pub pre_aggregation_sample_size: u64,
-    pub elapsed_us: u64,
-}
-
+/// A metadata backend's failure, in the `errors` of the metadata endpoints.
 fn query_error(message: impl Into<String>) -> Value {
     serde_json::json!({"type": "query", "error": message.into()})
 }
@@ -119,93 +105,94 @@ pub async fn find_series(
     Ok((series, limited))
 }
 
-/// Limits hit, errors and points read so far by one query.
-struct Progress {
-    limits: BTreeSet<Limit>,
-    errors: Vec<Value>,
-    sample_size: u64,
-    started: Instant,
-    fail_on_limits: bool,
-}
-
-impl Progress {
-    fn outcome(self, plan: &QueryPlan, groups: Vec<ResultGroup>) -> QueryOutcome {
-        QueryOutcome {
-            range: plan.range,
-            groups,
-            limits: self.limits,
-            errors: self.errors,
-            pre_aggregation_sample_size: self.sample_size,
-            elapsed_us: self.started.elapsed().as_micros() as u64,
-        }
-    }
-
-    /// Records a limit that was hit without stopping the query; with
-    /// `failOnLimits` the query fails instead.
-    fn hit(&mut self, limit: Limit, message: &str) -> Result<(), ApiError> {
-        if self.fail_on_limits {
-            return Err(ApiError::bad_request(format!("query failed: {message} (failOnLimits is set)")));
-        }
-        self.limits.insert(limit);
-        Ok(())
-    }
-
-    /// A query stopped by a data or aggregation limit: no groups, the limit
-    /// named in `limits` and explained in `errors`.
-    fn stop(mut self, plan: &QueryPlan, limit: Limit, message: String) -> Result<QueryOutcome, ApiError> {
-        self.hit(limit, &message)?;
-        self.errors.push(query_error(message));
-        Ok(self.outcome(plan, Vec::new()))
-    }
-
-    /// Ends a query whose aggregation session failed: going over
-    /// `aggregationLimit` (when the session is set up, fed or finished)
-    /// stops it like the data limit does; any other error fails it.
-    fn session_failed(self, plan: &QueryPlan, error: QueryError) -> Result<QueryOutcome, ApiError> {
-        match error {
-            QueryError::AggregationLimit { limit } => self.stop(
-                plan,
-                Limit::Aggregation,
-                format!("aggregation retained more than {limit} points or buckets (aggregationLimit)"),
-            ),
-            e => Err(e.into()),
-        }
-    }
-}
-
 /// The lower of a query's own limit and the config's: a client may lower a
 /// limit, never raise it.
 fn ceiling(asked: Option<u64>, configured: u64) -> u64 {
     asked.map_or(configured, |a| a.min(configured))
 }
 
+/// Heroic's message for a read that went over `dataLimit` or
+/// `aggregationLimit` without a failed fetch.
+const QUOTA_EXCEEDED: &str = "Query exceeded quota";
+
 /// Runs `plan` against the node's backends. The points and buckets it keeps
 /// are taken from the node's budget through `ticket`.
+///
+/// Limits, backend failures and an aggregation that cannot be laid out end
+/// the query with an answer (no groups, `limits`, `errors`), as in Heroic;
+/// only a failure of the request itself (the node's query budget, a filter
+/// that does not compile …) is an `Err`.
 pub async fn run(node: &Node, plan: &QueryPlan, ticket: &mut Ticket) -> Result<QueryOutcome, ApiError> {
+    let mut progress = Progress::new(plan.options.fail_on_limits.unwrap_or(node.query.fail_on_limits));
+    match read(node, plan, ticket, &mut progress).await {
+        Ok(groups) => Ok(progress.outcome(plan, groups, Vec::new())),
+        Err(Halt::Stopped(error)) => {
+            tracing::info!(?error, limits = ?progress.limits, "query answered without groups");
+            Ok(progress.outcome(plan, Vec::new(), vec![error]))
+        }
+        Err(Halt::Failed(e)) => Err(e),
+    }
+}
+
+/// A failed aggregation session: over `aggregationLimit` it stops the query
+/// (`message` is Heroic's for where it happened), a bucket layout error is
+/// this shard's error, anything else fails the request.
+fn session_failed(progress: &mut Progress, error: QueryError, message: impl FnOnce(u64) -> String) -> Halt {
+    match error {
+        QueryError::AggregationLimit { limit } => progress.stop(Limit::Aggregation, message(limit)),
+        QueryError::Layout(m) => Halt::Stopped(RequestError::shard(m)),
+        e => Halt::Failed(e.into()),
+    }
+}
+
+/// Reading after the session is set up: over a limit, the answer would be
+/// partial.
+fn while_reading(_limit: u64) -> String {
+    QUOTA_EXCEEDED.to_string()
+}
+
+async fn read(
+    node: &Node,
+    plan: &QueryPlan,
+    ticket: &mut Ticket,
+    progress: &mut Progress,
+) -> Result<Vec<ResultGroup>, Halt> {
+    if let Some(reason) = &plan.unavailable {
+        return Err(Halt::Stopped(RequestError::query(reason.as_str())));
+    }
     let defaults = &node.query;
     let series_limit = ceiling(plan.options.series_limit, defaults.series_limit);
     let data_limit = ceiling(plan.options.data_limit, defaults.data_limit);
     let group_limit = ceiling(plan.options.group_limit, defaults.group_limit);
     let stats = &node.admission.stats;
-    let mut progress = Progress {
-        limits: BTreeSet::new(),
-        errors: Vec::new(),
-        sample_size: 0,
-        started: Instant::now(),
-        fail_on_limits: plan.options.fail_on_limits.unwrap_or(defaults.fail_on_limits),
-    };
 
     // Set up first: an aggregation whose buckets alone go over
-    // aggregationLimit is refused before any backend is asked.
-    let mut session = match plan.session(Some(defaults.aggregation_limit)) {
-        Ok(s) => s,
-        Err(e) => return progress.session_failed(plan, e),
-    };
+    // aggregationLimit, or that cannot be laid out, is refused before any
+    // backend is asked.
+    let mut session = plan.session(Some(defaults.aggregation_limit)).map_err(|e| {
+        session_failed(progress, e, |limit| {
+            format!("aggregation needs to retain more data then what is allowed: {limit}")
+        })
+    })?;
     ticket.retain(session.retained(), stats).await?;
+    let mut metadata_errors = Vec::new();
     let (series, series_limited) =
-        find_series(node, &plan.filter, plan.range, series_limit, &mut progress.errors).await?;
+        find_series(node, &plan.filter, plan.range, series_limit, &mut metadata_errors).await?;
+    if !metadata_errors.is_empty() {
+        // Series would be missing from the aggregation: the shard answers
+        // nothing rather than a partial answer that looks complete.
+        let messages: Vec<String> =
+            metadata_errors.iter().map(|e| e["error"].as_str().unwrap_or_default().to_string()).collect();
+        return Err(Halt::Stopped(RequestError::shard(messages.join("; "))));
+    }
     if series_limited {
-        progress.hit(Limit::Series, &format!("more than {series_limit} series matched (seriesLimit)"))?;
+        progress.hit(
+            Limit::Series,
+            format!("The number of series requested is more than the allowed limit of [{series_limit}]"),
+        )?;
+    }
+    if series.is_empty() {
+        return Ok(Vec::new());
     }
 
     for backend in &node.backends.metrics {
@@ -216,18 +203,30 @@ pub async fn run(node: &Node, plan: &QueryPlan, ticket: &mut Ticket) -> Result<Q
                 // One more than allowed, so that reading exactly the limit is not a violation.
                 point_limit: data_limit.saturating_sub(read).saturating_add(1),
             };
-            Box::pin(maybe_done(backend.client.fetch(request)))
+            let started = Instant::now();
+            Box::pin(maybe_done(backend.client.fetch(request).map(move |r| (r, started.elapsed()))))
         };
         let mut chunker = Chunker::default();
         let first_len = chunker.next_len(series.len());
         let mut next = (first_len > 0).then(|| (0..first_len, fetch(&series[..first_len], 0)));
         while let Some((range, mut current)) = next.take() {
             current.as_mut().await;
-            let response = current.as_mut().take_output().expect("awaited");
+            let (response, took) = current.as_mut().take_output().expect("awaited");
+            progress.fetches_us.push(took.as_micros() as u64);
             let chunk = &series[range.clone()];
-            if let Ok(r) = &response {
-                chunker.saw(chunk.len(), r.series.iter().map(|s| s.points.len() as u64).sum());
-            }
+            let response = match response {
+                Ok(r) => r,
+                Err(e) => {
+                    // Heroic drops the whole shard on a failed fetch: what
+                    // was folded so far would be presented as complete.
+                    tracing::warn!(backend = %backend.id, error = %e, "fetch failed: the query answers no groups");
+                    return Err(Halt::Stopped(RequestError::shard(format!(
+                        "Some fetches failed (1) or were cancelled (0), caused by metrics backend {:?}: {e}",
+                        backend.id
+                    ))));
+                }
+            };
+            chunker.saw(chunk.len(), response.series.iter().map(|s| s.points.len() as u64).sum());
             // Start the next fetch (a first poll makes the call) before
             // folding this one: the backend decodes while the host
             // aggregates. Its point limit does not count this chunk yet, so
@@ -239,66 +238,50 @@ pub async fn run(node: &Node, plan: &QueryPlan, ticket: &mut Ticket) -> Result<Q
             if let Some((_, n)) = next.as_mut() {
                 let _ = futures::poll!(n.as_mut());
             }
-            let response = match response {
-                Ok(r) => r,
-                Err(e) => {
-                    let message = format!("metrics backend {:?}: some fetches failed: {e}", backend.id);
-                    progress.errors.push(query_error(message));
-                    break;
-                }
-            };
             // The chunk's points count against the node's budget while they
             // are held, as well as what the session keeps of them.
             let chunk_points: u64 = response.series.iter().map(|s| s.points.len() as u64).sum();
             ticket.retain(session.retained() + chunk_points, stats).await?;
             for fetched in response.series.iter() {
                 let Some(base) = chunk.get(fetched.request_index as usize) else {
-                    let message = format!("metrics backend {:?} answered for an unknown series", backend.id);
-                    progress.errors.push(query_error(message));
-                    continue;
+                    return Err(Halt::Stopped(RequestError::shard(format!(
+                        "metrics backend {:?} answered for an unknown series",
+                        backend.id
+                    ))));
                 };
                 progress.sample_size += fetched.points.len() as u64;
                 if progress.sample_size > data_limit {
-                    return progress.stop(
-                        plan,
-                        Limit::Quota,
-                        format!("query read more than {data_limit} points (dataLimit)"),
-                    );
+                    tracing::info!(data_limit, "query read more points than dataLimit");
+                    return Err(progress.stop(Limit::Quota, QUOTA_EXCEEDED.to_string()));
                 }
                 let s = if fetched.resource.is_empty() {
                     Cow::Borrowed(base)
                 } else {
                     Cow::Owned(Series { resource: fetched.resource.clone(), ..base.clone() })
                 };
-                if let Err(e) = session.update(&s, &fetched.points.timestamps, &fetched.points.values) {
-                    return progress.session_failed(plan, e);
-                }
+                session
+                    .update(&s, &fetched.points.timestamps, &fetched.points.values)
+                    .map_err(|e| session_failed(progress, e, while_reading))?;
             }
             drop(response);
             ticket.retain(session.retained(), stats).await?;
         }
     }
 
-    let mut groups = match session.finish() {
-        Ok(g) => g,
-        Err(e) => return progress.session_failed(plan, e),
-    };
+    let mut groups = session.finish().map_err(|e| session_failed(progress, e, while_reading))?;
+    // A shard whose groups all hold no data contributes none (Heroic).
+    if groups.iter().all(|g| g.values.is_empty()) {
+        return Ok(Vec::new());
+    }
     ticket.retain(groups.iter().map(|g| g.values.len() as u64).sum(), stats).await?;
+    // Only more groups than the limit is flagged (Heroic also flagged
+    // exactly the limit at the API, a quirk not kept).
     if groups.len() as u64 > group_limit {
-        progress.hit(Limit::Group, &format!("more than {group_limit} groups (groupLimit)"))?;
+        progress.hit(
+            Limit::Group,
+            format!("The number of result groups is more than the allowed limit of [{group_limit}]"),
+        )?;
         groups.truncate(group_limit as usize);
     }
-    Ok(progress.outcome(plan, groups))
-}
-
-/// Values of each tag across every series of the result (`commonTags`).
-pub fn common_tags<'a>(series: impl Iterator<Item = &'a Series>, resource: bool) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for s in series {
-        let tags = if resource { &s.resource } else { &s.tags };
-        for t in tags.iter() {
-            out.entry(t.key.to_string()).or_default().insert(t.value.to_string());
-        }
-    }
-    out
+    Ok(groups)
 }

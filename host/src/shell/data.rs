@@ -146,7 +146,8 @@ pub struct QueryArgs {
     /// A feature to turn on (`name`) or off (`-name`), e.g. `-shift_range` (repeatable).
     #[arg(long = "feature", allow_hyphen_values = true)]
     pub features: Vec<String>,
-    /// Include the query's trace in the answer.
+    /// Trace the query down to its fetches (`tracing: DETAILED`); without
+    /// it the trace has only its top level (`tracing: false`).
     #[arg(long)]
     pub tracing: bool,
 }
@@ -169,9 +170,7 @@ impl QueryArgs {
         if self.fail_on_limits {
             options.insert("failOnLimits".into(), true.into());
         }
-        if self.tracing {
-            options.insert("tracing".into(), true.into());
-        }
+        options.insert("tracing".into(), if self.tracing { "DETAILED".into() } else { false.into() });
         json!({"query": self.query, "options": options, "features": self.features})
     }
 }
