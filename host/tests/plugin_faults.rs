@@ -64,3 +64,43 @@ fn malformed_and_non_finite_writes_get_400_with_json_errors() {
     assert_eq!(status, 404);
     assert_eq!(body["status"], 404);
 }
+
+/// A failed fetch drops the query's whole answer, with Heroic's shard
+/// error, rather than presenting the series read before it as complete;
+/// a batch keeps its other queries.
+#[test]
+fn a_failed_fetch_answers_no_groups_and_a_shard_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        dir.path(),
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[plugins]\ndirs = [\"{plugins}\"]\n\
+         [[metrics]]\nplugin = \"faulty\"\n[metrics.config]\npanic_on_key = \"boom\"\n\
+         [[metadata]]\nplugin = \"local\"\n[metadata.config]\ndata_dir = \"{dir}/metadata\"\n",
+    );
+    let (status, body) = node.post("/write", &write_body("fine"));
+    assert_eq!(status, 200, "{body}");
+    // Known to the metadata backend only: fetching it panics the plugin.
+    let boom = json!({"key": "boom", "tags": {"host": "b"}}).to_string();
+    let (status, body) = node.request("PUT", "/metadata/series", Some(boom), "application/json");
+    assert_eq!(status, 200, "{body}");
+
+    let query = |filter: serde_json::Value| {
+        json!({"filter": filter, "aggregation": {"type": "sum", "size": "1s"},
+               "range": {"type": "absolute", "start": 0, "end": 2000}, "features": ["-shift_range"]})
+    };
+    let batch = json!({"queries": {
+        "fine": query(json!(["key", "fine"])),
+        "both": query(json!(["or", ["key", "fine"], ["key", "boom"]])),
+    }});
+    let (status, reply) = node.post("/query/batch", &batch);
+    assert_eq!(status, 200, "{reply}");
+    let fine = &reply["results"]["fine"];
+    assert_eq!((&fine["result"][0]["values"], &fine["errors"]), (&json!([[1000, 1.5]]), &json!([])), "{reply}");
+    let both = &reply["results"]["both"];
+    assert_eq!(both["result"], json!([]), "{reply}");
+    let error = &both["errors"][0];
+    assert_eq!((&error["type"], &error["nodes"], &error["shard"]), (&json!("shard"), &json!(["[local]"]), &json!({})));
+    let message = error["error"].as_str().unwrap();
+    assert!(message.starts_with("Some fetches failed (1) or were cancelled (0)"), "{message}");
+    assert!(message.contains("panicked"), "{message}");
+}
