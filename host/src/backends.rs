@@ -10,6 +10,8 @@ use crate::plugins::{PluginRegistry, PluginSetupError, Role};
 /// A component with the id it has in the config.
 pub struct Named<T> {
     pub id: String,
+    /// The plugin it runs on.
+    pub plugin: String,
     pub client: T,
 }
 
@@ -52,19 +54,31 @@ impl Backends {
         for c in &config.metrics {
             let client = registry.metric_backend(c).await?;
             configure_if_asked(c, Role::Metrics, client.configure()).await?;
-            backends.metrics.push(Named { id: c.id().to_string(), client });
+            backends.metrics.push(Named { id: c.id().to_string(), plugin: c.plugin.clone(), client });
         }
         for c in &config.metadata {
             let client = registry.metadata_backend(c).await?;
             configure_if_asked(c, Role::Metadata, client.configure()).await?;
-            backends.metadata.push(Named { id: c.id().to_string(), client });
+            backends.metadata.push(Named { id: c.id().to_string(), plugin: c.plugin.clone(), client });
         }
         for c in &config.suggest {
             let client = registry.suggest_backend(c).await?;
             configure_if_asked(c, Role::Suggest, client.configure()).await?;
-            backends.suggest.push(Named { id: c.id().to_string(), client });
+            backends.suggest.push(Named { id: c.id().to_string(), plugin: c.plugin.clone(), client });
         }
         Ok(backends)
+    }
+
+    /// One line per backend of `role`, in config order, for `GET /backends`
+    /// (Heroic lists each backend's `toString()`: free text).
+    pub fn describe(&self, role: Role) -> Vec<String> {
+        let line = |plugin: &str, id: &str| format!("{plugin}({} backend, id={id})", role.name());
+        match role {
+            Role::Metrics => self.metrics.iter().map(|b| line(&b.plugin, &b.id)).collect(),
+            Role::Metadata => self.metadata.iter().map(|b| line(&b.plugin, &b.id)).collect(),
+            Role::Suggest => self.suggest.iter().map(|b| line(&b.plugin, &b.id)).collect(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn health(&self) -> Vec<ComponentHealth> {

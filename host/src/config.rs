@@ -36,6 +36,26 @@ pub struct Config {
     /// Query defaults and limits.
     #[serde(default)]
     pub query: QueryConfig,
+    /// The other nodes `/cluster/*` reports.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+}
+
+/// The cluster as `/cluster/status` and `/cluster/nodes` report it. Nodes
+/// do not federate queries: each answers for its own backends. Listing the
+/// other nodes lets `/cluster/status` show which of them answer.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The other nodes, as URIs (`http://10.0.0.2:8080`), Heroic's static
+    /// node list. `http://` nodes are asked for their `/cluster/status` on
+    /// each refresh (at start and on `POST /cluster/refresh`); nodes of
+    /// other schemes (Heroic's `grpc://`) are listed but count as offline.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// This node's shard tags (`{site = "lon"}`), reported as its `tags`.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,9 +64,13 @@ pub struct ServerConfig {
     /// Address and port to listen on.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Name reported as `service` by `GET /status` and `GET /`.
+    /// Name reported as `service.name` by `GET /status` and `GET /`.
     #[serde(default = "default_service")]
     pub service: String,
+    /// Id reported as `service.id` by `GET /status` and `GET /` (Heroic's
+    /// `id`; the node's own unique id is in `/cluster/status`).
+    #[serde(default = "default_service_id")]
+    pub id: String,
     /// Largest body of the routes that store data (`POST /write`,
     /// `PUT /metadata/series`), in bytes. (`max_body_bytes` is the old name.)
     #[serde(default = "default_max_write_body", alias = "max_body_bytes")]
@@ -100,6 +124,9 @@ fn default_listen() -> SocketAddr {
     "127.0.0.1:8080".parse().expect("valid address")
 }
 fn default_service() -> String {
+    "The Heroic Time Series Database".into()
+}
+fn default_service_id() -> String {
     "heroic".into()
 }
 fn default_max_write_body() -> u64 {
@@ -123,6 +150,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             service: default_service(),
+            id: default_service_id(),
             max_write_body_bytes: default_max_write_body(),
             max_request_body_bytes: default_max_request_body(),
             shutdown_timeout_secs: default_shutdown_timeout(),

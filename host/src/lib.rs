@@ -9,6 +9,7 @@
 //! - [`write_cache`], [`writer`]: the write path (points, then new series).
 //! - [`ingest`], [`consumers`]: consumer plugins and the ingestion pipeline
 //!   (schemas, filter, backpressure) they feed.
+//! - [`cluster`]: this node and the other nodes `/cluster/*` reports.
 //! - [`node`]: a running node, shared by all handlers.
 //! - [`query`]: runs planned queries (metadata, fetch, aggregate, limits).
 //! - [`http`]: the HTTP API.
@@ -16,6 +17,7 @@
 
 pub mod alloc;
 pub mod backends;
+pub mod cluster;
 pub mod config;
 pub mod consumers;
 pub mod http;

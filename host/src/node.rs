@@ -8,6 +8,7 @@ use std::time::Instant;
 use heroic_plugin_api::types::SeriesPoints;
 
 use crate::backends::Backends;
+use crate::cluster::Cluster;
 use crate::config::{Config, QueryConfig, ServerConfig};
 use crate::consumers::Consumers;
 use crate::http::access::{Access, Tokens};
@@ -29,6 +30,8 @@ pub struct Node {
     pub admission: Admission,
     /// CORS, and the checks on routes that change data.
     pub access: Arc<Access>,
+    /// This node and the other nodes `/cluster/*` reports.
+    pub cluster: Cluster,
     pub started: Instant,
     stopping: AtomicBool,
 }
@@ -49,8 +52,11 @@ impl Node {
         let mut registry = PluginRegistry::new(config.plugins.search_dirs());
         let backends = Backends::start(&config, &mut registry).await?;
         let consumers = Consumers::create(&config, &mut registry).await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let cluster = Cluster::new(&config.cluster, &id, local_description(&id, &config));
         let node = Arc::new(Node {
-            id: uuid::Uuid::new_v4().to_string(),
+            id,
+            cluster,
             admission: Admission::new(&config.query),
             server: config.server,
             query: config.query,
@@ -62,6 +68,10 @@ impl Node {
             stopping: AtomicBool::new(false),
         });
         node.consumers.start(&node).await?;
+        if !node.cluster.static_nodes().await.is_empty() {
+            let n = node.clone();
+            tokio::spawn(async move { n.cluster.refresh().await });
+        }
         Ok(node)
     }
 
@@ -85,4 +95,18 @@ impl Node {
     pub fn mark_stopping(&self) {
         self.stopping.store(true, Ordering::SeqCst);
     }
+}
+
+/// The `node` text of this node in `/cluster/status`, worded as Heroic's.
+fn local_description(id: &str, config: &Config) -> String {
+    let tags: Vec<String> = config.cluster.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "LocalClusterNode(localMetadata=NodeMetadata(version=0, id={id}, tags={{{}}}, service=ServiceInfo(name={}, \
+         version={}, id={}, commit={})))",
+        tags.join(", "),
+        config.server.service,
+        env!("CARGO_PKG_VERSION"),
+        config.server.id,
+        option_env!("HEROIC_COMMIT").unwrap_or("HEAD"),
+    )
 }

@@ -1,203 +1,267 @@
-//! Heroic's answers, item by item of the compatibility spec
-//! (shared/spec/heroic-compat.md), on the real binary with the `local`
-//! plugin: `commonTags` (§1), a batch whose failing queries are answered on
-//! their own (§2), the trace (§4), and `tpl` / `group-unique` (§12). Limits
-//! (§5) are in query_api.rs, a failed fetch in plugin_faults.rs, the Grafana
-//! data source (§13) in grafana_datasource.rs.
+//! Heroic 2.x API fidelity (docs: /work/shared/spec/heroic-compat.md), over
+//! HTTP on the real binary with the `local` plugin: `/status` and `GET /`
+//! (§3), the endpoints and aliases (§6), `/write` bodies (§7), HQL filter
+//! precedence (§8), error types (§9), suggest order and defaults (§10),
+//! `OPTIONS` (§11) and `/cluster/*` (§14).
 
 mod common;
+
+use std::time::Duration;
 
 use common::Node;
 use serde_json::{json, Value};
 
-fn local_config() -> String {
+/// examples/local.toml, with the port and plugin directory of this test run
+/// and `extra` appended.
+fn local_config(extra: &str) -> String {
     let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/local.toml")).unwrap();
-    example.replace("127.0.0.1:8080", "127.0.0.1:{port}").replace("dirs = []", "dirs = [\"{plugins}\"]")
+    let config = example.replace("127.0.0.1:8080", "127.0.0.1:{port}").replace("dirs = []", "dirs = [\"{plugins}\"]");
+    format!("{config}\n{extra}\n")
 }
 
-fn write(node: &Node, series: Value, points: Value) {
-    let (status, reply) = node.post("/write", &json!({"series": series, "data": {"type": "points", "data": points}}));
+fn write(node: &Node, key: &str, tags: Value) {
+    let body = json!({"series": {"key": key, "tags": tags}, "data": {"type": "points", "data": [[1000, 1.0]]}});
+    let (status, reply) = node.post("/write", &body);
     assert_eq!(status, 200, "{reply}");
 }
 
-/// Heroic's cluster test data, s1 = {10:1, 30:2} on shard a (site lon,
-/// resource pod p1), s2 = {10:1, 20:4} on shard b (no site, pod p2).
+/// One request with exactly these headers: status, headers, body.
+fn send(
+    node: &Node,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = reqwest::blocking::Client::new()
+        .request(method.parse().unwrap(), node.url(path))
+        .timeout(Duration::from_secs(60));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.body(body.to_string()).send().unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", node.log()));
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    let text = resp.text().unwrap();
+    (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// cpu{host=a,site=lon}, cpu{host=b,site=sto}, cpu{host=c,site=lon}, mem{host=a,site=lon}.
 fn fixture() -> (tempfile::TempDir, Node) {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path(), &local_config());
-    let a = json!({"key": "test", "tags": {"shard": "a", "site": "lon"}, "resource": {"pod": "p1"}});
-    write(&node, a, json!([[10, 1.0], [30, 2.0]]));
-    let b = json!({"key": "test", "tags": {"shard": "b"}, "resource": {"pod": "p2"}});
-    write(&node, b, json!([[10, 1.0], [20, 4.0]]));
+    let node = Node::start(dir.path(), &local_config(""));
+    write(&node, "cpu", json!({"host": "a", "site": "lon"}));
+    write(&node, "cpu", json!({"host": "b", "site": "sto"}));
+    write(&node, "cpu", json!({"host": "c", "site": "lon"}));
+    write(&node, "mem", json!({"host": "a", "site": "lon"}));
     (dir, node)
 }
 
-/// A query over `$key = test` in (0, 40], without shift_range.
-fn query(aggregation: Value) -> Value {
-    json!({
-        "aggregation": aggregation,
-        "filter": ["key", "test"],
-        "range": {"type": "absolute", "start": 0, "end": 40},
-        "features": ["-shift_range"],
-    })
-}
-
-fn metrics(node: &Node, body: &Value) -> Value {
-    let (status, reply) = node.post("/query/metrics", body);
-    assert_eq!(status, 200, "{body}: {reply}");
-    reply
-}
-
 #[test]
-fn common_tags_are_the_keys_of_every_group() {
+fn status_service_info_backends_and_aliases() {
     let (_dir, node) = fixture();
-    // Two groups: `site` is only in shard a's, so it is not common.
-    let by_shard = json!({"type": "group", "of": ["shard"], "each": {"type": "sum", "size": "10ms"}});
-    let reply = metrics(&node, &query(by_shard));
-    assert_eq!(reply["result"].as_array().unwrap().len(), 2, "{reply}");
-    assert_eq!(reply["commonTags"], json!({"shard": ["a", "b"]}), "{reply}");
-    assert_eq!(reply["commonResource"], json!({"pod": ["p1", "p2"]}), "{reply}");
-    // One group holding both series: every key of it is common.
-    let reply = metrics(&node, &query(json!({"type": "sum", "size": "10ms"})));
-    assert_eq!(reply["commonTags"], json!({"shard": ["a", "b"], "site": ["lon"]}), "{reply}");
-    // No groups: nothing in common.
-    let mut none = query(json!({"type": "sum", "size": "10ms"}));
-    none["filter"] = json!(["key", "nothing"]);
-    let reply = metrics(&node, &none);
-    assert_eq!((&reply["result"], &reply["commonTags"]), (&json!([]), &json!({})), "{reply}");
-}
-
-/// Asserts an `errors` entry of Heroic's shard shape.
-fn assert_shard_error(reply: &Value, contains: &str) {
-    assert_eq!(reply["result"], json!([]), "{reply}");
-    let errors = reply["errors"].as_array().unwrap_or_else(|| panic!("{reply}"));
-    assert_eq!(errors.len(), 1, "{reply}");
-    let e = &errors[0];
-    assert_eq!(e["type"], "shard", "{reply}");
-    assert_eq!((e["nodes"].is_array(), &e["shard"]), (true, &json!({})), "{reply}");
-    assert!(e["error"].as_str().unwrap().contains(contains), "{reply}");
-}
-
-fn assert_query_error(reply: &Value, contains: &str) {
-    assert_eq!(reply["result"], json!([]), "{reply}");
-    assert_eq!(reply["errors"].as_array().map(Vec::len), Some(1), "{reply}");
-    assert_eq!(reply["errors"][0]["type"], "query", "{reply}");
-    assert!(reply["errors"][0]["error"].as_str().unwrap().contains(contains), "{reply}");
-}
-
-#[test]
-fn a_batch_answers_each_query_on_its_own() {
-    let (_dir, node) = fixture();
-    let sampled = |sampling: Value| json!({"type": "sum", "sampling": sampling});
-    let mut no_series = query(json!({"type": "sum", "size": "10ms"}));
-    no_series["filter"] = json!(["key", "nothing"]);
-    let mut spreads = query(Value::Null);
-    spreads["source"] = json!("spreads");
-    let mut wide = query(json!({"type": "sum", "size": "1ms"}));
-    wide["range"] = json!({"type": "absolute", "start": 0, "end": 100_001});
-    let batch = json!({"queries": {
-        "ok": query(json!({"type": "sum", "size": "10ms"})),
-        // Grafana's 200 ms interval, over (0, 40 s]: one bucket at 200.
-        "subSecond": {"aggregation": sampled(json!({"unit": "seconds", "value": 0.2})), "filter": ["key", "test"],
-                      "range": {"type": "absolute", "start": 0, "end": 40_000}, "features": ["-shift_range"]},
-        // No time group-by: the default size.
-        "nullSampling": query(sampled(json!({"unit": "seconds", "value": null}))),
-        // Under a millisecond: no bucket can be laid out.
-        "zeroSize": query(sampled(json!({"unit": "seconds", "value": 0.0001}))),
-        "tooManyBuckets": wide,
-        "tdigest": query(json!({"type": "group", "of": null, "each": [{"type": "tdigest", "sampling": {"unit": "seconds", "value": 1}}]})),
-        "spreads": spreads,
-        "noSeries": no_series,
-    }});
-    let (status, reply) = node.post("/query/batch", &batch);
+    // §3: `service` is the `{name, version, id, commit}` of `GET /`.
+    let (status, reply) = node.get("/status");
     assert_eq!(status, 200, "{reply}");
-    let r = &reply["results"];
-    assert_eq!(r.as_object().unwrap().len(), 8, "{reply}");
+    let service = &reply["service"];
+    assert_eq!(service["name"], "heroic", "examples/local.toml names the service: {reply}");
+    assert_eq!(service["id"], "heroic", "{reply}");
+    assert!(service["version"].is_string() && service["commit"].is_string(), "{reply}");
+    assert_eq!(node.get("/").1, *service);
+    assert_eq!(reply["cluster"], json!({"ok": true, "onlineNodes": 1, "offlineNodes": 0}));
+    assert_eq!(reply["backends"], json!({"ok": true, "available": 1, "ready": 1}));
+    assert_eq!(reply["metadataBackend"], json!({"ok": true, "available": 1, "ready": 1}));
+    let consumers = &reply["consumers"];
+    assert_eq!((consumers["ok"].clone(), consumers["available"].clone()), (json!(true), json!(0)), "{reply}");
 
-    assert_eq!(r["ok"]["errors"], json!([]), "{reply}");
-    assert_eq!(r["ok"]["result"][0]["values"], json!([[10, 2.0], [20, 4.0], [30, 2.0]]), "{reply}");
-    assert_eq!(r["subSecond"]["result"][0]["values"], json!([[200, 8.0]]), "{reply}");
-    assert_eq!(r["subSecond"]["result"][0]["cadence"], 200, "{reply}");
-    assert_eq!(r["nullSampling"]["errors"], json!([]), "{reply}");
-    assert_eq!(r["nullSampling"]["result"][0]["cadence"], 1, "{reply}");
-    assert_shard_error(&r["zeroSize"], "bucket size 0 ms");
-    assert_shard_error(&r["tooManyBuckets"], "100001 buckets");
-    assert_query_error(&r["tdigest"], "distributionPoints");
-    assert_query_error(&r["spreads"], "spreads");
-    assert_eq!((&r["noSeries"]["result"], &r["noSeries"]["errors"]), (&json!([]), &json!([])), "{reply}");
+    // §6: `GET /backends` lists metric, then metadata, then suggest backends.
+    let (status, reply) = node.get("/backends");
+    assert_eq!(status, 200, "{reply}");
+    let data: Vec<&str> = reply["data"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    assert_eq!(data.len(), 3, "{reply}");
+    for (line, role) in data.iter().zip(["metrics", "metadata", "suggest"]) {
+        assert!(line.contains(role), "{role} expected in {line:?}");
+    }
 
-    // A batch without queries; one whose body does not map is refused whole.
-    let (status, reply) = node.post("/query/batch", &json!({}));
-    assert_eq!((status, reply), (200, json!({"results": {}})));
-    let bad = json!({"queries": {"ok": query(Value::Null), "bad": query(json!({"type": "frobnicate"}))}});
-    let (status, reply) = node.post("/query/batch", &bad);
+    // The aliases answer as what they stand for.
+    let query = json!({"range": {"type": "absolute", "start": 0, "end": 10_000}, "filter": ["key", "cpu"]});
+    let (status, reply) = node.post("/metrics", &query);
+    assert_eq!((status, reply["result"].as_array().map(Vec::len)), (200, Some(3)), "{reply}");
+    assert_eq!(node.post("/tags", &json!({})).1["tags"], node.post("/metadata/tags", &json!({})).1["tags"]);
+    let (status, reply) = node.post("/keys", &json!({}));
+    assert_eq!((status, reply["keys"].clone()), (200, json!(["cpu", "mem"])), "{reply}");
+    // The alias of /query/* needs an X-Client-Id too.
+    let (status, _, reply) =
+        send(&node, "POST", "/metrics", &[("content-type", "application/json")], &query.to_string());
+    assert_eq!((status, reply["type"].as_str()), (400, Some("authentication-error")), "{reply}");
+}
+
+#[test]
+fn write_bodies_as_heroic() {
+    let (_dir, node) = fixture();
+    // §7: no `data` writes nothing.
+    let (status, reply) = node.post("/write", &json!({"series": {"key": "cpu", "tags": {}}}));
+    assert_eq!((status, reply), (200, json!({"times": []})));
+    let (status, reply) = node
+        .post("/write", &json!({"series": {"key": "w", "tags": {}}, "data": {"type": "points", "data": [[1, 2.0]]}}));
+    assert_eq!(status, 200, "{reply}");
+    assert!(!reply["times"].as_array().unwrap().is_empty(), "{reply}");
+    // Types the plugin interface cannot carry are refused in Heroic's shape.
+    let spreads = json!({"series": {"key": "w", "tags": {}},
+        "data": {"type": "spreads", "data": [[1, {"count": 1, "sum": 1.0, "sum2": 1.0, "min": 1.0, "max": 1.0}]]}});
+    let (status, reply) = node.post("/write", &spreads);
     assert_eq!(status, 400, "{reply}");
-    assert_eq!(reply["path"], "queries.bad.aggregation.type", "{reply}");
-}
-
-/// The names down the first child of each level of a trace.
-fn trace_path(trace: &Value) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut at = trace;
-    while at.is_object() {
-        assert!(at["elapsed"].is_u64(), "{trace}");
-        names.push(at["what"]["name"].as_str().unwrap().to_string());
-        at = &at["children"][0];
-    }
-    names
+    assert_eq!((reply["type"].as_str(), reply["path"].as_str()), (Some("json-error"), Some("data.type")), "{reply}");
+    assert_eq!(reply["reason"], "Bad Request");
+    let (status, reply) =
+        node.post("/write", &json!({"series": {"key": "w", "tags": {}}, "data": {"type": "points", "data": []}}));
+    assert_eq!(status, 400, "{reply}");
 }
 
 #[test]
-fn the_trace_is_always_an_object() {
+fn hql_filters_select_what_heroic_selects() {
     let (_dir, node) = fixture();
-    let top = "com.spotify.heroic.CoreQueryManager#query";
-    let with = |tracing: Value| {
-        let mut body = query(json!({"type": "sum", "size": "10ms"}));
-        if !tracing.is_null() {
-            body["options"] = json!({"tracing": tracing});
-        }
-        metrics(&node, &body)["trace"].clone()
+    // The series an HQL filter selects (`["q", hql]` is HQL inside JSON).
+    let hosts = |hql: &str| -> Vec<String> {
+        let (status, reply) = node.post("/metadata/series", &json!({"filter": ["q", hql]}));
+        assert_eq!(status, 200, "{hql}: {reply}");
+        let mut hosts: Vec<String> = reply["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| format!("{}/{}", s["key"].as_str().unwrap(), s["tags"]["host"].as_str().unwrap()))
+            .collect();
+        hosts.sort();
+        hosts
     };
-    let shard_path = vec![
-        top.to_string(),
-        "com.spotify.heroic.CoreQueryManager#query_shard[{}]".to_string(),
-        "[local]#query".to_string(),
-        "com.spotify.heroic.metric.LocalMetricManager#query".to_string(),
-    ];
-    // Absent means "default".
-    for tracing in [Value::Null, json!(true), json!("DEFAULT")] {
-        let trace = with(tracing.clone());
-        assert_eq!(trace_path(&trace), shard_path, "{tracing}: {trace}");
-        assert_eq!(trace["children"][0]["children"][0]["children"][0]["children"], json!([]), "{trace}");
-    }
-    // Off: the top level stays, one null per shard.
-    for tracing in [json!(false), json!("none")] {
-        let trace = with(tracing.clone());
-        assert_eq!(trace["what"]["name"], top, "{tracing}: {trace}");
-        assert_eq!(trace["children"], json!([null]), "{tracing}: {trace}");
-    }
-    // Detailed: one entry per fetch under the metric manager.
-    let trace = with(json!("detailed"));
-    let fetches = &trace["children"][0]["children"][0]["children"][0]["children"];
-    assert!(!fetches.as_array().unwrap().is_empty(), "{trace}");
-    assert_eq!(fetches[0]["what"]["name"], "com.spotify.heroic.metric.LocalMetricManager#fetch", "{trace}");
+    // The same filter in a query.
+    let (status, reply) = node.post_text("/query/metrics", "* from points(0, 10000) where !site = lon and host = a");
+    assert_eq!((status, reply["result"].as_array().map(Vec::len)), (200, Some(2)), "{reply}");
+    // §8: `or` binds tighter than `and`: `$key = mem and (host = a or host = b)`.
+    assert_eq!(hosts("$key = mem and host = a or host = b"), ["mem/a"]);
+    assert_eq!(hosts("($key = mem and host = a) or host = b"), ["cpu/b", "mem/a"]);
+    // `!` negates everything to its right: `!(site = lon and host = a)`.
+    assert_eq!(hosts("!site = lon and host = a"), ["cpu/b", "cpu/c"]);
+    assert_eq!(hosts("!(site = lon) and host = b"), ["cpu/a", "cpu/b", "cpu/c", "mem/a"]);
+    assert_eq!(hosts("(!site = lon) and host = b"), ["cpu/b"]);
+    let (status, reply) = node.get("/parser/parse-filter?filter=a%20%3D%201%20and%20b%20%3D%202%20or%20c%20%3D%203");
+    assert_eq!(status, 200, "{reply}");
+    // (`and`/`or` terms come sorted: compare as a set.)
+    let terms = reply.as_array().unwrap();
+    assert_eq!((terms[0].as_str(), terms.len()), (Some("and"), 3), "{reply}");
+    assert!(terms.contains(&json!(["=", "a", "1"])), "{reply}");
+    assert!(terms.contains(&json!(["or", ["=", "b", "2"], ["=", "c", "3"]])), "{reply}");
 }
 
 #[test]
-fn template_and_group_unique_aggregations() {
+fn errors_have_heroics_types() {
     let (_dir, node) = fixture();
-    let reply = metrics(&node, &query(json!({"type": "tpl", "size": "10ms"})));
-    assert_eq!(reply["result"][0]["values"], json!([[10, 0.0], [20, 0.0], [30, 0.0], [40, 0.0]]), "{reply}");
+    // §9: HQL syntax errors: 1-based line, 0-based column, an end equal to the start.
+    let (status, reply) = node.post_text("/parser/parse-filter", "a = 1 and");
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["type"], "parse-error", "{reply}");
+    assert_eq!(
+        [&reply["line"], &reply["col"], &reply["lineEnd"], &reply["colEnd"]],
+        [&json!(1), &json!(9), &json!(1), &json!(9)]
+    );
+    assert!(reply["message"].as_str().unwrap().starts_with("1:9: "), "{reply}");
+    let (status, reply) = node.post_text("/parser/parse-filter", "not a = 1");
+    assert_eq!((status, reply["type"].as_str()), (400, Some("parse-error")), "{reply}");
 
-    let unique = json!({"type": "group-unique", "sampling": {"unit": "milliseconds", "value": 20}});
-    let reply = metrics(&node, &query(unique));
-    let group = &reply["result"][0];
-    assert_eq!(group["type"], "groups", "{reply}");
-    // At 10 both series have a sample; the first (shard a's) is kept.
-    let want = json!([
-        [20, [{"type": "points", "data": [[10, 1.0], [20, 4.0]]}]],
-        [40, [{"type": "points", "data": [[30, 2.0]]}]],
-    ]);
-    assert_eq!(group["values"], want, "{reply}");
-    assert_eq!(group["cadence"], 20, "{reply}");
+    let json_ct = [("content-type", "application/json"), ("x-client-id", "t")];
+    let (status, _, reply) = send(&node, "POST", "/query/metrics", &json_ct, "{\"range\": ");
+    assert_eq!((status, reply["type"].as_str()), (400, Some("json-parse-error")), "{reply}");
+    assert!(reply["line"].is_number() && reply["col"].is_number(), "{reply}");
+    let (status, _, reply) = send(&node, "POST", "/query/metrics", &json_ct, "");
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!((reply["type"].as_str(), reply["path"].as_str()), (Some("json-error"), Some("")), "{reply}");
+    let (status, _, reply) = send(&node, "POST", "/query/batch", &[("content-type", "application/json")], "{}");
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["type"], "authentication-error");
+    assert_eq!(reply["message"], "Anonymous requests are not permitted");
+    let (status, reply) = node.get("/nope");
+    assert_eq!(status, 404);
+    assert_eq!(reply, json!({"type": "error", "message": "HTTP 404 Not Found", "reason": "Not Found", "status": 404}));
+}
+
+#[test]
+fn suggestions_in_heroics_order() {
+    let (_dir, node) = fixture();
+    // §10: keys with the most values first: host (a, b, c), then site (lon, sto).
+    let (status, reply) = node.post("/metadata/tag-values-suggest", &json!({}));
+    assert_eq!(status, 200, "{reply}");
+    let keys: Vec<&str> = reply["suggestions"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["host", "site"], "{reply}");
+    let (_, reply) = node.post("/metadata/tag-values-suggest", &json!({"limit": 1}));
+    assert_eq!(
+        (reply["suggestions"][0]["key"].as_str(), reply["limited"].as_bool()),
+        (Some("host"), Some(true)),
+        "{reply}"
+    );
+    // `key` is optional: the values of every key.
+    let (status, reply) = node.post("/metadata/tag-value-suggest", &json!({}));
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["values"], json!(["a", "b", "c", "lon", "sto"]), "{reply}");
+    assert_eq!(reply["limited"], false);
+    let (_, reply) = node.post("/metadata/tag-value-suggest", &json!({"limit": 2}));
+    assert_eq!((reply["values"].clone(), reply["limited"].clone()), (json!(["a", "b"]), json!(true)), "{reply}");
+}
+
+#[test]
+fn options_and_the_cluster() {
+    let (_dir, other) = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = format!(
+        "[cluster]\nnodes = [\"http://127.0.0.1:{}\", \"grpc://10.255.255.1:9698\"]\ntags = {{site = \"lon\"}}",
+        other.port
+    );
+    let node = Node::start(dir.path(), &local_config(&cluster));
+
+    // §11: OPTIONS answers on every path with its methods, /query/* without X-Client-Id.
+    let (status, headers, _) = send(&node, "OPTIONS", "/query/batch", &[], "");
+    assert_eq!((status, &headers["allow"]), (200, &"POST,OPTIONS".parse().unwrap()));
+    let (status, headers, _) = send(&node, "OPTIONS", "/cluster/nodes", &[], "");
+    assert_eq!((status, &headers["allow"]), (200, &"GET,POST,DELETE,OPTIONS".parse().unwrap()));
+    assert_eq!(send(&node, "OPTIONS", "/nope", &[], "").0, 404);
+    // CORS stays off unless configured: no CORS headers on a preflight.
+    let preflight = [
+        ("origin", "https://g.example"),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "content-type"),
+    ];
+    let (_, headers, _) = send(&node, "OPTIONS", "/query/metrics", &preflight, "");
+    assert!(headers.get("access-control-allow-origin").is_none(), "{headers:?}");
+
+    // §14: the configured nodes, and which of them answer.
+    let (status, reply) = node.get("/cluster/nodes");
+    assert_eq!(status, 200);
+    assert_eq!(reply, json!([format!("http://127.0.0.1:{}", other.port), "grpc://10.255.255.1:9698"]));
+    let (status, reply) = node.post("/cluster/refresh", &json!(null));
+    assert_eq!((status, reply), (200, json!("")));
+    let (status, reply) = node.get("/cluster/status");
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["statistics"], json!({"onlineNodes": 2, "offlineNodes": 1}), "{reply}");
+    let nodes = reply["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{reply}");
+    assert_eq!((nodes[0]["version"].clone(), nodes[0]["tags"].clone()), (json!(0), json!({"site": "lon"})), "{reply}");
+    assert!(nodes[0]["node"].as_str().unwrap().starts_with("LocalClusterNode("), "{reply}");
+    let other_status = other.get("/cluster/status").1;
+    assert_eq!(nodes[1]["id"], other_status["nodes"][0]["id"], "{reply}");
+    assert_ne!(nodes[0]["id"], nodes[1]["id"]);
+    assert_eq!(node.get("/status").1["cluster"], json!({"ok": true, "onlineNodes": 2, "offlineNodes": 1}));
+
+    let (status, reply) =
+        node.request("DELETE", "/cluster/nodes", Some("\"grpc://10.255.255.1:9698\"".into()), "application/json");
+    assert_eq!((status, reply), (200, json!({"data": true})));
+    let (status, reply) = node.post("/cluster/nodes", &json!("grpc://10.0.0.3:9698"));
+    assert_eq!((status, reply), (200, json!({"data": true})));
+    assert_eq!(
+        node.get("/cluster/nodes").1,
+        json!([format!("http://127.0.0.1:{}", other.port), "grpc://10.0.0.3:9698"])
+    );
+    let (status, reply) = node.post("/cluster/nodes", &json!("not a uri"));
+    assert_eq!((status, reply["type"].as_str()), (400, Some("json-error")), "{reply}");
+
+    // A single node: itself alone, no static nodes.
+    assert_eq!(other.get("/cluster/nodes").1, json!([]));
+    assert_eq!(other_status["statistics"], json!({"onlineNodes": 1, "offlineNodes": 0}));
 }

@@ -49,7 +49,7 @@ fn malformed_and_non_finite_writes_get_400_with_json_errors() {
     );
     let (status, body) = node.request("POST", "/write", Some("{\"series\":".into()), "application/json");
     assert_eq!(status, 400);
-    assert_eq!(body["type"], "error");
+    assert_eq!(body["type"], "json-parse-error");
     assert!(body["message"].as_str().unwrap().contains("EOF"), "{body}");
 
     let (status, body) = node.request(

@@ -14,9 +14,6 @@ use warp::http::header::{self, HeaderMap, HeaderValue};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-/// The methods the API answers, for `Allow`.
-const ALLOW: &str = "GET, POST, PUT, DELETE, OPTIONS";
-
 /// Checks one configured origin: `*`, or `scheme://host[:port]`.
 pub fn check_origin(origin: &str) -> Result<(), String> {
     if origin == "*" {
@@ -75,21 +72,23 @@ impl Cors {
         }
     }
 
-    /// The answer to an `OPTIONS` request: `Allow`, plus, for a preflight from
-    /// an allowed origin, the method and headers it asked for.
-    pub fn preflight(&self, request: &HeaderMap) -> Response {
+    /// The answer to an `OPTIONS` request on a path answering `methods`:
+    /// 200 with `Allow`, plus, for a preflight (both
+    /// `Access-Control-Request-Method` and `-Headers`, Heroic's condition)
+    /// from an allowed origin, the method and headers it asked for.
+    pub fn preflight(&self, request: &HeaderMap, methods: &'static str) -> Response {
         let mut response = Response::new(Default::default());
         *response.status_mut() = StatusCode::OK;
         let headers = response.headers_mut();
-        headers.insert(header::ALLOW, HeaderValue::from_static(ALLOW));
-        if let (Some(allow), Some(method)) =
-            (self.allow_origin(request.get(header::ORIGIN)), request.get(header::ACCESS_CONTROL_REQUEST_METHOD))
-        {
+        headers.insert(header::ALLOW, HeaderValue::from_static(methods));
+        if let (Some(allow), Some(method), Some(requested)) = (
+            self.allow_origin(request.get(header::ORIGIN)),
+            request.get(header::ACCESS_CONTROL_REQUEST_METHOD),
+            request.get(header::ACCESS_CONTROL_REQUEST_HEADERS),
+        ) {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
             headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, method.clone());
-            if let Some(requested) = request.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-                headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
-            }
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
             if !self.any {
                 headers.append(header::VARY, HeaderValue::from_static("origin"));
             }
@@ -122,11 +121,14 @@ mod tests {
         let mut response = Response::new(Default::default());
         cors.decorate(&request(&[(header::ORIGIN, "https://evil.example")]), &mut response);
         assert!(response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
-        let pre = cors.preflight(&request(&[
-            (header::ORIGIN, "https://evil.example"),
-            (header::ACCESS_CONTROL_REQUEST_METHOD, "POST"),
-            (header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type"),
-        ]));
+        let pre = cors.preflight(
+            &request(&[
+                (header::ORIGIN, "https://evil.example"),
+                (header::ACCESS_CONTROL_REQUEST_METHOD, "POST"),
+                (header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type"),
+            ]),
+            "POST,OPTIONS",
+        );
         assert_eq!(pre.status(), StatusCode::OK);
         assert!(pre.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
     }
@@ -134,12 +136,16 @@ mod tests {
     #[test]
     fn listed_origins_get_their_own_origin_back() {
         let cors = Cors::new(&["https://Grafana.example.com".to_string()]);
-        let pre = cors.preflight(&request(&[
-            (header::ORIGIN, "https://grafana.example.com"),
-            (header::ACCESS_CONTROL_REQUEST_METHOD, "POST"),
-            (header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type, x-client-id"),
-        ]));
+        let pre = cors.preflight(
+            &request(&[
+                (header::ORIGIN, "https://grafana.example.com"),
+                (header::ACCESS_CONTROL_REQUEST_METHOD, "POST"),
+                (header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type, x-client-id"),
+            ]),
+            "POST,OPTIONS",
+        );
         let h = pre.headers();
+        assert_eq!(h[header::ALLOW], "POST,OPTIONS");
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://grafana.example.com");
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_METHODS], "POST");
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_HEADERS], "content-type, x-client-id");
@@ -147,5 +153,14 @@ mod tests {
         let mut response = Response::new(Default::default());
         cors.decorate(&request(&[(header::ORIGIN, "https://other.example.com")]), &mut response);
         assert!(response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+        // Heroic answers a preflight only when it names both a method and headers.
+        let pre = cors.preflight(
+            &request(&[
+                (header::ORIGIN, "https://grafana.example.com"),
+                (header::ACCESS_CONTROL_REQUEST_METHOD, "DELETE"),
+            ]),
+            "POST,OPTIONS",
+        );
+        assert!(pre.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
     }
 }

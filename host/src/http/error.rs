@@ -1,4 +1,14 @@
-//! Error replies in Heroic's shape: `{type:"error", message, reason, status}`.
+//! Error replies in Heroic's shape: `{type, message, reason, status}` plus
+//! the extra fields of each type, with Heroic's `type` for each case:
+//!
+//! | `type` | status | when | extra |
+//! |---|---|---|---|
+//! | `error` | 4xx | unknown path, wrong method, and this server's own checks | – |
+//! | `internal-error` | 5xx | failures, timeouts, shutdown | – |
+//! | `json-error` | 400 | a body that does not map (wrong shape, missing body) | `path` |
+//! | `json-parse-error` | 400 | malformed JSON | `line`, `col` |
+//! | `parse-error` | 400 | HQL | `line`, `col`, `lineEnd`, `colEnd` |
+//! | `authentication-error` | 400 | no `X-Client-Id` on `/query/*` | – |
 
 use std::convert::Infallible;
 
@@ -8,8 +18,20 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
+/// Heroic's error `type`s.
+pub mod kind {
+    pub const ERROR: &str = "error";
+    pub const INTERNAL: &str = "internal-error";
+    pub const JSON: &str = "json-error";
+    pub const JSON_PARSE: &str = "json-parse-error";
+    pub const PARSE: &str = "parse-error";
+    pub const AUTHENTICATION: &str = "authentication-error";
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    /// The body's `type` (see [`kind`]).
+    pub kind: &'static str,
     pub status: StatusCode,
     pub message: String,
     /// Extra fields of the error body: `line`/`col` for HQL errors, `path`
@@ -20,8 +42,26 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error of type `internal-error` for a 5xx, else `error`.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), extra: Default::default(), headers: Vec::new() }
+        let kind = if status.is_server_error() { kind::INTERNAL } else { kind::ERROR };
+        ApiError { kind, status, message: message.into(), extra: Default::default(), headers: Vec::new() }
+    }
+
+    /// 400 `json-error`: the body does not map; `path` names the field
+    /// (`queries.A.aggregation`, `""` for the whole body).
+    pub fn json(path: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::bad_request(message);
+        e.kind = kind::JSON;
+        e.extra.insert("path".into(), path.into());
+        e
+    }
+
+    /// 400 `authentication-error` (Heroic's missing `X-Client-Id`).
+    pub fn authentication(message: impl Into<String>) -> Self {
+        let mut e = Self::bad_request(message);
+        e.kind = kind::AUTHENTICATION;
+        e
     }
 
     /// 503 with `Retry-After`: the node is busy; the same request may
@@ -66,7 +106,7 @@ struct ErrorBody<'a> {
 impl Reply for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            kind: "error",
+            kind: self.kind,
             message: &self.message,
             reason: self.status.canonical_reason().unwrap_or(""),
             status: self.status.as_u16(),
@@ -98,15 +138,27 @@ impl From<heroic_plugin_api::PluginError> for ApiError {
 
 impl From<heroic_query::QueryError> for ApiError {
     fn from(e: heroic_query::QueryError) -> Self {
-        let mut error = ApiError::bad_request(e.to_string());
-        if let Some((line, col)) = e.line_col() {
-            error.extra.insert("line".into(), line.into());
-            error.extra.insert("col".into(), col.into());
+        use heroic_query::QueryError;
+        match e {
+            // Heroic's syntax errors: `line` 1-based, `col` 0-based, the
+            // message starting with `line:col: `, the end equal to the start.
+            QueryError::Parse { line, col, message } => {
+                let col = col.saturating_sub(1);
+                let mut error = ApiError::bad_request(format!("{line}:{col}: {message}"));
+                error.kind = kind::PARSE;
+                for (name, value) in [("line", line), ("col", col), ("lineEnd", line), ("colEnd", col)] {
+                    error.extra.insert(name.into(), value.into());
+                }
+                error
+            }
+            QueryError::Json { ref path, .. } => {
+                // Heroic's paths have no root marker: `$` is the whole body,
+                // `$[1]` an element of it.
+                let path = path.strip_prefix('$').unwrap_or(path).to_string();
+                ApiError::json(&path, e.to_string())
+            }
+            other => ApiError::bad_request(other.to_string()),
         }
-        if let Some(path) = e.path() {
-            error.extra.insert("path".into(), path.into());
-        }
-        error
     }
 }
 
@@ -123,13 +175,14 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let error = if let Some(Refused(e)) = rejection.find() {
         e.clone()
     } else if rejection.is_not_found() {
-        ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
+        // Jersey's message, which Heroic passes on.
+        ApiError::new(StatusCode::NOT_FOUND, "HTTP 404 Not Found")
     } else if let Some(e) = rejection.find::<warp::reject::PayloadTooLarge>() {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
     } else if let Some(e) = rejection.find::<warp::reject::LengthRequired>() {
         ApiError::new(StatusCode::LENGTH_REQUIRED, e.to_string())
-    } else if let Some(e) = rejection.find::<warp::reject::MethodNotAllowed>() {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, e.to_string())
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "HTTP 405 Method Not Allowed")
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
         ApiError::bad_request(e.to_string())
     } else if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
@@ -152,8 +205,64 @@ pub fn respond<T: Reply>(result: ApiResult<T>) -> Response {
     }
 }
 
-/// Parses a JSON body, answering 400 with serde's message (which names the
-/// field and position) when it does not fit.
+/// Parses a JSON body. Malformed JSON is a 400 `json-parse-error` with
+/// `line` and `col`; an empty body or one that does not map is a 400
+/// `json-error` (serde's message names the field; its `path` is `""`).
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::json("", "missing request body"));
+    }
+    serde_json::from_slice(body).map_err(|e| json_error(e, ""))
+}
+
+/// The reply to a serde_json error; `path` is where the failing value is,
+/// when known.
+pub fn json_error(e: serde_json::Error, path: &str) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof => {
+            let mut error = ApiError::bad_request(format!("invalid JSON: {e}"));
+            error.kind = kind::JSON_PARSE;
+            error.extra.insert("line".into(), e.line().into());
+            error.extra.insert("col".into(), e.column().into());
+            error
+        }
+        Category::Data => ApiError::json(path, format!("invalid request body: {e}")),
+        Category::Io => ApiError::internal(format!("reading the request body failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(e: ApiError) -> serde_json::Value {
+        use http_body_util::BodyExt;
+        let collected = futures::executor::block_on(e.into_response().into_body().collect()).unwrap();
+        serde_json::from_slice(&collected.to_bytes()).unwrap()
+    }
+
+    #[test]
+    fn each_failure_has_heroics_type() {
+        let parse = heroic_query::hql::parse_filter("a = 1 and").unwrap_err();
+        let b = body(parse.into());
+        assert_eq!(b["type"], "parse-error", "{b}");
+        assert_eq!((b["line"].clone(), b["col"].clone()), (1.into(), 9.into()), "{b}");
+        assert_eq!((b["lineEnd"].clone(), b["colEnd"].clone()), (1.into(), 9.into()), "{b}");
+        assert!(b["message"].as_str().unwrap().starts_with("1:9: "), "{b}");
+
+        let b = body(parse_json::<serde_json::Value>(b"{\"a\": ").unwrap_err());
+        assert_eq!((b["type"].as_str(), b["status"].as_u64()), (Some("json-parse-error"), Some(400)), "{b}");
+        assert!(b["line"].is_number() && b["col"].is_number(), "{b}");
+
+        let b = body(parse_json::<serde_json::Value>(b"  ").unwrap_err());
+        assert_eq!((b["type"].as_str(), b["path"].as_str()), (Some("json-error"), Some("")), "{b}");
+        assert_eq!(b["message"], "missing request body");
+
+        let b = body(heroic_query::QueryError::Invalid("x".into()).into());
+        assert_eq!(b["type"], "error");
+        let b = body(ApiError::internal("boom"));
+        assert_eq!((b["type"].as_str(), b["reason"].as_str()), (Some("internal-error"), Some("Internal Server Error")));
+        assert_eq!(body(ApiError::authentication("no"))["type"], "authentication-error");
+    }
 }

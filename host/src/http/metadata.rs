@@ -76,7 +76,7 @@ impl MetadataBody {
     pub fn parse(body: &[u8]) -> ApiResult<MetadataBody> {
         let value: Value = if body.iter().all(u8::is_ascii_whitespace) { json!({}) } else { parse_json(body)? };
         let Value::Object(fields) = value else {
-            return Err(ApiError::bad_request(format!("invalid request body: expected a JSON object, got {value}")));
+            return Err(ApiError::json("", format!("invalid request body: expected a JSON object, got {value}")));
         };
         let present = |name: &str| fields.get(name).filter(|v| !v.is_null());
         let mut parts = Vec::new();

@@ -7,20 +7,24 @@
 //! - [`error`]: Heroic-shaped error replies and rejection handling.
 //! - [`stream`]: large JSON answers written as they are sent.
 //! - [`write`]: `POST /write`.
-//! - [`status`]: `GET /` and `GET /status`.
-//! - [`query`]: `/query/metrics`, `/query/batch`, `/parser/*`.
+//! - [`status`]: `GET /`, `GET /status` and `GET /backends`.
+//! - [`cluster`]: `/cluster/status`, `/cluster/nodes`, `/cluster/refresh`.
+//! - [`query`]: `/query/metrics` (alias `/metrics`), `/query/batch`, `/parser/*`.
 //! - [`response`]: the JSON of one query's answer, with its trace.
 //! - [`metadata`]: `/metadata/series` (POST, PUT, DELETE), `/metadata/series-count`,
-//!   `/metadata/keys`, `/metadata/tags`.
+//!   `/metadata/keys` (alias `/keys`), `/metadata/tags` (alias `/tags`).
+//! - [`routes`](mod@routes): the methods each path answers (`OPTIONS`, `Allow`).
 //! - [`suggest`]: `/metadata/key-suggest`, `/metadata/tag-suggest`,
 //!   `/metadata/tag-value-suggest`, `/metadata/tag-values-suggest`, `/metadata/tagkey-count`.
 
 pub mod access;
+pub mod cluster;
 pub mod cors;
 pub mod error;
 pub mod metadata;
 pub mod query;
 pub mod response;
+pub mod routes;
 pub mod server;
 pub mod status;
 pub mod stream;
@@ -94,6 +98,11 @@ fn metadata_routes(node: &Arc<Node>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(read_route!(n, small, warp::path!("metadata" / "tags"), metadata::find_tags))
         .unify()
+        // Heroic's aliases (rewritten by its Jetty before routing).
+        .or(read_route!(n, small, warp::path!("keys"), metadata::find_keys))
+        .unify()
+        .or(read_route!(n, small, warp::path!("tags"), metadata::find_tags))
+        .unify()
         .or(read_route!(n, small, warp::path!("metadata" / "key-suggest"), suggest::key_suggest))
         .unify()
         .or(read_route!(n, small, warp::path!("metadata" / "tag-suggest"), suggest::tag_suggest))
@@ -103,6 +112,40 @@ fn metadata_routes(node: &Arc<Node>) -> BoxedFilter<(Response,)> {
         .or(read_route!(n, small, warp::path!("metadata" / "tag-values-suggest"), suggest::tag_values_suggest))
         .unify()
         .or(read_route!(n, small, warp::path!("metadata" / "tagkey-count"), suggest::tag_key_count))
+        .unify()
+        .boxed()
+}
+
+/// `GET /backends` and the `/cluster/*` routes (boxed, to keep the route
+/// type small).
+fn node_routes(node: &Arc<Node>) -> BoxedFilter<(Response,)> {
+    let n = node;
+    let small = node.server.max_request_body_bytes;
+    let may_change = || access::may_change(node.access.clone());
+    let backends =
+        warp::path!("backends").and(warp::get()).and(with_node(n.clone())).map(|n: Arc<Node>| status::backends(&n));
+    let cluster_status = warp::path!("cluster" / "status")
+        .and(warp::get())
+        .and(with_node(n.clone()))
+        .then(|n: Arc<Node>| async move { cluster::status(&n).await });
+    let nodes = || warp::path!("cluster" / "nodes");
+    let list_nodes =
+        nodes().and(warp::get()).and(with_node(n.clone())).then(|n: Arc<Node>| async move { cluster::nodes(&n).await });
+    let refresh = warp::path!("cluster" / "refresh")
+        .and(warp::post())
+        .and(may_change())
+        .and(with_node(n.clone()))
+        .then(|n: Arc<Node>| async move { cluster::refresh(&n).await });
+    backends
+        .or(cluster_status)
+        .unify()
+        .or(list_nodes)
+        .unify()
+        .or(body_route!(n, small, warp::post(), nodes(), may_change(), cluster::add_node))
+        .unify()
+        .or(body_route!(n, small, warp::delete(), nodes(), may_change(), cluster::remove_node))
+        .unify()
+        .or(refresh)
         .unify()
         .boxed()
 }
@@ -125,7 +168,10 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
 
     let client_id = || warp::header::optional::<String>("x-client-id");
     let content_type = || warp::header::optional::<String>("content-type");
+    // `/metrics` is Heroic's alias of `/query/metrics`.
     let query_metrics = warp::path!("query" / "metrics")
+        .or(warp::path!("metrics"))
+        .unify()
         .and(warp::post())
         .and(with_node(node.clone()))
         .and(client_id())
@@ -181,9 +227,13 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         .or(parse_filter_post)
         .unify()
         .or(metadata_routes(&node))
+        .unify()
+        .or(node_routes(&node))
         .unify();
 
-    // Preflights are answered on every path, before anything else.
+    // `OPTIONS` is answered on every path of the API, `/query/*` included
+    // and without `X-Client-Id`, before anything else; on an unknown path it
+    // is a 404 like any other method.
     let access = node.access.clone();
     // (Not `warp::options()`: its "method not allowed" would win over the
     // "not found" of an unknown path.)
@@ -196,13 +246,17 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
             }
         })
         .untuple_one()
+        .and(warp::path::full())
+        .and_then(|path: warp::path::FullPath| async move {
+            routes::allowed(path.as_str()).ok_or_else(warp::reject::not_found)
+        })
         .and(warp::header::headers_cloned())
-        .map(move |h: HeaderMap| access.cors.preflight(&h));
+        .map(move |allow: &'static str, h: HeaderMap| access.cors.preflight(&h, allow));
 
     // While the node stops, refuse new work with 503 as Heroic does.
     let stopping = with_node(node.clone()).and_then(|n: Arc<Node>| async move {
         if n.is_stopping() {
-            Ok::<Response, Rejection>(ApiError::unavailable("the node is shutting down").into_response())
+            Ok::<Response, Rejection>(ApiError::unavailable("Heroic is shutting down").into_response())
         } else {
             Err(warp::reject::not_found())
         }

@@ -26,7 +26,7 @@ pub fn check_client_id(node: &Node, client_id: Option<&str>) -> ApiResult<()> {
     if present || node.query.allow_anonymous {
         Ok(())
     } else {
-        Err(ApiError::bad_request(ANONYMOUS))
+        Err(ApiError::authentication(ANONYMOUS))
     }
 }
 

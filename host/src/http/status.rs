@@ -1,4 +1,6 @@
-//! `GET /` and `GET /status`.
+//! `GET /`, `GET /status` and `GET /backends`, in Heroic's shapes
+//! (`StatusResource`, `StatusResponse.kt`), with this server's own details
+//! as extra fields (clients ignore them).
 
 use serde::Serialize;
 use warp::http::StatusCode;
@@ -8,22 +10,41 @@ use warp::Reply;
 use crate::node::Node;
 use crate::plugins::Role;
 
+/// Heroic's `ServiceInfo`: what `GET /` answers, and `service` of
+/// `GET /status`.
 #[derive(Serialize)]
-struct ServiceInfo<'a> {
+pub struct ServiceInfo<'a> {
     name: &'a str,
     version: &'a str,
     id: &'a str,
     commit: &'a str,
 }
 
+impl<'a> ServiceInfo<'a> {
+    pub fn of(node: &'a Node) -> Self {
+        ServiceInfo {
+            name: &node.server.service,
+            version: env!("CARGO_PKG_VERSION"),
+            id: &node.server.id,
+            // Set at build time by whoever builds a release; Heroic's
+            // default is "HEAD" too.
+            commit: option_env!("HEROIC_COMMIT").unwrap_or("HEAD"),
+        }
+    }
+}
+
 pub fn service_info(node: &Node) -> Response {
-    warp::reply::json(&ServiceInfo {
-        name: &node.server.service,
-        version: env!("CARGO_PKG_VERSION"),
-        id: &node.id,
-        commit: option_env!("HEROIC_COMMIT").unwrap_or("unknown"),
-    })
-    .into_response()
+    warp::reply::json(&ServiceInfo::of(node)).into_response()
+}
+
+/// `GET /backends`: `{"data": [description, …]}`, the metric backends, then
+/// the metadata, then the suggest backends.
+pub fn backends(node: &Node) -> Response {
+    let data: Vec<String> = [Role::Metrics, Role::Metadata, Role::Suggest]
+        .into_iter()
+        .flat_map(|role| node.backends.describe(role))
+        .collect();
+    warp::reply::json(&serde_json::json!({ "data": data })).into_response()
 }
 
 #[derive(Serialize, Default)]
@@ -36,10 +57,12 @@ struct GroupStatus {
 #[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct ConsumerStatus {
+    /// Every consumer is ready, and each consumes with all its threads.
     ok: bool,
     available: usize,
     ready: usize,
-    /// Decode errors plus failed batch writes, over all consumers.
+    /// Decode errors plus failed batch writes, over the ready consumers
+    /// (as the next two).
     errors: u64,
     consuming_threads: u64,
     total_threads: u64,
@@ -82,14 +105,22 @@ fn consumer_status(node: &Node) -> ConsumerStatus {
     for r in node.consumers.reports() {
         let s = r.stats;
         let ready = r.started && r.health.ready;
-        status.ok &= r.health.ok;
         status.available += 1;
-        status.ready += ready as usize;
-        status.consuming_threads += r.plugin_stat("consuming_threads").unwrap_or(ready as u64 as f64) as u64;
-        status.total_threads += r.plugin_stat("total_threads").unwrap_or(1.0) as u64;
         let decode_errors = s.decode_errors();
         let write_errors = IngestStats::get(&s.write_errors);
-        status.errors += decode_errors + write_errors;
+        // Heroic's rule: `ok` when every consumer is ready and each ready
+        // one consumes with all its threads; the counts are over ready ones.
+        if ready {
+            let consuming = r.plugin_stat("consuming_threads").unwrap_or(1.0) as u64;
+            let total = r.plugin_stat("total_threads").unwrap_or(1.0) as u64;
+            status.ready += 1;
+            status.ok &= consuming == total;
+            status.consuming_threads += consuming;
+            status.total_threads += total;
+            status.errors += decode_errors + write_errors;
+        } else {
+            status.ok = false;
+        }
         status.decode_errors += decode_errors;
         status.write_errors += write_errors;
         status.messages_consumed += IngestStats::get(&s.messages);
@@ -142,12 +173,13 @@ struct ComponentStatus {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Status {
-    service: String,
+struct Status<'a> {
+    service: ServiceInfo<'a>,
     ok: bool,
     consumers: ConsumerStatus,
     backends: GroupStatus,
     metadata_backend: GroupStatus,
+    /// Not in Heroic, and not part of `ok` (as there).
     suggest_backend: GroupStatus,
     cluster: ClusterStatus,
     /// Every component with its own health (not in Heroic).
@@ -156,7 +188,10 @@ struct Status {
 
 fn group(components: &[ComponentStatus], role: Role) -> GroupStatus {
     let mine: Vec<&ComponentStatus> = components.iter().filter(|c| c.role == role.name()).collect();
-    GroupStatus { ok: mine.iter().all(|c| c.ok), available: mine.len(), ready: mine.iter().filter(|c| c.ready).count() }
+    let ready = mine.iter().filter(|c| c.ready).count();
+    // Heroic's `available == ready`, and every member healthy (Heroic counts
+    // a failing backend as ready; this server reports real readiness).
+    GroupStatus { ok: ready == mine.len() && mine.iter().all(|c| c.ok), available: mine.len(), ready }
 }
 
 pub fn status(node: &Node) -> Response {
@@ -176,15 +211,17 @@ pub fn status(node: &Node) -> Response {
     let metadata_backend = group(&components, Role::Metadata);
     let suggest_backend = group(&components, Role::Suggest);
     let consumers = consumer_status(node);
-    let ok = !node.is_stopping() && backends.ok && metadata_backend.ok && suggest_backend.ok && consumers.ok;
+    let (online, offline) = node.cluster.counts();
+    let cluster = ClusterStatus { ok: offline == 0 || online > 0, online_nodes: online, offline_nodes: offline };
+    let ok = !node.is_stopping() && backends.ok && metadata_backend.ok && consumers.ok && cluster.ok;
     let status = Status {
-        service: node.server.service.clone(),
+        service: ServiceInfo::of(node),
         ok,
         consumers,
         backends,
         metadata_backend,
         suggest_backend,
-        cluster: ClusterStatus { ok: true, online_nodes: 1, offline_nodes: 0 },
+        cluster,
         components,
     };
     let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -157,24 +157,39 @@ fn cut(values: &mut BTreeSet<String>, limit: u64) -> bool {
     cut
 }
 
-/// `POST /metadata/tag-value-suggest` `{key, filter?, range?, limit?}` →
-/// `{errors, values, limited}`. `key` is required.
+/// `POST /metadata/tag-value-suggest` `{key?, filter?, range?, limit?}` →
+/// `{errors, values, limited}`, values in alphabetical order. Without `key`,
+/// the values of every key (as Heroic).
 pub async fn tag_value_suggest(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json> {
     let r = Request::parse(body)?;
-    let key = r
-        .body
-        .string("key")?
-        .ok_or_else(|| shape("key", "missing field 'key': the tag key whose values to suggest"))?;
+    let key = r.typed("key")?;
     let mut errors = Vec::new();
     let mut values: BTreeSet<String> = BTreeSet::new();
     let mut limited = false;
     for b in &node.backends.suggest {
-        match b.client.tag_value_suggest(r.query(), &key).await {
-            Ok(found) => {
-                limited |= found.limited;
-                values.extend(found.values.iter().map(|v| v.to_string()));
+        match &key {
+            Some(key) => match b.client.tag_value_suggest(r.query(), key).await {
+                Ok(found) => {
+                    limited |= found.limited;
+                    values.extend(found.values.iter().map(|v| v.to_string()));
+                }
+                Err(e) => errors.push(backend_error("suggest", &b.id, e)),
+            },
+            // Every key's values: one more than `limit` per key is enough
+            // to know whether the union goes past `limit`.
+            None => {
+                let all_keys = metadata_query(&r.body.filter, r.body.range, 0);
+                let per_key = if r.limit == 0 { 0 } else { r.limit + 1 };
+                match b.client.tag_values_suggest(all_keys, &[], per_key).await {
+                    Ok(found) => {
+                        for t in found.tags.iter() {
+                            limited |= t.limited;
+                            values.extend(t.values.iter().map(|v| v.to_string()));
+                        }
+                    }
+                    Err(e) => errors.push(backend_error("suggest", &b.id, e)),
+                }
             }
-            Err(e) => errors.push(backend_error("suggest", &b.id, e)),
         }
     }
     limited |= cut(&mut values, r.limit);
@@ -195,7 +210,8 @@ struct TagValuesOut {
 
 /// `POST /metadata/tag-values-suggest` `{filter?, range?, limit?, exclude?,
 /// groupLimit?}` → `{errors, suggestions: [{key, values, limited}], limited}`:
-/// at most `limit` keys, each with at most `groupLimit` values.
+/// at most `limit` keys, those with the most values first (then by key, as
+/// Heroic orders them), each with at most `groupLimit` values.
 pub async fn tag_values_suggest(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json> {
     let r = Request::parse(body)?;
     let exclude: Vec<String> = match r.body.fields.get("exclude") {
@@ -214,7 +230,10 @@ pub async fn tag_values_suggest(node: &Node, body: &[u8]) -> ApiResult<warp::rep
     let mut tags: BTreeMap<String, (BTreeSet<String>, bool)> = BTreeMap::new();
     let mut limited = false;
     for b in &node.backends.suggest {
-        match b.client.tag_values_suggest(r.query(), &exclude, group_limit).await {
+        // Every key is asked for, since the keys kept are those with the
+        // most values, which only the whole answer tells.
+        let all_keys = metadata_query(&r.body.filter, r.body.range, 0);
+        match b.client.tag_values_suggest(all_keys, &exclude, group_limit).await {
             Ok(found) => {
                 limited |= found.limited;
                 for t in found.tags.iter() {
@@ -229,7 +248,11 @@ pub async fn tag_values_suggest(node: &Node, body: &[u8]) -> ApiResult<warp::rep
     if r.limit > 0 && tags.len() as u64 > r.limit {
         limited = true;
     }
-    let suggestions: Vec<TagValuesOut> = tags
+    // The number of values found decides the order, before each key is cut
+    // to `groupLimit` (a key with more values than that is still ahead).
+    let mut ranked: Vec<(String, (BTreeSet<String>, bool))> = tags.into_iter().collect();
+    ranked.sort_by(|(ka, (va, _)), (kb, (vb, _))| vb.len().cmp(&va.len()).then_with(|| ka.cmp(kb)));
+    let suggestions: Vec<TagValuesOut> = ranked
         .into_iter()
         .take(if r.limit == 0 { usize::MAX } else { r.limit as usize })
         .map(|(key, (mut values, l))| {

@@ -1,4 +1,11 @@
 //! `POST /write`: Heroic's write body, parsed straight into a columnar batch.
+//!
+//! As in Heroic: a body without `data` writes nothing and answers 200
+//! `{"times": []}`; a body without `series` writes to the empty series.
+//! Only `points` can be stored: the plugin interface has no spreads,
+//! distribution points, t-digests, groups or cardinality payloads, so those
+//! types are refused with a 400 `json-error` on `data.type` (Heroic accepts
+//! them).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,7 +20,7 @@ use crate::node::Node;
 use crate::writer::WriteError;
 
 /// A series as Heroic's JSON writes it.
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SeriesJson {
     pub key: String,
@@ -32,16 +39,49 @@ impl SeriesJson {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WriteBody {
-    series: SeriesJson,
-    data: MetricCollectionJson,
+    series: Option<SeriesJson>,
+    data: Option<MetricCollectionJson>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The metric types of Heroic's `MetricCollection`, and whether this server
+/// can store them.
+const STORABLE: &str = "points";
+const KNOWN_TYPES: [&str; 6] = ["points", "spreads", "distributionPoints", "tdigestPoints", "groups", "cardinality"];
+
+/// `{"type": …, "data": […]}`. Read by hand so that, when `type` comes
+/// first (as clients write it), the data of a type this server cannot store
+/// is skipped rather than misread as points.
 struct MetricCollectionJson {
-    #[serde(rename = "type")]
     kind: String,
-    data: ColumnarPoints,
+    data: Option<ColumnarPoints>,
+}
+
+impl<'de> Deserialize<'de> for MetricCollectionJson {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct CollectionVisitor;
+        impl<'de> Visitor<'de> for CollectionVisitor {
+            type Value = MetricCollectionJson;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a metric collection {\"type\": \"points\", \"data\": [[timestamp, value], …]}")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<MetricCollectionJson, A::Error> {
+                let (mut kind, mut data): (Option<String>, Option<ColumnarPoints>) = (None, None);
+                while let Some(field) = map.next_key::<String>()? {
+                    match field.as_str() {
+                        "type" => kind = Some(map.next_value()?),
+                        "data" if kind.as_deref().is_some_and(|k| k != STORABLE) => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                        "data" => data = Some(map.next_value()?),
+                        other => return Err(de::Error::unknown_field(other, &["type", "data"])),
+                    }
+                }
+                let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
+                Ok(MetricCollectionJson { kind, data })
+            }
+        }
+        d.deserialize_map(CollectionVisitor)
+    }
 }
 
 /// `[[t, v], …]` read directly into two columns: no allocation per point.
@@ -75,35 +115,70 @@ impl<'de> Deserialize<'de> for ColumnarPoints {
 
 #[derive(Serialize)]
 pub struct WriteResponse {
-    /// Time each backend write took, in nanoseconds (as Heroic reports it).
+    /// Time each backend write took, in microseconds (as Heroic reports it;
+    /// clients treat them as opaque).
     times: Vec<u64>,
-    /// Always empty on success; failures are reported as an error reply
-    /// (Heroic computed these but never returned them).
-    errors: Vec<String>,
+    // No `errors`: Heroic computed them but never serialised them, and
+    // here a failure is an error reply.
 }
 
-/// Parses a `/write` body into the batch to store.
-pub fn parse_write_body(body: &[u8]) -> ApiResult<SeriesPoints> {
-    let body: WriteBody = parse_json(body)?;
-    if body.data.kind != "points" {
-        return Err(ApiError::bad_request(format!(
-            "unsupported metric type {:?}: only \"points\" can be written",
-            body.data.kind
-        )));
-    }
-    let mut points = body.data.data.0;
+/// Parses a `/write` body into the batch to store; `None` when the body
+/// has no `data` (nothing to write).
+pub fn parse_write_body(body: &[u8]) -> ApiResult<Option<SeriesPoints>> {
+    // When `data` came before `type`, the data of another type was read as
+    // points and failed: the type is then the error to report.
+    let body: WriteBody = parse_json(body).map_err(|e| refused_type(body).unwrap_or(e))?;
+    let Some(data) = body.data else {
+        return Ok(None);
+    };
+    check_type(&data.kind)?;
+    let mut points = data.data.ok_or_else(|| ApiError::json("data.data", "missing field `data`"))?.0;
     if points.is_empty() {
-        return Err(ApiError::bad_request("the write has no points"));
+        // Heroic answers 500 here; nothing went wrong on the server's side.
+        return Err(ApiError::bad_request("write batch must not be empty"));
     }
     points.sort_dedup();
-    Ok(SeriesPoints { series: body.series.into_series(), points })
+    let series = body.series.unwrap_or_default().into_series();
+    Ok(Some(SeriesPoints { series, points }))
+}
+
+/// Refuses a metric type other than points.
+fn check_type(kind: &str) -> ApiResult<()> {
+    if kind == STORABLE {
+        return Ok(());
+    }
+    let message = if KNOWN_TYPES.contains(&kind) {
+        format!("metric type {kind:?} cannot be stored by this server: only \"points\" can be written")
+    } else {
+        format!("unknown metric type {kind:?}: expected one of {}", KNOWN_TYPES.join(", "))
+    };
+    Err(ApiError::json("data.type", message))
+}
+
+/// The type error of a body whose `data.type` is not points, if it is one
+/// (read again, skipping everything else: only on the failure path).
+fn refused_type(body: &[u8]) -> Option<ApiError> {
+    #[derive(Deserialize)]
+    struct Probe {
+        data: Option<ProbeCollection>,
+    }
+    #[derive(Deserialize)]
+    struct ProbeCollection {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let probe: Probe = serde_json::from_slice(body).ok()?;
+    check_type(&probe.data?.kind).err()
 }
 
 pub async fn handle(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json> {
-    let batch = parse_write_body(body)?;
+    let Some(batch) = parse_write_body(body)? else {
+        return Ok(warp::reply::json(&WriteResponse { times: Vec::new() }));
+    };
     let series = batch.series.clone();
     let report = node.write(vec![batch]).await.map_err(|e| write_failed(&series, e))?;
-    Ok(warp::reply::json(&WriteResponse { times: report.times_ns, errors: Vec::new() }))
+    let times = report.times_ns.iter().map(|ns| ns / 1_000).collect();
+    Ok(warp::reply::json(&WriteResponse { times }))
 }
 
 /// The answer to a write a backend refused, naming the series: 503 with
@@ -138,10 +213,18 @@ mod tests {
     fn parses_heroics_example() {
         let body = br#"{"series":{"key":"foo","tags":{"site":"lon","host":"www.example.com"},"resource":{"pod":"p-1"}},
             "data":{"type":"points","data":[[1300001000000,84.0],[1300000000000,42]]}}"#;
-        let sp = parse_write_body(body).unwrap();
+        let sp = parse_write_body(body).unwrap().unwrap();
         assert_eq!(sp.series.tag("site"), Some("lon"));
         assert_eq!(sp.series.resource_tag("pod"), Some("p-1"));
         assert_eq!(sp.points.to_pairs(), vec![(1300000000000, 42.0), (1300001000000, 84.0)]);
+    }
+
+    #[test]
+    fn a_body_without_data_writes_nothing_and_without_series_the_empty_series() {
+        assert!(parse_write_body(br#"{"series":{"key":"a","tags":{}}}"#).unwrap().is_none());
+        assert!(parse_write_body(b"{}").unwrap().is_none());
+        let sp = parse_write_body(br#"{"data":{"type":"points","data":[[1,2]]}}"#).unwrap().unwrap();
+        assert_eq!((sp.series.key.as_str(), sp.series.tags.len()), ("", 0));
     }
 
     #[test]
@@ -169,11 +252,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_bodies_with_clear_messages() {
-        let cases: [(&[u8], &str); 5] = [
+        let cases: [(&[u8], &str); 8] = [
             (br#"{"series":{"key":"a"},"data":{"type":"points","data":[[1,null]]}}"#, "invalid type: null"),
             (br#"{"series":{"key":"a"},"data":{"type":"points","data":[[1,1e999]]}}"#, "number out of range"),
-            (br#"{"series":{"key":"a"},"data":{"type":"points","data":[]}}"#, "no points"),
-            (br#"{"series":{"key":"a"},"data":{"type":"spreads","data":[]}}"#, "unsupported metric type"),
+            (br#"{"series":{"key":"a"},"data":{"type":"points","data":[]}}"#, "must not be empty"),
+            (br#"{"series":{"key":"a"},"data":{"type":"spreads","data":[[1,{"count":1}]]}}"#, "cannot be stored"),
+            (br#"{"series":{"key":"a"},"data":{"data":[[1,{"count":1}]],"type":"spreads"}}"#, "cannot be stored"),
+            (br#"{"series":{"key":"a"},"data":{"type":"events","data":[]}}"#, "unknown metric type"),
+            (br#"{"series":{"key":"a"},"data":{"data":[[1,2]]}}"#, "missing field `type`"),
             (br#"{"series":{"key":"a","tagz":{}},"data":{"type":"points","data":[[1,2]]}}"#, "unknown field `tagz`"),
         ];
         for (body, expected) in cases {

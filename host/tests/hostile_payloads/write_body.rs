@@ -9,12 +9,13 @@ use proptest::prelude::*;
 use crate::{apply_edits, config, edits, json_number_text, measured, pick, KIB};
 
 /// Parses a body: `Ok` only for a valid batch (some points, sorted, unique
-/// timestamps, finite values), with allocations in proportion to the body.
+/// timestamps, finite values) or none (no `data`), with allocations in
+/// proportion to the body.
 fn exercise_write(body: &[u8]) -> Result<(), TestCaseError> {
     let (result, cost) = measured(|| parse_write_body(body));
     let budget = 64 * KIB + 32 * body.len();
     prop_assert!(cost.largest <= budget, "one allocation of {} bytes for a body of {}", cost.largest, body.len());
-    if let Ok(sp) = result {
+    if let Ok(Some(sp)) = result {
         prop_assert!(!sp.points.is_empty());
         prop_assert!(sp.points.is_strictly_sorted());
         prop_assert!(sp.points.values.iter().all(|v| v.is_finite()));
@@ -101,7 +102,7 @@ proptest! {
         let body = format!(r#"{{"series":{{"key":"k"}},"data":{{"type":"points","data":[{}]}}}}"#, points.join(","));
         exercise_write(body.as_bytes())?;
         let result = parse_write_body(body.as_bytes());
-        prop_assert_eq!(result.is_err(), bad.is_some(), "{:?}", result.map(|sp| sp.points.len()).map_err(|e| e.message));
+        prop_assert_eq!(result.is_err(), bad.is_some(), "{:?}", result.map(|sp| sp.map(|sp| sp.points.len())).map_err(|e| e.message));
     }
 }
 

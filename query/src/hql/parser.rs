@@ -1,8 +1,17 @@
 //! Recursive-descent parser for HQL statements, expressions and filters.
 //!
 //! Precedence, lowest first: `|` (chain), `by`, `+ -`, `* /`, unary `-`.
-//! In filters: `or`, `and`, `!`/`not`. (Heroic's ANTLR grammar made `or`
-//! bind tighter than `and`; we use the usual precedence, `and` first.)
+//!
+//! Filters follow Heroic's ANTLR grammar (`HeroicQuery.g4`) exactly, so that
+//! a filter written for Heroic selects the same series here. ANTLR gives the
+//! alternatives listed first the tightest binding, and the grammar lists
+//! `filter Or filter` before `filter And filter` and `Bang filter` last. So,
+//! loosest first: `!` (prefix: it negates everything to its right, up to the
+//! closing parenthesis), `and`, `or`, then the atoms. `a = 1 and b = 2 or
+//! c = 3` is `a = 1 and (b = 2 or c = 3)`; `!a = 1 and b = 2` is
+//! `!(a = 1 and b = 2)`, and so is `!(a = 1) and b = 2` (ANTLR parses a
+//! prefix operator's operand at that operator's precedence, so the `and`
+//! after the parenthesis is still taken). `not` is only valid in `not in`.
 
 use heroic_plugin_api::filter::Filter;
 
@@ -364,20 +373,22 @@ impl Parser {
         Ok(crate::filter::optimize(&f))
     }
 
+    /// `f and f …`: `and` is the loosest binary operator.
     pub fn filter(&mut self) -> R<Filter> {
-        let mut terms = vec![self.and_filter()?];
-        while self.eat(&Tok::Or) {
-            terms.push(self.and_filter()?);
-        }
-        Ok(if terms.len() == 1 { terms.pop().expect("one") } else { Filter::Or(terms) })
-    }
-
-    fn and_filter(&mut self) -> R<Filter> {
-        let mut terms = vec![self.unary_filter()?];
+        let mut terms = vec![self.or_filter()?];
         while self.eat(&Tok::And) {
-            terms.push(self.unary_filter()?);
+            terms.push(self.or_filter()?);
         }
         Ok(if terms.len() == 1 { terms.pop().expect("one") } else { Filter::And(terms) })
+    }
+
+    /// `f or f …`: `or` binds tighter than `and` (Heroic's grammar).
+    fn or_filter(&mut self) -> R<Filter> {
+        let mut terms = vec![self.unary_filter()?];
+        while self.eat(&Tok::Or) {
+            terms.push(self.unary_filter()?);
+        }
+        Ok(if terms.len() == 1 { terms.pop().expect("one") } else { Filter::Or(terms) })
     }
 
     fn unary_filter(&mut self) -> R<Filter> {
@@ -386,10 +397,18 @@ impl Parser {
 
     fn filter_atom(&mut self) -> R<Filter> {
         match self.peek() {
-            Tok::Bang | Tok::Not => {
+            // `!` is the loosest operator: its operand is the whole filter to
+            // its right (`!a = 1 and b = 2` is `!(a = 1 and b = 2)`).
+            Tok::Bang => {
                 self.bump();
-                Ok(Filter::not(self.unary_filter()?))
+                Ok(Filter::not(self.filter()?))
             }
+            // Heroic's grammar has no prefix `not`: refused as it is there,
+            // with the way to write it.
+            Tok::Not => Err(QueryError::parse(
+                self.pos(),
+                "unexpected 'not': it is only valid in 'not in'; negate a filter with '!' (!(a = b))",
+            )),
             Tok::LParen => {
                 self.bump();
                 let f = self.filter()?;

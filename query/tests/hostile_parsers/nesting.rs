@@ -34,7 +34,7 @@ fn wrap(leaf: &str, wrappers: &[(&str, &str)]) -> String {
 
 /// HQL filter wrappers: each adds exactly one level.
 const FILTER_WRAPPERS: [(&str, &str); 5] =
-    [("!", ""), ("not ", ""), ("(", ")"), ("(c = d and ", ")"), ("(e = f or ", ")")];
+    [("!", ""), ("! ", ""), ("(", ")"), ("(c = d and ", ")"), ("(e = f or ", ")")];
 /// HQL expression wrappers: each adds exactly one level.
 const EXPR_WRAPPERS: [(&str, &str); 6] =
     [("(", ")"), ("- ", ""), ("[", "]"), ("{", "}"), ("sum(", ")"), ("f(1, k=", ")")];
