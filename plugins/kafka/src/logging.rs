@@ -21,15 +21,20 @@ pub(crate) struct Context {
     pub(crate) thread: Arc<ThreadState>,
 }
 
+/// A librdkafka log line of `client` at the matching `tracing` level.
+pub(crate) fn forward_log(client: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            tracing::error!(facility = fac, "{client}: {message}")
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "{client}: {message}"),
+        _ => tracing::debug!(facility = fac, "{client}: {message}"),
+    }
+}
+
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::error!(facility = fac, "librdkafka: {message}")
-            }
-            RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {message}"),
-            _ => tracing::debug!(facility = fac, "librdkafka: {message}"),
-        }
+        forward_log("librdkafka", level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
