@@ -103,7 +103,7 @@ pub(crate) struct ProducerLog {
 
 impl ClientContext for ProducerLog {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        crate::logging::forward_log("librdkafka dead-letter producer", level, fac, message);
+        crate::log_forward::forward_log("librdkafka dead-letter producer", level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

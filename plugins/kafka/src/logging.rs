@@ -11,6 +11,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
+use crate::log_forward::forward_log;
 use crate::shared::Shared;
 use crate::stats::ThreadState;
 
@@ -19,17 +20,6 @@ use crate::stats::ThreadState;
 pub(crate) struct Context {
     pub(crate) shared: Arc<Shared>,
     pub(crate) thread: Arc<ThreadState>,
-}
-
-/// A librdkafka log line of `client` at the matching `tracing` level.
-pub(crate) fn forward_log(client: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
-    match level {
-        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-            tracing::error!(facility = fac, "{client}: {message}")
-        }
-        RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "{client}: {message}"),
-        _ => tracing::debug!(facility = fac, "{client}: {message}"),
-    }
 }
 
 impl ClientContext for Context {
