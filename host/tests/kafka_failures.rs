@@ -259,6 +259,11 @@ fn a_rebalance_during_an_outage_loses_nothing_and_commits_nothing_early() {
     });
     assert!(consumer_stat(&st, "k", "plugin.messages_in_flight") <= in_flight_bound, "bounded while down: {st}");
     assert_eq!(assert_committed_only_stored(&a, &topic, &group, partitions, "after the leave"), 200);
+    // `/status` tells the truth meanwhile: the consumer is stuck, not ok.
+    wait_until("the consumer reported paused", &a, Duration::from_secs(30), |s| {
+        let detail = &s["consumers"]["details"][0];
+        detail["ok"] == false && detail["message"].as_str().is_some_and(|m| m.contains("paused"))
+    });
     assert_eq!(total_points(&points_by_host(&a, "rebalance", 400)), 200);
 
     // The backend is back: everything arrives, everything is committed.
@@ -270,6 +275,9 @@ fn a_rebalance_during_an_outage_loses_nothing_and_commits_nothing_early() {
     assert_eq!(assert_committed_only_stored(&a, &topic, &group, partitions, "at the end"), 600);
     assert_eq!(consumer_stat(&st, "k", "plugin.partitions_paused"), 0.0, "resumed: {st}");
     assert_eq!(st["consumers"]["consumingThreads"], 2, "{st}");
+    wait_until("the consumer healthy again", &a, Duration::from_secs(30), |s| {
+        s["consumers"]["details"][0]["ok"] == true
+    });
     let by_host = points_by_host(&a, "rebalance", 400);
     for p in 0..partitions {
         let expected: Vec<(i64, f64)> = (0..150).map(|k| (T0 + k as i64 * 1000, k as f64)).collect();

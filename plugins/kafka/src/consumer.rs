@@ -119,8 +119,16 @@ impl Consumer for KafkaConsumer {
         if dead > 0 && !stopping {
             return Health { ok: false, ready: false, message: format!("{dead} consuming thread(s) died").into() };
         }
-        // Ready between `start` and `stop`; nothing else makes it unhealthy.
-        self.shared.health.health("kafka consumer failed")
+        // Paused for an outage: consuming is stuck until the host takes
+        // writes again, which `/status` must show (still ready: it resumes
+        // by itself).
+        let waiting = threads.iter().filter(|t| t.paused.load(Ordering::Relaxed)).count();
+        let health = self.shared.health.health("kafka consumer failed");
+        if waiting > 0 && health.ok && !stopping {
+            let message = format!("{waiting} consuming thread(s) paused: the host refuses writes; retrying");
+            return Health { ok: false, ready: true, message: message.into() };
+        }
+        health
     }
 
     fn statistics(&self) -> Vec<Statistic> {

@@ -103,13 +103,7 @@ pub(crate) struct ProducerLog {
 
 impl ClientContext for ProducerLog {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::error!(facility = fac, "librdkafka dead-letter producer: {message}")
-            }
-            RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka dead-letter producer: {message}"),
-            _ => tracing::debug!(facility = fac, "librdkafka dead-letter producer: {message}"),
-        }
+        crate::log_forward::forward_log("librdkafka dead-letter producer", level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

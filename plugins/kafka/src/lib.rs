@@ -39,16 +39,17 @@
 //!   and the offset commit.
 //! - `dead_letter`: the dead-letter destination (topic or file).
 //! - `rebalance`: the rebalance callback, updating the thread's offsets.
-//! - `logging`: librdkafka's callbacks for logs, errors and statistics, and
-//!   the rate limit on repeated warnings.
+//! - `logging`: librdkafka's callbacks for logs, errors and statistics of
+//!   a consuming thread.
+//! - `log_forward`: librdkafka's log lines to `tracing`, for every client.
 //! - `stats`: the counters and per-thread state behind `statistics()`.
 //! - `shared`: the state the consumer and its threads share, its rate
-//!   limit on repeated warnings and the statistics read from it (every
-//!   other module depends on it; it on none of them).
+//!   limit on repeated warnings and the statistics read from it.
 
 pub mod config;
 mod consumer;
 pub mod dead_letter;
+mod log_forward;
 mod logging;
 mod offsets;
 mod pausing;

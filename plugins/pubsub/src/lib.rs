@@ -115,9 +115,14 @@ impl Consumer for PubsubConsumer {
         if dead > 0 && !stopping {
             return Health { ok: false, ready: false, message: format!("{dead} pulling loop(s) died").into() };
         }
-        // Not ok while pulls fail (until one succeeds); ready between
+        // Not ok while pulls fail (until one succeeds), nor while the host
+        // refuses batches (still ready: it resumes by itself); ready between
         // `start` and `stop`.
-        self.shared.health.health("pulling fails")
+        let health = self.shared.health.health("pulling fails");
+        if health.ok && !stopping && self.shared.paused() {
+            return Health { ok: false, ready: true, message: "paused: the host refuses writes; retrying".into() };
+        }
+        health
     }
 
     fn statistics(&self) -> Vec<Statistic> {

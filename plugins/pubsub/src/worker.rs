@@ -37,6 +37,9 @@ struct Pause {
     backoff: Backoff,
     /// When the current pause ends.
     until: Option<Instant>,
+    /// From a refused batch to the next written one: the loops are held up
+    /// by an outage, also while they pull between pauses.
+    outage: bool,
 }
 
 /// State shared by the loops of one consumer.
@@ -82,7 +85,7 @@ impl Shared {
             held: Gauge::default(),
             lease_period,
             stop: watch::channel(false).0,
-            pause: Mutex::new(Pause { backoff: policy.backoff(), until: None }),
+            pause: Mutex::new(Pause { backoff: policy.backoff(), until: None, outage: false }),
             health: HealthTracker::not_ready(NOT_CONSUMING),
         }
     }
@@ -95,9 +98,12 @@ impl Shared {
         self.pause.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether the loops pause after a refused batch.
+    /// Whether the loops are held up by refused batches: from a refusal
+    /// until a batch is written again (not only during the pauses, or a
+    /// look at `/status` between two of them would say all is well).
     pub fn paused(&self) -> bool {
-        self.pause().until.is_some_and(|u| u > Instant::now())
+        let pause = self.pause();
+        pause.outage || pause.until.is_some_and(|u| u > Instant::now())
     }
 
     /// Starts the next, longer pause after a refused batch; answers it. A
@@ -108,12 +114,15 @@ impl Shared {
         // No retry limit: the backoff always answers; `max` is its ceiling.
         let delay = pause.backoff.next_delay(hint.map(|h| h.min(max))).unwrap_or(max);
         pause.until = Some(Instant::now() + delay);
+        pause.outage = true;
         delay
     }
 
     /// A written batch: the next pause starts from the shortest again.
     pub(crate) fn succeeded(&self) {
-        self.pause().backoff.reset();
+        let mut pause = self.pause();
+        pause.backoff.reset();
+        pause.outage = false;
     }
 
     /// Logs only the change from working to failing (every loop retries
