@@ -5,8 +5,9 @@
 //! The same template built against the previous minor version of the
 //! interface (`--features heroic-plugin-api/previous-abi`, which leaves out
 //! the newest minor version's additions) proves the compatibility promise:
-//! a plugin built against 1.0 loads and serves in today's 1.x host, and
-//! answers the interface's defaults for what it does not have.
+//! a plugin built against the previous minor version (1.1) loads and serves
+//! in today's 1.x host, and answers the interface's defaults for what it
+//! does not have.
 
 mod common;
 
@@ -92,17 +93,21 @@ fn template_passes_the_conformance_kit_and_loads() {
 fn template_built_against_the_previous_minor_version_loads_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let lib_dir = dir.path().join("lib");
-    build_template("1.0", &["build", "--features", "heroic-plugin-api/previous-abi"], &lib_dir);
+    build_template("1.1", &["build", "--features", "heroic-plugin-api/previous-abi"], &lib_dir);
 
     let node = serve_and_check(&lib_dir, dir.path());
     let log = node.log();
-    assert!(log.contains("1.0.0"), "the plugin declares interface 1.0.0:\n{log}");
-    // `capabilities()` came in 1.1: a 1.0 plugin answers the interface's
-    // default, through the host's call, without crashing anything.
-    assert!(
-        log.contains("capabilities=[\"list_series\", \"delete_points\", \"count_points\"]"),
-        "a 1.0 plugin is assumed to support everything:\n{log}"
-    );
+    assert!(log.contains("1.1.0"), "the plugin declares interface 1.1.0:\n{log}");
+    assert!(log.contains("capabilities=[\"count_points\"]"), "the 1.1 plugin's own capabilities:\n{log}");
+    // `write_samples`/`fetch_samples` came in 1.2: a 1.1 plugin lacks them
+    // and declares no sample kind, so a distribution write (one centroid,
+    // 5.0, in the small encoding) is a clear 400
+    // and nothing crashes.
+    let body = json!({"series": {"key": "t"}, "data": {"type": "distributionPoints",
+        "data": [{"value": "AAAAAkAUAAAAAAAAQBQAAAAAAABCyAAAAGQB9AABP4AAAECgAAA=", "timestamp": 10}]}});
+    let (status, reply) = node.post("/write", &body);
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["message"].as_str().unwrap_or("").contains("cannot store"), "{reply}");
 }
 
 /// A plugin built with `panic = "abort"` would turn every panic the SDK

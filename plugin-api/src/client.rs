@@ -6,6 +6,8 @@ use abi_stable::std_types::{RString, RVec};
 use crate::error::PluginResult;
 use crate::ffi::*;
 use crate::filter::Filter;
+#[cfg(not(feature = "previous-abi"))]
+use crate::samples::*;
 use crate::types::*;
 
 /// Builds the stable query from plain parts.
@@ -36,6 +38,12 @@ macro_rules! lifecycle_methods {
     };
 }
 
+/// The error for a kind of sample the backend does not store.
+#[cfg(not(feature = "previous-abi"))]
+fn cannot_store(kind: SampleKind) -> crate::PluginError {
+    crate::PluginError::unsupported(&format!("storing {} (the backend does not declare it)", kind.name()))
+}
+
 pub struct MetricBackendClient(pub MetricBackendBox);
 
 impl MetricBackendClient {
@@ -62,9 +70,39 @@ impl MetricBackendClient {
     /// What the backend implements beyond `write` and `fetch` (a plugin
     /// built against interface 1.0 answers
     /// [`MetricCapabilities::ASSUMED_FOR_1_0`]).
-    #[cfg(not(feature = "previous-abi"))]
     pub fn capabilities(&self) -> MetricCapabilities {
         self.0.capabilities()
+    }
+
+    /// Whether the backend declares that it stores samples of `kind`.
+    #[cfg(not(feature = "previous-abi"))]
+    pub fn stores(&self, kind: SampleKind) -> bool {
+        kind.capability().is_some_and(|bit| self.capabilities().contains(bit))
+    }
+
+    /// Writes samples of one kind. A backend that does not declare the
+    /// kind is not called: the answer is `Unsupported` right away.
+    #[cfg(not(feature = "previous-abi"))]
+    pub async fn write_samples(&self, kind: SampleKind, batch: Vec<SeriesSamples>) -> PluginResult<()> {
+        if !self.stores(kind) {
+            return Err(cannot_store(kind));
+        }
+        self.0.write_samples(SampleWriteRequest { kind, batch: batch.into() }).await.into_result()
+    }
+
+    /// Reads samples of one kind in `(start, end]`. The batches a plugin
+    /// returns are checked before the host slices them: a malformed one is
+    /// an `Internal` error, not a panic.
+    #[cfg(not(feature = "previous-abi"))]
+    pub async fn fetch_samples(&self, request: SampleFetchRequest) -> PluginResult<SampleFetchResponse> {
+        if !self.stores(request.kind) {
+            return Err(cannot_store(request.kind));
+        }
+        let response = self.0.fetch_samples(request).await.into_result()?;
+        for s in response.series.iter() {
+            s.samples.validate().map_err(|e| crate::PluginError::internal(format_args!("plugin answered {e}")))?;
+        }
+        Ok(response)
     }
 
     lifecycle_methods!();

@@ -33,6 +33,8 @@ use abi_stable::{declare_root_module_statics, sabi_trait, StableAbi};
 use async_ffi::FfiFuture;
 
 use crate::error::PluginError;
+#[cfg(not(feature = "previous-abi"))]
+use crate::samples::*;
 use crate::types::*;
 
 /// The future every asynchronous plugin call returns. The work runs on the
@@ -171,10 +173,42 @@ metric_backend_ffi! {
     fn capabilities(&self) -> MetricCapabilities {
         MetricCapabilities::ASSUMED_FOR_1_0
     }
+
+    // ---- added in 1.2 ----
+
+    /// Writes samples other than points (distributions …); resolves once
+    /// they are durable. A plugin built before 1.2 answers `Unsupported`.
+    fn write_samples(&self, request: SampleWriteRequest) -> PluginFuture<()> {
+        let _ = request;
+        unsupported_future("write_samples")
+    }
+
+    /// Reads samples of one kind in `(start, end]`. A plugin built before
+    /// 1.2 answers `Unsupported`.
+    fn fetch_samples(&self, request: SampleFetchRequest) -> PluginFuture<SampleFetchResponse> {
+        let _ = request;
+        unsupported_future("fetch_samples")
+    }
 }
 
 #[cfg(feature = "previous-abi")]
-metric_backend_ffi! {}
+metric_backend_ffi! {
+    // ---- added in 1.1 ----
+
+    /// What the backend implements beyond `write` and `fetch`. A plugin
+    /// built against 1.0 answers with this default.
+    fn capabilities(&self) -> MetricCapabilities {
+        MetricCapabilities::ASSUMED_FOR_1_0
+    }
+}
+
+/// The answer of a method a plugin does not implement (the default body
+/// of methods added in a minor version).
+#[cfg(not(feature = "previous-abi"))]
+fn unsupported_future<T: Send + 'static>(operation: &str) -> PluginFuture<T> {
+    use async_ffi::FutureExt;
+    std::future::ready(RResult::RErr(PluginError::unsupported(operation))).into_ffi()
+}
 
 /// A metadata backend: finds series by filter.
 #[sabi_trait]
@@ -274,7 +308,7 @@ impl RootModule for PluginModuleRef {
 #[cfg(not(feature = "previous-abi"))]
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[cfg(feature = "previous-abi")]
-pub const API_VERSION: &str = "1.0.0";
+pub const API_VERSION: &str = "1.1.0";
 
 /// The symbol name abi_stable looks up in a plugin library. The export macro
 /// writes it as a literal (macro_rules cannot compute it); a test checks that

@@ -3,6 +3,8 @@
 //!
 //! - [`types`]: plain data crossing the boundary: series, columnar point
 //!   batches, time ranges, requests and answers.
+//! - [`samples`]: samples other than points (distributions), as columnar
+//!   batches of encoded bytes tagged with their kind.
 //! - [`filter`]: the series filter, as a Rust tree and as its stable form.
 //! - [`error`]: `PluginError`, an error kind plus a message.
 //! - [`ffi`]: the root module and `#[sabi_trait]` traits (the ABI itself).
@@ -43,6 +45,7 @@ pub mod error;
 pub mod ffi;
 pub mod filter;
 pub mod loader;
+pub mod samples;
 pub mod sdk;
 // The kit exercises today's interface; it is never built for the previous one.
 #[cfg(all(feature = "testkit", not(feature = "previous-abi")))]

@@ -398,6 +398,9 @@ capability_set! {
         DELETE_POINTS = 2, "delete_points";
         /// Implements `count_points` (the SDK provides one from `fetch`).
         COUNT_POINTS = 4, "count_points";
+        /// Stores distribution samples ([`crate::samples::SampleKind::DISTRIBUTION`])
+        /// through `write_samples` and `fetch_samples` (interface 1.2).
+        DISTRIBUTIONS = 8, "distributions";
     }
 }
 

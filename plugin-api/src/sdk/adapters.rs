@@ -11,6 +11,8 @@ use abi_stable::std_types::{RString, RVec};
 
 use crate::error::{PluginError, PluginResult};
 use crate::ffi::*;
+#[cfg(not(feature = "previous-abi"))]
+use crate::samples::*;
 use crate::sdk::runtime::{guard_future, guard_or, ready_ffi, spawn_ffi, spawn_ffi_cancellable};
 use crate::sdk::traits::{Consumer, MetadataBackend, MetricBackend, Query, SuggestBackend};
 use crate::types::*;
@@ -114,10 +116,19 @@ impl<B: MetricBackend> MetricBackendFfi for MetricAdapter<B> {
         spawn_read!(self, |this| this.count_points(series, range))
     }
 
-    #[cfg(not(feature = "previous-abi"))]
     fn capabilities(&self) -> MetricCapabilities {
         // A panicking capabilities() declares nothing beyond the required.
         guard_or(|_| MetricCapabilities::NONE, || self.0.capabilities())
+    }
+
+    #[cfg(not(feature = "previous-abi"))]
+    fn write_samples(&self, request: SampleWriteRequest) -> PluginFuture<()> {
+        spawn_call!(self, |this| this.write_samples(request.kind, request.batch))
+    }
+
+    #[cfg(not(feature = "previous-abi"))]
+    fn fetch_samples(&self, request: SampleFetchRequest) -> PluginFuture<SampleFetchResponse> {
+        spawn_read!(self, |this| this.fetch_samples(request))
     }
 
     lifecycle_methods!();

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{PluginError, PluginResult};
 use crate::filter::Filter;
+use crate::samples::*;
 use crate::types::*;
 
 /// A metadata or suggest query with its filter already decoded.
@@ -72,6 +73,27 @@ pub trait MetricBackend: Sized + Send + Sync + 'static {
             let response = self.fetch(FetchRequest { series, range, point_limit: 0 }).await?;
             Ok(response.series.iter().map(|s| s.points.len() as u64).sum())
         }
+    }
+
+    /// Stores samples other than points (interface 1.2); resolve only once
+    /// they are durable. Declare the kind's capability bit
+    /// ([`SampleKind::capability`]) when you implement it; the default
+    /// answers `Unsupported`, as does a kind you do not know.
+    fn write_samples(
+        &self,
+        kind: SampleKind,
+        _batch: RVec<SeriesSamples>,
+    ) -> impl Future<Output = PluginResult<()>> + Send {
+        async move { Err(PluginError::unsupported(&format!("write_samples of {}", kind.name()))) }
+    }
+
+    /// Reads samples of `request.kind` in `(start, end]` for every requested
+    /// series (interface 1.2); the default answers `Unsupported`.
+    fn fetch_samples(
+        &self,
+        request: SampleFetchRequest,
+    ) -> impl Future<Output = PluginResult<SampleFetchResponse>> + Send {
+        async move { Err(PluginError::unsupported(&format!("fetch_samples of {}", request.kind.name()))) }
     }
 
     /// The optional operations this backend implements. Declare every one
