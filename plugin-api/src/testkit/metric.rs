@@ -12,6 +12,7 @@ use abi_stable::std_types::RVec;
 use super::{optional, required, unique_id};
 use crate::client::MetricBackendClient;
 use crate::error::ErrorKind;
+use crate::samples::*;
 use crate::types::*;
 
 /// Every case of the suite (from the one list, `__with_cases!`).
@@ -22,6 +23,7 @@ pub const OPTIONAL: &[(&str, MetricCapabilities)] = &[
     ("list_series", MetricCapabilities::LIST_SERIES),
     ("delete_points", MetricCapabilities::DELETE_POINTS),
     ("count_points", MetricCapabilities::COUNT_POINTS),
+    ("distributions", MetricCapabilities::DISTRIBUTIONS),
 ];
 
 /// Bigtable's row width: a row holds 2^32 ms (~49.7 days) of points.
@@ -482,6 +484,64 @@ pub async fn count_points(c: &MetricBackendClient) {
     assert_eq!(n, 3, "{case}: (3000, 6000] holds 3 points of the series; count_points answered {n}");
     let n = required(case, "count_points", c.count_points(vec![a.clone(), b.clone(), unwritten], all()).await);
     assert_eq!(n, 14, "{case}: two series of 10 and 4 points and an unwritten one: count_points answered {n}");
+}
+
+/// Optional (interface 1.2): distribution samples written with
+/// `write_samples` come back from `fetch_samples` byte for byte, in
+/// `(start, end]`, sorted, the last write of a timestamp winning, per
+/// series. Called through the raw interface (the host's client would not
+/// call an undeclared backend), so an undeclared backend that stores them
+/// anyway is caught too.
+pub async fn distributions(c: &MetricBackendClient) {
+    let case = "distributions";
+    let (a, b) = (new_series(case), new_series(case));
+    let sketch = |i: i64| -> Vec<u8> { (0..(i % 7 + 1) * 100).map(|j| (i + j) as u8).collect() };
+    let mut first = SampleBatch::new();
+    for i in 1..=10 {
+        first.push(i * 1000, &sketch(i));
+    }
+    let mut other = SampleBatch::new();
+    other.push(5000, b"other series");
+    let write = |batch: Vec<SeriesSamples>| {
+        c.0.write_samples(SampleWriteRequest { kind: SampleKind::DISTRIBUTION, batch: batch.into() })
+    };
+    let written = write(vec![
+        SeriesSamples { series: a.clone(), samples: first },
+        SeriesSamples { series: b.clone(), samples: other },
+    ])
+    .await
+    .into_result();
+    let declared = declared(c, MetricCapabilities::DISTRIBUTIONS);
+    if optional("metric", case, "write_samples (distributions)", declared, written).is_none() {
+        return;
+    }
+    let mut again = SampleBatch::new();
+    again.push(3000, b"overwritten");
+    required(
+        case,
+        "write_samples",
+        write(vec![SeriesSamples { series: a.clone(), samples: again }]).await.into_result(),
+    );
+
+    let request = SampleFetchRequest {
+        kind: SampleKind::DISTRIBUTION,
+        series: vec![a.clone(), b.clone(), new_series(case)].into(),
+        range: TimeRange::new(2000, 6000),
+        sample_limit: 0,
+    };
+    let response = required(case, "fetch_samples", c.0.fetch_samples(request).await.into_result());
+    let mut got: Vec<(u32, i64, Vec<u8>)> = Vec::new();
+    for s in response.series.iter() {
+        s.samples.validate().unwrap_or_else(|e| panic!("{case}: fetch_samples answered a malformed batch: {e}"));
+        assert!(s.samples.is_strictly_sorted(), "{case}: samples not strictly increasing");
+        got.extend(s.samples.iter().map(|(t, v)| (s.request_index, t, v.to_vec())));
+    }
+    got.sort();
+    let mut want: Vec<(u32, i64, Vec<u8>)> =
+        (3..=6).map(|i| (0, i * 1000, if i == 3 { b"overwritten".to_vec() } else { sketch(i) })).collect();
+    want.push((1, 5000, b"other series".to_vec()));
+    want.sort();
+    assert_eq!(got, want, "{case}: (2000, 6000] of two series, 3000 overwritten, an unwritten series absent");
 }
 
 /// Prints which optional cases this backend's declared capabilities skip.

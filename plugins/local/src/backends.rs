@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use heroic_plugin_api::abi_stable::std_types::RVec;
 use heroic_plugin_api::error::{PluginError, PluginResult};
+use heroic_plugin_api::samples::*;
 use heroic_plugin_api::sdk::support::statistic;
 use heroic_plugin_api::sdk::{runtime, MetadataBackend, MetricBackend, Query, SuggestBackend};
 use heroic_plugin_api::types::*;
 use serde::Deserialize;
 
+use crate::distributions::DistributionStore;
 use crate::error::Error;
 use crate::metadata::MetadataStore;
 use crate::metrics::{MetricOptions, MetricStore};
@@ -96,6 +98,9 @@ impl Default for MetricsConfig {
 
 pub struct LocalMetrics {
     store: Arc<MetricStore>,
+    /// Distribution points, in `<data_dir>/distributions` (covered by the
+    /// metric store's directory lock).
+    distributions: Arc<DistributionStore>,
 }
 
 impl MetricBackend for LocalMetrics {
@@ -122,8 +127,14 @@ impl MetricBackend for LocalMetrics {
             head_limit_points: c.head_limit_points,
             background_flush: true,
         };
-        let store = blocking(move || MetricStore::open(&c.data_dir, opts)).await?;
-        Ok(LocalMetrics { store: Arc::new(store) })
+        let (store, distributions) = blocking(move || {
+            // The points store first: it takes the directory's lock.
+            let store = MetricStore::open(&c.data_dir, opts)?;
+            let distributions = DistributionStore::open(&c.data_dir.join("distributions"))?;
+            Ok((store, distributions))
+        })
+        .await?;
+        Ok(LocalMetrics { store: Arc::new(store), distributions: Arc::new(distributions) })
     }
 
     async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
@@ -137,7 +148,26 @@ impl MetricBackend for LocalMetrics {
     }
 
     fn capabilities(&self) -> MetricCapabilities {
-        MetricCapabilities::LIST_SERIES | MetricCapabilities::DELETE_POINTS | MetricCapabilities::COUNT_POINTS
+        MetricCapabilities::LIST_SERIES
+            | MetricCapabilities::DELETE_POINTS
+            | MetricCapabilities::COUNT_POINTS
+            | MetricCapabilities::DISTRIBUTIONS
+    }
+
+    async fn write_samples(&self, kind: SampleKind, batch: RVec<SeriesSamples>) -> PluginResult<()> {
+        if kind != SampleKind::DISTRIBUTION {
+            return Err(PluginError::unsupported(&format!("write_samples of {}", kind.name())));
+        }
+        let store = self.distributions.clone();
+        blocking(move || store.write(&batch)).await
+    }
+
+    async fn fetch_samples(&self, request: SampleFetchRequest) -> PluginResult<SampleFetchResponse> {
+        if request.kind != SampleKind::DISTRIBUTION {
+            return Err(PluginError::unsupported(&format!("fetch_samples of {}", request.kind.name())));
+        }
+        let store = self.distributions.clone();
+        blocking(move || Ok(store.fetch(&request.series, request.range, request.sample_limit))).await
     }
 
     async fn list_series(&self, cursor: Option<String>, limit: u64) -> PluginResult<SeriesListPage> {
@@ -161,7 +191,7 @@ impl MetricBackend for LocalMetrics {
     }
 
     fn health(&self) -> Health {
-        health_of(self.store.trouble())
+        health_of(self.store.trouble().or_else(|| self.distributions.trouble()))
     }
 
     fn statistics(&self) -> Vec<Statistic> {
@@ -173,6 +203,7 @@ impl MetricBackend for LocalMetrics {
             statistic("blocks", s.blocks as f64),
             statistic("block-points", s.block_points as f64),
             statistic("segment-bytes", s.segment_bytes as f64),
+            statistic("distribution-series", self.distributions.series() as f64),
         ]
     }
 }

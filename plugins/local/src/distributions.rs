@@ -1,0 +1,237 @@
+//! The distribution store: Heroic's distribution points (a serialised
+//! t-digest per timestamp), kept apart from the points engine in
+//! `<data_dir>/distributions/samples.log`.
+//!
+//! Durability is the points WAL's: every write is one log record per
+//! series (`RecordLog`: checksummed frames, group commit, `fdatasync`
+//! before the write returns, torn tails dropped and damaged stretches
+//! skipped at open). Unlike points, the samples are not flushed into
+//! compressed segments: a sketch is already compact and opaque (about
+//! 2 KB) and compresses poorly, so the log *is* the store, replayed into
+//! memory at open. Its size is bounded by what is written; a rewrite that
+//! drops overwritten samples is left for when it is needed (see the
+//! README).
+//!
+//! Record (version 1): `u8 1 | series | varint n | n × (i64 timestamp,
+//! varint length, bytes)`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use heroic_plugin_api::samples::{FetchedSamples, SampleBatch, SampleFetchResponse, SeriesSamples};
+use heroic_plugin_api::types::{Series, TimeRange};
+use parking_lot::RwLock;
+
+use crate::encoding::{put_i64, put_series, put_u8, put_varint, Reader};
+use crate::error::{Error, IoContext, Result};
+use crate::log::RecordLog;
+use crate::store::normalized;
+
+/// The version byte of a record; a record of another version is skipped.
+const RECORD_V1: u8 = 1;
+
+/// The samples of one series: timestamp → sketch bytes. A boxed slice per
+/// sample: a sketch is kilobytes, so one allocation each costs little next
+/// to copying it, and an overwrite frees exactly the old one.
+type SeriesSamplesMap = BTreeMap<i64, Box<[u8]>>;
+
+/// The distribution samples of a metric store, durable in their own log.
+pub struct DistributionStore {
+    path: PathBuf,
+    log: RecordLog,
+    samples: RwLock<HashMap<Series, SeriesSamplesMap>>,
+}
+
+/// Applies one record to the in-memory map; `false` when it cannot be read.
+fn apply(samples: &mut HashMap<Series, SeriesSamplesMap>, rec: &[u8]) -> bool {
+    let mut r = Reader::new(rec);
+    let parsed = (|| {
+        if r.u8()? != RECORD_V1 {
+            return None;
+        }
+        let series = r.series()?;
+        let n = r.varint()? as usize;
+        let mut out = Vec::with_capacity(n.min(rec.len()));
+        for _ in 0..n {
+            let t = r.i64()?;
+            let len = r.varint()? as usize;
+            out.push((t, r.bytes(len)?));
+        }
+        r.is_empty().then_some((series, out))
+    })();
+    let Some((series, out)) = parsed else {
+        return false;
+    };
+    let map = samples.entry(series).or_default();
+    for (t, bytes) in out {
+        map.insert(t, bytes.into());
+    }
+    true
+}
+
+impl DistributionStore {
+    /// Opens (or creates) the store in `dir` (the caller holds the lock of
+    /// the directory it lives in), replaying its log.
+    pub fn open(dir: &Path) -> Result<DistributionStore> {
+        fs::create_dir_all(dir).ctx(dir)?;
+        let path = dir.join("samples.log");
+        let mut samples = HashMap::new();
+        let (log, _) = RecordLog::open(&path, |offset, rec| {
+            if !apply(&mut samples, rec) {
+                // An intact frame this version cannot read: skipped like damage.
+                tracing::warn!(path = %path.display(), offset, "skipped an undecodable distribution record");
+            }
+        })?;
+        Ok(DistributionStore { path, log, samples: RwLock::new(samples) })
+    }
+
+    /// Writes samples; returns once they are durable. A repeated timestamp
+    /// overwrites (the last write wins, as for points).
+    pub fn write(&self, batch: &[SeriesSamples]) -> Result<()> {
+        let mut payloads = Vec::with_capacity(batch.len());
+        for ss in batch {
+            ss.samples.validate().map_err(|e| Error::InvalidInput(format!("series {:?}: {e}", ss.series.key)))?;
+            if ss.samples.is_empty() {
+                continue;
+            }
+            let mut rec = Vec::with_capacity(ss.samples.data.len() + 16 * ss.samples.len() + 64);
+            put_u8(&mut rec, RECORD_V1);
+            put_series(&mut rec, &normalized(&ss.series));
+            put_varint(&mut rec, ss.samples.len() as u64);
+            for (t, bytes) in ss.samples.iter() {
+                put_i64(&mut rec, t);
+                put_varint(&mut rec, bytes.len() as u64);
+                rec.extend_from_slice(bytes);
+            }
+            payloads.push(rec);
+        }
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        if self.log.broken().is_some() {
+            self.log.recover()?;
+        }
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        // Applied after the fsync, in log order, for every writer of the group.
+        self.log.append_applying(&refs, |rec| {
+            if !apply(&mut self.samples.write(), rec) {
+                tracing::error!(path = %self.path.display(), "a distribution record just written does not decode");
+            }
+        })
+    }
+
+    /// Samples of each requested series in `(start, end]`, sorted; at most
+    /// about `limit` in all (0: no limit), with `limited` set when cut.
+    pub fn fetch(&self, series: &[Series], range: TimeRange, limit: u64) -> SampleFetchResponse {
+        let samples = self.samples.read();
+        let mut out = SampleFetchResponse::default();
+        let mut total = 0u64;
+        if range.start >= range.end {
+            return out;
+        }
+        for (i, s) in series.iter().enumerate() {
+            let Some(map) = samples.get(&*normalized(s)) else {
+                continue;
+            };
+            let mut batch = SampleBatch::new();
+            for (&t, bytes) in map.range((std::ops::Bound::Excluded(range.start), std::ops::Bound::Included(range.end)))
+            {
+                if limit > 0 && total >= limit {
+                    out.limited = true;
+                    break;
+                }
+                batch.push(t, bytes);
+                total += 1;
+            }
+            if !batch.is_empty() {
+                out.series.push(FetchedSamples {
+                    request_index: i as u32,
+                    resource: s.resource.clone(),
+                    samples: batch,
+                });
+            }
+            if out.limited {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Number of series with distribution samples.
+    pub fn series(&self) -> usize {
+        self.samples.read().len()
+    }
+
+    /// Why the store cannot take writes, if it cannot (retrying the log first).
+    pub fn trouble(&self) -> Option<String> {
+        self.log.broken()?;
+        self.log.recover().err().map(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(series: &Series, samples: &[(i64, &[u8])]) -> SeriesSamples {
+        let mut b = SampleBatch::new();
+        for &(t, v) in samples {
+            b.push(t, v);
+        }
+        SeriesSamples { series: series.clone(), samples: b }
+    }
+
+    fn pairs(r: &SampleFetchResponse) -> Vec<(u32, i64, Vec<u8>)> {
+        r.series.iter().flat_map(|s| s.samples.iter().map(move |(t, v)| (s.request_index, t, v.to_vec()))).collect()
+    }
+
+    #[test]
+    fn writes_survive_reopen_and_fetch_honours_the_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Series::new("a", [("x", "1")], []);
+        let b = Series::new("b", [] as [(&str, &str); 0], []);
+        {
+            let store = DistributionStore::open(dir.path()).unwrap();
+            store.write(&[batch(&a, &[(10, b"one"), (20, b"two")]), batch(&b, &[(15, b"bee")])]).unwrap();
+            store.write(&[batch(&a, &[(20, b"TWO"), (30, b"three")])]).unwrap();
+        }
+        let store = DistributionStore::open(dir.path()).unwrap();
+        assert_eq!(store.series(), 2);
+        let r = store.fetch(&[b.clone(), a.clone()], TimeRange::new(10, 30), 0);
+        assert_eq!(
+            pairs(&r),
+            vec![(0, 15, b"bee".to_vec()), (1, 20, b"TWO".to_vec()), (1, 30, b"three".to_vec())],
+            "start excluded, end included, last write wins"
+        );
+        let r = store.fetch(std::slice::from_ref(&a), TimeRange::new(0, 100), 2);
+        assert!(r.limited);
+        assert_eq!(pairs(&r).len(), 2);
+    }
+
+    #[test]
+    fn a_torn_tail_loses_only_the_last_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Series::new("a", [] as [(&str, &str); 0], []);
+        {
+            let store = DistributionStore::open(dir.path()).unwrap();
+            store.write(&[batch(&a, &[(1, b"kept")])]).unwrap();
+            store.write(&[batch(&a, &[(2, b"torn")])]).unwrap();
+        }
+        let path = dir.path().join("samples.log");
+        let len = fs::metadata(&path).unwrap().len();
+        fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+        let store = DistributionStore::open(dir.path()).unwrap();
+        assert_eq!(pairs(&store.fetch(&[a], TimeRange::ALL, 0)), vec![(0, 1, b"kept".to_vec())]);
+    }
+
+    #[test]
+    fn a_malformed_batch_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DistributionStore::open(dir.path()).unwrap();
+        let a = Series::new("a", [] as [(&str, &str); 0], []);
+        let bad = SampleBatch { timestamps: vec![1].into(), ends: vec![9].into(), data: vec![0u8; 2].into() };
+        let err = store.write(&[SeriesSamples { series: a, samples: bad }]).unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    }
+}
