@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use heroic_plugin_api::samples::{SampleKind, SeriesSamples};
 use heroic_plugin_api::types::{Series, SeriesPoints};
 use heroic_plugin_api::{PluginError, RVec};
 
@@ -50,14 +51,8 @@ impl Writer {
     }
 
     pub async fn write(&self, backends: &Backends, batch: Vec<SeriesPoints>) -> Result<WriteReport, WriteError> {
-        let now = Instant::now();
-        let generation = self.cache.generation();
-        let new_series: Vec<Series> = if self.config.update_metadata || self.config.update_suggestions {
-            batch.iter().filter(|sp| !self.cache.is_fresh(&sp.series, now)).map(|sp| sp.series.clone()).collect()
-        } else {
-            Vec::new()
-        };
-
+        let series: Vec<&Series> = batch.iter().map(|sp| &sp.series).collect();
+        let (now, generation, new_series) = self.new_series(&series);
         let metric_writes = async {
             if !self.config.update_metrics {
                 return Vec::new();
@@ -72,6 +67,58 @@ impl Writer {
             });
             join_all(futures.collect::<Vec<_>>()).await
         };
+        self.finish_write(backends, metric_writes, new_series, now, generation).await
+    }
+
+    /// Writes samples of `kind` (distribution points …) to the metric
+    /// backends that declare they store it, and new series to metadata and
+    /// suggest, as [`write`](Self::write) does for points. The caller checks
+    /// first that some backend stores the kind.
+    pub async fn write_samples(
+        &self,
+        backends: &Backends,
+        kind: SampleKind,
+        batch: Vec<SeriesSamples>,
+    ) -> Result<WriteReport, WriteError> {
+        let series: Vec<&Series> = batch.iter().map(|ss| &ss.series).collect();
+        let (now, generation, new_series) = self.new_series(&series);
+        let metric_writes = async {
+            if !self.config.update_metrics {
+                return Vec::new();
+            }
+            let targets = backends.metrics.iter().filter(|b| b.client.stores(kind));
+            // Sketches are small next to a request: one copy per backend.
+            let futures = targets.map(|b| {
+                let batch = batch.clone();
+                async move { (b.id.clone(), timed(b.client.write_samples(kind, batch)).await) }
+            });
+            join_all(futures.collect::<Vec<_>>()).await
+        };
+        self.finish_write(backends, metric_writes, new_series, now, generation).await
+    }
+
+    /// The series of a batch that metadata and suggest have not seen lately.
+    fn new_series(&self, series: &[&Series]) -> (Instant, u64, Vec<Series>) {
+        let now = Instant::now();
+        let generation = self.cache.generation();
+        let new_series: Vec<Series> = if self.config.update_metadata || self.config.update_suggestions {
+            series.iter().filter(|s| !self.cache.is_fresh(s, now)).map(|s| (*s).clone()).collect()
+        } else {
+            Vec::new()
+        };
+        (now, generation, new_series)
+    }
+
+    /// Runs the metric writes with the metadata and suggest writes of
+    /// `new_series`, in parallel; acknowledged only when all succeeded.
+    async fn finish_write(
+        &self,
+        backends: &Backends,
+        metric_writes: impl std::future::Future<Output = Vec<(String, (Result<(), PluginError>, u64))>>,
+        new_series: Vec<Series>,
+        now: Instant,
+        generation: u64,
+    ) -> Result<WriteReport, WriteError> {
         let metadata_writes = async {
             if !self.config.update_metadata || new_series.is_empty() {
                 return Vec::new();
@@ -114,6 +161,12 @@ impl Writer {
         }
         self.cache.remember(new_series.iter(), now, generation);
         Ok(report)
+    }
+
+    /// Whether this node writes to its metric backends
+    /// (`ingestion.updateMetrics`).
+    pub fn writes_metrics(&self) -> bool {
+        self.config.update_metrics
     }
 
     /// Forgets which series were written: call after deleting series from

@@ -37,6 +37,7 @@
 //! ```
 
 pub mod aggregation;
+pub mod distribution;
 pub mod duration;
 pub mod error;
 pub mod filter;

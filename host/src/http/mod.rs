@@ -30,6 +30,7 @@ pub mod status;
 pub mod stream;
 pub mod suggest;
 pub mod write;
+mod write_samples;
 
 use std::convert::Infallible;
 use std::future::Future;

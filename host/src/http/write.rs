@@ -2,20 +2,23 @@
 //!
 //! As in Heroic: a body without `data` writes nothing and answers 200
 //! `{"times": []}`; a body without `series` writes to the empty series.
-//! Only `points` can be stored: the plugin interface has no spreads,
-//! distribution points, t-digests, groups or cardinality payloads, so those
-//! types are refused with a 400 `json-error` on `data.type` (Heroic accepts
-//! them).
+//! `points` and `distributionPoints` can be stored (the latter by the
+//! metric backends that declare it; a node with none answers 400). The
+//! plugin interface has no spreads, t-digest points, groups or cardinality
+//! payloads, so those types are refused with a 400 `json-error` on
+//! `data.type` (Heroic accepts them).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use heroic_plugin_api::samples::{SampleKind, SeriesSamples};
 use heroic_plugin_api::types::{PointBatch, Series, SeriesPoints};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 
 use crate::http::error::{parse_json, ApiError, ApiResult};
+use crate::http::write_samples::ColumnarSamples;
 use crate::node::Node;
 use crate::writer::WriteError;
 
@@ -43,9 +46,10 @@ struct WriteBody {
     data: Option<MetricCollectionJson>,
 }
 
-/// The metric types of Heroic's `MetricCollection`, and whether this server
-/// can store them.
-const STORABLE: &str = "points";
+/// The metric types of Heroic's `MetricCollection`, and which this server
+/// can store.
+const STORABLE: [&str; 2] = ["points", DISTRIBUTIONS];
+const DISTRIBUTIONS: &str = "distributionPoints";
 const KNOWN_TYPES: [&str; 6] = ["points", "spreads", "distributionPoints", "tdigestPoints", "groups", "cardinality"];
 
 /// `{"type": …, "data": […]}`. Read by hand so that, when `type` comes
@@ -53,7 +57,16 @@ const KNOWN_TYPES: [&str; 6] = ["points", "spreads", "distributionPoints", "tdig
 /// is skipped rather than misread as points.
 struct MetricCollectionJson {
     kind: String,
-    data: Option<ColumnarPoints>,
+    data: Option<CollectionData>,
+}
+
+/// The `data` of a collection, read as its `type` says.
+enum CollectionData {
+    Points(PointBatch),
+    Distributions(ColumnarSamples),
+    /// `data` came before `type` (clients write `type` first): kept as a
+    /// tree and read once the type is known.
+    Deferred(serde_json::Value),
 }
 
 impl<'de> Deserialize<'de> for MetricCollectionJson {
@@ -65,18 +78,32 @@ impl<'de> Deserialize<'de> for MetricCollectionJson {
                 f.write_str("a metric collection {\"type\": \"points\", \"data\": [[timestamp, value], …]}")
             }
             fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<MetricCollectionJson, A::Error> {
-                let (mut kind, mut data): (Option<String>, Option<ColumnarPoints>) = (None, None);
+                let (mut kind, mut data): (Option<String>, Option<CollectionData>) = (None, None);
                 while let Some(field) = map.next_key::<String>()? {
-                    match field.as_str() {
-                        "type" => kind = Some(map.next_value()?),
-                        "data" if kind.as_deref().is_some_and(|k| k != STORABLE) => {
+                    match (field.as_str(), kind.as_deref()) {
+                        ("type", _) => kind = Some(map.next_value()?),
+                        ("data", None) => data = Some(CollectionData::Deferred(map.next_value()?)),
+                        ("data", Some("points")) => {
+                            data = Some(CollectionData::Points(map.next_value::<ColumnarPoints>()?.0))
+                        }
+                        ("data", Some(DISTRIBUTIONS)) => data = Some(CollectionData::Distributions(map.next_value()?)),
+                        ("data", Some(_)) => {
                             map.next_value::<de::IgnoredAny>()?;
                         }
-                        "data" => data = Some(map.next_value()?),
-                        other => return Err(de::Error::unknown_field(other, &["type", "data"])),
+                        (other, _) => return Err(de::Error::unknown_field(other, &["type", "data"])),
                     }
                 }
                 let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
+                if let Some(CollectionData::Deferred(value)) = data {
+                    let read = |e: serde_json::Error| de::Error::custom(e);
+                    data = match kind.as_str() {
+                        "points" => Some(CollectionData::Points(ColumnarPoints::deserialize(value).map_err(read)?.0)),
+                        DISTRIBUTIONS => {
+                            Some(CollectionData::Distributions(ColumnarSamples::deserialize(value).map_err(read)?))
+                        }
+                        _ => None,
+                    };
+                }
                 Ok(MetricCollectionJson { kind, data })
             }
         }
@@ -122,33 +149,57 @@ pub struct WriteResponse {
     // here a failure is an error reply.
 }
 
+/// A parsed `/write`: points, or samples of another kind.
+#[derive(Debug)]
+pub enum WriteBatch {
+    /// `points`.
+    Points(SeriesPoints),
+    /// `distributionPoints` (checked to decode as t-digests).
+    Samples(SampleKind, SeriesSamples),
+}
+
 /// Parses a `/write` body into the batch to store; `None` when the body
 /// has no `data` (nothing to write).
-pub fn parse_write_body(body: &[u8]) -> ApiResult<Option<SeriesPoints>> {
-    // When `data` came before `type`, the data of another type was read as
-    // points and failed: the type is then the error to report.
+pub fn parse_write_body(body: &[u8]) -> ApiResult<Option<WriteBatch>> {
+    // When the data of another type failed to read, the type is the error
+    // to report.
     let body: WriteBody = parse_json(body).map_err(|e| refused_type(body).unwrap_or(e))?;
     let Some(data) = body.data else {
         return Ok(None);
     };
     check_type(&data.kind)?;
-    let mut points = data.data.ok_or_else(|| ApiError::json("data.data", "missing field `data`"))?.0;
-    if points.is_empty() {
-        // Heroic answers 500 here; nothing went wrong on the server's side.
-        return Err(ApiError::bad_request("write batch must not be empty"));
-    }
-    points.sort_dedup();
     let series = body.series.unwrap_or_default().into_series();
-    Ok(Some(SeriesPoints { series, points }))
+    // Heroic answers 500 for an empty batch; nothing went wrong on the server's side.
+    let empty = || ApiError::bad_request("write batch must not be empty");
+    match data.data.ok_or_else(|| ApiError::json("data.data", "missing field `data`"))? {
+        CollectionData::Points(mut points) => {
+            if points.is_empty() {
+                return Err(empty());
+            }
+            points.sort_dedup();
+            Ok(Some(WriteBatch::Points(SeriesPoints { series, points })))
+        }
+        CollectionData::Distributions(ColumnarSamples { mut batch, bad }) => {
+            if let Some((i, message)) = bad {
+                return Err(ApiError::json(&format!("data.data[{i}].value"), message));
+            }
+            if batch.is_empty() {
+                return Err(empty());
+            }
+            batch.sort_dedup();
+            Ok(Some(WriteBatch::Samples(SampleKind::DISTRIBUTION, SeriesSamples { series, samples: batch })))
+        }
+        CollectionData::Deferred(_) => Err(ApiError::json("data.data", "missing field `data`")),
+    }
 }
 
-/// Refuses a metric type other than points.
+/// Refuses a metric type other than points and distribution points.
 fn check_type(kind: &str) -> ApiResult<()> {
-    if kind == STORABLE {
+    if STORABLE.contains(&kind) {
         return Ok(());
     }
     let message = if KNOWN_TYPES.contains(&kind) {
-        format!("metric type {kind:?} cannot be stored by this server: only \"points\" can be written")
+        format!("metric type {kind:?} cannot be stored by this server: only \"points\" and \"distributionPoints\" can be written")
     } else {
         format!("unknown metric type {kind:?}: expected one of {}", KNOWN_TYPES.join(", "))
     };
@@ -175,10 +226,33 @@ pub async fn handle(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json> {
     let Some(batch) = parse_write_body(body)? else {
         return Ok(warp::reply::json(&WriteResponse { times: Vec::new() }));
     };
-    let series = batch.series.clone();
-    let report = node.write(vec![batch]).await.map_err(|e| write_failed(&series, e))?;
+    let report = match batch {
+        WriteBatch::Points(batch) => {
+            let series = batch.series.clone();
+            node.write(vec![batch]).await.map_err(|e| write_failed(&series, e))?
+        }
+        WriteBatch::Samples(kind, batch) => {
+            if node.writer.writes_metrics() && !node.backends.metrics.iter().any(|b| b.client.stores(kind)) {
+                return Err(cannot_store(node, kind));
+            }
+            let series = batch.series.clone();
+            node.writer.write_samples(&node.backends, kind, vec![batch]).await.map_err(|e| write_failed(&series, e))?
+        }
+    };
     let times = report.times_ns.iter().map(|ns| ns / 1_000).collect();
     Ok(warp::reply::json(&WriteResponse { times }))
+}
+
+/// The 400 for samples no metric backend of the node stores: sending them
+/// again cannot help until the node is configured with one that does.
+fn cannot_store(node: &Node, kind: SampleKind) -> ApiError {
+    let backends: Vec<String> = node.backends.metrics.iter().map(|b| format!("{:?} ({})", b.id, b.plugin)).collect();
+    ApiError::bad_request(format!(
+        "metric type {:?} cannot be stored: no metrics backend of this node can store it (backends: {}); \
+         the local plugin can",
+        kind.name(),
+        if backends.is_empty() { "none".to_string() } else { backends.join(", ") }
+    ))
 }
 
 /// The answer to a write a backend refused, naming the series: 503 with
@@ -209,11 +283,18 @@ mod tests {
     use super::*;
     use heroic_plugin_api::{ErrorKind, PluginError};
 
+    fn points(body: &[u8]) -> SeriesPoints {
+        match parse_write_body(body).unwrap().unwrap() {
+            WriteBatch::Points(sp) => sp,
+            other => panic!("points expected, got {other:?}"),
+        }
+    }
+
     #[test]
     fn parses_heroics_example() {
         let body = br#"{"series":{"key":"foo","tags":{"site":"lon","host":"www.example.com"},"resource":{"pod":"p-1"}},
             "data":{"type":"points","data":[[1300001000000,84.0],[1300000000000,42]]}}"#;
-        let sp = parse_write_body(body).unwrap().unwrap();
+        let sp = points(body);
         assert_eq!(sp.series.tag("site"), Some("lon"));
         assert_eq!(sp.series.resource_tag("pod"), Some("p-1"));
         assert_eq!(sp.points.to_pairs(), vec![(1300000000000, 42.0), (1300001000000, 84.0)]);
@@ -223,7 +304,7 @@ mod tests {
     fn a_body_without_data_writes_nothing_and_without_series_the_empty_series() {
         assert!(parse_write_body(br#"{"series":{"key":"a","tags":{}}}"#).unwrap().is_none());
         assert!(parse_write_body(b"{}").unwrap().is_none());
-        let sp = parse_write_body(br#"{"data":{"type":"points","data":[[1,2]]}}"#).unwrap().unwrap();
+        let sp = points(br#"{"data":{"type":"points","data":[[1,2]]}}"#);
         assert_eq!((sp.series.key.as_str(), sp.series.tags.len()), ("", 0));
     }
 

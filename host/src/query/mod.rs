@@ -17,6 +17,7 @@ use futures::FutureExt;
 use heroic_plugin_api::filter::SeriesMatcher;
 use heroic_plugin_api::types::{FetchRequest, MetadataCapabilities, Series, TimeRange};
 use heroic_plugin_api::Filter;
+use heroic_query::request::Source;
 use heroic_query::{QueryError, QueryPlan, ResultGroup};
 use serde_json::Value;
 
@@ -25,6 +26,7 @@ use crate::node::Node;
 
 pub mod admission;
 mod common;
+mod distributions;
 mod outcome;
 
 use admission::Ticket;
@@ -160,6 +162,12 @@ async fn read(
     if let Some(reason) = &plan.unavailable {
         return Err(Halt::Stopped(RequestError::query(reason.as_str())));
     }
+    let distributions = plan.source == Source::DistributionPoints;
+    if distributions {
+        if let Some(reason) = distributions::no_backend_message(node) {
+            return Err(Halt::Stopped(RequestError::query(reason)));
+        }
+    }
     let defaults = &node.query;
     let series_limit = ceiling(plan.options.series_limit, defaults.series_limit);
     let data_limit = ceiling(plan.options.data_limit, defaults.data_limit);
@@ -193,6 +201,10 @@ async fn read(
     }
     if series.is_empty() {
         return Ok(Vec::new());
+    }
+    if distributions {
+        let groups = distributions::read(node, plan, &series, data_limit, ticket, progress).await?;
+        return limit_groups(groups, group_limit, progress);
     }
 
     for backend in &node.backends.metrics {
@@ -268,12 +280,21 @@ async fn read(
         }
     }
 
-    let mut groups = session.finish().map_err(|e| session_failed(progress, e, while_reading))?;
+    let groups = session.finish().map_err(|e| session_failed(progress, e, while_reading))?;
     // A shard whose groups all hold no data contributes none (Heroic).
     if groups.iter().all(|g| g.values.is_empty()) {
         return Ok(Vec::new());
     }
     ticket.retain(groups.iter().map(|g| g.values.len() as u64).sum(), stats).await?;
+    limit_groups(groups, group_limit, progress)
+}
+
+/// Cuts the groups to `groupLimit`, flagging the limit.
+fn limit_groups(
+    mut groups: Vec<ResultGroup>,
+    group_limit: u64,
+    progress: &mut Progress,
+) -> Result<Vec<ResultGroup>, Halt> {
     // Only more groups than the limit is flagged (Heroic also flagged
     // exactly the limit at the API, a quirk not kept).
     if groups.len() as u64 > group_limit {

@@ -49,6 +49,9 @@ pub enum MetricValues {
     /// `group-unique`'s output: per bucket, the collections of the distinct
     /// samples that fell in it.
     Groups(Vec<(i64, Vec<MetricValues>)>),
+    /// Raw `distributionPoints`: per timestamp, the serialised t-digest as
+    /// stored (see [`crate::distribution`]).
+    Distributions(Vec<(i64, Vec<u8>)>),
 }
 
 impl MetricValues {
@@ -58,6 +61,7 @@ impl MetricValues {
             MetricValues::Points(_) => "points",
             MetricValues::Spreads(_) => "spreads",
             MetricValues::Groups(_) => "groups",
+            MetricValues::Distributions(_) => "distributionPoints",
         }
     }
 
@@ -68,6 +72,7 @@ impl MetricValues {
             MetricValues::Points(p) => p.len(),
             MetricValues::Spreads(s) => s.len(),
             MetricValues::Groups(g) => g.iter().map(|(_, c)| 1 + c.iter().map(MetricValues::len).sum::<usize>()).sum(),
+            MetricValues::Distributions(d) => d.len(),
         }
     }
 
@@ -119,7 +124,22 @@ impl Serialize for MetricValues {
             MetricValues::Groups(g) => {
                 s.collect_seq(g.iter().map(|(t, c)| (t, c.iter().map(Collection).collect::<Vec<_>>())))
             }
+            MetricValues::Distributions(d) => s.collect_seq(d.iter().map(|(t, v)| DistributionJson(*t, v))),
         }
+    }
+}
+
+/// A distribution point as Heroic writes it:
+/// `{"value": "<base64 bytes>", "timestamp": t}`.
+struct DistributionJson<'a>(i64, &'a [u8]);
+
+impl Serialize for DistributionJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        let mut m = s.serialize_struct("DistributionPoint", 2)?;
+        m.serialize_field("value", &base64::engine::general_purpose::STANDARD.encode(self.1))?;
+        m.serialize_field("timestamp", &self.0)?;
+        m.end()
     }
 }
 

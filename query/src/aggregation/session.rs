@@ -253,7 +253,7 @@ impl Node {
                             // Only `count` and `group-unique` read groups in
                             // Heroic; a `group-unique` before another step
                             // is not worth their machinery here.
-                            MetricValues::Groups(_) => continue,
+                            MetricValues::Groups(_) | MetricValues::Distributions(_) => continue,
                         };
                         node.update(ctx, &o.key, &o.series, data)?;
                     }

@@ -253,14 +253,14 @@ pub fn plan(req: &QueryMetrics, now_ms: i64, defaults: &Defaults) -> Result<Quer
     // A tdigest reads t-digest sketches (Heroic forces the source for
     // `group … each tdigest`; points would pass it by anyway).
     let source = if aggregation.uses_tdigest() { Source::DistributionPoints } else { source.unwrap_or(Source::Points) };
+    // Distribution points are read by the host from the backends that
+    // store them (it answers an error when none does).
     let unavailable = match source {
-        Source::Points => None,
-        Source::DistributionPoints if aggregation.uses_tdigest() => Some(
-            "tdigest reads distributionPoints (t-digest sketches), which this node does not store: no data".to_string(),
-        ),
-        other => {
-            Some(format!("source \"{}\" is not stored by this node (only points are): no data", other.identifier()))
-        }
+        Source::Points | Source::DistributionPoints => None,
+        other => Some(format!(
+            "source \"{}\" is not stored by this node (only points and distributionPoints are): no data",
+            other.identifier()
+        )),
     };
     let cadence = aggregation.cadence();
     let range = if features.has(Feature::ShiftRange) {

@@ -1,0 +1,112 @@
+//! The `data` of a `distributionPoints` write:
+//! `[{"value": "<base64 t-digest>", "timestamp": t}, …]`, read straight into
+//! a columnar [`SampleBatch`]. Each value is decoded into one scratch
+//! buffer reused for every sample (no allocation per sample) and checked to
+//! be a t-digest Heroic's clients could have written.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine as _;
+use heroic_plugin_api::samples::SampleBatch;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// The samples read, or the first one that is not a sketch (its index and
+/// why), reported with its path by the caller.
+pub struct ColumnarSamples {
+    pub batch: SampleBatch,
+    pub bad: Option<(usize, String)>,
+}
+
+/// One `{"value", "timestamp"}` object, its value still base64.
+struct Sample<'a> {
+    value: Cow<'a, str>,
+    timestamp: i64,
+}
+
+impl<'de> Deserialize<'de> for Sample<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SampleVisitor;
+        impl<'de> Visitor<'de> for SampleVisitor {
+            type Value = Sample<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a distribution point {\"value\": \"<base64 t-digest>\", \"timestamp\": t}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Sample<'de>, A::Error> {
+                let (mut value, mut timestamp): (Option<Cow<'de, str>>, Option<i64>) = (None, None);
+                while let Some(field) = map.next_key::<Cow<'de, str>>()? {
+                    match field.as_ref() {
+                        "value" => value = Some(map.next_value::<CowStr<'de>>()?.0),
+                        "timestamp" => timestamp = Some(map.next_value()?),
+                        other => return Err(de::Error::unknown_field(other, &["value", "timestamp"])),
+                    }
+                }
+                Ok(Sample {
+                    value: value.ok_or_else(|| de::Error::missing_field("value"))?,
+                    timestamp: timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?,
+                })
+            }
+        }
+        d.deserialize_map(SampleVisitor)
+    }
+}
+
+/// A string borrowed from the body when it has no escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a base64 string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(StrVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for ColumnarSamples {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SamplesVisitor;
+        impl<'de> Visitor<'de> for SamplesVisitor {
+            type Value = ColumnarSamples;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of {\"value\": \"<base64 t-digest>\", \"timestamp\": t} objects")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ColumnarSamples, A::Error> {
+                let n = seq.size_hint().unwrap_or(64);
+                let mut out = ColumnarSamples { batch: SampleBatch::with_capacity(n, n * 2048), bad: None };
+                let mut scratch = Vec::new();
+                while let Some(sample) = seq.next_element::<Sample<'de>>()? {
+                    if out.bad.is_some() {
+                        continue; // Reported already; the rest is only read past.
+                    }
+                    let index = out.batch.len();
+                    scratch.clear();
+                    if let Err(e) =
+                        base64::engine::general_purpose::STANDARD.decode_vec(sample.value.as_bytes(), &mut scratch)
+                    {
+                        out.bad = Some((index, format!("value is not base64: {e}")));
+                        continue;
+                    }
+                    if let Err(e) = heroic_query::distribution::decode(&scratch) {
+                        out.bad = Some((index, format!("value is not a serialised t-digest: {e}")));
+                        continue;
+                    }
+                    out.batch.push(sample.timestamp, &scratch);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(SamplesVisitor)
+    }
+}
