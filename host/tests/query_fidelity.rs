@@ -122,7 +122,8 @@ fn a_batch_answers_each_query_on_its_own() {
     assert_eq!(r["nullSampling"]["result"][0]["cadence"], 1, "{reply}");
     assert_shard_error(&r["zeroSize"], "bucket size 0 ms");
     assert_shard_error(&r["tooManyBuckets"], "100001 buckets");
-    assert_query_error(&r["tdigest"], "distributionPoints");
+    // No distribution data stored: no groups, no error (spec §2).
+    assert_eq!((&r["tdigest"]["result"], &r["tdigest"]["errors"]), (&json!([]), &json!([])), "{reply}");
     assert_query_error(&r["spreads"], "spreads");
     assert_eq!((&r["noSeries"]["result"], &r["noSeries"]["errors"]), (&json!([]), &json!([])), "{reply}");
 
