@@ -84,7 +84,7 @@ impl<'de> Deserialize<'de> for ColumnarSamples {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ColumnarSamples, A::Error> {
                 let n = seq.size_hint().unwrap_or(64);
-                let mut out = ColumnarSamples { batch: SampleBatch::with_capacity(n, n * 2048), bad: None };
+                let mut out = ColumnarSamples { batch: SampleBatch::with_capacity(n, 0), bad: None };
                 let mut scratch = Vec::new();
                 while let Some(sample) = seq.next_element::<Sample<'de>>()? {
                     if out.bad.is_some() {

@@ -2,7 +2,7 @@
 //! arrays of points, nesting deeper than any parser allows, and invalid
 //! UTF-8.
 
-use heroic::http::write::parse_write_body;
+use heroic::http::write::{parse_write_body, WriteBatch};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -15,11 +15,19 @@ fn exercise_write(body: &[u8]) -> Result<(), TestCaseError> {
     let (result, cost) = measured(|| parse_write_body(body));
     let budget = 64 * KIB + 32 * body.len();
     prop_assert!(cost.largest <= budget, "one allocation of {} bytes for a body of {}", cost.largest, body.len());
-    if let Ok(Some(sp)) = result {
-        prop_assert!(!sp.points.is_empty());
-        prop_assert!(sp.points.is_strictly_sorted());
-        prop_assert!(sp.points.values.iter().all(|v| v.is_finite()));
-        prop_assert_eq!(sp.points.timestamps.len(), sp.points.values.len());
+    match result {
+        Ok(Some(WriteBatch::Points(sp))) => {
+            prop_assert!(!sp.points.is_empty());
+            prop_assert!(sp.points.is_strictly_sorted());
+            prop_assert!(sp.points.values.iter().all(|v| v.is_finite()));
+            prop_assert_eq!(sp.points.timestamps.len(), sp.points.values.len());
+        }
+        Ok(Some(WriteBatch::Samples(_, ss))) => {
+            prop_assert!(!ss.samples.is_empty());
+            prop_assert!(ss.samples.is_strictly_sorted());
+            prop_assert!(ss.samples.validate().is_ok());
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -102,7 +110,7 @@ proptest! {
         let body = format!(r#"{{"series":{{"key":"k"}},"data":{{"type":"points","data":[{}]}}}}"#, points.join(","));
         exercise_write(body.as_bytes())?;
         let result = parse_write_body(body.as_bytes());
-        prop_assert_eq!(result.is_err(), bad.is_some(), "{:?}", result.map(|sp| sp.map(|sp| sp.points.len())).map_err(|e| e.message));
+        prop_assert_eq!(result.is_err(), bad.is_some(), "{:?}", result.map(|b| b.map(|b| match b { WriteBatch::Points(sp) => sp.points.len(), WriteBatch::Samples(_, ss) => ss.samples.len() })).map_err(|e| e.message));
     }
 }
 
