@@ -175,6 +175,12 @@ pub async fn handle(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json> {
     let Some(batch) = parse_write_body(body)? else {
         return Ok(warp::reply::json(&WriteResponse { times: Vec::new() }));
     };
+    // A series the ingestion filter drops is not an error, as in Heroic:
+    // nothing is written and no backend reports a time.
+    if !node.consumers.admits(&batch.series) {
+        tracing::debug!(key = %batch.series.key, "write dropped by the ingestion filter");
+        return Ok(warp::reply::json(&WriteResponse { times: Vec::new() }));
+    }
     let series = batch.series.clone();
     let report = node.write(vec![batch]).await.map_err(|e| write_failed(&series, e))?;
     let times = report.times_ns.iter().map(|ns| ns / 1_000).collect();
