@@ -189,6 +189,15 @@ fn errors_have_heroics_types() {
     let message = reply["message"].as_str().unwrap();
     assert!(message.starts_with(&format!("{}:{}: ", reply["line"], reply["col"])), "{reply}");
     assert!(message.ends_with("(query \"A\")"), "{reply}");
+    // Errors found after parsing: 0-based line, character offsets spanning the expression.
+    let (status, reply) = node.post_text("/parser/parse-query", "sum(10m)\n| average(1w)");
+    assert_eq!((status, reply["type"].as_str()), (400, Some("parse-error")), "{reply}");
+    assert_eq!(
+        [&reply["line"], &reply["col"], &reply["lineEnd"], &reply["colEnd"]],
+        [&json!(1), &json!(19), &json!(1), &json!(20)],
+        "{reply}"
+    );
+    assert!(reply["message"].as_str().unwrap().starts_with("1:19: "), "{reply}");
     let (status, reply) = node.post_text("/parser/parse-filter", "not a = 1");
     assert_eq!((status, reply["type"].as_str()), (400, Some("parse-error")), "{reply}");
 

@@ -151,6 +151,19 @@ impl From<heroic_query::QueryError> for ApiError {
                 }
                 error
             }
+            // Errors in what parsed HQL means: Heroic's `line` is 0-based
+            // there, and `col`/`colEnd` are character offsets from the start
+            // of the text, spanning the expression at fault.
+            QueryError::Meaning { start, end, message } => {
+                let (line, col) = (start.line.saturating_sub(1), start.offset);
+                let mut error = ApiError::bad_request(format!("{line}:{col}: {message}"));
+                error.kind = kind::PARSE;
+                let (line_end, col_end) = (end.line.saturating_sub(1), end.offset);
+                for (name, value) in [("line", line), ("col", col), ("lineEnd", line_end), ("colEnd", col_end)] {
+                    error.extra.insert(name.into(), value.into());
+                }
+                error
+            }
             QueryError::Json { ref path, .. } => {
                 // Heroic's paths have no root marker: `$` is the whole body,
                 // `$[1]` an element of it.
