@@ -21,7 +21,7 @@ use abi_stable::std_types::RResult;
 use heroic_plugin_api::async_ffi::FutureExt;
 use heroic_plugin_api::client::ConsumerClient;
 use heroic_plugin_api::ffi::{IngestSinkBox, IngestSinkFfi, IngestSinkFfi_TO, PluginFuture};
-use heroic_plugin_api::types::{Health, IngestOutcome, RawMessage, Statistic};
+use heroic_plugin_api::types::{Health, IngestOutcome, RawMessage, Series, Statistic};
 use heroic_plugin_api::{PluginError, PluginResult, RVec};
 use tokio::sync::{mpsc, oneshot};
 
@@ -96,6 +96,11 @@ pub struct Consumers {
 }
 
 impl Consumers {
+    /// Whether the node's ingestion filter lets this series be written.
+    pub fn admits(&self, series: &Series) -> bool {
+        self.ingestion.admits(series)
+    }
+
     /// Creates (but does not start) every consumer of the config.
     pub async fn create(config: &Config, registry: &mut PluginRegistry) -> Result<Consumers, PluginSetupError> {
         let ingestion = Ingestion::new(&config.ingestion).map_err(|e| PluginSetupError::Create {

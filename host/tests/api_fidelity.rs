@@ -118,6 +118,24 @@ fn write_bodies_as_heroic() {
 }
 
 #[test]
+fn the_ingestion_filter_drops_writes_as_heroic() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &local_config("[ingestion]\nfilter = 'host = a'"));
+    // §7: a series the filter drops answers 200 with no times, and is not stored.
+    let body = |host: &str| json!({"series": {"key": "cpu", "tags": {"host": host}}, "data": {"type": "points", "data": [[1000, 1.0]]}});
+    let (status, reply) = node.post("/write", &body("b"));
+    assert_eq!((status, reply), (200, json!({"times": []})));
+    let (status, reply) = node.post("/write", &body("a"));
+    assert_eq!(status, 200, "{reply}");
+    assert!(!reply["times"].as_array().unwrap().is_empty(), "{reply}");
+    let (status, reply) = node.post("/metadata/series", &json!({"filter": ["key", "cpu"]}));
+    assert_eq!(status, 200, "{reply}");
+    let hosts: Vec<&str> =
+        reply["series"].as_array().unwrap().iter().map(|s| s["tags"]["host"].as_str().unwrap()).collect();
+    assert_eq!(hosts, ["a"], "{reply}");
+}
+
+#[test]
 fn hql_filters_select_what_heroic_selects() {
     let (_dir, node) = fixture();
     // The series an HQL filter selects (`["q", hql]` is HQL inside JSON).
@@ -164,6 +182,22 @@ fn errors_have_heroics_types() {
         [&json!(1), &json!(9), &json!(1), &json!(9)]
     );
     assert!(reply["message"].as_str().unwrap().starts_with("1:9: "), "{reply}");
+    // In a batch too, the message starts with the position; the query's name follows.
+    let (status, reply) =
+        node.post("/query/batch", &json!({"queries": {"A": {"query": "* from points(1h) where a = 1 and"}}}));
+    assert_eq!((status, reply["type"].as_str()), (400, Some("parse-error")), "{reply}");
+    let message = reply["message"].as_str().unwrap();
+    assert!(message.starts_with(&format!("{}:{}: ", reply["line"], reply["col"])), "{reply}");
+    assert!(message.ends_with("(query \"A\")"), "{reply}");
+    // Errors found after parsing: 0-based line, character offsets spanning the expression.
+    let (status, reply) = node.post_text("/parser/parse-query", "sum(10m)\n| average(1w)");
+    assert_eq!((status, reply["type"].as_str()), (400, Some("parse-error")), "{reply}");
+    assert_eq!(
+        [&reply["line"], &reply["col"], &reply["lineEnd"], &reply["colEnd"]],
+        [&json!(1), &json!(19), &json!(1), &json!(20)],
+        "{reply}"
+    );
+    assert!(reply["message"].as_str().unwrap().starts_with("1:19: "), "{reply}");
     let (status, reply) = node.post_text("/parser/parse-filter", "not a = 1");
     assert_eq!((status, reply["type"].as_str()), (400, Some("parse-error")), "{reply}");
 

@@ -358,5 +358,6 @@ fn a_failing_backend_is_an_error_entry_and_the_others_answer() {
     assert_eq!(reply["ok"], false);
     assert_eq!(reply["metadataBackend"]["ok"], false, "{reply}");
     assert_eq!(reply["backends"]["ok"], true, "{reply}");
-    assert_eq!(reply["service"]["name"], "heroic");
+    assert_eq!(reply["service"]["id"], "heroic", "{reply}");
+    assert_eq!(reply["service"]["name"], "The Heroic Time Series Database", "{reply}");
 }

@@ -242,7 +242,7 @@ fn configure_backends_statistics_and_parse_query() {
     assert_eq!(parsed["aggregation"]["of"], json!(["host"]));
     let output = run_shell(dir.path(), &["parse-query", "average(1m) by"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("error: 1:15: expected an expression"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("error: 1:14: expected an expression"), "{}", stderr(&output));
 }
 
 #[test]

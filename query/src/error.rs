@@ -5,11 +5,13 @@
 
 use std::fmt;
 
-/// A position in HQL source text, 1-based.
+/// A position in HQL source text: `line` and `col` 1-based, `offset` the
+/// 0-based character index from the start of the text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Pos {
     pub line: u32,
     pub col: u32,
+    pub offset: u32,
 }
 
 impl fmt::Display for Pos {
@@ -24,6 +26,11 @@ pub enum QueryError {
     /// HQL syntax (or meaning) error at a source position.
     #[error("{line}:{col}: {message}")]
     Parse { line: u32, col: u32, message: String },
+    /// HQL that parses but means nothing (an argument of the wrong type, an
+    /// unknown reference, an illegal unit), found while building the query:
+    /// `start` and `end` (inclusive) span the expression at fault.
+    #[error("{}:{}: {message}", start.line, start.col)]
+    Meaning { start: Pos, end: Pos, message: String },
     /// A JSON body or fragment had the wrong shape; `path` is serde-style
     /// (`queries.A.aggregation.each[0].type`).
     #[error("{path}: {message}")]
@@ -56,6 +63,7 @@ impl QueryError {
     pub fn line_col(&self) -> Option<(u32, u32)> {
         match self {
             QueryError::Parse { line, col, .. } => Some((*line, *col)),
+            QueryError::Meaning { start, .. } => Some((start.line, start.col)),
             _ => None,
         }
     }

@@ -130,9 +130,10 @@ pub async fn batch(node: &Node, client_id: Option<String>, body: &[u8]) -> ApiRe
                 retained.push(answer.retained);
                 results.insert(name, answer.response);
             }
-            // One bad query fails the whole batch with its name, as a client
-            // would otherwise get a partial answer with no hint.
-            Err(e) => return Err(ApiError { message: format!("query {name:?}: {}", e.message), ..e }),
+            // One bad query fails the whole batch, as in Heroic. Its name
+            // goes at the end: clients read a parse error's position from
+            // the start of the message (`line:col: …`).
+            Err(e) => return Err(ApiError { message: format!("{} (query {name:?})", e.message), ..e }),
         }
     }
     Ok(stream::json(BatchResponse { results }, values, retained))

@@ -226,6 +226,16 @@ pub async fn handle(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json> {
     let Some(batch) = parse_write_body(body)? else {
         return Ok(warp::reply::json(&WriteResponse { times: Vec::new() }));
     };
+    // A series the ingestion filter drops is not an error, as in Heroic:
+    // nothing is written and no backend reports a time.
+    let series = match &batch {
+        WriteBatch::Points(b) => &b.series,
+        WriteBatch::Samples(_, b) => &b.series,
+    };
+    if !node.consumers.admits(series) {
+        tracing::debug!(key = %series.key, "write dropped by the ingestion filter");
+        return Ok(warp::reply::json(&WriteResponse { times: Vec::new() }));
+    }
     let report = match batch {
         WriteBatch::Points(batch) => {
             let series = batch.series.clone();

@@ -149,6 +149,12 @@ impl Ingestion {
         });
         Ok(Ingestion { filter, permits: Arc::new(Semaphore::new(max_permits)), max_permits, metadata_limit })
     }
+
+    /// Whether the ingestion filter lets this series be written (`/write`
+    /// drops what it refuses, as consumers do).
+    pub fn admits(&self, series: &Series) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(series))
+    }
 }
 
 /// One consumer's pipeline: its schema, its counters.

@@ -116,6 +116,8 @@ fn symbol(t: &Tok) -> &'static str {
 pub struct Token {
     pub tok: Tok,
     pub pos: Pos,
+    /// The position of the token's last character.
+    pub end: Pos,
     /// The source text (decoded for quoted strings), used where any literal
     /// is accepted as a string (filter values).
     pub text: String,
@@ -141,9 +143,17 @@ pub fn lex(src: &str) -> Result<Vec<Token>> {
             *i += 1;
         }
     };
+    // Records a token of n (≥ 1) chars starting at `pos` and advances over
+    // it, noting where its last char is.
+    let emit = |out: &mut Vec<Token>, i: &mut usize, line: &mut u32, col: &mut u32, tok, pos, text, n: usize| {
+        advance(i, line, col, n - 1);
+        let end = Pos { line: *line, col: *col, offset: *i as u32 };
+        advance(i, line, col, 1);
+        out.push(Token { tok, pos, end, text });
+    };
     while i < chars.len() {
         let c = chars[i];
-        let pos = Pos { line, col };
+        let pos = Pos { line, col, offset: i as u32 };
         if c.is_whitespace() {
             advance(&mut i, &mut line, &mut col, 1);
             continue;
@@ -183,8 +193,7 @@ pub fn lex(src: &str) -> Result<Vec<Token>> {
         };
         if let Some((tok, n)) = punct {
             let text: String = chars[i..i + n].iter().collect();
-            out.push(Token { tok, pos, text });
-            advance(&mut i, &mut line, &mut col, n);
+            emit(&mut out, &mut i, &mut line, &mut col, tok, pos, text, n);
             continue;
         }
         if c == '$' {
@@ -199,15 +208,13 @@ pub fn lex(src: &str) -> Result<Vec<Token>> {
                 return Err(QueryError::parse(pos, "expected a reference name after '$' (e.g. $now or $key)"));
             }
             let tok = if name == "key" { Tok::SKey } else { Tok::Reference(name.clone()) };
-            out.push(Token { tok, pos, text: format!("${name}") });
             let n = j - i;
-            advance(&mut i, &mut line, &mut col, n);
+            emit(&mut out, &mut i, &mut line, &mut col, tok, pos, format!("${name}"), n);
             continue;
         }
         if c == '"' {
             let (s, n) = quoted(&chars[i..], pos)?;
-            out.push(Token { tok: Tok::Quoted(s.clone()), pos, text: s });
-            advance(&mut i, &mut line, &mut col, n);
+            emit(&mut out, &mut i, &mut line, &mut col, Tok::Quoted(s.clone()), pos, s, n);
             continue;
         }
         if is_simple(c) {
@@ -217,14 +224,14 @@ pub fn lex(src: &str) -> Result<Vec<Token>> {
             }
             let text: String = chars[i..j].iter().collect();
             let tok = classify(&text).map_err(|m| QueryError::parse(pos, m))?;
-            out.push(Token { tok, pos, text });
             let n = j - i;
-            advance(&mut i, &mut line, &mut col, n);
+            emit(&mut out, &mut i, &mut line, &mut col, tok, pos, text, n);
             continue;
         }
         return Err(QueryError::parse(pos, format!("unexpected character '{c}'")));
     }
-    out.push(Token { tok: Tok::Eof, pos: Pos { line, col }, text: String::new() });
+    let eof = Pos { line, col, offset: i as u32 };
+    out.push(Token { tok: Tok::Eof, pos: eof, end: eof, text: String::new() });
     Ok(out)
 }
 

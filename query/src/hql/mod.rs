@@ -20,11 +20,12 @@ use crate::duration::{Duration, TimeUnit};
 use crate::error::{Pos, QueryError, Result};
 use crate::request::{QueryRange, Source};
 
-/// An HQL expression with the position where it starts.
+/// An HQL expression with where it starts and ends (its last character).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Expr {
     pub kind: ExprKind,
     pub pos: Pos,
+    pub end: Pos,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -104,7 +105,7 @@ pub fn parse_query(src: &str) -> Result<Query> {
     let mut p = parser::Parser::new(lexer::lex(src)?);
     let mut statements = p.statements()?;
     match statements.len() {
-        0 => Err(QueryError::parse(Pos { line: 1, col: 1 }, "expected a query, found end of input")),
+        0 => Err(QueryError::parse(Pos { line: 1, col: 1, offset: 0 }, "expected a query, found end of input")),
         1 => match statements.remove(0) {
             (_, Statement::Query(q)) => Ok(q),
             (pos, Statement::Let { .. }) => {
@@ -132,8 +133,10 @@ pub fn parse_expression(src: &str) -> Result<Expr> {
 }
 
 impl Expr {
+    /// An error in what this expression means, spanning it (Heroic reports
+    /// these with the expression's character offsets).
     pub(crate) fn error(&self, message: impl Into<String>) -> QueryError {
-        QueryError::parse(self.pos, message)
+        QueryError::Meaning { start: self.pos, end: self.end, message: message.into() }
     }
 
     /// What kind of expression this is, for "expected X, got Y" messages.
@@ -211,7 +214,9 @@ impl Query {
             .as_ref()
             .map(|(name, pos)| {
                 Source::from_identifier(name).ok_or_else(|| {
-                    QueryError::parse(*pos, format!("unknown source '{name}': expected points, spreads, groups, cardinality, distributionPoints or tdigestPoints"))
+                    let end = Pos { offset: pos.offset + name.chars().count().max(1) as u32 - 1, ..*pos };
+                    let message = format!("unknown source '{name}': expected points, spreads, groups, cardinality, distributionPoints or tdigestPoints");
+                    QueryError::Meaning { start: *pos, end, message }
                 })
             })
             .transpose()
@@ -228,10 +233,11 @@ impl Query {
                 }
                 _ => QueryRange::Relative { unit: TimeUnit::Milliseconds, value: e.eval_millis(now)? },
             },
-            SourceRange::Absolute(a, b, pos) => {
+            SourceRange::Absolute(a, b, _) => {
                 let (start, end) = (a.eval_millis(now)?, b.eval_millis(now)?);
                 if start > end {
-                    return Err(QueryError::parse(*pos, "range start is after its end"));
+                    let message = "range start is after its end".to_string();
+                    return Err(QueryError::Meaning { start: a.pos, end: b.end, message });
                 }
                 QueryRange::Absolute { start, end }
             }

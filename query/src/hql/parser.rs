@@ -66,6 +66,11 @@ impl Parser {
         self.toks[self.i].pos
     }
 
+    /// Where the last token taken ends.
+    fn prev_end(&self) -> Pos {
+        self.toks[self.i.saturating_sub(1)].end
+    }
+
     fn bump(&mut self) -> Token {
         let t = self.toks[self.i].clone();
         if self.i < self.toks.len() - 1 {
@@ -214,17 +219,22 @@ impl Parser {
         while self.eat(&Tok::Pipe) {
             items.push(self.by_expr()?);
         }
-        Ok(Expr { kind: ExprKind::Function { name: "chain".into(), args: items, kwargs: vec![] }, pos })
+        let end = self.prev_end();
+        Ok(Expr { kind: ExprKind::Function { name: "chain".into(), args: items, kwargs: vec![] }, pos, end })
     }
 
     fn by_expr(&mut self) -> R<Expr> {
         let mut left = self.additive()?;
         while *self.peek() == Tok::By {
-            let by_pos = self.bump().pos;
-            let of = if self.eat(&Tok::Mul) { Expr { kind: ExprKind::Empty, pos: by_pos } } else { self.additive()? };
-            let pos = left.pos;
-            left =
-                Expr { kind: ExprKind::Function { name: "group".into(), args: vec![of, left], kwargs: vec![] }, pos };
+            let by = self.bump();
+            let of = if self.eat(&Tok::Mul) {
+                Expr { kind: ExprKind::Empty, pos: by.pos, end: self.prev_end() }
+            } else {
+                self.additive()?
+            };
+            let (pos, end) = (left.pos, of.end);
+            let kind = ExprKind::Function { name: "group".into(), args: vec![of, left], kwargs: vec![] };
+            left = Expr { kind, pos, end };
         }
         Ok(left)
     }
@@ -239,8 +249,8 @@ impl Parser {
             };
             self.bump();
             let right = self.multiplicative()?;
-            let pos = left.pos;
-            left = Expr { kind: ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) }, pos };
+            let (pos, end) = (left.pos, right.end);
+            left = Expr { kind: ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) }, pos, end };
         }
     }
 
@@ -254,8 +264,8 @@ impl Parser {
             };
             self.bump();
             let right = self.unary()?;
-            let pos = left.pos;
-            left = Expr { kind: ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) }, pos };
+            let (pos, end) = (left.pos, right.end);
+            left = Expr { kind: ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) }, pos, end };
         }
     }
 
@@ -263,7 +273,8 @@ impl Parser {
         if *self.peek() == Tok::Minus {
             let pos = self.bump().pos;
             let inner = self.nested("expression", MAX_EXPRESSION_DEPTH, Self::unary)?;
-            return Ok(Expr { kind: ExprKind::Negate(Box::new(inner)), pos });
+            let end = inner.end;
+            return Ok(Expr { kind: ExprKind::Negate(Box::new(inner)), pos, end });
         }
         self.primary()
     }
@@ -319,7 +330,7 @@ impl Parser {
                 return Err(QueryError::parse(pos, format!("expected an expression, found {}", other.describe())));
             }
         };
-        Ok(Expr { kind, pos })
+        Ok(Expr { kind, pos, end: self.prev_end() })
     }
 
     fn list(&mut self, close: &Tok, what: &str) -> R<Vec<Expr>> {

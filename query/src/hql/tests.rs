@@ -5,6 +5,7 @@ use super::*;
 fn err(src: &str) -> (u32, u32, String) {
     match parse_query(src).and_then(|q| q.aggregation().and_then(|_| q.source()).map(|_| q)) {
         Err(QueryError::Parse { line, col, message }) => (line, col, message),
+        Err(QueryError::Meaning { start, message, .. }) => (start.line, start.col, message),
         other => panic!("expected a parse error for {src:?}, got {other:?}"),
     }
 }
@@ -181,4 +182,23 @@ fn error_positions() {
     assert!(m.contains("too many arguments"), "{m}");
     let (_, _, m) = err("sum(foo=1)");
     assert!(m.contains("unknown argument 'foo'"), "{m}");
+}
+
+/// Errors found while building the query span the expression at fault, by
+/// character offset (Heroic reports them so).
+#[test]
+fn meaning_errors_span_their_expression() {
+    let span = |src: &str| match parse_query(src)
+        .and_then(|q| q.aggregation().and_then(|_| q.range(0)).and_then(|_| q.source()).map(|_| q))
+    {
+        Err(QueryError::Meaning { start, end, .. }) => ((start.line, start.offset), (end.line, end.offset)),
+        other => panic!("expected an error in meaning for {src:?}, got {other:?}"),
+    };
+    assert_eq!(span("sum(10w)"), ((1, 4), (1, 6)));
+    assert_eq!(span("bogus(10m)"), ((1, 0), (1, 9)));
+    assert_eq!(span("sum(10m)\n| average(1w)"), ((2, 19), (2, 20)));
+    assert_eq!(span("* from points($foo + 1h)"), ((1, 14), (1, 17)));
+    assert_eq!(span("* from points(2h, 1h)"), ((1, 14), (1, 19)));
+    assert_eq!(span("* from nowhere(1h)"), ((1, 7), (1, 13)));
+    assert_eq!(span("sum(size=\"x\")"), ((1, 9), (1, 11)));
 }
