@@ -107,7 +107,7 @@ fn template_built_against_the_previous_minor_version_loads_and_runs() {
         "data": [{"value": "AAAAAkAUAAAAAAAAQBQAAAAAAABCyAAAAGQB9AABP4AAAECgAAA=", "timestamp": 10}]}});
     let (status, reply) = node.post("/write", &body);
     assert_eq!(status, 400, "{reply}");
-    assert!(reply["message"].as_str().unwrap_or("").contains("cannot store"), "{reply}");
+    assert!(reply["message"].as_str().unwrap_or("").contains("cannot be stored"), "{reply}");
 }
 
 /// A plugin built with `panic = "abort"` would turn every panic the SDK
