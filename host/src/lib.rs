@@ -12,6 +12,7 @@
 //! - [`cluster`]: this node and the other nodes `/cluster/*` reports.
 //! - [`node`]: a running node, shared by all handlers.
 //! - [`query`]: runs planned queries (metadata, fetch, aggregate, limits).
+//! - [`render`]: a query's groups drawn as a PNG chart (`/render/image`).
 //! - [`http`]: the HTTP API.
 //! - [`shell`]: `heroic-shell`, one-off tasks against the backends.
 
@@ -26,6 +27,7 @@ pub mod logging;
 pub mod node;
 pub mod plugins;
 pub mod query;
+pub mod render;
 pub mod shell;
 pub mod write_cache;
 pub mod writer;

@@ -299,3 +299,43 @@ fn options_and_the_cluster() {
     assert_eq!(other.get("/cluster/nodes").1, json!([]));
     assert_eq!(other_status["statistics"], json!({"onlineNodes": 1, "offlineNodes": 0}));
 }
+
+#[test]
+fn render_image_draws_a_query_as_png() {
+    let (_dir, node) = fixture();
+    for (host, slope) in [("a", 1.0), ("b", -1.0)] {
+        let data: Vec<Value> = (1..10).map(|i| json!([i * 1000, 5.0 + slope * i as f64])).collect();
+        let body = json!({"series": {"key": "cpu", "tags": {"host": host, "site": "lon"}}, "data": {"type": "points", "data": data}});
+        assert_eq!(node.post("/write", &body).0, 200);
+    }
+    // §6: GET /render/image?q=<hql>&width&height&title&threshold&highlight → image/png.
+    let path = "/render/image?q=*%20from%20points(0%2C%2010000)%20where%20%24key%20%3D%20cpu\
+                &width=320&height=200&title=cpu&threshold=2.5&highlight=%7B%22host%22%3A%22a%22%7D";
+    let resp = reqwest::blocking::get(node.url(path)).unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    let bytes = resp.bytes().unwrap();
+    if let Ok(out) = std::env::var("HEROIC_TEST_SAVE_RENDER") {
+        std::fs::write(out, &bytes).unwrap();
+    }
+    let mut reader = png::Decoder::new(&bytes[..]).read_info().unwrap();
+    let mut rgb = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut rgb).unwrap();
+    assert_eq!((info.width, info.height), (320, 200));
+    // The threshold line is red, and so is the highlighted group (host=a).
+    let red = rgb[..info.buffer_size()].chunks(3).filter(|p| p[0] > 200 && p[1] < 60 && p[2] < 60).count();
+    assert!(red > 300, "{red} red pixels");
+
+    // Bad parameters are 400s in Heroic's error shape, bad HQL a parse error.
+    for (path, kind) in [
+        ("/render/image", "error"),
+        ("/render/image?q=*%20from%20points(1h)&width=0", "error"),
+        ("/render/image?q=*%20from%20points(1h)&threshold=x", "error"),
+        ("/render/image?q=sum(10w)%20from%20points(1h)", "parse-error"),
+    ] {
+        let (status, reply) = node.get(path);
+        assert_eq!((status, reply["type"].as_str()), (400, Some(kind)), "{path}: {reply}");
+    }
+    let (status, headers, _) = send(&node, "OPTIONS", "/render/image", &[], "");
+    assert_eq!((status, &headers["allow"]), (200, &"GET,OPTIONS".parse::<reqwest::header::HeaderValue>().unwrap()));
+}

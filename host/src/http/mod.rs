@@ -11,6 +11,7 @@
 //! - [`cluster`]: `/cluster/status`, `/cluster/nodes`, `/cluster/refresh`.
 //! - [`query`]: `/query/metrics` (alias `/metrics`), `/query/batch`, `/parser/*`.
 //! - [`response`]: the JSON of one query's answer, with its trace.
+//! - [`render`](mod@render): `GET /render/image`, a query drawn as a PNG chart.
 //! - [`metadata`]: `/metadata/series` (POST, PUT, DELETE), `/metadata/series-count`,
 //!   `/metadata/keys` (alias `/keys`), `/metadata/tags` (alias `/tags`).
 //! - [`routes`](mod@routes): the methods each path answers (`OPTIONS`, `Allow`).
@@ -23,6 +24,7 @@ pub mod cors;
 pub mod error;
 pub mod metadata;
 pub mod query;
+pub mod render;
 pub mod response;
 pub mod routes;
 pub mod server;
@@ -212,8 +214,18 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
             )
         });
 
+    let render_image = warp::path!("render" / "image")
+        .and(warp::get())
+        .and(with_node(node.clone()))
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .then(|n: Arc<Node>, q: std::collections::HashMap<String, String>| async move {
+            respond(render::image(&n, q).await)
+        });
+
     let api = index
         .or(status)
+        .unify()
+        .or(render_image)
         .unify()
         .or(write)
         .unify()

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use heroic_query::request::Tracing;
 use heroic_query::{plan, BatchRequest, Defaults, QueryMetrics};
 use serde::Serialize;
 use serde_json::Value;
@@ -16,6 +17,7 @@ use crate::http::stream;
 use crate::node::Node;
 use crate::query::admission::Retained;
 use crate::query::run;
+use crate::query::QueryOutcome;
 
 /// Heroic answers a missing `X-Client-Id` with exactly this message.
 const ANONYMOUS: &str = "Anonymous requests are not permitted";
@@ -77,15 +79,22 @@ pub async fn admitted<T>(node: &Node, work: impl std::future::Future<Output = Ap
 /// plugins.
 async fn execute(node: &Node, request: &QueryMetrics) -> ApiResult<Answer> {
     let received = Instant::now();
+    let (outcome, tracing, retained) = outcome(node, request).await?;
+    let response = QueryResponse::new(outcome, tracing, received.elapsed().as_micros() as u64);
+    Ok(Answer { response, retained })
+}
+
+/// What a query finds, before it is shaped as a response: its outcome,
+/// whether a detailed trace was asked for, and the share of the node's
+/// query budget the outcome holds (released when it is dropped).
+pub(crate) async fn outcome(node: &Node, request: &QueryMetrics) -> ApiResult<(QueryOutcome, Tracing, Retained)> {
     let plan = plan(request, now_ms(), &defaults(node)?)?;
     let mut ticket = node.admission.admit().await?;
     let timeout = Duration::from_secs(node.query.timeout_secs);
     let outcome = tokio::time::timeout(timeout, run(node, &plan, &mut ticket)).await.map_err(|_| {
         ApiError::unavailable(format!("query timed out after {} s (query.timeout_secs)", timeout.as_secs()))
     })??;
-    let tracing = plan.options.tracing.unwrap_or_default();
-    let response = QueryResponse::new(outcome, tracing, received.elapsed().as_micros() as u64);
-    Ok(Answer { response, retained: ticket.finish() })
+    Ok((outcome, plan.options.tracing.unwrap_or_default(), ticket.finish()))
 }
 
 fn parse_request(body: &[u8], text: bool) -> ApiResult<QueryMetrics> {

@@ -5,7 +5,7 @@
 /// `None` for a path the API does not have.
 pub fn allowed(path: &str) -> Option<&'static str> {
     Some(match path {
-        "/" | "/backends" | "/status" | "/cluster/status" => "GET,OPTIONS",
+        "/" | "/backends" | "/status" | "/cluster/status" | "/render/image" => "GET,OPTIONS",
         "/cluster/nodes" => "GET,POST,DELETE,OPTIONS",
         "/metadata/series" => "POST,PUT,DELETE,OPTIONS",
         "/parser/parse-filter" => "GET,POST,OPTIONS",
