@@ -318,8 +318,8 @@ fn render_image_draws_a_query_as_png() {
     if let Ok(out) = std::env::var("HEROIC_TEST_SAVE_RENDER") {
         std::fs::write(out, &bytes).unwrap();
     }
-    let mut reader = png::Decoder::new(&bytes[..]).read_info().unwrap();
-    let mut rgb = vec![0; reader.output_buffer_size()];
+    let mut reader = png::Decoder::new(std::io::Cursor::new(&bytes[..])).read_info().unwrap();
+    let mut rgb = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut rgb).unwrap();
     assert_eq!((info.width, info.height), (320, 200));
     // The threshold line is red, and so is the highlighted group (host=a).
