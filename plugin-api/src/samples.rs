@@ -6,8 +6,9 @@
 //! what the bytes are, and a columnar [`SampleBatch`] carries them (one
 //! vector of timestamps, one of concatenated bytes, one of end offsets), so
 //! a batch crosses the boundary in O(1) and nothing is allocated per
-//! sample. A later minor version adds a kind (spreads, say) by naming a new
-//! number and a capability bit; the types and methods stay as they are.
+//! sample. Spreads ([`SampleKind::SPREAD`], [`Spread`]) were added this way
+//! within 1.2: a new number and a capability bit; a later minor version
+//! adds a kind the same way, and the types and methods stay as they are.
 
 use abi_stable::std_types::RVec;
 use abi_stable::StableAbi;
@@ -27,23 +28,76 @@ impl SampleKind {
     /// as Heroic's clients write it (com.tdunning `MergingDigest`, verbose
     /// or small encoding), stored and returned unchanged.
     pub const DISTRIBUTION: SampleKind = SampleKind(1);
-    // 2 is kept for spreads (count, sum, sum2, min, max), should they come.
+    /// Heroic's `spreads`: each sample is the summary of the values of one
+    /// period, `count, sum, sum2, min, max`, as the 40 bytes of
+    /// [`Spread::encode`].
+    pub const SPREAD: SampleKind = SampleKind(2);
 
     /// The capability bit a backend declares when it stores this kind, or
     /// `None` for a kind this version does not know.
     pub fn capability(self) -> Option<MetricCapabilities> {
         match self {
             SampleKind::DISTRIBUTION => Some(MetricCapabilities::DISTRIBUTIONS),
+            SampleKind::SPREAD => Some(MetricCapabilities::SPREADS),
             _ => None,
         }
     }
 
-    /// Heroic's name of the kind (`distributionPoints`), for messages.
+    /// Heroic's name of the kind (`distributionPoints`, `spreads`), for
+    /// messages.
     pub fn name(self) -> &'static str {
         match self {
             SampleKind::DISTRIBUTION => "distributionPoints",
+            SampleKind::SPREAD => "spreads",
             _ => "unknown sample kind",
         }
+    }
+}
+
+/// One spread sample (Heroic's `Spread`): a summary of the values of one
+/// period. Encoded as 40 little-endian bytes, `count` (u64) then `sum`,
+/// `sum2`, `min`, `max` (f64), so a batch of spreads is a plain
+/// [`SampleBatch`] and every backend that stores opaque samples stores
+/// spreads too.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    /// Number of values summarised.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// The sum of their squares.
+    pub sum2: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// Length of the encoding.
+    pub const ENCODED_LEN: usize = 40;
+
+    /// The 40-byte encoding.
+    pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
+        let mut out = [0u8; Self::ENCODED_LEN];
+        out[0..8].copy_from_slice(&self.count.to_le_bytes());
+        for (i, v) in [self.sum, self.sum2, self.min, self.max].into_iter().enumerate() {
+            out[8 + 8 * i..16 + 8 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads [`encode`](Self::encode)'s bytes; `None` for any other length.
+    pub fn decode(bytes: &[u8]) -> Option<Spread> {
+        let bytes: &[u8; Self::ENCODED_LEN] = bytes.try_into().ok()?;
+        let word = |i: usize| -> [u8; 8] { bytes[8 * i..8 * i + 8].try_into().expect("8 bytes") };
+        Some(Spread {
+            count: u64::from_le_bytes(word(0)),
+            sum: f64::from_le_bytes(word(1)),
+            sum2: f64::from_le_bytes(word(2)),
+            min: f64::from_le_bytes(word(3)),
+            max: f64::from_le_bytes(word(4)),
+        })
     }
 }
 
@@ -277,8 +331,20 @@ mod tests {
     }
 
     #[test]
+    fn spreads_round_trip_in_40_bytes() {
+        let s = Spread { count: 3, sum: 6.5, sum2: -0.0, min: f64::NEG_INFINITY, max: f64::NAN };
+        let bytes = s.encode();
+        let back = Spread::decode(&bytes).expect("40 bytes decode");
+        assert_eq!((back.count, back.sum, back.min), (3, 6.5, f64::NEG_INFINITY));
+        assert!(back.sum2.is_sign_negative() && back.max.is_nan());
+        assert_eq!(Spread::decode(&bytes[..39]), None);
+        assert_eq!(Spread::decode(&[0u8; 41]), None);
+    }
+
+    #[test]
     fn kinds_map_to_capabilities() {
         assert_eq!(SampleKind::DISTRIBUTION.capability(), Some(MetricCapabilities::DISTRIBUTIONS));
+        assert_eq!(SampleKind::SPREAD.capability(), Some(MetricCapabilities::SPREADS));
         assert_eq!(SampleKind(99).capability(), None);
     }
 }

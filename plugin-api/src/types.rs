@@ -401,6 +401,9 @@ capability_set! {
         /// Stores distribution samples ([`crate::samples::SampleKind::DISTRIBUTION`])
         /// through `write_samples` and `fetch_samples` (interface 1.2).
         DISTRIBUTIONS = 8, "distributions";
+        /// Stores spreads ([`crate::samples::SampleKind::SPREAD`]) through
+        /// `write_samples` and `fetch_samples` (interface 1.2).
+        SPREADS = 16, "spreads";
     }
 }
 

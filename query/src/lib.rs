@@ -46,7 +46,7 @@ pub mod limits;
 pub mod request;
 
 pub use aggregation::{
-    Aggregation, AggregationInstance, AggregationSession, BucketStrategy, MetricValues, ResultGroup,
+    Aggregation, AggregationInstance, AggregationSession, BucketStrategy, MetricValues, ResultGroup, SpreadValue,
 };
 pub use error::QueryError;
 pub use heroic_plugin_api::filter::Filter;

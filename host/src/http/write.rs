@@ -2,11 +2,11 @@
 //!
 //! As in Heroic: a body without `data` writes nothing and answers 200
 //! `{"times": []}`; a body without `series` writes to the empty series.
-//! `points` and `distributionPoints` can be stored (the latter by the
-//! metric backends that declare it; a node with none answers 400). The
-//! plugin interface has no spreads, t-digest points, groups or cardinality
-//! payloads, so those types are refused with a 400 `json-error` on
-//! `data.type` (Heroic accepts them).
+//! `points`, `distributionPoints` and `spreads` can be stored (the latter
+//! two by the metric backends that declare them; a node with none answers
+//! 400). The plugin interface has no t-digest points, groups or
+//! cardinality payloads, so those types are refused with a 400
+//! `json-error` on `data.type` (Heroic accepts them).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 
 use crate::http::error::{parse_json, ApiError, ApiResult};
-use crate::http::write_samples::ColumnarSamples;
+use crate::http::write_samples::{ColumnarSamples, ColumnarSpreads};
 use crate::node::Node;
 use crate::writer::WriteError;
 
@@ -48,8 +48,9 @@ struct WriteBody {
 
 /// The metric types of Heroic's `MetricCollection`, and which this server
 /// can store.
-const STORABLE: [&str; 2] = ["points", DISTRIBUTIONS];
+const STORABLE: [&str; 3] = ["points", DISTRIBUTIONS, SPREADS];
 const DISTRIBUTIONS: &str = "distributionPoints";
+const SPREADS: &str = "spreads";
 const KNOWN_TYPES: [&str; 6] = ["points", "spreads", "distributionPoints", "tdigestPoints", "groups", "cardinality"];
 
 /// `{"type": …, "data": […]}`. Read by hand so that, when `type` comes
@@ -64,6 +65,7 @@ struct MetricCollectionJson {
 enum CollectionData {
     Points(PointBatch),
     Distributions(ColumnarSamples),
+    Spreads(ColumnarSpreads),
     /// `data` came before `type` (clients write `type` first): kept as a
     /// tree and read once the type is known.
     Deferred(serde_json::Value),
@@ -87,6 +89,7 @@ impl<'de> Deserialize<'de> for MetricCollectionJson {
                             data = Some(CollectionData::Points(map.next_value::<ColumnarPoints>()?.0))
                         }
                         ("data", Some(DISTRIBUTIONS)) => data = Some(CollectionData::Distributions(map.next_value()?)),
+                        ("data", Some(SPREADS)) => data = Some(CollectionData::Spreads(map.next_value()?)),
                         ("data", Some(_)) => {
                             map.next_value::<de::IgnoredAny>()?;
                         }
@@ -101,6 +104,7 @@ impl<'de> Deserialize<'de> for MetricCollectionJson {
                         DISTRIBUTIONS => {
                             Some(CollectionData::Distributions(ColumnarSamples::deserialize(value).map_err(read)?))
                         }
+                        SPREADS => Some(CollectionData::Spreads(ColumnarSpreads::deserialize(value).map_err(read)?)),
                         _ => None,
                     };
                 }
@@ -154,7 +158,7 @@ pub struct WriteResponse {
 pub enum WriteBatch {
     /// `points`.
     Points(SeriesPoints),
-    /// `distributionPoints` (checked to decode as t-digests).
+    /// `distributionPoints` (checked to decode as t-digests) or `spreads`.
     Samples(SampleKind, SeriesSamples),
 }
 
@@ -189,17 +193,26 @@ pub fn parse_write_body(body: &[u8]) -> ApiResult<Option<WriteBatch>> {
             batch.sort_dedup();
             Ok(Some(WriteBatch::Samples(SampleKind::DISTRIBUTION, SeriesSamples { series, samples: batch })))
         }
+        CollectionData::Spreads(ColumnarSpreads(mut batch)) => {
+            if batch.is_empty() {
+                return Err(empty());
+            }
+            batch.sort_dedup();
+            Ok(Some(WriteBatch::Samples(SampleKind::SPREAD, SeriesSamples { series, samples: batch })))
+        }
         CollectionData::Deferred(_) => Err(ApiError::json("data.data", "missing field `data`")),
     }
 }
 
-/// Refuses a metric type other than points and distribution points.
+/// Refuses a metric type other than points, distribution points and spreads.
 fn check_type(kind: &str) -> ApiResult<()> {
     if STORABLE.contains(&kind) {
         return Ok(());
     }
     let message = if KNOWN_TYPES.contains(&kind) {
-        format!("metric type {kind:?} cannot be stored by this server: only \"points\" and \"distributionPoints\" can be written")
+        format!(
+            "metric type {kind:?} cannot be stored by this server: only \"points\", \"distributionPoints\" and \"spreads\" can be written"
+        )
     } else {
         format!("unknown metric type {kind:?}: expected one of {}", KNOWN_TYPES.join(", "))
     };
@@ -342,13 +355,42 @@ mod tests {
     }
 
     #[test]
+    fn parses_spreads_in_either_field_order() {
+        let spread = r#"{"count":3,"sum":6.0,"sum2":14.0,"min":1.0,"max":3.0}"#;
+        for body in [
+            format!(r#"{{"series":{{"key":"a"}},"data":{{"type":"spreads","data":[[20,{spread}],[10,{spread}]]}}}}"#),
+            format!(r#"{{"series":{{"key":"a"}},"data":{{"data":[[20,{spread}],[10,{spread}]],"type":"spreads"}}}}"#),
+        ] {
+            let Some(WriteBatch::Samples(kind, ss)) = parse_write_body(body.as_bytes()).unwrap() else {
+                panic!("samples expected")
+            };
+            assert_eq!(kind, SampleKind::SPREAD);
+            assert_eq!(ss.samples.timestamps.as_slice(), &[10, 20], "sorted");
+            let s = heroic_plugin_api::samples::Spread::decode(ss.samples.bytes(0)).unwrap();
+            assert_eq!((s.count, s.sum, s.sum2, s.min, s.max), (3, 6.0, 14.0, 1.0, 3.0));
+        }
+        let cases: [(&str, &str); 4] = [
+            (r#"[[1,{"count":1,"sum":1,"sum2":1,"min":1}]]"#, "missing field `max`"),
+            (r#"[[1,{"count":-1,"sum":1,"sum2":1,"min":1,"max":1}]]"#, "invalid value"),
+            (r#"[[1,{"count":1,"sum":1,"sum2":1,"min":1,"max":1,"avg":1}]]"#, "unknown field `avg`"),
+            (r#"[]"#, "must not be empty"),
+        ];
+        for (data, expected) in cases {
+            let body = format!(r#"{{"series":{{"key":"a"}},"data":{{"type":"spreads","data":{data}}}}}"#);
+            let err = parse_write_body(body.as_bytes()).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST);
+            assert!(err.message.contains(expected), "{expected:?} not in {:?}", err.message);
+        }
+    }
+
+    #[test]
     fn rejects_bad_bodies_with_clear_messages() {
         let cases: [(&[u8], &str); 8] = [
             (br#"{"series":{"key":"a"},"data":{"type":"points","data":[[1,null]]}}"#, "invalid type: null"),
             (br#"{"series":{"key":"a"},"data":{"type":"points","data":[[1,1e999]]}}"#, "number out of range"),
             (br#"{"series":{"key":"a"},"data":{"type":"points","data":[]}}"#, "must not be empty"),
-            (br#"{"series":{"key":"a"},"data":{"type":"spreads","data":[[1,{"count":1}]]}}"#, "cannot be stored"),
-            (br#"{"series":{"key":"a"},"data":{"data":[[1,{"count":1}]],"type":"spreads"}}"#, "cannot be stored"),
+            (br#"{"series":{"key":"a"},"data":{"type":"tdigestPoints","data":[]}}"#, "cannot be stored"),
+            (br#"{"series":{"key":"a"},"data":{"data":[[1,{"count":1}]],"type":"groups"}}"#, "cannot be stored"),
             (br#"{"series":{"key":"a"},"data":{"type":"events","data":[]}}"#, "unknown metric type"),
             (br#"{"series":{"key":"a"},"data":{"data":[[1,2]]}}"#, "missing field `type`"),
             (br#"{"series":{"key":"a","tagz":{}},"data":{"type":"points","data":[[1,2]]}}"#, "unknown field `tagz`"),

@@ -1,14 +1,17 @@
-//! The `data` of a `distributionPoints` write:
-//! `[{"value": "<base64 t-digest>", "timestamp": t}, …]`, read straight into
-//! a columnar [`SampleBatch`]. Each value is decoded into one scratch
-//! buffer reused for every sample (no allocation per sample) and checked to
-//! be a t-digest Heroic's clients could have written.
+//! The `data` of `/write`s of samples, read straight into a columnar
+//! [`SampleBatch`]:
+//! - `distributionPoints`: `[{"value": "<base64 t-digest>", "timestamp": t}, …]`.
+//!   Each value is decoded into one scratch buffer reused for every sample
+//!   (no allocation per sample) and checked to be a t-digest Heroic's
+//!   clients could have written.
+//! - `spreads`: `[[t, {"count": n, "sum": x, "sum2": x, "min": x, "max": x}], …]`,
+//!   each stored as the 40 bytes of [`Spread::encode`].
 
 use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
-use heroic_plugin_api::samples::SampleBatch;
+use heroic_plugin_api::samples::{SampleBatch, Spread};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
@@ -108,5 +111,41 @@ impl<'de> Deserialize<'de> for ColumnarSamples {
             }
         }
         d.deserialize_seq(SamplesVisitor)
+    }
+}
+
+/// The `data` of a `spreads` write.
+pub struct ColumnarSpreads(pub SampleBatch);
+
+/// One spread's fields, all required, as Heroic's `Spread` has them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpreadJson {
+    count: u64,
+    sum: f64,
+    sum2: f64,
+    min: f64,
+    max: f64,
+}
+
+impl<'de> Deserialize<'de> for ColumnarSpreads {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SpreadsVisitor;
+        impl<'de> Visitor<'de> for SpreadsVisitor {
+            type Value = ColumnarSpreads;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of [timestamp, {\"count\", \"sum\", \"sum2\", \"min\", \"max\"}] pairs")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ColumnarSpreads, A::Error> {
+                let n = seq.size_hint().unwrap_or(64);
+                let mut batch = SampleBatch::with_capacity(n, n * Spread::ENCODED_LEN);
+                while let Some((t, s)) = seq.next_element::<(i64, SpreadJson)>()? {
+                    let spread = Spread { count: s.count, sum: s.sum, sum2: s.sum2, min: s.min, max: s.max };
+                    batch.push(t, &spread.encode());
+                }
+                Ok(ColumnarSpreads(batch))
+            }
+        }
+        d.deserialize_seq(SpreadsVisitor)
     }
 }

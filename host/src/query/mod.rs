@@ -18,7 +18,7 @@ use heroic_plugin_api::filter::SeriesMatcher;
 use heroic_plugin_api::types::{FetchRequest, MetadataCapabilities, Series, TimeRange};
 use heroic_plugin_api::Filter;
 use heroic_query::request::Source;
-use heroic_query::{QueryError, QueryPlan, ResultGroup};
+use heroic_query::{AggregationSession, QueryError, QueryPlan, ResultGroup};
 use serde_json::Value;
 
 use crate::http::error::ApiError;
@@ -26,8 +26,8 @@ use crate::node::Node;
 
 pub mod admission;
 mod common;
-mod distributions;
 mod outcome;
+mod samples;
 
 use admission::Ticket;
 pub use common::common_tags;
@@ -162,9 +162,9 @@ async fn read(
     if let Some(reason) = &plan.unavailable {
         return Err(Halt::Stopped(RequestError::query(reason.as_str())));
     }
-    let distributions = plan.source == Source::DistributionPoints;
-    if distributions {
-        if let Some(reason) = distributions::no_backend_message(node) {
+    let sample_kind = samples::kind_of(plan.source);
+    if let Some(kind) = sample_kind {
+        if let Some(reason) = samples::no_backend_message(node, kind) {
             return Err(Halt::Stopped(RequestError::query(reason)));
         }
     }
@@ -202,9 +202,18 @@ async fn read(
     if series.is_empty() {
         return Ok(Vec::new());
     }
-    if distributions {
-        let groups = distributions::read(node, plan, &series, data_limit, ticket, progress).await?;
+    if plan.source == Source::DistributionPoints {
+        let groups = samples::read_distributions(node, plan, &series, data_limit, ticket, progress).await?;
         return limit_groups(groups, group_limit, progress);
+    }
+    if plan.source == Source::Spreads {
+        let budget = samples::ReadBudget { data_limit, ticket: &mut *ticket, progress: &mut *progress };
+        match samples::read_spreads(node, plan, &series, budget, &mut session).await {
+            Ok(()) => {}
+            Err(samples::SpreadsStopped::Halt(halt)) => return Err(halt),
+            Err(samples::SpreadsStopped::Session(e)) => return Err(session_failed(progress, e, while_reading)),
+        }
+        return finish(session, ticket, group_limit, progress, stats).await;
     }
 
     for backend in &node.backends.metrics {
@@ -280,6 +289,17 @@ async fn read(
         }
     }
 
+    finish(session, ticket, group_limit, progress, stats).await
+}
+
+/// The groups of a finished session, cut to `groupLimit`.
+async fn finish(
+    session: AggregationSession,
+    ticket: &mut Ticket,
+    group_limit: u64,
+    progress: &mut Progress,
+    stats: &admission::AdmissionStats,
+) -> Result<Vec<ResultGroup>, Halt> {
     let groups = session.finish().map_err(|e| session_failed(progress, e, while_reading))?;
     // A shard whose groups all hold no data contributes none (Heroic).
     if groups.iter().all(|g| g.values.is_empty()) {

@@ -24,6 +24,7 @@ pub const OPTIONAL: &[(&str, MetricCapabilities)] = &[
     ("delete_points", MetricCapabilities::DELETE_POINTS),
     ("count_points", MetricCapabilities::COUNT_POINTS),
     ("distributions", MetricCapabilities::DISTRIBUTIONS),
+    ("spreads", MetricCapabilities::SPREADS),
 ];
 
 /// Bigtable's row width: a row holds 2^32 ms (~49.7 days) of points.
@@ -542,6 +543,68 @@ pub async fn distributions(c: &MetricBackendClient) {
     want.push((1, 5000, b"other series".to_vec()));
     want.sort();
     assert_eq!(got, want, "{case}: (2000, 6000] of two series, 3000 overwritten, an unwritten series absent");
+}
+
+/// Optional (interface 1.2): spreads written with `write_samples` come back
+/// from `fetch_samples` as written (all five fields, infinities kept), in
+/// `(start, end]`, the last write of a timestamp winning, and apart from
+/// the series' distributions.
+pub async fn spreads(c: &MetricBackendClient) {
+    let case = "spreads";
+    let a = new_series(case);
+    let spread = |i: i64| Spread {
+        count: i as u64,
+        sum: i as f64 * 1.5,
+        sum2: (i * i) as f64,
+        min: if i == 1 { f64::NEG_INFINITY } else { -(i as f64) },
+        max: i as f64 + 0.25,
+    };
+    let mut batch = SampleBatch::new();
+    for i in 1..=6 {
+        batch.push(i * 1000, &spread(i).encode());
+    }
+    let written =
+        c.0.write_samples(SampleWriteRequest {
+            kind: SampleKind::SPREAD,
+            batch: vec![SeriesSamples { series: a.clone(), samples: batch }].into(),
+        })
+        .await
+        .into_result();
+    if optional("metric", case, "write_samples (spreads)", declared(c, MetricCapabilities::SPREADS), written).is_none()
+    {
+        return;
+    }
+    let mut again = SampleBatch::new();
+    again.push(2000, &spread(20).encode());
+    let rewrite = SampleWriteRequest {
+        kind: SampleKind::SPREAD,
+        batch: vec![SeriesSamples { series: a.clone(), samples: again }].into(),
+    };
+    required(case, "write_samples", c.0.write_samples(rewrite).await.into_result());
+    let fetch = |kind: SampleKind| SampleFetchRequest {
+        kind,
+        series: vec![a.clone()].into(),
+        range: TimeRange::new(1000, 4000),
+        sample_limit: 0,
+    };
+    let response = required(case, "fetch_samples", c.0.fetch_samples(fetch(SampleKind::SPREAD)).await.into_result());
+    let mut got: Vec<(i64, Spread)> = Vec::new();
+    for s in response.series.iter() {
+        s.samples.validate().unwrap_or_else(|e| panic!("{case}: fetch_samples answered a malformed batch: {e}"));
+        for (t, bytes) in s.samples.iter() {
+            let decoded = Spread::decode(bytes)
+                .unwrap_or_else(|| panic!("{case}: a spread came back as {} bytes, not 40", bytes.len()));
+            got.push((t, decoded));
+        }
+    }
+    let want = vec![(2000, spread(20)), (3000, spread(3)), (4000, spread(4))];
+    assert_eq!(got, want, "{case}: (1000, 4000] of one series, 2000 overwritten");
+    if declared(c, MetricCapabilities::DISTRIBUTIONS) {
+        let other =
+            required(case, "fetch_samples", c.0.fetch_samples(fetch(SampleKind::DISTRIBUTION)).await.into_result());
+        let n: usize = other.series.iter().map(|s| s.samples.len()).sum();
+        assert_eq!(n, 0, "{case}: spreads came back as distribution samples");
+    }
 }
 
 /// Prints which optional cases this backend's declared capabilities skip.

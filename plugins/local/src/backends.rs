@@ -14,10 +14,10 @@ use heroic_plugin_api::sdk::{runtime, MetadataBackend, MetricBackend, Query, Sug
 use heroic_plugin_api::types::*;
 use serde::Deserialize;
 
-use crate::distributions::DistributionStore;
 use crate::error::Error;
 use crate::metadata::MetadataStore;
 use crate::metrics::{MetricOptions, MetricStore};
+use crate::samples::SampleStore;
 use crate::suggest::{SuggestOptions, SuggestStore};
 
 /// How long a writer refused for a full disk, a failed log or a full head
@@ -100,7 +100,20 @@ pub struct LocalMetrics {
     store: Arc<MetricStore>,
     /// Distribution points, in `<data_dir>/distributions` (covered by the
     /// metric store's directory lock).
-    distributions: Arc<DistributionStore>,
+    distributions: Arc<SampleStore>,
+    /// Spreads, in `<data_dir>/spreads`.
+    spreads: Arc<SampleStore>,
+}
+
+impl LocalMetrics {
+    /// The store of samples of `kind`, or the error for a kind not stored.
+    fn samples(&self, kind: SampleKind, operation: &str) -> PluginResult<Arc<SampleStore>> {
+        match kind {
+            SampleKind::DISTRIBUTION => Ok(self.distributions.clone()),
+            SampleKind::SPREAD => Ok(self.spreads.clone()),
+            _ => Err(PluginError::unsupported(&format!("{operation} of {}", kind.name()))),
+        }
+    }
 }
 
 impl MetricBackend for LocalMetrics {
@@ -127,14 +140,17 @@ impl MetricBackend for LocalMetrics {
             head_limit_points: c.head_limit_points,
             background_flush: true,
         };
-        let (store, distributions) = blocking(move || {
+        let (store, distributions, spreads) = blocking(move || {
             // The points store first: it takes the directory's lock.
             let store = MetricStore::open(&c.data_dir, opts)?;
-            let distributions = DistributionStore::open(&c.data_dir.join("distributions"))?;
-            Ok((store, distributions))
+            let distributions =
+                SampleStore::open(&c.data_dir.join("distributions"), SampleKind::DISTRIBUTION.name(), None)?;
+            let spreads =
+                SampleStore::open(&c.data_dir.join("spreads"), SampleKind::SPREAD.name(), Some(Spread::ENCODED_LEN))?;
+            Ok((store, distributions, spreads))
         })
         .await?;
-        Ok(LocalMetrics { store: Arc::new(store), distributions: Arc::new(distributions) })
+        Ok(LocalMetrics { store: Arc::new(store), distributions: Arc::new(distributions), spreads: Arc::new(spreads) })
     }
 
     async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
@@ -152,21 +168,16 @@ impl MetricBackend for LocalMetrics {
             | MetricCapabilities::DELETE_POINTS
             | MetricCapabilities::COUNT_POINTS
             | MetricCapabilities::DISTRIBUTIONS
+            | MetricCapabilities::SPREADS
     }
 
     async fn write_samples(&self, kind: SampleKind, batch: RVec<SeriesSamples>) -> PluginResult<()> {
-        if kind != SampleKind::DISTRIBUTION {
-            return Err(PluginError::unsupported(&format!("write_samples of {}", kind.name())));
-        }
-        let store = self.distributions.clone();
+        let store = self.samples(kind, "write_samples")?;
         blocking(move || store.write(&batch)).await
     }
 
     async fn fetch_samples(&self, request: SampleFetchRequest) -> PluginResult<SampleFetchResponse> {
-        if request.kind != SampleKind::DISTRIBUTION {
-            return Err(PluginError::unsupported(&format!("fetch_samples of {}", request.kind.name())));
-        }
-        let store = self.distributions.clone();
+        let store = self.samples(request.kind, "fetch_samples")?;
         blocking(move || Ok(store.fetch(&request.series, request.range, request.sample_limit))).await
     }
 
@@ -191,7 +202,7 @@ impl MetricBackend for LocalMetrics {
     }
 
     fn health(&self) -> Health {
-        health_of(self.store.trouble().or_else(|| self.distributions.trouble()))
+        health_of(self.store.trouble().or_else(|| self.distributions.trouble()).or_else(|| self.spreads.trouble()))
     }
 
     fn statistics(&self) -> Vec<Statistic> {
@@ -204,6 +215,7 @@ impl MetricBackend for LocalMetrics {
             statistic("block-points", s.block_points as f64),
             statistic("segment-bytes", s.segment_bytes as f64),
             statistic("distribution-series", self.distributions.series() as f64),
+            statistic("spread-series", self.spreads.series() as f64),
         ]
     }
 }

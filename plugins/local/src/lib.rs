@@ -12,8 +12,8 @@
 //! - `read`: the fetch path (block selection, parallel decoding).
 //! - `segment`: immutable segment files of compressed blocks with an index.
 //! - `codec`: block compression (pco, with decimal scaling of values).
-//! - [`distributions`]: distribution samples (serialised t-digests) in a
-//!   log of their own, replayed into memory at open.
+//! - [`samples`]: distribution samples (serialised t-digests) and spreads,
+//!   each kind in a log of its own, replayed into memory at open.
 //! - [`metadata`]: the series registry and its inverted tag index (`index`).
 //! - [`suggest`]: key, tag and value suggestions over the same index.
 //! - [`backends`]: the SDK traits implemented on the engine, and the
@@ -25,10 +25,10 @@
 
 pub mod backends;
 pub mod check;
-pub mod distributions;
 pub mod error;
 pub mod metadata;
 pub mod metrics;
+pub mod samples;
 pub mod suggest;
 
 mod codec;

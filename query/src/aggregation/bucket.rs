@@ -434,8 +434,10 @@ impl State {
             State::Average { sum, n: c } => (0..n).filter(|&i| c[i] > 0).for_each(|i| push(i, sum[i] / c[i] as f64)),
             State::Min(v) | State::Max(v) => (0..n).for_each(|i| push(i, v[i])),
             State::Count(c) => (0..n).for_each(|i| push(i, c[i] as f64)),
+            // The population standard deviation (divided by n, a single
+            // value giving 0), as Heroic's StripedStdDevBucket computes it.
             State::StdDev { m2, n: c, .. } => {
-                (0..n).filter(|&i| c[i] > 1).for_each(|i| push(i, (m2[i] / (c[i] - 1) as f64).sqrt()))
+                (0..n).filter(|&i| c[i] > 0).for_each(|i| push(i, (m2[i].max(0.0) / c[i] as f64).sqrt()))
             }
             State::Spread(s) => {
                 return MetricValues::Spreads(

@@ -9,6 +9,16 @@ use serde_json::Value;
 /// A group key (or shard): tag name → value, sorted.
 pub type GroupKey = BTreeMap<String, String>;
 
+/// The key groups are made from: the series' tags and resource tags
+/// (resource wins on a clash).
+pub fn series_key(series: &Series) -> GroupKey {
+    let mut key: GroupKey = series.tags.iter().map(|t| (t.key.to_string(), t.value.to_string())).collect();
+    for t in series.resource.iter() {
+        key.insert(t.key.to_string(), t.value.to_string());
+    }
+    key
+}
+
 /// A spread: summary statistics of the values in a bucket.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SpreadValue {

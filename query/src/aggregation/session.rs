@@ -12,7 +12,7 @@ use heroic_plugin_api::types::{Series, TimeRange};
 use super::bucket::{BucketMapping, BucketStrategy, State};
 use super::instance::AggregationInstance;
 use super::post;
-use super::result::{GroupKey, MetricValues, Output, ResultGroup, SpreadValue};
+use super::result::{series_key, GroupKey, MetricValues, Output, ResultGroup, SpreadValue};
 use crate::error::{QueryError, Result};
 
 // Here rather than in instance.rs, next to what it builds: instances then
@@ -314,16 +314,23 @@ impl AggregationSession {
     /// ignored by bucketed aggregations.
     pub fn update(&mut self, series: &Series, timestamps: &[i64], values: &[f64]) -> Result<()> {
         let n = timestamps.len().min(values.len());
-        let mut key: GroupKey = series.tags.iter().map(|t| (t.key.to_string(), t.value.to_string())).collect();
-        for t in series.resource.iter() {
-            key.insert(t.key.to_string(), t.value.to_string());
-        }
+        let key = series_key(series);
         self.root.update(
             &mut self.ctx,
             &key,
             std::slice::from_ref(series),
             Data::Points(&timestamps[..n], &values[..n]),
         )
+    }
+
+    /// Feeds one chunk of stored spreads (the `spreads` source) of one
+    /// series, sorted by time. As in Heroic, the bucketed aggregations fold
+    /// a spread's summary (`count` counts it as one sample), `empty` keeps
+    /// the spreads, and the points-only ones (`delta`, `notNegative`,
+    /// `tpl`, `quantile`, rates) pass them by.
+    pub fn update_spreads(&mut self, series: &Series, spreads: &[(i64, SpreadValue)]) -> Result<()> {
+        let key = series_key(series);
+        self.root.update(&mut self.ctx, &key, std::slice::from_ref(series), Data::Spreads(spreads))
     }
 
     /// The result groups, sorted by key.

@@ -51,8 +51,8 @@ fn simple_bucket_aggregations() {
         run("count(5ms)", DATA),
         vec![(5, 1.0), (10, 1.0), (15, 1.0), (20, 0.0), (25, 0.0), (30, 1.0), (35, 0.0), (40, 1.0)]
     );
-    // stddev needs two values: sample stddev of {1, 3} is √2
-    assert_eq!(run("stddev(10ms)", DATA), vec![(10, 2f64.sqrt())]);
+    // population stddev, as Heroic's StripedStdDevBucket: {1, 3} is 1, one value 0
+    assert_eq!(run("stddev(10ms)", DATA), vec![(10, 1.0), (20, 0.0), (30, 0.0), (40, 0.0)]);
     // quantile: floor(q·n)-th smallest (1-based, at least the first)
     // {1,3,2}: floor(0.5·3) = 1st smallest
     assert_eq!(run("quantile(20ms, q=0.5)", DATA), vec![(20, 1.0), (40, -4.0)]);
@@ -76,7 +76,7 @@ fn range_edges_and_single_points() {
     assert_eq!(run("sum(10ms)", &[(0, 100.0), (40, 1.0)]), vec![(40, 1.0)]);
     assert_eq!(run("sum(10ms)", &[(41, 100.0), (-5, 1.0)]), vec![]);
     assert_eq!(run("average(40ms)", &[(20, 7.0)]), vec![(40, 7.0)]);
-    assert_eq!(run("stddev(40ms)", &[(20, 7.0)]), vec![]);
+    assert_eq!(run("stddev(40ms)", &[(20, 7.0)]), vec![(40, 0.0)]);
     assert_eq!(run("ratePerSecond(40ms)", &[(20, 7.0)]), vec![]);
     // non-finite input is ignored by bucket aggregations
     assert_eq!(run("sum(10ms)", &[(10, f64::NAN), (10, 1.0)]), vec![(10, 1.0)]);

@@ -10,7 +10,9 @@ use heroic_plugin_api::samples::SampleBatch;
 use heroic_plugin_api::types::{Series, Tag, TimeRange};
 
 use super::codec::{decode, SketchError};
-use crate::aggregation::{AggregationInstance, BucketMapping, BucketStrategy, GroupKey, MetricValues, ResultGroup};
+use crate::aggregation::{
+    series_key, AggregationInstance, BucketMapping, BucketStrategy, GroupKey, MetricValues, ResultGroup,
+};
 use crate::error::{QueryError, Result};
 
 /// The statistics the combiner emits, with Heroic's names.
@@ -96,10 +98,7 @@ impl DistributionSession {
 
     /// Feeds the samples of one series (read with its resource tags).
     pub fn update(&mut self, series: &Series, samples: &SampleBatch) -> Result<()> {
-        let mut key: GroupKey = series.tags.iter().map(|t| (t.key.to_string(), t.value.to_string())).collect();
-        for t in series.resource.iter() {
-            key.insert(t.key.to_string(), t.value.to_string());
-        }
+        let key = series_key(series);
         match &mut self.mode {
             Mode::Raw(groups) => {
                 let g = groups.entry(key).or_default();

@@ -253,12 +253,12 @@ pub fn plan(req: &QueryMetrics, now_ms: i64, defaults: &Defaults) -> Result<Quer
     // A tdigest reads t-digest sketches (Heroic forces the source for
     // `group … each tdigest`; points would pass it by anyway).
     let source = if aggregation.uses_tdigest() { Source::DistributionPoints } else { source.unwrap_or(Source::Points) };
-    // Distribution points are read by the host from the backends that
-    // store them (it answers an error when none does).
+    // Distribution points and spreads are read by the host from the
+    // backends that store them (it answers an error when none does).
     let unavailable = match source {
-        Source::Points | Source::DistributionPoints => None,
+        Source::Points | Source::DistributionPoints | Source::Spreads => None,
         other => Some(format!(
-            "source \"{}\" is not stored by this node (only points and distributionPoints are): no data",
+            "source \"{}\" is not stored by this node (only points, spreads and distributionPoints are): no data",
             other.identifier()
         )),
     };

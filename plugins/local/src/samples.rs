@@ -1,6 +1,7 @@
-//! The distribution store: Heroic's distribution points (a serialised
-//! t-digest per timestamp), kept apart from the points engine in
-//! `<data_dir>/distributions/samples.log`.
+//! The sample stores: Heroic's distribution points (a serialised t-digest
+//! per timestamp) in `<data_dir>/distributions/samples.log` and spreads (40
+//! bytes each) in `<data_dir>/spreads/samples.log`, kept apart from the
+//! points engine, one [`SampleStore`] per kind.
 //!
 //! Durability is the points WAL's: every write is one log record per
 //! series (`RecordLog`: checksummed frames, group commit, `fdatasync`
@@ -10,7 +11,8 @@
 //! 2 KB) and compresses poorly, so the log *is* the store, replayed into
 //! memory at open. Its size is bounded by what is written; a rewrite that
 //! drops overwritten samples is left for when it is needed (see the
-//! README).
+//! README). Spreads take the same path: they are rare next to points
+//! (Heroic's writers send them pre-aggregated) and fixed-size.
 //!
 //! Record (version 1): `u8 1 | series | varint n | n × (i64 timestamp,
 //! varint length, bytes)`.
@@ -36,8 +38,12 @@ const RECORD_V1: u8 = 1;
 /// to copying it, and an overwrite frees exactly the old one.
 type SeriesSamplesMap = BTreeMap<i64, Box<[u8]>>;
 
-/// The distribution samples of a metric store, durable in their own log.
-pub struct DistributionStore {
+/// The samples of one kind of a metric store, durable in their own log.
+pub struct SampleStore {
+    /// What the samples are, for messages.
+    kind: &'static str,
+    /// The length every sample must have (spreads), if fixed.
+    sample_len: Option<usize>,
     path: PathBuf,
     log: RecordLog,
     samples: RwLock<HashMap<Series, SeriesSamplesMap>>,
@@ -70,20 +76,22 @@ fn apply(samples: &mut HashMap<Series, SeriesSamplesMap>, rec: &[u8]) -> bool {
     true
 }
 
-impl DistributionStore {
-    /// Opens (or creates) the store in `dir` (the caller holds the lock of
-    /// the directory it lives in), replaying its log.
-    pub fn open(dir: &Path) -> Result<DistributionStore> {
+impl SampleStore {
+    /// Opens (or creates) the store of samples of `kind` (its name, for
+    /// messages) in `dir` (the caller holds the lock of the directory it
+    /// lives in), replaying its log. With `sample_len`, a write of a sample
+    /// of another length is refused.
+    pub fn open(dir: &Path, kind: &'static str, sample_len: Option<usize>) -> Result<SampleStore> {
         fs::create_dir_all(dir).ctx(dir)?;
         let path = dir.join("samples.log");
         let mut samples = HashMap::new();
         let (log, _) = RecordLog::open(&path, |offset, rec| {
             if !apply(&mut samples, rec) {
                 // An intact frame this version cannot read: skipped like damage.
-                tracing::warn!(path = %path.display(), offset, "skipped an undecodable distribution record");
+                tracing::warn!(path = %path.display(), offset, kind, "skipped an undecodable sample record");
             }
         })?;
-        Ok(DistributionStore { path, log, samples: RwLock::new(samples) })
+        Ok(SampleStore { kind, sample_len, path, log, samples: RwLock::new(samples) })
     }
 
     /// Writes samples; returns once they are durable. A repeated timestamp
@@ -94,6 +102,16 @@ impl DistributionStore {
             ss.samples.validate().map_err(|e| Error::InvalidInput(format!("series {:?}: {e}", ss.series.key)))?;
             if ss.samples.is_empty() {
                 continue;
+            }
+            if let Some(len) = self.sample_len {
+                if let Some((t, bytes)) = ss.samples.iter().find(|(_, b)| b.len() != len) {
+                    return Err(Error::InvalidInput(format!(
+                        "series {:?}: the {} sample at {t} has {} bytes, not {len}",
+                        ss.series.key,
+                        self.kind,
+                        bytes.len()
+                    )));
+                }
             }
             let mut rec = Vec::with_capacity(ss.samples.data.len() + 16 * ss.samples.len() + 64);
             put_u8(&mut rec, RECORD_V1);
@@ -116,7 +134,7 @@ impl DistributionStore {
         // Applied after the fsync, in log order, for every writer of the group.
         self.log.append_applying(&refs, |rec| {
             if !apply(&mut self.samples.write(), rec) {
-                tracing::error!(path = %self.path.display(), "a distribution record just written does not decode");
+                tracing::error!(path = %self.path.display(), kind = self.kind, "a sample record just written does not decode");
             }
         })
     }
@@ -158,7 +176,7 @@ impl DistributionStore {
         out
     }
 
-    /// Number of series with distribution samples.
+    /// Number of series with samples.
     pub fn series(&self) -> usize {
         self.samples.read().len()
     }
@@ -192,11 +210,11 @@ mod tests {
         let a = Series::new("a", [("x", "1")], []);
         let b = Series::new("b", [] as [(&str, &str); 0], []);
         {
-            let store = DistributionStore::open(dir.path()).unwrap();
+            let store = SampleStore::open(dir.path(), "distributionPoints", None).unwrap();
             store.write(&[batch(&a, &[(10, b"one"), (20, b"two")]), batch(&b, &[(15, b"bee")])]).unwrap();
             store.write(&[batch(&a, &[(20, b"TWO"), (30, b"three")])]).unwrap();
         }
-        let store = DistributionStore::open(dir.path()).unwrap();
+        let store = SampleStore::open(dir.path(), "distributionPoints", None).unwrap();
         assert_eq!(store.series(), 2);
         let r = store.fetch(&[b.clone(), a.clone()], TimeRange::new(10, 30), 0);
         assert_eq!(
@@ -214,21 +232,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Series::new("a", [] as [(&str, &str); 0], []);
         {
-            let store = DistributionStore::open(dir.path()).unwrap();
+            let store = SampleStore::open(dir.path(), "distributionPoints", None).unwrap();
             store.write(&[batch(&a, &[(1, b"kept")])]).unwrap();
             store.write(&[batch(&a, &[(2, b"torn")])]).unwrap();
         }
         let path = dir.path().join("samples.log");
         let len = fs::metadata(&path).unwrap().len();
         fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
-        let store = DistributionStore::open(dir.path()).unwrap();
+        let store = SampleStore::open(dir.path(), "distributionPoints", None).unwrap();
         assert_eq!(pairs(&store.fetch(&[a], TimeRange::ALL, 0)), vec![(0, 1, b"kept".to_vec())]);
+    }
+
+    #[test]
+    fn a_fixed_length_store_refuses_other_lengths() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SampleStore::open(dir.path(), "spreads", Some(4)).unwrap();
+        let a = Series::new("a", [] as [(&str, &str); 0], []);
+        store.write(&[batch(&a, &[(1, b"four")])]).unwrap();
+        let err = store.write(&[batch(&a, &[(2, b"four"), (3, b"five!")])]).unwrap_err();
+        assert!(err.to_string().contains("the spreads sample at 3 has 5 bytes, not 4"), "{err}");
+        assert_eq!(pairs(&store.fetch(&[a], TimeRange::ALL, 0)), vec![(0, 1, b"four".to_vec())], "nothing of it kept");
     }
 
     #[test]
     fn a_malformed_batch_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = DistributionStore::open(dir.path()).unwrap();
+        let store = SampleStore::open(dir.path(), "distributionPoints", None).unwrap();
         let a = Series::new("a", [] as [(&str, &str); 0], []);
         let bad = SampleBatch { timestamps: vec![1].into(), ends: vec![9].into(), data: vec![0u8; 2].into() };
         let err = store.write(&[SeriesSamples { series: a, samples: bad }]).unwrap_err();
