@@ -294,6 +294,8 @@ impl Pipeline {
             // Permanent until the node is configured otherwise: retrying
             // would block the partition for nothing, so they are dropped.
             self.drop_unstorable(&distributions);
+            // A message of distributions only was skipped, not written: the
+            // plugin reports it with the invalid ones (acknowledged, counted).
             outcome.written -= distributions.only_messages;
             outcome.invalid += distributions.only_messages;
             distributions = Distributions::default();
