@@ -151,7 +151,9 @@ fn decode_json(payload: &[u8]) -> Result<Metric, InvalidMessage> {
         "1" => Value::Double(value.as_f64().ok_or_else(|| invalid(format!("value: expected a number, got {value}")))?),
         "2" => {
             let v: JsonValueV2 = serde_json::from_value(value).map_err(|e| {
-                invalid(format!("value: expected {{\"doubleValue\": d}} or {{\"distributionValue\": \"<base64>\"}}: {e}"))
+                invalid(format!(
+                    "value: expected {{\"doubleValue\": d}} or {{\"distributionValue\": \"<base64>\"}}: {e}"
+                ))
             })?;
             match (v.double_value, v.distribution_value) {
                 (Some(d), None) => Value::Double(d),
@@ -189,7 +191,8 @@ fn check(time: i64, value: &Value) -> Result<(), InvalidMessage> {
 /// standard base64 with padding but reads it without: both are taken.
 const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
     &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
 );
 
 fn distribution_from_base64(b64: &str) -> Result<Vec<u8>, InvalidMessage> {
@@ -320,7 +323,9 @@ fn metric_from_proto(m: proto::Metric) -> Result<Metric, InvalidMessage> {
     }
     let value = match m.distribution_type_value.and_then(|v| v.value) {
         Some(proto::value::Value::DoubleValue(d)) => Value::Double(d),
-        Some(proto::value::Value::DistributionValue(b)) => Value::Distribution(check_distribution("distribution_value", b)?),
+        Some(proto::value::Value::DistributionValue(b)) => {
+            Value::Distribution(check_distribution("distribution_value", b)?)
+        }
         None => Value::Double(m.value),
     };
     check(m.time, &value)?;
@@ -397,12 +402,16 @@ mod tests {
         assert!(e.to_string().contains("not a serialised t-digest"), "{e}");
         let e = json(r#"{"version":"2.0.0","key":"k","time":7,"value":{"distributionValue":12}}"#).unwrap_err();
         assert_eq!(e.reason(), "invalid");
-        let both = format!(r#"{{"version":"2.0.0","key":"k","time":7,"value":{{"doubleValue":1,"distributionValue":"{}"}}}}"#,
-            base64::engine::general_purpose::STANDARD.encode(tdigest(&[1.0])));
+        let both = format!(
+            r#"{{"version":"2.0.0","key":"k","time":7,"value":{{"doubleValue":1,"distributionValue":"{}"}}}}"#,
+            base64::engine::general_purpose::STANDARD.encode(tdigest(&[1.0]))
+        );
         assert!(json(&both).unwrap_err().to_string().contains("both"));
         // A good sketch does not excuse a bad time.
-        let no_time = format!(r#"{{"version":"2.0.0","key":"k","time":0,"value":{{"distributionValue":"{}"}}}}"#,
-            base64::engine::general_purpose::STANDARD.encode(tdigest(&[1.0])));
+        let no_time = format!(
+            r#"{{"version":"2.0.0","key":"k","time":0,"value":{{"distributionValue":"{}"}}}}"#,
+            base64::engine::general_purpose::STANDARD.encode(tdigest(&[1.0]))
+        );
         assert!(json(&no_time).unwrap_err().to_string().contains("time"));
     }
 
