@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use heroic_plugin_api::samples::{SampleKind, SeriesSamples};
 use heroic_plugin_api::types::SeriesPoints;
 
 use crate::backends::Backends;
@@ -40,6 +41,14 @@ pub struct Node {
 impl WriteTarget for Node {
     async fn write(&self, batch: Vec<SeriesPoints>) -> Result<WriteReport, WriteError> {
         Node::write(self, batch).await
+    }
+
+    async fn write_samples(&self, kind: SampleKind, batch: Vec<SeriesSamples>) -> Result<WriteReport, WriteError> {
+        self.writer.write_samples(&self.backends, kind, batch).await
+    }
+
+    fn stores(&self, kind: SampleKind) -> bool {
+        self.stores_samples(kind)
     }
 }
 
@@ -77,6 +86,12 @@ impl Node {
 
     pub async fn write(&self, batch: Vec<SeriesPoints>) -> Result<WriteReport, WriteError> {
         self.writer.write(&self.backends, batch).await
+    }
+
+    /// Whether samples of `kind` can be written: some metric backend
+    /// stores them, or the node writes no metrics (only their series).
+    pub fn stores_samples(&self, kind: SampleKind) -> bool {
+        !self.writer.writes_metrics() || self.backends.metrics.iter().any(|b| b.client.stores(kind))
     }
 
     pub fn is_stopping(&self) -> bool {

@@ -89,10 +89,12 @@ struct ConsumerDetail {
     #[serde(skip_serializing_if = "String::is_empty")]
     message: String,
     messages_consumed: u64,
-    /// By reason: malformed, invalid, distribution.
+    /// By reason: malformed, invalid (messages), unstorable (distribution
+    /// values no metric backend can store).
     decode_errors: std::collections::BTreeMap<&'static str, u64>,
     filtered: u64,
     points_written: u64,
+    distributions_written: u64,
     batches_written: u64,
     write_errors: u64,
     /// The plugin's own statistics, by name.
@@ -139,12 +141,13 @@ fn consumer_status(node: &Node) -> ConsumerStatus {
             decode_errors: [
                 ("malformed", IngestStats::get(&s.malformed)),
                 ("invalid", IngestStats::get(&s.invalid)),
-                ("distribution", IngestStats::get(&s.distribution)),
+                ("unstorable", IngestStats::get(&s.unstorable)),
             ]
             .into_iter()
             .collect(),
             filtered: IngestStats::get(&s.filtered),
             points_written: IngestStats::get(&s.points_written),
+            distributions_written: IngestStats::get(&s.distributions_written),
             batches_written: IngestStats::get(&s.batches_ok),
             write_errors,
             statistics: r.plugin_stats.iter().map(|st| (st.name.to_string(), st.value)).collect(),

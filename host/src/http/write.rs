@@ -255,7 +255,7 @@ pub async fn handle(node: &Node, body: &[u8]) -> ApiResult<warp::reply::Json> {
             node.write(vec![batch]).await.map_err(|e| write_failed(&series, e))?
         }
         WriteBatch::Samples(kind, batch) => {
-            if node.writer.writes_metrics() && !node.backends.metrics.iter().any(|b| b.client.stores(kind)) {
+            if !node.stores_samples(kind) {
                 return Err(cannot_store(node, kind));
             }
             let series = batch.series.clone();

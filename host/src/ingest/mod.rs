@@ -4,9 +4,12 @@
 //! them with the consumer's [`Schema`], counts and skips (with a logged
 //! sample) the ones that do not decode or validate, drops series refused by
 //! the node's ingestion filter, groups the rest into one [`SeriesPoints`]
-//! per series and writes them through the node's [`crate::writer::Writer`]
+//! per series (and distribution values into one [`SeriesSamples`] per
+//! series) and writes them through the node's [`crate::writer::Writer`]
 //! (metrics, then new series to metadata and suggest through the write
-//! cache). It answers `Ok` only once the write is durable everywhere. An
+//! cache). It answers `Ok` only once both writes are durable everywhere.
+//! Distribution values that no metric backend can store are dropped and
+//! counted (`unstorable`), never retried: no retry could store them. An
 //! error says whether a retry can help ([`refused`]): a transient one makes
 //! the consumer keep its offsets, back off and retry; a permanent one makes
 //! it split the batch to find the messages at fault and dead-letter them.
@@ -16,6 +19,7 @@
 //! and suggest at `ingestion.metadata_rate_limit` per second at most.
 
 pub mod filter;
+pub mod samples;
 pub mod schema;
 
 use std::collections::HashMap;
@@ -24,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use heroic_plugin_api::filter::SeriesMatcher;
+use heroic_plugin_api::samples::{SampleKind, SeriesSamples};
 use heroic_plugin_api::types::{IngestOutcome, PointBatch, RawMessage, Series, SeriesPoints};
 use heroic_plugin_api::{ErrorKind, PluginError, PluginResult, RVec};
 use tokio::sync::Semaphore;
@@ -33,7 +38,8 @@ use crate::write_cache::WriteCache;
 use crate::writer::{WriteError, WriteReport};
 
 pub use filter::compile_filter;
-pub use schema::{InvalidMessage, Metric, Schema};
+use samples::Distributions;
+pub use schema::{InvalidMessage, Metric, Schema, Value};
 
 /// Where the pipeline writes: the node's write path. A trait rather than
 /// the node itself, so that ingestion does not depend on the node that owns
@@ -44,6 +50,18 @@ pub trait WriteTarget: Send + Sync + 'static {
         &self,
         batch: Vec<SeriesPoints>,
     ) -> impl std::future::Future<Output = Result<WriteReport, WriteError>> + Send;
+
+    /// Writes samples of `kind` to the metric backends that store it;
+    /// resolves once durable everywhere.
+    fn write_samples(
+        &self,
+        kind: SampleKind,
+        batch: Vec<SeriesSamples>,
+    ) -> impl std::future::Future<Output = Result<WriteReport, WriteError>> + Send;
+
+    /// Whether samples of `kind` can be written: some metric backend
+    /// stores them (or the node writes no metrics at all).
+    fn stores(&self, kind: SampleKind) -> bool;
 }
 
 /// Counters of one consumer's ingestion, for `/status`.
@@ -51,15 +69,19 @@ pub trait WriteTarget: Send + Sync + 'static {
 pub struct IngestStats {
     /// Messages received from the plugin.
     pub messages: AtomicU64,
-    /// Messages refused: not decodable (`malformed`), failing validation
-    /// (`invalid`), or carrying a distribution value (`distribution`).
+    /// Messages refused: not decodable (`malformed`) or failing
+    /// validation (`invalid`, a bad distribution value among them).
     pub malformed: AtomicU64,
     pub invalid: AtomicU64,
-    pub distribution: AtomicU64,
+    /// Distribution values (one per metric) dropped because no metric
+    /// backend of the node can store them.
+    pub unstorable: AtomicU64,
     /// Metrics dropped by the ingestion filter.
     pub filtered: AtomicU64,
     /// Points written durably.
     pub points_written: AtomicU64,
+    /// Distribution values written durably.
+    pub distributions_written: AtomicU64,
     /// Batches acknowledged to the plugin (`Ok`).
     pub batches_ok: AtomicU64,
     /// Batches refused to the plugin because a backend write failed.
@@ -72,7 +94,7 @@ impl IngestStats {
     }
 
     pub fn decode_errors(&self) -> u64 {
-        Self::get(&self.malformed) + Self::get(&self.invalid) + Self::get(&self.distribution)
+        Self::get(&self.malformed) + Self::get(&self.invalid) + Self::get(&self.unstorable)
     }
 }
 
@@ -164,6 +186,7 @@ pub struct Pipeline {
     pub stats: IngestStats,
     invalid_log: LogLimiter,
     error_log: LogLimiter,
+    unstorable_log: LogLimiter,
 }
 
 /// Messages of a batch decoded, filtered and grouped by series.
@@ -171,6 +194,7 @@ pub struct Pipeline {
 pub struct Decoded {
     pub series: Vec<SeriesPoints>,
     pub points: usize,
+    pub distributions: Distributions,
     pub written_messages: u64,
     pub invalid: u64,
     pub filtered: u64,
@@ -184,6 +208,7 @@ impl Pipeline {
             stats: IngestStats::default(),
             invalid_log: LogLimiter::new(Duration::from_secs(10)),
             error_log: LogLimiter::new(Duration::from_secs(5)),
+            unstorable_log: LogLimiter::new(Duration::from_secs(10)),
         }
     }
 
@@ -201,22 +226,33 @@ impl Pipeline {
                     continue;
                 }
             };
-            let mut kept = false;
+            let (mut points, mut distributions) = (0usize, 0usize);
             for Metric { series, time, value } in metrics {
                 if filter.is_some_and(|f| !f.matches(&series)) {
                     out.filtered += 1;
                     continue;
                 }
-                kept = true;
-                out.points += 1;
+                let value = match value {
+                    Value::Double(v) => v,
+                    Value::Distribution(bytes) => {
+                        distributions += 1;
+                        out.distributions.push(series, time, &bytes);
+                        continue;
+                    }
+                };
+                points += 1;
                 let i = *index.entry(series).or_insert_with_key(|s| {
                     out.series.push(SeriesPoints { series: s.clone(), points: PointBatch::new() });
                     out.series.len() - 1
                 });
                 out.series[i].points.push(time, value);
             }
-            if kept {
+            out.points += points;
+            if points + distributions > 0 {
                 out.written_messages += 1;
+            }
+            if points == 0 && distributions > 0 {
+                out.distributions.only_messages += 1;
             }
         }
         self.stats.filtered.fetch_add(out.filtered, Ordering::Relaxed);
@@ -227,7 +263,6 @@ impl Pipeline {
         let counter = match e {
             InvalidMessage::Malformed(_) => &self.stats.malformed,
             InvalidMessage::Invalid(_) => &self.stats.invalid,
-            InvalidMessage::Distribution => &self.stats.distribution,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         if let Some(suppressed) = self.invalid_log.allow() {
@@ -251,14 +286,25 @@ impl Pipeline {
         ingestion: &Ingestion,
         batch: RVec<RawMessage>,
     ) -> PluginResult<IngestOutcome> {
-        let decoded = self.decode(batch.as_slice(), ingestion.filter.as_ref());
-        let outcome =
+        let mut decoded = self.decode(batch.as_slice(), ingestion.filter.as_ref());
+        let mut outcome =
             IngestOutcome { written: decoded.written_messages, invalid: decoded.invalid, filtered: decoded.filtered };
-        if decoded.series.is_empty() {
+        let mut distributions = std::mem::take(&mut decoded.distributions);
+        if !distributions.is_empty() && !target.stores(SampleKind::DISTRIBUTION) {
+            // Permanent until the node is configured otherwise: retrying
+            // would block the partition for nothing, so they are dropped.
+            self.drop_unstorable(&distributions);
+            // A message of distributions only was skipped, not written: the
+            // plugin reports it with the invalid ones (acknowledged, counted).
+            outcome.written -= distributions.only_messages;
+            outcome.invalid += distributions.only_messages;
+            distributions = Distributions::default();
+        }
+        if decoded.series.is_empty() && distributions.is_empty() {
             self.stats.batches_ok.fetch_add(1, Ordering::Relaxed);
             return Ok(outcome);
         }
-        let wanted = decoded.points.clamp(1, ingestion.max_permits) as u32;
+        let wanted = (decoded.points + distributions.samples).clamp(1, ingestion.max_permits) as u32;
         let _permit = ingestion
             .permits
             .acquire_many(wanted)
@@ -266,17 +312,24 @@ impl Pipeline {
             .map_err(|_| PluginError::unavailable("the node is shutting down"))?;
         if let Some((limiter, seen)) = &ingestion.metadata_limit {
             let now = Instant::now();
-            let new: Vec<&Series> =
-                decoded.series.iter().map(|sp| &sp.series).filter(|s| !seen.is_fresh(s, now)).collect();
+            let new: Vec<&Series> = decoded
+                .series
+                .iter()
+                .map(|sp| &sp.series)
+                .chain(distributions.series())
+                .filter(|s| !seen.is_fresh(s, now))
+                .collect();
             if !new.is_empty() {
                 limiter.acquire(new.len()).await;
                 seen.remember(new, now, seen.generation());
             }
         }
         let points = decoded.points as u64;
-        match target.write(decoded.series).await {
-            Ok(_) => {
+        let samples = distributions.samples as u64;
+        match write_both(target, decoded.series, distributions).await {
+            Ok(()) => {
                 self.stats.points_written.fetch_add(points, Ordering::Relaxed);
+                self.stats.distributions_written.fetch_add(samples, Ordering::Relaxed);
                 self.stats.batches_ok.fetch_add(1, Ordering::Relaxed);
                 Ok(outcome)
             }
@@ -294,6 +347,51 @@ impl Pipeline {
                 }
                 Err(error)
             }
+        }
+    }
+
+    /// Counts and logs (rate-limited) distribution values dropped because
+    /// no metric backend stores them.
+    fn drop_unstorable(&self, distributions: &Distributions) {
+        self.stats.unstorable.fetch_add(distributions.samples as u64, Ordering::Relaxed);
+        if let Some(suppressed) = self.unstorable_log.allow() {
+            tracing::warn!(
+                consumer = %self.consumer,
+                kind = SampleKind::DISTRIBUTION.name(),
+                dropped = distributions.samples,
+                similar_suppressed = suppressed,
+                "dropping distribution values: no metrics backend of this node can store them \
+                 (configure one with the distributions capability, such as local)"
+            );
+        }
+    }
+}
+
+/// Writes the points and the distribution values of a batch in parallel;
+/// `Ok` only when both are durable, else every failure of both.
+async fn write_both(
+    target: &impl WriteTarget,
+    points: Vec<SeriesPoints>,
+    distributions: Distributions,
+) -> Result<(), WriteError> {
+    let points = async {
+        if points.is_empty() {
+            return Ok(());
+        }
+        target.write(points).await.map(drop)
+    };
+    let samples = async {
+        if distributions.is_empty() {
+            return Ok(());
+        }
+        target.write_samples(SampleKind::DISTRIBUTION, distributions.into_batches()).await.map(drop)
+    };
+    match tokio::join!(points, samples) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Err(mut a), Err(b)) => {
+            a.failures.extend(b.failures);
+            Err(a)
         }
     }
 }

@@ -2,10 +2,13 @@
 //!
 //! - `spotify100`: Heroic's `Spotify100` JSON, one metric per message,
 //!   versions `1.x.x` (`"value": <double>`) and `2.x.x`
-//!   (`"value": {"doubleValue": d}`; `{"distributionValue": …}` is refused
-//!   until distributions exist).
+//!   (`"value": {"doubleValue": d}` or `{"distributionValue": "<base64>"}`).
 //! - `spotify100-proto`: Heroic's `Spotify100Proto`, a Snappy-compressed
 //!   (raw block format) protobuf `Batch` of metrics.
+//!
+//! A distribution value is a t-digest serialised as Heroic's clients write
+//! it (com.tdunning `MergingDigest`); it is checked to decode as one here,
+//! so that a bad sketch is refused with its message rather than stored.
 //!
 //! A message that does not decode or validate is an [`InvalidMessage`]; the
 //! pipeline counts it, logs a sample and skips it.
@@ -14,15 +17,24 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use base64::Engine as _;
 use heroic_plugin_api::types::Series;
 use serde::Deserialize;
 
-/// One decoded point of one series.
+/// One decoded sample of one series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
     pub series: Series,
     pub time: i64,
-    pub value: f64,
+    pub value: Value,
+}
+
+/// The value of a metric: a point, or a distribution point.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Double(f64),
+    /// A serialised t-digest, checked to decode as one.
+    Distribution(Vec<u8>),
 }
 
 /// Why a message was refused.
@@ -30,10 +42,9 @@ pub struct Metric {
 pub enum InvalidMessage {
     /// Not JSON / not protobuf / not Snappy, or a field of the wrong type.
     Malformed(String),
-    /// Decoded, but a required field is missing or out of range.
+    /// Decoded, but a required field is missing or out of range, or a
+    /// distribution value is not a t-digest.
     Invalid(String),
-    /// A distribution value: valid Heroic, but not stored by this server yet.
-    Distribution,
 }
 
 impl InvalidMessage {
@@ -42,7 +53,6 @@ impl InvalidMessage {
         match self {
             InvalidMessage::Malformed(_) => "malformed",
             InvalidMessage::Invalid(_) => "invalid",
-            InvalidMessage::Distribution => "distribution",
         }
     }
 }
@@ -52,9 +62,6 @@ impl fmt::Display for InvalidMessage {
         match self {
             InvalidMessage::Malformed(m) => write!(f, "malformed message: {m}"),
             InvalidMessage::Invalid(m) => write!(f, "invalid message: {m}"),
-            InvalidMessage::Distribution => {
-                write!(f, "distribution values are not supported yet (only doubleValue is stored)")
-            }
         }
     }
 }
@@ -128,7 +135,7 @@ struct JsonMetric {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct JsonValueV2 {
     double_value: Option<f64>,
-    distribution_value: Option<serde_json::Value>,
+    distribution_value: Option<String>,
 }
 
 fn invalid(m: impl Into<String>) -> InvalidMessage {
@@ -141,14 +148,16 @@ fn decode_json(payload: &[u8]) -> Result<Metric, InvalidMessage> {
     let major = version.split('.').next().unwrap_or("");
     let value = m.value.ok_or_else(|| invalid("value: field must be defined"))?;
     let value = match major {
-        "1" => value.as_f64().ok_or_else(|| invalid(format!("value: expected a number, got {value}")))?,
+        "1" => Value::Double(value.as_f64().ok_or_else(|| invalid(format!("value: expected a number, got {value}")))?),
         "2" => {
             let v: JsonValueV2 = serde_json::from_value(value).map_err(|e| {
-                invalid(format!("value: expected {{\"doubleValue\": d}} or {{\"distributionValue\": …}}: {e}"))
+                invalid(format!(
+                    "value: expected {{\"doubleValue\": d}} or {{\"distributionValue\": \"<base64>\"}}: {e}"
+                ))
             })?;
             match (v.double_value, v.distribution_value) {
-                (Some(d), None) => d,
-                (None, Some(_)) => return Err(InvalidMessage::Distribution),
+                (Some(d), None) => Value::Double(d),
+                (None, Some(b64)) => Value::Distribution(distribution_from_base64(&b64)?),
                 (Some(_), Some(_)) => return Err(invalid("value: both doubleValue and distributionValue given")),
                 (None, None) => return Err(invalid("value: field must be defined")),
             }
@@ -157,7 +166,7 @@ fn decode_json(payload: &[u8]) -> Result<Metric, InvalidMessage> {
     };
     let key = m.key.filter(|k| !k.is_empty()).ok_or_else(|| invalid("key: field must be defined"))?;
     let time = m.time.ok_or_else(|| invalid("time: field must be defined"))?;
-    check(time, value)?;
+    check(time, &value)?;
     // Null attribute values are dropped; `host` becomes the `host` tag.
     let mut tags: BTreeMap<String, String> =
         m.attributes.unwrap_or_default().into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
@@ -168,14 +177,36 @@ fn decode_json(payload: &[u8]) -> Result<Metric, InvalidMessage> {
     Ok(Metric { series: Series::new(key, tags, resource), time, value })
 }
 
-fn check(time: i64, value: f64) -> Result<(), InvalidMessage> {
+fn check(time: i64, value: &Value) -> Result<(), InvalidMessage> {
     if time <= 0 {
         return Err(invalid(format!("time: must be a positive number of milliseconds, got {time}")));
     }
-    if !value.is_finite() {
-        return Err(invalid(format!("value: must be finite, got {value}")));
+    match value {
+        Value::Double(d) if !d.is_finite() => Err(invalid(format!("value: must be finite, got {d}"))),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// Jackson, which Heroic's clients and server use for `byte[]`, writes
+/// standard base64 with padding but reads it without: both are taken.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+fn distribution_from_base64(b64: &str) -> Result<Vec<u8>, InvalidMessage> {
+    let bytes = BASE64.decode(b64).map_err(|e| invalid(format!("value: distributionValue is not base64: {e}")))?;
+    check_distribution("value: distributionValue", bytes)
+}
+
+/// Refuses bytes that are not a t-digest: stored, they would fail every
+/// query that reads them.
+fn check_distribution(field: &str, bytes: Vec<u8>) -> Result<Vec<u8>, InvalidMessage> {
+    match heroic_query::distribution::decode(&bytes) {
+        Ok(_) => Ok(bytes),
+        Err(e) => Err(invalid(format!("{field} is not a serialised t-digest: {e}"))),
+    }
 }
 
 /// Heroic's `spotify100.proto`, written out for prost's derive.
@@ -291,11 +322,13 @@ fn metric_from_proto(m: proto::Metric) -> Result<Metric, InvalidMessage> {
         return Err(invalid("key: field must be defined"));
     }
     let value = match m.distribution_type_value.and_then(|v| v.value) {
-        Some(proto::value::Value::DoubleValue(d)) => d,
-        Some(proto::value::Value::DistributionValue(_)) => return Err(InvalidMessage::Distribution),
-        None => m.value,
+        Some(proto::value::Value::DoubleValue(d)) => Value::Double(d),
+        Some(proto::value::Value::DistributionValue(b)) => {
+            Value::Distribution(check_distribution("distribution_value", b)?)
+        }
+        None => Value::Double(m.value),
     };
-    check(m.time, value)?;
+    check(m.time, &value)?;
     Ok(Metric { series: Series::new(m.key, m.tags, m.resource), time: m.time, value })
 }
 
@@ -311,29 +344,75 @@ mod tests {
     fn v1_with_host_attributes_and_resource() {
         let m = json(r#"{"version":"1.1.0","key":"cpu","host":"h1","time":1000,"attributes":{"what":"idle","gone":null},"resource":{"pod":"p1"},"value":0.5}"#).unwrap();
         assert_eq!(m.series, Series::new("cpu", [("host", "h1"), ("what", "idle")], [("pod", "p1")]));
-        assert_eq!((m.time, m.value), (1000, 0.5));
+        assert_eq!((m.time, m.value), (1000, Value::Double(0.5)));
     }
 
     #[test]
     fn v1_integer_value_and_no_maps() {
         let m = json(r#"{"version":"1.0.0","key":"k","time":5,"value":3}"#).unwrap();
         assert_eq!(m.series, Series::key_only("k"));
-        assert_eq!(m.value, 3.0);
+        assert_eq!(m.value, Value::Double(3.0));
     }
 
     #[test]
     fn v2_double_value() {
         let m = json(r#"{"version":"2.0.0","key":"k","time":7,"attributes":{"a":"b"},"value":{"doubleValue":1.25}}"#)
             .unwrap();
-        assert_eq!((m.time, m.value), (7, 1.25));
+        assert_eq!((m.time, m.value), (7, Value::Double(1.25)));
         assert_eq!(m.series.tags.len(), 1);
     }
 
+    /// `MergingDigest.asBytes` (verbose) of `values`, one centroid each.
+    fn tdigest(values: &[f64]) -> Vec<u8> {
+        let mut out = 1i32.to_be_bytes().to_vec();
+        out.extend_from_slice(&values[0].to_be_bytes());
+        out.extend_from_slice(&values[values.len() - 1].to_be_bytes());
+        out.extend_from_slice(&100f64.to_be_bytes());
+        out.extend_from_slice(&(values.len() as i32).to_be_bytes());
+        for x in values {
+            out.extend_from_slice(&1f64.to_be_bytes());
+            out.extend_from_slice(&x.to_be_bytes());
+        }
+        out
+    }
+
+    fn v2_distribution(b64: &str) -> String {
+        format!(r#"{{"version":"2.0.0","key":"k","host":"h","time":7,"value":{{"distributionValue":"{b64}"}}}}"#)
+    }
+
     #[test]
-    fn v2_distribution_is_refused_with_its_own_reason() {
-        let e = json(r#"{"version":"2.0.0","key":"k","time":7,"value":{"distributionValue":"AAEC"}}"#).unwrap_err();
-        assert_eq!(e, InvalidMessage::Distribution);
-        assert_eq!(e.reason(), "distribution");
+    fn v2_distribution_value_is_decoded() {
+        let bytes = tdigest(&[1.0, 2.0, 3.0]);
+        let m = json(&v2_distribution(&base64::engine::general_purpose::STANDARD.encode(&bytes))).unwrap();
+        assert_eq!(m.series, Series::new("k", [("host", "h")], [] as [(&str, &str); 0]));
+        assert_eq!((m.time, m.value), (7, Value::Distribution(bytes.clone())));
+        // Without padding too, as Jackson reads it.
+        let m = json(&v2_distribution(&base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes))).unwrap();
+        assert_eq!(m.value, Value::Distribution(bytes));
+    }
+
+    #[test]
+    fn v2_distribution_that_is_not_a_tdigest_is_invalid() {
+        let e = json(&v2_distribution("not base64!")).unwrap_err();
+        assert_eq!(e.reason(), "invalid");
+        assert!(e.to_string().contains("not base64"), "{e}");
+        // Two bytes: base64, but no t-digest.
+        let e = json(&v2_distribution("AAE=")).unwrap_err();
+        assert_eq!(e.reason(), "invalid");
+        assert!(e.to_string().contains("not a serialised t-digest"), "{e}");
+        let e = json(r#"{"version":"2.0.0","key":"k","time":7,"value":{"distributionValue":12}}"#).unwrap_err();
+        assert_eq!(e.reason(), "invalid");
+        let both = format!(
+            r#"{{"version":"2.0.0","key":"k","time":7,"value":{{"doubleValue":1,"distributionValue":"{}"}}}}"#,
+            base64::engine::general_purpose::STANDARD.encode(tdigest(&[1.0]))
+        );
+        assert!(json(&both).unwrap_err().to_string().contains("both"));
+        // A good sketch does not excuse a bad time.
+        let no_time = format!(
+            r#"{{"version":"2.0.0","key":"k","time":0,"value":{{"distributionValue":"{}"}}}}"#,
+            base64::engine::general_purpose::STANDARD.encode(tdigest(&[1.0]))
+        );
+        assert!(json(&no_time).unwrap_err().to_string().contains("time"));
     }
 
     #[test]
@@ -373,7 +452,24 @@ mod tests {
         let metrics = Schema::Spotify100Proto.decode(&payload).unwrap();
         assert_eq!(metrics.len(), 2);
         assert_eq!(metrics[0].series, Series::new("cpu", [("host", "h")], [("pod", "p")]));
-        assert_eq!((metrics[1].time, metrics[1].value), (2000, 9.5));
+        assert_eq!((metrics[1].time, metrics[1].value.clone()), (2000, Value::Double(9.5)));
+    }
+
+    fn proto_distribution(key: &str, time: i64, bytes: Vec<u8>) -> proto::Metric {
+        let mut m = proto_metric(key, time, 0.0);
+        m.distribution_type_value = Some(proto::Value { value: Some(proto::value::Value::DistributionValue(bytes)) });
+        m
+    }
+
+    #[test]
+    fn proto_batch_mixing_doubles_and_distributions() {
+        let sketch = tdigest(&[5.0, 6.0]);
+        let batch = proto::Batch {
+            metric: vec![proto_metric("cpu", 1000, 1.0), proto_distribution("latency", 1000, sketch.clone())],
+        };
+        let metrics = Schema::Spotify100Proto.decode(&proto::encode_batch(&batch)).unwrap();
+        assert_eq!(metrics[0].value, Value::Double(1.0));
+        assert_eq!((metrics[1].series.key.as_str(), &metrics[1].value), ("latency", &Value::Distribution(sketch)));
     }
 
     #[test]
@@ -390,11 +486,12 @@ mod tests {
         assert!(Schema::Spotify100Proto.decode(&no_key).unwrap_err().to_string().contains("key"));
         let no_time = proto::encode_batch(&proto::Batch { metric: vec![proto_metric("k", 0, 1.0)] });
         assert!(Schema::Spotify100Proto.decode(&no_time).unwrap_err().to_string().contains("time"));
-        let mut dist = proto_metric("k", 1, 0.0);
-        dist.distribution_type_value =
-            Some(proto::Value { value: Some(proto::value::Value::DistributionValue(vec![1])) });
-        let dist = proto::encode_batch(&proto::Batch { metric: vec![dist] });
-        assert_eq!(Schema::Spotify100Proto.decode(&dist).unwrap_err(), InvalidMessage::Distribution);
+        // One bad sketch refuses the whole batch.
+        let dist = proto_distribution("k", 1, vec![1]);
+        let dist = proto::encode_batch(&proto::Batch { metric: vec![proto_metric("k", 1, 1.0), dist] });
+        let e = Schema::Spotify100Proto.decode(&dist).unwrap_err();
+        assert_eq!(e.reason(), "invalid");
+        assert!(e.to_string().contains("distribution_value is not a serialised t-digest"), "{e}");
     }
 
     #[test]

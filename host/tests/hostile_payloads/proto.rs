@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use heroic::ingest::schema::{proto, MAX_DECOMPRESSED_BYTES};
-use heroic::ingest::{InvalidMessage, Metric, Schema};
+use heroic::ingest::{InvalidMessage, Metric, Schema, Value};
 use heroic_plugin_api::types::Series;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use crate::{apply_edits, config, edits, measured, pick, KIB, MIB};
+use crate::{apply_edits, config, edits, measured, pick, tdigest_bytes, KIB, MIB};
 
 /// Slack over what a payload declares for the allocations around it.
 const PROTO_SLACK: usize = MIB;
@@ -38,7 +38,10 @@ fn exercise_proto(payload: &[u8]) -> Result<Result<Vec<Metric>, InvalidMessage>,
         for m in metrics {
             prop_assert!(!m.series.key.is_empty());
             prop_assert!(m.time > 0);
-            prop_assert!(m.value.is_finite());
+            match &m.value {
+                Value::Double(d) => prop_assert!(d.is_finite()),
+                Value::Distribution(b) => prop_assert!(heroic_query::distribution::decode(b).is_ok()),
+            }
         }
     }
     Ok(result)
@@ -78,6 +81,7 @@ fn proto_metric() -> BoxedStrategy<proto::Metric> {
         3 => Just(None),
         2 => value.clone().prop_map(|d| Some(proto::Value { value: Some(proto::value::Value::DoubleValue(d)) })),
         1 => vec(any::<u8>(), 0..8).prop_map(|b| Some(proto::Value { value: Some(proto::value::Value::DistributionValue(b)) })),
+        2 => tdigest_bytes().prop_map(|b| Some(proto::Value { value: Some(proto::value::Value::DistributionValue(b)) })),
         1 => Just(Some(proto::Value { value: None })),
     ];
     (key, time, value, tags(), tags(), distribution)
@@ -93,17 +97,24 @@ fn proto_metric() -> BoxedStrategy<proto::Metric> {
 }
 
 /// What decoding `metrics` must give: every metric, or an error if any is invalid.
-fn expected(metrics: &[proto::Metric]) -> Option<Vec<(Series, i64, u64)>> {
+/// Distribution bytes are valid when they are a t-digest (the 0..8 random
+/// bytes never are: a verbose header alone is 32).
+fn expected(metrics: &[proto::Metric]) -> Option<Vec<(Series, i64, Value)>> {
     metrics
         .iter()
         .map(|m| {
             let value = match m.distribution_type_value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(proto::value::Value::DoubleValue(d)) => *d,
+                Some(proto::value::Value::DoubleValue(d)) => Value::Double(*d),
+                Some(proto::value::Value::DistributionValue(b)) if b.len() >= 32 => Value::Distribution(b.clone()),
                 Some(proto::value::Value::DistributionValue(_)) => return None,
-                None => m.value,
+                None => Value::Double(m.value),
             };
-            let valid = !m.key.is_empty() && m.time > 0 && value.is_finite();
-            valid.then(|| (Series::new(m.key.clone(), m.tags.clone(), m.resource.clone()), m.time, value.to_bits()))
+            let finite = match value {
+                Value::Double(d) => d.is_finite(),
+                Value::Distribution(_) => true,
+            };
+            let valid = !m.key.is_empty() && m.time > 0 && finite;
+            valid.then(|| (Series::new(m.key.clone(), m.tags.clone(), m.resource.clone()), m.time, value))
         })
         .collect()
 }
@@ -137,14 +148,9 @@ proptest! {
         let result = exercise_proto(&payload)?;
         match (expected(&metrics), result) {
             (Some(want), Ok(got)) => {
-                let got: Vec<_> = got.into_iter().map(|m| (m.series, m.time, m.value.to_bits())).collect();
-                // -0.0 and 0.0 differ in bits but not as values.
-                prop_assert_eq!(got.len(), want.len());
-                for (g, w) in got.iter().zip(&want) {
-                    prop_assert_eq!(&g.0, &w.0);
-                    prop_assert_eq!(g.1, w.1);
-                    prop_assert_eq!(f64::from_bits(g.2), f64::from_bits(w.2));
-                }
+                let got: Vec<_> = got.into_iter().map(|m| (m.series, m.time, m.value)).collect();
+                // Values compare as values: -0.0 and 0.0 are equal.
+                prop_assert_eq!(got, want);
             }
             (None, Err(_)) => {}
             (want, got) => prop_assert!(false, "expected {want:?}, decoded {got:?} from {metrics:?}"),

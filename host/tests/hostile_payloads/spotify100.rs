@@ -2,12 +2,13 @@
 //! missing, extra, of the wrong type or out of range, values spelled as
 //! JSON does not allow, duplicate keys and extreme times.
 
-use heroic::ingest::{InvalidMessage, Metric, Schema};
+use base64::Engine as _;
+use heroic::ingest::{InvalidMessage, Metric, Schema, Value as Sample};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-use crate::{apply_edits, config, edits, json_number_text, measured, pick, KIB};
+use crate::{apply_edits, config, edits, json_number_text, measured, pick, tdigest_bytes, KIB};
 
 /// Decodes one message; `Ok` is exactly one valid metric.
 fn exercise_spotify100(payload: &[u8]) -> Result<Result<Metric, InvalidMessage>, TestCaseError> {
@@ -24,7 +25,10 @@ fn exercise_spotify100(payload: &[u8]) -> Result<Result<Metric, InvalidMessage>,
             let m = metrics.remove(0);
             prop_assert!(!m.series.key.is_empty());
             prop_assert!(m.time > 0);
-            prop_assert!(m.value.is_finite());
+            match &m.value {
+                Sample::Double(d) => prop_assert!(d.is_finite()),
+                Sample::Distribution(b) => prop_assert!(heroic_query::distribution::decode(b).is_ok()),
+            }
             Ok(m)
         }
         Err(e) => {
@@ -32,6 +36,10 @@ fn exercise_spotify100(payload: &[u8]) -> Result<Result<Metric, InvalidMessage>,
             Err(e)
         }
     })
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn json_any_scalar() -> BoxedStrategy<Value> {
@@ -86,6 +94,8 @@ fn spotify100_message() -> BoxedStrategy<Value> {
         3 => json_any_scalar(),
         3 => double.clone().prop_map(|d| json!({"doubleValue": d})),
         1 => json_any_scalar().prop_map(|d| json!({"distributionValue": d})),
+        1 => tdigest_bytes().prop_map(|b| json!({"distributionValue": b64(&b)})),
+        1 => ".{0,12}".prop_map(|s| json!({"distributionValue": s})),
         1 => (double.clone(), json_any_scalar()).prop_map(|(d, x)| json!({"doubleValue": d, "distributionValue": x})),
         1 => (double, json_any_scalar()).prop_map(|(d, x)| json!({"doubleValue": d, "extra": x})),
     ];
@@ -102,7 +112,11 @@ fn spotify100_message() -> BoxedStrategy<Value> {
     // Mostly complete messages: the required fields, then random ones over them.
     let base = (
         pick(&["1.0.0", "2.0.0"]),
-        prop_oneof![Just(json!(1.5)), Just(json!({"doubleValue": 2.5}))],
+        prop_oneof![
+            Just(json!(1.5)),
+            Just(json!({"doubleValue": 2.5})),
+            tdigest_bytes().prop_map(|b| json!({"distributionValue": b64(&b)})),
+        ],
         1i64..2_000_000_000_000,
     )
         .prop_map(|(v, value, t)| {
@@ -142,7 +156,13 @@ proptest! {
             prop_assert_eq!(Some(m.time), msg["time"].as_i64());
             prop_assert_eq!(Some(m.series.key.as_str()), msg["key"].as_str());
             let version = msg["version"].as_str().unwrap_or_default();
-            let sent = if version.starts_with("1.") || version == "1" { msg["value"].as_f64() } else { msg["value"]["doubleValue"].as_f64() };
+            let sent = if version.starts_with("1.") || version == "1" {
+                msg["value"].as_f64().map(Sample::Double)
+            } else if let Some(b) = msg["value"]["distributionValue"].as_str() {
+                base64::engine::general_purpose::STANDARD.decode(b).ok().map(Sample::Distribution)
+            } else {
+                msg["value"]["doubleValue"].as_f64().map(Sample::Double)
+            };
             prop_assert_eq!(Some(m.value), sent);
         }
         let _ = exercise_spotify100(&apply_edits(&payload, &e))?;

@@ -267,3 +267,73 @@ fn a_bigtable_row_key_over_the_limit_is_dead_lettered_and_the_rest_stored() {
     assert!(exit.success(), "heroic exited with {exit}; log:\n{}", node.log());
     assert_eq!(available(&subscription), 0, "everything was acked");
 }
+
+/// `MergingDigest.asBytes` (verbose) of `values`, one centroid each.
+fn tdigest(values: &[f64]) -> Vec<u8> {
+    let mut out = 1i32.to_be_bytes().to_vec();
+    out.extend_from_slice(&values[0].to_be_bytes());
+    out.extend_from_slice(&values[values.len() - 1].to_be_bytes());
+    out.extend_from_slice(&100f64.to_be_bytes());
+    out.extend_from_slice(&(values.len() as i32).to_be_bytes());
+    for x in values {
+        out.extend_from_slice(&1f64.to_be_bytes());
+        out.extend_from_slice(&x.to_be_bytes());
+    }
+    out
+}
+
+/// Spotify100 v2 distribution values over Pub/Sub: stored as distribution
+/// points and merged by `tdigest`; a value that is no t-digest is counted
+/// as invalid, acknowledged, and the rest stored.
+#[test]
+fn distribution_values_are_stored_and_a_bad_one_skipped() {
+    use base64::Engine as _;
+    use serde_json::json;
+    let (node, _dir, topic, _subscription) = start_node("dist", &[]);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let dist = |host: &str, t: i64, value: &str| {
+        json!({"version": "2.0.0", "key": "latency", "host": host, "time": T0 + t,
+               "value": {"distributionValue": value}})
+        .to_string()
+        .into_bytes()
+    };
+    let low: Vec<f64> = (1..=100).map(f64::from).collect();
+    let sent = vec![
+        dist("a", 100, &b64(&tdigest(&low[..50]))),
+        dist("a", 200, "AAE="),
+        dist("b", 600, &b64(&tdigest(&low[50..]))),
+        spotify100("dist", 0, 0),
+    ];
+    publish(&topic, &sent);
+    wait_acked(&node, "every message acked", Duration::from_secs(120), |n| n >= sent.len() as f64);
+
+    let st = node.get("/status").1;
+    let detail = consumer_detail(&st);
+    assert_eq!(detail["decodeErrors"]["invalid"], 1, "{st}");
+    assert_eq!(detail["distributionsWritten"], 2, "{st}");
+    assert_eq!(detail["pointsWritten"], 1, "{st}");
+
+    let query = |aggregation: Value| {
+        let mut body = json!({"filter": ["key", "latency"], "features": ["-shift_range"],
+                              "range": {"type": "absolute", "start": T0, "end": T0 + 1000}});
+        if aggregation.is_null() {
+            body["source"] = json!("distributionPoints");
+        } else {
+            body["aggregation"] = aggregation;
+        }
+        let (status, reply) = node.post("/query/metrics", &body);
+        assert_eq!(status, 200, "{reply}");
+        reply
+    };
+    let raw = query(Value::Null);
+    let groups = raw["result"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{raw}");
+    let a = groups.iter().find(|g| g["tags"]["host"] == "a").unwrap();
+    assert_eq!(a["values"], json!([{"value": b64(&tdigest(&low[..50])), "timestamp": T0 + 100}]), "{raw}");
+
+    let merged = query(json!({"type": "tdigest", "size": "1s"}));
+    let p50 = merged["result"].as_array().unwrap().iter().find(|g| g["tags"]["tdigeststat"] == "P50").cloned();
+    let p50 = p50.unwrap_or_else(|| panic!("no P50: {merged}"));
+    let v = p50["values"][0][1].as_f64().unwrap();
+    assert!((v - 50.5).abs() <= 2.0, "P50 of 1..=100 over two series: {v}");
+}
