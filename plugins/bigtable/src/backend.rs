@@ -1,26 +1,21 @@
-//! The metric backend: writes, fetches, deletes and counts points in
-//! Heroic's layout (see `row_key` and `plan`).
+//! The metric backend: writes, fetches, deletes and counts points, and
+//! writes and fetches distribution samples, in Heroic's layout (see
+//! `row_key`, `plan` and `cells`).
 
-use std::collections::HashMap;
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use futures::stream::{self, StreamExt};
-use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::mutate_rows_request::Entry;
-use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::mutation::{self, DeleteFromColumn, SetCell};
+use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::mutation::{self, DeleteFromColumn};
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::Mutation;
+use heroic_plugin_api::samples::*;
 use heroic_plugin_api::sdk::support::{HealthTracker, PointBudget};
 use heroic_plugin_api::sdk::MetricBackend;
 use heroic_plugin_api::types::*;
 use heroic_plugin_api::{PluginError, PluginResult, RVec};
 
-use crate::bulk::{Bulk, BulkSettings};
+use crate::cells::{merge, CellStore, RowMutations};
 use crate::client::Client;
 use crate::config::BigtableConfig;
-use crate::error::{BigtableError, EntryTally};
-use crate::plan::{filter, plan};
-use crate::read_rows::Row;
-use crate::row_key::{self, MAX_ROW_KEY_BYTES};
+use crate::error::BigtableError;
 use crate::stats::Stats;
 
 pub struct BigtableBackend {
@@ -29,274 +24,44 @@ pub struct BigtableBackend {
     pub(crate) stats: Arc<Stats>,
     /// The last failed call until the next success, for `health()`.
     health: HealthTracker,
-    /// The bulk writer; `None` with `disableBulkMutations`.
-    bulk: Option<Bulk>,
-}
-
-/// One answer of a fetch: the request index and a resource variant.
-type VariantKey = (usize, Vec<Tag>);
-
-/// One row's worth of mutations, before packing into MutateRows calls.
-struct RowMutations {
-    key: Vec<u8>,
-    mutations: Vec<Mutation>,
-}
-
-/// Cells read from one row that match the request.
-struct RowCells {
-    request_index: usize,
-    resource: Vec<Tag>,
-    key: Vec<u8>,
-    /// `(timestamp, qualifier, value)`; the value is empty when stripped.
-    cells: Vec<(i64, Vec<u8>, Vec<u8>)>,
+    /// Writes and reads of cells, whatever their family.
+    cells: CellStore,
 }
 
 impl BigtableBackend {
-    /// Packs row mutations into MutateRows calls of at most
-    /// `maxWriteBatchSize` cell mutations each; a row with more cells is
-    /// split into several entries (its cells are distinct, so the order in
-    /// which Bigtable applies the entries does not matter).
-    fn pack(&self, rows: Vec<RowMutations>) -> Vec<Vec<Entry>> {
-        let max = self.config.max_write_batch_size;
-        let mut calls = Vec::new();
-        let mut call: Vec<Entry> = Vec::new();
-        let mut in_call = 0;
-        for row in rows {
-            let mut mutations = row.mutations;
-            while !mutations.is_empty() {
-                if in_call == max {
-                    calls.push(std::mem::take(&mut call));
-                    in_call = 0;
-                }
-                let take = mutations.len().min(max - in_call);
-                let rest = mutations.split_off(take);
-                in_call += mutations.len();
-                call.push(Entry { row_key: row.key.clone(), mutations, idempotency: None });
-                mutations = rest;
-            }
-        }
-        if !call.is_empty() {
-            calls.push(call);
-        }
-        calls
-    }
-
-    /// Sends MutateRows calls, `writeConcurrency` at a time, and answers
-    /// for all their entries once every call has finished.
-    async fn send(&self, calls: Vec<Vec<Entry>>) -> Result<(), BigtableError> {
-        let mut tally = EntryTally::new(calls.iter().map(Vec::len).sum());
-        let outcomes: Vec<Vec<Option<BigtableError>>> = stream::iter(calls)
-            .map(|entries| self.client.mutate_rows_each(entries))
-            .buffer_unordered(self.config.write_concurrency)
-            .collect()
-            .await;
-        outcomes.into_iter().flatten().for_each(|failure| tally.add(failure));
-        tally.finish()
-    }
-
-    /// Applies a write's rows: through the bulk writer, which cuts and
-    /// coalesces the entries into its own batches, or in the write's own
-    /// calls.
-    async fn apply(&self, rows: Vec<RowMutations>) -> Result<(), BigtableError> {
-        let calls = self.pack(rows);
-        match &self.bulk {
-            Some(bulk) => bulk.submit(calls.into_iter().flatten().collect()).await,
-            None => self.send(calls).await,
-        }
-    }
-
-    /// Reads the cells of every requested series in the range, applying the
-    /// point budget. `strip` leaves values out (deletes and counts).
-    async fn read_cells(
-        &self,
-        series: &[Series],
-        range: TimeRange,
-        strip: bool,
-        budget: &PointBudget,
-    ) -> Result<Vec<RowCells>, BigtableError> {
-        let family = self.config.points_family.as_str();
-        let reads: Vec<(usize, crate::plan::Read)> = series
-            .iter()
-            .enumerate()
-            .flat_map(|(i, s)| plan(&row_key::series_prefix(s), range).into_iter().map(move |r| (i, r)))
-            .collect();
-        let results: Vec<Result<Vec<RowCells>, BigtableError>> = stream::iter(reads)
-            .map(|(index, read)| async move {
-                let mut found = Vec::new();
-                // Once a read found a point too many, the others stop: the
-                // answer is `limited` whatever they would add.
-                if budget.limited() {
-                    return Ok(found);
-                }
-                let wanted = &series[index];
-                let mut visit = |row: Row| -> ControlFlow<()> {
-                    let Some(cells) = self.cells_of(row, index, wanted, range) else {
-                        return ControlFlow::Continue(());
-                    };
-                    let mut cells = cells;
-                    let taken = budget.claim(cells.cells.len());
-                    cells.cells.truncate(taken);
-                    if !cells.cells.is_empty() {
-                        found.push(cells);
-                    }
-                    if budget.limited() {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                };
-                self.client.read_rows(read.rows, Some(filter(family, read.offsets, strip)), &mut visit).await?;
-                Ok(found)
-            })
-            .buffer_unordered(self.config.read_concurrency)
-            .collect()
-            .await;
-        let mut all = Vec::new();
-        for r in results {
-            all.extend(r?);
-        }
-        Ok(all)
-    }
-
-    /// The cells of `row` that belong to the request: the row key must
-    /// decode, a requested resource must match exactly (an empty one matches
-    /// every variant, as in Heroic), and timestamps must be in range.
-    fn cells_of(&self, row: Row, request_index: usize, wanted: &Series, range: TimeRange) -> Option<RowCells> {
-        let decoded = match row_key::decode(&row.key) {
-            Ok(decoded) => decoded,
-            Err(e) => {
-                self.stats.invalid_cells.inc();
-                tracing::warn!(error = %e, "skipping a row whose key does not decode");
-                return None;
-            }
-        };
-        if !wanted.resource.is_empty() && decoded.series.resource != wanted.resource {
-            return None;
-        }
-        let mut cells = Vec::with_capacity(row.cells.len());
-        for cell in row.cells {
-            match row_key::timestamp_of(decoded.base, &cell.qualifier) {
-                Some(t) if range.contains(t) => cells.push((t, cell.qualifier, cell.value)),
-                Some(_) => {}
-                None => self.stats.invalid_cells.inc(),
-            }
-        }
-        Some(RowCells { request_index, resource: decoded.series.resource.into_vec(), key: row.key, cells })
-    }
-
+    /// Points go to `pointsFamily` as 8-byte big-endian doubles.
     async fn do_write(&self, batch: RVec<SeriesPoints>) -> Result<(), BigtableError> {
-        // Merge repeated series first so that a rewrite of the same point in
-        // one batch lands in one row entry, where "last write wins" holds.
-        let mut order: Vec<Series> = Vec::new();
-        let mut merged: HashMap<Series, PointBatch> = HashMap::new();
-        for item in batch {
-            let SeriesPoints { series, points } = item;
-            match merged.get_mut(&series) {
-                Some(existing) => {
-                    existing.timestamps.extend(points.timestamps.iter().copied());
-                    existing.values.extend(points.values.iter().copied());
-                }
-                None => {
-                    order.push(series.clone());
-                    merged.insert(series, points);
-                }
-            }
-        }
-        let family = &self.config.points_family;
-        let mut rows: Vec<RowMutations> = Vec::new();
-        let mut refused: Vec<(usize, String)> = Vec::new();
-        let mut points = 0u64;
-        for series in order {
-            let mut batch = merged.remove(&series).expect("every ordered series was merged");
-            batch.sort_dedup();
-            let prefix = row_key::series_prefix(&series);
-            let suffix = row_key::resource_suffix(&series.resource);
-            let key_len = prefix.len() + 8 + suffix.len();
-            if key_len >= MAX_ROW_KEY_BYTES {
-                // Heroic drops these silently; here they are counted and
-                // the write reports them, after storing everything else.
-                self.stats.row_key_too_large.inc();
-                refused.push((key_len, series.key.to_string()));
-                continue;
-            }
-            let mut row_base = None;
-            for (&t, &v) in batch.timestamps.iter().zip(batch.values.iter()) {
-                let base = row_key::base_of(t);
-                let cell = Mutation {
-                    mutation: Some(mutation::Mutation::SetCell(SetCell {
-                        family_name: family.clone(),
-                        column_qualifier: row_key::qualifier_of(t).to_vec(),
-                        // A fixed timestamp: a rewrite replaces the cell and
-                        // a retried mutation is idempotent.
-                        timestamp_micros: 0,
-                        value: v.to_be_bytes().to_vec(),
-                    })),
-                };
-                // Points are sorted, so one row's points are consecutive.
-                match rows.last_mut() {
-                    Some(row) if row_base == Some(base) => row.mutations.push(cell),
-                    _ => {
-                        let mut key = row_key::with_base(&prefix, base);
-                        key.extend_from_slice(&suffix);
-                        rows.push(RowMutations { key, mutations: vec![cell] });
-                        row_base = Some(base);
-                    }
-                }
-                points += 1;
-            }
-        }
-        let row_count = rows.iter().map(|r| r.mutations.len() as u64).sum::<u64>();
-        self.apply(rows).await?;
-        self.stats.points_written.add(points);
-        self.stats.row_mutations.add(row_count);
-        if let Some((bytes, example)) = refused.iter().min_by_key(|r| r.0).cloned() {
-            return Err(BigtableError::RowKeyTooLarge {
-                refused: refused.len(),
-                bytes,
-                limit: MAX_ROW_KEY_BYTES,
-                example,
-            });
-        }
-        Ok(())
+        let items = batch.into_iter().map(|SeriesPoints { series, points }| {
+            let cells = points.timestamps.iter().zip(points.values.iter());
+            (series, cells.map(|(&t, &v)| (t, v.to_be_bytes().to_vec())).collect())
+        });
+        self.cells.write(&self.config.points_family, merge(items), &self.stats.points_written).await
     }
 
     async fn do_fetch(&self, request: FetchRequest) -> Result<FetchResponse, BigtableError> {
         let budget = PointBudget::new(request.point_limit);
-        let rows = self.read_cells(&request.series, request.range, false, &budget).await?;
-        // Group rows into (request, resource variant) answers.
-        let mut groups: HashMap<VariantKey, Vec<(i64, f64)>> = HashMap::new();
+        let family = &self.config.points_family;
+        let rows = self.cells.read(family, &request.series, request.range, false, &budget).await?;
+        let groups = self.cells.group(rows, |value| Some(f64::from_be_bytes(value.as_slice().try_into().ok()?)));
         let mut read = 0u64;
-        for row in rows {
-            let points = groups.entry((row.request_index, row.resource)).or_default();
-            for (t, _, value) in row.cells {
-                match <[u8; 8]>::try_from(value.as_slice()) {
-                    Ok(bytes) => points.push((t, f64::from_be_bytes(bytes))),
-                    Err(_) => self.stats.invalid_cells.inc(),
-                }
-            }
-            read += points.len() as u64;
-        }
-        self.stats.points_read.add(read);
-        let mut keys: Vec<VariantKey> = groups.keys().cloned().collect();
-        keys.sort();
-        let series = keys
+        let series = groups
             .into_iter()
-            .map(|key| {
-                let mut points = groups.remove(&key).expect("key taken from the map");
-                points.sort_by_key(|p| p.0);
+            .map(|((index, resource), points)| {
+                read += points.len() as u64;
                 let mut batch = PointBatch::with_capacity(points.len());
                 for (t, v) in points {
                     batch.push(t, v);
                 }
-                FetchedSeries { request_index: key.0 as u32, resource: key.1.into(), points: batch }
+                FetchedSeries { request_index: index as u32, resource: resource.into(), points: batch }
             })
             .collect();
+        self.stats.points_read.add(read);
         Ok(FetchResponse { series, limited: budget.limited() })
     }
 
     async fn do_delete(&self, series: RVec<Series>, range: TimeRange) -> Result<u64, BigtableError> {
-        let rows = self.read_cells(&series, range, true, &PointBudget::unlimited()).await?;
         let family = &self.config.points_family;
+        let rows = self.cells.read(family, &series, range, true, &PointBudget::unlimited()).await?;
         let mut touched = vec![false; series.len()];
         let mut deleted = 0u64;
         let mut mutations = Vec::new();
@@ -316,14 +81,52 @@ impl BigtableBackend {
                 .collect();
             mutations.push(RowMutations { key: row.key, mutations: cells });
         }
-        self.send(self.pack(mutations)).await?;
+        // Deletes are rare shell tasks: their own calls, not the bulk writer.
+        self.cells.send(mutations).await?;
         self.stats.points_deleted.add(deleted);
         Ok(touched.iter().filter(|t| **t).count() as u64)
     }
 
     async fn do_count(&self, series: RVec<Series>, range: TimeRange) -> Result<u64, BigtableError> {
-        let rows = self.read_cells(&series, range, true, &PointBudget::unlimited()).await?;
+        let family = &self.config.points_family;
+        let rows = self.cells.read(family, &series, range, true, &PointBudget::unlimited()).await?;
         Ok(rows.iter().map(|r| r.cells.len() as u64).sum())
+    }
+
+    /// Distribution samples go to `distributionsFamily` as they are: the
+    /// cell value is the serialised t-digest, byte for byte (Heroic's
+    /// layout), so both sides read what the other wrote.
+    async fn do_write_samples(&self, batch: RVec<SeriesSamples>) -> Result<(), BigtableError> {
+        let mut items = Vec::with_capacity(batch.len());
+        for SeriesSamples { series, samples } in batch {
+            // Checked before slicing: the batch comes from another library.
+            samples.validate().map_err(|e| BigtableError::InvalidInput(format!("series {:?}: {e}", series.key)))?;
+            items.push((series, samples.iter().map(|(t, bytes)| (t, bytes.to_vec())).collect()));
+        }
+        self.cells.write(&self.config.distributions_family, merge(items), &self.stats.samples_written).await
+    }
+
+    async fn do_fetch_samples(&self, request: SampleFetchRequest) -> Result<SampleFetchResponse, BigtableError> {
+        let budget = PointBudget::new(request.sample_limit);
+        let family = &self.config.distributions_family;
+        let rows = self.cells.read(family, &request.series, request.range, false, &budget).await?;
+        let mut read = 0u64;
+        let series = self
+            .cells
+            .group(rows, Some)
+            .into_iter()
+            .map(|((index, resource), samples)| {
+                read += samples.len() as u64;
+                let bytes = samples.iter().map(|s| s.1.len()).sum();
+                let mut batch = SampleBatch::with_capacity(samples.len(), bytes);
+                for (t, value) in samples {
+                    batch.push(t, &value);
+                }
+                FetchedSamples { request_index: index as u32, resource: resource.into(), samples: batch }
+            })
+            .collect();
+        self.stats.samples_read.add(read);
+        Ok(SampleFetchResponse { series, limited: budget.limited() })
     }
 
     /// Runs an operation, remembering its outcome for `health()`.
@@ -344,15 +147,14 @@ impl MetricBackend for BigtableBackend {
         config.validate().map_err(|e| PluginError::from(BigtableError::Config(e)))?;
         let stats = Arc::new(Stats::default());
         let client = Arc::new(Client::connect(&config, stats.clone()).await?);
-        let bulk = (!config.disable_bulk_mutations)
-            .then(|| Bulk::start(client.clone(), BulkSettings::from_config(&config), stats.clone()));
+        let cells = CellStore::new(client.clone(), config.clone(), stats.clone());
         tracing::info!(
             table = client.table_name(),
             target = ?config.target().ok(),
-            bulk = bulk.is_some(),
+            bulk = cells.is_bulk(),
             "bigtable metric backend ready"
         );
-        Ok(BigtableBackend { client, config, stats, health: HealthTracker::new(), bulk })
+        Ok(BigtableBackend { client, config, stats, health: HealthTracker::new(), cells })
     }
 
     async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
@@ -364,7 +166,24 @@ impl MetricBackend for BigtableBackend {
     }
 
     fn capabilities(&self) -> MetricCapabilities {
-        MetricCapabilities::LIST_SERIES | MetricCapabilities::DELETE_POINTS | MetricCapabilities::COUNT_POINTS
+        MetricCapabilities::LIST_SERIES
+            | MetricCapabilities::DELETE_POINTS
+            | MetricCapabilities::COUNT_POINTS
+            | MetricCapabilities::DISTRIBUTIONS
+    }
+
+    async fn write_samples(&self, kind: SampleKind, batch: RVec<SeriesSamples>) -> PluginResult<()> {
+        if kind != SampleKind::DISTRIBUTION {
+            return Err(PluginError::unsupported(&format!("write_samples of {}", kind.name())));
+        }
+        self.tracked(self.do_write_samples(batch)).await
+    }
+
+    async fn fetch_samples(&self, request: SampleFetchRequest) -> PluginResult<SampleFetchResponse> {
+        if request.kind != SampleKind::DISTRIBUTION {
+            return Err(PluginError::unsupported(&format!("fetch_samples of {}", request.kind.name())));
+        }
+        self.tracked(self.do_fetch_samples(request)).await
     }
 
     async fn list_series(&self, cursor: Option<String>, limit: u64) -> PluginResult<SeriesListPage> {
@@ -380,15 +199,17 @@ impl MetricBackend for BigtableBackend {
     }
 
     async fn configure(&self) -> PluginResult<()> {
-        let mut families = vec![self.config.points_family.clone()];
-        families.extend(self.config.extra_families.iter().filter(|f| **f != self.config.points_family).cloned());
+        let mut families = vec![self.config.points_family.clone(), self.config.distributions_family.clone()];
+        for family in &self.config.extra_families {
+            if !families.contains(family) {
+                families.push(family.clone());
+            }
+        }
         self.tracked(self.client.ensure_table(&families)).await
     }
 
     async fn shutdown(&self) -> PluginResult<()> {
-        if let Some(bulk) = &self.bulk {
-            bulk.shutdown().await;
-        }
+        self.cells.shutdown().await;
         Ok(())
     }
 

@@ -110,8 +110,13 @@ pub struct BigtableConfig {
     /// Column family holding points.
     #[serde(default = "default_points_family")]
     pub points_family: String,
-    /// Column families `configure` creates besides `pointsFamily` (Heroic
-    /// creates `distributionPoints` and `events`).
+    /// Column family holding distribution samples (Heroic's
+    /// `distributionPoints`): same row keys and qualifiers as points, the
+    /// cell value being the serialised t-digest, stored unchanged.
+    #[serde(default = "default_distributions_family")]
+    pub distributions_family: String,
+    /// Column families `configure` creates besides `pointsFamily` and
+    /// `distributionsFamily` (Heroic creates `events` too).
     #[serde(default = "default_extra_families")]
     pub extra_families: Vec<String>,
 }
@@ -165,8 +170,11 @@ fn default_max_elapsed_backoff() -> u64 {
 fn default_points_family() -> String {
     "points".into()
 }
+fn default_distributions_family() -> String {
+    "distributionPoints".into()
+}
 fn default_extra_families() -> Vec<String> {
-    vec!["distributionPoints".into(), "events".into()]
+    vec!["events".into()]
 }
 
 /// Where and how to connect, after the emulator settings are resolved.
@@ -186,6 +194,10 @@ impl BigtableConfig {
         }
         if self.instance.is_empty() || self.table.is_empty() {
             return Err("instance and table must not be empty".into());
+        }
+        if self.points_family.is_empty() || self.points_family == self.distributions_family {
+            // Shared, a point and a sample of one timestamp would be one cell.
+            return Err("pointsFamily and distributionsFamily must be set and differ".into());
         }
         if !(1..=100_000).contains(&self.max_write_batch_size) {
             return Err(format!("maxWriteBatchSize must be 1..=100000, got {}", self.max_write_batch_size));
@@ -392,6 +404,14 @@ mod tests {
         assert!(c.validate().unwrap_err().contains("batchSize"));
         let c = parse(serde_json::json!({ "project": "p", "batchSize": 100, "maxBufferedMutations": 99 })).unwrap();
         assert!(c.validate().unwrap_err().contains("maxBufferedMutations"));
+    }
+
+    #[test]
+    fn families_default_to_heroic_and_must_differ() {
+        let c = parse(serde_json::json!({ "project": "p" })).unwrap();
+        assert_eq!((c.points_family.as_str(), c.distributions_family.as_str()), ("points", "distributionPoints"));
+        let c = parse(serde_json::json!({ "project": "p", "distributionsFamily": "points" })).unwrap();
+        assert!(c.validate().unwrap_err().contains("distributionsFamily"));
     }
 
     #[test]

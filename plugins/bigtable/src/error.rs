@@ -26,6 +26,8 @@ pub enum BigtableError {
         "refused {refused} series whose row key is {bytes} bytes or more (limit {limit} bytes), e.g. key {example:?}"
     )]
     RowKeyTooLarge { refused: usize, bytes: usize, limit: usize, example: String },
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     #[error("bigtable returned a malformed read stream: {0}")]
     Protocol(String),
     #[error("the bigtable backend is shut down")]
@@ -167,6 +169,7 @@ impl From<BigtableError> for PluginError {
             BigtableError::Timeout { .. } => ErrorKind::TIMEOUT,
             BigtableError::PartialWrite { .. } => ErrorKind::UNAVAILABLE,
             BigtableError::RowKeyTooLarge { .. } => ErrorKind::INVALID_INPUT,
+            BigtableError::InvalidInput(_) => ErrorKind::INVALID_INPUT,
             BigtableError::Protocol(_) => ErrorKind::INTERNAL,
             BigtableError::ShutDown => ErrorKind::UNAVAILABLE,
             BigtableError::BulkStopped => ErrorKind::INTERNAL,

@@ -6,11 +6,13 @@
 //! - [`row_key`]: Heroic's row key codec (tiny-serializer compact varints,
 //!   UTF-16 lengths, Java tag order, 2^32 ms periods, resource suffix).
 //! - [`plan`]: which ReadRows calls and filters answer `(start, end]`.
+//! - [`cells`]: the write and read path shared by points and distribution
+//!   samples (family and value bytes as parameters), with the bulk writer.
 //! - [`read_rows`]: chunk-to-row assembly and resumption of a failed read.
 //! - [`client`]: tonic channels, credentials, deadlines, retries with
 //!   backoff, MutateRows and the table admin calls.
 //! - [`backend`]: the `MetricBackend`: write, fetch, delete, count,
-//!   configure, shutdown, health, statistics.
+//!   distribution samples, configure, shutdown, health, statistics.
 //! - [`bulk`]: the bulk writer coalescing concurrent writes into shared
 //!   MutateRows calls, answering each write once its entries are applied.
 //! - [`listing`]: key listing by scanning and decoding row keys.
@@ -19,6 +21,7 @@
 
 pub mod backend;
 pub mod bulk;
+pub mod cells;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -11,6 +11,10 @@ heroic_plugin_api::counter_set! {
     pub struct Stats {
         /// Points written (applied).
         pub points_written: Counter,
+        /// Distribution samples written (applied).
+        pub samples_written: Counter,
+        /// Distribution samples returned by fetches.
+        pub samples_read: Counter,
         /// Cell mutations applied by writes.
         pub row_mutations: Counter,
         /// MutateRows calls (attempts, retries included).

@@ -6,19 +6,17 @@
 
 mod common;
 
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::runtime;
+use common::{hex, raw_rows, runtime, worked_example_key, worked_example_series};
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::mutate_rows_request::Entry;
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::mutation::{Mutation as Kind, SetCell};
-use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::{Mutation, RowSet};
+use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::Mutation;
 use heroic_plugin_api::sdk::MetricBackend;
 use heroic_plugin_api::types::*;
 use heroic_plugin_api::ErrorKind;
 use heroic_plugin_bigtable::client::Client;
-use heroic_plugin_bigtable::read_rows::{range, Row};
 use heroic_plugin_bigtable::stats::Stats;
 use heroic_plugin_bigtable::{row_key, BigtableBackend, BigtableConfig};
 
@@ -29,35 +27,6 @@ fn parse(config: serde_json::Value) -> BigtableConfig {
 /// A backend on a fresh table, configured.
 async fn backend(name: &str) -> (BigtableBackend, BigtableConfig) {
     common::backend_with(name, serde_json::json!({})).await
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
-
-/// The reference's worked example row key.
-fn worked_example_key() -> Vec<u8> {
-    hex("06 06 73797374656d 02 04 04 686f7374 03 03 646231 \
-         07 06 72c3a967696f6e 07 06 5ac3bc72696368 00 00 01 2e 00 00 00 00")
-}
-
-fn worked_example_series() -> Series {
-    Series::new("system", [("host", "db1"), ("région", "Zürich")], [])
-}
-
-async fn raw_rows(config: &BigtableConfig) -> Vec<Row> {
-    let client = Client::connect(config, Arc::new(Stats::default())).await.unwrap();
-    let mut rows = Vec::new();
-    let all = RowSet { row_keys: vec![], row_ranges: vec![range(Vec::new(), None)] };
-    client
-        .read_rows(all, None, &mut |row| {
-            rows.push(row);
-            ControlFlow::Continue(())
-        })
-        .await
-        .unwrap();
-    rows
 }
 
 #[test]

@@ -72,3 +72,38 @@ pub fn stat(backend: &heroic_plugin_bigtable::BigtableBackend, name: &str) -> f6
     let stats = backend.statistics();
     stats.iter().find(|s| s.name.as_str() == name).unwrap_or_else(|| panic!("no statistic {name}: {stats:?}")).value
 }
+
+/// Bytes from hex digits, spaces and other separators ignored.
+pub fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+/// The reference's worked example row key.
+pub fn worked_example_key() -> Vec<u8> {
+    hex("06 06 73797374656d 02 04 04 686f7374 03 03 646231 \
+         07 06 72c3a967696f6e 07 06 5ac3bc72696368 00 00 01 2e 00 00 00 00")
+}
+
+/// The series of [`worked_example_key`].
+pub fn worked_example_series() -> heroic_plugin_api::types::Series {
+    heroic_plugin_api::types::Series::new("system", [("host", "db1"), ("région", "Zürich")], [])
+}
+
+/// Every row of the table, read with the plugin's client and no filter.
+pub async fn raw_rows(config: &heroic_plugin_bigtable::BigtableConfig) -> Vec<heroic_plugin_bigtable::read_rows::Row> {
+    use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::RowSet;
+    use heroic_plugin_bigtable::read_rows::range;
+    let stats = std::sync::Arc::new(heroic_plugin_bigtable::stats::Stats::default());
+    let client = heroic_plugin_bigtable::client::Client::connect(config, stats).await.unwrap();
+    let mut rows = Vec::new();
+    let all = RowSet { row_keys: vec![], row_ranges: vec![range(Vec::new(), None)] };
+    client
+        .read_rows(all, None, &mut |row| {
+            rows.push(row);
+            std::ops::ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+    rows
+}
