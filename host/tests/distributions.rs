@@ -8,6 +8,7 @@ mod common;
 
 use base64::Engine as _;
 use common::Node;
+use heroic_plugin_api::testkit::sketch::tdigest_verbose;
 use serde_json::{json, Value};
 
 fn local_node(dir: &std::path::Path) -> Node {
@@ -34,21 +35,6 @@ fn small_bytes(values: &[f64]) -> Vec<u8> {
     for x in &v {
         out.extend_from_slice(&1f32.to_be_bytes());
         out.extend_from_slice(&(*x as f32).to_be_bytes());
-    }
-    out
-}
-
-/// `MergingDigest.asBytes` (verbose): `i32 1, f64 min, f64 max, f64
-/// compression, i32 n, n × (f64 weight, f64 mean)`.
-fn verbose_bytes(values: &[f64]) -> Vec<u8> {
-    let mut out = 1i32.to_be_bytes().to_vec();
-    out.extend_from_slice(&values[0].to_be_bytes());
-    out.extend_from_slice(&values[values.len() - 1].to_be_bytes());
-    out.extend_from_slice(&100f64.to_be_bytes());
-    out.extend_from_slice(&(values.len() as i32).to_be_bytes());
-    for x in values {
-        out.extend_from_slice(&1f64.to_be_bytes());
-        out.extend_from_slice(&x.to_be_bytes());
     }
     out
 }
@@ -85,7 +71,7 @@ fn written_distributions_come_back_raw_and_merged_into_percentiles() {
     let low: Vec<f64> = (1..=100).map(f64::from).collect();
     let high: Vec<f64> = (1001..=1100).map(f64::from).collect();
     let first = small_bytes(&low[..50]);
-    let (status, reply) = write(&node, "a", &[(100, first.clone()), (1500, verbose_bytes(&high))]);
+    let (status, reply) = write(&node, "a", &[(100, first.clone()), (1500, tdigest_verbose(&high))]);
     assert_eq!(status, 200, "{reply}");
     let (status, reply) = write(&node, "b", &[(600, small_bytes(&low[50..]))]);
     assert_eq!(status, 200, "{reply}");

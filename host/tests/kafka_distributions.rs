@@ -15,23 +15,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::Node;
 use heroic::ingest::schema::proto;
+use heroic_plugin_api::testkit::sketch::tdigest_verbose;
 use kafka_common::*;
 use serde_json::{json, Value};
-
-/// `MergingDigest.asBytes` (verbose) of `values`, one centroid each:
-/// `i32 1, f64 min, f64 max, f64 compression, i32 n, n × (f64 weight, f64 mean)`.
-fn tdigest(values: &[f64]) -> Vec<u8> {
-    let mut out = 1i32.to_be_bytes().to_vec();
-    out.extend_from_slice(&values[0].to_be_bytes());
-    out.extend_from_slice(&values[values.len() - 1].to_be_bytes());
-    out.extend_from_slice(&100f64.to_be_bytes());
-    out.extend_from_slice(&(values.len() as i32).to_be_bytes());
-    for x in values {
-        out.extend_from_slice(&1f64.to_be_bytes());
-        out.extend_from_slice(&x.to_be_bytes());
-    }
-    out
-}
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -89,14 +75,14 @@ fn distributions_are_stored_and_queryable_and_bad_ones_skipped() {
 
     let low: Vec<f64> = (1..=100).map(f64::from).collect();
     let high: Vec<f64> = (1001..=1100).map(f64::from).collect();
-    let first = tdigest(&low[..50]);
+    let first = tdigest_verbose(&low[..50]);
     let mut producer = TestProducer::new();
     producer.send(&json_topic, "a", &v2_distribution("latency", "a", T0 + 100, &b64(&first)));
     // Not base64; base64 but no t-digest: both counted and skipped.
     producer.send(&json_topic, "a", &v2_distribution("latency", "a", T0 + 200, "not base64!"));
     producer.send(&json_topic, "a", &v2_distribution("latency", "a", T0 + 300, "AAE="));
     // Unpadded, as Jackson also reads it.
-    let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(tdigest(&high));
+    let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(tdigest_verbose(&high));
     producer.send(&json_topic, "a", &v2_distribution("latency", "a", T0 + 1500, &unpadded));
 
     // One batch mixing doubles and a distribution, and one whose bad
@@ -104,7 +90,7 @@ fn distributions_are_stored_and_queryable_and_bad_ones_skipped() {
     let mixed = proto::Batch {
         metric: vec![
             proto_double("dist-points", "h0", T0 + 100, 1.5),
-            proto_distribution("latency", "b", T0 + 600, tdigest(&low[50..])),
+            proto_distribution("latency", "b", T0 + 600, tdigest_verbose(&low[50..])),
             proto_double("dist-points", "h0", T0 + 200, 2.5),
         ],
     };
@@ -138,11 +124,11 @@ fn distributions_are_stored_and_queryable_and_bad_ones_skipped() {
     let a = groups.iter().find(|g| g["tags"]["host"] == "a").unwrap();
     assert_eq!(
         a["values"],
-        json!([{"value": b64(&first), "timestamp": T0 + 100}, {"value": b64(&tdigest(&high)), "timestamp": T0 + 1500}]),
+        json!([{"value": b64(&first), "timestamp": T0 + 100}, {"value": b64(&tdigest_verbose(&high)), "timestamp": T0 + 1500}]),
         "{raw}"
     );
     let b = groups.iter().find(|g| g["tags"]["host"] == "b").unwrap();
-    assert_eq!(b["values"], json!([{"value": b64(&tdigest(&low[50..])), "timestamp": T0 + 600}]), "{raw}");
+    assert_eq!(b["values"], json!([{"value": b64(&tdigest_verbose(&low[50..])), "timestamp": T0 + 600}]), "{raw}");
 
     // tdigest over 1 s: the two series' sketches of 1..=100 merge in the
     // first bucket, 1001..=1100 is the second.
@@ -183,14 +169,14 @@ fn distributions_a_backend_cannot_store_are_dropped_and_counted() {
     for i in 0..20 {
         producer.send(&json_topic, "a", &message("undist", 0, i));
         if i % 4 == 0 {
-            let sketch = b64(&tdigest(&[i as f64, 2.0 * i as f64]));
+            let sketch = b64(&tdigest_verbose(&[i as f64, 2.0 * i as f64]));
             producer.send(&json_topic, "a", &v2_distribution("latency", "a", T0 + i as i64 * 1000, &sketch));
         }
     }
     let mixed = proto::Batch {
         metric: vec![
             proto_double("undist", "h1", T0, 7.0),
-            proto_distribution("latency", "b", T0, tdigest(&[1.0, 2.0])),
+            proto_distribution("latency", "b", T0, tdigest_verbose(&[1.0, 2.0])),
         ],
     };
     producer.send(&proto_topic, "b", &proto::encode_batch(&mixed));

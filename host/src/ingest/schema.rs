@@ -335,6 +335,7 @@ fn metric_from_proto(m: proto::Metric) -> Result<Metric, InvalidMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use heroic_plugin_api::testkit::sketch::tdigest_verbose;
 
     fn json(s: &str) -> Result<Metric, InvalidMessage> {
         Schema::Spotify100.decode(s.as_bytes()).map(|mut v| v.remove(0))
@@ -362,27 +363,13 @@ mod tests {
         assert_eq!(m.series.tags.len(), 1);
     }
 
-    /// `MergingDigest.asBytes` (verbose) of `values`, one centroid each.
-    fn tdigest(values: &[f64]) -> Vec<u8> {
-        let mut out = 1i32.to_be_bytes().to_vec();
-        out.extend_from_slice(&values[0].to_be_bytes());
-        out.extend_from_slice(&values[values.len() - 1].to_be_bytes());
-        out.extend_from_slice(&100f64.to_be_bytes());
-        out.extend_from_slice(&(values.len() as i32).to_be_bytes());
-        for x in values {
-            out.extend_from_slice(&1f64.to_be_bytes());
-            out.extend_from_slice(&x.to_be_bytes());
-        }
-        out
-    }
-
     fn v2_distribution(b64: &str) -> String {
         format!(r#"{{"version":"2.0.0","key":"k","host":"h","time":7,"value":{{"distributionValue":"{b64}"}}}}"#)
     }
 
     #[test]
     fn v2_distribution_value_is_decoded() {
-        let bytes = tdigest(&[1.0, 2.0, 3.0]);
+        let bytes = tdigest_verbose(&[1.0, 2.0, 3.0]);
         let m = json(&v2_distribution(&base64::engine::general_purpose::STANDARD.encode(&bytes))).unwrap();
         assert_eq!(m.series, Series::new("k", [("host", "h")], [] as [(&str, &str); 0]));
         assert_eq!((m.time, m.value), (7, Value::Distribution(bytes.clone())));
@@ -404,13 +391,13 @@ mod tests {
         assert_eq!(e.reason(), "invalid");
         let both = format!(
             r#"{{"version":"2.0.0","key":"k","time":7,"value":{{"doubleValue":1,"distributionValue":"{}"}}}}"#,
-            base64::engine::general_purpose::STANDARD.encode(tdigest(&[1.0]))
+            base64::engine::general_purpose::STANDARD.encode(tdigest_verbose(&[1.0]))
         );
         assert!(json(&both).unwrap_err().to_string().contains("both"));
         // A good sketch does not excuse a bad time.
         let no_time = format!(
             r#"{{"version":"2.0.0","key":"k","time":0,"value":{{"distributionValue":"{}"}}}}"#,
-            base64::engine::general_purpose::STANDARD.encode(tdigest(&[1.0]))
+            base64::engine::general_purpose::STANDARD.encode(tdigest_verbose(&[1.0]))
         );
         assert!(json(&no_time).unwrap_err().to_string().contains("time"));
     }
@@ -463,7 +450,7 @@ mod tests {
 
     #[test]
     fn proto_batch_mixing_doubles_and_distributions() {
-        let sketch = tdigest(&[5.0, 6.0]);
+        let sketch = tdigest_verbose(&[5.0, 6.0]);
         let batch = proto::Batch {
             metric: vec![proto_metric("cpu", 1000, 1.0), proto_distribution("latency", 1000, sketch.clone())],
         };

@@ -40,6 +40,7 @@ mod write_body;
 static ALLOCATOR: heroic_plugin_api::testkit::alloc::Counting = heroic_plugin_api::testkit::alloc::Counting;
 
 use heroic_plugin_api::testkit::alloc::measured;
+use heroic_plugin_api::testkit::sketch::tdigest_verbose;
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
@@ -47,29 +48,12 @@ const MIB: usize = 1 << 20;
 // ---------------------------------------------------------------------------
 // Configuration
 
-/// `cases` cases, times `HOSTILE_CASES_SCALE` when set.
-/// `MergingDigest.asBytes` (verbose) of `means`, one centroid each: a
-/// distribution value the consumers must take.
-fn tdigest(means: &[f64]) -> Vec<u8> {
-    let mut out = 1i32.to_be_bytes().to_vec();
-    let lo = means.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    out.extend_from_slice(&lo.to_be_bytes());
-    out.extend_from_slice(&hi.to_be_bytes());
-    out.extend_from_slice(&100f64.to_be_bytes());
-    out.extend_from_slice(&(means.len() as i32).to_be_bytes());
-    for x in means {
-        out.extend_from_slice(&1f64.to_be_bytes());
-        out.extend_from_slice(&x.to_be_bytes());
-    }
-    out
-}
-
 /// Valid t-digest bytes of up to five finite centroids.
 fn tdigest_bytes() -> BoxedStrategy<Vec<u8>> {
-    vec(-1e9f64..1e9, 0..5).prop_map(|m| tdigest(&m)).boxed()
+    vec(-1e9f64..1e9, 0..5).prop_map(|m| tdigest_verbose(&m)).boxed()
 }
 
+/// `cases` cases, times `HOSTILE_CASES_SCALE` when set.
 fn config(cases: u32) -> ProptestConfig {
     let scale: u32 = std::env::var("HOSTILE_CASES_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     ProptestConfig {

@@ -99,6 +99,7 @@ pub mod metadata;
 pub mod metric;
 pub mod node;
 pub mod servers;
+pub mod sketch;
 pub mod suggest;
 
 // ---------------------------------------------------------------------------

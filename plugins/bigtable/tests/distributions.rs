@@ -16,27 +16,13 @@ use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::mutation::{Mutati
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2::Mutation;
 use heroic_plugin_api::samples::*;
 use heroic_plugin_api::sdk::MetricBackend;
+use heroic_plugin_api::testkit::sketch::tdigest_verbose;
 use heroic_plugin_api::types::*;
 use heroic_plugin_api::ErrorKind;
 use heroic_plugin_bigtable::client::Client;
 use heroic_plugin_bigtable::row_key::PERIOD;
 use heroic_plugin_bigtable::stats::Stats;
 use heroic_plugin_bigtable::BigtableBackend;
-
-/// `MergingDigest.asBytes` (verbose) of a digest holding `values` one
-/// centroid each: what Heroic's clients send; opaque to the plugin.
-fn sketch(values: &[f64]) -> Vec<u8> {
-    let mut out = 1i32.to_be_bytes().to_vec();
-    out.extend_from_slice(&values[0].to_be_bytes());
-    out.extend_from_slice(&values[values.len() - 1].to_be_bytes());
-    out.extend_from_slice(&100f64.to_be_bytes());
-    out.extend_from_slice(&(values.len() as i32).to_be_bytes());
-    for x in values {
-        out.extend_from_slice(&1f64.to_be_bytes());
-        out.extend_from_slice(&x.to_be_bytes());
-    }
-    out
-}
 
 fn batch(samples: &[(i64, Vec<u8>)]) -> SampleBatch {
     let mut b = SampleBatch::new();
@@ -80,7 +66,7 @@ fn distributions_are_stored_in_heroic_layout_both_ways() {
     runtime().block_on(async {
         let (backend, config) = common::backend_with("dist-layout", serde_json::json!({})).await;
         let ts = 1_300_000_000_000;
-        let bytes = sketch(&[1.0, 2.0, 3.0]);
+        let bytes = tdigest_verbose(&[1.0, 2.0, 3.0]);
         write(&backend, &worked_example_series(), &[(ts, bytes.clone())]).await.unwrap();
         let points = PointBatch::from_pairs(&[(ts, 2.5)]);
         backend.write(vec![SeriesPoints { series: worked_example_series(), points }].into()).await.unwrap();
@@ -106,7 +92,7 @@ fn distributions_are_stored_in_heroic_layout_both_ways() {
         let n = key.len();
         key[n - 8..].copy_from_slice(&next_base.to_be_bytes());
         key.extend_from_slice(&hex("01 00 08 01 03 706f64 02 7031"));
-        let heroic = sketch(&[7.0]);
+        let heroic = tdigest_verbose(&[7.0]);
         let client = Client::connect(&config, Arc::new(Stats::default())).await.unwrap();
         let cell = Mutation {
             mutation: Some(Kind::SetCell(SetCell {
@@ -135,7 +121,7 @@ fn distributions_round_trip_across_periods_edges_and_resource_variants() {
         let pod = Series::new("latency", [("host", "a")], [("pod", "p1")]);
         // Both sides of a 2^32 ms row boundary.
         let b = 300 * PERIOD;
-        let s = |i: i64| sketch(&[i as f64, i as f64 * 2.0]);
+        let s = |i: i64| tdigest_verbose(&[i as f64, i as f64 * 2.0]);
         let times = [b - 2000, b - 1000, b, b + 1000, b + 2000];
         let samples: Vec<(i64, Vec<u8>)> = times.iter().map(|&t| (t, s(t - b))).collect();
         write(&backend, &plain, &samples).await.unwrap();

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use heroic_plugin_api::testkit::node::Node;
+use heroic_plugin_api::testkit::sketch::tdigest_verbose;
 use serde_json::Value;
 
 /// `examples/consumer-pubsub.toml` itself (not a copy that could drift),
@@ -268,20 +269,6 @@ fn a_bigtable_row_key_over_the_limit_is_dead_lettered_and_the_rest_stored() {
     assert_eq!(available(&subscription), 0, "everything was acked");
 }
 
-/// `MergingDigest.asBytes` (verbose) of `values`, one centroid each.
-fn tdigest(values: &[f64]) -> Vec<u8> {
-    let mut out = 1i32.to_be_bytes().to_vec();
-    out.extend_from_slice(&values[0].to_be_bytes());
-    out.extend_from_slice(&values[values.len() - 1].to_be_bytes());
-    out.extend_from_slice(&100f64.to_be_bytes());
-    out.extend_from_slice(&(values.len() as i32).to_be_bytes());
-    for x in values {
-        out.extend_from_slice(&1f64.to_be_bytes());
-        out.extend_from_slice(&x.to_be_bytes());
-    }
-    out
-}
-
 /// Spotify100 v2 distribution values over Pub/Sub: stored as distribution
 /// points and merged by `tdigest`; a value that is no t-digest is counted
 /// as invalid, acknowledged, and the rest stored.
@@ -299,9 +286,9 @@ fn distribution_values_are_stored_and_a_bad_one_skipped() {
     };
     let low: Vec<f64> = (1..=100).map(f64::from).collect();
     let sent = vec![
-        dist("a", 100, &b64(&tdigest(&low[..50]))),
+        dist("a", 100, &b64(&tdigest_verbose(&low[..50]))),
         dist("a", 200, "AAE="),
-        dist("b", 600, &b64(&tdigest(&low[50..]))),
+        dist("b", 600, &b64(&tdigest_verbose(&low[50..]))),
         spotify100("dist", 0, 0),
     ];
     publish(&topic, &sent);
@@ -329,7 +316,7 @@ fn distribution_values_are_stored_and_a_bad_one_skipped() {
     let groups = raw["result"].as_array().unwrap();
     assert_eq!(groups.len(), 2, "{raw}");
     let a = groups.iter().find(|g| g["tags"]["host"] == "a").unwrap();
-    assert_eq!(a["values"], json!([{"value": b64(&tdigest(&low[..50])), "timestamp": T0 + 100}]), "{raw}");
+    assert_eq!(a["values"], json!([{"value": b64(&tdigest_verbose(&low[..50])), "timestamp": T0 + 100}]), "{raw}");
 
     let merged = query(json!({"type": "tdigest", "size": "1s"}));
     let p50 = merged["result"].as_array().unwrap().iter().find(|g| g["tags"]["tdigeststat"] == "P50").cloned();
