@@ -106,9 +106,9 @@ fn write_bodies_as_heroic() {
     assert_eq!(status, 200, "{reply}");
     assert!(!reply["times"].as_array().unwrap().is_empty(), "{reply}");
     // Types the plugin interface cannot carry are refused in Heroic's shape.
-    let tdigests = json!({"series": {"key": "w", "tags": {}},
-        "data": {"type": "tdigestPoints", "data": [{"value": "AAAAAQ==", "timestamp": 1}]}});
-    let (status, reply) = node.post("/write", &tdigests);
+    let cardinality = json!({"series": {"key": "w", "tags": {}},
+        "data": {"type": "cardinality", "data": [[1, 2]]}});
+    let (status, reply) = node.post("/write", &cardinality);
     assert_eq!(status, 400, "{reply}");
     assert_eq!((reply["type"].as_str(), reply["path"].as_str()), (Some("json-error"), Some("data.type")), "{reply}");
     assert_eq!(reply["reason"], "Bad Request");

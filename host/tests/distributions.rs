@@ -44,9 +44,13 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn write(node: &Node, host: &str, samples: &[(i64, Vec<u8>)]) -> (u16, Value) {
+    write_kind(node, "distributionPoints", host, samples)
+}
+
+fn write_kind(node: &Node, kind: &str, host: &str, samples: &[(i64, Vec<u8>)]) -> (u16, Value) {
     let data: Vec<Value> = samples.iter().map(|(t, b)| json!({"value": b64(b), "timestamp": t})).collect();
     let body = json!({"series": {"key": "latency", "tags": {"host": host}},
-                      "data": {"type": "distributionPoints", "data": data}});
+                      "data": {"type": kind, "data": data}});
     node.post("/write", &body)
 }
 
@@ -105,6 +109,47 @@ fn written_distributions_come_back_raw_and_merged_into_percentiles() {
     let by_host = json!({"aggregation": {"type": "group", "of": ["host"], "each": {"type": "tdigest", "size": "1s"}}});
     let grouped = query(&node, range(by_host));
     assert_eq!(grouped["result"].as_array().unwrap().len(), 6, "{grouped}");
+}
+
+#[test]
+fn tdigest_points_are_their_own_source_read_raw_and_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = local_node(dir.path());
+    let low: Vec<f64> = (1..=100).map(f64::from).collect();
+    let high: Vec<f64> = (1001..=1100).map(f64::from).collect();
+    // The same series and timestamp as a distribution point: kept apart.
+    let tdigest = small_bytes(&high);
+    let (status, reply) = write_kind(&node, "tdigestPoints", "a", &[(100, tdigest.clone())]);
+    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = write(&node, "a", &[(100, small_bytes(&low))]);
+    assert_eq!(status, 200, "{reply}");
+
+    let raw = query(&node, range(json!({"source": "tdigestPoints"})));
+    assert_eq!(raw["errors"], json!([]), "{raw}");
+    let groups = raw["result"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{raw}");
+    assert_eq!(groups[0]["type"], "tdigestPoints", "{raw}");
+    assert_eq!(groups[0]["values"], json!([{"value": b64(&tdigest), "timestamp": 100}]), "{raw}");
+    let raw = query(&node, range(json!({"source": "distributionPoints"})));
+    assert_eq!(raw["result"][0]["type"], "distributionPoints", "{raw}");
+    assert_ne!(raw["result"][0]["values"][0]["value"], json!(b64(&tdigest)), "{raw}");
+
+    // tdigest over the tdigestPoints source merges those, not the
+    // distribution points; as JSON and as HQL.
+    let p50 = |reply: &Value| -> f64 {
+        let groups = reply["result"].as_array().unwrap();
+        assert_eq!(groups.len(), 3, "{reply}");
+        let g = groups.iter().find(|g| g["tags"]["tdigeststat"] == "P50").unwrap();
+        g["values"][0][1].as_f64().unwrap()
+    };
+    let merged =
+        query(&node, range(json!({"source": "tdigestPoints", "aggregation": {"type": "tdigest", "size": "1s"}})));
+    assert!((p50(&merged) - 1050.5).abs() <= 2.0, "{merged}");
+    let hql = query(&node, range(json!({"query": "tdigest(1s) from tdigestPoints where $key = latency"})));
+    assert!((p50(&hql) - 1050.5).abs() <= 2.0, "{hql}");
+    // Without a source, tdigest reads distribution points, as in Heroic.
+    let merged = query(&node, range(json!({"aggregation": {"type": "tdigest", "size": "1s"}})));
+    assert!((p50(&merged) - 50.5).abs() <= 2.0, "{merged}");
 }
 
 #[test]

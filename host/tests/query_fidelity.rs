@@ -92,8 +92,8 @@ fn a_batch_answers_each_query_on_its_own() {
     let mut no_series = query(json!({"type": "sum", "size": "10ms"}));
     no_series["filter"] = json!(["key", "nothing"]);
     // A source no plugin interface carries: an error of that query alone.
-    let mut spreads = query(Value::Null);
-    spreads["source"] = json!("tdigestPoints");
+    let mut unstored = query(Value::Null);
+    unstored["source"] = json!("cardinality");
     let mut wide = query(json!({"type": "sum", "size": "1ms"}));
     wide["range"] = json!({"type": "absolute", "start": 0, "end": 100_001});
     let batch = json!({"queries": {
@@ -107,7 +107,7 @@ fn a_batch_answers_each_query_on_its_own() {
         "zeroSize": query(sampled(json!({"unit": "seconds", "value": 0.0001}))),
         "tooManyBuckets": wide,
         "tdigest": query(json!({"type": "group", "of": null, "each": [{"type": "tdigest", "sampling": {"unit": "seconds", "value": 1}}]})),
-        "spreads": spreads,
+        "unstored": unstored,
         "noSeries": no_series,
     }});
     let (status, reply) = node.post("/query/batch", &batch);
@@ -126,7 +126,7 @@ fn a_batch_answers_each_query_on_its_own() {
     // Read like any bucketed aggregation now: 1 s buckets over (0, 40 ms]
     // cannot be laid out, an error of this query alone.
     assert_shard_error(&r["tdigest"], "0 buckets");
-    assert_query_error(&r["spreads"], "tdigestPoints");
+    assert_query_error(&r["unstored"], "cardinality");
     assert_eq!((&r["noSeries"]["result"], &r["noSeries"]["errors"]), (&json!([]), &json!([])), "{reply}");
 
     // A batch without queries; one whose body does not map is refused whole.

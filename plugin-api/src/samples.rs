@@ -6,9 +6,11 @@
 //! what the bytes are, and a columnar [`SampleBatch`] carries them (one
 //! vector of timestamps, one of concatenated bytes, one of end offsets), so
 //! a batch crosses the boundary in O(1) and nothing is allocated per
-//! sample. Spreads ([`SampleKind::SPREAD`], [`Spread`]) were added this way
-//! within 1.2: a new number and a capability bit; a later minor version
-//! adds a kind the same way, and the types and methods stay as they are.
+//! sample. Spreads ([`SampleKind::SPREAD`], [`Spread`]) and t-digest points
+//! ([`SampleKind::TDIGEST`]) were added this way within 1.2: a new number
+//! and a capability bit, which a plugin built before them neither declares
+//! nor is asked for; a later minor version adds a kind the same way, and
+//! the types and methods stay as they are.
 
 use abi_stable::std_types::RVec;
 use abi_stable::StableAbi;
@@ -32,6 +34,12 @@ impl SampleKind {
     /// period, `count, sum, sum2, min, max`, as the 40 bytes of
     /// [`Spread::encode`].
     pub const SPREAD: SampleKind = SampleKind(2);
+    /// Heroic's `tdigestPoints`: a t-digest per timestamp, like
+    /// [`DISTRIBUTION`](Self::DISTRIBUTION) (same encodings, stored and
+    /// returned unchanged), but a kind of its own: Heroic keeps the two
+    /// apart (the `tdigestPoints` source reads only these), so a backend
+    /// does too.
+    pub const TDIGEST: SampleKind = SampleKind(3);
 
     /// The capability bit a backend declares when it stores this kind, or
     /// `None` for a kind this version does not know.
@@ -39,16 +47,18 @@ impl SampleKind {
         match self {
             SampleKind::DISTRIBUTION => Some(MetricCapabilities::DISTRIBUTIONS),
             SampleKind::SPREAD => Some(MetricCapabilities::SPREADS),
+            SampleKind::TDIGEST => Some(MetricCapabilities::TDIGESTS),
             _ => None,
         }
     }
 
-    /// Heroic's name of the kind (`distributionPoints`, `spreads`), for
-    /// messages.
+    /// Heroic's name of the kind (`distributionPoints`, `spreads`,
+    /// `tdigestPoints`), for messages.
     pub fn name(self) -> &'static str {
         match self {
             SampleKind::DISTRIBUTION => "distributionPoints",
             SampleKind::SPREAD => "spreads",
+            SampleKind::TDIGEST => "tdigestPoints",
             _ => "unknown sample kind",
         }
     }
@@ -345,6 +355,7 @@ mod tests {
     fn kinds_map_to_capabilities() {
         assert_eq!(SampleKind::DISTRIBUTION.capability(), Some(MetricCapabilities::DISTRIBUTIONS));
         assert_eq!(SampleKind::SPREAD.capability(), Some(MetricCapabilities::SPREADS));
+        assert_eq!(SampleKind::TDIGEST.capability(), Some(MetricCapabilities::TDIGESTS));
         assert_eq!(SampleKind(99).capability(), None);
     }
 }

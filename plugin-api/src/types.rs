@@ -404,6 +404,9 @@ capability_set! {
         /// Stores spreads ([`crate::samples::SampleKind::SPREAD`]) through
         /// `write_samples` and `fetch_samples` (interface 1.2).
         SPREADS = 16, "spreads";
+        /// Stores t-digest points ([`crate::samples::SampleKind::TDIGEST`])
+        /// through `write_samples` and `fetch_samples` (interface 1.2).
+        TDIGESTS = 32, "tdigests";
     }
 }
 

@@ -2,11 +2,12 @@
 //!
 //! As in Heroic: a body without `data` writes nothing and answers 200
 //! `{"times": []}`; a body without `series` writes to the empty series.
-//! `points`, `distributionPoints` and `spreads` can be stored (the latter
-//! two by the metric backends that declare them; a node with none answers
-//! 400). The plugin interface has no t-digest points, groups or
+//! `points`, `distributionPoints`, `tdigestPoints` and `spreads` can be
+//! stored (all but points by the metric backends that declare them; a node
+//! with none answers 400). The plugin interface has no groups or
 //! cardinality payloads, so those types are refused with a 400
-//! `json-error` on `data.type` (Heroic accepts them).
+//! `json-error` on `data.type` (Heroic accepts them; no backend of its
+//! stores them either).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -48,8 +49,9 @@ struct WriteBody {
 
 /// The metric types of Heroic's `MetricCollection`, and which this server
 /// can store.
-const STORABLE: [&str; 3] = ["points", DISTRIBUTIONS, SPREADS];
+const STORABLE: [&str; 4] = ["points", DISTRIBUTIONS, TDIGESTS, SPREADS];
 const DISTRIBUTIONS: &str = "distributionPoints";
+const TDIGESTS: &str = "tdigestPoints";
 const SPREADS: &str = "spreads";
 const KNOWN_TYPES: [&str; 6] = ["points", "spreads", "distributionPoints", "tdigestPoints", "groups", "cardinality"];
 
@@ -64,7 +66,8 @@ struct MetricCollectionJson {
 /// The `data` of a collection, read as its `type` says.
 enum CollectionData {
     Points(PointBatch),
-    Distributions(ColumnarSamples),
+    /// `distributionPoints` or `tdigestPoints`: t-digest sketches.
+    Sketches(SampleKind, ColumnarSamples),
     Spreads(ColumnarSpreads),
     /// `data` came before `type` (clients write `type` first): kept as a
     /// tree and read once the type is known.
@@ -88,7 +91,12 @@ impl<'de> Deserialize<'de> for MetricCollectionJson {
                         ("data", Some("points")) => {
                             data = Some(CollectionData::Points(map.next_value::<ColumnarPoints>()?.0))
                         }
-                        ("data", Some(DISTRIBUTIONS)) => data = Some(CollectionData::Distributions(map.next_value()?)),
+                        ("data", Some(DISTRIBUTIONS)) => {
+                            data = Some(CollectionData::Sketches(SampleKind::DISTRIBUTION, map.next_value()?))
+                        }
+                        ("data", Some(TDIGESTS)) => {
+                            data = Some(CollectionData::Sketches(SampleKind::TDIGEST, map.next_value()?))
+                        }
                         ("data", Some(SPREADS)) => data = Some(CollectionData::Spreads(map.next_value()?)),
                         ("data", Some(_)) => {
                             map.next_value::<de::IgnoredAny>()?;
@@ -101,9 +109,14 @@ impl<'de> Deserialize<'de> for MetricCollectionJson {
                     let read = |e: serde_json::Error| de::Error::custom(e);
                     data = match kind.as_str() {
                         "points" => Some(CollectionData::Points(ColumnarPoints::deserialize(value).map_err(read)?.0)),
-                        DISTRIBUTIONS => {
-                            Some(CollectionData::Distributions(ColumnarSamples::deserialize(value).map_err(read)?))
-                        }
+                        DISTRIBUTIONS => Some(CollectionData::Sketches(
+                            SampleKind::DISTRIBUTION,
+                            ColumnarSamples::deserialize(value).map_err(read)?,
+                        )),
+                        TDIGESTS => Some(CollectionData::Sketches(
+                            SampleKind::TDIGEST,
+                            ColumnarSamples::deserialize(value).map_err(read)?,
+                        )),
                         SPREADS => Some(CollectionData::Spreads(ColumnarSpreads::deserialize(value).map_err(read)?)),
                         _ => None,
                     };
@@ -158,7 +171,8 @@ pub struct WriteResponse {
 pub enum WriteBatch {
     /// `points`.
     Points(SeriesPoints),
-    /// `distributionPoints` (checked to decode as t-digests) or `spreads`.
+    /// `distributionPoints` or `tdigestPoints` (checked to decode as
+    /// t-digests), or `spreads`.
     Samples(SampleKind, SeriesSamples),
 }
 
@@ -183,7 +197,7 @@ pub fn parse_write_body(body: &[u8]) -> ApiResult<Option<WriteBatch>> {
             points.sort_dedup();
             Ok(Some(WriteBatch::Points(SeriesPoints { series, points })))
         }
-        CollectionData::Distributions(ColumnarSamples { mut batch, bad }) => {
+        CollectionData::Sketches(kind, ColumnarSamples { mut batch, bad }) => {
             if let Some((i, message)) = bad {
                 return Err(ApiError::json(&format!("data.data[{i}].value"), message));
             }
@@ -191,7 +205,7 @@ pub fn parse_write_body(body: &[u8]) -> ApiResult<Option<WriteBatch>> {
                 return Err(empty());
             }
             batch.sort_dedup();
-            Ok(Some(WriteBatch::Samples(SampleKind::DISTRIBUTION, SeriesSamples { series, samples: batch })))
+            Ok(Some(WriteBatch::Samples(kind, SeriesSamples { series, samples: batch })))
         }
         CollectionData::Spreads(ColumnarSpreads(mut batch)) => {
             if batch.is_empty() {
@@ -204,14 +218,15 @@ pub fn parse_write_body(body: &[u8]) -> ApiResult<Option<WriteBatch>> {
     }
 }
 
-/// Refuses a metric type other than points, distribution points and spreads.
+/// Refuses a metric type this server cannot store (`groups`, `cardinality`)
+/// or does not know.
 fn check_type(kind: &str) -> ApiResult<()> {
     if STORABLE.contains(&kind) {
         return Ok(());
     }
     let message = if KNOWN_TYPES.contains(&kind) {
         format!(
-            "metric type {kind:?} cannot be stored by this server: only \"points\", \"distributionPoints\" and \"spreads\" can be written"
+            "metric type {kind:?} cannot be stored by this server: only \"points\", \"distributionPoints\", \"tdigestPoints\" and \"spreads\" can be written"
         )
     } else {
         format!("unknown metric type {kind:?}: expected one of {}", KNOWN_TYPES.join(", "))
@@ -384,12 +399,36 @@ mod tests {
     }
 
     #[test]
+    fn parses_tdigest_points_as_their_own_kind() {
+        use base64::Engine as _;
+        let sketch = base64::engine::general_purpose::STANDARD
+            .encode(heroic_plugin_api::testkit::sketch::tdigest_verbose(&[1.0, 2.0]));
+        for body in [
+            format!(
+                r#"{{"series":{{"key":"a"}},"data":{{"type":"tdigestPoints","data":[{{"value":"{sketch}","timestamp":9}}]}}}}"#
+            ),
+            format!(
+                r#"{{"series":{{"key":"a"}},"data":{{"data":[{{"timestamp":9,"value":"{sketch}"}}],"type":"tdigestPoints"}}}}"#
+            ),
+        ] {
+            let Some(WriteBatch::Samples(kind, ss)) = parse_write_body(body.as_bytes()).unwrap() else {
+                panic!("samples expected")
+            };
+            assert_eq!((kind, ss.samples.timestamps.as_slice()), (SampleKind::TDIGEST, &[9][..]));
+        }
+        let bad = r#"{"series":{"key":"a"},"data":{"type":"tdigestPoints","data":[{"value":"AAAA","timestamp":1}]}}"#;
+        let err = parse_write_body(bad.as_bytes()).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.extra["path"], "data.data[0].value", "{err:?}");
+    }
+
+    #[test]
     fn rejects_bad_bodies_with_clear_messages() {
         let cases: [(&[u8], &str); 8] = [
             (br#"{"series":{"key":"a"},"data":{"type":"points","data":[[1,null]]}}"#, "invalid type: null"),
             (br#"{"series":{"key":"a"},"data":{"type":"points","data":[[1,1e999]]}}"#, "number out of range"),
             (br#"{"series":{"key":"a"},"data":{"type":"points","data":[]}}"#, "must not be empty"),
-            (br#"{"series":{"key":"a"},"data":{"type":"tdigestPoints","data":[]}}"#, "cannot be stored"),
+            (br#"{"series":{"key":"a"},"data":{"type":"cardinality","data":[]}}"#, "cannot be stored"),
             (br#"{"series":{"key":"a"},"data":{"data":[[1,{"count":1}]],"type":"groups"}}"#, "cannot be stored"),
             (br#"{"series":{"key":"a"},"data":{"type":"events","data":[]}}"#, "unknown metric type"),
             (br#"{"series":{"key":"a"},"data":{"data":[[1,2]]}}"#, "missing field `type`"),

@@ -1,6 +1,6 @@
 //! The `data` of `/write`s of samples, read straight into a columnar
 //! [`SampleBatch`]:
-//! - `distributionPoints`: `[{"value": "<base64 t-digest>", "timestamp": t}, …]`.
+//! - `distributionPoints` and `tdigestPoints`: `[{"value": "<base64 t-digest>", "timestamp": t}, …]`.
 //!   Each value is decoded into one scratch buffer reused for every sample
 //!   (no allocation per sample) and checked to be a t-digest Heroic's
 //!   clients could have written.

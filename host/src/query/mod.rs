@@ -15,6 +15,7 @@ use std::time::Instant;
 use futures::future::maybe_done;
 use futures::FutureExt;
 use heroic_plugin_api::filter::SeriesMatcher;
+use heroic_plugin_api::samples::SampleKind;
 use heroic_plugin_api::types::{FetchRequest, MetadataCapabilities, Series, TimeRange};
 use heroic_plugin_api::Filter;
 use heroic_query::request::Source;
@@ -202,8 +203,8 @@ async fn read(
     if series.is_empty() {
         return Ok(Vec::new());
     }
-    if plan.source == Source::DistributionPoints {
-        let groups = samples::read_distributions(node, plan, &series, data_limit, ticket, progress).await?;
+    if let Some(kind @ (SampleKind::DISTRIBUTION | SampleKind::TDIGEST)) = samples::kind_of(plan.source) {
+        let groups = samples::read_sketches(node, plan, kind, &series, data_limit, ticket, progress).await?;
         return limit_groups(groups, group_limit, progress);
     }
     if plan.source == Source::Spreads {

@@ -1,9 +1,10 @@
-//! Reads samples other than points for a query: `distributionPoints` (raw,
-//! or `tdigest` merging them per bucket, see `heroic_query::distribution`)
-//! and `spreads` (folded by the aggregation session like points).
+//! Reads samples other than points for a query: `distributionPoints` and
+//! `tdigestPoints` (raw, or `tdigest` merging them per bucket, see
+//! `heroic_query::distribution`) and `spreads` (folded by the aggregation
+//! session like points).
 //!
 //! Only the metric backends that declare the kind's capability
-//! (`DISTRIBUTIONS`, `SPREADS`) are read: the write path stores the kind in
+//! (`DISTRIBUTIONS`, `TDIGESTS`, `SPREADS`) are read: the write path stores the kind in
 //! those alone. When no backend of the node declares it, the query is
 //! answered on its own with an error saying so; the other queries of a
 //! batch are unaffected.
@@ -33,6 +34,7 @@ const QUOTA_EXCEEDED: &str = "Query exceeded quota";
 pub fn kind_of(source: Source) -> Option<SampleKind> {
     match source {
         Source::DistributionPoints => Some(SampleKind::DISTRIBUTION),
+        Source::TdigestPoints => Some(SampleKind::TDIGEST),
         Source::Spreads => Some(SampleKind::SPREAD),
         _ => None,
     }
@@ -114,19 +116,22 @@ impl Fold for SpreadFold<'_> {
     }
 }
 
-/// Reads `distributionPoints` into a distribution session.
-pub async fn read_distributions(
+/// Reads sketches (`distributionPoints` or `tdigestPoints`, as `kind`
+/// says) into a distribution session.
+pub async fn read_sketches(
     node: &Node,
     plan: &QueryPlan,
+    kind: SampleKind,
     series: &[Series],
     data_limit: u64,
     ticket: &mut Ticket,
     progress: &mut Progress,
 ) -> Result<Vec<ResultGroup>, Halt> {
-    let mut session =
-        DistributionSession::new(&plan.aggregation, plan.range, plan.bucket_strategy).map_err(layout_failed)?;
+    let mut session = DistributionSession::new(&plan.aggregation, plan.range, plan.bucket_strategy)
+        .map_err(layout_failed)?
+        .reading(kind);
     let budget = ReadBudget { data_limit, ticket, progress };
-    fetch_into(node, plan, SampleKind::DISTRIBUTION, series, budget, &mut session).await?;
+    fetch_into(node, plan, kind, series, budget, &mut session).await?;
     Ok(session.finish())
 }
 

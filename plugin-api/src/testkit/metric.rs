@@ -25,6 +25,7 @@ pub const OPTIONAL: &[(&str, MetricCapabilities)] = &[
     ("count_points", MetricCapabilities::COUNT_POINTS),
     ("distributions", MetricCapabilities::DISTRIBUTIONS),
     ("spreads", MetricCapabilities::SPREADS),
+    ("tdigests", MetricCapabilities::TDIGESTS),
 ];
 
 /// Bigtable's row width: a row holds 2^32 ms (~49.7 days) of points.
@@ -494,7 +495,60 @@ pub async fn count_points(c: &MetricBackendClient) {
 /// call an undeclared backend), so an undeclared backend that stores them
 /// anyway is caught too.
 pub async fn distributions(c: &MetricBackendClient) {
-    let case = "distributions";
+    sketches(c, "distributions", SampleKind::DISTRIBUTION, MetricCapabilities::DISTRIBUTIONS).await;
+}
+
+/// Optional (interface 1.2): t-digest points behave as distributions do
+/// (see [`distributions`]), and the two kinds are kept apart: a series'
+/// t-digest points are not read back as its distributions, nor the other
+/// way round.
+pub async fn tdigests(c: &MetricBackendClient) {
+    let case = "tdigests";
+    let Some(a) = sketches(c, case, SampleKind::TDIGEST, MetricCapabilities::TDIGESTS).await else {
+        return;
+    };
+    if !declared(c, MetricCapabilities::DISTRIBUTIONS) {
+        return;
+    }
+    let mut batch = SampleBatch::new();
+    batch.push(4000, b"a distribution");
+    let request = SampleWriteRequest {
+        kind: SampleKind::DISTRIBUTION,
+        batch: vec![SeriesSamples { series: a.clone(), samples: batch }].into(),
+    };
+    required(case, "write_samples", c.0.write_samples(request).await.into_result());
+    let fetch = |kind: SampleKind| SampleFetchRequest {
+        kind,
+        series: vec![a.clone()].into(),
+        range: TimeRange::new(0, 10_000),
+        sample_limit: 0,
+    };
+    let read = |response: SampleFetchResponse| -> Vec<(i64, Vec<u8>)> {
+        response.series.iter().flat_map(|s| s.samples.iter().map(|(t, v)| (t, v.to_vec()))).collect()
+    };
+    let distributions =
+        read(required(case, "fetch_samples", c.0.fetch_samples(fetch(SampleKind::DISTRIBUTION)).await.into_result()));
+    assert_eq!(
+        distributions,
+        vec![(4000, b"a distribution".to_vec())],
+        "{case}: t-digest points read as distributions"
+    );
+    let tdigests =
+        read(required(case, "fetch_samples", c.0.fetch_samples(fetch(SampleKind::TDIGEST)).await.into_result()));
+    assert!(
+        tdigests.iter().all(|(_, v)| v.as_slice() != b"a distribution"),
+        "{case}: a distribution read back as a t-digest point"
+    );
+}
+
+/// The round trip of [`distributions`] for a kind of opaque sketches; the
+/// first series written, or `None` when the backend does not store `kind`.
+async fn sketches(
+    c: &MetricBackendClient,
+    case: &str,
+    kind: SampleKind,
+    capability: MetricCapabilities,
+) -> Option<Series> {
     let (a, b) = (new_series(case), new_series(case));
     let sketch = |i: i64| -> Vec<u8> { (0..(i % 7 + 1) * 100).map(|j| (i + j) as u8).collect() };
     let mut first = SampleBatch::new();
@@ -503,19 +557,15 @@ pub async fn distributions(c: &MetricBackendClient) {
     }
     let mut other = SampleBatch::new();
     other.push(5000, b"other series");
-    let write = |batch: Vec<SeriesSamples>| {
-        c.0.write_samples(SampleWriteRequest { kind: SampleKind::DISTRIBUTION, batch: batch.into() })
-    };
+    let write = |batch: Vec<SeriesSamples>| c.0.write_samples(SampleWriteRequest { kind, batch: batch.into() });
     let written = write(vec![
         SeriesSamples { series: a.clone(), samples: first },
         SeriesSamples { series: b.clone(), samples: other },
     ])
     .await
     .into_result();
-    let declared = declared(c, MetricCapabilities::DISTRIBUTIONS);
-    if optional("metric", case, "write_samples (distributions)", declared, written).is_none() {
-        return;
-    }
+    let operation = format!("write_samples ({})", kind.name());
+    optional("metric", case, &operation, declared(c, capability), written)?;
     let mut again = SampleBatch::new();
     again.push(3000, b"overwritten");
     required(
@@ -525,7 +575,7 @@ pub async fn distributions(c: &MetricBackendClient) {
     );
 
     let request = SampleFetchRequest {
-        kind: SampleKind::DISTRIBUTION,
+        kind,
         series: vec![a.clone(), b.clone(), new_series(case)].into(),
         range: TimeRange::new(2000, 6000),
         sample_limit: 0,
@@ -543,6 +593,7 @@ pub async fn distributions(c: &MetricBackendClient) {
     want.push((1, 5000, b"other series".to_vec()));
     want.sort();
     assert_eq!(got, want, "{case}: (2000, 6000] of two series, 3000 overwritten, an unwritten series absent");
+    Some(a)
 }
 
 /// Optional (interface 1.2): spreads written with `write_samples` come back

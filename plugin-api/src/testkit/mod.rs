@@ -404,7 +404,7 @@ macro_rules! __with_cases {
             health, interval, one_point, fetch_unwritten_series, many_points,
             batch_larger_than_write_batch, period_edges, multiple_fetches, long_series,
             many_tags, resource_round_trip, overwrite_same_timestamp, fetch_point_limit,
-            list_series, delete_points, count_points, distributions, spreads, capabilities_summary }
+            list_series, delete_points, count_points, distributions, spreads, tdigests, capabilities_summary }
     };
     (metadata, $then:ident!($($args:tt)*)) => {
         $crate::$then! { $($args)*

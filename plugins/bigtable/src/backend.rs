@@ -1,5 +1,6 @@
 //! The metric backend: writes, fetches, deletes and counts points, and
-//! writes and fetches distribution samples, in Heroic's layout (see
+//! writes and fetches samples (distribution points in Heroic's layout,
+//! t-digest points and spreads alike in families of their own; see
 //! `row_key`, `plan` and `cells`).
 
 use std::sync::Arc;
@@ -93,22 +94,52 @@ impl BigtableBackend {
         Ok(rows.iter().map(|r| r.cells.len() as u64).sum())
     }
 
-    /// Distribution samples go to `distributionsFamily` as they are: the
-    /// cell value is the serialised t-digest, byte for byte (Heroic's
-    /// layout), so both sides read what the other wrote.
-    async fn do_write_samples(&self, batch: RVec<SeriesSamples>) -> Result<(), BigtableError> {
+    /// The column family holding samples of `kind`, if this backend stores
+    /// them.
+    fn family_of(&self, kind: SampleKind) -> Option<&str> {
+        match kind {
+            SampleKind::DISTRIBUTION => Some(&self.config.distributions_family),
+            SampleKind::TDIGEST => Some(&self.config.tdigests_family),
+            SampleKind::SPREAD => Some(&self.config.spreads_family),
+            _ => None,
+        }
+    }
+
+    /// Samples go to their kind's family as they are: the cell value is
+    /// the sample's bytes (for distribution points the serialised t-digest,
+    /// byte for byte: Heroic's layout, so both sides read what the other
+    /// wrote), under the same row key and qualifier as a point.
+    async fn do_write_samples(
+        &self,
+        family: &str,
+        kind: SampleKind,
+        batch: RVec<SeriesSamples>,
+    ) -> Result<(), BigtableError> {
         let mut items = Vec::with_capacity(batch.len());
         for SeriesSamples { series, samples } in batch {
             // Checked before slicing: the batch comes from another library.
             samples.validate().map_err(|e| BigtableError::InvalidInput(format!("series {:?}: {e}", series.key)))?;
+            if kind == SampleKind::SPREAD {
+                if let Some((t, bytes)) = samples.iter().find(|(_, b)| b.len() != Spread::ENCODED_LEN) {
+                    return Err(BigtableError::InvalidInput(format!(
+                        "series {:?}: the spread at {t} has {} bytes, not {}",
+                        series.key,
+                        bytes.len(),
+                        Spread::ENCODED_LEN
+                    )));
+                }
+            }
             items.push((series, samples.iter().map(|(t, bytes)| (t, bytes.to_vec())).collect()));
         }
-        self.cells.write(&self.config.distributions_family, merge(items), &self.stats.samples_written).await
+        self.cells.write(family, merge(items), &self.stats.samples_written).await
     }
 
-    async fn do_fetch_samples(&self, request: SampleFetchRequest) -> Result<SampleFetchResponse, BigtableError> {
+    async fn do_fetch_samples(
+        &self,
+        family: &str,
+        request: SampleFetchRequest,
+    ) -> Result<SampleFetchResponse, BigtableError> {
         let budget = PointBudget::new(request.sample_limit);
-        let family = &self.config.distributions_family;
         let rows = self.cells.read(family, &request.series, request.range, false, &budget).await?;
         let mut read = 0u64;
         let series = self
@@ -170,20 +201,22 @@ impl MetricBackend for BigtableBackend {
             | MetricCapabilities::DELETE_POINTS
             | MetricCapabilities::COUNT_POINTS
             | MetricCapabilities::DISTRIBUTIONS
+            | MetricCapabilities::TDIGESTS
+            | MetricCapabilities::SPREADS
     }
 
     async fn write_samples(&self, kind: SampleKind, batch: RVec<SeriesSamples>) -> PluginResult<()> {
-        if kind != SampleKind::DISTRIBUTION {
+        let Some(family) = self.family_of(kind) else {
             return Err(PluginError::unsupported(&format!("write_samples of {}", kind.name())));
-        }
-        self.tracked(self.do_write_samples(batch)).await
+        };
+        self.tracked(self.do_write_samples(family, kind, batch)).await
     }
 
     async fn fetch_samples(&self, request: SampleFetchRequest) -> PluginResult<SampleFetchResponse> {
-        if request.kind != SampleKind::DISTRIBUTION {
+        let Some(family) = self.family_of(request.kind) else {
             return Err(PluginError::unsupported(&format!("fetch_samples of {}", request.kind.name())));
-        }
-        self.tracked(self.do_fetch_samples(request)).await
+        };
+        self.tracked(self.do_fetch_samples(family, request)).await
     }
 
     async fn list_series(&self, cursor: Option<String>, limit: u64) -> PluginResult<SeriesListPage> {
@@ -199,13 +232,7 @@ impl MetricBackend for BigtableBackend {
     }
 
     async fn configure(&self) -> PluginResult<()> {
-        let mut families = vec![self.config.points_family.clone(), self.config.distributions_family.clone()];
-        for family in &self.config.extra_families {
-            if !families.contains(family) {
-                families.push(family.clone());
-            }
-        }
-        self.tracked(self.client.ensure_table(&families)).await
+        self.tracked(self.client.ensure_table(&self.config.families())).await
     }
 
     async fn shutdown(&self) -> PluginResult<()> {

@@ -115,8 +115,18 @@ pub struct BigtableConfig {
     /// cell value being the serialised t-digest, stored unchanged.
     #[serde(default = "default_distributions_family")]
     pub distributions_family: String,
-    /// Column families `configure` creates besides `pointsFamily` and
-    /// `distributionsFamily` (Heroic creates `events` too).
+    /// Column family holding t-digest points (Heroic's `tdigestPoints`,
+    /// which Heroic's Bigtable backend does not store): laid out as
+    /// distribution points are.
+    #[serde(default = "default_tdigests_family")]
+    pub tdigests_family: String,
+    /// Column family holding spreads (which Heroic's Bigtable backend does
+    /// not store): laid out as points are, the cell value being the 40
+    /// bytes of the plugin API's `Spread::encode`.
+    #[serde(default = "default_spreads_family")]
+    pub spreads_family: String,
+    /// Column families `configure` creates besides the four above
+    /// (Heroic creates `events` too).
     #[serde(default = "default_extra_families")]
     pub extra_families: Vec<String>,
 }
@@ -173,6 +183,12 @@ fn default_points_family() -> String {
 fn default_distributions_family() -> String {
     "distributionPoints".into()
 }
+fn default_tdigests_family() -> String {
+    "tdigestPoints".into()
+}
+fn default_spreads_family() -> String {
+    "spreads".into()
+}
 fn default_extra_families() -> Vec<String> {
     vec!["events".into()]
 }
@@ -187,6 +203,23 @@ pub enum Target {
 }
 
 impl BigtableConfig {
+    /// The families `configure` makes sure exist: the four this backend
+    /// writes, then `extraFamilies`.
+    pub fn families(&self) -> Vec<String> {
+        let mut families = vec![
+            self.points_family.clone(),
+            self.distributions_family.clone(),
+            self.tdigests_family.clone(),
+            self.spreads_family.clone(),
+        ];
+        for family in &self.extra_families {
+            if !families.contains(family) {
+                families.push(family.clone());
+            }
+        }
+        families
+    }
+
     /// Checks values serde cannot check.
     pub fn validate(&self) -> Result<(), String> {
         if self.project.is_empty() {
@@ -195,9 +228,13 @@ impl BigtableConfig {
         if self.instance.is_empty() || self.table.is_empty() {
             return Err("instance and table must not be empty".into());
         }
-        if self.points_family.is_empty() || self.points_family == self.distributions_family {
+        let families = [&self.points_family, &self.distributions_family, &self.tdigests_family, &self.spreads_family];
+        let distinct: std::collections::HashSet<&String> = families.iter().copied().collect();
+        if families.iter().any(|f| f.is_empty()) || distinct.len() != families.len() {
             // Shared, a point and a sample of one timestamp would be one cell.
-            return Err("pointsFamily and distributionsFamily must be set and differ".into());
+            return Err(format!(
+                "pointsFamily, distributionsFamily, tdigestsFamily and spreadsFamily must be set and differ, got {families:?}"
+            ));
         }
         if !(1..=100_000).contains(&self.max_write_batch_size) {
             return Err(format!("maxWriteBatchSize must be 1..=100000, got {}", self.max_write_batch_size));

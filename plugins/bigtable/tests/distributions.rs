@@ -3,8 +3,9 @@
 //! key and qualifier, the t-digest bytes unchanged) both ways, read back
 //! across row periods with `(start, end]` edges and resource variants, the
 //! last write of a timestamp winning, kept apart from points, limited by
-//! `sample_limit`; unknown kinds, malformed batches and oversized row keys
-//! are refused.
+//! `sample_limit`; t-digest points and spreads in families of their own;
+//! unknown kinds, malformed batches, spreads of the wrong length and
+//! oversized row keys are refused.
 
 mod common;
 
@@ -188,8 +189,11 @@ fn unknown_kinds_malformed_batches_and_oversized_keys_are_refused() {
         assert!(backend.capabilities().contains(MetricCapabilities::DISTRIBUTIONS));
         let series = Series::new("k", [("t", "v")], []);
         let item = SeriesSamples { series: series.clone(), samples: batch(&[(1000, b"x".to_vec())]) };
-        let e = backend.write_samples(SampleKind(2), vec![item].into()).await.unwrap_err();
+        let e = backend.write_samples(SampleKind(99), vec![item.clone()].into()).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::UNSUPPORTED, "{e}");
+        let e = backend.write_samples(SampleKind::SPREAD, vec![item].into()).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::INVALID_INPUT, "{e}");
+        assert!(e.message.contains("not 40"), "{e}");
         let mut unknown = request(vec![series.clone()], 0, 2000, 0);
         unknown.kind = SampleKind(99);
         let e = backend.fetch_samples(unknown).await.unwrap_err();
@@ -212,6 +216,45 @@ fn unknown_kinds_malformed_batches_and_oversized_keys_are_refused() {
         let response = backend.fetch_samples(request(vec![series], 0, 2000, 0)).await.unwrap();
         assert_eq!(answer(&response), vec![(0, vec![], vec![(1000, b"kept".to_vec())])], "the rest is stored");
         assert!(backend.health().ok, "refusals are the caller's fault");
+    });
+}
+
+#[test]
+fn tdigest_points_and_spreads_are_kept_in_families_of_their_own() {
+    runtime().block_on(async {
+        let extra = serde_json::json!({ "disableBulkMutations": true });
+        let (backend, config) = common::backend_with("dist-kinds", extra).await;
+        let series = Series::new("k", [("t", "v")], []);
+        let spread = Spread { count: 2, sum: 3.0, sum2: 5.0, min: 1.0, max: 2.0 }.encode().to_vec();
+        for (kind, bytes) in [
+            (SampleKind::DISTRIBUTION, b"distribution".to_vec()),
+            (SampleKind::TDIGEST, b"tdigest".to_vec()),
+            (SampleKind::SPREAD, spread.clone()),
+        ] {
+            let item = SeriesSamples { series: series.clone(), samples: batch(&[(1000, bytes)]) };
+            backend.write_samples(kind, vec![item].into()).await.unwrap();
+        }
+        // One row, one cell per family, the same qualifier.
+        let rows = raw_rows(&config).await;
+        assert_eq!(rows.len(), 1);
+        let mut cells: Vec<(String, Vec<u8>, Vec<u8>)> =
+            rows[0].cells.iter().map(|c| (c.family.clone(), c.qualifier.clone(), c.value.clone())).collect();
+        cells.sort();
+        let qualifier = cells[0].1.clone();
+        assert_eq!(
+            cells,
+            vec![
+                ("distributionPoints".into(), qualifier.clone(), b"distribution".to_vec()),
+                ("spreads".into(), qualifier.clone(), spread.clone()),
+                ("tdigestPoints".into(), qualifier.clone(), b"tdigest".to_vec()),
+            ]
+        );
+        for (kind, want) in [(SampleKind::TDIGEST, b"tdigest".to_vec()), (SampleKind::SPREAD, spread)] {
+            let mut fetch = request(vec![series.clone()], 0, 1000, 0);
+            fetch.kind = kind;
+            let response = backend.fetch_samples(fetch).await.unwrap();
+            assert_eq!(answer(&response), vec![(0, vec![], vec![(1000, want)])], "{}", kind.name());
+        }
     });
 }
 

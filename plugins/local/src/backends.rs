@@ -103,6 +103,8 @@ pub struct LocalMetrics {
     distributions: Arc<SampleStore>,
     /// Spreads, in `<data_dir>/spreads`.
     spreads: Arc<SampleStore>,
+    /// T-digest points, in `<data_dir>/tdigests`.
+    tdigests: Arc<SampleStore>,
 }
 
 impl LocalMetrics {
@@ -111,6 +113,7 @@ impl LocalMetrics {
         match kind {
             SampleKind::DISTRIBUTION => Ok(self.distributions.clone()),
             SampleKind::SPREAD => Ok(self.spreads.clone()),
+            SampleKind::TDIGEST => Ok(self.tdigests.clone()),
             _ => Err(PluginError::unsupported(&format!("{operation} of {}", kind.name()))),
         }
     }
@@ -140,17 +143,23 @@ impl MetricBackend for LocalMetrics {
             head_limit_points: c.head_limit_points,
             background_flush: true,
         };
-        let (store, distributions, spreads) = blocking(move || {
+        let (store, distributions, spreads, tdigests) = blocking(move || {
             // The points store first: it takes the directory's lock.
             let store = MetricStore::open(&c.data_dir, opts)?;
             let distributions =
                 SampleStore::open(&c.data_dir.join("distributions"), SampleKind::DISTRIBUTION.name(), None)?;
             let spreads =
                 SampleStore::open(&c.data_dir.join("spreads"), SampleKind::SPREAD.name(), Some(Spread::ENCODED_LEN))?;
-            Ok((store, distributions, spreads))
+            let tdigests = SampleStore::open(&c.data_dir.join("tdigests"), SampleKind::TDIGEST.name(), None)?;
+            Ok((store, distributions, spreads, tdigests))
         })
         .await?;
-        Ok(LocalMetrics { store: Arc::new(store), distributions: Arc::new(distributions), spreads: Arc::new(spreads) })
+        Ok(LocalMetrics {
+            store: Arc::new(store),
+            distributions: Arc::new(distributions),
+            spreads: Arc::new(spreads),
+            tdigests: Arc::new(tdigests),
+        })
     }
 
     async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
@@ -169,6 +178,7 @@ impl MetricBackend for LocalMetrics {
             | MetricCapabilities::COUNT_POINTS
             | MetricCapabilities::DISTRIBUTIONS
             | MetricCapabilities::SPREADS
+            | MetricCapabilities::TDIGESTS
     }
 
     async fn write_samples(&self, kind: SampleKind, batch: RVec<SeriesSamples>) -> PluginResult<()> {
@@ -202,7 +212,8 @@ impl MetricBackend for LocalMetrics {
     }
 
     fn health(&self) -> Health {
-        health_of(self.store.trouble().or_else(|| self.distributions.trouble()).or_else(|| self.spreads.trouble()))
+        let samples = [&self.distributions, &self.spreads, &self.tdigests];
+        health_of(self.store.trouble().or_else(|| samples.iter().find_map(|s| s.trouble())))
     }
 
     fn statistics(&self) -> Vec<Statistic> {
@@ -216,6 +227,7 @@ impl MetricBackend for LocalMetrics {
             statistic("segment-bytes", s.segment_bytes as f64),
             statistic("distribution-series", self.distributions.series() as f64),
             statistic("spread-series", self.spreads.series() as f64),
+            statistic("tdigest-series", self.tdigests.series() as f64),
         ]
     }
 }

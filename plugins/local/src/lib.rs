@@ -12,7 +12,7 @@
 //! - `read`: the fetch path (block selection, parallel decoding).
 //! - `segment`: immutable segment files of compressed blocks with an index.
 //! - `codec`: block compression (pco, with decimal scaling of values).
-//! - [`samples`]: distribution samples (serialised t-digests) and spreads,
+//! - [`samples`]: distribution and t-digest points (serialised t-digests) and spreads,
 //!   each kind in a log of its own, replayed into memory at open.
 //! - [`metadata`]: the series registry and its inverted tag index (`index`).
 //! - [`suggest`]: key, tag and value suggestions over the same index.

@@ -1,6 +1,7 @@
 //! The sample stores: Heroic's distribution points (a serialised t-digest
-//! per timestamp) in `<data_dir>/distributions/samples.log` and spreads (40
-//! bytes each) in `<data_dir>/spreads/samples.log`, kept apart from the
+//! per timestamp) in `<data_dir>/distributions/samples.log`, its t-digest
+//! points (sketches too) in `<data_dir>/tdigests/samples.log` and spreads
+//! (40 bytes each) in `<data_dir>/spreads/samples.log`, kept apart from the
 //! points engine, one [`SampleStore`] per kind.
 //!
 //! Durability is the points WAL's: every write is one log record per

@@ -44,7 +44,10 @@ pub(crate) fn apply(op: &AggregationInstance, outputs: Vec<Output>) -> Vec<Outpu
 fn points(o: &Output) -> &[(i64, f64)] {
     match &o.values {
         MetricValues::Points(p) => p,
-        MetricValues::Spreads(_) | MetricValues::Groups(_) | MetricValues::Distributions(_) => &[],
+        MetricValues::Spreads(_)
+        | MetricValues::Groups(_)
+        | MetricValues::Distributions(_)
+        | MetricValues::TdigestPoints(_) => &[],
     }
 }
 

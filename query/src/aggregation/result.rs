@@ -62,6 +62,8 @@ pub enum MetricValues {
     /// Raw `distributionPoints`: per timestamp, the serialised t-digest as
     /// stored (see [`crate::distribution`]).
     Distributions(Vec<(i64, Vec<u8>)>),
+    /// Raw `tdigestPoints`: the same, for the t-digest points kind.
+    TdigestPoints(Vec<(i64, Vec<u8>)>),
 }
 
 impl MetricValues {
@@ -72,6 +74,7 @@ impl MetricValues {
             MetricValues::Spreads(_) => "spreads",
             MetricValues::Groups(_) => "groups",
             MetricValues::Distributions(_) => "distributionPoints",
+            MetricValues::TdigestPoints(_) => "tdigestPoints",
         }
     }
 
@@ -82,7 +85,7 @@ impl MetricValues {
             MetricValues::Points(p) => p.len(),
             MetricValues::Spreads(s) => s.len(),
             MetricValues::Groups(g) => g.iter().map(|(_, c)| 1 + c.iter().map(MetricValues::len).sum::<usize>()).sum(),
-            MetricValues::Distributions(d) => d.len(),
+            MetricValues::Distributions(d) | MetricValues::TdigestPoints(d) => d.len(),
         }
     }
 
@@ -134,12 +137,14 @@ impl Serialize for MetricValues {
             MetricValues::Groups(g) => {
                 s.collect_seq(g.iter().map(|(t, c)| (t, c.iter().map(Collection).collect::<Vec<_>>())))
             }
-            MetricValues::Distributions(d) => s.collect_seq(d.iter().map(|(t, v)| DistributionJson(*t, v))),
+            MetricValues::Distributions(d) | MetricValues::TdigestPoints(d) => {
+                s.collect_seq(d.iter().map(|(t, v)| DistributionJson(*t, v)))
+            }
         }
     }
 }
 
-/// A distribution point as Heroic writes it:
+/// A distribution or t-digest point as Heroic writes it:
 /// `{"value": "<base64 bytes>", "timestamp": t}`.
 struct DistributionJson<'a>(i64, &'a [u8]);
 

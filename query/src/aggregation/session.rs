@@ -253,7 +253,9 @@ impl Node {
                             // Only `count` and `group-unique` read groups in
                             // Heroic; a `group-unique` before another step
                             // is not worth their machinery here.
-                            MetricValues::Groups(_) | MetricValues::Distributions(_) => continue,
+                            MetricValues::Groups(_)
+                            | MetricValues::Distributions(_)
+                            | MetricValues::TdigestPoints(_) => continue,
                         };
                         node.update(ctx, &o.key, &o.series, data)?;
                     }

@@ -1,12 +1,13 @@
-//! Queries of `distributionPoints`: the raw samples, or `tdigest`, which
-//! merges the sketches of each group per bucket and answers Heroic's
+//! Queries of `distributionPoints` (or `tdigestPoints`, sketches too): the
+//! raw samples, or `tdigest`, which merges the sketches of each group per
+//! bucket and answers Heroic's
 //! `TDigestAggregationCombiner` shape: three point series per group, the
 //! 50th, 75th and 99th percentiles, each with the tag `tdigeststat` set to
 //! `P50`, `P75` or `P99` on every series of the group.
 
 use std::collections::{HashMap, HashSet};
 
-use heroic_plugin_api::samples::SampleBatch;
+use heroic_plugin_api::samples::{SampleBatch, SampleKind};
 use heroic_plugin_api::types::{Series, Tag, TimeRange};
 
 use super::codec::{decode, SketchError};
@@ -56,6 +57,8 @@ enum Mode {
 pub struct DistributionSession {
     mode: Mode,
     retained: u64,
+    /// The kind read, which names the raw samples' collection.
+    kind: SampleKind,
 }
 
 /// A stored sample that is not a sketch: the query's error names the series.
@@ -69,15 +72,17 @@ impl DistributionSession {
     /// merge them. Other shapes (a tdigest inside a chain, say) are refused
     /// with [`QueryError::Layout`], an error of this query alone.
     pub fn new(instance: &AggregationInstance, range: TimeRange, strategy: BucketStrategy) -> Result<Self> {
-        let tdigest = |grouping: Grouping, each: &AggregationInstance| match each {
+        let tdigest = |grouping: Grouping, each: &AggregationInstance| {
+            match each {
             AggregationInstance::Tdigest { size, extent } => {
                 let mapping = BucketMapping::new(range, *size, *extent, strategy)?;
                 Ok(Mode::Tdigest { grouping, mapping, cadence: *size, groups: HashMap::new() })
             }
             other => Err(QueryError::Layout(format!(
-                "distributionPoints can be read raw (empty), or merged by tdigest, group or collapse of tdigest; \
+                "distributionPoints and tdigestPoints can be read raw (empty), or merged by tdigest, group or collapse of tdigest; \
                  not by {other:?}"
             ))),
+        }
         };
         let mode = match instance {
             AggregationInstance::Empty => Mode::Raw(HashMap::new()),
@@ -88,7 +93,14 @@ impl DistributionSession {
             AggregationInstance::Chain(items) if items.len() == 1 => return Self::new(&items[0], range, strategy),
             other => tdigest(Grouping::All, other)?,
         };
-        Ok(DistributionSession { mode, retained: 0 })
+        Ok(DistributionSession { mode, retained: 0, kind: SampleKind::DISTRIBUTION })
+    }
+
+    /// The session reading `kind` instead of distribution points: raw
+    /// samples of [`SampleKind::TDIGEST`] are answered as `tdigestPoints`.
+    pub fn reading(mut self, kind: SampleKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// Samples and digests held, for the node's retained-data budget.
@@ -156,7 +168,12 @@ impl DistributionSession {
                     g.samples.sort_by_key(|s| s.0);
                     let mut series: Vec<Series> = g.series.into_iter().collect();
                     series.sort();
-                    out.push(ResultGroup { key, series, cadence: 0, values: MetricValues::Distributions(g.samples) });
+                    let values = if self.kind == SampleKind::TDIGEST {
+                        MetricValues::TdigestPoints(g.samples)
+                    } else {
+                        MetricValues::Distributions(g.samples)
+                    };
+                    out.push(ResultGroup { key, series, cadence: 0, values });
                 }
             }
             Mode::Tdigest { mapping, cadence, groups, .. } => {

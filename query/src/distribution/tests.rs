@@ -152,6 +152,15 @@ fn group_by_tag_and_raw_samples() {
     use base64::Engine as _;
     let want = serde_json::json!([{"value": base64::engine::general_purpose::STANDARD.encode(&bytes), "timestamp": 7}]);
     assert_eq!(groups[0].values.to_json(), want);
+
+    // Raw t-digest points: the same shape, named as their kind.
+    let mut raw = DistributionSession::new(&AggregationInstance::Empty, TimeRange::new(0, 10), BucketStrategy::End)
+        .unwrap()
+        .reading(heroic_plugin_api::samples::SampleKind::TDIGEST);
+    raw.update(&Series::new("k", [("host", "a")], []), &batch(&[(7, bytes.clone())])).unwrap();
+    let groups = raw.finish();
+    assert_eq!(groups[0].values, MetricValues::TdigestPoints(vec![(7, bytes.clone())]));
+    assert_eq!((groups[0].values.type_name(), groups[0].values.to_json()), ("tdigestPoints", want));
 }
 
 #[test]

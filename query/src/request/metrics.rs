@@ -250,15 +250,21 @@ pub fn plan(req: &QueryMetrics, now_ms: i64, defaults: &Defaults) -> Result<Quer
     let features = defaults.features.combine(&req.features);
     let default_size = cadence_from_range(raw_range.start, raw_range.end);
     let aggregation = aggregation.unwrap_or(Aggregation::Empty).apply(default_size)?;
-    // A tdigest reads t-digest sketches (Heroic forces the source for
-    // `group … each tdigest`; points would pass it by anyway).
-    let source = if aggregation.uses_tdigest() { Source::DistributionPoints } else { source.unwrap_or(Source::Points) };
-    // Distribution points and spreads are read by the host from the
-    // backends that store them (it answers an error when none does).
+    // A tdigest reads t-digest sketches: distribution points (Heroic forces
+    // the source for `group … each tdigest`; points would pass it by
+    // anyway), or t-digest points when the query asks for them.
+    let source = match source {
+        Some(Source::TdigestPoints) => Source::TdigestPoints,
+        _ if aggregation.uses_tdigest() => Source::DistributionPoints,
+        other => other.unwrap_or(Source::Points),
+    };
+    // Samples other than points are read by the host from the backends
+    // that store them (it answers an error when none does).
     let unavailable = match source {
-        Source::Points | Source::DistributionPoints | Source::Spreads => None,
+        Source::Points | Source::DistributionPoints | Source::TdigestPoints | Source::Spreads => None,
         other => Some(format!(
-            "source \"{}\" is not stored by this node (only points, spreads and distributionPoints are): no data",
+            "source \"{}\" is not stored by this node (only points, spreads, distributionPoints and \
+             tdigestPoints are): no data",
             other.identifier()
         )),
     };
