@@ -23,6 +23,7 @@
 //! holds exactly the acknowledged records, and writes resume by themselves
 //! once the disk accepts them again.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, IoContext, Result};
-use crate::frame::{own_frames, scan, Damage};
+use crate::frame::{frame, own_frames, scan, Damage};
 
 pub(crate) struct RecordLog {
     state: Mutex<State>,
@@ -178,6 +179,30 @@ impl RecordLog {
             }
         }
         Ok((RecordLog::from_file(path, file, good as u64), damage))
+    }
+
+    /// Replaces the log at `path` (closing `old`, its open log) with one
+    /// holding exactly `records`: written under a `.tmp` name, fsynced, then
+    /// renamed over it, so a crash leaves the old log or the new one, never
+    /// a mix. Used at open to drop what later records made dead.
+    pub(crate) fn rewrite<'a>(
+        path: &Path,
+        old: RecordLog,
+        records: impl IntoIterator<Item = Cow<'a, [u8]>>,
+    ) -> Result<RecordLog> {
+        drop(old);
+        let tmp = path.with_extension("log.tmp");
+        let mut data = Vec::new();
+        for rec in records {
+            frame(&mut data, &rec);
+        }
+        std::fs::write(&tmp, &data).ctx(&tmp)?;
+        File::open(&tmp).and_then(|f| f.sync_all()).ctx(&tmp)?;
+        std::fs::rename(&tmp, path).ctx(path)?;
+        if let Some(dir) = path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(RecordLog::open(path, |_, _| ())?.0)
     }
 
     fn from_file(path: &Path, file: File, len: u64) -> RecordLog {

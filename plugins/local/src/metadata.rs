@@ -7,6 +7,7 @@
 //! known costs no I/O. At open the log is replayed; when removes make up
 //! most of it, it is rewritten (to a temporary file, fsynced, renamed).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,9 +20,8 @@ use parking_lot::RwLock;
 use crate::dir_lock::DirLock;
 use crate::encoding::{put_series, Reader};
 use crate::error::{IoContext, Result};
-use crate::frame::frame;
 use crate::index::{Index, Set};
-use crate::log::{sync_dir, RecordLog};
+use crate::log::RecordLog;
 
 const REC_ADD: u8 = 1;
 const REC_REMOVE: u8 = 2;
@@ -208,17 +208,6 @@ impl MetadataStore {
 
 /// Rewrites the log with one `add` per live series.
 fn rewrite(path: &Path, index: &Index, old: RecordLog) -> Result<RecordLog> {
-    drop(old);
-    let tmp = path.with_extension("log.tmp");
-    let mut data = Vec::new();
-    for s in index.resolve(&Set::All) {
-        frame(&mut data, &record(REC_ADD, s));
-    }
-    fs::write(&tmp, &data).ctx(&tmp)?;
-    fs::File::open(&tmp).and_then(|f| f.sync_all()).ctx(&tmp)?;
-    fs::rename(&tmp, path).ctx(path)?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(RecordLog::open(path, |_, _| ())?.0)
+    let records = index.resolve(&Set::All).map(|s| Cow::Owned(record(REC_ADD, s)));
+    RecordLog::rewrite(path, old, records)
 }

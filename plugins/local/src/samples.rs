@@ -10,14 +10,15 @@
 //! skipped at open). Unlike points, the samples are not flushed into
 //! compressed segments: a sketch is already compact and opaque (about
 //! 2 KB) and compresses poorly, so the log *is* the store, replayed into
-//! memory at open. Its size is bounded by what is written; a rewrite that
-//! drops overwritten samples is left for when it is needed (see the
-//! README). Spreads take the same path: they are rare next to points
-//! (Heroic's writers send them pre-aggregated) and fixed-size.
+//! memory at open. Overwritten samples stay in the log until the next
+//! open, which rewrites it (one record per series) once they weigh as much
+//! as the live ones. Spreads take the same path: they are rare next to
+//! points (Heroic's writers send them pre-aggregated) and fixed-size.
 //!
 //! Record (version 1): `u8 1 | series | varint n | n × (i64 timestamp,
 //! varint length, bytes)`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,14 @@ use crate::store::normalized;
 
 /// The version byte of a record; a record of another version is skipped.
 const RECORD_V1: u8 = 1;
+
+/// Overwritten bytes below which the log is not rewritten at open, however
+/// small the live data: rewriting a few kilobytes saves nothing.
+const REWRITE_MIN_DEAD: u64 = 64 * 1024;
+
+/// The most sample bytes in one record of a rewritten log, so that one
+/// series with a long history is not one huge record.
+const REWRITE_RECORD_BYTES: usize = 4 << 20;
 
 /// The samples of one series: timestamp → sketch bytes. A boxed slice per
 /// sample: a sketch is kilobytes, so one allocation each costs little next
@@ -50,8 +59,9 @@ pub struct SampleStore {
     samples: RwLock<HashMap<Series, SeriesSamplesMap>>,
 }
 
-/// Applies one record to the in-memory map; `false` when it cannot be read.
-fn apply(samples: &mut HashMap<Series, SeriesSamplesMap>, rec: &[u8]) -> bool {
+/// Applies one record to the in-memory map: the bytes of the samples it
+/// overwrote, or `None` when it cannot be read.
+fn apply(samples: &mut HashMap<Series, SeriesSamplesMap>, rec: &[u8]) -> Option<u64> {
     let mut r = Reader::new(rec);
     let parsed = (|| {
         if r.u8()? != RECORD_V1 {
@@ -67,14 +77,47 @@ fn apply(samples: &mut HashMap<Series, SeriesSamplesMap>, rec: &[u8]) -> bool {
         }
         r.is_empty().then_some((series, out))
     })();
-    let Some((series, out)) = parsed else {
-        return false;
-    };
+    let (series, out) = parsed?;
     let map = samples.entry(series).or_default();
+    let mut overwritten = 0;
     for (t, bytes) in out {
-        map.insert(t, bytes.into());
+        if let Some(old) = map.insert(t, bytes.into()) {
+            overwritten += old.len() as u64;
+        }
     }
-    true
+    Some(overwritten)
+}
+
+/// A record of the `n` samples of one series.
+fn record<'a>(series: &Series, n: usize, samples: impl Iterator<Item = (i64, &'a [u8])>) -> Vec<u8> {
+    let mut rec = Vec::new();
+    put_u8(&mut rec, RECORD_V1);
+    put_series(&mut rec, series);
+    put_varint(&mut rec, n as u64);
+    for (t, bytes) in samples {
+        put_i64(&mut rec, t);
+        put_varint(&mut rec, bytes.len() as u64);
+        rec.extend_from_slice(bytes);
+    }
+    rec
+}
+
+/// The records of a rewritten log: the live samples of each series, at
+/// most about [`REWRITE_RECORD_BYTES`] of them per record.
+fn live_records(samples: &HashMap<Series, SeriesSamplesMap>) -> impl Iterator<Item = Cow<'static, [u8]>> + '_ {
+    samples.iter().flat_map(|(series, map)| {
+        let mut chunks: Vec<Vec<(i64, &[u8])>> = vec![Vec::new()];
+        let mut bytes = 0;
+        for (&t, v) in map {
+            if bytes + v.len() > REWRITE_RECORD_BYTES && !chunks.last().is_some_and(Vec::is_empty) {
+                chunks.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += v.len();
+            chunks.last_mut().expect("one chunk at least").push((t, v));
+        }
+        chunks.into_iter().filter(|c| !c.is_empty()).map(move |c| Cow::Owned(record(series, c.len(), c.into_iter())))
+    })
 }
 
 impl SampleStore {
@@ -86,12 +129,19 @@ impl SampleStore {
         fs::create_dir_all(dir).ctx(dir)?;
         let path = dir.join("samples.log");
         let mut samples = HashMap::new();
-        let (log, _) = RecordLog::open(&path, |offset, rec| {
-            if !apply(&mut samples, rec) {
-                // An intact frame this version cannot read: skipped like damage.
-                tracing::warn!(path = %path.display(), offset, kind, "skipped an undecodable sample record");
-            }
+        let mut overwritten = 0u64;
+        let (log, _) = RecordLog::open(&path, |offset, rec| match apply(&mut samples, rec) {
+            Some(bytes) => overwritten += bytes,
+            // An intact frame this version cannot read: skipped like damage.
+            None => tracing::warn!(path = %path.display(), offset, kind, "skipped an undecodable sample record"),
         })?;
+        let live: u64 = samples.values().flat_map(|m| m.values()).map(|v| v.len() as u64).sum();
+        let log = if overwritten >= live.max(REWRITE_MIN_DEAD) {
+            tracing::info!(path = %path.display(), kind, overwritten, live, "rewriting the sample log without overwritten samples");
+            RecordLog::rewrite(&path, log, live_records(&samples))?
+        } else {
+            log
+        };
         Ok(SampleStore { kind, sample_len, path, log, samples: RwLock::new(samples) })
     }
 
@@ -114,16 +164,7 @@ impl SampleStore {
                     )));
                 }
             }
-            let mut rec = Vec::with_capacity(ss.samples.data.len() + 16 * ss.samples.len() + 64);
-            put_u8(&mut rec, RECORD_V1);
-            put_series(&mut rec, &normalized(&ss.series));
-            put_varint(&mut rec, ss.samples.len() as u64);
-            for (t, bytes) in ss.samples.iter() {
-                put_i64(&mut rec, t);
-                put_varint(&mut rec, bytes.len() as u64);
-                rec.extend_from_slice(bytes);
-            }
-            payloads.push(rec);
+            payloads.push(record(&normalized(&ss.series), ss.samples.len(), ss.samples.iter()));
         }
         if payloads.is_empty() {
             return Ok(());
@@ -134,7 +175,7 @@ impl SampleStore {
         let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
         // Applied after the fsync, in log order, for every writer of the group.
         self.log.append_applying(&refs, |rec| {
-            if !apply(&mut self.samples.write(), rec) {
+            if apply(&mut self.samples.write(), rec).is_none() {
                 tracing::error!(path = %self.path.display(), kind = self.kind, "a sample record just written does not decode");
             }
         })
@@ -226,6 +267,39 @@ mod tests {
         let r = store.fetch(std::slice::from_ref(&a), TimeRange::new(0, 100), 2);
         assert!(r.limited);
         assert_eq!(pairs(&r).len(), 2);
+    }
+
+    #[test]
+    fn reopening_rewrites_a_log_heavy_with_overwritten_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Series::new("a", [("x", "1")], []), Series::new("b", [("x", "2")], []));
+        let big = |i: u8| vec![i; 1000];
+        let path = dir.path().join("samples.log");
+        {
+            let store = SampleStore::open(dir.path(), "distributionPoints", None).unwrap();
+            // 20 rounds over the same 10 timestamps of 1 KB: 190 of 200 KB dead.
+            for round in 0..20u8 {
+                let samples: Vec<(i64, Vec<u8>)> = (0..10).map(|t| (t, big(round))).collect();
+                let refs: Vec<(i64, &[u8])> = samples.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+                store.write(&[batch(&a, &refs)]).unwrap();
+            }
+            store.write(&[batch(&b, &[(5, b"bee")])]).unwrap();
+        }
+        let before = fs::metadata(&path).unwrap().len();
+        let store = SampleStore::open(dir.path(), "distributionPoints", None).unwrap();
+        let after = fs::metadata(&path).unwrap().len();
+        assert!(after < before / 10, "{before} bytes before, {after} after the rewrite");
+        let want: Vec<(u32, i64, Vec<u8>)> =
+            (0..10).map(|t| (0, t, big(19))).chain([(1, 5, b"bee".to_vec())]).collect();
+        let got = pairs(&store.fetch(&[a.clone(), b.clone()], TimeRange::new(-1, 100), 0));
+        assert_eq!(got, want, "the last write of each timestamp kept");
+        store.write(&[batch(&b, &[(6, b"after")])]).unwrap();
+        drop(store);
+        // The rewritten log is an ordinary log: reopened as it is, with the write after it.
+        let store = SampleStore::open(dir.path(), "distributionPoints", None).unwrap();
+        let got = pairs(&store.fetch(&[b], TimeRange::new(-1, 100), 0));
+        assert_eq!(got, vec![(0, 5, b"bee".to_vec()), (0, 6, b"after".to_vec())]);
+        assert!(!dir.path().join("samples.log.tmp").exists());
     }
 
     #[test]
