@@ -69,6 +69,10 @@ pub struct MetricsConfig {
     pub flush_points: usize,
     /// Flush the head at least this often, in seconds (bounds WAL replay at start).
     pub flush_interval_seconds: u64,
+    /// Flush the head once nothing has been written for this many seconds,
+    /// if it holds at least `block_points` points, so that disk use settles
+    /// soon after ingest pauses; 0 turns it off.
+    pub flush_idle_seconds: u64,
     /// Points per compressed block at most (bigger compresses better, smaller reads less).
     pub block_points: usize,
     /// Points per write-ahead log record at most; larger writes are split.
@@ -88,6 +92,7 @@ impl Default for MetricsConfig {
             data_dir: PathBuf::from("./data/metrics"),
             flush_points: o.flush_points,
             flush_interval_seconds: o.flush_interval.as_secs(),
+            flush_idle_seconds: o.flush_idle.as_secs(),
             block_points: o.block_points,
             max_record_points: o.max_record_points,
             compact_segments: o.compact_segments,
@@ -137,6 +142,7 @@ impl MetricBackend for LocalMetrics {
         let opts = MetricOptions {
             flush_points: c.flush_points,
             flush_interval: Duration::from_secs(c.flush_interval_seconds),
+            flush_idle: Duration::from_secs(c.flush_idle_seconds),
             block_points: c.block_points,
             max_record_points: c.max_record_points,
             compact_segments: c.compact_segments,

@@ -205,7 +205,10 @@ fn register(mem: &mut Mem, seg: Arc<Segment>, metas: Vec<BlockMeta>) {
 /// without waiting for a writer, so that `/status` turns healthy as soon as
 /// the disk is.
 fn flusher(inner: &Inner) {
-    let tick = inner.opts.flush_interval.min(Duration::from_secs(1));
+    let mut tick = inner.opts.flush_interval.min(Duration::from_secs(1));
+    if !inner.opts.flush_idle.is_zero() {
+        tick = tick.min(inner.opts.flush_idle);
+    }
     loop {
         let requested = {
             let mut wake = inner.wake.lock();
@@ -219,8 +222,14 @@ fn flusher(inner: &Inner) {
         };
         let (due, behind) = {
             let mem = inner.mem.read();
-            let due = !mem.active.is_empty() && mem.active.created.elapsed() >= inner.opts.flush_interval;
-            (due, !mem.frozen.is_empty())
+            let head = &mem.active;
+            let aged = head.created.elapsed() >= inner.opts.flush_interval;
+            // A head worth a block that nobody writes to any more: ingest
+            // paused, so the WAL's bytes can become compressed blocks now.
+            let idle = !inner.opts.flush_idle.is_zero()
+                && head.points >= inner.opts.block_points
+                && head.last_write.elapsed() >= inner.opts.flush_idle;
+            (!head.is_empty() && (aged || idle), !mem.frozen.is_empty())
         };
         if inner.wal.broken().is_some() {
             // Errors are logged by the log and reported by health.

@@ -20,11 +20,14 @@ pub(crate) struct Head {
     pub(crate) series: HashMap<u64, Buf>,
     pub(crate) points: usize,
     pub(crate) created: Instant,
+    /// When points were last appended (for the idle flush).
+    pub(crate) last_write: Instant,
 }
 
 impl Default for Head {
     fn default() -> Self {
-        Head { series: HashMap::new(), points: 0, created: Instant::now() }
+        let now = Instant::now();
+        Head { series: HashMap::new(), points: 0, created: now, last_write: now }
     }
 }
 
@@ -41,6 +44,7 @@ impl Head {
             buf.sorted = buf.ts[from..].windows(2).all(|w| w[0] < w[1]);
         }
         self.points += buf.ts.len() - start;
+        self.last_write = Instant::now();
     }
 
     pub(crate) fn is_empty(&self) -> bool {

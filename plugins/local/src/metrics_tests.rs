@@ -240,6 +240,34 @@ fn background_flush_on_size_and_concurrent_writers() {
 }
 
 #[test]
+fn an_idle_head_worth_a_block_is_flushed_soon_after_writes_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = MetricOptions {
+        flush_interval: Duration::from_secs(3600),
+        flush_idle: Duration::from_millis(100),
+        block_points: 500,
+        ..MetricOptions::default()
+    };
+    let store = MetricStore::open(dir.path(), o).unwrap();
+    // Under a block's worth: left in the head, however long it is idle.
+    let small = series("small");
+    store.write(&[sp(&small, &[(1, 1.0)])]).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(store.stats().segments, 0, "a head under block_points stays in memory");
+    let big = series("big");
+    let pts: Vec<(i64, f64)> = (0..600).map(|i| (i, i as f64)).collect();
+    store.write(&[sp(&big, &pts)]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.stats().segments == 0 {
+        assert!(std::time::Instant::now() < deadline, "the idle head was not flushed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(store.stats().head_points, 0);
+    assert_eq!(pairs(&store, &big, TimeRange::ALL), pts);
+    assert_eq!(pairs(&store, &small, TimeRange::ALL), vec![(1, 1.0)]);
+}
+
+#[test]
 fn delete_a_range() {
     let dir = tempfile::tempdir().unwrap();
     let store = MetricStore::open(dir.path(), opts()).unwrap();

@@ -29,6 +29,11 @@ pub struct MetricOptions {
     pub flush_points: usize,
     /// Flush the head at least this often (it bounds WAL replay time).
     pub flush_interval: Duration,
+    /// Flush the head once no point has been written for this long, if it
+    /// holds at least a block's worth (`block_points`) of points: disk use
+    /// settles soon after ingest pauses instead of after `flush_interval`.
+    /// Zero turns it off.
+    pub flush_idle: Duration,
     /// Points per compressed block at most.
     pub block_points: usize,
     /// Points per WAL record at most; larger writes are split.
@@ -47,6 +52,7 @@ impl Default for MetricOptions {
         MetricOptions {
             flush_points: 2_000_000,
             flush_interval: Duration::from_secs(300),
+            flush_idle: Duration::from_secs(10),
             block_points: 8192,
             max_record_points: 65_536,
             compact_segments: 8,
