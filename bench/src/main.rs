@@ -1,9 +1,10 @@
 //! Load generator and meter of `scripts/bench/vs-victoriametrics.sh`: the
-//! same data into heroic and VictoriaMetrics over HTTP, then the same query.
+//! same data into heroic and VictoriaMetrics over HTTP, then the same
+//! queries (see `queries.rs`), each answer checked against the data.
 //!
 //! ```text
 //! http-compare ingest --target heroic|vm --url URL [--series N --points N --conns N --start MS --pid PID] --out FILE
-//! http-compare query  --target heroic|vm --url URL [--runs N --pid PID ...] --out FILE
+//! http-compare query  --target heroic|vm --url URL [--runs N --pid PID --queries raw,sum,… ...] --out FILE
 //! http-compare report --out FILE
 //! ```
 //!
@@ -11,6 +12,7 @@
 //! script adds the on-disk sizes and `report` prints the table.
 
 mod data;
+mod queries;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -18,7 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use data::{Shape, METRIC};
+use data::Shape;
+use queries::{Query, Request};
 
 struct Args {
     mode: String,
@@ -30,6 +33,8 @@ struct Args {
     out: String,
     /// The server's process, to report the CPU time it spent.
     pid: Option<u32>,
+    /// `--queries raw,sum,…`: the queries to run (default: all).
+    queries: Option<String>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -62,6 +67,7 @@ fn parse_args() -> Result<Args> {
         runs: num("runs", 20)? as usize,
         out: flags.get("out").cloned().context("--out FILE is required")?,
         pid: flags.get("pid").map(|p| p.parse()).transpose().context("--pid")?,
+        queries: flags.get("queries").cloned(),
     })
 }
 
@@ -126,79 +132,59 @@ fn ingest(a: &Args) -> Result<()> {
     record(&a.out, &a.target, "ingest_points_per_s", points / secs)
 }
 
-/// `(bucket end ms, value)` pairs of one query answer.
-fn run_query(c: &reqwest::blocking::Client, a: &Args) -> Result<Vec<(i64, f64)>> {
-    let (start, end) = (a.shape.start_ms, a.shape.end_ms());
+/// Runs one query and reads its answer.
+fn run_query(c: &reqwest::blocking::Client, a: &Args, q: Query) -> Result<queries::Answer> {
+    let request = if a.target == "vm" { q.vm(a.shape) } else { q.heroic(a.shape) };
+    let response = match request {
+        Request::Post { path, body } => c
+            .post(format!("{}{path}", a.url))
+            .header("x-client-id", "bench")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()?,
+        Request::Get { path, params } => c.get(format!("{}{path}", a.url)).query(&params).send()?,
+    };
+    let status = response.status();
+    let body = response.bytes()?;
+    ensure!(status.is_success(), "{} {}: status {status}: {}", a.target, q.name(), String::from_utf8_lossy(&body));
     if a.target == "vm" {
-        // sum_over_time(m[1m]) at t covers (t-1m, t], as heroic's bucket t
-        // does; nocache=1 so that every run computes the answer afresh.
-        let query = format!("sum(sum_over_time({METRIC}[1m]))");
-        let url = format!("{}/api/v1/query_range", a.url);
-        let params = [
-            ("query", query),
-            ("start", ((start + 60_000) / 1000).to_string()),
-            ("end", (end / 1000).to_string()),
-            ("step", "60".to_string()),
-            ("nocache", "1".to_string()),
-        ];
-        let v: serde_json::Value =
-            serde_json::from_slice(&c.get(url).query(&params).send()?.error_for_status()?.bytes()?)?;
-        let values = v["data"]["result"][0]["values"].as_array().context("no result")?;
-        values
-            .iter()
-            .map(|p| {
-                let t = p[0].as_f64().context("bad timestamp")? as i64 * 1000;
-                Ok((t, p[1].as_str().context("bad value")?.parse()?))
-            })
-            .collect()
+        q.read_vm(&body)
     } else {
-        let body = serde_json::json!({
-            "range": {"type": "absolute", "start": start, "end": end},
-            "filter": ["key", METRIC],
-            "aggregation": {"type": "sum", "sampling": {"unit": "minutes", "value": 1}},
-        });
-        let r =
-            c.post(format!("{}/query/metrics", a.url)).header("x-client-id", "bench").body(body.to_string()).send()?;
-        let v: serde_json::Value = serde_json::from_slice(&r.error_for_status()?.bytes()?)?;
-        let values = v["result"][0]["values"].as_array().with_context(|| format!("no result: {v}"))?;
-        values
-            .iter()
-            .map(|p| Ok((p[0].as_i64().context("bad timestamp")?, p[1].as_f64().context("bad value")?)))
-            .collect()
+        q.read_heroic(&serde_json::from_slice(&body)?)
     }
 }
 
-/// Checks an answer against the sums computed from the data itself.
-fn check(a: &Args, got: &[(i64, f64)]) -> Result<()> {
-    let want = data::expected_sums(a.shape);
-    ensure!(got.len() == want.len(), "{}: {} buckets, expected {}", a.target, got.len(), want.len());
-    for (i, ((t, v), w)) in got.iter().zip(&want).enumerate() {
-        let bucket = a.shape.start_ms + 60_000 * (i as i64 + 1);
-        ensure!(*t == bucket, "{}: bucket {i} at {t}, expected {bucket}", a.target);
-        let w = *w as f64 / 100.0;
-        ensure!((v - w).abs() <= 1e-6 * w.abs().max(1.0), "{}: bucket {i} is {v}, expected {w}", a.target);
-    }
-    Ok(())
-}
-
+/// Each query: one warm-up run whose answer is checked against the data,
+/// then `runs` timed runs one after the other.
 fn query(a: &Args) -> Result<()> {
     let c = client()?;
-    let first = run_query(&c, a)?;
-    check(a, &first).context("wrong answer")?;
-    let mut times = Vec::with_capacity(a.runs);
-    let cpu_before = cpu_ms(a.pid)?;
-    for _ in 0..a.runs {
-        let t = Instant::now();
-        run_query(&c, a)?;
-        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    let chosen: Vec<Query> = match &a.queries {
+        None => queries::ALL.to_vec(),
+        Some(names) => names
+            .split(',')
+            .map(|n| Query::parse(n).with_context(|| format!("unknown query {n:?}")))
+            .collect::<Result<_>>()?,
+    };
+    for q in chosen {
+        let first = run_query(&c, a, q)?;
+        queries::check(&a.target, q, &first, &q.expected(a.shape)).context("wrong answer")?;
+        let mut times = Vec::with_capacity(a.runs);
+        let cpu_before = cpu_ms(a.pid)?;
+        for _ in 0..a.runs {
+            let t = Instant::now();
+            run_query(&c, a, q)?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let name = q.name();
+        if let (Some(before), Some(after)) = (cpu_before, cpu_ms(a.pid)?) {
+            record(&a.out, &a.target, &format!("{name}_cpu_ms"), (after - before) / a.runs as f64)?;
+        }
+        times.sort_by(f64::total_cmp);
+        let pick = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
+        record(&a.out, &a.target, &format!("{name}_median_ms"), pick(0.5))?;
+        record(&a.out, &a.target, &format!("{name}_p90_ms"), pick(0.9))?;
     }
-    if let (Some(before), Some(after)) = (cpu_before, cpu_ms(a.pid)?) {
-        record(&a.out, &a.target, "query_cpu_ms", (after - before) / a.runs as f64)?;
-    }
-    times.sort_by(f64::total_cmp);
-    let pick = |q: f64| times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1];
-    record(&a.out, &a.target, "query_median_ms", pick(0.5))?;
-    record(&a.out, &a.target, "query_p90_ms", pick(0.9))
+    Ok(())
 }
 
 /// Prints the figures of `--out` side by side.
@@ -210,18 +196,26 @@ fn report(a: &Args) -> Result<()> {
         let (Some(target), Some(name), Some(value)) = (f.next(), f.next(), f.next()) else { continue };
         figures.entry(name).or_default().insert(target, value.parse()?);
     }
-    let rows = [
-        ("ingest_points_per_s", "HTTP ingest, M points/s", 1e-6, true),
-        ("ingest_cpu_ns_per_point", "ingest, server CPU ns/point", 1.0, false),
-        ("bytes_per_point", "on disk, bytes/point", 1.0, false),
-        ("query_median_ms", "sum of all series, median ms", 1.0, false),
-        ("query_p90_ms", "sum of all series, p90 ms", 1.0, false),
-        ("query_cpu_ms", "sum of all series, server CPU ms", 1.0, false),
+    let mut rows: Vec<(String, String, f64, bool)> = vec![
+        ("ingest_points_per_s".into(), "HTTP ingest, M points/s".into(), 1e-6, true),
+        ("ingest_cpu_ns_per_point".into(), "ingest, server CPU ns/point".into(), 1.0, false),
+        ("bytes_per_point_settled".into(), "on disk 30 s after ingest, bytes/point".into(), 1.0, false),
+        ("bytes_per_point".into(), "on disk after a flush/restart, bytes/point".into(), 1.0, false),
+        ("peak_rss_mb".into(), "peak RSS, MB".into(), 1.0, false),
     ];
+    for q in queries::ALL {
+        let (n, l) = (q.name(), q.label());
+        rows.push((format!("{n}_median_ms"), format!("{l}, median ms"), 1.0, false));
+        rows.push((format!("{n}_p90_ms"), format!("{l}, p90 ms"), 1.0, false));
+        rows.push((format!("{n}_cpu_ms"), format!("{l}, server CPU ms"), 1.0, false));
+    }
     println!("| figure | heroic | VictoriaMetrics | heroic / VM |");
     println!("|---|---|---|---|");
     for (name, label, scale, higher_is_better) in rows {
-        let get = |t: &str| figures.get(name).and_then(|m| m.get(t)).copied();
+        let get = |t: &str| figures.get(name.as_str()).and_then(|m| m.get(t)).copied();
+        if get("heroic").is_none() && get("vm").is_none() {
+            continue;
+        }
         let cell = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{:.3}", v * scale));
         let ratio = match (get("heroic"), get("vm")) {
             (Some(h), Some(v)) if v > 0.0 => {

@@ -5,7 +5,7 @@
 //! The same template built against the previous minor version of the
 //! interface (`--features heroic-plugin-api/previous-abi`, which leaves out
 //! the newest minor version's additions) proves the compatibility promise:
-//! a plugin built against the previous minor version (1.1) loads and serves
+//! a plugin built against the previous minor version (1.2) loads and serves
 //! in today's 1.x host, and answers the interface's defaults for what it
 //! does not have.
 
@@ -93,16 +93,23 @@ fn template_passes_the_conformance_kit_and_loads() {
 fn template_built_against_the_previous_minor_version_loads_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let lib_dir = dir.path().join("lib");
-    build_template("1.1", &["build", "--features", "heroic-plugin-api/previous-abi"], &lib_dir);
+    build_template("1.2", &["build", "--features", "heroic-plugin-api/previous-abi"], &lib_dir);
 
     let node = serve_and_check(&lib_dir, dir.path());
     let log = node.log();
-    assert!(log.contains("1.1.0"), "the plugin declares interface 1.1.0:\n{log}");
-    assert!(log.contains("capabilities=[\"count_points\"]"), "the 1.1 plugin's own capabilities:\n{log}");
-    // `write_samples`/`fetch_samples` came in 1.2: a 1.1 plugin lacks them
-    // and declares no sample kind, so a distribution write (one centroid,
-    // 5.0, in the small encoding) is a clear 400
-    // and nothing crashes.
+    assert!(log.contains("1.2.0"), "the plugin declares interface 1.2.0:\n{log}");
+    assert!(log.contains("capabilities=[\"count_points\"]"), "the 1.2 plugin's own capabilities:\n{log}");
+    // `fetch_buckets` came in 1.3: a 1.2 plugin lacks it and cannot
+    // declare it, so an aggregation is read point by point through
+    // `fetch` and answers the same.
+    let q = json!({"range": {"type": "absolute", "start": 0, "end": 20}, "filter": ["key", "t"],
+        "aggregation": {"type": "sum", "sampling": {"unit": "milliseconds", "value": 10}}});
+    let (status, reply) = node.post("/query/metrics", &q);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["result"][0]["values"], json!([[10, 1.0], [20, 2.0]]), "{reply}");
+    // The template declares no sample kind, so a distribution write (one
+    // centroid, 5.0, in the small encoding) is a clear 400 and nothing
+    // crashes.
     let body = json!({"series": {"key": "t"}, "data": {"type": "distributionPoints",
         "data": [{"value": "AAAAAkAUAAAAAAAAQBQAAAAAAABCyAAAAGQB9AABP4AAAECgAAA=", "timestamp": 10}]}});
     let (status, reply) = node.post("/write", &body);

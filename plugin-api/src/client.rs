@@ -3,10 +3,11 @@
 
 use abi_stable::std_types::{RString, RVec};
 
+#[cfg(not(feature = "previous-abi"))]
+use crate::buckets::*;
 use crate::error::PluginResult;
 use crate::ffi::*;
 use crate::filter::Filter;
-#[cfg(not(feature = "previous-abi"))]
 use crate::samples::*;
 use crate::types::*;
 
@@ -39,7 +40,6 @@ macro_rules! lifecycle_methods {
 }
 
 /// The error for a kind of sample the backend does not store.
-#[cfg(not(feature = "previous-abi"))]
 fn cannot_store(kind: SampleKind) -> crate::PluginError {
     crate::PluginError::unsupported(&format!("storing {} (the backend does not declare it)", kind.name()))
 }
@@ -75,14 +75,12 @@ impl MetricBackendClient {
     }
 
     /// Whether the backend declares that it stores samples of `kind`.
-    #[cfg(not(feature = "previous-abi"))]
     pub fn stores(&self, kind: SampleKind) -> bool {
         kind.capability().is_some_and(|bit| self.capabilities().contains(bit))
     }
 
     /// Writes samples of one kind. A backend that does not declare the
     /// kind is not called: the answer is `Unsupported` right away.
-    #[cfg(not(feature = "previous-abi"))]
     pub async fn write_samples(&self, kind: SampleKind, batch: Vec<SeriesSamples>) -> PluginResult<()> {
         if !self.stores(kind) {
             return Err(cannot_store(kind));
@@ -93,7 +91,6 @@ impl MetricBackendClient {
     /// Reads samples of one kind in `(start, end]`. The batches a plugin
     /// returns are checked before the host slices them: a malformed one is
     /// an `Internal` error, not a panic.
-    #[cfg(not(feature = "previous-abi"))]
     pub async fn fetch_samples(&self, request: SampleFetchRequest) -> PluginResult<SampleFetchResponse> {
         if !self.stores(request.kind) {
             return Err(cannot_store(request.kind));
@@ -101,6 +98,32 @@ impl MetricBackendClient {
         let response = self.0.fetch_samples(request).await.into_result()?;
         for s in response.series.iter() {
             s.samples.validate().map_err(|e| crate::PluginError::internal(format_args!("plugin answered {e}")))?;
+        }
+        Ok(response)
+    }
+
+    /// Whether the backend declares [`MetricCapabilities::FETCH_BUCKETS`].
+    #[cfg(not(feature = "previous-abi"))]
+    pub fn folds_buckets(&self) -> bool {
+        self.capabilities().contains(MetricCapabilities::FETCH_BUCKETS)
+    }
+
+    /// Reads points folded into per-bucket partials (interface 1.3). A
+    /// backend that does not declare it is not called. The answer is
+    /// checked before the host reads it: partials of the wrong size or a
+    /// series index out of range are an `Internal` error, not a panic.
+    #[cfg(not(feature = "previous-abi"))]
+    pub async fn fetch_buckets(&self, request: BucketFetchRequest) -> PluginResult<BucketFetchResponse> {
+        if !self.folds_buckets() {
+            return Err(crate::PluginError::unsupported("fetch_buckets (the backend does not declare it)"));
+        }
+        request.validate().map_err(crate::PluginError::invalid_input)?;
+        let (cells, series, fields) = (request.cells(), request.series.len(), request.fields);
+        let response = self.0.fetch_buckets(request).await.into_result()?;
+        let bad = |m: String| crate::PluginError::internal(format_args!("plugin answered {m}"));
+        response.partials.validate(cells, fields).map_err(bad)?;
+        if let Some(i) = response.series_with_data.iter().find(|i| **i as usize >= series) {
+            return Err(bad(format!("series index {i} of {series}")));
         }
         Ok(response)
     }

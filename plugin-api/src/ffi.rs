@@ -32,8 +32,9 @@ use abi_stable::std_types::{RBox, RResult, RStr, RString, RVec};
 use abi_stable::{declare_root_module_statics, sabi_trait, StableAbi};
 use async_ffi::FfiFuture;
 
-use crate::error::PluginError;
 #[cfg(not(feature = "previous-abi"))]
+use crate::buckets::*;
+use crate::error::PluginError;
 use crate::samples::*;
 use crate::types::*;
 
@@ -164,47 +165,57 @@ macro_rules! metric_backend_ffi {
     };
 }
 
+/// The methods of the minor versions before the newest, written once for
+/// both builds of the interface.
+macro_rules! metric_backend_ffi_with {
+    ($($newest:tt)*) => {
+        metric_backend_ffi! {
+            // ---- added in 1.1 ----
+
+            /// What the backend implements beyond `write` and `fetch`. A plugin
+            /// built against 1.0 answers with this default.
+            fn capabilities(&self) -> MetricCapabilities {
+                MetricCapabilities::ASSUMED_FOR_1_0
+            }
+
+            // ---- added in 1.2 ----
+
+            /// Writes samples other than points (distributions …); resolves once
+            /// they are durable. A plugin built before 1.2 answers `Unsupported`.
+            fn write_samples(&self, request: SampleWriteRequest) -> PluginFuture<()> {
+                let _ = request;
+                unsupported_future("write_samples")
+            }
+
+            /// Reads samples of one kind in `(start, end]`. A plugin built before
+            /// 1.2 answers `Unsupported`.
+            fn fetch_samples(&self, request: SampleFetchRequest) -> PluginFuture<SampleFetchResponse> {
+                let _ = request;
+                unsupported_future("fetch_samples")
+            }
+
+            $($newest)*
+        }
+    };
+}
+
 #[cfg(not(feature = "previous-abi"))]
-metric_backend_ffi! {
-    // ---- added in 1.1 ----
+metric_backend_ffi_with! {
+    // ---- added in 1.3 ----
 
-    /// What the backend implements beyond `write` and `fetch`. A plugin
-    /// built against 1.0 answers with this default.
-    fn capabilities(&self) -> MetricCapabilities {
-        MetricCapabilities::ASSUMED_FOR_1_0
-    }
-
-    // ---- added in 1.2 ----
-
-    /// Writes samples other than points (distributions …); resolves once
-    /// they are durable. A plugin built before 1.2 answers `Unsupported`.
-    fn write_samples(&self, request: SampleWriteRequest) -> PluginFuture<()> {
+    /// Reads points and folds them into per-bucket partial states (see
+    /// [`crate::buckets`]). A plugin built before 1.3 answers `Unsupported`.
+    fn fetch_buckets(&self, request: BucketFetchRequest) -> PluginFuture<BucketFetchResponse> {
         let _ = request;
-        unsupported_future("write_samples")
-    }
-
-    /// Reads samples of one kind in `(start, end]`. A plugin built before
-    /// 1.2 answers `Unsupported`.
-    fn fetch_samples(&self, request: SampleFetchRequest) -> PluginFuture<SampleFetchResponse> {
-        let _ = request;
-        unsupported_future("fetch_samples")
+        unsupported_future("fetch_buckets")
     }
 }
 
 #[cfg(feature = "previous-abi")]
-metric_backend_ffi! {
-    // ---- added in 1.1 ----
-
-    /// What the backend implements beyond `write` and `fetch`. A plugin
-    /// built against 1.0 answers with this default.
-    fn capabilities(&self) -> MetricCapabilities {
-        MetricCapabilities::ASSUMED_FOR_1_0
-    }
-}
+metric_backend_ffi_with! {}
 
 /// The answer of a method a plugin does not implement (the default body
 /// of methods added in a minor version).
-#[cfg(not(feature = "previous-abi"))]
 fn unsupported_future<T: Send + 'static>(operation: &str) -> PluginFuture<T> {
     use async_ffi::FutureExt;
     std::future::ready(RResult::RErr(PluginError::unsupported(operation))).into_ffi()
@@ -308,7 +319,7 @@ impl RootModule for PluginModuleRef {
 #[cfg(not(feature = "previous-abi"))]
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[cfg(feature = "previous-abi")]
-pub const API_VERSION: &str = "1.1.0";
+pub const API_VERSION: &str = "1.2.0";
 
 /// The symbol name abi_stable looks up in a plugin library. The export macro
 /// writes it as a literal (macro_rules cannot compute it); a test checks that

@@ -407,6 +407,9 @@ capability_set! {
         /// Stores t-digest points ([`crate::samples::SampleKind::TDIGEST`])
         /// through `write_samples` and `fetch_samples` (interface 1.2).
         TDIGESTS = 32, "tdigests";
+        /// Implements `fetch_buckets` (interface 1.3): folds points into
+        /// per-bucket partials itself. The SDK provides one from `fetch`.
+        FETCH_BUCKETS = 64, "fetch_buckets";
     }
 }
 

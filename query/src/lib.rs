@@ -46,7 +46,8 @@ pub mod limits;
 pub mod request;
 
 pub use aggregation::{
-    Aggregation, AggregationInstance, AggregationSession, BucketStrategy, MetricValues, ResultGroup, SpreadValue,
+    Aggregation, AggregationInstance, AggregationSession, BucketStrategy, GroupKey, MetricValues, Pushdown,
+    ResultGroup, SpreadValue,
 };
 pub use error::QueryError;
 pub use heroic_plugin_api::filter::Filter;

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of heroic (local plugin) and VictoriaMetrics on this
-# machine: HTTP ingest rate, bytes per point on disk, and the latency of
-# summing every series into 1-minute buckets. See docs/performance.md.
+# machine: HTTP ingest rate and CPU, bytes per point on disk 30 s after
+# ingest and after a flush, peak memory, and the latency of five queries
+# (raw, sum, average by host, max of a tenth over the last hour, series
+# count), each answer checked against the data. See docs/performance.md.
 #
 #   scripts/bench/vs-victoriametrics.sh              # 1,000 series × 1 day
-#   SERIES=100 RUNS=5 scripts/bench/vs-victoriametrics.sh
+#   SERIES=10000 POINTS=864 scripts/bench/vs-victoriametrics.sh
+#   SERIES=100 RUNS=5 QUERIES=sum,raw scripts/bench/vs-victoriametrics.sh
 #   NO_BUILD=1 HEROIC_BIN_DIR=/tmp/old scripts/bench/vs-victoriametrics.sh
 #
 # Installs victoria-metrics (Debian package, needs root) when missing, builds
@@ -18,6 +21,8 @@ SERIES=${SERIES:-1000}
 POINTS=${POINTS:-8640}
 CONNS=${CONNS:-4}
 RUNS=${RUNS:-20}
+QUERIES=${QUERIES:-raw,sum,avg_by_host,max_db_hour,count_prefix}
+SETTLE=${SETTLE:-30}
 HEROIC_PORT=${HEROIC_PORT:-18480}
 VM_PORT=${VM_PORT:-18428}
 
@@ -77,7 +82,37 @@ wait_http "http://127.0.0.1:$VM_PORT/health"
 COMMON=(--series "$SERIES" --points "$POINTS" --out "$OUT")
 log "ingest: $SERIES series × $POINTS points, $POINTS points per request, $CONNS connections"
 "$METER" ingest --target heroic --url "http://127.0.0.1:$HEROIC_PORT" --pid "$HEROIC_PID" --conns "$CONNS" "${COMMON[@]}"
+heroic_done=$(date +%s)
 "$METER" ingest --target vm --url "http://127.0.0.1:$VM_PORT" --pid "$VM_PID" --conns "$CONNS" "${COMMON[@]}"
+vm_done=$(date +%s)
+
+total=$((SERIES * POINTS))
+disk() { # FIGURE [TARGET…]: bytes on disk per point (default: both servers)
+    # heroic: everything it keeps (segments, WAL, series catalog, metadata,
+    # suggest). VictoriaMetrics: data and index; not cache/, which it
+    # rebuilds at will and writes at shutdown.
+    local figure=$1; shift
+    local targets=("$@")
+    [ ${#targets[@]} -gt 0 ] || targets=(heroic vm)
+    for t in "${targets[@]}"; do
+        if [ "$t" = vm ]; then dirs=("$WORK/vm/data" "$WORK/vm/indexdb"); else dirs=("$WORK/heroic"); fi
+        bytes=$(du -scb "${dirs[@]}" | tail -1 | cut -f1)
+        printf '%s\t%s\t%s\n' "$t" "$figure" "$(awk -v b="$bytes" -v n="$total" 'BEGIN { printf "%.4f", b / n }')" >>"$OUT"
+        log "$t: $bytes bytes on disk ($figure)"
+    done
+}
+peak_rss() { # PID: the process's peak resident memory, MB
+    awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
+}
+
+# Disk use SETTLE seconds after each server's own ingest ended, running.
+log "measuring disk use ${SETTLE} s after ingest"
+sleep_until() { local d=$(($1 - $(date +%s))); [ "$d" -le 0 ] || sleep "$d"; }
+sleep_until $((heroic_done + SETTLE))
+disk bytes_per_point_settled heroic
+sleep_until $((vm_done + SETTLE))
+disk bytes_per_point_settled vm
+heroic_rss=$(peak_rss "$HEROIC_PID")
 
 log "flushing both to disk"
 # VictoriaMetrics: in-memory parts to disk, then merge every partition.
@@ -94,20 +129,16 @@ while :; do
     [ "$size" = "$prev" ] && break
     prev=$size
 done
-total=$((SERIES * POINTS))
-# heroic: everything it keeps (segments, series catalog, metadata, suggest).
-# VictoriaMetrics: data and index; not cache/, which it rebuilds at will
-# and writes at shutdown.
-for t in heroic vm; do
-    if [ "$t" = vm ]; then dirs=("$WORK/vm/data" "$WORK/vm/indexdb"); else dirs=("$WORK/heroic"); fi
-    bytes=$(du -scb "${dirs[@]}" | tail -1 | cut -f1)
-    printf '%s\tbytes_per_point\t%s\n' "$t" "$(awk -v b="$bytes" -v n="$total" 'BEGIN { printf "%.4f", b / n }')" >>"$OUT"
-    log "$t: $bytes bytes on disk"
-done
+disk bytes_per_point
 
-log "query: sum of every series into 1-minute buckets over the range, $RUNS warm runs"
-"$METER" query --target heroic --url "http://127.0.0.1:$HEROIC_PORT" --pid "$HEROIC_PID" --runs "$RUNS" "${COMMON[@]}"
-"$METER" query --target vm --url "http://127.0.0.1:$VM_PORT" --pid "$VM_PID" --runs "$RUNS" "${COMMON[@]}"
+log "queries ($QUERIES): $RUNS warm runs each"
+"$METER" query --target heroic --url "http://127.0.0.1:$HEROIC_PORT" --pid "$HEROIC_PID" --runs "$RUNS" \
+    --queries "$QUERIES" "${COMMON[@]}"
+"$METER" query --target vm --url "http://127.0.0.1:$VM_PORT" --pid "$VM_PID" --runs "$RUNS" \
+    --queries "$QUERIES" "${COMMON[@]}"
+# heroic was restarted: its peak is the larger of the two processes'.
+heroic_rss=$(awk -v a="$heroic_rss" -v b="$(peak_rss "$HEROIC_PID")" 'BEGIN { print (a > b ? a : b) }')
+printf 'heroic\tpeak_rss_mb\t%s\nvm\tpeak_rss_mb\t%s\n' "$heroic_rss" "$(peak_rss "$VM_PID")" >>"$OUT"
 
 log "load: $(uptime)"
 "$METER" report --out "$OUT"

@@ -64,11 +64,9 @@ fn query_trace(tracing: Tracing, total_us: u64, outcome: &QueryOutcome) -> Value
         Tracing::None => Value::Null,
         Tracing::Default | Tracing::Detailed => {
             let fetches = match tracing {
-                Tracing::Detailed => outcome
-                    .fetches_us
-                    .iter()
-                    .map(|us| trace("com.spotify.heroic.metric.LocalMetricManager#fetch", *us, Vec::new()))
-                    .collect(),
+                Tracing::Detailed => {
+                    outcome.fetches_us.iter().map(|(kind, us)| trace(kind.trace_name(), *us, Vec::new())).collect()
+                }
                 _ => Vec::new(),
             };
             let manager = trace("com.spotify.heroic.metric.LocalMetricManager#query", outcome.elapsed_us, fetches);

@@ -28,11 +28,12 @@ use crate::node::Node;
 pub mod admission;
 mod common;
 mod outcome;
+mod pushdown;
 mod samples;
 
 use admission::Ticket;
 pub use common::common_tags;
-use outcome::{Halt, Progress};
+use outcome::{FetchKind, Halt, Progress};
 pub use outcome::{Limit, QueryOutcome, RequestError, LOCAL_NODE};
 
 /// Series per fetch call at most: large enough that the boundary crossing
@@ -217,7 +218,14 @@ async fn read(
         return finish(session, ticket, group_limit, progress, stats).await;
     }
 
+    // Aggregations a plugin can fold itself (`fetch_buckets`) cost one call
+    // per backend and nothing per point at the boundary.
+    let pushed = session.pushdown();
     for backend in &node.backends.metrics {
+        if let Some(pd) = pushed.as_ref().filter(|_| backend.client.folds_buckets()) {
+            pushdown::read(node, backend, pd, plan, &series, data_limit, ticket, progress, &mut session).await?;
+            continue;
+        }
         let fetch = |chunk: &[Series], read: u64| {
             let request = FetchRequest {
                 series: chunk.to_vec().into(),
@@ -234,7 +242,7 @@ async fn read(
         while let Some((range, mut current)) = next.take() {
             current.as_mut().await;
             let (response, took) = current.as_mut().take_output().expect("awaited");
-            progress.fetches_us.push(took.as_micros() as u64);
+            progress.fetches_us.push((FetchKind::Points, took.as_micros() as u64));
             let chunk = &series[range.clone()];
             let response = match response {
                 Ok(r) => r,

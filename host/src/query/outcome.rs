@@ -58,8 +58,30 @@ pub struct QueryOutcome {
     pub pre_aggregation_sample_size: u64,
     /// Time spent in the query, µs.
     pub elapsed_us: u64,
-    /// Time of each metrics fetch call, µs (the detailed trace).
-    pub fetches_us: Vec<u64>,
+    /// Each metrics fetch call: its kind and time, µs (the detailed trace).
+    pub fetches_us: Vec<(FetchKind, u64)>,
+}
+
+/// Which call of a metric backend read a query's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchKind {
+    /// Points (`fetch`).
+    Points,
+    /// Points folded into buckets by the plugin (`fetch_buckets`).
+    Buckets,
+    /// Samples other than points (`fetch_samples`).
+    Samples,
+}
+
+impl FetchKind {
+    /// The name of the call in the detailed trace.
+    pub fn trace_name(self) -> &'static str {
+        match self {
+            FetchKind::Points => "com.spotify.heroic.metric.LocalMetricManager#fetch",
+            FetchKind::Buckets => "com.spotify.heroic.metric.LocalMetricManager#fetch_buckets",
+            FetchKind::Samples => "com.spotify.heroic.metric.LocalMetricManager#fetch_samples",
+        }
+    }
 }
 
 /// Why a query ended before its groups were built.
@@ -81,7 +103,7 @@ impl From<ApiError> for Halt {
 pub struct Progress {
     pub limits: BTreeSet<Limit>,
     pub sample_size: u64,
-    pub fetches_us: Vec<u64>,
+    pub fetches_us: Vec<(FetchKind, u64)>,
     started: Instant,
     fail_on_limits: bool,
 }

@@ -19,7 +19,7 @@ use heroic_query::request::Source;
 use heroic_query::{AggregationSession, QueryError, QueryPlan, ResultGroup, SpreadValue};
 
 use super::admission::Ticket;
-use super::outcome::{Halt, Limit, Progress, RequestError};
+use super::outcome::{FetchKind, Halt, Limit, Progress, RequestError};
 use crate::node::Node;
 
 /// Series per `fetch_samples` call: a sketch is ~2 KB, so fewer than for
@@ -190,7 +190,7 @@ async fn fetch_into(
             };
             let started = Instant::now();
             let response = backend.client.fetch_samples(request).await;
-            progress.fetches_us.push(started.elapsed().as_micros() as u64);
+            progress.fetches_us.push((FetchKind::Samples, started.elapsed().as_micros() as u64));
             let response = response.map_err(|e| {
                 tracing::warn!(backend = %backend.id, kind = kind.name(), error = %e, "sample fetch failed: the query answers no groups");
                 Halt::Stopped(RequestError::shard(format!(

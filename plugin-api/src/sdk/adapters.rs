@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use abi_stable::std_types::{RString, RVec};
 
+#[cfg(not(feature = "previous-abi"))]
+use crate::buckets::*;
 use crate::error::{PluginError, PluginResult};
 use crate::ffi::*;
-#[cfg(not(feature = "previous-abi"))]
 use crate::samples::*;
 use crate::sdk::runtime::{guard_future, guard_or, ready_ffi, spawn_ffi, spawn_ffi_cancellable};
 use crate::sdk::traits::{Consumer, MetadataBackend, MetricBackend, Query, SuggestBackend};
@@ -121,14 +122,17 @@ impl<B: MetricBackend> MetricBackendFfi for MetricAdapter<B> {
         guard_or(|_| MetricCapabilities::NONE, || self.0.capabilities())
     }
 
-    #[cfg(not(feature = "previous-abi"))]
     fn write_samples(&self, request: SampleWriteRequest) -> PluginFuture<()> {
         spawn_call!(self, |this| this.write_samples(request.kind, request.batch))
     }
 
-    #[cfg(not(feature = "previous-abi"))]
     fn fetch_samples(&self, request: SampleFetchRequest) -> PluginFuture<SampleFetchResponse> {
         spawn_read!(self, |this| this.fetch_samples(request))
+    }
+
+    #[cfg(not(feature = "previous-abi"))]
+    fn fetch_buckets(&self, request: BucketFetchRequest) -> PluginFuture<BucketFetchResponse> {
+        spawn_read!(self, |this| this.fetch_buckets(request))
     }
 
     lifecycle_methods!();

@@ -24,4 +24,6 @@ pub mod traits;
 pub use adapters::IngestSink;
 pub use export::parse_config;
 pub use runtime::{runtime, spawn_ffi, spawn_ffi_cancellable};
+#[cfg(not(feature = "previous-abi"))]
+pub use traits::fetch_buckets_by_fetch;
 pub use traits::{Consumer, MetadataBackend, MetricBackend, Query, SuggestBackend};

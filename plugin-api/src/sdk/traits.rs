@@ -11,6 +11,8 @@ use std::sync::Arc;
 use abi_stable::std_types::RVec;
 use serde::de::DeserializeOwned;
 
+#[cfg(not(feature = "previous-abi"))]
+use crate::buckets::*;
 use crate::error::{PluginError, PluginResult};
 use crate::filter::Filter;
 use crate::samples::*;
@@ -96,6 +98,24 @@ pub trait MetricBackend: Sized + Send + Sync + 'static {
         async move { Err(PluginError::unsupported(&format!("fetch_samples of {}", request.kind.name()))) }
     }
 
+    /// Reads points in `(start, end]` and folds them into per-bucket
+    /// partial states (interface 1.3, see [`crate::buckets`]): nothing per
+    /// point crosses to the host. Declare
+    /// [`MetricCapabilities::FETCH_BUCKETS`] to be asked. The default
+    /// answers `Unsupported`; a backend that cannot fold while it decodes
+    /// can answer [`fetch_buckets_by_fetch`], which folds what `fetch`
+    /// answers, and already spares the boundary. Not when `fetch` answers
+    /// several resource variants of one requested series: their resource
+    /// tags may put them in other groups than the requested series'.
+    #[cfg(not(feature = "previous-abi"))]
+    fn fetch_buckets(
+        &self,
+        request: BucketFetchRequest,
+    ) -> impl Future<Output = PluginResult<BucketFetchResponse>> + Send {
+        let _ = request;
+        async { Err(PluginError::unsupported("fetch_buckets")) }
+    }
+
     /// The optional operations this backend implements. Declare every one
     /// you implement: the conformance kit fails a backend that answers
     /// `Unsupported` for a declared operation, or anything else for an
@@ -122,6 +142,36 @@ pub trait MetricBackend: Sized + Send + Sync + 'static {
     fn statistics(&self) -> Vec<Statistic> {
         Vec::new()
     }
+}
+
+/// A `fetch_buckets` for any backend: folds what `backend.fetch` answers
+/// into the request's partials, one series after the other (see
+/// [`MetricBackend::fetch_buckets`] for when not to use it).
+#[cfg(not(feature = "previous-abi"))]
+pub async fn fetch_buckets_by_fetch<B: MetricBackend>(
+    backend: &B,
+    request: BucketFetchRequest,
+) -> PluginResult<BucketFetchResponse> {
+    request.validate().map_err(PluginError::invalid_input)?;
+    let fetch = FetchRequest { series: request.series.clone(), range: request.range, point_limit: request.point_limit };
+    let fetched = backend.fetch(fetch).await?;
+    let mut out = BucketFetchResponse {
+        partials: BucketPartials::new(request.fields, request.cells()),
+        limited: fetched.limited,
+        ..BucketFetchResponse::default()
+    };
+    let mut seen = vec![false; request.series.len()];
+    for s in fetched.series.iter() {
+        let Some(&group) = request.groups.get(s.request_index as usize) else {
+            return Err(PluginError::internal(format_args!("fetch answered unknown series {}", s.request_index)));
+        };
+        out.partials.fold(&request.layout, group as usize, &s.points.timestamps, &s.points.values);
+        out.points += s.points.len() as u64;
+        if !s.points.is_empty() && !std::mem::replace(&mut seen[s.request_index as usize], true) {
+            out.series_with_data.push(s.request_index);
+        }
+    }
+    Ok(out)
 }
 
 /// A metadata backend. Only `write` and `find_series` are required; the
@@ -273,5 +323,57 @@ pub trait Consumer: Sized + Send + Sync + 'static {
 
     fn statistics(&self) -> Vec<Statistic> {
         Vec::new()
+    }
+}
+
+#[cfg(all(test, not(feature = "previous-abi")))]
+mod tests {
+    use super::*;
+
+    /// A backend that answers one fixed fetch: `fetch_buckets_by_fetch`
+    /// must fold what it answers.
+    struct Fixed;
+
+    impl MetricBackend for Fixed {
+        type Config = ();
+        async fn create(_: ()) -> PluginResult<Self> {
+            Ok(Fixed)
+        }
+        async fn write(&self, _: RVec<SeriesPoints>) -> PluginResult<()> {
+            Ok(())
+        }
+        async fn fetch(&self, request: FetchRequest) -> PluginResult<FetchResponse> {
+            assert_eq!(request.point_limit, 7, "the limit is passed on");
+            let fetched = |i: u32, points: &[(i64, f64)]| FetchedSeries {
+                request_index: i,
+                resource: RVec::new(),
+                points: PointBatch::from_pairs(points),
+            };
+            let series = vec![fetched(2, &[(5, 1.0), (15, 2.0)]), fetched(0, &[(6, 4.0)]), fetched(1, &[])];
+            Ok(FetchResponse { series: series.into(), limited: true })
+        }
+    }
+
+    #[test]
+    fn fetch_buckets_by_fetch_folds_what_fetch_answers() {
+        let layout = BucketLayout::new(TimeRange::new(0, 20), 10, 10, BucketLayout::END).unwrap();
+        let request = BucketFetchRequest {
+            series: (0..3).map(|i| Series::new(format!("s{i}"), [("a", "b")], [])).collect::<Vec<_>>().into(),
+            groups: vec![0, 1, 0].into(),
+            group_count: 2,
+            range: TimeRange::new(0, 20),
+            layout,
+            fields: PartialFields::SUM,
+            point_limit: 7,
+        };
+        let answer = block_on(fetch_buckets_by_fetch(&Fixed, request));
+        assert_eq!(answer.partials.count.as_slice(), &[2, 1, 0, 0]);
+        assert_eq!(answer.partials.sum.as_slice(), &[5.0, 2.0, 0.0, 0.0]);
+        assert!(answer.partials.max.is_empty());
+        assert_eq!((answer.series_with_data.as_slice(), answer.points, answer.limited), (&[2, 0][..], 3, true));
+    }
+
+    fn block_on<T>(f: impl Future<Output = PluginResult<T>>) -> T {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f).unwrap()
     }
 }

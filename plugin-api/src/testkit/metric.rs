@@ -26,7 +26,10 @@ pub const OPTIONAL: &[(&str, MetricCapabilities)] = &[
     ("distributions", MetricCapabilities::DISTRIBUTIONS),
     ("spreads", MetricCapabilities::SPREADS),
     ("tdigests", MetricCapabilities::TDIGESTS),
+    ("fetch_buckets", MetricCapabilities::FETCH_BUCKETS),
 ];
+
+pub use super::pushdown::fetch_buckets;
 
 /// Bigtable's row width: a row holds 2^32 ms (~49.7 days) of points.
 pub const PERIOD: i64 = 1 << 32;
@@ -46,7 +49,7 @@ fn sp(series: &Series, points: PointBatch) -> SeriesPoints {
     SeriesPoints { series: series.clone(), points }
 }
 
-async fn write(c: &MetricBackendClient, case: &str, batch: Vec<SeriesPoints>) {
+pub(super) async fn write(c: &MetricBackendClient, case: &str, batch: Vec<SeriesPoints>) {
     required(case, "write", c.write(RVec::from(batch)).await)
 }
 

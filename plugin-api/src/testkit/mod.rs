@@ -98,6 +98,7 @@ pub mod disk;
 pub mod metadata;
 pub mod metric;
 pub mod node;
+mod pushdown;
 pub mod servers;
 pub mod sketch;
 pub mod suggest;
@@ -404,7 +405,8 @@ macro_rules! __with_cases {
             health, interval, one_point, fetch_unwritten_series, many_points,
             batch_larger_than_write_batch, period_edges, multiple_fetches, long_series,
             many_tags, resource_round_trip, overwrite_same_timestamp, fetch_point_limit,
-            list_series, delete_points, count_points, distributions, spreads, tdigests, capabilities_summary }
+            list_series, delete_points, count_points, distributions, spreads, tdigests, fetch_buckets,
+            capabilities_summary }
     };
     (metadata, $then:ident!($($args:tt)*)) => {
         $crate::$then! { $($args)*

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use heroic_plugin_api::abi_stable::std_types::RVec;
+use heroic_plugin_api::buckets::{BucketFetchRequest, BucketFetchResponse};
 use heroic_plugin_api::error::{PluginError, PluginResult};
 use heroic_plugin_api::samples::*;
 use heroic_plugin_api::sdk::support::statistic;
@@ -83,6 +84,11 @@ pub struct MetricsConfig {
     /// points than this wait in memory to be flushed, because flushing fell
     /// behind or fails (a full disk). Bounds memory and write-ahead log size.
     pub head_limit_points: usize,
+    /// Memory for decoded blocks that reads keep for the next read, in MiB
+    /// (0 turns the cache off). Decoded blocks are compact (regular
+    /// timestamps and 2-decimal gauges take ~4 bytes a point), so the
+    /// default holds ~30 M points.
+    pub block_cache_mb: u64,
 }
 
 impl Default for MetricsConfig {
@@ -97,6 +103,7 @@ impl Default for MetricsConfig {
             max_record_points: o.max_record_points,
             compact_segments: o.compact_segments,
             head_limit_points: o.head_limit_points,
+            block_cache_mb: o.block_cache_bytes >> 20,
         }
     }
 }
@@ -148,6 +155,7 @@ impl MetricBackend for LocalMetrics {
             compact_segments: c.compact_segments,
             head_limit_points: c.head_limit_points,
             background_flush: true,
+            block_cache_bytes: c.block_cache_mb.saturating_mul(1 << 20),
         };
         let (store, distributions, spreads, tdigests) = blocking(move || {
             // The points store first: it takes the directory's lock.
@@ -185,6 +193,13 @@ impl MetricBackend for LocalMetrics {
             | MetricCapabilities::DISTRIBUTIONS
             | MetricCapabilities::SPREADS
             | MetricCapabilities::TDIGESTS
+            | MetricCapabilities::FETCH_BUCKETS
+    }
+
+    async fn fetch_buckets(&self, request: BucketFetchRequest) -> PluginResult<BucketFetchResponse> {
+        request.validate().map_err(PluginError::invalid_input)?;
+        let store = self.store.clone();
+        blocking(move || store.fetch_buckets(&request)).await
     }
 
     async fn write_samples(&self, kind: SampleKind, batch: RVec<SeriesSamples>) -> PluginResult<()> {
@@ -231,6 +246,9 @@ impl MetricBackend for LocalMetrics {
             statistic("blocks", s.blocks as f64),
             statistic("block-points", s.block_points as f64),
             statistic("segment-bytes", s.segment_bytes as f64),
+            statistic("block-cache-hits", s.cache_hits as f64),
+            statistic("block-cache-misses", s.cache_misses as f64),
+            statistic("block-cache-bytes", s.cache_bytes as f64),
             statistic("distribution-series", self.distributions.series() as f64),
             statistic("spread-series", self.spreads.series() as f64),
             statistic("tdigest-series", self.tdigests.series() as f64),

@@ -28,6 +28,7 @@
 use pco::standalone::{simple_compress, simple_decompress_into};
 use pco::ChunkConfig;
 
+use crate::block_cache::{DecodedBlock, Times, Values};
 use crate::encoding::{put_u32, put_u8, Reader};
 use crate::error::{Error, Result};
 
@@ -122,6 +123,15 @@ pub(crate) fn decode_block(
     values: &mut Vec<f64>,
     scratch: &mut Vec<i64>,
 ) -> Result<usize> {
+    let decoded = decode_compact(block, scratch)?;
+    decoded.append_range(heroic_plugin_api::types::TimeRange::ALL, ts, values);
+    Ok(decoded.len())
+}
+
+/// Decodes a block into its compact form (see `block_cache`): regular
+/// timestamps stay `first, step`, decimal-scaled values stay integers.
+/// `scratch` is reused between calls.
+pub(crate) fn decode_compact(block: &[u8], scratch: &mut Vec<i64>) -> Result<DecodedBlock> {
     let bad = || Error::Codec("truncated block header".into());
     let mut r = Reader::new(block);
     let kind = r.u8().ok_or_else(bad)?;
@@ -130,49 +140,53 @@ pub(crate) fn decode_block(
     let ts_len = r.u32().ok_or_else(bad)? as usize;
     let ts_bytes = r.bytes(ts_len).ok_or_else(bad)?;
     let value_bytes = r.rest();
-    match kind {
-        RAW => {
-            Reader::new(ts_bytes).i64s(n, ts).ok_or_else(bad)?;
-            Reader::new(value_bytes).f64s(n, values).ok_or_else(bad)?;
-        }
-        kind if kind & !REGULAR_TS == PCO_FLOAT || kind & !REGULAR_TS == PCO_DECIMAL => {
-            if kind & REGULAR_TS != 0 {
-                let mut r = Reader::new(ts_bytes);
-                let (first, step) = (r.i64().ok_or_else(bad)?, r.i64().ok_or_else(bad)?);
-                // Wrapping: a corrupt step must not panic; a valid one never wraps.
-                ts.extend((0..n as i64).map(|i| first.wrapping_add(step.wrapping_mul(i))));
-            } else {
-                let base = ts.len();
-                ts.resize(base + n, 0);
-                let p = simple_decompress_into(ts_bytes, &mut ts[base..]).map_err(codec_err)?;
-                if p.n_processed != n {
-                    return Err(Error::Codec(format!("block holds {} timestamps, expected {n}", p.n_processed)));
-                }
-            }
-            let base = values.len();
-            if kind & !REGULAR_TS == PCO_FLOAT {
-                values.resize(base + n, 0.0);
-                let p = simple_decompress_into(value_bytes, &mut values[base..]).map_err(codec_err)?;
-                if p.n_processed != n {
-                    return Err(Error::Codec("short value stream in block".into()));
-                }
-            } else {
-                if k >= POW10.len() {
-                    return Err(Error::Codec(format!("bad decimal exponent {k}")));
-                }
-                scratch.clear();
-                scratch.resize(n, 0);
-                let p = simple_decompress_into(value_bytes, &mut scratch[..]).map_err(codec_err)?;
-                if p.n_processed != n {
-                    return Err(Error::Codec("short value stream in block".into()));
-                }
-                let s = POW10[k];
-                values.extend(scratch.iter().map(|&x| x as f64 / s));
-            }
-        }
-        other => return Err(Error::Codec(format!("unknown block kind {other}"))),
+    if kind == RAW {
+        let (mut ts, mut values) = (Vec::new(), Vec::new());
+        Reader::new(ts_bytes).i64s(n, &mut ts).ok_or_else(bad)?;
+        Reader::new(value_bytes).f64s(n, &mut values).ok_or_else(bad)?;
+        return Ok(DecodedBlock { times: Times::Listed(ts.into()), values: Values::Floats(values.into()) });
     }
-    Ok(n)
+    let base = kind & !REGULAR_TS;
+    if base != PCO_FLOAT && base != PCO_DECIMAL {
+        return Err(Error::Codec(format!("unknown block kind {kind}")));
+    }
+    let times = if kind & REGULAR_TS != 0 {
+        let mut r = Reader::new(ts_bytes);
+        let (first, step) = (r.i64().ok_or_else(bad)?, r.i64().ok_or_else(bad)?);
+        Times::Regular { first, step, n }
+    } else {
+        let mut ts = vec![0i64; n];
+        let p = simple_decompress_into(ts_bytes, &mut ts).map_err(codec_err)?;
+        if p.n_processed != n {
+            return Err(Error::Codec(format!("block holds {} timestamps, expected {n}", p.n_processed)));
+        }
+        Times::Listed(ts.into())
+    };
+    let values = if base == PCO_FLOAT {
+        let mut values = vec![0.0f64; n];
+        let p = simple_decompress_into(value_bytes, &mut values).map_err(codec_err)?;
+        if p.n_processed != n {
+            return Err(Error::Codec("short value stream in block".into()));
+        }
+        Values::Floats(values.into())
+    } else {
+        if k >= POW10.len() {
+            return Err(Error::Codec(format!("bad decimal exponent {k}")));
+        }
+        scratch.clear();
+        scratch.resize(n, 0);
+        let p = simple_decompress_into(value_bytes, &mut scratch[..]).map_err(codec_err)?;
+        if p.n_processed != n {
+            return Err(Error::Codec("short value stream in block".into()));
+        }
+        let divisor = POW10[k];
+        let narrow: Option<Box<[i32]>> = scratch.iter().map(|&x| i32::try_from(x).ok()).collect();
+        match narrow {
+            Some(ints) => Values::Scaled32 { divisor, ints },
+            None => Values::Scaled64 { divisor, ints: scratch.as_slice().into() },
+        }
+    };
+    Ok(DecodedBlock { times, values })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use heroic_plugin_api::types::{PointBatch, Series, SeriesPoints, TimeRange};
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::block_cache::BlockCache;
 use crate::dir_lock::DirLock;
 use crate::encoding::put_u64;
 use crate::error::{IoContext, Result};
@@ -106,6 +107,7 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
     let (wal, _) = RecordLog::open(&wal_path(dir, mem.active_seq), |_, _| ())?;
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),
+        cache: BlockCache::new(opts.block_cache_bytes),
         opts,
         wal,
         catalog_log,

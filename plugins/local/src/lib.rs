@@ -12,6 +12,8 @@
 //! - `read`: the fetch path (block selection, parallel decoding).
 //! - `segment`: immutable segment files of compressed blocks with an index.
 //! - `codec`: block compression (pco, with decimal scaling of values).
+//! - `block_cache`: blocks decoded to a compact form, and the cache of
+//!   them, bounded in bytes, that reads go through.
 //! - [`samples`]: distribution and t-digest points (serialised t-digests) and spreads,
 //!   each kind in a log of its own, replayed into memory at open.
 //! - [`metadata`]: the series registry and its inverted tag index (`index`).
@@ -31,6 +33,7 @@ pub mod metrics;
 pub mod samples;
 pub mod suggest;
 
+mod block_cache;
 mod codec;
 mod dir_lock;
 mod encoding;

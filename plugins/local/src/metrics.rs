@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use heroic_plugin_api::abi_stable::std_types::{RNone, RSome, RString};
+use heroic_plugin_api::buckets::{BucketFetchRequest, BucketFetchResponse};
 use heroic_plugin_api::types::{
     FetchRequest, FetchResponse, PointBatch, Series, SeriesListPage, SeriesPoints, TimeRange,
 };
@@ -33,6 +34,11 @@ pub struct MetricStats {
     pub blocks: u64,
     pub block_points: u64,
     pub segment_bytes: u64,
+    /// Reads of a block answered by the decoded-block cache, and not.
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// Bytes of decoded blocks the cache holds.
+    pub cache_bytes: u64,
 }
 
 impl MetricStore {
@@ -82,6 +88,12 @@ impl MetricStore {
     /// Reads points in `(start, end]` for every requested series.
     pub fn fetch(&self, req: &FetchRequest) -> Result<FetchResponse> {
         self.inner.fetch(req)
+    }
+
+    /// Points in `(start, end]` folded into per-bucket partials (aggregation
+    /// pushdown).
+    pub fn fetch_buckets(&self, req: &BucketFetchRequest) -> Result<BucketFetchResponse> {
+        self.inner.fetch_buckets(req)
     }
 
     /// Points of one series in `range`, sorted and unique.
@@ -157,7 +169,11 @@ impl MetricStore {
         let series = self.inner.catalog.read().by_id.len() as u64;
         let mem = self.inner.mem.read();
         let blocks = mem.blocks.values().flatten();
+        let (cache_hits, cache_misses, cache_bytes) = self.inner.cache.stats();
         MetricStats {
+            cache_hits,
+            cache_misses,
+            cache_bytes,
             series,
             head_points: mem.head_points() as u64,
             segments: mem.segments.len() as u64,

@@ -1,11 +1,17 @@
 //! The read path: which blocks and head runs a fetch needs is decided under
 //! the lock; decoding happens outside it, split across cores when a fetch
-//! is large enough for threads to pay off.
+//! is large enough for threads to pay off. A bucket fetch (aggregation
+//! pushdown) folds each decoded series straight into its group's partials
+//! instead of answering its points.
 
 use heroic_plugin_api::abi_stable::std_types::RVec;
+use heroic_plugin_api::buckets::{BucketFetchRequest, BucketFetchResponse, BucketPartials};
 use heroic_plugin_api::types::{FetchRequest, FetchResponse, FetchedSeries, PointBatch, TimeRange};
 
-use crate::codec::decode_block;
+use std::sync::Arc;
+
+use crate::block_cache::BlockCache;
+use crate::codec::{decode_block, decode_compact};
 use crate::error::Result;
 use crate::head::{merge_runs, Run};
 use crate::store::{normalized, BlockRef, Inner, Mem};
@@ -27,18 +33,39 @@ impl Plan {
     }
 }
 
-/// Buffers reused across the blocks one thread decodes.
+/// Buffers reused across the blocks one thread decodes, and the cache of
+/// decoded blocks reads go through (compaction passes none: it reads each
+/// block once).
 #[derive(Default)]
-pub(crate) struct Decoder {
+pub(crate) struct Decoder<'c> {
     buf: Vec<u8>,
     scratch: Vec<i64>,
+    cache: Option<&'c BlockCache>,
 }
 
-impl Decoder {
-    fn decode_into(&mut self, b: &BlockRef, run: &mut Run) -> Result<()> {
-        b.seg.read_block(&b.meta, &mut self.buf)?;
-        decode_block(&self.buf, &mut run.ts, &mut run.vals, &mut self.scratch)
-            .map_err(|e| crate::error::corrupt(&b.seg.path, format!("block at offset {}: {e}", b.meta.offset)))?;
+impl<'c> Decoder<'c> {
+    pub(crate) fn cached(cache: &'c BlockCache) -> Decoder<'c> {
+        Decoder { cache: Some(cache), ..Decoder::default() }
+    }
+
+    /// Appends the block's points, those in `range` at least.
+    fn decode_into(&mut self, b: &BlockRef, run: &mut Run, range: TimeRange) -> Result<()> {
+        let damaged = |e| crate::error::corrupt(&b.seg.path, format!("block at offset {}: {e}", b.meta.offset));
+        let Some(cache) = self.cache else {
+            b.seg.read_block(&b.meta, &mut self.buf)?;
+            decode_block(&self.buf, &mut run.ts, &mut run.vals, &mut self.scratch).map_err(damaged)?;
+            return Ok(());
+        };
+        let block = match cache.get(b.seg.id, b.meta.offset) {
+            Some(block) => block,
+            None => {
+                b.seg.read_block(&b.meta, &mut self.buf)?;
+                let block = Arc::new(decode_compact(&self.buf, &mut self.scratch).map_err(damaged)?);
+                cache.insert(b.seg.id, b.meta.offset, block.clone());
+                block
+            }
+        };
+        block.append_range(range, &mut run.ts, &mut run.vals);
         Ok(())
     }
 
@@ -53,7 +80,7 @@ impl Decoder {
             let n: usize = blocks.iter().map(|b| b.meta.count as usize).sum();
             let mut run = Run { ts: Vec::with_capacity(n), vals: Vec::with_capacity(n) };
             for b in by_time {
-                self.decode_into(b, &mut run)?;
+                self.decode_into(b, &mut run, range)?;
             }
             run.trim(range);
             return Ok(vec![run]);
@@ -61,7 +88,7 @@ impl Decoder {
         let mut runs = Vec::with_capacity(blocks.len());
         for b in blocks {
             let mut run = Run::default();
-            self.decode_into(b, &mut run)?;
+            self.decode_into(b, &mut run, range)?;
             run.trim(range);
             runs.push(run);
         }
@@ -77,13 +104,9 @@ impl Decoder {
     }
 }
 
-/// Decodes every plan, in order. Contiguous slices of plans with about the
-/// same number of points go to one thread each.
-fn decode_all(plans: &mut [Plan], range: TimeRange, threads: usize) -> Result<Vec<Run>> {
-    if threads <= 1 {
-        let mut d = Decoder::default();
-        return plans.iter_mut().map(|p| d.series(p, range)).collect();
-    }
+/// Contiguous slices of plans with about the same number of points, one
+/// per thread.
+fn split(plans: &mut [Plan], threads: usize) -> Vec<&mut [Plan]> {
     let total: usize = plans.iter().map(Plan::block_points).sum();
     let share = total.div_ceil(threads).max(1);
     let mut slices: Vec<&mut [Plan]> = Vec::with_capacity(threads);
@@ -99,12 +122,31 @@ fn decode_all(plans: &mut [Plan], range: TimeRange, threads: usize) -> Result<Ve
         slices.push(head);
         rest = tail;
     }
+    slices
+}
+
+/// How many threads decode `points` block points of `plans` series.
+fn threads_for(points: usize, plans: usize, limited: bool) -> usize {
+    match std::thread::available_parallelism() {
+        Ok(n) if !limited && points >= PARALLEL_MIN_POINTS => n.get().min(plans),
+        _ => 1,
+    }
+}
+
+/// Decodes every plan, in order. Contiguous slices of plans with about the
+/// same number of points go to one thread each.
+fn decode_all(plans: &mut [Plan], range: TimeRange, threads: usize, cache: &BlockCache) -> Result<Vec<Run>> {
+    if threads <= 1 {
+        let mut d = Decoder::cached(cache);
+        return plans.iter_mut().map(|p| d.series(p, range)).collect();
+    }
+    let slices = split(plans, threads);
     std::thread::scope(|s| {
         let workers: Vec<_> = slices
             .into_iter()
             .map(|slice| {
                 s.spawn(move || {
-                    let mut d = Decoder::default();
+                    let mut d = Decoder::cached(cache);
                     slice.iter_mut().map(|p| d.series(p, range)).collect::<Result<Vec<Run>>>()
                 })
             })
@@ -125,18 +167,15 @@ impl Inner {
         if range.start >= range.end {
             return Ok(resp);
         }
-        let mut plans = self.plan(req)?;
+        let mut plans = self.plan(&req.series, req.range)?;
         let points: usize = plans.iter().map(Plan::block_points).sum();
         // A fetch that will hit its point limit is decoded one series at a
         // time, so that it stops at the limit instead of decoding everything.
         let limited = req.point_limit > 0 && points as u64 > req.point_limit;
-        let threads = match std::thread::available_parallelism() {
-            Ok(n) if !limited && points >= PARALLEL_MIN_POINTS => n.get().min(plans.len()),
-            _ => 1,
-        };
-        let runs = if threads > 1 { Some(decode_all(&mut plans, range, threads)?) } else { None };
+        let threads = threads_for(points, plans.len(), limited);
+        let runs = if threads > 1 { Some(decode_all(&mut plans, range, threads, &self.cache)?) } else { None };
         let mut runs = runs.map(Vec::into_iter);
-        let mut decoder = Decoder::default();
+        let mut decoder = Decoder::cached(&self.cache);
         let mut total = 0u64;
         for mut plan in plans {
             let mut run = match runs.as_mut().and_then(Iterator::next) {
@@ -163,19 +202,75 @@ impl Inner {
         Ok(resp)
     }
 
+    /// Reads points in `(start, end]` folded into per-bucket partials, one
+    /// row of cells per group (see `heroic_plugin_api::buckets`).
+    pub(crate) fn fetch_buckets(&self, req: &BucketFetchRequest) -> Result<BucketFetchResponse> {
+        let mut resp = BucketFetchResponse {
+            partials: BucketPartials::new(req.fields, req.cells()),
+            ..BucketFetchResponse::default()
+        };
+        if req.range.start >= req.range.end {
+            return Ok(resp);
+        }
+        let mut plans = self.plan(&req.series, req.range)?;
+        let points: usize = plans.iter().map(Plan::block_points).sum();
+        let limited = req.point_limit > 0 && points as u64 > req.point_limit;
+        let threads = threads_for(points, plans.len(), limited);
+        // Each thread folds its slice of series into partials of its own,
+        // merged at the end: nothing is shared while decoding.
+        let fold = |slice: &mut [Plan]| -> Result<BucketFetchResponse> {
+            let mut out = BucketFetchResponse {
+                partials: BucketPartials::new(req.fields, req.cells()),
+                ..BucketFetchResponse::default()
+            };
+            let mut decoder = Decoder::cached(&self.cache);
+            for plan in slice {
+                let mut run = decoder.series(plan, req.range)?;
+                if req.point_limit > 0 && out.points + run.len() as u64 > req.point_limit {
+                    let keep = (req.point_limit - out.points) as usize;
+                    run.ts.truncate(keep);
+                    run.vals.truncate(keep);
+                    out.limited = true;
+                }
+                if !run.ts.is_empty() {
+                    let group = req.groups[plan.index] as usize;
+                    out.partials.fold(&req.layout, group, &run.ts, &run.vals);
+                    out.points += run.len() as u64;
+                    out.series_with_data.push(plan.index as u32);
+                }
+                if out.limited {
+                    break;
+                }
+            }
+            Ok(out)
+        };
+        if threads <= 1 {
+            return fold(&mut plans);
+        }
+        let parts = std::thread::scope(|s| {
+            let workers: Vec<_> = split(&mut plans, threads).into_iter().map(|slice| s.spawn(|| fold(slice))).collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().map_err(|_| crate::Error::Codec("decoding thread panicked".into()))?)
+                .collect::<Result<Vec<_>>>()
+        })?;
+        for part in parts {
+            resp.partials.merge(&part.partials);
+            resp.points += part.points;
+            resp.series_with_data.extend(part.series_with_data);
+        }
+        Ok(resp)
+    }
+
     /// The blocks and head runs of each requested series, taken under the
     /// locks; blocks come sorted by sequence, heads oldest first.
-    fn plan(&self, req: &FetchRequest) -> Result<Vec<Plan>> {
+    fn plan(&self, series: &[heroic_plugin_api::types::Series], range: TimeRange) -> Result<Vec<Plan>> {
         let ids: Vec<Option<u64>> = {
             let cat = self.catalog.read();
-            req.series.iter().map(|s| cat.ids.get(&*normalized(s)).copied()).collect()
+            series.iter().map(|s| cat.ids.get(&*normalized(s)).copied()).collect()
         };
         let mem = self.mem.read();
-        Ok(ids
-            .iter()
-            .enumerate()
-            .filter_map(|(index, id)| plan_series(&mem, index, (*id)?, req.range, u64::MAX))
-            .collect())
+        Ok(ids.iter().enumerate().filter_map(|(index, id)| plan_series(&mem, index, (*id)?, range, u64::MAX)).collect())
     }
 
     /// Every point of series `id` from sources below sequence `before`.

@@ -23,6 +23,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::block_cache::next_segment_id;
 use crate::codec::encode_block;
 use crate::encoding::{put_i64, put_u32, put_u64, Reader};
 use crate::error::{corrupt, IoContext, Result};
@@ -48,6 +49,8 @@ pub(crate) struct BlockMeta {
 }
 
 pub(crate) struct Segment {
+    /// Unique in this process (see `block_cache`): the cache's key.
+    pub(crate) id: u64,
     pub(crate) min_seq: u64,
     pub(crate) max_seq: u64,
     pub(crate) path: PathBuf,
@@ -165,7 +168,14 @@ impl SegmentWriter {
             sync_dir(dir)?;
         }
         let size = self.pos + (idx.len() + FOOTER) as u64;
-        let segment = Segment { min_seq: self.min_seq, max_seq: self.max_seq, path: self.path, size, file };
+        let segment = Segment {
+            id: next_segment_id(),
+            min_seq: self.min_seq,
+            max_seq: self.max_seq,
+            path: self.path,
+            size,
+            file,
+        };
         Ok((segment, self.index))
     }
 }
@@ -219,7 +229,7 @@ impl Segment {
             }
             metas.push(m);
         }
-        Ok((Segment { min_seq, max_seq, path: path.to_path_buf(), size, file }, metas))
+        Ok((Segment { id: next_segment_id(), min_seq, max_seq, path: path.to_path_buf(), size, file }, metas))
     }
 
     /// Reads one block's payload into `buf`, checking its checksum.

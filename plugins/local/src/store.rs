@@ -14,6 +14,7 @@ use std::time::Duration;
 use heroic_plugin_api::types::Series;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::block_cache::BlockCache;
 use crate::dir_lock::DirLock;
 use crate::encoding::Reader;
 use crate::error::{Error, Result};
@@ -45,6 +46,8 @@ pub struct MetricOptions {
     pub head_limit_points: usize,
     /// Run a background thread that flushes on size and age.
     pub background_flush: bool,
+    /// Bytes of decoded blocks kept for reads (0: none).
+    pub block_cache_bytes: u64,
 }
 
 impl Default for MetricOptions {
@@ -58,6 +61,7 @@ impl Default for MetricOptions {
             compact_segments: 8,
             head_limit_points: 10_000_000,
             background_flush: true,
+            block_cache_bytes: 128 << 20,
         }
     }
 }
@@ -137,6 +141,8 @@ pub(crate) struct Inner {
     pub(crate) wake_cond: Condvar,
     /// Why the last flush failed, until one succeeds.
     pub(crate) flush_error: Mutex<Option<String>>,
+    /// Decoded blocks of recent reads (not of compaction or checks).
+    pub(crate) cache: BlockCache,
     /// Dropped with the last reference to the store (after the flusher
     /// thread has stopped), which unlocks the directory.
     pub(crate) _dir_lock: DirLock,

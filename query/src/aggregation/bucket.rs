@@ -4,6 +4,7 @@
 
 use std::collections::btree_map::{BTreeMap, Entry};
 
+use heroic_plugin_api::buckets::{BucketLayout, BucketPartials, Cursor};
 use heroic_plugin_api::types::TimeRange;
 
 use super::cardinality::CardinalityCell;
@@ -35,27 +36,12 @@ impl BucketStrategy {
     }
 }
 
-/// A timestamp relative to the range's start, clamped to a window far wider
-/// than any range: a point a backend returned from outside the range lands
-/// in no bucket, and no arithmetic on it can overflow (ranges, sizes and
-/// extents are bounded by `MAX_TIME_MS`, see [`BucketMapping::new`]).
-#[inline]
-fn relative(t: i64, offset: i64) -> i64 {
-    const WINDOW: i64 = 4 * MAX_TIME_MS;
-    t.saturating_sub(offset).clamp(-WINDOW, WINDOW)
-}
-
-/// Maps timestamps to the buckets they feed.
+/// Maps timestamps to the buckets they feed: the plugin interface's
+/// [`BucketLayout`] (one definition for the host's fold and the plugins'
+/// pushdown), built with the query's limits and errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BucketMapping {
-    /// Timestamp of bucket 0.
-    first: i64,
-    /// `range.start`, which timestamps are measured from.
-    offset: i64,
-    size: i64,
-    extent: i64,
-    count: usize,
-    strategy: BucketStrategy,
+    layout: BucketLayout,
 }
 
 impl BucketMapping {
@@ -73,9 +59,9 @@ impl BucketMapping {
             )));
         }
         let diff = range.end.saturating_sub(range.start);
-        let (first, count) = match strategy {
-            BucketStrategy::End => (range.start + size, diff.saturating_add(size) / size - 1),
-            BucketStrategy::Start => (range.start, diff / size),
+        let count = match strategy {
+            BucketStrategy::End => diff.saturating_add(size) / size - 1,
+            BucketStrategy::Start => diff / size,
         };
         if !(1..=MAX_BUCKET_COUNT).contains(&count) {
             return Err(QueryError::Layout(format!(
@@ -83,106 +69,38 @@ impl BucketMapping {
                 range.start, range.end
             )));
         }
-        Ok(BucketMapping { first, offset: range.start, size, extent, count: count as usize, strategy })
+        let code = match strategy {
+            BucketStrategy::End => BucketLayout::END,
+            BucketStrategy::Start => BucketLayout::START,
+        };
+        let layout = BucketLayout::new(range, size, extent, code).ok_or_else(|| {
+            QueryError::Layout(format!("range {range:?} with bucket size {size} ms cannot be laid out"))
+        })?;
+        Ok(BucketMapping { layout })
+    }
+
+    /// The layout, as a bucket fetch sends it to a plugin.
+    pub fn layout(&self) -> BucketLayout {
+        self.layout
     }
 
     pub fn count(&self) -> usize {
-        self.count
+        self.layout.count()
     }
 
     pub fn timestamp(&self, i: usize) -> i64 {
-        self.first + self.size * i as i64
+        self.layout.timestamp(i)
     }
 
     /// The half-open index range of buckets that `t` feeds.
     #[inline]
     pub fn map(&self, t: i64) -> std::ops::Range<usize> {
-        let adjusted = relative(t, self.offset);
-        let (lo, hi) = match self.strategy {
-            BucketStrategy::End => {
-                ((adjusted - 1).div_euclid(self.size), (adjusted + self.extent - 1).div_euclid(self.size))
-            }
-            BucketStrategy::Start => (
-                (adjusted + self.size - self.extent).div_euclid(self.size),
-                (adjusted + self.size).div_euclid(self.size),
-            ),
-        };
-        let lo = lo.max(0) as usize;
-        let hi = hi.clamp(0, self.count as i64) as usize;
-        lo..hi.max(lo)
-    }
-}
-
-/// The bucket of each timestamp when every timestamp feeds at most one
-/// bucket (extent = size, the usual case). The bucket, and its division,
-/// is recomputed only when a timestamp leaves the previous one's bucket:
-/// once per bucket for sorted input instead of twice per point.
-struct Cursor<'a> {
-    m: &'a BucketMapping,
-    /// Adjusted timestamps (`t - offset`) in `lo..=hi` are in bucket `k`,
-    /// which is `index` when it exists (`lo > hi` before the first point).
-    lo: i64,
-    hi: i64,
-    k: i64,
-    index: Option<usize>,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(m: &'a BucketMapping) -> Option<Self> {
-        (m.extent == m.size).then_some(Cursor { m, lo: i64::MAX, hi: i64::MIN, k: 0, index: None })
+        self.layout.map(t)
     }
 
-    #[inline]
-    fn bucket(&mut self, t: i64) -> Option<usize> {
-        let adjusted = relative(t, self.m.offset);
-        if adjusted < self.lo || adjusted > self.hi {
-            self.locate(adjusted);
-        }
-        self.index
-    }
-
-    /// Calls `f(bucket, ts, vals)` for each run of consecutive points that
-    /// feed the same bucket; points outside every bucket are skipped.
-    #[inline]
-    fn runs(&mut self, ts: &[i64], vals: &[f64], mut f: impl FnMut(usize, &[i64], &[f64])) {
-        let n = ts.len().min(vals.len());
-        let mut a = 0;
-        while a < n {
-            let bucket = self.bucket(ts[a]);
-            let mut b = a + 1;
-            while b < n && (self.lo..=self.hi).contains(&relative(ts[b], self.m.offset)) {
-                b += 1;
-            }
-            if let Some(i) = bucket {
-                f(i, &ts[a..b], &vals[a..b]);
-            }
-            a = b;
-        }
-    }
-
-    /// Same answer as [`BucketMapping::map`] when extent = size.
-    #[cold]
-    fn locate(&mut self, adjusted: i64) {
-        let size = self.m.size;
-        // Sorted input moves to the next bucket: no division needed.
-        let (k, lo) = if self.lo <= self.hi && adjusted > self.hi && adjusted - self.hi <= size {
-            (self.k + 1, self.hi + 1)
-        } else {
-            match self.m.strategy {
-                BucketStrategy::End => {
-                    let k = (adjusted - 1).div_euclid(size);
-                    (k, k * size + 1)
-                }
-                BucketStrategy::Start => {
-                    let k = adjusted.div_euclid(size);
-                    (k, k * size)
-                }
-            }
-        };
-        self.k = k;
-        self.lo = lo;
-        self.hi = lo.saturating_add(size - 1);
-        self.index = (0..self.m.count as i64).contains(&k).then_some(k as usize);
+    /// A cursor over the buckets when each timestamp feeds at most one.
+    fn cursor(&self) -> Option<Cursor<'_>> {
+        Cursor::new(&self.layout)
     }
 }
 
@@ -264,13 +182,80 @@ impl State {
         }
     }
 
+    /// Merges the partial states of `n` buckets, cells `base..base + n` of
+    /// a bucket fetch (only for the kinds `pushdown.rs` pushes down): the
+    /// same as folding the points they summarise.
+    pub fn merge_partials(&mut self, p: &BucketPartials, base: usize, n: usize) {
+        // The columns were checked to hold every requested field for every
+        // cell (`BucketPartials::validate`) before the partials got here.
+        let cells = base..base + n;
+        let count = &p.count[cells.clone()];
+        fn column(c: &[f64], cells: std::ops::Range<usize>) -> &[f64] {
+            &c[cells]
+        }
+        let fed = |i: usize| count[i] > 0;
+        match self {
+            State::Sum { sum, seen } => {
+                let part = column(&p.sum, cells.clone());
+                for i in (0..n).filter(|&i| fed(i)) {
+                    sum[i] += part[i];
+                    seen[i] = true;
+                }
+            }
+            State::Sum2 { sum, seen } => {
+                let part = column(&p.sum2, cells.clone());
+                for i in (0..n).filter(|&i| fed(i)) {
+                    sum[i] += part[i];
+                    seen[i] = true;
+                }
+            }
+            State::Average { sum, n: counts } => {
+                let part = column(&p.sum, cells.clone());
+                for i in (0..n).filter(|&i| fed(i)) {
+                    sum[i] += part[i];
+                    counts[i] += count[i];
+                }
+            }
+            State::Min(min) => {
+                let part = column(&p.min, cells.clone());
+                for i in (0..n).filter(|&i| fed(i)) {
+                    min[i] = min[i].min(part[i]);
+                }
+            }
+            State::Max(max) => {
+                let part = column(&p.max, cells.clone());
+                for i in (0..n).filter(|&i| fed(i)) {
+                    max[i] = max[i].max(part[i]);
+                }
+            }
+            State::Count(counts) => {
+                for i in 0..n {
+                    counts[i] += count[i];
+                }
+            }
+            State::Spread(s) => {
+                let (sum, sum2, min, max) = (
+                    column(&p.sum, cells.clone()),
+                    column(&p.sum2, cells.clone()),
+                    column(&p.min, cells.clone()),
+                    column(&p.max, cells.clone()),
+                );
+                for i in (0..n).filter(|&i| fed(i)) {
+                    s[i].merge(&SpreadValue { count: count[i], sum: sum[i], sum2: sum2[i], min: min[i], max: max[i] });
+                }
+            }
+            // Not pushed down (see `pushdown.rs`).
+            _ => {}
+        }
+    }
+
     /// Feeds points; non-finite values are skipped (Heroic's `valid()`).
     /// Returns how many values were kept on top of the per-bucket state, for
     /// `aggregationLimit`: only the exact quantile and `group-unique` keep any.
     pub fn update_points(&mut self, m: &BucketMapping, key: &GroupKey, ts: &[i64], vals: &[f64]) -> u64 {
         // The match is outside the loops so each loop body is monomorphic.
         fn each(m: &BucketMapping, ts: &[i64], vals: &[f64], mut f: impl FnMut(usize, i64, f64)) {
-            if let Some(mut cursor) = Cursor::new(m) {
+            if let Some(mut cursor) = m.cursor() {
                 return cursor.runs(ts, vals, |i, ts, vals| {
                     for (&t, &v) in ts.iter().zip(vals) {
                         if v.is_finite() {
@@ -292,7 +277,7 @@ impl State {
         // the same order as point by point (so the same result), instead
         // of a load and store of the bucket per point.
         let square = matches!(self, State::Sum2 { .. });
-        if let (Some(mut cursor), State::Sum { sum, seen } | State::Sum2 { sum, seen }) = (Cursor::new(m), &mut *self) {
+        if let (Some(mut cursor), State::Sum { sum, seen } | State::Sum2 { sum, seen }) = (m.cursor(), &mut *self) {
             cursor.runs(ts, vals, |i, _, vals| {
                 let mut acc = sum[i];
                 let mut any = false;
@@ -488,23 +473,6 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursor_agrees_with_map() {
-        for strategy in [BucketStrategy::End, BucketStrategy::Start] {
-            let m = BucketMapping::new(TimeRange::new(1_000, 2_000), 100, 100, strategy).unwrap();
-            let mut cursor = Cursor::new(&m).unwrap();
-            // Sorted, then backwards and jumping around, edges included.
-            let ts = (800..2_200).chain((800..2_200).rev()).chain([1_100, 999, 2_000, 1_000, 1_001, 1_950]);
-            for t in ts {
-                let want = m.map(t);
-                assert!(want.len() <= 1);
-                assert_eq!(cursor.bucket(t), want.clone().next(), "{strategy:?} t={t} map={want:?}");
-            }
-        }
-        let wide = BucketMapping::new(TimeRange::new(0, 1_000), 100, 300, BucketStrategy::End).unwrap();
-        assert!(Cursor::new(&wide).is_none());
-    }
 
     #[test]
     fn run_sums_skip_invalid_values_and_outside_points() {

@@ -8,11 +8,13 @@ mod dsl;
 mod instance;
 mod json;
 mod post;
+mod pushdown;
 mod result;
 mod session;
 
 pub use bucket::{BucketMapping, BucketStrategy, MAX_BUCKET_COUNT};
 pub use instance::AggregationInstance;
+pub use pushdown::Pushdown;
 pub use result::{group_hash, murmur3_32, series_key, GroupKey, MetricValues, ResultGroup, SpreadValue};
 pub use session::AggregationSession;
 

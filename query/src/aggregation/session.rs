@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use heroic_plugin_api::buckets::BucketPartials;
 use heroic_plugin_api::types::{Series, TimeRange};
 
 use super::bucket::{BucketMapping, BucketStrategy, State};
@@ -224,6 +225,36 @@ impl Node {
         }
     }
 
+    /// Merges the partials of group `group` of a bucket fetch (see
+    /// `pushdown.rs`): into this bucket, or the `each` of a group.
+    fn merge_partials(
+        &mut self,
+        ctx: &mut Ctx,
+        key: &GroupKey,
+        series: &[Series],
+        partials: &BucketPartials,
+        group: usize,
+    ) -> Result<()> {
+        match self {
+            Node::Bucket { mapping, state, series: set } => {
+                add_series(set, series);
+                state.merge_partials(partials, group * mapping.count(), mapping.count());
+                Ok(())
+            }
+            Node::Group { each, sessions, .. } => {
+                let node = match sessions.get_mut(key) {
+                    Some(n) => n,
+                    None => {
+                        let n = Node::new(each, ctx)?;
+                        sessions.entry(key.clone()).or_insert(n)
+                    }
+                };
+                node.merge_partials(ctx, key, series, partials, group)
+            }
+            _ => Err(QueryError::Invalid("bucket partials for an aggregation that is not pushed down".into())),
+        }
+    }
+
     fn finish(self, ctx: &mut Ctx) -> Result<Vec<Output>> {
         Ok(match self {
             Node::Empty(c) => c.finish(),
@@ -273,7 +304,7 @@ impl Node {
 }
 
 /// The key of the group a series (or upstream group) with `key` falls in.
-fn group_key(collapse: bool, of: Option<&[String]>, key: &GroupKey) -> GroupKey {
+pub(super) fn group_key(collapse: bool, of: Option<&[String]>, key: &GroupKey) -> GroupKey {
     match (collapse, of) {
         (false, None) => key.clone(),
         (false, Some(of)) => of.iter().filter_map(|k| key.get(k).map(|v| (k.clone(), v.clone()))).collect(),
@@ -308,6 +339,25 @@ impl AggregationSession {
     /// Buckets plus raw points currently retained.
     pub fn retained(&self) -> u64 {
         self.ctx.retained
+    }
+
+    pub(super) fn instance(&self) -> &AggregationInstance {
+        &self.instance
+    }
+
+    /// The mapping of a bucketed aggregation of this session.
+    pub(super) fn mapping(&self, size: i64, extent: i64) -> Result<BucketMapping> {
+        BucketMapping::new(self.ctx.range, size, extent, self.ctx.strategy)
+    }
+
+    pub(super) fn merge_partials(
+        &mut self,
+        key: &GroupKey,
+        series: &[Series],
+        partials: &BucketPartials,
+        group: usize,
+    ) -> Result<()> {
+        self.root.merge_partials(&mut self.ctx, key, series, partials, group)
     }
 
     /// Feeds one chunk of one series: `timestamps[i]` goes with
