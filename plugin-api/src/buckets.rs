@@ -149,6 +149,15 @@ impl<'a> Cursor<'a> {
         self.index
     }
 
+    /// The bucket `t` feeds, if any, and the last timestamp that feeds the
+    /// same one (or falls in the same stretch outside every bucket): a
+    /// reader of regular timestamps finds where a run ends by arithmetic.
+    #[inline]
+    pub fn bucket_until(&mut self, t: i64) -> (Option<usize>, i64) {
+        let bucket = self.bucket(t);
+        (bucket, self.m.offset.saturating_add(self.hi))
+    }
+
     /// Calls `f(bucket, ts, vals)` for each run of consecutive points that
     /// feed the same bucket; points outside every bucket are skipped.
     #[inline]
@@ -414,6 +423,18 @@ mod tests {
                 let want = m.map(t);
                 assert!(want.len() <= 1);
                 assert_eq!(cursor.bucket(t), want.clone().next(), "strategy {strategy} t={t} map={want:?}");
+                let (bucket, until) = cursor.bucket_until(t);
+                assert!(until >= t, "t={t} until={until}");
+                assert_eq!(m.map(until), want, "strategy {strategy}: {until} is in the bucket of {t}");
+                if !want.is_empty() {
+                    assert_ne!(
+                        m.map(until + 1),
+                        want.clone(),
+                        "strategy {strategy}: {} is past the bucket of {t}",
+                        until + 1
+                    );
+                }
+                assert_eq!(bucket, want.clone().next());
             }
         }
         let wide = BucketLayout::new(TimeRange::new(0, 100), 10, 30, BucketLayout::END).unwrap();

@@ -53,6 +53,17 @@ fn health_of(trouble: Option<String>) -> Health {
 }
 
 /// Runs blocking engine work off the async workers.
+/// Runs `f` on the calling task: for work held in memory that takes
+/// microseconds, where a hop to the blocking pool and back (two thread
+/// wake-ups) would cost more than the work.
+fn inline<T>(f: impl FnOnce() -> crate::Result<T>) -> PluginResult<T> {
+    f().map_err(plugin_error)
+}
+
+/// A fetch of at most this many series runs on the calling task (its
+/// blocks are few, and mostly in the decoded-block cache).
+const INLINE_FETCH_SERIES: usize = 4;
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::Result<T> + Send + 'static) -> PluginResult<T> {
     match runtime().spawn_blocking(f).await {
         Ok(r) => r.map_err(plugin_error),
@@ -182,6 +193,9 @@ impl MetricBackend for LocalMetrics {
     }
 
     async fn fetch(&self, request: FetchRequest) -> PluginResult<FetchResponse> {
+        if request.series.len() <= INLINE_FETCH_SERIES {
+            return inline(|| self.store.fetch(&request));
+        }
         let store = self.store.clone();
         blocking(move || store.fetch(&request)).await
     }
@@ -288,13 +302,12 @@ impl MetadataBackend for LocalMetadata {
     }
 
     async fn find_series(&self, q: Query) -> PluginResult<SeriesPage> {
-        let store = self.store.clone();
-        blocking(move || store.find_series(&q.filter, q.limit)).await
+        // The index is in memory.
+        inline(|| self.store.find_series(&q.filter, q.limit))
     }
 
     async fn count_series(&self, q: Query) -> PluginResult<CountResult> {
-        let store = self.store.clone();
-        blocking(move || store.count_series(&q.filter, q.limit)).await
+        inline(|| self.store.count_series(&q.filter, q.limit))
     }
 
     fn capabilities(&self) -> MetadataCapabilities {

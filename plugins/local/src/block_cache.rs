@@ -83,7 +83,7 @@ impl DecodedBlock {
 
     /// The index range of the points in `(range.start, range.end]`
     /// (timestamps are sorted).
-    fn span(&self, range: TimeRange) -> Range<usize> {
+    pub(crate) fn span(&self, range: TimeRange) -> Range<usize> {
         match &self.times {
             Times::Regular { first, step, n } if *step > 0 => {
                 // i > (start − first) / step and i ≤ (end − first) / step.

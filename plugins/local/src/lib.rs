@@ -10,6 +10,8 @@
 //! - `wal_record`: the write-ahead log's points record, written and applied.
 //! - `head`: the in-memory head and the last-write-wins merge of runs.
 //! - `read`: the fetch path (block selection, parallel decoding).
+//! - `fold`: the bucket fetch (aggregation pushdown): blocks folded
+//!   straight into per-bucket partials.
 //! - `segment`: immutable segment files of compressed blocks with an index.
 //! - `codec`: block compression (pco, with decimal scaling of values).
 //! - `block_cache`: blocks decoded to a compact form, and the cache of
@@ -38,6 +40,7 @@ mod codec;
 mod dir_lock;
 mod encoding;
 mod flush;
+mod fold;
 mod frame;
 mod head;
 mod index;

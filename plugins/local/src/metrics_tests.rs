@@ -380,3 +380,69 @@ fn zeros_at_the_end_of_the_newest_wal_do_not_stop_the_store() {
     let store = MetricStore::open(dir.path(), opts()).unwrap();
     assert_eq!(pairs(&store, &s, TimeRange::ALL), vec![(1, 1.0), (2, 2.0)]);
 }
+
+/// A bucket fetch answers what folding the fetched points gives, from
+/// blocks (regular timestamps with decimal values, folded as integers;
+/// irregular ones with floats; cached or not), from the head, and from
+/// overlapping blocks.
+#[test]
+fn bucket_fetches_fold_as_the_fetched_points() {
+    use heroic_plugin_api::buckets::{BucketFetchRequest, BucketLayout, BucketPartials, PartialFields};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), MetricOptions { block_points: 100, ..opts() }).unwrap();
+    let all: Vec<Series> = (0..4).map(|i| series(&format!("fold{i}"))).collect();
+    let regular: Vec<(i64, f64)> = (0..450).map(|i| (1_000 + 10 * i, ((i * 37) % 201 - 100) as f64 / 100.0)).collect();
+    let irregular: Vec<(i64, f64)> = (0..450).map(|i| (1_000 + 10 * i + i % 3, (i as f64).sin())).collect();
+    let shifted: Vec<(i64, f64)> = (0..450).map(|i| (1_005 + 10 * i, ((i * 53) % 301 - 150) as f64 / 100.0)).collect();
+    store.write(&[sp(&all[0], &regular), sp(&all[1], &irregular), sp(&all[3], &shifted)]).unwrap();
+    store.flush().unwrap();
+    // Overlapping blocks (an overwrite after the flush), and a series in
+    // the head only.
+    store.write(&[sp(&all[0], &[(1_500, 99.0)])]).unwrap();
+    store.flush().unwrap();
+    store.write(&[sp(&all[2], &regular[..50]), sp(&all[1], &[(9_999, 1.0)])]).unwrap();
+
+    for pass in 0..2 {
+        for (start, end, size, strategy) in
+            [(0, 6_000, 100, BucketLayout::END), (1_234, 3_456, 70, BucketLayout::START), (2_000, 2_500, 500, 0)]
+        {
+            let range = TimeRange::new(start, end);
+            let layout = BucketLayout::new(range, size, size, strategy).unwrap();
+            let request = BucketFetchRequest {
+                series: all.clone().into(),
+                groups: vec![0, 1, 0, 1].into(),
+                group_count: 2,
+                range,
+                layout,
+                fields: PartialFields::ALL,
+                point_limit: 0,
+            };
+            let got = store.fetch_buckets(&request).unwrap();
+            let mut want = BucketPartials::new(PartialFields::ALL, request.cells());
+            let (mut points, mut had) = (0, Vec::new());
+            for (i, (s, group)) in all.iter().zip([0, 1, 0, 1]).enumerate() {
+                let p = store.fetch_one(s, range).unwrap();
+                points += p.len() as u64;
+                if !p.is_empty() {
+                    had.push(i as u32);
+                }
+                want.fold(&layout, group, &p.timestamps, &p.values);
+            }
+            let what = format!("pass {pass} range {range:?} size {size}");
+            assert_eq!(got.points, points, "{what}");
+            assert_eq!(got.partials.count, want.count, "{what}");
+            for (a, b) in [(&got.partials.sum, &want.sum), (&got.partials.sum2, &want.sum2)] {
+                for (x, y) in a.iter().zip(b.iter()) {
+                    assert!((x - y).abs() <= 1e-9 * y.abs().max(1.0), "{what}: {x} vs {y}");
+                }
+            }
+            assert_eq!((&got.partials.min, &got.partials.max), (&want.min, &want.max), "{what}");
+            let mut with_data = got.series_with_data.to_vec();
+            with_data.sort();
+            assert_eq!(with_data, had, "{what}");
+        }
+    }
+    let (hits, misses, bytes) = store.inner.cache.stats();
+    assert!(hits > 0 && misses > 0 && bytes > 0, "the second pass reads cached blocks: {hits} {misses} {bytes}");
+}

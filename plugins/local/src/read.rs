@@ -1,16 +1,14 @@
 //! The read path: which blocks and head runs a fetch needs is decided under
 //! the lock; decoding happens outside it, split across cores when a fetch
-//! is large enough for threads to pay off. A bucket fetch (aggregation
-//! pushdown) folds each decoded series straight into its group's partials
-//! instead of answering its points.
+//! is large enough for threads to pay off. Bucket fetches (aggregation
+//! pushdown) are in `fold`, on the same plans and decoders.
 
 use heroic_plugin_api::abi_stable::std_types::RVec;
-use heroic_plugin_api::buckets::{BucketFetchRequest, BucketFetchResponse, BucketPartials};
 use heroic_plugin_api::types::{FetchRequest, FetchResponse, FetchedSeries, PointBatch, TimeRange};
 
 use std::sync::Arc;
 
-use crate::block_cache::BlockCache;
+use crate::block_cache::{BlockCache, DecodedBlock};
 use crate::codec::{decode_block, decode_compact};
 use crate::error::Result;
 use crate::head::{merge_runs, Run};
@@ -21,16 +19,32 @@ use crate::store::{normalized, BlockRef, Inner, Mem};
 const PARALLEL_MIN_POINTS: usize = 200_000;
 
 /// What to read for one requested series.
-struct Plan {
-    index: usize,
-    blocks: Vec<BlockRef>,
-    heads: Vec<Run>,
+pub(crate) struct Plan {
+    pub(crate) index: usize,
+    pub(crate) blocks: Vec<BlockRef>,
+    pub(crate) heads: Vec<Run>,
 }
 
 impl Plan {
-    fn block_points(&self) -> usize {
+    pub(crate) fn block_points(&self) -> usize {
         self.blocks.iter().map(|b| b.meta.count as usize).sum()
     }
+
+    /// About how many of its block points fall in `range` (assuming each
+    /// block's points spread evenly over its time span): what a read of
+    /// cached blocks, which writes out only the range, costs.
+    pub(crate) fn points_in(&self, range: TimeRange) -> usize {
+        let part = |b: &BlockRef| {
+            let (lo, hi) = (b.meta.min_ts.max(range.start), b.meta.max_ts.min(range.end));
+            let span = (b.meta.max_ts as f64 - b.meta.min_ts as f64).max(1.0);
+            (b.meta.count as f64 * ((hi as f64 - lo as f64 + 1.0) / span).clamp(0.0, 1.0)) as usize
+        };
+        self.blocks.iter().map(part).sum()
+    }
+}
+
+fn damaged(b: &BlockRef, e: crate::Error) -> crate::Error {
+    crate::error::corrupt(&b.seg.path, format!("block at offset {}: {e}", b.meta.offset))
 }
 
 /// Buffers reused across the blocks one thread decodes, and the cache of
@@ -48,24 +62,29 @@ impl<'c> Decoder<'c> {
         Decoder { cache: Some(cache), ..Decoder::default() }
     }
 
+    /// A block decoded to its compact form: from the cache, or read,
+    /// decoded and (with a cache) cached.
+    pub(crate) fn block(&mut self, b: &BlockRef) -> Result<Arc<DecodedBlock>> {
+        if let Some(block) = self.cache.and_then(|c| c.get(b.seg.id, b.meta.offset)) {
+            return Ok(block);
+        }
+        b.seg.read_block(&b.meta, &mut self.buf)?;
+        let block = decode_compact(&self.buf, &mut self.scratch).map_err(|e| damaged(b, e))?;
+        let block = Arc::new(block);
+        if let Some(cache) = self.cache {
+            cache.insert(b.seg.id, b.meta.offset, block.clone());
+        }
+        Ok(block)
+    }
+
     /// Appends the block's points, those in `range` at least.
     fn decode_into(&mut self, b: &BlockRef, run: &mut Run, range: TimeRange) -> Result<()> {
-        let damaged = |e| crate::error::corrupt(&b.seg.path, format!("block at offset {}: {e}", b.meta.offset));
-        let Some(cache) = self.cache else {
+        if self.cache.is_none() {
             b.seg.read_block(&b.meta, &mut self.buf)?;
-            decode_block(&self.buf, &mut run.ts, &mut run.vals, &mut self.scratch).map_err(damaged)?;
+            decode_block(&self.buf, &mut run.ts, &mut run.vals, &mut self.scratch).map_err(|e| damaged(b, e))?;
             return Ok(());
-        };
-        let block = match cache.get(b.seg.id, b.meta.offset) {
-            Some(block) => block,
-            None => {
-                b.seg.read_block(&b.meta, &mut self.buf)?;
-                let block = Arc::new(decode_compact(&self.buf, &mut self.scratch).map_err(damaged)?);
-                cache.insert(b.seg.id, b.meta.offset, block.clone());
-                block
-            }
-        };
-        block.append_range(range, &mut run.ts, &mut run.vals);
+        }
+        self.block(b)?.append_range(range, &mut run.ts, &mut run.vals);
         Ok(())
     }
 
@@ -97,7 +116,7 @@ impl<'c> Decoder<'c> {
 
     /// The sorted, unique points of one plan: its blocks, then its head
     /// runs (newer) merged over them.
-    fn series(&mut self, plan: &mut Plan, range: TimeRange) -> Result<Run> {
+    pub(crate) fn series(&mut self, plan: &mut Plan, range: TimeRange) -> Result<Run> {
         let mut runs = self.read_blocks(&plan.blocks, range)?;
         runs.append(&mut plan.heads);
         Ok(merge_runs(runs))
@@ -106,7 +125,7 @@ impl<'c> Decoder<'c> {
 
 /// Contiguous slices of plans with about the same number of points, one
 /// per thread.
-fn split(plans: &mut [Plan], threads: usize) -> Vec<&mut [Plan]> {
+pub(crate) fn split(plans: &mut [Plan], threads: usize) -> Vec<&mut [Plan]> {
     let total: usize = plans.iter().map(Plan::block_points).sum();
     let share = total.div_ceil(threads).max(1);
     let mut slices: Vec<&mut [Plan]> = Vec::with_capacity(threads);
@@ -126,10 +145,14 @@ fn split(plans: &mut [Plan], threads: usize) -> Vec<&mut [Plan]> {
 }
 
 /// How many threads decode `points` block points of `plans` series.
-fn threads_for(points: usize, plans: usize, limited: bool) -> usize {
-    match std::thread::available_parallelism() {
-        Ok(n) if !limited && points >= PARALLEL_MIN_POINTS => n.get().min(plans),
-        _ => 1,
+pub(crate) fn threads_for(points: usize, plans: usize, limited: bool) -> usize {
+    // Asked once: std reads the cgroup's CPU quota files on every call.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if !limited && points >= PARALLEL_MIN_POINTS {
+        cores.min(plans)
+    } else {
+        1
     }
 }
 
@@ -172,7 +195,8 @@ impl Inner {
         // A fetch that will hit its point limit is decoded one series at a
         // time, so that it stops at the limit instead of decoding everything.
         let limited = req.point_limit > 0 && points as u64 > req.point_limit;
-        let threads = threads_for(points, plans.len(), limited);
+        let in_range: usize = plans.iter().map(|p| p.points_in(range)).sum();
+        let threads = threads_for(in_range, plans.len(), limited);
         let runs = if threads > 1 { Some(decode_all(&mut plans, range, threads, &self.cache)?) } else { None };
         let mut runs = runs.map(Vec::into_iter);
         let mut decoder = Decoder::cached(&self.cache);
@@ -202,69 +226,9 @@ impl Inner {
         Ok(resp)
     }
 
-    /// Reads points in `(start, end]` folded into per-bucket partials, one
-    /// row of cells per group (see `heroic_plugin_api::buckets`).
-    pub(crate) fn fetch_buckets(&self, req: &BucketFetchRequest) -> Result<BucketFetchResponse> {
-        let mut resp = BucketFetchResponse {
-            partials: BucketPartials::new(req.fields, req.cells()),
-            ..BucketFetchResponse::default()
-        };
-        if req.range.start >= req.range.end {
-            return Ok(resp);
-        }
-        let mut plans = self.plan(&req.series, req.range)?;
-        let points: usize = plans.iter().map(Plan::block_points).sum();
-        let limited = req.point_limit > 0 && points as u64 > req.point_limit;
-        let threads = threads_for(points, plans.len(), limited);
-        // Each thread folds its slice of series into partials of its own,
-        // merged at the end: nothing is shared while decoding.
-        let fold = |slice: &mut [Plan]| -> Result<BucketFetchResponse> {
-            let mut out = BucketFetchResponse {
-                partials: BucketPartials::new(req.fields, req.cells()),
-                ..BucketFetchResponse::default()
-            };
-            let mut decoder = Decoder::cached(&self.cache);
-            for plan in slice {
-                let mut run = decoder.series(plan, req.range)?;
-                if req.point_limit > 0 && out.points + run.len() as u64 > req.point_limit {
-                    let keep = (req.point_limit - out.points) as usize;
-                    run.ts.truncate(keep);
-                    run.vals.truncate(keep);
-                    out.limited = true;
-                }
-                if !run.ts.is_empty() {
-                    let group = req.groups[plan.index] as usize;
-                    out.partials.fold(&req.layout, group, &run.ts, &run.vals);
-                    out.points += run.len() as u64;
-                    out.series_with_data.push(plan.index as u32);
-                }
-                if out.limited {
-                    break;
-                }
-            }
-            Ok(out)
-        };
-        if threads <= 1 {
-            return fold(&mut plans);
-        }
-        let parts = std::thread::scope(|s| {
-            let workers: Vec<_> = split(&mut plans, threads).into_iter().map(|slice| s.spawn(|| fold(slice))).collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().map_err(|_| crate::Error::Codec("decoding thread panicked".into()))?)
-                .collect::<Result<Vec<_>>>()
-        })?;
-        for part in parts {
-            resp.partials.merge(&part.partials);
-            resp.points += part.points;
-            resp.series_with_data.extend(part.series_with_data);
-        }
-        Ok(resp)
-    }
-
     /// The blocks and head runs of each requested series, taken under the
     /// locks; blocks come sorted by sequence, heads oldest first.
-    fn plan(&self, series: &[heroic_plugin_api::types::Series], range: TimeRange) -> Result<Vec<Plan>> {
+    pub(crate) fn plan(&self, series: &[heroic_plugin_api::types::Series], range: TimeRange) -> Result<Vec<Plan>> {
         let ids: Vec<Option<u64>> = {
             let cat = self.catalog.read();
             series.iter().map(|s| cat.ids.get(&*normalized(s)).copied()).collect()
