@@ -9,7 +9,6 @@
 //! is taken from the node's budget ([`admission`]).
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::time::Instant;
 
 use futures::future::maybe_done;
@@ -88,7 +87,7 @@ pub async fn find_series(
     errors: &mut Vec<Value>,
 ) -> Result<(Vec<Series>, bool), ApiError> {
     let matcher: SeriesMatcher = filter.compile().map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let mut found: BTreeSet<Series> = BTreeSet::new();
+    let mut found: Vec<Series> = Vec::new();
     let mut limited = false;
     for backend in &node.backends.metadata {
         let relax = filter.contains_regex() && !backend.client.capabilities().contains(MetadataCapabilities::REGEX);
@@ -101,7 +100,13 @@ pub async fn find_series(
             Err(e) => errors.push(query_error(format!("metadata backend {:?}: {e}", backend.id))),
         }
     }
-    let mut series: Vec<Series> = found.into_iter().collect();
+    // Sorted and unique, as a set would keep them; one backend usually
+    // answers them so already, which one pass checks.
+    if !found.windows(2).all(|w| w[0] < w[1]) {
+        found.sort_unstable();
+        found.dedup();
+    }
+    let mut series = found;
     if limit > 0 && series.len() as u64 > limit {
         series.truncate(limit as usize);
         limited = true;

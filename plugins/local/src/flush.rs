@@ -36,7 +36,7 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
     // Before reading anything: recovery below truncates and deletes files.
     let dir_lock = DirLock::acquire(dir)?;
     let catalog_path = dir.join("series.log");
-    let mut catalog = Catalog { ids: HashMap::new(), by_id: BTreeMap::new(), next_id: 0 };
+    let mut catalog = Catalog { ids: Default::default(), by_id: BTreeMap::new(), next_id: 0 };
     let mut tombstones: HashMap<u64, u64> = HashMap::new();
     let mut undecodable: Vec<usize> = Vec::new();
     let (catalog_log, catalog_damage) =

@@ -141,14 +141,18 @@ pub(crate) fn fold_block(
     {
         if *step > 0 {
             let base = group * layout.count();
-            let (first, step) = (i128::from(*first), i128::from(*step));
+            let (first, step) = (*first, *step);
             let mut i = span.start;
             while i < span.end {
-                let t = (first + step * i as i128) as i64;
+                let t = first.wrapping_add(step.wrapping_mul(i as i64));
                 let (bucket, until) = cursor.bucket_until(t);
-                // Indices whose timestamps are at most `until`.
-                let end = ((i128::from(until) - first).div_euclid(step) + 1).clamp(i as i128 + 1, span.end as i128);
-                let end = end as usize;
+                // Indices whose timestamps are at most `until` (in i64
+                // when it cannot overflow: an i128 division is a libcall).
+                let last = match until.checked_sub(first) {
+                    Some(d) => i128::from(d.div_euclid(step)),
+                    None => (i128::from(until) - i128::from(first)).div_euclid(i128::from(step)),
+                };
+                let end = (last + 1).clamp(i as i128 + 1, span.end as i128) as usize;
                 if let Some(b) = bucket {
                     fold_ints(&ints[i..end], *divisor, base + b, out);
                 }

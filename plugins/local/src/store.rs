@@ -89,7 +89,8 @@ pub(crate) fn parse_catalog_record(rec: &[u8]) -> Option<CatalogRecord> {
 }
 
 pub(crate) struct Catalog {
-    pub(crate) ids: HashMap<Series, u64>,
+    /// foldhash: every read looks up each of its series here.
+    pub(crate) ids: foldhash::HashMap<Series, u64>,
     pub(crate) by_id: BTreeMap<u64, Series>,
     pub(crate) next_id: u64,
 }

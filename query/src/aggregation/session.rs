@@ -5,7 +5,11 @@
 //! into per-bucket arrays, so raw points are not retained (except by
 //! `empty`, the delta/filter aggregations and `quantile`, which need them).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+/// Series of a group: hashed with foldhash (SipHash over every tag of
+/// thousands of series showed in profiles).
+type SeriesSet = foldhash::HashSet<Series>;
 
 use heroic_plugin_api::buckets::BucketPartials;
 use heroic_plugin_api::types::{Series, TimeRange};
@@ -68,7 +72,7 @@ impl Ctx {
     }
 }
 
-fn add_series(set: &mut HashSet<Series>, series: &[Series]) {
+fn add_series(set: &mut SeriesSet, series: &[Series]) {
     for s in series {
         if !set.contains(s) {
             set.insert(s.clone());
@@ -76,7 +80,7 @@ fn add_series(set: &mut HashSet<Series>, series: &[Series]) {
     }
 }
 
-fn sorted(set: HashSet<Series>) -> Vec<Series> {
+fn sorted(set: SeriesSet) -> Vec<Series> {
     let mut v: Vec<Series> = set.into_iter().collect();
     v.sort();
     v
@@ -90,7 +94,7 @@ pub(crate) struct Collector {
 
 #[derive(Default)]
 struct Collected {
-    series: HashSet<Series>,
+    series: SeriesSet,
     points: Vec<(i64, f64)>,
     spreads: Vec<(i64, SpreadValue)>,
 }
@@ -149,7 +153,7 @@ enum Node {
     Bucket {
         mapping: BucketMapping,
         state: State,
-        series: HashSet<Series>,
+        series: SeriesSet,
     },
     /// Delta, filter and threshold aggregations: collect, then transform.
     Post {
@@ -178,7 +182,7 @@ impl Node {
             AggregationInstance::Bucket { kind, size, extent } => {
                 let mapping = BucketMapping::new(ctx.range, *size, *extent, ctx.strategy)?;
                 ctx.retain(mapping.count() as u64)?;
-                Node::Bucket { mapping, state: State::new(kind, mapping.count()), series: HashSet::new() }
+                Node::Bucket { mapping, state: State::new(kind, mapping.count()), series: SeriesSet::default() }
             }
             AggregationInstance::Tdigest { .. } => Node::Discard,
             other => Node::Post { op: other.clone(), inner: Collector::default() },
