@@ -112,7 +112,7 @@ pub(super) async fn read(
         for &i in response.series_with_data.iter() {
             members[chunk.groups[i as usize] as usize].push(chunk.series[i as usize].clone());
         }
-        for (g, (key, series)) in chunk.keys.iter().zip(&members).enumerate() {
+        for (g, (key, series)) in chunk.keys.iter().zip(members).enumerate() {
             session
                 .update_partials(key, series, &response.partials, g)
                 .map_err(|e| session_failed(progress, e, while_reading))?;

@@ -75,7 +75,7 @@ impl AggregationSession {
     pub fn update_partials(
         &mut self,
         key: &GroupKey,
-        series: &[Series],
+        series: Vec<Series>,
         partials: &BucketPartials,
         group: usize,
     ) -> Result<()> {
@@ -147,7 +147,7 @@ mod tests {
         }
         for key in &order {
             let (g, series) = &groups[key];
-            pushed.update_partials(key, series, &partials, *g).unwrap();
+            pushed.update_partials(key, series.clone(), &partials, *g).unwrap();
         }
         (here.finish().unwrap(), pushed.finish().unwrap())
     }

@@ -82,8 +82,14 @@ fn add_series(set: &mut SeriesSet, series: &[Series]) {
 
 fn sorted(set: SeriesSet) -> Vec<Series> {
     let mut v: Vec<Series> = set.into_iter().collect();
-    v.sort();
+    // Unique: an unstable sort gives the same order, faster.
+    v.sort_unstable();
     v
+}
+
+/// Adds series the caller gives up (no clone of those already there).
+fn add_owned_series(set: &mut SeriesSet, series: Vec<Series>) {
+    set.extend(series);
 }
 
 /// Collects raw data per key (the `empty` aggregation).
@@ -235,13 +241,13 @@ impl Node {
         &mut self,
         ctx: &mut Ctx,
         key: &GroupKey,
-        series: &[Series],
+        series: Vec<Series>,
         partials: &BucketPartials,
         group: usize,
     ) -> Result<()> {
         match self {
             Node::Bucket { mapping, state, series: set } => {
-                add_series(set, series);
+                add_owned_series(set, series);
                 state.merge_partials(partials, group * mapping.count(), mapping.count());
                 Ok(())
             }
@@ -357,7 +363,7 @@ impl AggregationSession {
     pub(super) fn merge_partials(
         &mut self,
         key: &GroupKey,
-        series: &[Series],
+        series: Vec<Series>,
         partials: &BucketPartials,
         group: usize,
     ) -> Result<()> {
