@@ -82,10 +82,14 @@ fn rounded(v: &Value) -> String {
     }
 }
 
+/// A group as compared: its tags, what else a client reads of it, its
+/// values rounded.
+type Group = (String, Value, Vec<(i64, String)>);
+
 /// The groups of an answer, sorted by their tags, with what a client
 /// reads of them (values to 1e-9).
-fn groups(reply: &Value) -> Vec<(String, Value, Vec<(i64, String)>)> {
-    let mut out: Vec<(String, Value, Vec<(i64, String)>)> = reply["result"]
+fn groups(reply: &Value) -> Vec<Group> {
+    let mut out: Vec<Group> = reply["result"]
         .as_array()
         .unwrap_or_else(|| panic!("no result: {reply}"))
         .iter()

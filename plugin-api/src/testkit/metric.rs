@@ -40,16 +40,13 @@ fn declared(c: &MetricBackendClient, capability: MetricCapabilities) -> bool {
     c.capabilities().contains(capability)
 }
 
-/// A fresh series for `case`: unique key, two tags, no resource tags.
-pub fn new_series(case: &str) -> Series {
-    Series::new(format!("conformance-{case}-{}", unique_id()), [("case", case), ("kit", "heroic-conformance")], [])
-}
+pub use super::new_series;
 
 fn sp(series: &Series, points: PointBatch) -> SeriesPoints {
     SeriesPoints { series: series.clone(), points }
 }
 
-pub(super) async fn write(c: &MetricBackendClient, case: &str, batch: Vec<SeriesPoints>) {
+async fn write(c: &MetricBackendClient, case: &str, batch: Vec<SeriesPoints>) {
     required(case, "write", c.write(RVec::from(batch)).await)
 }
 

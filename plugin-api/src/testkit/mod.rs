@@ -319,6 +319,16 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A short identifier unique to this call, made of lowercase ASCII letters
 /// and digits only (so analysers that split or lowercase leave it whole).
 /// Unique across cases, processes and runs against a persistent server.
+/// A fresh series for a metric `case`: unique key, two tags, no resource
+/// tags.
+pub fn new_series(case: &str) -> crate::types::Series {
+    crate::types::Series::new(
+        format!("conformance-{case}-{}", unique_id()),
+        [("case", case), ("kit", "heroic-conformance")],
+        [],
+    )
+}
+
 pub fn unique_id() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);

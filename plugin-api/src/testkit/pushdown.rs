@@ -5,8 +5,7 @@ use crate::buckets::*;
 use crate::client::MetricBackendClient;
 use crate::types::*;
 
-use super::metric::{new_series, write};
-use super::{optional, required};
+use super::{new_series, optional, required};
 
 /// Optional (interface 1.3): `fetch_buckets` answers what folding the
 /// points `fetch` returns would: per group and bucket the count, sum, sum
@@ -34,7 +33,7 @@ pub async fn fetch_buckets(c: &MetricBackendClient) {
         .zip(&series)
         .map(|(points, s)| SeriesPoints { series: s.clone(), points: PointBatch::from_pairs(points) })
         .collect();
-    write(c, case, batch).await;
+    required(case, "write", c.write(batch.into()).await);
     let range = TimeRange::new(5_000, 45_000);
     let layout = BucketLayout::new(range, 10_000, 10_000, BucketLayout::END).expect("a layout");
     // Series 0 and 2 in group 0, 1 and the unwritten 3 in group 1.
