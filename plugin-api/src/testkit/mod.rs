@@ -11,6 +11,9 @@
 //!   `async fn(&Client)` testing one behaviour. Every case uses its own
 //!   unique series keys and tag values, so one backend instance (or one
 //!   shared external server) can serve every case without interference.
+//!   The metric suite's sample cases (`samples`) and its `fetch_buckets`
+//!   case (`pushdown`) live in files of their own and are re-exported by
+//!   [`metric`].
 //! - [`metric_backend_conformance!`](crate::metric_backend_conformance),
 //!   [`metadata_backend_conformance!`](crate::metadata_backend_conformance),
 //!   [`suggest_backend_conformance!`](crate::suggest_backend_conformance):
@@ -99,6 +102,7 @@ pub mod metadata;
 pub mod metric;
 pub mod node;
 mod pushdown;
+mod samples;
 pub mod servers;
 pub mod sketch;
 pub mod suggest;

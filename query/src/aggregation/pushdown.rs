@@ -1,7 +1,8 @@
 //! Aggregation pushdown, the session's side: which aggregations a plugin's
-//! `fetch_buckets` can answer (see `heroic_plugin_api::buckets`), which
-//! group each series falls in, and merging the partial states a plugin
-//! returns into the session as if its points had been folded here.
+//! `fetch_buckets` can answer (see `heroic_plugin_api::buckets`) and which
+//! group each series falls in. The partial states a plugin returns are
+//! merged into the session as if its points had been folded here
+//! (`AggregationSession::update_partials`, in `session.rs`).
 //!
 //! Pushed down: a bucketed `sum`, `sum2`, `average`, `min`, `max`, `count`
 //! or `spread`, alone or as the `each` of a `group` or `collapse`. Each is a
@@ -9,14 +10,13 @@
 //! answer is the same as folding the points here, up to the order of
 //! floating-point additions.
 
-use heroic_plugin_api::buckets::{BucketLayout, BucketPartials, PartialFields};
+use heroic_plugin_api::buckets::{BucketLayout, PartialFields};
 use heroic_plugin_api::types::Series;
 
 use super::instance::AggregationInstance;
 use super::result::{series_key, GroupKey};
 use super::session::{group_key, AggregationSession};
 use super::BucketKind;
-use crate::error::Result;
 
 /// What a bucket fetch computes for a session.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,30 +66,13 @@ impl AggregationSession {
         let layout = self.mapping(*size, *extent).ok()?.layout();
         Some(Pushdown { layout, fields, grouping })
     }
-
-    /// Merges the partials of one group (cells `group × buckets …`) of a
-    /// bucket fetch; `series` are the group's series that had data (none:
-    /// nothing to merge, as no point would have been folded). Fails
-    /// like [`update`](Self::update) when a new group's buckets go over
-    /// `aggregationLimit`.
-    pub fn update_partials(
-        &mut self,
-        key: &GroupKey,
-        series: Vec<Series>,
-        partials: &BucketPartials,
-        group: usize,
-    ) -> Result<()> {
-        if series.is_empty() {
-            return Ok(());
-        }
-        self.merge_partials(key, series, partials, group)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
+    use heroic_plugin_api::buckets::BucketPartials;
     use heroic_plugin_api::types::TimeRange;
 
     use super::*;

@@ -360,13 +360,21 @@ impl AggregationSession {
         BucketMapping::new(self.ctx.range, size, extent, self.ctx.strategy)
     }
 
-    pub(super) fn merge_partials(
+    /// Merges the partials of one group (cells `group × buckets …`) of a
+    /// bucket fetch (see `pushdown.rs`); `series` are the group's series
+    /// that had data (none: nothing to merge, as no point would have been
+    /// folded). Fails like [`update`](Self::update) when a new group's
+    /// buckets go over `aggregationLimit`.
+    pub fn update_partials(
         &mut self,
         key: &GroupKey,
         series: Vec<Series>,
         partials: &BucketPartials,
         group: usize,
     ) -> Result<()> {
+        if series.is_empty() {
+            return Ok(());
+        }
         self.root.merge_partials(&mut self.ctx, key, series, partials, group)
     }
 
