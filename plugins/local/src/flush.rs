@@ -36,7 +36,7 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
     // Before reading anything: recovery below truncates and deletes files.
     let dir_lock = DirLock::acquire(dir)?;
     let catalog_path = dir.join("series.log");
-    let mut catalog = Catalog { ids: Default::default(), by_id: BTreeMap::new(), next_id: 0 };
+    let mut catalog = Catalog::new();
     let mut tombstones: HashMap<u64, u64> = HashMap::new();
     let mut undecodable: Vec<usize> = Vec::new();
     let (catalog_log, catalog_damage) =
@@ -112,6 +112,8 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
         wal,
         catalog_log,
         catalog: RwLock::new(catalog),
+        settled: Mutex::new(0),
+        defined: Condvar::new(),
         mem: RwLock::new(mem),
         flush_lock: Mutex::new(()),
         wake: Mutex::new(Wake::default()),

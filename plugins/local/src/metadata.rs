@@ -94,31 +94,25 @@ impl MetadataStore {
             s.normalize();
             s
         };
-        {
+        let fresh: Vec<Series> = {
             let index = self.index.read();
             if series.iter().all(|s| index.contains(s)) {
                 return Ok(0);
             }
-        }
-        let mut index = self.index.write();
-        // A set, not a list: many new series at once must not cost a
-        // comparison per pair of them.
-        let mut seen: HashSet<Series> = HashSet::new();
-        let mut fresh: Vec<Series> = Vec::new();
-        for s in series {
-            let s = normalized(s);
-            if !index.contains(&s) && seen.insert(s.clone()) {
-                fresh.push(s);
-            }
-        }
+            // A set, not a list: many new series at once must not cost a
+            // comparison per pair of them.
+            let mut seen: HashSet<Series> = HashSet::new();
+            series.iter().map(normalized).filter(|s| !index.contains(s) && seen.insert(s.clone())).collect()
+        };
+        // Appended without holding the index: concurrent writers of new
+        // series then share one fsync (the log's group commit) instead of
+        // taking turns. Two writers of the same new series both append it;
+        // replaying it twice is harmless (`insert` keeps the first).
         let payloads: Vec<Vec<u8>> = fresh.iter().map(|s| record(REC_ADD, s)).collect();
         let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
         self.log.append(&refs)?;
-        let n = fresh.len();
-        for s in fresh {
-            index.insert(s);
-        }
-        Ok(n)
+        let mut index = self.index.write();
+        Ok(fresh.into_iter().map(|s| index.insert(s)).filter(|added| *added).count())
     }
 
     /// Series matching `filter`, at most `limit` (0: all), in insertion order.

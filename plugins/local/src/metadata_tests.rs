@@ -166,3 +166,28 @@ fn tag_values_and_key_counts() {
     assert_eq!(get("role").exact_values.into_option().unwrap().len(), 2);
     assert!(!kc.limited);
 }
+
+/// Writers racing to register the same new series (their records
+/// group-commit, none holds the index while it waits) register each once,
+/// also after a reopen.
+#[test]
+fn concurrent_writers_of_the_same_new_series_register_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let all: Vec<Series> = (0..50).map(|i| s("race", &[("i", &i.to_string())])).collect();
+    {
+        let store = std::sync::Arc::new(MetadataStore::open(dir.path()).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, all) = (store.clone(), all.clone());
+                std::thread::spawn(move || {
+                    all.iter().map(|x| store.write(std::slice::from_ref(x)).unwrap()).sum::<usize>()
+                })
+            })
+            .collect();
+        let added: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(added, 50, "each series counted as new once");
+        assert_eq!(store.count_series(&Filter::True, 0).unwrap().count, 50);
+    }
+    let store = MetadataStore::open(dir.path()).unwrap();
+    assert_eq!(store.count_series(&Filter::True, 0).unwrap().count, 50, "after a reopen");
+}

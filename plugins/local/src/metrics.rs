@@ -229,36 +229,76 @@ impl Inner {
                 return Ok(ids);
             }
         }
-        let mut cat = self.catalog.write();
-        // A set, not a list: a batch of many new series (a fresh deployment)
-        // must not cost a comparison per pair of them.
-        let mut seen: HashSet<Series> = HashSet::new();
-        let mut fresh: Vec<Series> = Vec::new();
-        let mut payloads = Vec::new();
-        for s in series.clone() {
-            let s = normalized(s);
-            if cat.ids.contains_key(&*s) || seen.contains(&*s) {
-                continue;
+        // New series: reserve ids under the lock, make the definitions
+        // durable without it (so that concurrent writers of new series
+        // share one fsync, the log's group commit), then publish them. A
+        // series another writer is defining is waited for: its id is not
+        // usable before its definition is durable.
+        loop {
+            let (mine, payloads, others, generation) = {
+                let mut cat = self.catalog.write();
+                let generation = *self.settled.lock();
+                let (mut mine, mut payloads, mut others) = (Vec::new(), Vec::new(), false);
+                // A set, not a list: a batch of many new series (a fresh
+                // deployment) must not cost a comparison per pair of them.
+                let mut own: HashSet<Series> = HashSet::new();
+                for s in series.clone() {
+                    let s = normalized(s);
+                    if cat.ids.contains_key(&*s) || own.contains(&*s) {
+                        continue;
+                    }
+                    if cat.pending.contains_key(&*s) {
+                        others = true;
+                        continue;
+                    }
+                    own.insert(s.clone().into_owned());
+                    let id = match cat.retry.remove(&*s) {
+                        Some(id) => id,
+                        None => {
+                            cat.next_id += 1;
+                            cat.next_id - 1
+                        }
+                    };
+                    let s = s.into_owned();
+                    let mut p = vec![REC_DEF];
+                    put_u64(&mut p, id);
+                    put_series(&mut p, &s);
+                    payloads.push(p);
+                    cat.pending.insert(s.clone(), id);
+                    mine.push((s, id));
+                }
+                if mine.is_empty() && !others {
+                    return Ok(series.map(|s| cat.ids[&*normalized(s)]).collect());
+                }
+                (mine, payloads, others, generation)
+            };
+            if !mine.is_empty() {
+                let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+                let appended = self.catalog_log.append(&refs);
+                {
+                    let mut cat = self.catalog.write();
+                    for (s, id) in mine {
+                        cat.pending.remove(&s);
+                        if appended.is_ok() {
+                            cat.by_id.insert(id, s.clone());
+                            cat.ids.insert(s, id);
+                        } else {
+                            cat.retry.insert(s, id);
+                        }
+                    }
+                }
+                *self.settled.lock() += 1;
+                self.defined.notify_all();
+                appended?;
             }
-            seen.insert(s.clone().into_owned());
-            let id = cat.next_id + fresh.len() as u64;
-            let mut p = vec![REC_DEF];
-            put_u64(&mut p, id);
-            put_series(&mut p, &s);
-            payloads.push(p);
-            fresh.push(s.into_owned());
-        }
-        if !payloads.is_empty() {
-            let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-            self.catalog_log.append(&refs)?;
-            for s in fresh {
-                let id = cat.next_id;
-                cat.next_id += 1;
-                cat.by_id.insert(id, s.clone());
-                cat.ids.insert(s, id);
+            if others {
+                let mut settled = self.settled.lock();
+                if *settled == generation {
+                    // Bounded: a writer always settles what it reserved.
+                    self.defined.wait_for(&mut settled, std::time::Duration::from_millis(100));
+                }
             }
         }
-        Ok(series.map(|s| cat.ids[&*normalized(s)]).collect())
     }
 
     fn has_data(&self, mem: &Mem, id: u64) -> bool {

@@ -446,3 +446,34 @@ fn bucket_fetches_fold_as_the_fetched_points() {
     let (hits, misses, bytes) = store.inner.cache.stats();
     assert!(hits > 0 && misses > 0 && bytes > 0, "the second pass reads cached blocks: {hits} {misses} {bytes}");
 }
+
+/// Writers racing to define the same new series agree on one id each
+/// (their definitions group-commit; the losers wait for the winner's), and
+/// every point is there after a reopen.
+#[test]
+fn concurrent_writers_of_the_same_new_series_agree_on_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let all: Vec<Series> = (0..50).map(|i| series(&format!("race{i}"))).collect();
+    {
+        let store = std::sync::Arc::new(MetricStore::open(dir.path(), opts()).unwrap());
+        let threads: Vec<_> = (0..8i64)
+            .map(|w| {
+                let (store, all) = (store.clone(), all.clone());
+                std::thread::spawn(move || {
+                    for (i, s) in all.iter().enumerate() {
+                        let t = 1 + w * 100 + i as i64;
+                        store.write(&[sp(s, &[(t, w as f64)])]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(store.stats().series, 50);
+        assert_eq!(store.inner.catalog.read().by_id.len(), 50, "one id per series");
+    }
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(store.stats().series, 50, "after a reopen");
+    for s in &all {
+        assert_eq!(pairs(&store, s, TimeRange::ALL).len(), 8, "{}", s.key);
+    }
+}

@@ -93,6 +93,25 @@ pub(crate) struct Catalog {
     pub(crate) ids: foldhash::HashMap<Series, u64>,
     pub(crate) by_id: BTreeMap<u64, Series>,
     pub(crate) next_id: u64,
+    /// Series whose definition a writer is making durable, with the id it
+    /// reserved: not usable until it is in `ids`.
+    pub(crate) pending: foldhash::HashMap<Series, u64>,
+    /// Ids reserved by a definition whose append failed: a retry defines
+    /// the series with the same id, so that the catalog never holds two
+    /// ids for it (the failed record may have reached the disk).
+    pub(crate) retry: foldhash::HashMap<Series, u64>,
+}
+
+impl Catalog {
+    pub(crate) fn new() -> Catalog {
+        Catalog {
+            ids: Default::default(),
+            by_id: BTreeMap::new(),
+            next_id: 0,
+            pending: Default::default(),
+            retry: Default::default(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -135,6 +154,10 @@ pub(crate) struct Inner {
     pub(crate) wal: RecordLog,
     pub(crate) catalog_log: RecordLog,
     pub(crate) catalog: RwLock<Catalog>,
+    /// Bumped (and `defined` notified) whenever pending definitions were
+    /// settled, for writers waiting on another writer's definition.
+    pub(crate) settled: Mutex<u64>,
+    pub(crate) defined: Condvar,
     pub(crate) mem: RwLock<Mem>,
     /// One flush, delete or compaction at a time.
     pub(crate) flush_lock: Mutex<()>,
