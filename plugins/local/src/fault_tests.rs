@@ -203,3 +203,33 @@ fn replay_flushes_each_wal_before_reading_the_next() {
     assert_eq!(wal_files(dir.path()).len(), 1, "only the new active WAL is left");
     assert_eq!(pairs(&store, &s).len(), 1000);
 }
+
+/// A new series whose definition cannot be made durable: the write is
+/// refused (none of its points logged), the series stays undefined, and
+/// the retry defines it with the same id, once and for good, also across a
+/// reopen.
+#[test]
+fn a_failed_series_definition_refuses_the_write_and_the_retry_defines_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    let old = series("old");
+    store.write(&[sp(&old, &[(1, 1.0)])]).unwrap();
+    let new = series("new");
+    store.inner.catalog_log.fail_writes(Some(ErrorKind::StorageFull));
+    let e = store.write(&[sp(&new, &[(2, 2.0)])]).unwrap_err();
+    assert!(matches!(e, Error::LogFailed { storage_full: true, .. }), "{e}");
+    assert_eq!(store.stats().series, 1, "not defined");
+    assert!(pairs(&store, &new).is_empty(), "not readable");
+    // Known series still take writes.
+    store.write(&[sp(&old, &[(3, 3.0)])]).unwrap();
+    store.inner.catalog_log.fail_writes(None);
+    store.write(&[sp(&new, &[(2, 2.0)])]).unwrap();
+    assert_eq!(store.stats().series, 2);
+    assert_eq!(store.inner.catalog.read().by_id.len(), 2, "one id for the new series");
+    assert_eq!(pairs(&store, &new), vec![(2, 2.0)]);
+    drop(store);
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(store.stats().series, 2, "after a reopen");
+    assert_eq!(pairs(&store, &new), vec![(2, 2.0)]);
+    assert_eq!(pairs(&store, &old), vec![(1, 1.0), (3, 3.0)]);
+}

@@ -9,7 +9,7 @@
 //! which gives "last write wins" across sources (higher sequence wins) and
 //! makes deletes cheap (a tombstone hides everything below a sequence).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 
 use heroic_plugin_api::abi_stable::std_types::{RNone, RSome, RString};
@@ -65,7 +65,9 @@ impl MetricStore {
             }
         }
         inner.check_room()?;
-        let ids = inner.resolve_ids(batch.iter().map(|sp| &sp.series))?;
+        let (ids, defs) = inner.reserve_ids(batch.iter().map(|sp| &sp.series))?;
+        // New series are defined durably before points refer to them.
+        inner.define(defs)?;
         let payloads = encode_points(batch, &ids, inner.opts.max_record_points);
         if payloads.is_empty() {
             return Ok(());
@@ -219,86 +221,109 @@ impl Drop for MetricStore {
     }
 }
 
+/// New series' catalog records, with the ids reserved for them.
+#[derive(Default)]
+pub(crate) struct Definitions {
+    series: Vec<(Series, u64)>,
+    payloads: Vec<Vec<u8>>,
+}
+
 impl Inner {
     /// Ids of these series, registering new ones durably first.
-    pub(crate) fn resolve_ids<'a>(&self, series: impl Iterator<Item = &'a Series> + Clone) -> Result<Vec<u64>> {
+    /// The id of each series: known ones from the catalog; new ones
+    /// reserved, with the definitions the caller must make durable
+    /// ([`define`](Self::define)) before the write is acknowledged. A
+    /// series another writer is defining is waited for: its id is not
+    /// usable before its definition is durable. The lock is not held
+    /// across an fsync, so concurrent writers of new series share one
+    /// (the log's group commit).
+    pub(crate) fn reserve_ids<'a>(
+        &self,
+        series: impl Iterator<Item = &'a Series> + Clone,
+    ) -> Result<(Vec<u64>, Definitions)> {
         {
             let cat = self.catalog.read();
             let found: Option<Vec<u64>> = series.clone().map(|s| cat.ids.get(&*normalized(s)).copied()).collect();
             if let Some(ids) = found {
-                return Ok(ids);
+                return Ok((ids, Definitions::default()));
             }
         }
-        // New series: reserve ids under the lock, make the definitions
-        // durable without it (so that concurrent writers of new series
-        // share one fsync, the log's group commit), then publish them. A
-        // series another writer is defining is waited for: its id is not
-        // usable before its definition is durable.
         loop {
-            let (mine, payloads, others, generation) = {
-                let mut cat = self.catalog.write();
-                let generation = *self.settled.lock();
-                let (mut mine, mut payloads, mut others) = (Vec::new(), Vec::new(), false);
-                // A set, not a list: a batch of many new series (a fresh
-                // deployment) must not cost a comparison per pair of them.
-                let mut own: HashSet<Series> = HashSet::new();
-                for s in series.clone() {
-                    let s = normalized(s);
-                    if cat.ids.contains_key(&*s) || own.contains(&*s) {
-                        continue;
-                    }
-                    if cat.pending.contains_key(&*s) {
-                        others = true;
-                        continue;
-                    }
-                    own.insert(s.clone().into_owned());
-                    let id = match cat.retry.remove(&*s) {
-                        Some(id) => id,
-                        None => {
-                            cat.next_id += 1;
-                            cat.next_id - 1
-                        }
-                    };
-                    let s = s.into_owned();
-                    let mut p = vec![REC_DEF];
-                    put_u64(&mut p, id);
-                    put_series(&mut p, &s);
-                    payloads.push(p);
-                    cat.pending.insert(s.clone(), id);
-                    mine.push((s, id));
+            let mut cat = self.catalog.write();
+            let generation = *self.settled.lock();
+            let (mut defs, mut others) = (Definitions::default(), false);
+            let mut ids = Vec::new();
+            // A set, not a list: a batch of many new series (a fresh
+            // deployment) must not cost a comparison per pair of them.
+            let mut own: HashMap<Series, u64> = HashMap::new();
+            for s in series.clone() {
+                let s = normalized(s);
+                if let Some(id) = cat.ids.get(&*s).or_else(|| own.get(&*s)) {
+                    ids.push(*id);
+                    continue;
                 }
-                if mine.is_empty() && !others {
-                    return Ok(series.map(|s| cat.ids[&*normalized(s)]).collect());
+                if cat.pending.contains_key(&*s) {
+                    others = true;
+                    break;
                 }
-                (mine, payloads, others, generation)
-            };
-            if !mine.is_empty() {
-                let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-                let appended = self.catalog_log.append(&refs);
-                {
-                    let mut cat = self.catalog.write();
-                    for (s, id) in mine {
-                        cat.pending.remove(&s);
-                        if appended.is_ok() {
-                            cat.by_id.insert(id, s.clone());
-                            cat.ids.insert(s, id);
-                        } else {
-                            cat.retry.insert(s, id);
-                        }
+                let id = match cat.retry.remove(&*s) {
+                    Some(id) => id,
+                    None => {
+                        cat.next_id += 1;
+                        cat.next_id - 1
                     }
-                }
-                *self.settled.lock() += 1;
-                self.defined.notify_all();
-                appended?;
+                };
+                let s = s.into_owned();
+                let mut p = vec![REC_DEF];
+                put_u64(&mut p, id);
+                put_series(&mut p, &s);
+                defs.payloads.push(p);
+                cat.pending.insert(s.clone(), id);
+                own.insert(s.clone(), id);
+                defs.series.push((s, id));
+                ids.push(id);
             }
-            if others {
-                let mut settled = self.settled.lock();
-                if *settled == generation {
-                    // Bounded: a writer always settles what it reserved.
-                    self.defined.wait_for(&mut settled, std::time::Duration::from_millis(100));
+            if !others {
+                return Ok((ids, defs));
+            }
+            // Give back what was reserved in this pass, wait for the other
+            // writer to settle its definitions, and look again.
+            for (s, id) in defs.series {
+                cat.pending.remove(&s);
+                cat.retry.insert(s, id);
+            }
+            drop(cat);
+            let mut settled = self.settled.lock();
+            if *settled == generation {
+                // Bounded: a writer always settles what it reserved.
+                self.defined.wait_for(&mut settled, std::time::Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Makes reserved definitions durable and publishes them (or, when the
+    /// append fails, keeps their ids for the retry).
+    pub(crate) fn define(&self, defs: Definitions) -> Result<()> {
+        if defs.series.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&[u8]> = defs.payloads.iter().map(Vec::as_slice).collect();
+        let appended = self.catalog_log.append(&refs);
+        {
+            let mut cat = self.catalog.write();
+            for (s, id) in defs.series {
+                cat.pending.remove(&s);
+                if appended.is_ok() {
+                    cat.by_id.insert(id, s.clone());
+                    cat.ids.insert(s, id);
+                } else {
+                    cat.retry.insert(s, id);
                 }
             }
         }
+        *self.settled.lock() += 1;
+        self.defined.notify_all();
+        appended
     }
 
     fn has_data(&self, mem: &Mem, id: u64) -> bool {
