@@ -7,14 +7,18 @@ use heroic_query::ResultGroup;
 
 type TagValues = BTreeMap<String, BTreeSet<String>>;
 
+/// Tag values borrowed from the groups' series: nothing is allocated per
+/// series (a group may hold 100,000 of them).
+type Borrowed<'a> = BTreeMap<&'a str, BTreeSet<&'a str>>;
+
 /// Every value of each tag (resource tag with `resource`) over a group's
 /// series.
-fn of_group(group: &ResultGroup, resource: bool) -> TagValues {
-    let mut out = TagValues::new();
+fn of_group(group: &ResultGroup, resource: bool) -> Borrowed<'_> {
+    let mut out = Borrowed::new();
     for s in &group.series {
         let tags = if resource { &s.resource } else { &s.tags };
         for t in tags.iter() {
-            out.entry(t.key.to_string()).or_default().insert(t.value.to_string());
+            out.entry(t.key.as_str()).or_default().insert(t.value.as_str());
         }
     }
     out
@@ -29,10 +33,10 @@ pub fn common_tags(groups: &[ResultGroup], resource: bool) -> TagValues {
     for group in per_group {
         common.retain(|key, _| group.contains_key(key));
         for (key, values) in common.iter_mut() {
-            values.extend(group[key].iter().cloned());
+            values.extend(group[key].iter().copied());
         }
     }
-    common
+    common.into_iter().map(|(k, vs)| (k.to_string(), vs.into_iter().map(str::to_string).collect())).collect()
 }
 
 #[cfg(test)]
