@@ -15,6 +15,7 @@ use heroic_plugin_api::PluginError;
 
 use crate::backends::{MetadataConfig, MetricsConfig, SuggestConfig};
 use crate::codec::decode_block;
+use crate::compacted;
 use crate::flush::parse_wal_name;
 use crate::frame::scan;
 use crate::metadata::parse_registry_record;
@@ -40,7 +41,7 @@ pub fn check(role: &str, config: serde_json::Value) -> Result<CheckReport, Plugi
     if metrics {
         c.metrics_dir(&dir);
     } else {
-        c.registry(&dir.join("registry.log"));
+        c.registry(&dir);
     }
     Ok(CheckReport { checked: c.checked.join(", ").into(), findings: c.findings.into() })
 }
@@ -101,17 +102,16 @@ impl Checker {
 
     fn metrics_dir(&mut self, dir: &Path) {
         let mut defined = BTreeSet::new();
-        let catalog = dir.join("series.log");
-        if catalog.exists() {
-            let n = self.log(&catalog, |rec| match parse_catalog_record(rec) {
-                Some(CatalogRecord::Def { id, .. }) => {
-                    defined.insert(id);
-                    true
-                }
-                Some(CatalogRecord::Tombstone { .. }) => true,
-                None => false,
-            });
-            self.checked.push(format!("series.log ({n} records, {} series)", defined.len()));
+        let catalog = self.compacted(dir, "series", |rec| match parse_catalog_record(rec) {
+            Some(CatalogRecord::Def { id, .. }) => {
+                defined.insert(id);
+                true
+            }
+            Some(CatalogRecord::Tombstone { .. }) => true,
+            None => false,
+        });
+        if let Some((n, files)) = &catalog {
+            self.checked.push(format!("{files} ({n} records, {} series)", defined.len()));
         }
         let mut used = BTreeSet::new();
         let (mut wals, mut segments): (Vec<PathBuf>, Vec<PathBuf>) = (Vec::new(), Vec::new());
@@ -185,10 +185,10 @@ impl Checker {
         }
         self.checked.push(format!("{} segment(s) ({blocks} blocks, {points} points)", segments.len()));
         let orphans: Vec<u64> = used.difference(&defined).copied().collect();
-        if !orphans.is_empty() && catalog.exists() {
+        if !orphans.is_empty() && catalog.is_some() {
             self.found(
                 true,
-                &catalog,
+                &dir.join("series.log"),
                 0,
                 0,
                 format!(
@@ -201,13 +201,84 @@ impl Checker {
         }
     }
 
-    fn registry(&mut self, path: &Path) {
-        if !path.exists() {
-            self.checked.push("no registry.log yet".into());
-            return;
+    fn registry(&mut self, dir: &Path) {
+        match self.compacted(dir, "registry", |rec| parse_registry_record(rec).is_some()) {
+            Some((n, files)) => self.checked.push(format!("{files} ({n} records)")),
+            None => self.checked.push("no registry.log yet".into()),
         }
-        let n = self.log(path, |rec| parse_registry_record(rec).is_some());
-        self.checked.push(format!("registry.log ({n} records)"));
+    }
+
+    /// Reads a compacted log (`compacted.rs`) as opening it would: its
+    /// snapshot, the sealed logs above it, the active log. Returns the
+    /// number of intact records and the files read, or `None` when the log
+    /// has no files yet.
+    fn compacted(&mut self, dir: &Path, name: &str, mut decode: impl FnMut(&[u8]) -> bool) -> Option<(usize, String)> {
+        let found = match compacted::files(dir, name) {
+            Ok(f) => f,
+            Err(e) => {
+                self.found(true, dir, 0, 0, format!("cannot list: {e}"));
+                return None;
+            }
+        };
+        for p in &found.stale {
+            self.found(false, p, 0, 0, "held by a newer snapshot (an interrupted compaction): removed at open");
+        }
+        let mut read = Vec::new();
+        let mut n = 0;
+        if let Some((_, path)) = &found.snapshot {
+            n += self.snapshot(path, &mut decode);
+            read.push(path);
+        }
+        for (_, path) in &found.sealed {
+            n += self.log(path, &mut decode);
+            read.push(path);
+        }
+        if found.active.exists() {
+            n += self.log(&found.active, &mut decode);
+            read.push(&found.active);
+        }
+        if read.is_empty() {
+            return None;
+        }
+        let names: Vec<String> =
+            read.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+        Some((n, names.join(" + ")))
+    }
+
+    /// Reads a snapshot of a compacted log; reports damaged chunks and
+    /// records `decode` refuses. Returns the number of intact records.
+    fn snapshot(&mut self, path: &Path, mut decode: impl FnMut(&[u8]) -> bool) -> usize {
+        let data = match std::fs::read(path) {
+            Ok(d) => d,
+            Err(e) => {
+                self.found(true, path, 0, 0, format!("cannot read: {e}"));
+                return 0;
+            }
+        };
+        let mut records = 0;
+        let mut undecodable = Vec::new();
+        let damage = compacted::read_snapshot(&data, |offset, rec| {
+            records += 1;
+            if !decode(rec) {
+                undecodable.push(offset);
+            }
+        });
+        for (offset, bytes) in damage.skipped {
+            self.found(true, path, offset as u64, bytes as u64, "damaged chunk: its records are lost, the others kept");
+        }
+        if damage.tail > 0 {
+            self.found(
+                true,
+                path,
+                (data.len() - damage.tail) as u64,
+                damage.tail as u64,
+                "damaged chunk at the end: its records are lost",
+            );
+        }
+        for offset in undecodable {
+            self.found(true, path, offset as u64, 0, "intact record that does not decode: skipped");
+        }
+        records
     }
 }
 
@@ -256,8 +327,8 @@ mod tests {
         assert!(!clean.damaged(), "{clean:?}");
         assert!(clean.checked.contains("6 series") && clean.checked.contains("1 segment(s)"), "{}", clean.checked);
 
-        // One flipped byte inside the definition of `key-2`, zeros at the
-        // end of the write-ahead log.
+        // One flipped byte inside the definition of `key-2`, a torn write
+        // at the end of the write-ahead log.
         let catalog = dir.path().join("series.log");
         let mut bytes = std::fs::read(&catalog).unwrap();
         let at = bytes.windows(5).position(|w| w == b"key-2").unwrap();
@@ -268,7 +339,7 @@ mod tests {
         });
         let wal = wal.expect("a write-ahead log with the late write");
         let mut w = std::fs::read(&wal).unwrap();
-        w.extend_from_slice(&[0; 8]);
+        w.extend_from_slice(&[0x5a; 8]);
         std::fs::write(&wal, &w).unwrap();
 
         let before = snapshot(dir.path());
@@ -281,8 +352,45 @@ mod tests {
             "{report:?}"
         );
         assert!(damaged.iter().any(|f| f.message.contains("1 series hold points")), "{report:?}");
-        let tail = report.findings.iter().find(|f| f.message.contains("torn tail")).expect("the zeroed tail");
+        let tail = report.findings.iter().find(|f| f.message.contains("torn tail")).expect("the torn tail");
         assert!(!tail.damage && tail.bytes == 8, "{tail:?}");
+    }
+
+    /// A registry large enough to be compacted is read through its
+    /// snapshot; a damaged chunk of it is reported, and nothing changed.
+    #[test]
+    fn reads_a_compacted_registry_and_reports_a_damaged_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 5_000;
+        {
+            let store = crate::metadata::MetadataStore::open(dir.path()).unwrap();
+            for i in 0..n {
+                store
+                    .write(&[Series::new("m", [("instance", format!("i-{i:06}")), ("role", "db".into())], [])])
+                    .unwrap();
+            }
+        }
+        let config = json!({"data_dir": dir.path()});
+        let clean = check("metadata", config.clone()).unwrap();
+        assert!(!clean.damaged(), "{clean:?}");
+        assert!(
+            clean.checked.contains(".snap + registry.log") && clean.checked.contains(&format!("({n} records)")),
+            "{}",
+            clean.checked
+        );
+
+        let snap = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "snap"))
+            .unwrap();
+        let mut bytes = std::fs::read(&snap).unwrap();
+        bytes[crate::frame::HEADER + 10] ^= 0x10; // inside the first chunk
+        std::fs::write(&snap, &bytes).unwrap();
+        let before = snapshot(dir.path());
+        let report = check("metadata", config).unwrap();
+        assert_eq!(snapshot(dir.path()), before, "the check changed the directory");
+        assert!(report.findings.iter().any(|f| f.damage && f.message.contains("damaged chunk")), "{report:?}");
     }
 
     #[test]

@@ -149,7 +149,7 @@ fn a_delete_range_cut_short_loses_nothing() {
     store.flush().unwrap();
     store.write(&[sp(&s, &all[5..])]).unwrap();
     // The tombstone cannot be written: the delete fails, nothing is lost.
-    store.inner.catalog_log.fail_writes(Some(ErrorKind::StorageFull));
+    store.inner.catalog_log.active().fail_writes(Some(ErrorKind::StorageFull));
     assert!(store.delete_range(std::slice::from_ref(&s), TimeRange::new(3, 7)).is_err());
     assert_eq!(pairs(&store, &s), all);
     drop(store);
@@ -215,14 +215,14 @@ fn a_failed_series_definition_refuses_the_write_and_the_retry_defines_it_once() 
     let old = series("old");
     store.write(&[sp(&old, &[(1, 1.0)])]).unwrap();
     let new = series("new");
-    store.inner.catalog_log.fail_writes(Some(ErrorKind::StorageFull));
+    store.inner.catalog_log.active().fail_writes(Some(ErrorKind::StorageFull));
     let e = store.write(&[sp(&new, &[(2, 2.0)])]).unwrap_err();
     assert!(matches!(e, Error::LogFailed { storage_full: true, .. }), "{e}");
     assert_eq!(store.stats().series, 1, "not defined");
     assert!(pairs(&store, &new).is_empty(), "not readable");
     // Known series still take writes.
     store.write(&[sp(&old, &[(3, 3.0)])]).unwrap();
-    store.inner.catalog_log.fail_writes(None);
+    store.inner.catalog_log.active().fail_writes(None);
     store.write(&[sp(&new, &[(2, 2.0)])]).unwrap();
     assert_eq!(store.stats().series, 2);
     assert_eq!(store.inner.catalog.read().by_id.len(), 2, "one id for the new series");

@@ -11,6 +11,7 @@ use heroic_plugin_api::types::{PointBatch, Series, SeriesPoints, TimeRange};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::block_cache::BlockCache;
+use crate::compacted::CompactedLog;
 use crate::dir_lock::DirLock;
 use crate::encoding::put_u64;
 use crate::error::{IoContext, Result};
@@ -40,7 +41,7 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
     let mut tombstones: HashMap<u64, u64> = HashMap::new();
     let mut undecodable: Vec<usize> = Vec::new();
     let (catalog_log, catalog_damage) =
-        RecordLog::open(&catalog_path, |offset, rec| match parse_catalog_record(rec) {
+        CompactedLog::open(dir, "series", |offset, rec| match parse_catalog_record(rec) {
             Some(CatalogRecord::Def { id, series }) => {
                 catalog.next_id = catalog.next_id.max(id + 1);
                 catalog.by_id.insert(id, series.clone());
@@ -239,8 +240,8 @@ fn flusher(inner: &Inner) {
             // Errors are logged by the log and reported by health.
             let _ = restart_wal(inner);
         }
-        if inner.catalog_log.broken().is_some() {
-            let _ = inner.catalog_log.recover();
+        if inner.catalog_log.active().broken().is_some() {
+            let _ = inner.catalog_log.active().recover();
         }
         if requested || due || behind {
             // Failures are recorded (health, `Busy`) and retried next tick.

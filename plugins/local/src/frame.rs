@@ -11,8 +11,10 @@
 //! chance is not a real risk). Bytes skipped that way in the middle are
 //! reported (offset, length) and the records after them kept: one flipped
 //! bit costs one record, not the rest of the file. Bytes after the last
-//! intact record are a torn tail (a crash in the middle of a write, or a
-//! zeroed end).
+//! intact record are a torn tail (a crash in the middle of a write), unless
+//! they are all zeros: free space the log wrote ahead of its records (see
+//! `log.rs`), or a crash after the file grew but before the data landed;
+//! either way nothing is lost.
 
 pub(crate) const HEADER: usize = 8;
 
@@ -42,8 +44,12 @@ pub(crate) fn own_frames(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
 pub(crate) struct Damage {
     /// Byte ranges skipped between intact records, as `(offset, length)`.
     pub(crate) skipped: Vec<(usize, usize)>,
-    /// Bytes after the last intact record (a torn or zeroed tail).
+    /// Bytes after the last intact record, when they are not all zeros
+    /// (a torn tail).
     pub(crate) tail: usize,
+    /// Zero bytes after the last intact record, when that is all there is
+    /// (free space; not damage).
+    pub(crate) free: usize,
 }
 
 impl Damage {
@@ -97,7 +103,11 @@ pub(crate) fn scan(data: &[u8], mut each: impl FnMut(usize, &[u8])) -> (usize, D
             },
         }
     }
-    damage.tail = data.len() - good_end;
+    let rest = &data[good_end..];
+    match rest.iter().all(|&b| b == 0) {
+        true => damage.free = rest.len(),
+        false => damage.tail = rest.len(),
+    }
     (good_end, damage)
 }
 
@@ -115,18 +125,23 @@ mod tests {
         let mut n = 0;
         let (good, damage) = scan(&data, |_, _| n += 1);
         assert_eq!((n, good), (1, 12));
-        assert_eq!(damage, Damage { skipped: vec![], tail: 12 });
+        assert_eq!(damage, Damage { skipped: vec![], tail: 12, free: 0 });
     }
 
     #[test]
-    fn zero_bytes_at_the_end_are_a_torn_tail_not_a_record() {
+    fn zero_bytes_at_the_end_are_free_space_not_a_record() {
         let mut data = Vec::new();
         frame(&mut data, b"aaaa");
         data.extend_from_slice(&[0; 8]);
         let mut records = Vec::new();
         let (good, damage) = scan(&data, |_, r| records.push(r.to_vec()));
         assert_eq!(records, vec![b"aaaa".to_vec()]);
-        assert_eq!((good, damage.tail), (12, 8));
+        assert_eq!((good, damage.tail, damage.free), (12, 0, 8));
+        assert!(!damage.any());
+        // Torn bytes before the zeros make the whole rest a torn tail.
+        data[12] = 7;
+        let (good, damage) = scan(&data, |_, _| ());
+        assert_eq!((good, damage.tail, damage.free), (12, 8, 0));
     }
 
     /// A record's byte range in the log, and its payload.
@@ -193,7 +208,7 @@ mod tests {
                 spans.iter().filter(|(_, e, _)| *e <= cut).map(|(_, _, p)| p.clone()).collect();
             let (good, damage) = scan(&data[..cut], |_, _| ());
             assert_eq!(records_of(&data[..cut]), expected, "cut at {cut}");
-            assert_eq!(good + damage.tail, cut);
+            assert_eq!(good + damage.tail + damage.free, cut);
             assert!(damage.skipped.is_empty());
         }
     }

@@ -7,6 +7,8 @@
 //! - `frame`: record framing, and reading records back past damage.
 //! - `log`: append-only record log with group commit and recovery from failed
 //!   writes (the WAL, the series catalog, the metadata registry).
+//! - `compacted`: a record log whose older records are kept in compressed
+//!   snapshots (the series catalog and the registries).
 //! - `wal_record`: the write-ahead log's points record, written and applied.
 //! - `head`: the in-memory head and the last-write-wins merge of runs.
 //! - `read`: the fetch path (block selection, parallel decoding).
@@ -37,6 +39,7 @@ pub mod suggest;
 
 mod block_cache;
 mod codec;
+mod compacted;
 mod dir_lock;
 mod encoding;
 mod flush;

@@ -4,10 +4,10 @@
 //! Durability: `registry.log` is a record log (see `log.rs`) of `add` and
 //! `remove` records, each an encoded series. A write or delete returns once
 //! its records are fsynced (group commit); writing a series that is already
-//! known costs no I/O. At open the log is replayed; when removes make up
-//! most of it, it is rewritten (to a temporary file, fsynced, renamed).
+//! known costs no I/O. Older records are kept compressed (see
+//! `compacted.rs`). At open the log is replayed; when removes make up most
+//! of it, it is rewritten as a snapshot of the live series.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,18 +17,18 @@ use heroic_plugin_api::filter::Filter;
 use heroic_plugin_api::types::{CountResult, DeleteResult, KeysPage, Series, SeriesPage, TagValues, TagsPage};
 use parking_lot::RwLock;
 
+use crate::compacted::CompactedLog;
 use crate::dir_lock::DirLock;
 use crate::encoding::{put_series, Reader};
 use crate::error::{IoContext, Result};
 use crate::index::{Index, Set};
-use crate::log::RecordLog;
 
 const REC_ADD: u8 = 1;
 const REC_REMOVE: u8 = 2;
 
 pub struct MetadataStore {
     path: PathBuf,
-    log: RecordLog,
+    log: CompactedLog,
     pub(crate) index: RwLock<Index>,
     /// Held while the store is open; dropping the store unlocks.
     _dir_lock: DirLock,
@@ -69,7 +69,7 @@ impl MetadataStore {
         let path = dir.join("registry.log");
         let mut index = Index::default();
         let (mut records, mut removes) = (0usize, 0usize);
-        let (log, _) = RecordLog::open(&path, |offset, rec| {
+        let (log, _) = CompactedLog::open(dir, "registry", |offset, rec| {
             records += 1;
             match parse_registry_record(rec) {
                 Some((true, s)) => {
@@ -83,7 +83,9 @@ impl MetadataStore {
                 None => tracing::warn!(path = %path.display(), offset, "skipped an undecodable registry record"),
             }
         })?;
-        let log = if removes > 0 && removes * 2 >= records { rewrite(&path, &index, log)? } else { log };
+        if removes > 0 && removes * 2 >= records {
+            rewrite(&log, &index)?;
+        }
         Ok(MetadataStore { path, log, index: RwLock::new(index), _dir_lock: dir_lock })
     }
 
@@ -136,8 +138,8 @@ impl MetadataStore {
     /// write failed is retried here first, so health clears by itself once
     /// the disk takes writes again, without waiting for a writer.
     pub fn trouble(&self) -> Option<String> {
-        self.log.broken()?;
-        self.log.recover().err().map(|e| e.to_string())
+        self.log.active().broken()?;
+        self.log.active().recover().err().map(|e| e.to_string())
     }
 
     /// Removes matching series (at most `limit`, 0: all). Durable on return.
@@ -201,7 +203,7 @@ impl MetadataStore {
 }
 
 /// Rewrites the log with one `add` per live series.
-fn rewrite(path: &Path, index: &Index, old: RecordLog) -> Result<RecordLog> {
-    let records = index.resolve(&Set::All).map(|s| Cow::Owned(record(REC_ADD, s)));
-    RecordLog::rewrite(path, old, records)
+fn rewrite(log: &CompactedLog, index: &Index) -> Result<()> {
+    let records: Vec<Vec<u8>> = index.resolve(&Set::All).map(|s| record(REC_ADD, s)).collect();
+    log.rewrite(records.iter().map(Vec::as_slice))
 }

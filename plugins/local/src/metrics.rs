@@ -190,7 +190,7 @@ impl MetricStore {
     /// once the disk takes writes again.
     pub fn trouble(&self) -> Option<String> {
         let inner = &self.inner;
-        if let Some(b) = inner.wal.broken().or_else(|| inner.catalog_log.broken()) {
+        if let Some(b) = inner.wal.broken().or_else(|| inner.catalog_log.active().broken()) {
             return Some(b.reason);
         }
         if let Some(e) = inner.flush_error.lock().clone() {

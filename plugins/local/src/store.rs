@@ -15,6 +15,7 @@ use heroic_plugin_api::types::Series;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::block_cache::BlockCache;
+use crate::compacted::CompactedLog;
 use crate::dir_lock::DirLock;
 use crate::encoding::Reader;
 use crate::error::{Error, Result};
@@ -152,7 +153,7 @@ pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
     pub(crate) opts: MetricOptions,
     pub(crate) wal: RecordLog,
-    pub(crate) catalog_log: RecordLog,
+    pub(crate) catalog_log: CompactedLog,
     pub(crate) catalog: RwLock<Catalog>,
     /// Bumped (and `defined` notified) whenever pending definitions were
     /// settled, for writers waiting on another writer's definition.
