@@ -47,7 +47,7 @@ pub mod request;
 
 pub use aggregation::{
     Aggregation, AggregationInstance, AggregationSession, BucketStrategy, GroupKey, MetricValues, Pushdown,
-    ResultGroup, SpreadValue,
+    ResultGroup, SpreadValue, TagValueSets,
 };
 pub use error::QueryError;
 pub use heroic_plugin_api::filter::Filter;

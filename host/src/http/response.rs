@@ -83,14 +83,20 @@ impl QueryResponse {
     /// was received.
     pub fn new(outcome: QueryOutcome, tracing: Tracing, total_us: u64) -> QueryResponse {
         let trace = query_trace(tracing, total_us, &outcome);
-        let common_resource = common_tags(&outcome.groups, true);
-        let common_tags = common_tags(&outcome.groups, false);
+        // Each group's tag values, gathered once for its summary and the
+        // common tags.
+        let tag_sets: Vec<_> = outcome.groups.iter().map(|g| (g.tag_values(false), g.tag_values(true))).collect();
+        let common_resource = common_tags(tag_sets.iter().map(|(_, resource)| resource));
+        let common_tags = common_tags(tag_sets.iter().map(|(tags, _)| tags));
+        let summaries: Vec<_> =
+            outcome.groups.iter().zip(&tag_sets).map(|(g, (tags, resource))| g.summary_of(tags, resource)).collect();
+        drop(tag_sets);
         let shard = GroupKey::new();
         let result = outcome
             .groups
             .into_iter()
-            .map(|g| {
-                let summary = g.summary();
+            .zip(summaries)
+            .map(|(g, summary)| {
                 ResultGroupJson {
                     kind: g.values.type_name(),
                     hash: g.hash(&shard),

@@ -3,40 +3,35 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use heroic_query::TagValueSets;
+#[cfg(test)]
 use heroic_query::ResultGroup;
 
 type TagValues = BTreeMap<String, BTreeSet<String>>;
 
-/// Tag values borrowed from the groups' series: nothing is allocated per
-/// series (a group may hold 100,000 of them).
-type Borrowed<'a> = BTreeMap<&'a str, BTreeSet<&'a str>>;
-
-/// Every value of each tag (resource tag with `resource`) over a group's
-/// series.
-fn of_group(group: &ResultGroup, resource: bool) -> Borrowed<'_> {
-    let mut out = Borrowed::new();
-    for s in &group.series {
-        let tags = if resource { &s.resource } else { &s.tags };
-        for t in tags.iter() {
-            out.entry(t.key.as_str()).or_default().insert(t.value.as_str());
-        }
-    }
-    out
-}
-
-/// The keys found in every group, each with its values across all of them.
-/// Keys are intersected so that a client making a column per common key
-/// (the Grafana data source does) gets no empty cells; values are unioned.
-pub fn common_tags(groups: &[ResultGroup], resource: bool) -> TagValues {
-    let mut per_group = groups.iter().map(|g| of_group(g, resource));
-    let Some(mut common) = per_group.next() else { return TagValues::new() };
-    for group in per_group {
+/// The keys found in every group, each with its values across all of them,
+/// from each group's [`tag_values`](heroic_query::ResultGroup::tag_values)
+/// (computed once per group: its summary reads them too). Keys are
+/// intersected so that a client making a column per common key (the
+/// Grafana data source does) gets no empty cells; values are unioned.
+pub fn common_tags<'a>(mut groups: impl Iterator<Item = &'a TagValueSets<'a>>) -> TagValues {
+    let Some(first) = groups.next() else { return TagValues::new() };
+    let mut common: BTreeMap<&str, BTreeSet<&str>> =
+        first.iter().map(|(k, vs)| (*k, vs.iter().copied().collect())).collect();
+    for group in groups {
         common.retain(|key, _| group.contains_key(key));
         for (key, values) in common.iter_mut() {
             values.extend(group[key].iter().copied());
         }
     }
     common.into_iter().map(|(k, vs)| (k.to_string(), vs.into_iter().map(str::to_string).collect())).collect()
+}
+
+/// [`common_tags`] of `groups`' tags (resource tags with `resource`).
+#[cfg(test)]
+fn common_of(groups: &[ResultGroup], resource: bool) -> TagValues {
+    let sets: Vec<TagValueSets<'_>> = groups.iter().map(|g| g.tag_values(resource)).collect();
+    common_tags(sets.iter())
 }
 
 #[cfg(test)]
@@ -57,10 +52,10 @@ mod tests {
             group(vec![Series::new("k", [("host", "a"), ("site", "lon")], [("pod", "p1")])]),
             group(vec![Series::new("k", [("host", "b")], [("pod", "p2")]), Series::new("k", [("host", "c")], none)]),
         ];
-        let tags = common_tags(&groups, false);
+        let tags = common_of(&groups, false);
         assert_eq!(tags, TagValues::from([("host".into(), ["a", "b", "c"].map(String::from).into())]));
-        let resource = common_tags(&groups, true);
+        let resource = common_of(&groups, true);
         assert_eq!(resource, TagValues::from([("pod".into(), ["p1", "p2"].map(String::from).into())]));
-        assert!(common_tags(&[], false).is_empty());
+        assert!(common_of(&[], false).is_empty());
     }
 }

@@ -100,13 +100,17 @@ pub async fn find_series(
             Err(e) => errors.push(query_error(format!("metadata backend {:?}: {e}", backend.id))),
         }
     }
-    // Sorted and unique, as a set would keep them; one backend usually
-    // answers them so already, which one pass checks.
-    if !found.windows(2).all(|w| w[0] < w[1]) {
-        found.sort_unstable();
-        found.dedup();
-    }
+    // Unique (backends may overlap, or repeat a series), in the order the
+    // backends answered: hashing is linear where a sort of 100,000 series
+    // compared their tags for a tenth of the query.
+    let mut seen: foldhash::HashSet<&Series> = foldhash::HashSet::with_capacity_and_hasher(found.len(), Default::default());
+    let unique: Vec<bool> = found.iter().map(|s| seen.insert(s)).collect();
+    drop(seen);
     let mut series = found;
+    if unique.contains(&false) {
+        let mut keep = unique.into_iter();
+        series.retain(|_| keep.next().unwrap_or(false));
+    }
     if limit > 0 && series.len() as u64 > limit {
         series.truncate(limit as usize);
         limited = true;

@@ -15,7 +15,7 @@ mod session;
 pub use bucket::{BucketMapping, BucketStrategy, MAX_BUCKET_COUNT};
 pub use instance::AggregationInstance;
 pub use pushdown::Pushdown;
-pub use result::{group_hash, murmur3_32, series_key, GroupKey, MetricValues, ResultGroup, SpreadValue};
+pub use result::{group_hash, murmur3_32, series_key, GroupKey, MetricValues, ResultGroup, SpreadValue, TagValueSets};
 pub use session::AggregationSession;
 
 use serde_json::{json, Value};

@@ -1,6 +1,6 @@
 //! Aggregation output: result groups, their values and Heroic's group hash.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use heroic_plugin_api::types::{Series, Tag};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
@@ -196,19 +196,31 @@ pub struct SeriesSummary {
     pub resource_counts: BTreeMap<String, u64>,
 }
 
-fn summarize<'a>(lists: impl Iterator<Item = &'a [Tag]>) -> (GroupKey, BTreeMap<String, u64>) {
-    let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+/// Every value of each tag key over a group's series, borrowed from them.
+/// Hashed (foldhash): a group may hold 100,000 series, and the summary and
+/// the response's common tags both read this.
+pub type TagValueSets<'a> = foldhash::HashMap<&'a str, foldhash::HashSet<&'a str>>;
+
+fn tag_value_sets<'a>(lists: impl Iterator<Item = &'a [Tag]>) -> TagValueSets<'a> {
+    let mut values = TagValueSets::default();
     for list in lists {
         for t in list {
             values.entry(t.key.as_str()).or_default().insert(t.value.as_str());
         }
     }
+    values
+}
+
+fn summarize(values: &TagValueSets<'_>) -> (GroupKey, BTreeMap<String, u64>) {
     let (mut single, mut counts) = (GroupKey::new(), BTreeMap::new());
     for (k, vs) in values {
-        if vs.len() == 1 {
-            single.insert(k.to_string(), vs.into_iter().next().expect("one").to_string());
-        } else {
-            counts.insert(k.to_string(), vs.len() as u64);
+        match (vs.len(), vs.iter().next()) {
+            (1, Some(v)) => {
+                single.insert(k.to_string(), v.to_string());
+            }
+            (n, _) => {
+                counts.insert(k.to_string(), n as u64);
+            }
         }
     }
     (single, counts)
@@ -220,13 +232,26 @@ impl ResultGroup {
         group_hash(shard, &self.key)
     }
 
+    /// Every value of each tag (resource tag with `resource`) over the
+    /// series that fed the group.
+    pub fn tag_values(&self, resource: bool) -> TagValueSets<'_> {
+        tag_value_sets(self.series.iter().map(|s| if resource { &s.resource[..] } else { &s.tags[..] }))
+    }
+
     /// Key, tags and tag counts of the series that fed the group.
     pub fn summary(&self) -> SeriesSummary {
-        let keys: BTreeSet<&str> = self.series.iter().map(|s| s.key.as_str()).collect();
-        let (tags, tag_counts) = summarize(self.series.iter().map(|s| &s.tags[..]));
-        let (resource, resource_counts) = summarize(self.series.iter().map(|s| &s.resource[..]));
+        self.summary_of(&self.tag_values(false), &self.tag_values(true))
+    }
+
+    /// [`summary`](Self::summary) from the group's [`tag_values`](Self::tag_values)
+    /// of tags and of resource tags, when the caller has them already.
+    pub fn summary_of(&self, tags: &TagValueSets<'_>, resource: &TagValueSets<'_>) -> SeriesSummary {
+        let first = self.series.first().map(|s| s.key.as_str());
+        let one_key = first.filter(|k| self.series.iter().all(|s| s.key == *k));
+        let (tags, tag_counts) = summarize(tags);
+        let (resource, resource_counts) = summarize(resource);
         SeriesSummary {
-            key: if keys.len() == 1 { keys.into_iter().next().map(str::to_string) } else { None },
+            key: one_key.map(str::to_string),
             tags,
             tag_counts,
             resource,
