@@ -96,19 +96,17 @@ impl QueryResponse {
             .groups
             .into_iter()
             .zip(summaries)
-            .map(|(g, summary)| {
-                ResultGroupJson {
-                    kind: g.values.type_name(),
-                    hash: g.hash(&shard),
-                    shard: shard.clone(),
-                    cadence: g.cadence,
-                    values: g.values,
-                    key: summary.key,
-                    tags: summary.tags,
-                    tag_counts: summary.tag_counts,
-                    resource: summary.resource,
-                    resource_counts: summary.resource_counts,
-                }
+            .map(|(g, summary)| ResultGroupJson {
+                kind: g.values.type_name(),
+                hash: g.hash(&shard),
+                shard: shard.clone(),
+                cadence: g.cadence,
+                values: g.values,
+                key: summary.key,
+                tags: summary.tags,
+                tag_counts: summary.tag_counts,
+                resource: summary.resource,
+                resource_counts: summary.resource_counts,
             })
             .collect();
         QueryResponse {

@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use heroic_query::TagValueSets;
 #[cfg(test)]
 use heroic_query::ResultGroup;
+use heroic_query::TagValueSets;
 
 type TagValues = BTreeMap<String, BTreeSet<String>>;
 

@@ -103,7 +103,8 @@ pub async fn find_series(
     // Unique (backends may overlap, or repeat a series), in the order the
     // backends answered: hashing is linear where a sort of 100,000 series
     // compared their tags for a tenth of the query.
-    let mut seen: foldhash::HashSet<&Series> = foldhash::HashSet::with_capacity_and_hasher(found.len(), Default::default());
+    let mut seen: foldhash::HashSet<&Series> =
+        foldhash::HashSet::with_capacity_and_hasher(found.len(), Default::default());
     let unique: Vec<bool> = found.iter().map(|s| seen.insert(s)).collect();
     drop(seen);
     let mut series = found;

@@ -225,7 +225,7 @@ fn a_failed_series_definition_refuses_the_write_and_the_retry_defines_it_once() 
     store.inner.catalog_log.active().fail_writes(None);
     store.write(&[sp(&new, &[(2, 2.0)])]).unwrap();
     assert_eq!(store.stats().series, 2);
-    assert_eq!(store.inner.catalog.read().by_id.len(), 2, "one id for the new series");
+    assert_eq!(store.inner.catalog.read().len(), 2, "one id for the new series");
     assert_eq!(pairs(&store, &new), vec![(2, 2.0)]);
     drop(store);
     let store = MetricStore::open(dir.path(), opts()).unwrap();

@@ -44,8 +44,7 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
         CompactedLog::open(dir, "series", |offset, rec| match parse_catalog_record(rec) {
             Some(CatalogRecord::Def { id, series }) => {
                 catalog.next_id = catalog.next_id.max(id + 1);
-                catalog.by_id.insert(id, series.clone());
-                catalog.ids.insert(series, id);
+                catalog.define(id, series);
             }
             Some(CatalogRecord::Tombstone { id, seq }) => {
                 catalog.next_id = catalog.next_id.max(id + 1);
@@ -142,7 +141,7 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
         }
         if catalog_damaged {
             let mem = inner.mem.read();
-            let orphans = mem.blocks.keys().filter(|id| !catalog.by_id.contains_key(id)).count();
+            let orphans = mem.blocks.keys().filter(|id| catalog.series(**id).is_none()).count();
             tracing::warn!(path = %catalog_path.display(), series_without_definition = orphans, "the series catalog was damaged");
         }
     }

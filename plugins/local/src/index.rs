@@ -7,12 +7,13 @@
 //! run once per distinct value of its tag (not per series), and `not` is a
 //! complement against the live ids. No series is scanned.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use heroic_plugin_api::filter::{compile_full_match, Filter};
 use heroic_plugin_api::types::Series;
 
 use crate::error::Result;
+use crate::series_table::SeriesTable;
 
 /// The series a filter selects: every live series, or exactly these ids
 /// (sorted, unique).
@@ -25,7 +26,8 @@ pub(crate) enum Set {
 #[derive(Default)]
 pub(crate) struct Index {
     series: Vec<Option<Series>>,
-    ids: HashMap<Series, u32>,
+    /// Ids by series, through `series` (no second copy of each).
+    ids: SeriesTable<u32>,
     keys: BTreeMap<String, Vec<u32>>,
     tag_keys: BTreeMap<String, Vec<u32>>,
     pub(crate) tags: BTreeMap<String, BTreeMap<String, Vec<u32>>>,
@@ -43,12 +45,12 @@ impl Index {
     }
 
     pub(crate) fn contains(&self, s: &Series) -> bool {
-        self.ids.contains_key(s)
+        self.ids.get(s, |id| self.get(id)).is_some()
     }
 
     /// Adds a series; false if it was there already.
     pub(crate) fn insert(&mut self, s: Series) -> bool {
-        if self.ids.contains_key(&s) {
+        if self.contains(&s) {
             return false;
         }
         let id = self.series.len() as u32;
@@ -57,13 +59,16 @@ impl Index {
             self.tag_keys.entry(t.key.to_string()).or_default().push(id);
             self.tags.entry(t.key.to_string()).or_default().entry(t.value.to_string()).or_default().push(id);
         }
-        self.ids.insert(s.clone(), id);
+        self.ids.insert(&s, id);
         self.series.push(Some(s));
         true
     }
 
     pub(crate) fn remove(&mut self, s: &Series) -> bool {
-        let Some(id) = self.ids.remove(s) else { return false };
+        let series = &self.series;
+        let Some(id) = self.ids.remove(s, |id| series.get(id as usize).and_then(Option::as_ref)) else {
+            return false;
+        };
         self.series[id as usize] = None;
         if let Some(list) = self.keys.get_mut(s.key.as_str()) {
             remove_id(list, id);

@@ -21,6 +21,8 @@
 //! - [`samples`]: distribution and t-digest points (serialised t-digests) and spreads,
 //!   each kind in a log of its own, replayed into memory at open.
 //! - [`metadata`]: the series registry and its inverted tag index (`index`).
+//! - `series_table`: ids by series without a copy of the series (the
+//!   catalog's and the index's).
 //! - [`suggest`]: key, tag and value suggestions over the same index.
 //! - [`backends`]: the SDK traits implemented on the engine, and the
 //!   `export_plugin!` call that makes this library the `local` plugin.
@@ -50,6 +52,7 @@ mod index;
 mod log;
 mod read;
 mod segment;
+mod series_table;
 mod store;
 mod wal_record;
 

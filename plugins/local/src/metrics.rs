@@ -124,7 +124,7 @@ impl MetricStore {
         let mut out = Vec::new();
         let mut last = None;
         let mut more = false;
-        for (&id, series) in cat.by_id.range(start..) {
+        for (id, series) in cat.defined_from(start) {
             if !self.inner.has_data(&mem, id) {
                 continue;
             }
@@ -168,7 +168,7 @@ impl MetricStore {
     }
 
     pub fn stats(&self) -> MetricStats {
-        let series = self.inner.catalog.read().by_id.len() as u64;
+        let series = self.inner.catalog.read().len() as u64;
         let mem = self.inner.mem.read();
         let blocks = mem.blocks.values().flatten();
         let (cache_hits, cache_misses, cache_bytes) = self.inner.cache.stats();
@@ -243,7 +243,7 @@ impl Inner {
     ) -> Result<(Vec<u64>, Definitions)> {
         {
             let cat = self.catalog.read();
-            let found: Option<Vec<u64>> = series.clone().map(|s| cat.ids.get(&*normalized(s)).copied()).collect();
+            let found: Option<Vec<u64>> = series.clone().map(|s| cat.id_of(&normalized(s))).collect();
             if let Some(ids) = found {
                 return Ok((ids, Definitions::default()));
             }
@@ -258,8 +258,8 @@ impl Inner {
             let mut own: HashMap<Series, u64> = HashMap::new();
             for s in series.clone() {
                 let s = normalized(s);
-                if let Some(id) = cat.ids.get(&*s).or_else(|| own.get(&*s)) {
-                    ids.push(*id);
+                if let Some(id) = cat.id_of(&s).or_else(|| own.get(&*s).copied()) {
+                    ids.push(id);
                     continue;
                 }
                 if cat.pending.contains_key(&*s) {
@@ -314,8 +314,7 @@ impl Inner {
             for (s, id) in defs.series {
                 cat.pending.remove(&s);
                 if appended.is_ok() {
-                    cat.by_id.insert(id, s.clone());
-                    cat.ids.insert(s, id);
+                    cat.define(id, s);
                 } else {
                     cat.retry.insert(s, id);
                 }

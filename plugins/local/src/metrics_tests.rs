@@ -469,7 +469,7 @@ fn concurrent_writers_of_the_same_new_series_agree_on_its_id() {
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert_eq!(store.stats().series, 50);
-        assert_eq!(store.inner.catalog.read().by_id.len(), 50, "one id per series");
+        assert_eq!(store.inner.catalog.read().len(), 50, "one id per series");
     }
     let store = MetricStore::open(dir.path(), opts()).unwrap();
     assert_eq!(store.stats().series, 50, "after a reopen");

@@ -231,7 +231,7 @@ impl Inner {
     pub(crate) fn plan(&self, series: &[heroic_plugin_api::types::Series], range: TimeRange) -> Result<Vec<Plan>> {
         let ids: Vec<Option<u64>> = {
             let cat = self.catalog.read();
-            series.iter().map(|s| cat.ids.get(&*normalized(s)).copied()).collect()
+            series.iter().map(|s| cat.id_of(&normalized(s))).collect()
         };
         let mem = self.mem.read();
         Ok(ids.iter().enumerate().filter_map(|(index, id)| plan_series(&mem, index, (*id)?, range, u64::MAX)).collect())

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::head::Head;
 use crate::log::RecordLog;
 use crate::segment::{BlockMeta, Segment};
+use crate::series_table::SeriesTable;
 use crate::wal_record::apply_points;
 
 /// Tuning of the metric store.
@@ -90,9 +91,14 @@ pub(crate) fn parse_catalog_record(rec: &[u8]) -> Option<CatalogRecord> {
 }
 
 pub(crate) struct Catalog {
-    /// foldhash: every read looks up each of its series here.
-    pub(crate) ids: foldhash::HashMap<Series, u64>,
-    pub(crate) by_id: BTreeMap<u64, Series>,
+    /// Ids by series, through `by_id` (no second copy of each series);
+    /// every read looks up each of its series here.
+    ids: SeriesTable<u64>,
+    /// Series by id.
+    by_id: foldhash::HashMap<u64, Series>,
+    /// The defined ids, sorted (ids are handed out in order, so this is
+    /// almost always a push), for listing series in creation order.
+    ordered: Vec<u64>,
     pub(crate) next_id: u64,
     /// Series whose definition a writer is making durable, with the id it
     /// reserved: not usable until it is in `ids`.
@@ -104,10 +110,49 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
+    /// The id of a (normalized) series.
+    pub(crate) fn id_of(&self, s: &Series) -> Option<u64> {
+        self.ids.get(s, |id| self.series(id))
+    }
+
+    /// The series of an id.
+    pub(crate) fn series(&self, id: u64) -> Option<&Series> {
+        self.by_id.get(&id)
+    }
+
+    /// Number of defined series.
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Defined series with an id of `start` or above, in id order.
+    pub(crate) fn defined_from(&self, start: u64) -> impl Iterator<Item = (u64, &Series)> {
+        let from = self.ordered.partition_point(|&id| id < start);
+        self.ordered[from..].iter().filter_map(|&id| Some((id, self.by_id.get(&id)?)))
+    }
+
+    /// Defines `s` as `id`. A series defined again (a replayed record) takes
+    /// its latest id; an id defined again names its latest series.
+    pub(crate) fn define(&mut self, id: u64, s: Series) {
+        let by_id = &self.by_id;
+        self.ids.remove(&s, |id| by_id.get(&id));
+        self.ids.insert(&s, id);
+        if self.by_id.insert(id, s).is_none() {
+            match self.ordered.last() {
+                Some(&last) if last > id => {
+                    let at = self.ordered.partition_point(|&x| x < id);
+                    self.ordered.insert(at, id);
+                }
+                _ => self.ordered.push(id),
+            }
+        }
+    }
+
     pub(crate) fn new() -> Catalog {
         Catalog {
             ids: Default::default(),
-            by_id: BTreeMap::new(),
+            by_id: Default::default(),
+            ordered: Vec::new(),
             next_id: 0,
             pending: Default::default(),
             retry: Default::default(),
@@ -195,7 +240,7 @@ pub(crate) fn normalized(series: &Series) -> std::borrow::Cow<'_, Series> {
 impl Inner {
     /// The id of a series, if it was ever written.
     pub(crate) fn id_of(&self, series: &Series) -> Option<u64> {
-        self.catalog.read().ids.get(&*normalized(series)).copied()
+        self.catalog.read().id_of(&normalized(series))
     }
 
     pub(crate) fn request_flush(&self) {

@@ -250,13 +250,7 @@ impl ResultGroup {
         let one_key = first.filter(|k| self.series.iter().all(|s| s.key == *k));
         let (tags, tag_counts) = summarize(tags);
         let (resource, resource_counts) = summarize(resource);
-        SeriesSummary {
-            key: one_key.map(str::to_string),
-            tags,
-            tag_counts,
-            resource,
-            resource_counts,
-        }
+        SeriesSummary { key: one_key.map(str::to_string), tags, tag_counts, resource, resource_counts }
     }
 }
 
