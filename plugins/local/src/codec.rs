@@ -3,15 +3,23 @@
 //! Block payload layout (all integers little-endian):
 //!
 //! ```text
-//! kind: u8        0 = raw, 1 = pco floats, 2 = pco decimal-scaled integers;
-//!                 kinds 1 and 2 may carry the flag 0x10: regular timestamps
+//! kind: u8        0 = raw, 1 = pco floats, 2 = pco decimal-scaled integers,
+//!                 3 = varint decimal-scaled integers;
+//!                 kinds 1 to 3 may carry the flag 0x10: regular timestamps
 //! exponent: u8    k for kind 2: value = integer / 10^k
 //! count: u32
 //! ts_len: u32     bytes of the timestamp section
 //! timestamps      raw i64s, a pco stream of i64 (pco picks delta order), or
 //!                 with the regular flag: first i64, step i64
-//! values          raw f64s, or a pco stream of f64 (kind 1) or i64 (kind 2)
+//! values          raw f64s, or a pco stream of f64 (kind 1) or i64 (kind 2),
+//!                 or (kind 3) the first integer and then each difference from
+//!                 the one before, as zigzag varints
 //! ```
+//!
+//! Why kind 3: pco's stream carries a header of a few dozen bytes, as much
+//! as the values themselves in a block of a short series (86 points of a
+//! random walk take ~90 bytes as varints, ~110 as a pco stream). Small
+//! decimal blocks are encoded both ways and keep the smaller.
 //!
 //! Why the regular flag: most series are scraped at a fixed interval, and
 //! two integers replace a pco stream that a fetch would otherwise decode
@@ -29,12 +37,15 @@ use pco::standalone::{simple_compress, simple_decompress_into};
 use pco::ChunkConfig;
 
 use crate::block_cache::{DecodedBlock, Times, Values};
-use crate::encoding::{put_u32, put_u8, Reader};
+use crate::encoding::{put_u32, put_u8, put_varint, Reader};
 use crate::error::{Error, Result};
 
 const RAW: u8 = 0;
 const PCO_FLOAT: u8 = 1;
 const PCO_DECIMAL: u8 = 2;
+const VARINT_DECIMAL: u8 = 3;
+/// Decimal blocks of at most this many points are also tried as varints.
+const VARINT_UP_TO: usize = 1024;
 /// Flag on the kind: timestamps are `first + step·i`, stored as two i64.
 const REGULAR_TS: u8 = 0x10;
 /// Below this many points a block is stored raw.
@@ -102,7 +113,11 @@ pub(crate) fn encode_block(ts: &[i64], values: &[f64], out: &mut Vec<u8>) -> Res
         Some(k) => {
             let s = POW10[k as usize];
             let ints: Vec<i64> = values.iter().map(|&v| (v * s).round() as i64).collect();
-            (PCO_DECIMAL, k, simple_compress(&ints, &config).map_err(codec_err)?)
+            let pco = simple_compress(&ints, &config).map_err(codec_err)?;
+            match (n <= VARINT_UP_TO).then(|| varint_deltas(&ints)) {
+                Some(varints) if varints.len() < pco.len() => (VARINT_DECIMAL, k, varints),
+                _ => (PCO_DECIMAL, k, pco),
+            }
         }
         None => (PCO_FLOAT, 0, simple_compress(values, &config).map_err(codec_err)?),
     };
@@ -113,6 +128,30 @@ pub(crate) fn encode_block(ts: &[i64], values: &[f64], out: &mut Vec<u8>) -> Res
     out.extend_from_slice(&ts_bytes);
     out.extend_from_slice(&value_bytes);
     Ok(())
+}
+
+/// The integers as zigzag varints: the first, then each difference.
+fn varint_deltas(ints: &[i64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ints.len() + 8);
+    let mut prev = 0i64;
+    for &x in ints {
+        let d = x.wrapping_sub(prev);
+        put_varint(&mut out, ((d << 1) ^ (d >> 63)) as u64);
+        prev = x;
+    }
+    out
+}
+
+/// Reads `n` integers written by [`varint_deltas`] into `out`.
+fn read_varint_deltas(bytes: &[u8], n: usize, out: &mut Vec<i64>) -> Option<()> {
+    let mut r = Reader::new(bytes);
+    let mut prev = 0i64;
+    for _ in 0..n {
+        let z = r.varint()?;
+        prev = prev.wrapping_add(((z >> 1) as i64) ^ -((z & 1) as i64));
+        out.push(prev);
+    }
+    r.is_empty().then_some(())
 }
 
 /// Decodes a block, appending its points to `ts` and `values`. `scratch` is
@@ -147,7 +186,7 @@ pub(crate) fn decode_compact(block: &[u8], scratch: &mut Vec<i64>) -> Result<Dec
         return Ok(DecodedBlock { times: Times::Listed(ts.into()), values: Values::Floats(values.into()) });
     }
     let base = kind & !REGULAR_TS;
-    if base != PCO_FLOAT && base != PCO_DECIMAL {
+    if base != PCO_FLOAT && base != PCO_DECIMAL && base != VARINT_DECIMAL {
         return Err(Error::Codec(format!("unknown block kind {kind}")));
     }
     let times = if kind & REGULAR_TS != 0 {
@@ -174,10 +213,16 @@ pub(crate) fn decode_compact(block: &[u8], scratch: &mut Vec<i64>) -> Result<Dec
             return Err(Error::Codec(format!("bad decimal exponent {k}")));
         }
         scratch.clear();
-        scratch.resize(n, 0);
-        let p = simple_decompress_into(value_bytes, &mut scratch[..]).map_err(codec_err)?;
-        if p.n_processed != n {
-            return Err(Error::Codec("short value stream in block".into()));
+        if base == VARINT_DECIMAL {
+            scratch.reserve(n.min(value_bytes.len()));
+            read_varint_deltas(value_bytes, n, scratch)
+                .ok_or_else(|| Error::Codec("bad varint values in block".into()))?;
+        } else {
+            scratch.resize(n, 0);
+            let p = simple_decompress_into(value_bytes, &mut scratch[..]).map_err(codec_err)?;
+            if p.n_processed != n {
+                return Err(Error::Codec("short value stream in block".into()));
+            }
         }
         let divisor = POW10[k];
         let narrow: Option<Box<[i32]>> = scratch.iter().map(|&x| i32::try_from(x).ok()).collect();
@@ -230,5 +275,47 @@ mod tests {
         let wild: Vec<i64> = (0..100).map(|i| i * 10_000_000_000).collect();
         let mixed: Vec<f64> = (0..100).map(|i| if i % 2 == 0 { f64::INFINITY } else { 1.0 }).collect();
         round_trip(&wild, &mixed);
+    }
+
+    /// A short decimal series is stored as varints, smaller than pco's
+    /// stream; a long one stays pco.
+    #[test]
+    fn short_decimal_blocks_take_the_smaller_encoding() {
+        let ts: Vec<i64> = (0..86).map(|i| 1_700_000_000_000 + i * 10_000).collect();
+        let walk: Vec<f64> = (0..86)
+            .scan(5000i64, |x, i| {
+                *x += (i * 37 % 101) - 50;
+                Some(*x as f64 / 100.0)
+            })
+            .collect();
+        let mut buf = Vec::new();
+        encode_block(&ts, &walk, &mut buf).unwrap();
+        assert_eq!(buf[0], VARINT_DECIMAL | REGULAR_TS);
+        assert!(buf.len() < 10 + 16 + 100, "{} bytes", buf.len());
+        round_trip(&ts, &walk);
+        let extremes = [i64::MIN as f64, 0.0, 9.0e15, -9.0e15, 1.0];
+        round_trip(&ts[..5].to_vec(), &extremes.repeat(2)[..5]);
+        let long: Vec<f64> = (0..5000).map(|i| ((i * 37 % 1000) as f64) / 100.0).collect();
+        let long_ts: Vec<i64> = (0..5000).collect();
+        buf.clear();
+        encode_block(&long_ts, &long, &mut buf).unwrap();
+        assert_eq!(buf[0] & !REGULAR_TS, PCO_DECIMAL);
+    }
+
+    #[test]
+    fn damaged_varint_values_are_an_error_not_a_panic() {
+        let ts: Vec<i64> = (0..20).collect();
+        let vals: Vec<f64> = (0..20).map(|i| i as f64).collect();
+        let mut buf = Vec::new();
+        encode_block(&ts, &vals, &mut buf).unwrap();
+        assert_eq!(buf[0] & !REGULAR_TS, VARINT_DECIMAL);
+        let mut s = Vec::new();
+        assert!(decode_compact(&buf[..buf.len() - 3], &mut s).is_err());
+        let mut long = buf.clone();
+        long.push(1);
+        assert!(decode_compact(&long, &mut s).is_err());
+        long.pop();
+        *long.last_mut().unwrap() |= 0x80;
+        assert!(decode_compact(&long, &mut s).is_err());
     }
 }

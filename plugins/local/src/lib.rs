@@ -14,7 +14,8 @@
 //! - `read`: the fetch path (block selection, parallel decoding).
 //! - `fold`: the bucket fetch (aggregation pushdown): blocks folded
 //!   straight into per-bucket partials.
-//! - `segment`: immutable segment files of compressed blocks with an index.
+//! - `segment`: immutable segment files of compressed blocks with an index
+//!   (`segment_index`: its two formats).
 //! - `codec`: block compression (pco, with decimal scaling of values).
 //! - `block_cache`: blocks decoded to a compact form, and the cache of
 //!   them, bounded in bytes, that reads go through.
@@ -52,6 +53,7 @@ mod index;
 mod log;
 mod read;
 mod segment;
+mod segment_index;
 mod series_table;
 mod store;
 mod wal_record;

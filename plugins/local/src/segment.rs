@@ -7,11 +7,13 @@
 //! ```text
 //! magic "HRLSEG01"
 //! block payloads (see codec.rs), back to back
-//! index: one 60-byte entry per block:
-//!     series u64, seq u64, min_ts i64, max_ts i64, count u32,
-//!     offset u64, len u32, crc32(payload) u32, reserved u64
-//! footer: index_offset u64, entries u32, crc32(index) u32, magic "HRLSEGE1"
+//! index: one entry per block (series, seq, min_ts, max_ts, count,
+//!     offset, len, crc32(payload)), compressed (see segment_index.rs)
+//! footer: index_offset u64, entries u32, crc32(index) u32, magic "HRLSEGE2"
 //! ```
+//!
+//! Segments written before the index was compressed end with "HRLSEGE1"
+//! and a plain index of 60-byte entries; they open as before.
 //!
 //! The file is written under a `.tmp` name, fsynced, renamed and the
 //! directory fsynced, so a segment with its final name is always complete.
@@ -25,14 +27,20 @@ use std::path::{Path, PathBuf};
 
 use crate::block_cache::next_segment_id;
 use crate::codec::encode_block;
-use crate::encoding::{put_i64, put_u32, put_u64, Reader};
+use crate::encoding::{put_u32, put_u64, Reader};
 use crate::error::{corrupt, IoContext, Result};
 use crate::log::sync_dir;
+use crate::segment_index;
 
 const MAGIC: &[u8; 8] = b"HRLSEG01";
-const END_MAGIC: &[u8; 8] = b"HRLSEGE1";
-const ENTRY: usize = 60;
+/// End magic of a segment with a plain (version 1) index.
+const END_MAGIC_V1: &[u8; 8] = b"HRLSEGE1";
+/// End magic of a segment with a compressed (version 2) index.
+const END_MAGIC: &[u8; 8] = b"HRLSEGE2";
 const FOOTER: usize = 24;
+/// The smallest block payload (its header): bounds the entries an index
+/// may claim.
+const MIN_BLOCK: u64 = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct BlockMeta {
@@ -141,18 +149,7 @@ impl SegmentWriter {
 
     /// Writes the index, makes the file durable and gives it its final name.
     pub(crate) fn finish(mut self) -> Result<(Segment, Vec<BlockMeta>)> {
-        let mut idx = Vec::with_capacity(self.index.len() * ENTRY);
-        for m in &self.index {
-            put_u64(&mut idx, m.series);
-            put_u64(&mut idx, m.seq);
-            put_i64(&mut idx, m.min_ts);
-            put_i64(&mut idx, m.max_ts);
-            put_u32(&mut idx, m.count);
-            put_u64(&mut idx, m.offset);
-            put_u32(&mut idx, m.len);
-            put_u32(&mut idx, m.crc);
-            put_u64(&mut idx, 0);
-        }
+        let idx = segment_index::encode_v2(&self.index).ctx(&self.tmp)?;
         let mut footer = Vec::with_capacity(FOOTER);
         put_u64(&mut footer, self.pos);
         put_u32(&mut footer, self.index.len() as u32);
@@ -192,42 +189,34 @@ impl Segment {
         }
         let mut footer = [0u8; FOOTER];
         file.read_exact_at(&mut footer, size - FOOTER as u64).ctx(path)?;
-        if &footer[16..] != END_MAGIC {
-            return Err(corrupt(path, "missing end magic"));
-        }
+        let v1 = match &footer[16..] {
+            m if m == END_MAGIC => false,
+            m if m == END_MAGIC_V1 => true,
+            _ => return Err(corrupt(path, "missing end magic")),
+        };
         let mut r = Reader::new(&footer);
         let (index_offset, entries, crc) = (r.u64().unwrap_or(0), r.u32().unwrap_or(0) as usize, r.u32().unwrap_or(0));
-        if index_offset + (entries * ENTRY + FOOTER) as u64 != size {
-            return Err(corrupt(path, "index size does not match the file size"));
+        let index_len = size.checked_sub(FOOTER as u64).and_then(|end| end.checked_sub(index_offset));
+        let index_len = match index_len {
+            Some(n) if !v1 || n == (entries * segment_index::ENTRY_V1) as u64 => n,
+            _ => return Err(corrupt(path, "index size does not match the file size")),
+        };
+        if entries as u64 > index_offset / MIN_BLOCK {
+            return Err(corrupt(path, "more index entries than blocks fit in the file"));
         }
-        let mut idx = vec![0u8; entries * ENTRY];
+        let mut idx = vec![0u8; index_len as usize];
         file.seek(SeekFrom::Start(index_offset)).ctx(path)?;
         file.read_exact(&mut idx).ctx(path)?;
         if crc32fast::hash(&idx) != crc {
             return Err(corrupt(path, "index checksum mismatch"));
         }
-        let mut r = Reader::new(&idx);
-        let mut metas = Vec::with_capacity(entries);
-        for _ in 0..entries {
-            let m = (|| {
-                let m = BlockMeta {
-                    series: r.u64()?,
-                    seq: r.u64()?,
-                    min_ts: r.i64()?,
-                    max_ts: r.i64()?,
-                    count: r.u32()?,
-                    offset: r.u64()?,
-                    len: r.u32()?,
-                    crc: r.u32()?,
-                };
-                r.u64()?;
-                Some(m)
-            })()
-            .ok_or_else(|| corrupt(path, "short index"))?;
-            if m.offset + u64::from(m.len) > index_offset {
-                return Err(corrupt(path, "block past the index"));
-            }
-            metas.push(m);
+        let metas = match v1 {
+            true => segment_index::decode_v1(&idx, entries),
+            false => segment_index::decode_v2(&idx, entries),
+        };
+        let metas = metas.ok_or_else(|| corrupt(path, "short or undecodable index"))?;
+        if metas.iter().any(|m| m.offset.checked_add(u64::from(m.len)).is_none_or(|end| end > index_offset)) {
+            return Err(corrupt(path, "block past the index"));
         }
         Ok((Segment { id: next_segment_id(), min_seq, max_seq, path: path.to_path_buf(), size, file }, metas))
     }
@@ -268,5 +257,34 @@ mod tests {
         }
         assert_eq!((t, v), (ts, vals));
         assert_eq!(parse_segment_name(&segment_name(1, 22)), Some((1, 22)));
+    }
+
+    /// A segment written with the plain (version 1) index opens as before.
+    #[test]
+    fn a_segment_with_the_old_index_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 1, 1).unwrap();
+        let ts: Vec<i64> = (0..1000).collect();
+        let vals: Vec<f64> = (0..1000).map(|i| i as f64 * 0.25).collect();
+        for series in 0..20 {
+            w.add_series(series, 1, &ts, &vals, 100).unwrap();
+        }
+        let (seg, metas) = w.finish().unwrap();
+        let path = seg.path.clone();
+        drop(seg);
+        let bytes = std::fs::read(&path).unwrap();
+        let index_offset = u64::from_le_bytes(bytes[bytes.len() - FOOTER..][..8].try_into().unwrap()) as usize;
+        let new_size = bytes.len();
+        let idx = segment_index::encode_v1(&metas);
+        let mut old = bytes[..index_offset].to_vec();
+        old.extend_from_slice(&idx);
+        put_u64(&mut old, index_offset as u64);
+        put_u32(&mut old, metas.len() as u32);
+        put_u32(&mut old, crc32fast::hash(&idx));
+        old.extend_from_slice(END_MAGIC_V1);
+        assert!(old.len() > new_size + metas.len() * 40, "{} bytes before, {new_size} now", old.len());
+        std::fs::write(&path, &old).unwrap();
+        let (_, metas_v1) = Segment::open(&path).unwrap();
+        assert_eq!(metas_v1, metas);
     }
 }
