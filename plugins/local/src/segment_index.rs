@@ -91,7 +91,11 @@ pub(crate) fn encode_v2(metas: &[BlockMeta]) -> std::io::Result<Vec<u8>> {
 }
 
 pub(crate) fn decode_v2(idx: &[u8], entries: usize) -> Option<Vec<BlockMeta>> {
-    let plain = zstd::bulk::decompress(idx, entries.checked_mul(MAX_ENTRY_V2)?).ok()?;
+    // The frame records its plain size: allocate that, never more than
+    // the entries can take (a damaged footer must not reserve gigabytes).
+    let most = entries.checked_mul(MAX_ENTRY_V2)?;
+    let size = zstd::zstd_safe::get_frame_content_size(idx).ok().flatten()?;
+    let plain = zstd::bulk::decompress(idx, usize::try_from(size).ok()?.min(most)).ok()?;
     let mut r = Reader::new(&plain);
     let mut columns: [Vec<u64>; 7] = Default::default();
     for c in &mut columns {
