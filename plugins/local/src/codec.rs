@@ -294,7 +294,7 @@ mod tests {
         assert!(buf.len() < 10 + 16 + 100, "{} bytes", buf.len());
         round_trip(&ts, &walk);
         let extremes = [i64::MIN as f64, 0.0, 9.0e15, -9.0e15, 1.0];
-        round_trip(&ts[..5].to_vec(), &extremes.repeat(2)[..5]);
+        round_trip(&ts[..5], &extremes);
         let long: Vec<f64> = (0..5000).map(|i| ((i * 37 % 1000) as f64) / 100.0).collect();
         let long_ts: Vec<i64> = (0..5000).collect();
         buf.clear();

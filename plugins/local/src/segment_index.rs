@@ -105,6 +105,9 @@ pub(crate) fn decode_v2(idx: &[u8], entries: usize) -> Option<Vec<BlockMeta>> {
         }
     }
     let mut metas: Vec<BlockMeta> = Vec::with_capacity(entries);
+    // Entry `i` takes the `i`-th value of every column: an index reads
+    // them side by side more plainly than seven zipped iterators.
+    #[allow(clippy::needless_range_loop)]
     for i in 0..entries {
         let p = metas.last();
         let add = |base: u64, delta: u64| base.wrapping_add(unzigzag(delta) as u64);
