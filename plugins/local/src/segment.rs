@@ -31,6 +31,7 @@ use crate::encoding::{put_u32, put_u64, Reader};
 use crate::error::{corrupt, IoContext, Result};
 use crate::log::sync_dir;
 use crate::segment_index;
+pub(crate) use crate::segment_index::BlockMeta;
 
 const MAGIC: &[u8; 8] = b"HRLSEG01";
 /// End magic of a segment with a plain (version 1) index.
@@ -41,20 +42,6 @@ const FOOTER: usize = 24;
 /// The smallest block payload (its header): bounds the entries an index
 /// may claim.
 const MIN_BLOCK: u64 = 10;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BlockMeta {
-    pub(crate) series: u64,
-    /// Sequence of the newest head this block's points came from; a delete
-    /// tombstone hides blocks with a smaller sequence.
-    pub(crate) seq: u64,
-    pub(crate) min_ts: i64,
-    pub(crate) max_ts: i64,
-    pub(crate) count: u32,
-    pub(crate) offset: u64,
-    pub(crate) len: u32,
-    pub(crate) crc: u32,
-}
 
 pub(crate) struct Segment {
     /// Unique in this process (see `block_cache`): the cache's key.

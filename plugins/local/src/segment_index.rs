@@ -12,7 +12,21 @@
 //!   points) the index was a quarter of the disk used.
 
 use crate::encoding::{put_u32, put_varint, Reader};
-use crate::segment::BlockMeta;
+
+/// Where one block of a segment is, and what it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockMeta {
+    pub(crate) series: u64,
+    /// Sequence of the newest head this block's points came from; a delete
+    /// tombstone hides blocks with a smaller sequence.
+    pub(crate) seq: u64,
+    pub(crate) min_ts: i64,
+    pub(crate) max_ts: i64,
+    pub(crate) count: u32,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    pub(crate) crc: u32,
+}
 
 /// Bytes of a version 1 entry.
 pub(crate) const ENTRY_V1: usize = 60;
