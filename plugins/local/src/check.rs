@@ -58,16 +58,15 @@ impl Checker {
         self.findings.push(CheckFinding { damage, path, offset, bytes, message: message.into().into() });
     }
 
+    /// A file's bytes, or a finding that it cannot be read.
+    fn read(&mut self, path: &Path) -> Option<Vec<u8>> {
+        std::fs::read(path).map_err(|e| self.found(true, path, 0, 0, format!("cannot read: {e}"))).ok()
+    }
+
     /// Reads a log; reports damage, a torn tail and records `decode`
     /// refuses. Returns the number of intact records.
     fn log(&mut self, path: &Path, mut decode: impl FnMut(&[u8]) -> bool) -> usize {
-        let data = match std::fs::read(path) {
-            Ok(d) => d,
-            Err(e) => {
-                self.found(true, path, 0, 0, format!("cannot read: {e}"));
-                return 0;
-            }
-        };
+        let Some(data) = self.read(path) else { return 0 };
         let mut records = 0;
         let mut undecodable = Vec::new();
         let (good, damage) = scan(&data, |offset, rec| {
@@ -248,13 +247,7 @@ impl Checker {
     /// Reads a snapshot of a compacted log; reports damaged chunks and
     /// records `decode` refuses. Returns the number of intact records.
     fn snapshot(&mut self, path: &Path, mut decode: impl FnMut(&[u8]) -> bool) -> usize {
-        let data = match std::fs::read(path) {
-            Ok(d) => d,
-            Err(e) => {
-                self.found(true, path, 0, 0, format!("cannot read: {e}"));
-                return 0;
-            }
-        };
+        let Some(data) = self.read(path) else { return 0 };
         let mut records = 0;
         let mut undecodable = Vec::new();
         let damage = compacted::read_snapshot(&data, |offset, rec| {

@@ -193,6 +193,10 @@ impl CompactedLog {
         for (k, path) in &found.sealed {
             let data = fs::read(path).ctx(path)?;
             let (_, d) = scan(&data, &mut each);
+            for &(offset, bytes) in &d.skipped {
+                tracing::warn!(path = %path.display(), offset, bytes_lost = bytes,
+                    "skipped a damaged stretch of a log; the records after it are kept");
+            }
             merge(&mut damage, d);
             last = last.max(*k);
         }
@@ -201,11 +205,9 @@ impl CompactedLog {
         let log = CompactedLog { log, dir: dir.to_path_buf(), name, next_seal: Mutex::new(last + 1) };
         if !found.sealed.is_empty() {
             // A compaction was interrupted: finish it.
-            let mut next = log.next_seal.lock();
-            if let Err(e) = log.absorb(*next - 1) {
+            if let Err(e) = log.absorb(last) {
                 tracing::warn!(dir = %dir.display(), log = name, error = %e, "could not compact a log; retried later");
             }
-            *next = last + 1;
         }
         Ok((log, damage))
     }

@@ -316,7 +316,7 @@ impl RecordLog {
     /// writers. Called with the lock held and no sync running.
     fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>, apply: &impl Fn(&[u8])) -> MutexGuard<'a, State> {
         st.syncing = true;
-        let buf = std::mem::take(&mut st.pending);
+        let mut buf = std::mem::take(&mut st.pending);
         let (from, upto) = (st.taken + 1, st.appended);
         st.taken = upto;
         let (file, fail, at) = (st.file.clone(), st.fail_writes, st.durable_len);
@@ -325,7 +325,6 @@ impl RecordLog {
             true => zeros_ahead(end),
             false => 0,
         };
-        let mut buf = buf;
         let res = MutexGuard::unlocked(&mut st, || {
             let len = buf.len();
             buf.resize(len + zeros as usize, 0);
