@@ -1,9 +1,10 @@
 //! Adapters from the author-facing traits to the `#[sabi_trait]` ones.
 //!
-//! Each method clones the `Arc` to the backend, spawns the call on the plugin
-//! runtime and hands back an FFI future: one boundary crossing per call,
-//! whatever the batch size. Synchronous methods are guarded so a panic
-//! becomes an error value instead of aborting the host.
+//! Each method clones the `Arc` to the backend and hands back an FFI future
+//! that runs the call inside the plugin runtime (`runtime::InPlace`): one
+//! boundary crossing per call, whatever the batch size. Synchronous methods
+//! are guarded so a panic becomes an error value instead of aborting the
+//! host.
 
 use std::sync::Arc;
 
