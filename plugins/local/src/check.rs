@@ -21,7 +21,7 @@ use crate::frame::scan;
 use crate::metadata::parse_registry_record;
 use crate::segment::{parse_segment_name, Segment};
 use crate::store::{parse_catalog_record, CatalogRecord};
-use crate::wal_record::apply_points;
+use crate::wal_record::{apply_points, parse_define};
 
 /// The plugin's data check (see `heroic_plugin_api::check`).
 pub fn check(role: &str, config: serde_json::Value) -> Result<CheckReport, PluginError> {
@@ -131,18 +131,29 @@ impl Checker {
         wals.sort();
         segments.sort();
         let mut wal_records = 0;
+        let in_catalog = defined.len();
         for wal in &wals {
             let mut head = crate::head::Head::default();
-            wal_records += self.log(wal, |rec| match apply_points(rec, &mut head) {
-                Some(top) => {
-                    used.extend(top);
-                    true
+            wal_records += self.log(wal, |rec| {
+                if let Some((id, _)) = parse_define(rec) {
+                    defined.insert(id);
+                    return true;
                 }
-                None => false,
+                match apply_points(rec, &mut head) {
+                    Some(top) => {
+                        used.extend(top);
+                        true
+                    }
+                    None => false,
+                }
             });
             used.extend(head.series.keys().copied());
         }
-        self.checked.push(format!("{} write-ahead log(s) ({wal_records} records)", wals.len()));
+        self.checked.push(format!(
+            "{} write-ahead log(s) ({wal_records} records, {} new series)",
+            wals.len(),
+            defined.len() - in_catalog
+        ));
         let (mut blocks, mut points) = (0u64, 0u64);
         for path in &segments {
             let (seg, metas) = match Segment::open(path) {
@@ -318,7 +329,13 @@ mod tests {
         }
         let clean = check("metrics", config.clone()).unwrap();
         assert!(!clean.damaged(), "{clean:?}");
-        assert!(clean.checked.contains("6 series") && clean.checked.contains("1 segment(s)"), "{}", clean.checked);
+        assert!(
+            clean.checked.contains("5 series")
+                && clean.checked.contains("1 new series")
+                && clean.checked.contains("1 segment(s)"),
+            "{}",
+            clean.checked
+        );
 
         // One flipped byte inside the definition of `key-2`, a torn write
         // at the end of the write-ahead log.

@@ -204,10 +204,10 @@ fn replay_flushes_each_wal_before_reading_the_next() {
     assert_eq!(pairs(&store, &s).len(), 1000);
 }
 
-/// A new series whose definition cannot be made durable: the write is
-/// refused (none of its points logged), the series stays undefined, and
-/// the retry defines it with the same id, once and for good, also across a
-/// reopen.
+/// A new series whose definition cannot be made durable (the write-ahead
+/// log fails): the write is refused (none of its points logged), the
+/// series stays undefined, and the retry defines it with the same id, once
+/// and for good, also across a reopen.
 #[test]
 fn a_failed_series_definition_refuses_the_write_and_the_retry_defines_it_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -215,14 +215,13 @@ fn a_failed_series_definition_refuses_the_write_and_the_retry_defines_it_once() 
     let old = series("old");
     store.write(&[sp(&old, &[(1, 1.0)])]).unwrap();
     let new = series("new");
-    store.inner.catalog_log.active().fail_writes(Some(ErrorKind::StorageFull));
+    store.inner.wal.fail_writes(Some(ErrorKind::StorageFull));
     let e = store.write(&[sp(&new, &[(2, 2.0)])]).unwrap_err();
     assert!(matches!(e, Error::LogFailed { storage_full: true, .. }), "{e}");
     assert_eq!(store.stats().series, 1, "not defined");
     assert!(pairs(&store, &new).is_empty(), "not readable");
-    // Known series still take writes.
+    store.inner.wal.fail_writes(None);
     store.write(&[sp(&old, &[(3, 3.0)])]).unwrap();
-    store.inner.catalog_log.active().fail_writes(None);
     store.write(&[sp(&new, &[(2, 2.0)])]).unwrap();
     assert_eq!(store.stats().series, 2);
     assert_eq!(store.inner.catalog.read().len(), 2, "one id for the new series");
@@ -232,4 +231,56 @@ fn a_failed_series_definition_refuses_the_write_and_the_retry_defines_it_once() 
     assert_eq!(store.stats().series, 2, "after a reopen");
     assert_eq!(pairs(&store, &new), vec![(2, 2.0)]);
     assert_eq!(pairs(&store, &old), vec![(1, 1.0), (3, 3.0)]);
+}
+
+/// A new series is durable once its write is: its definition travels in the
+/// write-ahead log, and reaches the catalog before that log is removed.
+#[test]
+fn a_series_defined_only_in_the_write_ahead_log_survives_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = series("cpu");
+    {
+        let store = MetricStore::open(dir.path(), opts()).unwrap();
+        store.write(&[sp(&s, &[(1, 1.0), (2, 2.0)])]).unwrap();
+        assert_eq!(std::fs::metadata(dir.path().join("series.log")).unwrap().len(), 0, "not in the catalog yet");
+        // Dropped without a flush: a crash.
+    }
+    {
+        let store = MetricStore::open(dir.path(), opts()).unwrap();
+        assert_eq!(pairs(&store, &s), vec![(1, 1.0), (2, 2.0)]);
+        assert_eq!(store.stats().series, 1);
+        // The replayed log was flushed and removed: the catalog has it now.
+        assert!(std::fs::metadata(dir.path().join("series.log")).unwrap().len() > 0);
+        store.write(&[sp(&s, &[(3, 3.0)])]).unwrap();
+    }
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(pairs(&store, &s), vec![(1, 1.0), (2, 2.0), (3, 3.0)]);
+    assert_eq!(store.inner.catalog.read().len(), 1, "one id, however many replays");
+}
+
+/// The catalog cannot be written: writes of new series go on (their
+/// definitions are in the write-ahead log), the flush that would remove that
+/// log fails and keeps it, health says why, and everything is saved once
+/// the catalog can be written again, without a restart.
+#[test]
+fn a_failing_catalog_holds_back_the_flush_not_the_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    let (a, b) = (series("a"), series("b"));
+    store.write(&[sp(&a, &[(1, 1.0)])]).unwrap();
+    store.inner.catalog_log.active().fail_writes(Some(ErrorKind::StorageFull));
+    store.write(&[sp(&b, &[(2, 2.0)])]).unwrap();
+    assert!(store.flush().is_err(), "the log defining the series is kept");
+    assert!(store.trouble().is_some(), "health tells");
+    assert_eq!(wal_files(dir.path()).len(), 2, "the frozen log and the new one");
+    assert_eq!(pairs(&store, &b), vec![(2, 2.0)]);
+    store.inner.catalog_log.active().fail_writes(None);
+    store.inner.catalog_log.active().recover().unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.trouble(), None);
+    drop(store);
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(pairs(&store, &a), vec![(1, 1.0)]);
+    assert_eq!(pairs(&store, &b), vec![(2, 2.0)]);
+    assert_eq!(store.stats().series, 2);
 }

@@ -22,7 +22,7 @@ use crate::segment::{parse_segment_name, BlockMeta, Segment, SegmentWriter};
 use crate::store::{
     parse_catalog_record, BlockRef, Catalog, CatalogRecord, Inner, Mem, MetricOptions, MetricStore, Wake, REC_TOMBSTONE,
 };
-use crate::wal_record::{apply_points, encode_points};
+use crate::wal_record::{apply_points, encode_points, parse_define};
 
 fn wal_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("wal-{seq:020}.log"))
@@ -112,6 +112,8 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
         wal,
         catalog_log,
         catalog: RwLock::new(catalog),
+        unsaved: Mutex::new(Vec::new()),
+        saving: Mutex::new(()),
         settled: Mutex::new(0),
         defined: Condvar::new(),
         mem: RwLock::new(mem),
@@ -171,9 +173,24 @@ fn replay(inner: &Inner, seq: u64) -> Result<Option<u64>> {
     }
     let mut head = Head::default();
     let mut top = None;
-    let (log, damage) = RecordLog::open(&path, |offset, rec| match apply_points(rec, &mut head) {
-        Some(t) => top = top.max(t),
-        None => tracing::warn!(path = %path.display(), offset, "skipped an undecodable write-ahead log record"),
+    let mut defined = 0usize;
+    let (log, damage) = RecordLog::open(&path, |offset, rec| {
+        if let Some((id, series)) = parse_define(rec) {
+            // Defined in the catalog (in memory now, on disk before this
+            // log is removed) as when it was written.
+            top = top.max(Some(id));
+            defined += 1;
+            inner.apply_durable(rec);
+            let mut catalog = inner.catalog.write();
+            if catalog.id_of(&series) != Some(id) {
+                catalog.define(id, series);
+            }
+            return;
+        }
+        match apply_points(rec, &mut head) {
+            Some(t) => top = top.max(t),
+            None => tracing::warn!(path = %path.display(), offset, "skipped an undecodable write-ahead log record"),
+        }
     })?;
     drop(log);
     if damage.any() {
@@ -184,7 +201,7 @@ fn replay(inner: &Inner, seq: u64) -> Result<Option<u64>> {
             "recovered a damaged write-ahead log"
         );
     }
-    tracing::info!(path = %path.display(), points = head.points, "replayed a write-ahead log");
+    tracing::info!(path = %path.display(), points = head.points, new_series = defined, "replayed a write-ahead log");
     inner.mem.write().frozen.push((seq, Arc::new(head)));
     let _g = inner.flush_lock.lock();
     if let Err(e) = flush_frozen_locked(inner) {
@@ -241,6 +258,12 @@ fn flusher(inner: &Inner) {
         }
         if inner.catalog_log.active().broken().is_some() {
             let _ = inner.catalog_log.active().recover();
+        }
+        // New series are saved to the catalog a second at most after
+        // their write, which bounds the list kept for it in memory.
+        if let Err(e) = inner.save_definitions() {
+            // The catalog's log has said why, and health shows it.
+            tracing::debug!(error = %e, "could not save new series to the catalog; retrying");
         }
         if requested || due || behind {
             // Failures are recorded (health, `Busy`) and retried next tick.
@@ -316,8 +339,11 @@ pub(crate) fn restart_wal(inner: &Inner) -> Result<()> {
     Ok(())
 }
 
-/// Writes every frozen head as a segment, then removes its WAL.
+/// Writes every frozen head as a segment, then removes its WAL. First of
+/// all the catalog saves the series those logs define: a segment makes its
+/// log redundant (at open too), so it may not exist before they are saved.
 fn flush_frozen_locked(inner: &Inner) -> Result<()> {
+    inner.save_definitions()?;
     loop {
         let Some((seq, head)) = inner.mem.read().frozen.first().cloned() else { return Ok(()) };
         let mut writer = SegmentWriter::create(&inner.dir, seq, seq)?;

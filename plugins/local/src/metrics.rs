@@ -18,10 +18,9 @@ use heroic_plugin_api::types::{
     FetchRequest, FetchResponse, PointBatch, Series, SeriesListPage, SeriesPoints, TimeRange,
 };
 
-use crate::encoding::{put_series, put_u64};
 use crate::error::{Error, Result};
-use crate::store::{normalized, Inner, Mem, REC_DEF};
-use crate::wal_record::encode_points;
+use crate::store::{normalized, Inner, Mem};
+use crate::wal_record::{encode_define, encode_points};
 
 pub use crate::store::{MetricOptions, MetricStore};
 
@@ -65,17 +64,20 @@ impl MetricStore {
             }
         }
         inner.check_room()?;
-        let (ids, defs) = inner.reserve_ids(batch.iter().map(|sp| &sp.series))?;
-        // New series are defined durably before points refer to them.
-        inner.define(defs)?;
-        let payloads = encode_points(batch, &ids, inner.opts.max_record_points);
-        if payloads.is_empty() {
-            return Ok(());
-        }
-        if inner.wal.broken().is_some() {
-            crate::flush::restart_wal(inner)?;
-        }
-        inner.append_points(&payloads)?;
+        let (ids, mut defs) = inner.reserve_ids(batch.iter().map(|sp| &sp.series))?;
+        // New series are defined in the same group of log records as the
+        // points that use them: durable together, under one fsync.
+        let mut payloads = std::mem::take(&mut defs.payloads);
+        payloads.extend(encode_points(batch, &ids, inner.opts.max_record_points));
+        let appended = if payloads.is_empty() {
+            Ok(())
+        } else if inner.wal.broken().is_some() {
+            crate::flush::restart_wal(inner).and_then(|()| inner.append_points(&payloads))
+        } else {
+            inner.append_points(&payloads)
+        };
+        inner.settle(defs, appended.is_ok());
+        appended?;
         let head_points = inner.mem.read().active.points;
         if head_points >= inner.opts.flush_points {
             if self.flusher.is_some() {
@@ -221,7 +223,7 @@ impl Drop for MetricStore {
     }
 }
 
-/// New series' catalog records, with the ids reserved for them.
+/// New series with the ids reserved for them, and their log records.
 #[derive(Default)]
 pub(crate) struct Definitions {
     series: Vec<(Series, u64)>,
@@ -229,14 +231,12 @@ pub(crate) struct Definitions {
 }
 
 impl Inner {
-    /// Ids of these series, registering new ones durably first.
     /// The id of each series: known ones from the catalog; new ones
-    /// reserved, with the definitions the caller must make durable
-    /// ([`define`](Self::define)) before the write is acknowledged. A
-    /// series another writer is defining is waited for: its id is not
-    /// usable before its definition is durable. The lock is not held
-    /// across an fsync, so concurrent writers of new series share one
-    /// (the log's group commit).
+    /// reserved, with the definition records the caller must make durable
+    /// and then [`settle`](Self::settle). A series another writer is
+    /// defining is waited for: its id is not usable before its definition
+    /// is durable. The lock is not held across an fsync, so concurrent
+    /// writers of new series share one (the log's group commit).
     pub(crate) fn reserve_ids<'a>(
         &self,
         series: impl Iterator<Item = &'a Series> + Clone,
@@ -274,10 +274,7 @@ impl Inner {
                     }
                 };
                 let s = s.into_owned();
-                let mut p = vec![REC_DEF];
-                put_u64(&mut p, id);
-                put_series(&mut p, &s);
-                defs.payloads.push(p);
+                defs.payloads.push(encode_define(id, &s));
                 cat.pending.insert(s.clone(), id);
                 own.insert(s.clone(), id);
                 defs.series.push((s, id));
@@ -301,19 +298,19 @@ impl Inner {
         }
     }
 
-    /// Makes reserved definitions durable and publishes them (or, when the
-    /// append fails, keeps their ids for the retry).
-    pub(crate) fn define(&self, defs: Definitions) -> Result<()> {
+    /// Publishes reserved definitions once their records are durable, or,
+    /// when the append failed, keeps their ids for the retry (the failed
+    /// record may have reached the disk, and a series must never get two
+    /// ids).
+    pub(crate) fn settle(&self, defs: Definitions, durable: bool) {
         if defs.series.is_empty() {
-            return Ok(());
+            return;
         }
-        let refs: Vec<&[u8]> = defs.payloads.iter().map(Vec::as_slice).collect();
-        let appended = self.catalog_log.append(&refs);
         {
             let mut cat = self.catalog.write();
             for (s, id) in defs.series {
                 cat.pending.remove(&s);
-                if appended.is_ok() {
+                if durable {
                     cat.define(id, s);
                 } else {
                     cat.retry.insert(s, id);
@@ -322,7 +319,6 @@ impl Inner {
         }
         *self.settled.lock() += 1;
         self.defined.notify_all();
-        appended
     }
 
     fn has_data(&self, mem: &Mem, id: u64) -> bool {

@@ -23,7 +23,7 @@ use crate::head::Head;
 use crate::log::RecordLog;
 use crate::segment::{BlockMeta, Segment};
 use crate::series_table::SeriesTable;
-use crate::wal_record::apply_points;
+use crate::wal_record::{apply_points, REC_DEFINE};
 
 /// Tuning of the metric store.
 #[derive(Clone, Debug)]
@@ -200,6 +200,12 @@ pub(crate) struct Inner {
     pub(crate) wal: RecordLog,
     pub(crate) catalog_log: CompactedLog,
     pub(crate) catalog: RwLock<Catalog>,
+    /// Catalog records of series defined only in a write-ahead log so far,
+    /// in log order: saved to the catalog before that log is removed, and
+    /// every second (see `wal_record.rs`).
+    pub(crate) unsaved: Mutex<Vec<Vec<u8>>>,
+    /// One save of `unsaved` at a time (a save drains what it wrote).
+    pub(crate) saving: Mutex<()>,
     /// Bumped (and `defined` notified) whenever pending definitions were
     /// settled, for writers waiting on another writer's definition.
     pub(crate) settled: Mutex<u64>,
@@ -255,13 +261,39 @@ impl Inner {
         self.wal.append_applying(&refs, |rec| self.apply_durable(rec))
     }
 
-    /// Applies a durable points record to the active head.
+    /// Applies a durable record: points to the active head; a definition
+    /// to the list of those the catalog has yet to save. Called under the
+    /// log's lock, so a log that is rotated away has had all of its
+    /// definitions listed.
     pub(crate) fn apply_durable(&self, rec: &[u8]) {
+        if rec.first() == Some(&REC_DEFINE) {
+            // The catalog's record has the same layout after the kind.
+            let mut def = rec.to_vec();
+            def[0] = REC_DEF;
+            self.unsaved.lock().push(def);
+            return;
+        }
         let mut mem = self.mem.write();
         if apply_points(rec, &mut mem.active).is_none() {
             // Records are encoded by this process; this cannot happen.
             tracing::error!(bytes = rec.len(), "a points record just written does not decode");
         }
+    }
+
+    /// Saves the definitions held only by write-ahead logs to the catalog
+    /// (one fsync for all of them). Called before a log is removed; on
+    /// failure they stay listed, and the log stays.
+    pub(crate) fn save_definitions(&self) -> Result<()> {
+        let _one = self.saving.lock();
+        let defs: Vec<Vec<u8>> = self.unsaved.lock().clone();
+        if defs.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&[u8]> = defs.iter().map(Vec::as_slice).collect();
+        self.catalog_log.append(&refs)?;
+        // Only appended to meanwhile, never reordered.
+        self.unsaved.lock().drain(..defs.len());
+        Ok(())
     }
 
     /// Refuses a write while the heads are over their bound, asking for a

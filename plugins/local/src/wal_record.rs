@@ -1,14 +1,42 @@
-//! The write-ahead log's points record, both ways: `REC_POINTS` then, per
-//! series chunk, `id u64 | n u32 | n × ts i64 | n × value f64` (little
-//! endian). The same decoding applies a record to the head when it becomes
-//! durable and when a log is replayed at open, so the two cannot disagree.
+//! The write-ahead log's records, both ways.
+//!
+//! - `REC_POINTS` then, per series chunk, `id u64 | n u32 | n × ts i64 |
+//!   n × value f64` (little endian). The same decoding applies a record to
+//!   the head when it becomes durable and when a log is replayed at open, so
+//!   the two cannot disagree.
+//! - `REC_DEFINE | id u64 | series`: a new series, logged in the same group
+//!   (so under the same fsync) as the first points that use it. Why here and
+//!   not straight into the series catalog: a write of a new series then
+//!   costs one fsync, not two. The catalog gets the definition before the
+//!   log holding it is removed (`flush.rs`).
 
-use heroic_plugin_api::types::SeriesPoints;
+use heroic_plugin_api::types::{Series, SeriesPoints};
 
-use crate::encoding::{put_u32, put_u64, put_u8, Reader};
+use crate::encoding::{put_series, put_u32, put_u64, put_u8, Reader};
 use crate::head::Head;
 
 pub(crate) const REC_POINTS: u8 = 1;
+pub(crate) const REC_DEFINE: u8 = 2;
+
+/// The record defining series `id`.
+pub(crate) fn encode_define(id: u64, series: &Series) -> Vec<u8> {
+    let mut p = vec![REC_DEFINE];
+    put_u64(&mut p, id);
+    put_series(&mut p, series);
+    p
+}
+
+/// The id and series of a definition record; `None` for another kind or
+/// one that does not decode.
+pub(crate) fn parse_define(rec: &[u8]) -> Option<(u64, Series)> {
+    let mut r = Reader::new(rec);
+    if r.u8()? != REC_DEFINE {
+        return None;
+    }
+    let id = r.u64()?;
+    let series = r.series()?;
+    r.is_empty().then_some((id, series))
+}
 
 /// Encodes points as records of at most `max_points` points each.
 pub(crate) fn encode_points(batch: &[SeriesPoints], ids: &[u64], max_points: usize) -> Vec<Vec<u8>> {
@@ -103,5 +131,14 @@ mod tests {
         let mut head = Head::default();
         assert_eq!(apply_points(&recs[0][..recs[0].len() - 1], &mut head), None);
         assert!(head.is_empty());
+    }
+
+    #[test]
+    fn definitions_round_trip_and_are_not_points() {
+        let s = Series::new("a", [("h", "x")], [("r", "y")]);
+        let rec = encode_define(42, &s);
+        assert_eq!(parse_define(&rec), Some((42, s)));
+        assert_eq!(parse_define(&rec[..rec.len() - 1]), None);
+        assert_eq!(apply_points(&rec, &mut Head::default()), None);
     }
 }
