@@ -9,7 +9,8 @@
 //!   writes (the WAL, the series catalog, the metadata registry).
 //! - `compacted`: a record log whose older records are kept in compressed
 //!   snapshots (the series catalog and the registries).
-//! - `wal_record`: the write-ahead log's points record, written and applied.
+//! - `wal_record`: the write-ahead log's records (points, new series),
+//!   written and applied.
 //! - `head`: the in-memory head and the last-write-wins merge of runs.
 //! - `read`: the fetch path (block selection, parallel decoding).
 //! - `fold`: the bucket fetch (aggregation pushdown): blocks folded
