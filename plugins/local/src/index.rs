@@ -181,11 +181,10 @@ impl Index {
             }
             Filter::Regex { key, pattern } => {
                 let re = compile_full_match(key, pattern)?;
-                let lists = self
-                    .tags
-                    .get(key)
-                    .into_iter()
-                    .flat_map(|values| values.iter().filter(|(v, _)| re.is_match(v)).map(|(_, ids)| ids.as_slice()));
+                let lists =
+                    self.tags.get(key).into_iter().flat_map(|values| {
+                        values.iter().filter(|(v, _)| re.is_match(v)).map(|(_, ids)| ids.as_slice())
+                    });
                 Set::ids(union(lists))
             }
             Filter::And(children) => {
@@ -307,6 +306,8 @@ mod tests {
         }
         let f = Filter::And(vec![Filter::Key("cpu".into()), Filter::match_tag("instance", "i-500")]);
         assert_eq!(index.eval(&f).unwrap(), Set::ids(vec![500]));
-        assert!(matches!(index.eval(&Filter::Key("cpu".into())).unwrap(), Set::Ids(Cow::Borrowed(ids)) if ids.len() == 1_000));
+        assert!(
+            matches!(index.eval(&Filter::Key("cpu".into())).unwrap(), Set::Ids(Cow::Borrowed(ids)) if ids.len() == 1_000)
+        );
     }
 }
