@@ -64,6 +64,13 @@ fn inline<T>(f: impl FnOnce() -> crate::Result<T>) -> PluginResult<T> {
 /// blocks are few, and mostly in the decoded-block cache).
 const INLINE_FETCH_SERIES: usize = 4;
 
+/// Starts the leader of a log's queued writes on the blocking pool, where
+/// it may wait for fsyncs (see `log/queued.rs`). Should the pool refuse it
+/// (shutting down), dropping the leader runs it here.
+fn lead(run: impl FnOnce() + Send + 'static) {
+    drop(runtime().spawn_blocking(run));
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::Result<T> + Send + 'static) -> PluginResult<T> {
     match runtime().spawn_blocking(f).await {
         Ok(r) => r.map_err(plugin_error),
@@ -188,8 +195,14 @@ impl MetricBackend for LocalMetrics {
     }
 
     async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
-        let store = self.store.clone();
-        blocking(move || store.write(&batch)).await
+        // The fsync is awaited, not waited for on a blocking thread.
+        match self.store.write_queued(&batch, |leader| lead(move || leader.run())).await {
+            Some(r) => r.map_err(plugin_error),
+            None => {
+                let store = self.store.clone();
+                blocking(move || store.write(&batch)).await
+            }
+        }
     }
 
     async fn fetch(&self, request: FetchRequest) -> PluginResult<FetchResponse> {
@@ -297,8 +310,13 @@ impl MetadataBackend for LocalMetadata {
     }
 
     async fn write(&self, series: RVec<Series>) -> PluginResult<()> {
-        let store = self.store.clone();
-        blocking(move || store.write(&series).map(|_| ())).await
+        match self.store.write_queued(&series, |leader| lead(move || leader.run())).await {
+            Some(r) => r.map(|_| ()).map_err(plugin_error),
+            None => {
+                let store = self.store.clone();
+                blocking(move || store.write(&series).map(|_| ())).await
+            }
+        }
     }
 
     async fn find_series(&self, q: Query) -> PluginResult<SeriesPage> {
@@ -375,8 +393,13 @@ impl SuggestBackend for LocalSuggest {
     }
 
     async fn write(&self, series: RVec<Series>) -> PluginResult<()> {
-        let store = self.store.clone();
-        blocking(move || store.write(&series).map(|_| ())).await
+        match self.store.write_queued(&series, |leader| lead(move || leader.run())).await {
+            Some(r) => r.map(|_| ()).map_err(plugin_error),
+            None => {
+                let store = self.store.clone();
+                blocking(move || store.write(&series).map(|_| ())).await
+            }
+        }
     }
 
     async fn key_suggest(&self, q: Query, key: Option<String>) -> PluginResult<Vec<KeySuggestion>> {

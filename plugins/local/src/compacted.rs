@@ -33,7 +33,7 @@ use parking_lot::Mutex;
 
 use crate::error::{IoContext, Result};
 use crate::frame::{frame, scan, Damage, HEADER};
-use crate::log::{sync_dir, RecordLog};
+use crate::log::{sync_dir, Durable, RecordLog};
 
 /// The active log is compacted once it holds this many bytes.
 pub(crate) const COMPACT_AT: u64 = 64 << 10;
@@ -217,6 +217,29 @@ impl CompactedLog {
     /// and retried by a later write; the records stay readable either way).
     pub(crate) fn append(&self, payloads: &[&[u8]]) -> Result<()> {
         self.log.append(payloads)?;
+        self.compact_if_due();
+        Ok(())
+    }
+
+    /// Queues records without waiting (see `log/queued.rs`).
+    pub(crate) fn enqueue(&self, payloads: &[&[u8]]) -> Option<u64> {
+        self.log.enqueue(payloads)
+    }
+
+    /// Resolves once the records queued as `ticket` are durable; `start`
+    /// gets [`lead_queued`](Self::lead_queued) run (see `log/queued.rs`).
+    pub(crate) fn durable<'a>(&'a self, ticket: u64, start: &'a (dyn Fn() + Sync)) -> Durable<'a> {
+        self.log.durable(ticket, start)
+    }
+
+    /// Writes what is queued, then compacts as [`append`](Self::append)
+    /// does. Blocks.
+    pub(crate) fn lead_queued(&self) {
+        self.log.lead_queued(|_| ());
+        self.compact_if_due();
+    }
+
+    fn compact_if_due(&self) {
         if self.log.durable_len() >= COMPACT_AT {
             if let Some(mut next) = self.next_seal.try_lock() {
                 if let Err(e) = self.compact(&mut next) {
@@ -225,7 +248,6 @@ impl CompactedLog {
                 }
             }
         }
-        Ok(())
     }
 
     fn sealed_path(&self, k: u64) -> PathBuf {

@@ -6,7 +6,9 @@
 //!   `flush` does recovery at open, flushes, deletes and compaction.
 //! - `frame`: record framing, and reading records back past damage.
 //! - `log`: append-only record log with group commit and recovery from failed
-//!   writes (the WAL, the series catalog, the metadata registry).
+//!   writes (the WAL, the series catalog, the metadata registry); its
+//!   `queued` module lets writers on the async runtime await their group's
+//!   fsync instead of blocking a thread on it.
 //! - `compacted`: a record log whose older records are kept in compressed
 //!   snapshots (the series catalog and the registries).
 //! - `wal_record`: the write-ahead log's records (points, new series),

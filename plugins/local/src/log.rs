@@ -32,6 +32,11 @@
 //! instead seals it there and continues in a fresh file. Either way the file
 //! holds exactly the acknowledged records, and writes resume by themselves
 //! once the disk accepts them again.
+//!
+//! Writers on an async executor must not block its threads on a condvar or
+//! an fsync: they queue their records and await a future instead, and the
+//! group is written by a leader on a thread that may block (`queued.rs`).
+//! Both kinds of writer share the same groups.
 
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
@@ -39,11 +44,16 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::task::Waker;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, IoContext, Result};
 use crate::frame::{frame, own_frames, scan, Damage};
+
+mod queued;
+
+pub(crate) use queued::Durable;
 
 pub(crate) struct RecordLog {
     state: Mutex<State>,
@@ -82,7 +92,23 @@ struct State {
     synced: u64,
     /// Tickets whose write failed, as `(first, last, waiters not yet told)`.
     failed: Vec<(u64, u64, u64)>,
-    syncing: bool,
+    /// Queued writers awaiting their ticket: woken once it is taken by a
+    /// group that ended (see `queued.rs`).
+    wakers: Vec<(u64, Waker)>,
+    /// Tickets of queued writers that stopped waiting: nobody is to be told
+    /// whether they failed.
+    abandoned: Vec<u64>,
+    /// A leader holds the claim to write the queued groups, one after
+    /// another: blocked writers and queued ones wait for it.
+    leading: bool,
+    /// A group is being written and synced (the lock is not held then).
+    writing: bool,
+    /// Rotations, seals and recoveries waiting to run between two groups:
+    /// a leader pauses for them, so that steady writes cannot starve them.
+    wanted: usize,
+    /// Tickets of the blocked writers waiting for their group: a blocked
+    /// leader hands the claim on to one of them once its own group ended.
+    blocked: Vec<u64>,
     /// Length of the file up to the end of the last durable record.
     durable_len: u64,
     /// Length of the file: `durable_len` and the zeros written ahead.
@@ -115,13 +141,62 @@ impl State {
         true
     }
 
+    /// Whether the group of `ticket` has ended, well or not.
+    fn resolved(&self, ticket: u64) -> bool {
+        self.synced >= ticket || self.failed.iter().any(|&(lo, hi, _)| lo <= ticket && ticket <= hi)
+    }
+
+    /// How the group of `ticket` ended, counting the waiter as told;
+    /// `None` while it has not.
+    fn outcome(&mut self, ticket: u64) -> Option<Result<()>> {
+        // Failures first: a later group's success moves `synced` past them.
+        if self.take_failure(ticket) {
+            Some(Err(self.error()))
+        } else if self.synced >= ticket {
+            Some(Ok(()))
+        } else {
+            None
+        }
+    }
+
+    /// Whether a writer waits for a record that no group has taken yet,
+    /// blocked or queued: it claims the lead once it is given up.
+    fn successor_waits(&self) -> bool {
+        let taken = self.taken;
+        self.blocked.iter().any(|&t| t > taken) || self.wakers.iter().any(|&(t, _)| t > taken)
+    }
+
     /// Fails every ticket queued but not yet taken by a leader.
     fn fail_pending(&mut self) {
         if self.appended > self.taken {
-            self.failed.push((self.taken + 1, self.appended, self.appended - self.taken));
+            self.push_failed(self.taken + 1, self.appended);
             self.taken = self.appended;
         }
         self.pending.clear();
+    }
+
+    /// Records that tickets `from..=upto` failed, for their waiters to learn.
+    fn push_failed(&mut self, from: u64, upto: u64) {
+        let before = self.abandoned.len();
+        self.abandoned.retain(|&t| t < from || t > upto);
+        let waiters = (upto - from + 1) - (before - self.abandoned.len()) as u64;
+        if waiters > 0 {
+            self.failed.push((from, upto, waiters));
+        }
+    }
+
+    /// Wakes the queued writers whose ticket was taken by a group that
+    /// ended, so they learn how it went.
+    fn wake_resolved(&mut self) {
+        let mut wakers = std::mem::take(&mut self.wakers);
+        wakers.retain(|(ticket, waker)| {
+            if self.resolved(*ticket) {
+                waker.wake_by_ref();
+                return false;
+            }
+            true
+        });
+        self.wakers = wakers;
     }
 
     fn error(&self) -> Error {
@@ -256,7 +331,12 @@ impl RecordLog {
                 taken: 0,
                 synced: 0,
                 failed: Vec::new(),
-                syncing: false,
+                wakers: Vec::new(),
+                abandoned: Vec::new(),
+                leading: false,
+                writing: false,
+                wanted: 0,
+                blocked: Vec::new(),
                 durable_len: len,
                 allocated,
                 broken: None,
@@ -278,7 +358,7 @@ impl RecordLog {
     /// nothing and each of its writers gets the error.
     pub(crate) fn append_applying(&self, payloads: &[&[u8]], apply: impl Fn(&[u8])) -> Result<()> {
         let mut st = self.state.lock();
-        if st.broken.is_some() && !st.syncing {
+        if st.broken.is_some() && !st.leading && !st.writing {
             // Refuse at once while the file cannot be written, instead of
             // queueing a record that is bound to fail.
             st.recover_in_place()?;
@@ -289,33 +369,64 @@ impl RecordLog {
         st.appended += 1;
         let ticket = st.appended;
         loop {
-            if st.take_failure(ticket) {
-                return Err(st.error());
+            if let Some(r) = st.outcome(ticket) {
+                return r;
             }
-            if st.synced >= ticket {
-                return Ok(());
-            }
-            if st.syncing {
-                self.done.wait(&mut st);
+            if !st.leading && st.appended > st.taken {
+                // Records without a leader, ours among them: we lead.
+                st.leading = true;
+                self.lead_while_queued(&mut st, &apply, Some(ticket));
                 continue;
             }
-            if st.broken.is_some() {
-                if let Err(e) = st.recover_in_place() {
-                    st.fail_pending();
-                    self.done.notify_all();
-                    // Our own ticket is among the failed; count it as told.
-                    st.take_failure(ticket);
-                    return Err(e);
-                }
+            st.blocked.push(ticket);
+            self.done.wait(&mut st);
+            if let Some(i) = st.blocked.iter().position(|&t| t == ticket) {
+                st.blocked.swap_remove(i);
             }
-            st = self.lead(st, &apply);
         }
     }
 
+    /// Leads group after group while records are queued, then gives up the
+    /// claim (`leading`, which the caller holds). A blocked writer (`mine`:
+    /// its ticket) stops once its own group has ended if another writer
+    /// waits to take the claim over, so that it does not lead for others
+    /// forever; a leader started for queued writers (`None`) goes on until
+    /// the queue is empty.
+    fn lead_while_queued(&self, st: &mut MutexGuard<'_, State>, apply: &impl Fn(&[u8]), mine: Option<u64>) {
+        while st.appended > st.taken {
+            if mine.is_some_and(|t| st.resolved(t)) && st.successor_waits() {
+                break;
+            }
+            if st.wanted > 0 || st.writing {
+                // A rotation, seal or recovery runs between groups.
+                self.done.wait(st);
+                continue;
+            }
+            if st.broken.is_some() && st.recover_in_place().is_err() {
+                st.fail_pending();
+                break;
+            }
+            self.lead_group(st, apply);
+        }
+        st.leading = false;
+        if st.appended > st.taken {
+            // Handed over: whoever waits for a record not yet taken claims.
+            let taken = st.taken;
+            st.wakers.retain(|(ticket, waker)| {
+                if *ticket > taken {
+                    waker.wake_by_ref();
+                    return false;
+                }
+                true
+            });
+        }
+        self.notify(st);
+    }
+
     /// Writes and syncs everything queued, applies it, and wakes the
-    /// writers. Called with the lock held and no sync running.
-    fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>, apply: &impl Fn(&[u8])) -> MutexGuard<'a, State> {
-        st.syncing = true;
+    /// writers. Called with the lock held and no group being written.
+    fn lead_group(&self, st: &mut MutexGuard<'_, State>, apply: &impl Fn(&[u8])) {
+        st.writing = true;
         let mut buf = std::mem::take(&mut st.pending);
         let (from, upto) = (st.taken + 1, st.appended);
         st.taken = upto;
@@ -325,28 +436,29 @@ impl RecordLog {
             true => zeros_ahead(end),
             false => 0,
         };
-        let res = MutexGuard::unlocked(&mut st, || {
+        let res = MutexGuard::unlocked(st, || {
             let len = buf.len();
             buf.resize(len + zeros as usize, 0);
             let res = write_and_sync(&file, &buf, at, fail);
             buf.truncate(len);
             if res.is_ok() {
-                // Still the only leader (`syncing`), so groups are applied
+                // Still the only writer (`writing`), so groups are applied
                 // in log order; new writers queue meanwhile.
                 own_frames(&buf).for_each(apply);
             }
             res
         });
-        st.syncing = false;
+        st.writing = false;
         match res {
             Ok(()) => {
                 st.synced = upto;
                 st.durable_len = end;
                 st.allocated = st.allocated.max(end + zeros);
+                st.abandoned.retain(|&t| t > upto);
             }
             Err(e) => {
                 st.mark_broken(&e);
-                st.failed.push((from, upto, upto - from + 1));
+                st.push_failed(from, upto);
             }
         }
         if st.pending.is_empty() {
@@ -355,18 +467,31 @@ impl RecordLog {
             buf.clear();
             st.pending = buf;
         }
+        self.notify(st);
+    }
+
+    /// Wakes every writer waiting for a group to end, blocked or queued.
+    fn notify(&self, st: &mut State) {
         self.done.notify_all();
-        st
+        st.wake_resolved();
     }
 
     /// Makes the log writable again after a failure, in the same file (see
     /// the module docs). A no-op when it is not broken.
     pub(crate) fn recover(&self) -> Result<()> {
+        self.between_groups().st.recover_in_place()
+    }
+
+    /// The log's state between two groups, for a rotation, seal or
+    /// recovery: waits for the group being written, and holds back the
+    /// next one until the returned guard is dropped.
+    fn between_groups(&self) -> BetweenGroups<'_> {
         let mut st = self.state.lock();
-        while st.syncing {
+        st.wanted += 1;
+        while st.writing {
             self.done.wait(&mut st);
         }
-        st.recover_in_place()
+        BetweenGroups { log: self, st }
     }
 
     /// Why the log refuses writes, if it does.
@@ -385,13 +510,11 @@ impl RecordLog {
     /// bookkeeping. A broken log is sealed at its last durable record (what
     /// is queued fails) and the new file starts clean.
     pub(crate) fn rotate<R>(&self, new_path: &Path, apply: impl Fn(&[u8]), switched: impl FnOnce() -> R) -> Result<R> {
-        let mut st = self.state.lock();
-        while st.syncing {
-            self.done.wait(&mut st);
-        }
+        let mut guard = self.between_groups();
+        let st = &mut guard.st;
         if st.broken.is_some() {
             st.fail_pending();
-            self.done.notify_all();
+            self.notify(st);
             // Best effort: replaying the old file must not bring back a
             // write its writers were told failed.
             let cut = OpenOptions::new().append(true).open(&st.path).and_then(|f| {
@@ -405,7 +528,7 @@ impl RecordLog {
         } else if st.pending.is_empty() {
             st.synced = st.appended;
         } else {
-            st = self.lead(st, &apply);
+            self.lead_group(st, &apply);
             if st.broken.is_some() {
                 return Err(st.error());
             }
@@ -431,12 +554,10 @@ impl RecordLog {
     /// [`append`](Self::append)). A broken log is not sealed: it refuses
     /// with its error and stays as it is.
     pub(crate) fn seal(&self, sealed: &Path) -> Result<()> {
-        let mut st = self.state.lock();
-        while st.syncing {
-            self.done.wait(&mut st);
-        }
+        let mut guard = self.between_groups();
+        let st = &mut guard.st;
         if st.broken.is_none() && !st.pending.is_empty() {
-            st = self.lead(st, &|_: &[u8]| ());
+            self.lead_group(st, &|_: &[u8]| ());
         }
         if st.broken.is_some() {
             return Err(st.error());
@@ -472,6 +593,19 @@ impl RecordLog {
     }
 }
 
+/// See [`RecordLog::between_groups`].
+struct BetweenGroups<'a> {
+    log: &'a RecordLog,
+    st: MutexGuard<'a, State>,
+}
+
+impl Drop for BetweenGroups<'_> {
+    fn drop(&mut self) {
+        self.st.wanted -= 1;
+        self.log.notify(&mut self.st);
+    }
+}
+
 impl Drop for RecordLog {
     fn drop(&mut self) {
         self.state.get_mut().cut_free_space();
@@ -496,113 +630,4 @@ fn write_and_sync(file: &File, buf: &[u8], at: u64, fail: Option<io::ErrorKind>)
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::Write;
-
-    use super::*;
-    use crate::frame::{frame, HEADER};
-
-    fn read_all(path: &Path) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        RecordLog::open(path, |_, r| out.push(r.to_vec())).unwrap();
-        out
-    }
-
-    #[test]
-    fn records_survive_reopen_and_torn_tail_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.log");
-        let (log, damage) = RecordLog::open(&path, |_, _| ()).unwrap();
-        assert!(!damage.any());
-        log.append(&[b"one", b"two"]).unwrap();
-        log.append(&[b"three"]).unwrap();
-        drop(log);
-        // Simulate a crash in the middle of a write: half a record at the end.
-        let mut torn_bytes = Vec::new();
-        frame(&mut torn_bytes, b"four-is-long");
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(&torn_bytes[..torn_bytes.len() - 3]).unwrap();
-        drop(f);
-        let (log, damage) = RecordLog::open(&path, |_, _| ()).unwrap();
-        assert!(damage.tail > 0 && damage.skipped.is_empty(), "{damage:?}");
-        log.append(&[b"five"]).unwrap();
-        drop(log);
-        let got = read_all(&path);
-        assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec(), b"five".to_vec()]);
-    }
-
-    #[test]
-    fn a_log_damaged_in_the_middle_keeps_what_follows_across_reopens() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.log");
-        let (log, _) = RecordLog::open(&path, |_, _| ()).unwrap();
-        log.append(&[b"one", b"two", b"three"]).unwrap();
-        drop(log);
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[HEADER + 3 + HEADER + 1] ^= 0x40; // inside "two"
-        std::fs::write(&path, &bytes).unwrap();
-        let (log, damage) = RecordLog::open(&path, |_, _| ()).unwrap();
-        assert_eq!(damage.skipped, vec![(HEADER + 3, HEADER + 3)]);
-        assert_eq!(damage.tail, 0);
-        log.append(&[b"four"]).unwrap();
-        drop(log);
-        assert_eq!(read_all(&path), vec![b"one".to_vec(), b"three".to_vec(), b"four".to_vec()]);
-    }
-
-    /// Small records are written into zeros laid down ahead of them; a
-    /// crash leaves those zeros, which are free space on reopen (no damage,
-    /// and the next record lands right after the last one), and a clean
-    /// close cuts them off.
-    #[test]
-    fn free_space_is_written_ahead_and_cut_off_at_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.log");
-        let (log, _) = RecordLog::open(&path, |_, _| ()).unwrap();
-        log.append(&[b"one"]).unwrap();
-        log.append(&[b"two"]).unwrap();
-        let records_len = log.durable_len();
-        let file_len = std::fs::metadata(&path).unwrap().len();
-        assert_eq!(file_len, 8 << 10, "zeros written ahead, to a page boundary");
-        // A crash now: the file as it is on disk, zeros and all.
-        let crashed = dir.path().join("crashed.log");
-        std::fs::copy(&path, &crashed).unwrap();
-        drop(log);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), records_len, "a clean close keeps only the records");
-
-        let (log, damage) = RecordLog::open(&crashed, |_, _| ()).unwrap();
-        assert!(!damage.any(), "{damage:?}");
-        assert_eq!(damage.free as u64, file_len - records_len);
-        log.append(&[b"three"]).unwrap();
-        drop(log);
-        assert_eq!(read_all(&crashed), vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
-
-        // A large record is written as it comes, without zeros after it.
-        let (log, _) = RecordLog::open(&path, |_, _| ()).unwrap();
-        let big = vec![7u8; 2 * SMALL_GROUP + 1];
-        log.append(&[&big]).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), log.durable_len());
-    }
-
-    #[test]
-    fn concurrent_writers_all_land() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.log");
-        let (log, _) = RecordLog::open(&path, |_, _| ()).unwrap();
-        let log = Arc::new(log);
-        let threads: Vec<_> = (0..8)
-            .map(|t| {
-                let log = log.clone();
-                std::thread::spawn(move || {
-                    for i in 0..50u32 {
-                        log.append(&[&[t as u8, i as u8]]).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        drop(log);
-        assert_eq!(read_all(&path).len(), 400);
-    }
-}
+mod tests;

@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use heroic_plugin_api::abi_stable::std_types::RString;
 use heroic_plugin_api::filter::Filter;
@@ -42,6 +43,28 @@ pub(crate) fn parse_registry_record(rec: &[u8]) -> Option<(bool, Series)> {
         (REC_ADD, s) => Some((true, s)),
         (REC_REMOVE, s) => Some((false, s)),
         _ => None,
+    }
+}
+
+/// Leads the registry log's queued writes (see
+/// [`MetadataStore::write_queued`]): call [`run`](Self::run) on a thread
+/// that may block. Dropped unrun, it runs then, so that no queued write is
+/// left without a leader.
+pub struct RegistryLeader(Option<Arc<MetadataStore>>);
+
+impl RegistryLeader {
+    pub fn run(mut self) {
+        if let Some(store) = self.0.take() {
+            store.log.lead_queued();
+        }
+    }
+}
+
+impl Drop for RegistryLeader {
+    fn drop(&mut self) {
+        if let Some(store) = self.0.take() {
+            store.log.lead_queued();
+        }
     }
 }
 
@@ -91,20 +114,8 @@ impl MetadataStore {
 
     /// Registers series; returns how many were new. Durable on return.
     pub fn write(&self, series: &[Series]) -> Result<usize> {
-        let normalized = |s: &Series| {
-            let mut s = s.clone();
-            s.normalize();
-            s
-        };
-        let fresh: Vec<Series> = {
-            let index = self.index.read();
-            if series.iter().all(|s| index.contains(s)) {
-                return Ok(0);
-            }
-            // A set, not a list: many new series at once must not cost a
-            // comparison per pair of them.
-            let mut seen: HashSet<Series> = HashSet::new();
-            series.iter().map(normalized).filter(|s| !index.contains(s) && seen.insert(s.clone())).collect()
+        let Some(fresh) = self.fresh(series) else {
+            return Ok(0);
         };
         // Appended without holding the index: concurrent writers of new
         // series then share one fsync (the log's group commit) instead of
@@ -113,8 +124,57 @@ impl MetadataStore {
         let payloads: Vec<Vec<u8>> = fresh.iter().map(|s| record(REC_ADD, s)).collect();
         let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
         self.log.append(&refs)?;
+        Ok(self.insert(fresh))
+    }
+
+    /// [`write`](Self::write) for a caller on an async executor, whose
+    /// threads must not block: the fsync is awaited, and when the log has
+    /// no leader `start_leader` gets one, to run on a thread that may block
+    /// (dropped unrun, it runs all the same; see `log/queued.rs`). `None`,
+    /// having written nothing, while the log is broken: the caller then
+    /// runs [`write`](Self::write), which recovers it first.
+    pub async fn write_queued(
+        self: &Arc<Self>,
+        series: &[Series],
+        start_leader: impl Fn(RegistryLeader) + Sync,
+    ) -> Option<Result<usize>> {
+        let Some(fresh) = self.fresh(series) else {
+            return Some(Ok(0));
+        };
+        let ticket = {
+            let payloads: Vec<Vec<u8>> = fresh.iter().map(|s| record(REC_ADD, s)).collect();
+            let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            self.log.enqueue(&refs)?
+        };
+        let start = || start_leader(RegistryLeader(Some(self.clone())));
+        if let Err(e) = self.log.durable(ticket, &start).await {
+            return Some(Err(e));
+        }
+        Some(Ok(self.insert(fresh)))
+    }
+
+    /// The series of `series` not registered yet, normalized and once
+    /// each; `None` when there are none.
+    fn fresh(&self, series: &[Series]) -> Option<Vec<Series>> {
+        let normalized = |s: &Series| {
+            let mut s = s.clone();
+            s.normalize();
+            s
+        };
+        let index = self.index.read();
+        if series.iter().all(|s| index.contains(s)) {
+            return None;
+        }
+        // A set, not a list: many new series at once must not cost a
+        // comparison per pair of them.
+        let mut seen: HashSet<Series> = HashSet::new();
+        Some(series.iter().map(normalized).filter(|s| !index.contains(s) && seen.insert(s.clone())).collect())
+    }
+
+    /// Adds durable series to the index; returns how many were new.
+    fn insert(&self, fresh: Vec<Series>) -> usize {
         let mut index = self.index.write();
-        Ok(fresh.into_iter().map(|s| index.insert(s)).filter(|added| *added).count())
+        fresh.into_iter().map(|s| index.insert(s)).filter(|added| *added).count()
     }
 
     /// Series matching `filter`, at most `limit` (0: all), in insertion order.

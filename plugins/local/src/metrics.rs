@@ -53,16 +53,7 @@ impl MetricStore {
     /// disk refuses writes.
     pub fn write(&self, batch: &[SeriesPoints]) -> Result<()> {
         let inner = &*self.inner;
-        for sp in batch {
-            if sp.points.timestamps.len() != sp.points.values.len() {
-                return Err(Error::InvalidInput(format!(
-                    "series {:?} has {} timestamps but {} values",
-                    sp.series.key,
-                    sp.points.timestamps.len(),
-                    sp.points.values.len()
-                )));
-            }
-        }
+        validate(batch)?;
         inner.check_room()?;
         let (ids, mut defs) = inner.reserve_ids(batch.iter().map(|sp| &sp.series))?;
         // New series are defined in the same group of log records as the
@@ -78,8 +69,7 @@ impl MetricStore {
         };
         inner.settle(defs, appended.is_ok());
         appended?;
-        let head_points = inner.mem.read().active.points;
-        if head_points >= inner.opts.flush_points {
+        if inner.mem.read().active.points >= inner.opts.flush_points {
             if self.flusher.is_some() {
                 inner.request_flush();
             } else {
@@ -87,6 +77,57 @@ impl MetricStore {
             }
         }
         Ok(())
+    }
+
+    /// [`write`](Self::write) for a caller on an async executor, whose
+    /// threads must not block: the work in memory runs on the calling
+    /// thread and the fsync is awaited (see `log/queued.rs`). When the log
+    /// has no leader, `start_leader` gets one, to run on a thread that may
+    /// block (dropped unrun, it runs all the same).
+    ///
+    /// `None`, having written nothing, when the write would first have to
+    /// wait for something else (another writer's definition of one of its
+    /// series, a log to recover) or the store has no flusher: the caller
+    /// then runs [`write`](Self::write) on a thread that may block.
+    pub async fn write_queued(
+        &self,
+        batch: &[SeriesPoints],
+        start_leader: impl Fn(WalLeader) + Sync,
+    ) -> Option<Result<()>> {
+        let inner = &*self.inner;
+        // Without a flusher, a full head is flushed by the writer: blocking.
+        self.flusher.as_ref()?;
+        if let Err(e) = validate(batch).and_then(|()| inner.check_room()) {
+            return Some(Err(e));
+        }
+        let (ids, mut defs) = match inner.try_reserve_ids(batch.iter().map(|sp| &sp.series)) {
+            Ok(Some(reserved)) => reserved,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut payloads = std::mem::take(&mut defs.payloads);
+        payloads.extend(encode_points(batch, &ids, inner.opts.max_record_points));
+        // Settled however this ends, even if the caller stops waiting:
+        // other writers of these series wait for it.
+        let mut unsettled = Unsettled { inner, defs: Some(defs) };
+        if payloads.is_empty() {
+            unsettled.settle(true);
+            return Some(Ok(()));
+        }
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let ticket = inner.wal.enqueue(&refs)?;
+        drop(refs);
+        drop(payloads);
+        let start = || start_leader(WalLeader(Some(self.inner.clone())));
+        let appended = inner.wal.durable(ticket, &start).await;
+        unsettled.settle(appended.is_ok());
+        if let Err(e) = appended {
+            return Some(Err(e));
+        }
+        if inner.mem.read().active.points >= inner.opts.flush_points {
+            inner.request_flush();
+        }
+        Some(Ok(()))
     }
 
     /// Reads points in `(start, end]` for every requested series.
@@ -223,6 +264,64 @@ impl Drop for MetricStore {
     }
 }
 
+/// Refuses a batch whose series have as many timestamps as values.
+fn validate(batch: &[SeriesPoints]) -> Result<()> {
+    for sp in batch {
+        if sp.points.timestamps.len() != sp.points.values.len() {
+            return Err(Error::InvalidInput(format!(
+                "series {:?} has {} timestamps but {} values",
+                sp.series.key,
+                sp.points.timestamps.len(),
+                sp.points.values.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Leads the write-ahead log's queued writes (see
+/// [`MetricStore::write_queued`]): call [`run`](Self::run) on a thread that
+/// may block. Dropped unrun, it runs then, so that no queued write is left
+/// without a leader.
+pub struct WalLeader(Option<std::sync::Arc<Inner>>);
+
+impl WalLeader {
+    pub fn run(mut self) {
+        if let Some(inner) = self.0.take() {
+            inner.wal.lead_queued(|rec| inner.apply_durable(rec));
+        }
+    }
+}
+
+impl Drop for WalLeader {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            inner.wal.lead_queued(|rec| inner.apply_durable(rec));
+        }
+    }
+}
+
+/// Reserved definitions of a queued write, given back if it is dropped
+/// before its records are known to be durable.
+struct Unsettled<'a> {
+    inner: &'a Inner,
+    defs: Option<Definitions>,
+}
+
+impl Unsettled<'_> {
+    fn settle(&mut self, durable: bool) {
+        if let Some(defs) = self.defs.take() {
+            self.inner.settle(defs, durable);
+        }
+    }
+}
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        self.settle(false);
+    }
+}
+
 /// New series with the ids reserved for them, and their log records.
 #[derive(Default)]
 pub(crate) struct Definitions {
@@ -241,61 +340,67 @@ impl Inner {
         &self,
         series: impl Iterator<Item = &'a Series> + Clone,
     ) -> Result<(Vec<u64>, Definitions)> {
-        {
-            let cat = self.catalog.read();
-            let found: Option<Vec<u64>> = series.clone().map(|s| cat.id_of(&normalized(s))).collect();
-            if let Some(ids) = found {
-                return Ok((ids, Definitions::default()));
-            }
-        }
         loop {
-            let mut cat = self.catalog.write();
             let generation = *self.settled.lock();
-            let (mut defs, mut others) = (Definitions::default(), false);
-            let mut ids = Vec::new();
-            // A set, not a list: a batch of many new series (a fresh
-            // deployment) must not cost a comparison per pair of them.
-            let mut own: HashMap<Series, u64> = HashMap::new();
-            for s in series.clone() {
-                let s = normalized(s);
-                if let Some(id) = cat.id_of(&s).or_else(|| own.get(&*s).copied()) {
-                    ids.push(id);
-                    continue;
-                }
-                if cat.pending.contains_key(&*s) {
-                    others = true;
-                    break;
-                }
-                let id = match cat.retry.remove(&*s) {
-                    Some(id) => id,
-                    None => {
-                        cat.next_id += 1;
-                        cat.next_id - 1
-                    }
-                };
-                let s = s.into_owned();
-                defs.payloads.push(encode_define(id, &s));
-                cat.pending.insert(s.clone(), id);
-                own.insert(s.clone(), id);
-                defs.series.push((s, id));
-                ids.push(id);
+            if let Some(reserved) = self.try_reserve_ids(series.clone())? {
+                return Ok(reserved);
             }
-            if !others {
-                return Ok((ids, defs));
-            }
-            // Give back what was reserved in this pass, wait for the other
-            // writer to settle its definitions, and look again.
-            for (s, id) in defs.series {
-                cat.pending.remove(&s);
-                cat.retry.insert(s, id);
-            }
-            drop(cat);
             let mut settled = self.settled.lock();
             if *settled == generation {
                 // Bounded: a writer always settles what it reserved.
                 self.defined.wait_for(&mut settled, std::time::Duration::from_millis(100));
             }
         }
+    }
+
+    /// [`reserve_ids`](Self::reserve_ids) without waiting: `None`, with
+    /// nothing reserved, when another writer is defining one of the series.
+    pub(crate) fn try_reserve_ids<'a>(
+        &self,
+        series: impl Iterator<Item = &'a Series> + Clone,
+    ) -> Result<Option<(Vec<u64>, Definitions)>> {
+        {
+            let cat = self.catalog.read();
+            let found: Option<Vec<u64>> = series.clone().map(|s| cat.id_of(&normalized(s))).collect();
+            if let Some(ids) = found {
+                return Ok(Some((ids, Definitions::default())));
+            }
+        }
+        let mut cat = self.catalog.write();
+        let mut defs = Definitions::default();
+        let mut ids = Vec::new();
+        // A set, not a list: a batch of many new series (a fresh
+        // deployment) must not cost a comparison per pair of them.
+        let mut own: HashMap<Series, u64> = HashMap::new();
+        for s in series {
+            let s = normalized(s);
+            if let Some(id) = cat.id_of(&s).or_else(|| own.get(&*s).copied()) {
+                ids.push(id);
+                continue;
+            }
+            if cat.pending.contains_key(&*s) {
+                // Give back what was reserved so far.
+                for (s, id) in defs.series {
+                    cat.pending.remove(&s);
+                    cat.retry.insert(s, id);
+                }
+                return Ok(None);
+            }
+            let id = match cat.retry.remove(&*s) {
+                Some(id) => id,
+                None => {
+                    cat.next_id += 1;
+                    cat.next_id - 1
+                }
+            };
+            let s = s.into_owned();
+            defs.payloads.push(encode_define(id, &s));
+            cat.pending.insert(s.clone(), id);
+            own.insert(s.clone(), id);
+            defs.series.push((s, id));
+            ids.push(id);
+        }
+        Ok(Some((ids, defs)))
     }
 
     /// Publishes reserved definitions once their records are durable, or,

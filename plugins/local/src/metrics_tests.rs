@@ -512,3 +512,73 @@ fn a_compacted_catalog_keeps_every_series_and_its_points() {
     assert_eq!(pairs(&store, &late, TimeRange::ALL), vec![(1, -1.0)]);
     assert_eq!(pairs(&store, &all[0], TimeRange::ALL), vec![(10, 0.0), (20, 0.0)]);
 }
+
+/// Writers on an async executor (`write_queued`, leaders on the blocking
+/// pool), blocked writers and the flusher's log rotations all at once:
+/// every point lands, once, and nothing waits forever.
+#[test]
+fn queued_and_blocked_writers_and_rotations_together_lose_nothing() {
+    use heroic_plugin_api::sdk::runtime;
+    let dir = tempfile::tempdir().unwrap();
+    let o = MetricOptions { flush_points: 500, flush_interval: Duration::from_millis(5), ..MetricOptions::default() };
+    let store = std::sync::Arc::new(MetricStore::open(dir.path(), o).unwrap());
+    let (writers, batches, per_batch) = (16i64, 40i64, 25i64);
+    let queued: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            runtime().spawn(async move {
+                // Two writers per series: one of them may find the other
+                // defining it, and fall back to the blocking path.
+                let s = series(&format!("q{}", w / 2));
+                let mut fell_back = 0;
+                for b in 0..batches {
+                    let pts: Vec<(i64, f64)> =
+                        (0..per_batch).map(|j| ((w % 2) * 1_000_000 + b * per_batch + j, j as f64)).collect();
+                    let batch = [sp(&s, &pts)];
+                    let lead = |leader: crate::metrics::WalLeader| drop(runtime().spawn_blocking(move || leader.run()));
+                    match store.write_queued(&batch, lead).await {
+                        Some(r) => r.unwrap(),
+                        None => {
+                            fell_back += 1;
+                            let store = store.clone();
+                            runtime().spawn_blocking(move || store.write(&batch)).await.unwrap().unwrap();
+                        }
+                    }
+                }
+                fell_back
+            })
+        })
+        .collect();
+    let blocked: Vec<_> = (0..2i64)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let s = series(&format!("b{t}"));
+                for b in 0..batches {
+                    let pts: Vec<(i64, f64)> = (0..per_batch).map(|j| (b * per_batch + j, j as f64)).collect();
+                    store.write(&[sp(&s, &pts)]).unwrap();
+                }
+            })
+        })
+        .collect();
+    let done = runtime().block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            let mut fell_back = 0;
+            for q in queued {
+                fell_back += q.await.unwrap();
+            }
+            fell_back
+        })
+        .await
+    });
+    let fell_back = done.expect("queued writers still waiting after a minute");
+    blocked.into_iter().for_each(|t| t.join().unwrap());
+    assert!(fell_back < writers * batches, "the queued path was taken");
+    assert!(store.stats().segments >= 1, "rotations ran during the writes");
+    for w in 0..writers / 2 {
+        assert_eq!(store.count(&series(&format!("q{w}")), TimeRange::ALL).unwrap(), (2 * batches * per_batch) as u64);
+    }
+    for t in 0..2 {
+        assert_eq!(store.count(&series(&format!("b{t}")), TimeRange::ALL).unwrap(), (batches * per_batch) as u64);
+    }
+}

@@ -9,6 +9,7 @@
 //! add up, and a candidate with score 0 is left out.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use heroic_plugin_api::abi_stable::std_types::{RNone, RSome, RString, RVec};
 use heroic_plugin_api::filter::Filter;
@@ -18,7 +19,7 @@ use heroic_plugin_api::types::{
 };
 
 use crate::error::Result;
-use crate::metadata::MetadataStore;
+use crate::metadata::{MetadataStore, RegistryLeader};
 
 /// Limits of the suggest store.
 #[derive(Clone, Debug)]
@@ -36,7 +37,7 @@ impl Default for SuggestOptions {
 }
 
 pub struct SuggestStore {
-    store: MetadataStore,
+    store: Arc<MetadataStore>,
     opts: SuggestOptions,
 }
 
@@ -89,7 +90,7 @@ pub(crate) fn score(candidate: &str, typed: &str) -> Option<f64> {
 
 impl SuggestStore {
     pub fn open(dir: impl AsRef<Path>, opts: SuggestOptions) -> Result<SuggestStore> {
-        Ok(SuggestStore { store: MetadataStore::open(dir)?, opts })
+        Ok(SuggestStore { store: Arc::new(MetadataStore::open(dir)?), opts })
     }
 
     /// Why the store cannot take writes, if it cannot (see [`MetadataStore::trouble`]).
@@ -100,6 +101,15 @@ impl SuggestStore {
     /// Registers series so that they can be suggested. Durable on return.
     pub fn write(&self, series: &[Series]) -> Result<usize> {
         self.store.write(series)
+    }
+
+    /// See [`MetadataStore::write_queued`].
+    pub async fn write_queued(
+        &self,
+        series: &[Series],
+        start_leader: impl Fn(RegistryLeader) + Sync,
+    ) -> Option<Result<usize>> {
+        self.store.write_queued(series, start_leader).await
     }
 
     fn limit(&self, limit: u64) -> usize {
