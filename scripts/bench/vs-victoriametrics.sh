@@ -51,11 +51,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# One local backend per role, each in its own directory.
+# The local backends as examples/local.toml sets them up: metadata and
+# suggest share one registry directory.
 {
     printf '[server]\nlisten = "127.0.0.1:%s"\n[plugins]\ndirs = ["%s"]\n' "$HEROIC_PORT" "$BIN"
     for role in metrics metadata suggest; do
-        printf '[[%s]]\nplugin = "local"\n[%s.config]\ndata_dir = "%s"\n' "$role" "$role" "$WORK/heroic/$role"
+        dir=$role
+        [ "$role" = suggest ] && dir=metadata
+        printf '[[%s]]\nplugin = "local"\n[%s.config]\ndata_dir = "%s"\n' "$role" "$role" "$WORK/heroic/$dir"
     done
 } >"$WORK/heroic.toml"
 

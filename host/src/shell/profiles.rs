@@ -149,11 +149,20 @@ fn set_path(table: &mut toml::Table, path: &str, value: toml::Value, param: &str
     Ok(())
 }
 
+/// The directory of a role under the `local` profile's data directory, as
+/// in examples/local.toml: suggest shares the metadata registry.
+fn local_subdir(role: Role) -> &'static str {
+    match role {
+        Role::Suggest => Role::Metadata.name(),
+        _ => role.name(),
+    }
+}
+
 impl Profile {
     fn component(&self, role: Role) -> ComponentConfig {
         let mut config = toml::Table::new();
         if self.name == "local" {
-            let dir = PathBuf::from(LOCAL_DEFAULT_DATA_DIR).join(role.name());
+            let dir = PathBuf::from(LOCAL_DEFAULT_DATA_DIR).join(local_subdir(role));
             config.insert("data_dir".into(), toml::Value::String(dir.display().to_string()));
         }
         ComponentConfig {
@@ -186,7 +195,7 @@ impl Profile {
                 .expect("the profile's components were added before its parameters");
             let value = if self.name == "local" && path == "data_dir" && param.path == "data_dir" {
                 // The profile's one directory holds a directory per role.
-                toml::Value::String(PathBuf::from(param.value).join(role.name()).display().to_string())
+                toml::Value::String(PathBuf::from(param.value).join(local_subdir(role)).display().to_string())
             } else if self.list_keys.contains(&path) && !param.value.trim_start().starts_with('[') {
                 toml::Value::Array(param.value.split(',').map(|s| toml::Value::String(s.trim().to_string())).collect())
             } else {
@@ -263,7 +272,11 @@ mod tests {
         let config = build(&["local"], &["local.data_dir=/tmp/h", "local.metrics.flush_points=10"]).unwrap();
         assert_eq!(config.metrics[0].config["data_dir"].as_str(), Some("/tmp/h/metrics"));
         assert_eq!(config.metadata[0].config["data_dir"].as_str(), Some("/tmp/h/metadata"));
-        assert_eq!(config.suggest[0].config["data_dir"].as_str(), Some("/tmp/h/suggest"));
+        assert_eq!(
+            config.suggest[0].config["data_dir"].as_str(),
+            Some("/tmp/h/metadata"),
+            "shared, as examples/local.toml"
+        );
         assert_eq!(config.metrics[0].config["flush_points"].as_integer(), Some(10));
         assert!(!config.metadata[0].config.contains_key("flush_points"));
     }

@@ -287,7 +287,9 @@ impl MetricBackend for LocalMetrics {
 #[derive(Deserialize, Debug, Clone)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetadataConfig {
-    /// Directory of the series registry.
+    /// Directory of the series registry. A suggest backend of this plugin
+    /// given the same directory shares the registry: one copy of each
+    /// series, one sync a write for both.
     pub data_dir: PathBuf,
 }
 
@@ -305,8 +307,8 @@ impl MetadataBackend for LocalMetadata {
     type Config = MetadataConfig;
 
     async fn create(c: MetadataConfig) -> PluginResult<Self> {
-        let store = blocking(move || MetadataStore::open(&c.data_dir)).await?;
-        Ok(LocalMetadata { store: Arc::new(store) })
+        let store = blocking(move || MetadataStore::open_shared(&c.data_dir)).await?;
+        Ok(LocalMetadata { store })
     }
 
     async fn write(&self, series: RVec<Series>) -> PluginResult<()> {
@@ -360,7 +362,8 @@ impl MetadataBackend for LocalMetadata {
 #[derive(Deserialize, Debug, Clone)]
 #[serde(default, deny_unknown_fields)]
 pub struct SuggestConfig {
-    /// Directory of the suggest registry.
+    /// Directory of the suggest registry; the metadata backend's
+    /// `data_dir` to share its registry (see `MetadataConfig::data_dir`).
     pub data_dir: PathBuf,
     /// Suggestions returned when a request gives no limit.
     pub default_limit: usize,
@@ -388,7 +391,7 @@ impl SuggestBackend for LocalSuggest {
 
     async fn create(c: SuggestConfig) -> PluginResult<Self> {
         let opts = SuggestOptions { default_limit: c.default_limit, max_limit: c.max_limit };
-        let store = blocking(move || SuggestStore::open(&c.data_dir, opts)).await?;
+        let store = blocking(move || SuggestStore::open_shared(&c.data_dir, opts)).await?;
         Ok(LocalSuggest { store: Arc::new(store) })
     }
 
@@ -484,9 +487,30 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("metrics");
         exclusive(&dir, || LocalMetrics::create(MetricsConfig { data_dir: dir.clone(), ..Default::default() }));
-        let dir = root.path().join("metadata");
-        exclusive(&dir, || LocalMetadata::create(MetadataConfig { data_dir: dir.clone() }));
-        let dir = root.path().join("suggest");
-        exclusive(&dir, || LocalSuggest::create(SuggestConfig { data_dir: dir.clone(), ..Default::default() }));
+    }
+
+    /// Metadata and suggest backends of one process given one directory
+    /// share its registry; another opener (another process) is still
+    /// refused, until both backends are gone.
+    #[test]
+    fn metadata_and_suggest_on_one_dir_share_its_registry() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("series");
+        let metadata = runtime().block_on(LocalMetadata::create(MetadataConfig { data_dir: dir.clone() })).unwrap();
+        let suggest = runtime()
+            .block_on(LocalSuggest::create(SuggestConfig { data_dir: dir.clone(), ..Default::default() }))
+            .unwrap();
+        assert!(Arc::ptr_eq(&metadata.store, &suggest.store.store), "one registry");
+        let s = Series::new("shared", [("host", "a")], [("pod", "p1")]);
+        runtime().block_on(metadata.write(RVec::from(vec![s.clone()]))).unwrap();
+        runtime().block_on(suggest.write(RVec::from(vec![s]))).unwrap();
+        assert_eq!(suggest.store.len(), 1);
+        let Err(e) = MetadataStore::open(&dir) else { panic!("a foreign opener got the shared directory") };
+        assert!(e.to_string().contains("in use by another process"), "{e}");
+        drop(metadata);
+        assert!(MetadataStore::open(&dir).is_err(), "still held by the suggest backend");
+        drop(suggest);
+        let store = MetadataStore::open(&dir).unwrap();
+        assert_eq!(store.len(), 1, "durable");
     }
 }

@@ -11,12 +11,12 @@
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use heroic_plugin_api::abi_stable::std_types::RString;
 use heroic_plugin_api::filter::Filter;
 use heroic_plugin_api::types::{CountResult, DeleteResult, KeysPage, Series, SeriesPage, TagValues, TagsPage};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::compacted::CompactedLog;
 use crate::dir_lock::DirLock;
@@ -110,6 +110,27 @@ impl MetadataStore {
             rewrite(&log, &index)?;
         }
         Ok(MetadataStore { path, log, index: RwLock::new(index), _dir_lock: dir_lock })
+    }
+
+    /// The registry in `dir`, shared by every backend of this process that
+    /// opens the same directory: a metadata and a suggest backend given one
+    /// `data_dir` keep one copy of each series and sync one log for both.
+    /// Other processes are still kept out by the directory's lock.
+    pub fn open_shared(dir: impl AsRef<Path>) -> Result<Arc<MetadataStore>> {
+        static OPEN: Mutex<Vec<(PathBuf, Weak<MetadataStore>)>> = Mutex::new(Vec::new());
+        let dir = dir.as_ref();
+        fs::create_dir_all(dir).ctx(dir)?;
+        let key = dir.canonicalize().ctx(dir)?;
+        // Held while opening, so that two backends opening one directory at
+        // once get one store, not a lock error for the second.
+        let mut open = OPEN.lock();
+        open.retain(|(_, store)| store.strong_count() > 0);
+        if let Some(store) = open.iter().find(|(k, _)| *k == key).and_then(|(_, s)| s.upgrade()) {
+            return Ok(store);
+        }
+        let store = Arc::new(MetadataStore::open(dir)?);
+        open.push((key, Arc::downgrade(&store)));
+        Ok(store)
     }
 
     /// Registers series; returns how many were new. Durable on return.

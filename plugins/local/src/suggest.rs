@@ -37,7 +37,7 @@ impl Default for SuggestOptions {
 }
 
 pub struct SuggestStore {
-    store: Arc<MetadataStore>,
+    pub(crate) store: Arc<MetadataStore>,
     opts: SuggestOptions,
 }
 
@@ -91,6 +91,12 @@ pub(crate) fn score(candidate: &str, typed: &str) -> Option<f64> {
 impl SuggestStore {
     pub fn open(dir: impl AsRef<Path>, opts: SuggestOptions) -> Result<SuggestStore> {
         Ok(SuggestStore { store: Arc::new(MetadataStore::open(dir)?), opts })
+    }
+
+    /// Opens the registry in `dir` shared with the other backends of this
+    /// process on the same directory (see [`MetadataStore::open_shared`]).
+    pub fn open_shared(dir: impl AsRef<Path>, opts: SuggestOptions) -> Result<SuggestStore> {
+        Ok(SuggestStore { store: MetadataStore::open_shared(dir)?, opts })
     }
 
     /// Why the store cannot take writes, if it cannot (see [`MetadataStore::trouble`]).
