@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use data::Shape;
+use data::{Shape, STEP_MS};
 use queries::{Query, Request};
 
 struct Args {
@@ -50,13 +50,17 @@ fn parse_args() -> Result<Args> {
         flags.get(name).map_or(Ok(default), |v| v.parse().with_context(|| format!("--{name} {v:?}")))
     };
     let day = 86_400_000;
-    // Two days ago, aligned to the day: inside VictoriaMetrics' default
-    // retention and its search window, and away from its "recent" caches.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let points = num("points", 8640)?;
+    // Aligned to the day, with the data ending by yesterday's midnight: a
+    // query's range ends at the latest now (heroic cuts it there), and the
+    // data stays inside VictoriaMetrics' default retention and away from
+    // its "recent" caches. One day of data starts two days ago.
+    let days = (points * STEP_MS + day - 1) / day;
     let shape = Shape {
         series: num("series", 1000)? as usize,
-        points: num("points", 8640)? as usize,
-        start_ms: num("start", (now / day - 2) * day)?,
+        points: points as usize,
+        start_ms: num("start", (now / day - 1 - days) * day)?,
     };
     Ok(Args {
         mode,

@@ -102,6 +102,11 @@ pub struct MetricsConfig {
     /// points than this wait in memory to be flushed, because flushing fell
     /// behind or fails (a full disk). Bounds memory and write-ahead log size.
     pub head_limit_points: usize,
+    /// A write that finds more than `head_limit_points` waiting because
+    /// flushing is behind (not failing) waits up to this many seconds for
+    /// the flush to make room before it is refused: backpressure slows a
+    /// fast writer instead of failing it. 0 refuses at once.
+    pub head_full_wait_seconds: u64,
     /// Memory for decoded blocks that reads keep for the next read, in MiB
     /// (0 turns the cache off). Decoded blocks are compact (regular
     /// timestamps and 2-decimal gauges take ~4 bytes a point), so the
@@ -121,6 +126,7 @@ impl Default for MetricsConfig {
             max_record_points: o.max_record_points,
             compact_segments: o.compact_segments,
             head_limit_points: o.head_limit_points,
+            head_full_wait_seconds: 10,
             block_cache_mb: o.block_cache_bytes >> 20,
         }
     }
@@ -135,6 +141,8 @@ pub struct LocalMetrics {
     spreads: Arc<SampleStore>,
     /// T-digest points, in `<data_dir>/tdigests`.
     tdigests: Arc<SampleStore>,
+    /// See [`MetricsConfig::head_full_wait_seconds`].
+    head_full_wait: Duration,
 }
 
 impl LocalMetrics {
@@ -145,6 +153,19 @@ impl LocalMetrics {
             SampleKind::SPREAD => Ok(self.spreads.clone()),
             SampleKind::TDIGEST => Ok(self.tdigests.clone()),
             _ => Err(PluginError::unsupported(&format!("{operation} of {}", kind.name()))),
+        }
+    }
+
+    /// Backpressure: while the background flush is behind, waits (up to
+    /// `head_full_wait`) for it to make room; the write that follows is
+    /// refused only if it has not.
+    async fn room_for_writes(&self) {
+        if !self.store.flush_behind() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.head_full_wait;
+        while self.store.flush_behind() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
@@ -175,6 +196,7 @@ impl MetricBackend for LocalMetrics {
             background_flush: true,
             block_cache_bytes: c.block_cache_mb.saturating_mul(1 << 20),
         };
+        let head_full_wait = Duration::from_secs(c.head_full_wait_seconds);
         let (store, distributions, spreads, tdigests) = blocking(move || {
             // The points store first: it takes the directory's lock.
             let store = MetricStore::open(&c.data_dir, opts)?;
@@ -191,10 +213,12 @@ impl MetricBackend for LocalMetrics {
             distributions: Arc::new(distributions),
             spreads: Arc::new(spreads),
             tdigests: Arc::new(tdigests),
+            head_full_wait,
         })
     }
 
     async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
+        self.room_for_writes().await;
         // The fsync is awaited, not waited for on a blocking thread.
         match self.store.write_queued(&batch, |leader| lead(move || leader.run())).await {
             Some(r) => r.map_err(plugin_error),
@@ -487,6 +511,28 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("metrics");
         exclusive(&dir, || LocalMetrics::create(MetricsConfig { data_dir: dir.clone(), ..Default::default() }));
+    }
+
+    /// A writer faster than the flush is slowed down, not refused: a write
+    /// finding the head over its bound waits for the flush to make room.
+    #[test]
+    fn a_write_waits_for_a_flush_that_is_behind() {
+        let root = tempfile::tempdir().unwrap();
+        let config = MetricsConfig {
+            data_dir: root.path().join("metrics"),
+            flush_points: 1000,
+            head_limit_points: 1000,
+            ..Default::default()
+        };
+        let metrics = runtime().block_on(LocalMetrics::create(config)).unwrap();
+        let s = Series::new("fast", [("host", "a")], [("pod", "p1")]);
+        for round in 0..5i64 {
+            // Each write alone is over the bound: the next finds the head full.
+            let pairs: Vec<(i64, f64)> = (0..5000).map(|i| (round * 5000 + i + 1, i as f64)).collect();
+            let batch = RVec::from(vec![SeriesPoints { series: s.clone(), points: PointBatch::from_pairs(&pairs) }]);
+            runtime().block_on(metrics.write(batch)).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+        assert_eq!(metrics.store.count(&s, TimeRange::ALL).unwrap(), 25_000);
     }
 
     /// Metadata and suggest backends of one process given one directory

@@ -242,6 +242,15 @@ impl MetricStore {
         inner.check_room().err().map(|e| e.to_string())
     }
 
+    /// Whether writes are refused only because the background flush is
+    /// behind (the heads are over their bound and no flush failed), so
+    /// that a writer may wait for it instead of being refused. Asks for a
+    /// flush when so.
+    pub fn flush_behind(&self) -> bool {
+        let inner = &self.inner;
+        self.flusher.is_some() && inner.flush_error.lock().is_none() && inner.check_room().is_err()
+    }
+
     /// Flushes and stops the background thread. Dropping the store without
     /// closing is safe (the WAL is replayed at the next open), only slower.
     pub fn close(mut self) -> Result<()> {
