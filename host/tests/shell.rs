@@ -51,14 +51,15 @@ impl LocalShell {
         run_shell(self.dir.path(), &all)
     }
 
-    /// A `heroic` node on the same data directories as the shell.
+    /// A `heroic` node on the same data directories as the shell (the
+    /// layout of the `local` profile: suggest shares the metadata registry).
     fn node(&self) -> common::Node {
         let d = self.data_dir.display().to_string();
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:{{port}}\"\n[plugins]\ndirs = [\"{{plugins}}\"]\n\
              [[metrics]]\nplugin = \"local\"\n[metrics.config]\ndata_dir = \"{d}/metrics\"\n\
              [[metadata]]\nplugin = \"local\"\n[metadata.config]\ndata_dir = \"{d}/metadata\"\n\
-             [[suggest]]\nplugin = \"local\"\n[suggest.config]\ndata_dir = \"{d}/suggest\"\n"
+             [[suggest]]\nplugin = \"local\"\n[suggest.config]\ndata_dir = \"{d}/metadata\"\n"
         );
         common::Node::start(self.dir.path(), &config)
     }

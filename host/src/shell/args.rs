@@ -15,7 +15,7 @@ use crate::shell::suggest::{SuggestKeyArgs, SuggestTagArgs, SuggestTagValueArgs,
 #[command(
     name = "heroic-shell",
     version,
-    about = "Runs one task (configure, write, fetch, query, keys, metadata-*, suggest-* …) against the backends of a config or profile",
+    about = "Runs tasks (configure, write, fetch, query, keys, metadata-*, suggest-* …) against the backends of a config or profile: the one given, else those typed at the heroic> prompt or piped on stdin",
     after_help = format!(
         "{}\n\nOutput: one JSON value per line on stdout; progress and errors on stderr (RUST_LOG sets the level).\nSee docs/shell.md.",
         crate::shell::profiles::help()
@@ -41,8 +41,10 @@ pub struct ShellArgs {
     /// count-data, delete-keys); 0 reports every page.
     #[arg(long, global = true, default_value_t = 5, value_name = "SECONDS")]
     pub progress_interval: u64,
+    /// The task; without one, tasks are read from the `heroic>` prompt (or
+    /// one per line from stdin when it is not a terminal).
     #[command(subcommand)]
-    pub task: Task,
+    pub task: Option<Task>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -28,6 +28,9 @@ pub enum ShellError {
     /// `errors`, or several backends of `configure`).
     #[error("{count} backend error(s); first: {first}")]
     Partial { count: usize, first: String },
+    /// Tasks piped on stdin failed (each was reported as it failed).
+    #[error("{count} task(s) failed; first: {first}")]
+    Failed { count: usize, first: String },
     /// `check-data` found damage (listed in its output).
     #[error("damage found: {0}; opening the store keeps what is readable (see docs/reliability.md)")]
     Damaged(String),

@@ -20,11 +20,14 @@
 //! - [`metadata`]: the `metadata-*` tasks.
 //! - [`suggest`]: the `suggest-*` tasks.
 //! - [`output`]: JSON lines and progress reports.
+//! - [`interactive`]: no task on the command line: the `heroic>` prompt,
+//!   or tasks piped on stdin, one per line.
 
 pub mod args;
 pub mod check;
 pub mod data;
 mod error;
+pub mod interactive;
 pub mod keys;
 pub mod metadata;
 pub mod operations;
@@ -128,22 +131,27 @@ pub fn now_ms() -> i64 {
 }
 
 /// Runs the task of `args` and closes the backends, whatever the outcome.
+/// Without a task, runs the tasks read from the prompt or stdin
+/// ([`interactive`]) against backends started once.
 pub async fn run(args: ShellArgs) -> Result<(), ShellError> {
-    if let Task::ParseQuery(a) = &args.task {
+    if let Some(Task::ParseQuery(a)) = &args.task {
         return data::parse_query(&Output, a).await;
     }
     let config = build_config(&args)?;
-    if let Task::CheckData = &args.task {
+    if let Some(Task::CheckData) = &args.task {
         // Without creating the backends: opening one recovers (changes) it.
         return check::check_data(&config, &Output);
     }
     let shell = Shell::start(config, Duration::from_secs(args.progress_interval)).await?;
-    let result = run_task(&shell, &args.task).await;
+    let result = match &args.task {
+        Some(task) => run_task(&shell, task).await,
+        None => interactive::run_lines(&shell).await,
+    };
     shell.shutdown().await;
     result
 }
 
-async fn run_task(shell: &Shell, task: &Task) -> Result<(), ShellError> {
+pub(crate) async fn run_task(shell: &Shell, task: &Task) -> Result<(), ShellError> {
     match task {
         Task::Configure => operations::configure(shell).await,
         Task::Backends => operations::backends(shell),

@@ -19,8 +19,9 @@ use crate::shell::ShellError;
 /// A built-in profile.
 pub struct Profile {
     pub name: &'static str,
-    /// Prefix of its `-X` keys besides its name.
-    pub scope: &'static str,
+    /// Prefixes of its `-X` keys besides its name (Heroic's scope, and the
+    /// older ones Heroic's documentation still shows, such as `datastax.`).
+    pub scopes: &'static [&'static str],
     pub plugin: &'static str,
     pub roles: &'static [Role],
     pub description: &'static str,
@@ -33,7 +34,7 @@ pub struct Profile {
 pub const PROFILES: &[Profile] = &[
     Profile {
         name: "local",
-        scope: "local",
+        scopes: &[],
         plugin: "local",
         roles: &[Role::Metrics, Role::Metadata, Role::Suggest],
         description: "metrics, metadata and suggest on local disk; -X local.data_dir=DIR (default ./data, as examples/local.toml)",
@@ -42,19 +43,19 @@ pub const PROFILES: &[Profile] = &[
     },
     Profile {
         name: "bigtable",
-        scope: "bigtable",
+        scopes: &[],
         plugin: "bigtable",
         roles: &[Role::Metrics],
-        description: "metrics on Bigtable; -X bigtable.project=P -X bigtable.instance=I [-X bigtable.emulatorEndpoint=HOST:PORT]",
+        description: "metrics on Bigtable; -X bigtable.project=P -X bigtable.instance=I [-X bigtable.credentials=default|compute-engine|json -X bigtable.json=FILE] [-X bigtable.emulatorEndpoint=HOST:PORT] [-X bigtable.configure]",
         list_keys: &["extraFamilies"],
         aliases: &[],
     },
     Profile {
         name: "cassandra",
-        scope: "cassandra",
+        scopes: &["datastax"],
         plugin: "cassandra",
         roles: &[Role::Metrics],
-        description: "metrics on Cassandra/ScyllaDB; -X cassandra.seeds=HOST[:PORT][,…] [-X cassandra.keyspace=K]",
+        description: "metrics on Cassandra/ScyllaDB; -X cassandra.seeds=HOST[:PORT][,…] [-X cassandra.keyspace=K] [-X cassandra.configure] (or datastax.)",
         list_keys: &["seeds"],
         aliases: &[],
     },
@@ -67,7 +68,7 @@ pub const PROFILES: &[Profile] = &[
 const fn elasticsearch(name: &'static str, roles: &'static [Role], description: &'static str) -> Profile {
     Profile {
         name,
-        scope: "elasticsearch",
+        scopes: &["elasticsearch"],
         plugin: "elasticsearch",
         roles,
         description,
@@ -116,13 +117,29 @@ struct Param<'a> {
     value: &'a str,
 }
 
+/// Splits `scope.key=value`; a bare `scope.key` is a flag set to `true`,
+/// as in Heroic (`-X bigtable.configure`).
 fn split_param(text: &str) -> Result<Param<'_>, ShellError> {
-    let (key, value) =
-        text.split_once('=').ok_or_else(|| ShellError::usage(format!("-X {text}: expected scope.key=value")))?;
+    let (key, value) = text.split_once('=').unwrap_or((text, "true"));
     let (scope, path) = key.split_once('.').filter(|(s, p)| !s.is_empty() && !p.is_empty()).ok_or_else(|| {
-        ShellError::usage(format!("-X {text}: expected scope.key=value, e.g. local.data_dir=/var/lib/heroic"))
+        ShellError::usage(format!(
+            "-X {text}: expected scope.key=value or scope.flag, e.g. local.data_dir=/var/lib/heroic"
+        ))
     })?;
     Ok(Param { text, scope, path, value })
+}
+
+/// Heroic's Bigtable profile names credentials by a word and gives their
+/// file in a key of its own; the plugin takes a `credentials` table.
+fn bigtable_credentials(path: &str, value: &str) -> Option<(&'static str, toml::Value)> {
+    match path {
+        // Heroic reads `credential` although it documents `credentials`.
+        "credentials" | "credential" if !value.trim_start().starts_with('{') => {
+            Some(("credentials.type", toml::Value::String(value.to_string())))
+        }
+        "json" | "keyFile" => Some(("credentials.path", toml::Value::String(value.to_string()))),
+        _ => None,
+    }
 }
 
 /// A `-X` value: TOML when it parses as one, else the text itself.
@@ -175,7 +192,7 @@ impl Profile {
     }
 
     fn matches(&self, scope: &str) -> bool {
-        scope == self.name || scope == self.scope
+        scope == self.name || self.scopes.contains(&scope)
     }
 
     /// Applies one parameter to this profile's components of `config`.
@@ -193,6 +210,23 @@ impl Profile {
                 .iter_mut()
                 .find(|c| c.id.as_deref() == Some(self.name))
                 .expect("the profile's components were added before its parameters");
+            if path == "configure" {
+                // Heroic's `-X bigtable.configure`: the backend's configure
+                // step at start, not a key of the plugin's config.
+                component.configure = match parse_value(param.value) {
+                    toml::Value::Boolean(b) => b,
+                    _ => {
+                        return Err(ShellError::usage(format!("-X {}: configure is true or false", shown(param.text))))
+                    }
+                };
+                continue;
+            }
+            if let Some((key, value)) =
+                (self.plugin == "bigtable").then(|| bigtable_credentials(path, param.value)).flatten()
+            {
+                set_path(&mut component.config, key, value, &shown(param.text))?;
+                continue;
+            }
             let value = if self.name == "local" && path == "data_dir" && param.path == "data_dir" {
                 // The profile's one directory holds a directory per role.
                 toml::Value::String(PathBuf::from(param.value).join(local_subdir(role)).display().to_string())
@@ -320,7 +354,38 @@ mod tests {
         let e = build(&["local"], &["nosuch.key=1"]).unwrap_err().to_string();
         assert!(e.contains("no profile is called \"nosuch\""), "{e}");
         let e = build(&["local"], &["local"]).unwrap_err().to_string();
-        assert!(e.contains("expected scope.key=value"), "{e}");
+        assert!(e.contains("expected scope.key=value or scope.flag"), "{e}");
+    }
+
+    /// The lines of Heroic's getting-started guide, verbatim.
+    #[test]
+    fn heroic_flag_forms() {
+        let config = build(
+            &["bigtable"],
+            &["bigtable.project=p", "bigtable.instance=i", "bigtable.credentials=default", "bigtable.configure"],
+        )
+        .unwrap();
+        let bigtable = &config.metrics[0];
+        assert!(bigtable.configure, "a bare flag is true");
+        assert_eq!(bigtable.config["credentials"]["type"].as_str(), Some("default"));
+        assert!(!bigtable.config.contains_key("configure"));
+
+        let config = build(&["bigtable"], &["bigtable.credentials=json", "bigtable.json=/k.json"]).unwrap();
+        let credentials = &config.metrics[0].config["credentials"];
+        assert_eq!((credentials["type"].as_str(), credentials["path"].as_str()), (Some("json"), Some("/k.json")));
+
+        let config = build(&["cassandra"], &["cassandra.seeds=a,b", "datastax.configure"]).unwrap();
+        assert!(config.metrics[0].configure, "datastax. is the cassandra profile's scope");
+        assert_eq!(config.metrics[0].config["seeds"], toml::Value::Array(vec!["a".into(), "b".into()]));
+
+        let config = build(
+            &["elasticsearch-suggest", "elasticsearch-metadata"],
+            &["elasticsearch.seeds=http://127.0.0.1:9200", "elasticsearch.configure=false"],
+        )
+        .unwrap();
+        assert!(!config.metadata[0].configure && !config.suggest[0].configure);
+        let e = build(&["bigtable"], &["bigtable.configure=maybe"]).unwrap_err().to_string();
+        assert!(e.contains("configure is true or false"), "{e}");
     }
 
     #[test]
