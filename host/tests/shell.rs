@@ -406,3 +406,34 @@ fn check_data_reports_damage_without_changing_anything() {
     );
     assert_eq!(std::fs::read(&catalog).unwrap(), bytes, "the check changed series.log");
 }
+
+/// `metadata-load` rebuilds lost metadata from the metric backend's own
+/// list of series; `--dry-run` only counts, a filter narrows it.
+#[test]
+fn metadata_load_rebuilds_the_metadata_from_the_metric_backend() {
+    let shell = LocalShell::new();
+    shell.write(json!({"key": "cpu", "tags": {"host": "a"}}), json!([[1000, 1.0]]));
+    shell.write(json!({"key": "mem", "tags": {"host": "a"}}), json!([[1000, 2.0]]));
+    let count = || shell.one(&["metadata-count"])["count"].clone();
+    assert_eq!(count(), json!(2));
+    let lose_metadata = || {
+        shell.one(&["metadata-delete", "true", "--ok"]);
+        assert_eq!(count(), json!(0), "metadata lost");
+    };
+    lose_metadata();
+
+    let dry = shell.one(&["metadata-load", "--dry-run"]);
+    assert_eq!(dry, json!({"backend": "local", "series": 2, "written": 0, "dryRun": true}));
+    assert_eq!(count(), json!(0), "a dry run writes nothing");
+
+    let loaded = shell.one(&["metadata-load", "--rate", "1000"]);
+    assert_eq!(loaded, json!({"backend": "local", "series": 2, "written": 2, "dryRun": false}));
+    assert_eq!(count(), json!(2));
+    let suggested = shell.one(&["suggest-key", "--key", "cp"]);
+    assert!(suggested.to_string().contains("cpu"), "suggest is loaded too: {suggested}");
+
+    lose_metadata();
+    let loaded = shell.one(&["metadata-load", "$key = mem"]);
+    assert_eq!((&loaded["series"], &loaded["written"]), (&json!(1), &json!(1)), "{loaded}");
+    assert_eq!(count(), json!(1));
+}

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::shell::data::{FetchArgs, ParseQueryArgs, QueryArgs, WriteArgs};
 use crate::shell::keys::{CountDataArgs, DeleteKeysArgs, KeysArgs};
+use crate::shell::load::MetadataLoadArgs;
 use crate::shell::metadata::{MetadataDeleteArgs, MetadataWriteArgs};
 use crate::shell::options::MetadataArgs;
 use crate::shell::suggest::{SuggestKeyArgs, SuggestTagArgs, SuggestTagValueArgs, SuggestTagValuesArgs};
@@ -85,6 +86,9 @@ pub enum Task {
     MetadataDelete(MetadataDeleteArgs),
     /// Registers a series with the metadata and suggest backends.
     MetadataWrite(MetadataWriteArgs),
+    /// Rebuilds the metadata and suggest backends from the series a metric
+    /// backend stores (a lost or new index).
+    MetadataLoad(MetadataLoadArgs),
     /// Suggests keys (`POST /metadata/key-suggest`).
     SuggestKey(SuggestKeyArgs),
     /// Suggests tags (`POST /metadata/tag-suggest`).

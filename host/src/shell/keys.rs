@@ -80,7 +80,7 @@ fn parse_filter(text: Option<&str>) -> Result<(Filter, SeriesMatcher), ShellErro
 }
 
 /// The matching series of one metric backend, a page at a time.
-struct SeriesScan<'a> {
+pub(crate) struct SeriesScan<'a> {
     shell: &'a Shell,
     backend: &'a Named<MetricBackendClient>,
     filter: Filter,
@@ -96,7 +96,7 @@ struct SeriesScan<'a> {
 }
 
 impl<'a> SeriesScan<'a> {
-    fn new(
+    pub(crate) fn new(
         shell: &'a Shell,
         backend: &'a Named<MetricBackendClient>,
         task: &'static str,
@@ -122,7 +122,7 @@ impl<'a> SeriesScan<'a> {
     }
 
     /// The next page of matching series (possibly empty), `None` at the end.
-    async fn next_page(&mut self) -> Result<Option<Vec<Series>>, ShellError> {
+    pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<Series>>, ShellError> {
         if self.finished {
             return Ok(None);
         }
@@ -157,8 +157,13 @@ impl<'a> SeriesScan<'a> {
         }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.progress.finish(self.scanned, self.matched);
+    }
+
+    /// Series that matched so far.
+    pub(crate) fn matched(&self) -> u64 {
+        self.matched
     }
 }
 

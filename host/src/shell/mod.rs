@@ -17,7 +17,8 @@
 //! - [`check`]: `check-data`, the backends' read-only data checks.
 //! - [`data`]: `write`, `fetch`, `query`, `parse-query`.
 //! - [`keys`]: `keys`, `count-data`, `delete-keys`.
-//! - [`metadata`]: the `metadata-*` tasks.
+//! - [`metadata`]: the `metadata-*` tasks that go through the HTTP handlers.
+//! - [`load`]: `metadata-load`, metadata rebuilt from a metric backend.
 //! - [`suggest`]: the `suggest-*` tasks.
 //! - [`output`]: JSON lines and progress reports.
 //! - [`interactive`]: no task on the command line: the `heroic>` prompt,
@@ -29,6 +30,7 @@ pub mod data;
 mod error;
 pub mod interactive;
 pub mod keys;
+pub mod load;
 pub mod metadata;
 pub mod operations;
 pub mod options;
@@ -172,6 +174,7 @@ pub(crate) async fn run_task(shell: &Shell, task: &Task) -> Result<(), ShellErro
         Task::MetadataTags(a) => metadata::lookup(shell, a, Lookup::Tags).await,
         Task::MetadataDelete(a) => metadata::delete(shell, a).await,
         Task::MetadataWrite(a) => metadata::write(shell, a).await,
+        Task::MetadataLoad(a) => load::metadata_load(shell, a).await,
         Task::SuggestKey(a) => suggest::key(shell, a).await,
         Task::SuggestTag(a) => suggest::tag(shell, a).await,
         Task::SuggestTagValue(a) => suggest::tag_value(shell, a).await,
