@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,16 +19,22 @@ fn local_args(dir: &Path) -> Vec<String> {
     ["--plugin-dir", &plugins, "-P", "local", "-X", &data, "--progress-interval", "0"].map(String::from).to_vec()
 }
 
-#[test]
-fn tasks_piped_on_stdin_run_in_order_and_a_failed_one_fails_the_run() {
-    let dir = tempfile::tempdir().unwrap();
+/// The shell on the `local` profile in `dir`, with `input` on its stdin.
+fn piped(dir: &Path, input: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_heroic-shell"))
-        .args(local_args(dir.path()))
+        .args(local_args(dir))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn tasks_piped_on_stdin_run_in_order_and_a_failed_one_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
     let script = r#"write -s '{"key": "piped", "tags": {"host": "a"}}' -p 1000=1.5 -p 2000=2.5
 # comments and blank lines are skipped
 
@@ -36,8 +42,7 @@ fetch -s '{"key": "piped", "tags": {"host": "a"}}'
 no-such-task
 metadata-count
 "#;
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = piped(dir.path(), script);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "a failed line fails the run: {stderr}");
     let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
@@ -52,15 +57,7 @@ metadata-count
     assert!(stderr.contains("1 task(s) failed"), "{stderr}");
 
     // All good: exit status 0; `exit` ends the run early.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_heroic-shell"))
-        .args(local_args(dir.path()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"metadata-count\nexit\nno-such-task\n").unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = piped(dir.path(), "metadata-count\nexit\nno-such-task\n");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 1);
 }

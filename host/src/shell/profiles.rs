@@ -29,6 +29,9 @@ pub struct Profile {
     list_keys: &'static [&'static str],
     /// Friendlier names for plugin keys.
     aliases: &'static [(&'static str, &'static str)],
+    /// Heroic's own parameters that are not plugin keys as they stand:
+    /// the key and value `-X` sets instead, if the parameter is one.
+    heroic_param: fn(&str, &str) -> Option<(&'static str, toml::Value)>,
 }
 
 pub const PROFILES: &[Profile] = &[
@@ -40,6 +43,7 @@ pub const PROFILES: &[Profile] = &[
         description: "metrics, metadata and suggest on local disk; -X local.data_dir=DIR (default ./data, as examples/local.toml)",
         list_keys: &[],
         aliases: &[],
+        heroic_param: no_heroic_param,
     },
     Profile {
         name: "bigtable",
@@ -49,6 +53,7 @@ pub const PROFILES: &[Profile] = &[
         description: "metrics on Bigtable; -X bigtable.project=P -X bigtable.instance=I [-X bigtable.credentials=default|compute-engine|json -X bigtable.json=FILE] [-X bigtable.emulatorEndpoint=HOST:PORT] [-X bigtable.configure]",
         list_keys: &["extraFamilies"],
         aliases: &[],
+        heroic_param: bigtable_credentials,
     },
     Profile {
         name: "cassandra",
@@ -58,6 +63,7 @@ pub const PROFILES: &[Profile] = &[
         description: "metrics on Cassandra/ScyllaDB; -X cassandra.seeds=HOST[:PORT][,…] [-X cassandra.keyspace=K] [-X cassandra.configure] (or datastax.)",
         list_keys: &["seeds"],
         aliases: &[],
+        heroic_param: no_heroic_param,
     },
     elasticsearch("elasticsearch-metadata", &[Role::Metadata], "metadata on Elasticsearch; -X elasticsearch.seeds=URL[,URL…] (or .url)"),
     elasticsearch("elasticsearch-suggest", &[Role::Suggest], "suggest on Elasticsearch; -X elasticsearch.seeds=URL[,URL…] (or .url)"),
@@ -74,6 +80,7 @@ const fn elasticsearch(name: &'static str, roles: &'static [Role], description: 
         description,
         list_keys: &["seeds"],
         aliases: &[("url", "seeds")],
+        heroic_param: no_heroic_param,
     }
 }
 
@@ -127,6 +134,11 @@ fn split_param(text: &str) -> Result<Param<'_>, ShellError> {
         ))
     })?;
     Ok(Param { text, scope, path, value })
+}
+
+/// For profiles whose keys are all the plugin's.
+fn no_heroic_param(_: &str, _: &str) -> Option<(&'static str, toml::Value)> {
+    None
 }
 
 /// Heroic's Bigtable profile names credentials by a word and gives their
@@ -221,9 +233,7 @@ impl Profile {
                 };
                 continue;
             }
-            if let Some((key, value)) =
-                (self.plugin == "bigtable").then(|| bigtable_credentials(path, param.value)).flatten()
-            {
+            if let Some((key, value)) = (self.heroic_param)(path, param.value) {
                 set_path(&mut component.config, key, value, &shown(param.text))?;
                 continue;
             }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::metadata::MetadataStore;
-use crate::metrics::{MetricOptions, MetricStore};
+use crate::metrics::{Leader, MetricOptions, MetricStore};
 use crate::samples::SampleStore;
 use crate::suggest::{SuggestOptions, SuggestStore};
 
@@ -67,8 +67,20 @@ const INLINE_FETCH_SERIES: usize = 4;
 /// Starts the leader of a log's queued writes on the blocking pool, where
 /// it may wait for fsyncs (see `log/queued.rs`). Should the pool refuse it
 /// (shutting down), dropping the leader runs it here.
-fn lead(run: impl FnOnce() + Send + 'static) {
-    drop(runtime().spawn_blocking(run));
+fn lead(leader: Leader) {
+    drop(runtime().spawn_blocking(move || leader.run()));
+}
+
+/// A write to a registry (metadata or suggest, which may share it): the
+/// fsync awaited, or on a blocking thread when the registry asks for it.
+async fn write_registry(store: &Arc<MetadataStore>, series: RVec<Series>) -> PluginResult<()> {
+    match store.write_queued(&series, lead).await {
+        Some(r) => r.map(|_| ()).map_err(plugin_error),
+        None => {
+            let store = store.clone();
+            blocking(move || store.write(&series).map(|_| ())).await
+        }
+    }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::Result<T> + Send + 'static) -> PluginResult<T> {
@@ -155,19 +167,6 @@ impl LocalMetrics {
             _ => Err(PluginError::unsupported(&format!("{operation} of {}", kind.name()))),
         }
     }
-
-    /// Backpressure: while the background flush is behind, waits (up to
-    /// `head_full_wait`) for it to make room; the write that follows is
-    /// refused only if it has not.
-    async fn room_for_writes(&self) {
-        if !self.store.flush_behind() {
-            return;
-        }
-        let deadline = tokio::time::Instant::now() + self.head_full_wait;
-        while self.store.flush_behind() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
 }
 
 impl MetricBackend for LocalMetrics {
@@ -218,13 +217,24 @@ impl MetricBackend for LocalMetrics {
     }
 
     async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
-        self.room_for_writes().await;
-        // The fsync is awaited, not waited for on a blocking thread.
-        match self.store.write_queued(&batch, |leader| lead(move || leader.run())).await {
-            Some(r) => r.map_err(plugin_error),
-            None => {
+        let mut deadline = None;
+        loop {
+            // The fsync is awaited, not waited for on a blocking thread.
+            let Some(written) = self.store.write_queued(&batch, lead).await else {
                 let store = self.store.clone();
-                blocking(move || store.write(&batch)).await
+                return blocking(move || store.write(&batch)).await;
+            };
+            match written {
+                // Backpressure: refused, with nothing written, only because
+                // the background flush is behind (not failing); wait up to
+                // `head_full_wait` for it to make room, then write again.
+                Err(Error::Busy { cause: None, .. })
+                    if *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.head_full_wait)
+                        > tokio::time::Instant::now() =>
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                written => return written.map_err(plugin_error),
             }
         }
     }
@@ -336,13 +346,7 @@ impl MetadataBackend for LocalMetadata {
     }
 
     async fn write(&self, series: RVec<Series>) -> PluginResult<()> {
-        match self.store.write_queued(&series, |leader| lead(move || leader.run())).await {
-            Some(r) => r.map(|_| ()).map_err(plugin_error),
-            None => {
-                let store = self.store.clone();
-                blocking(move || store.write(&series).map(|_| ())).await
-            }
-        }
+        write_registry(&self.store, series).await
     }
 
     async fn find_series(&self, q: Query) -> PluginResult<SeriesPage> {
@@ -420,13 +424,7 @@ impl SuggestBackend for LocalSuggest {
     }
 
     async fn write(&self, series: RVec<Series>) -> PluginResult<()> {
-        match self.store.write_queued(&series, |leader| lead(move || leader.run())).await {
-            Some(r) => r.map(|_| ()).map_err(plugin_error),
-            None => {
-                let store = self.store.clone();
-                blocking(move || store.write(&series).map(|_| ())).await
-            }
-        }
+        write_registry(&self.store.store, series).await
     }
 
     async fn key_suggest(&self, q: Query, key: Option<String>) -> PluginResult<Vec<KeySuggestion>> {

@@ -54,6 +54,7 @@ use crate::frame::{frame, own_frames, scan, Damage};
 mod queued;
 
 pub(crate) use queued::Durable;
+pub use queued::Leader;
 
 pub(crate) struct RecordLog {
     state: Mutex<State>,
@@ -185,12 +186,12 @@ impl State {
         }
     }
 
-    /// Wakes the queued writers whose ticket was taken by a group that
-    /// ended, so they learn how it went.
-    fn wake_resolved(&mut self) {
+    /// Wakes (and forgets) the queued writers whose ticket `due` picks;
+    /// they register again if they still wait.
+    fn wake_where(&mut self, due: impl Fn(&State, u64) -> bool) {
         let mut wakers = std::mem::take(&mut self.wakers);
         wakers.retain(|(ticket, waker)| {
-            if self.resolved(*ticket) {
+            if due(self, *ticket) {
                 waker.wake_by_ref();
                 return false;
             }
@@ -411,14 +412,7 @@ impl RecordLog {
         st.leading = false;
         if st.appended > st.taken {
             // Handed over: whoever waits for a record not yet taken claims.
-            let taken = st.taken;
-            st.wakers.retain(|(ticket, waker)| {
-                if *ticket > taken {
-                    waker.wake_by_ref();
-                    return false;
-                }
-                true
-            });
+            st.wake_where(|st, ticket| ticket > st.taken);
         }
         self.notify(st);
     }
@@ -472,8 +466,9 @@ impl RecordLog {
 
     /// Wakes every writer waiting for a group to end, blocked or queued.
     fn notify(&self, st: &mut State) {
+        // Those whose group ended learn how it went.
         self.done.notify_all();
-        st.wake_resolved();
+        st.wake_where(State::resolved);
     }
 
     /// Makes the log writable again after a failure, in the same file (see

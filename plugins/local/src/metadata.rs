@@ -23,6 +23,7 @@ use crate::dir_lock::DirLock;
 use crate::encoding::{put_series, Reader};
 use crate::error::{IoContext, Result};
 use crate::index::{Index, Set};
+use crate::log::Leader;
 
 const REC_ADD: u8 = 1;
 const REC_REMOVE: u8 = 2;
@@ -43,28 +44,6 @@ pub(crate) fn parse_registry_record(rec: &[u8]) -> Option<(bool, Series)> {
         (REC_ADD, s) => Some((true, s)),
         (REC_REMOVE, s) => Some((false, s)),
         _ => None,
-    }
-}
-
-/// Leads the registry log's queued writes (see
-/// [`MetadataStore::write_queued`]): call [`run`](Self::run) on a thread
-/// that may block. Dropped unrun, it runs then, so that no queued write is
-/// left without a leader.
-pub struct RegistryLeader(Option<Arc<MetadataStore>>);
-
-impl RegistryLeader {
-    pub fn run(mut self) {
-        if let Some(store) = self.0.take() {
-            store.log.lead_queued();
-        }
-    }
-}
-
-impl Drop for RegistryLeader {
-    fn drop(&mut self) {
-        if let Some(store) = self.0.take() {
-            store.log.lead_queued();
-        }
     }
 }
 
@@ -157,7 +136,7 @@ impl MetadataStore {
     pub async fn write_queued(
         self: &Arc<Self>,
         series: &[Series],
-        start_leader: impl Fn(RegistryLeader) + Sync,
+        start_leader: impl Fn(Leader) + Sync,
     ) -> Option<Result<usize>> {
         let Some(fresh) = self.fresh(series) else {
             return Some(Ok(0));
@@ -167,7 +146,10 @@ impl MetadataStore {
             let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
             self.log.enqueue(&refs)?
         };
-        let start = || start_leader(RegistryLeader(Some(self.clone())));
+        let start = || {
+            let store = self.clone();
+            start_leader(Leader::new(move || store.log.lead_queued()));
+        };
         if let Err(e) = self.log.durable(ticket, &start).await {
             return Some(Err(e));
         }

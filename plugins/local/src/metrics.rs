@@ -19,6 +19,7 @@ use heroic_plugin_api::types::{
 };
 
 use crate::error::{Error, Result};
+pub use crate::log::Leader;
 use crate::store::{normalized, Inner, Mem};
 use crate::wal_record::{encode_define, encode_points};
 
@@ -92,7 +93,7 @@ impl MetricStore {
     pub async fn write_queued(
         &self,
         batch: &[SeriesPoints],
-        start_leader: impl Fn(WalLeader) + Sync,
+        start_leader: impl Fn(Leader) + Sync,
     ) -> Option<Result<()>> {
         let inner = &*self.inner;
         // Without a flusher, a full head is flushed by the writer: blocking.
@@ -118,7 +119,10 @@ impl MetricStore {
         let ticket = inner.wal.enqueue(&refs)?;
         drop(refs);
         drop(payloads);
-        let start = || start_leader(WalLeader(Some(self.inner.clone())));
+        let start = || {
+            let inner = self.inner.clone();
+            start_leader(Leader::new(move || inner.wal.lead_queued(|rec| inner.apply_durable(rec))));
+        };
         let appended = inner.wal.durable(ticket, &start).await;
         unsettled.settle(appended.is_ok());
         if let Err(e) = appended {
@@ -242,15 +246,6 @@ impl MetricStore {
         inner.check_room().err().map(|e| e.to_string())
     }
 
-    /// Whether writes are refused only because the background flush is
-    /// behind (the heads are over their bound and no flush failed), so
-    /// that a writer may wait for it instead of being refused. Asks for a
-    /// flush when so.
-    pub fn flush_behind(&self) -> bool {
-        let inner = &self.inner;
-        self.flusher.is_some() && inner.flush_error.lock().is_none() && inner.check_room().is_err()
-    }
-
     /// Flushes and stops the background thread. Dropping the store without
     /// closing is safe (the WAL is replayed at the next open), only slower.
     pub fn close(mut self) -> Result<()> {
@@ -286,28 +281,6 @@ fn validate(batch: &[SeriesPoints]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Leads the write-ahead log's queued writes (see
-/// [`MetricStore::write_queued`]): call [`run`](Self::run) on a thread that
-/// may block. Dropped unrun, it runs then, so that no queued write is left
-/// without a leader.
-pub struct WalLeader(Option<std::sync::Arc<Inner>>);
-
-impl WalLeader {
-    pub fn run(mut self) {
-        if let Some(inner) = self.0.take() {
-            inner.wal.lead_queued(|rec| inner.apply_durable(rec));
-        }
-    }
-}
-
-impl Drop for WalLeader {
-    fn drop(&mut self) {
-        if let Some(inner) = self.0.take() {
-            inner.wal.lead_queued(|rec| inner.apply_durable(rec));
-        }
-    }
 }
 
 /// Reserved definitions of a queued write, given back if it is dropped

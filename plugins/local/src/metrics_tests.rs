@@ -535,7 +535,7 @@ fn queued_and_blocked_writers_and_rotations_together_lose_nothing() {
                     let pts: Vec<(i64, f64)> =
                         (0..per_batch).map(|j| ((w % 2) * 1_000_000 + b * per_batch + j, j as f64)).collect();
                     let batch = [sp(&s, &pts)];
-                    let lead = |leader: crate::metrics::WalLeader| drop(runtime().spawn_blocking(move || leader.run()));
+                    let lead = |leader: crate::metrics::Leader| drop(runtime().spawn_blocking(move || leader.run()));
                     match store.write_queued(&batch, lead).await {
                         Some(r) => r.unwrap(),
                         None => {

@@ -19,7 +19,7 @@ use heroic_plugin_api::types::{
 };
 
 use crate::error::Result;
-use crate::metadata::{MetadataStore, RegistryLeader};
+use crate::metadata::MetadataStore;
 
 /// Limits of the suggest store.
 #[derive(Clone, Debug)]
@@ -107,15 +107,6 @@ impl SuggestStore {
     /// Registers series so that they can be suggested. Durable on return.
     pub fn write(&self, series: &[Series]) -> Result<usize> {
         self.store.write(series)
-    }
-
-    /// See [`MetadataStore::write_queued`].
-    pub async fn write_queued(
-        &self,
-        series: &[Series],
-        start_leader: impl Fn(RegistryLeader) + Sync,
-    ) -> Option<Result<usize>> {
-        self.store.write_queued(series, start_leader).await
     }
 
     fn limit(&self, limit: u64) -> usize {

@@ -1,9 +1,9 @@
 //! Group commit for writers on an async executor, which must not block its
 //! threads: a writer queues its records ([`RecordLog::enqueue`]) and awaits
 //! a [`Durable`] future, and the group is written, synced and applied by a
-//! leader ([`RecordLog::lead_queued`]) that the future has the caller start
-//! on a thread that may block, only when no leader is running. A leader goes on while
-//! writers queue behind it, so under steady load one thread writes group
+//! leader ([`RecordLog::lead_queued`], wrapped in a [`Leader`]) that the
+//! future has the caller start on a thread that may block, only when no
+//! leader is running. A leader goes on while writers queue behind it, so under steady load one thread writes group
 //! after group and each writer costs one wake-up, not a thread hop and a
 //! condvar wait of its own. Blocked writers (`append_applying`) and queued
 //! ones share the same groups.
@@ -14,6 +14,34 @@ use std::task::{Context, Poll};
 
 use super::RecordLog;
 use crate::error::Result;
+
+/// The leader of a log's queued writes, as the store that owns the log
+/// builds it (it applies what is written): call [`run`](Self::run) on a
+/// thread that may block. Dropped unrun, it runs then, so that no queued
+/// write is left without a leader.
+pub struct Leader(Option<Box<dyn FnOnce() + Send>>);
+
+impl Leader {
+    pub(crate) fn new(lead: impl FnOnce() + Send + 'static) -> Leader {
+        Leader(Some(Box::new(lead)))
+    }
+
+    pub fn run(mut self) {
+        self.lead();
+    }
+
+    fn lead(&mut self) {
+        if let Some(lead) = self.0.take() {
+            lead();
+        }
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        self.lead();
+    }
+}
 
 impl RecordLog {
     /// Queues records for the next group without waiting, and returns their
@@ -103,7 +131,6 @@ impl Drop for Durable<'_> {
 #[cfg(test)]
 mod tests {
     use std::io;
-    use std::path::Path;
     use std::pin::pin;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{mpsc, Arc};
@@ -112,6 +139,7 @@ mod tests {
     use parking_lot::Mutex;
 
     use super::*;
+    use crate::log::tests::read_all;
 
     struct Count(AtomicUsize);
 
@@ -123,12 +151,6 @@ mod tests {
 
     fn poll_once(f: Pin<&mut Durable<'_>>, waker: &Waker) -> Poll<Result<()>> {
         f.poll(&mut Context::from_waker(waker))
-    }
-
-    fn records(path: &Path) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        RecordLog::open(path, |_, r| out.push(r.to_vec())).unwrap();
-        out
     }
 
     /// A `start` that counts how often a leader was called for.
@@ -170,7 +192,7 @@ mod tests {
         log.lead_queued(|_| ());
         drop((waiting, behind));
         drop(log);
-        assert_eq!(records(&path), [want, vec![b"four".to_vec()]].concat());
+        assert_eq!(read_all(&path), [want, vec![b"four".to_vec()]].concat());
     }
 
     #[test]
@@ -199,7 +221,7 @@ mod tests {
         log.lead_queued(|_| ());
         assert!(matches!(poll_once(pin!(log.durable(q, &start)), waker), Poll::Ready(Ok(()))));
         drop(log);
-        assert_eq!(records(&path), vec![b"before".to_vec(), b"after".to_vec(), b"queued".to_vec()]);
+        assert_eq!(read_all(&path), vec![b"before".to_vec(), b"after".to_vec(), b"queued".to_vec()]);
     }
 
     /// A blocked writer that leads hands the lead over to a queued writer
@@ -266,6 +288,6 @@ mod tests {
         assert!(matches!(poll_once(waiting.as_mut(), Waker::noop()), Poll::Ready(Ok(()))));
         drop(waiting);
         drop(log);
-        assert_eq!(records(&path).len(), 6);
+        assert_eq!(read_all(&path).len(), 6);
     }
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use super::*;
 use crate::frame::{frame, HEADER};
 
-fn read_all(path: &Path) -> Vec<Vec<u8>> {
+pub(super) fn read_all(path: &Path) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     RecordLog::open(path, |_, r| out.push(r.to_vec())).unwrap();
     out
