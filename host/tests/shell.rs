@@ -126,7 +126,7 @@ fn write_fetch_query_keys_count_and_delete() {
     );
     let progress = stderr(&output);
     assert!(
-        progress.contains("task=\"keys\"") && progress.contains("scanned=3") && progress.contains("done"),
+        progress.contains("task=\"keys\"") && progress.contains("position=3") && progress.contains("done"),
         "{progress}"
     );
     assert_eq!(shell.ok(&["keys", "--limit", "2", "--page-size", "1"]).len(), 2);

@@ -1,8 +1,8 @@
 //! `heroic-shell -P bigtable` against the Bigtable emulator that
 //! `scripts/servers/bigtable.sh start` runs on 127.0.0.1:8086 (started by
 //! scripts/test.sh): the profile's `-X` keys reach the plugin, and
-//! `configure`, `write`, `keys`, `count-data` and `delete-keys` work on a
-//! real metric backend with its own paging.
+//! `configure`, `write`, `keys`, `count-data`, `delete-keys` and
+//! `data-migrate` work on a real metric backend with its own paging.
 
 mod common;
 
@@ -75,5 +75,19 @@ fn bigtable_profile_configure_write_list_count_delete() {
         [json!({"backend": "bigtable", "series": 1, "points": 2})]
     );
     let fetched = run(&["fetch", "-s", r#"{"key": "cpu", "tags": {"host": "a"}}"#, "--backend", "bigtable"]);
+    assert_eq!(fetched[0]["points"], json!([[1000, 1.0], [2000, 2.0]]));
+
+    // data-migrate local → bigtable puts back what was deleted there (the
+    // local backend had every write too), a page of one series at a time.
+    let copied = run(&["data-migrate", "--from", "local", "--to", "bigtable", "--page-size", "1"]);
+    assert_eq!(
+        copied.last().unwrap(),
+        &json!({"from": "local", "to": "bigtable", "series": 3, "points": 6, "dryRun": false, "resumed": false})
+    );
+    assert_eq!(
+        run(&["count-data", "--backend", "bigtable"]),
+        [json!({"backend": "bigtable", "series": 3, "points": 6})]
+    );
+    let fetched = run(&["fetch", "-s", r#"{"key": "cpu", "tags": {"host": "c"}}"#, "--backend", "bigtable"]);
     assert_eq!(fetched[0]["points"], json!([[1000, 1.0], [2000, 2.0]]));
 }

@@ -9,6 +9,7 @@ use crate::shell::data::{FetchArgs, ParseQueryArgs, QueryArgs, WriteArgs};
 use crate::shell::keys::{CountDataArgs, DeleteKeysArgs, KeysArgs};
 use crate::shell::load::MetadataLoadArgs;
 use crate::shell::metadata::{MetadataDeleteArgs, MetadataWriteArgs};
+use crate::shell::migrate::{DataMigrateArgs, MetadataMigrateArgs};
 use crate::shell::options::MetadataArgs;
 use crate::shell::suggest::{SuggestKeyArgs, SuggestTagArgs, SuggestTagValueArgs, SuggestTagValuesArgs};
 
@@ -38,8 +39,18 @@ pub struct ShellArgs {
     /// the executable's own (repeatable).
     #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
-    /// Seconds between two progress reports of long tasks (keys,
-    /// count-data, delete-keys); 0 reports every page.
+    /// Send the tasks to a running node's HTTP API (`HOST:PORT` or a URL)
+    /// instead of opening backends: query, write, metadata-*, suggest-*,
+    /// backends.
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    pub connect: Option<String>,
+    /// The bearer token sent with --connect (the node's `write_tokens`,
+    /// needed for writes and deletes when the node has some).
+    #[arg(long, global = true, env = "HEROIC_SHELL_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Seconds between two progress lines of long tasks (keys, count-data,
+    /// delete-keys, metadata-load, *-migrate) when stderr is not a
+    /// terminal (a terminal gets a progress bar); 0 reports every page.
     #[arg(long, global = true, default_value_t = 5, value_name = "SECONDS")]
     pub progress_interval: u64,
     /// The task; without one, tasks are read from the `heroic>` prompt (or
@@ -89,6 +100,11 @@ pub enum Task {
     /// Rebuilds the metadata and suggest backends from the series a metric
     /// backend stores (a lost or new index).
     MetadataLoad(MetadataLoadArgs),
+    /// Copies metadata (series) from one metadata backend to another.
+    MetadataMigrate(MetadataMigrateArgs),
+    /// Copies the points of the matching series from one metric backend to
+    /// another (resumable with --checkpoint).
+    DataMigrate(DataMigrateArgs),
     /// Suggests keys (`POST /metadata/key-suggest`).
     SuggestKey(SuggestKeyArgs),
     /// Suggests tags (`POST /metadata/tag-suggest`).
@@ -101,6 +117,50 @@ pub enum Task {
     SuggestTagKeyCount(MetadataArgs),
 }
 
+impl Task {
+    /// The task's name on the command line (`count-data`).
+    pub fn name(&self) -> String {
+        // clap names a subcommand after its variant, in kebab case.
+        let debug = format!("{self:?}");
+        let variant = debug.split(['(', ' ', '{']).next().unwrap_or_default();
+        let mut name = String::new();
+        for (i, c) in variant.chars().enumerate() {
+            if c.is_ascii_uppercase() {
+                if i > 0 {
+                    name.push('-');
+                }
+                name.push(c.to_ascii_lowercase());
+            } else {
+                name.push(c);
+            }
+        }
+        name
+    }
+
+    /// Whether the task has an endpoint of the HTTP API to go to, so that
+    /// it runs with `--connect` against a running node.
+    pub fn runs_over_http(&self) -> bool {
+        matches!(
+            self,
+            Task::Backends
+                | Task::Write(_)
+                | Task::Query(_)
+                | Task::ParseQuery(_)
+                | Task::MetadataFetch(_)
+                | Task::MetadataCount(_)
+                | Task::MetadataKeys(_)
+                | Task::MetadataTags(_)
+                | Task::MetadataDelete(_)
+                | Task::MetadataWrite(_)
+                | Task::SuggestKey(_)
+                | Task::SuggestTag(_)
+                | Task::SuggestTagValue(_)
+                | Task::SuggestTagValues(_)
+                | Task::SuggestTagKeyCount(_)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +169,18 @@ mod tests {
     fn every_task_parses() {
         use clap::CommandFactory;
         ShellArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn task_names_are_the_command_line_names() {
+        use clap::{CommandFactory, Parser};
+        let command = ShellArgs::command();
+        for (line, name) in
+            [("count-data", "count-data"), ("backends", "backends"), ("suggest-tag-key-count", "suggest-tag-key-count")]
+        {
+            let args = ShellArgs::try_parse_from(["heroic-shell", line]).unwrap();
+            assert_eq!(args.task.unwrap().name(), name);
+            assert!(command.find_subcommand(name).is_some(), "{name}");
+        }
     }
 }

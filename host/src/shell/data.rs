@@ -1,10 +1,11 @@
 //! `write`, `fetch`, `query` and `parse-query`: points in and out.
 
 use clap::Args;
-use heroic_plugin_api::types::{FetchRequest, PointBatch, Series, SeriesPoints, TimeRange};
+use heroic_plugin_api::types::{FetchRequest, PointBatch, Series, TimeRange};
 use serde_json::{json, Map, Value};
 
 use crate::http::write::SeriesJson;
+use crate::shell::endpoint::Endpoint;
 use crate::shell::options::{parse_time, RangeArgs};
 use crate::shell::output::{handler_answer, series_json, Output};
 use crate::shell::{now_ms, Shell, ShellError};
@@ -69,14 +70,16 @@ impl WriteArgs {
     }
 }
 
-/// `write`: the points go to every metric backend and the series to every
-/// metadata and suggest backend, as `POST /write` does.
+/// `write`: through `POST /write`, so the points go to every metric backend
+/// and the series to every metadata and suggest backend. Prints the series,
+/// the number of points and the endpoint's `times`.
 pub async fn write(shell: &Shell, args: &WriteArgs) -> Result<(), ShellError> {
     let series = parse_series(&args.series)?;
-    let points = args.points(now_ms())?;
-    let count = points.len();
-    let report = shell.node.write(vec![SeriesPoints { series: series.clone(), points }]).await?;
-    shell.out.line(&json!({"series": series_json(&series), "points": count, "times": report.times_ns}))
+    let points = args.points(now_ms())?.to_pairs();
+    let body = json!({"series": series_json(&series), "data": {"type": "points", "data": points}});
+    let answer = shell.call(Endpoint::Write, body.to_string().as_bytes()).await?;
+    let times = answer.value.get("times").cloned().unwrap_or_default();
+    shell.out.line(&json!({"series": series_json(&series), "points": points.len(), "times": times}))
 }
 
 #[derive(Args, Debug)]
@@ -178,13 +181,7 @@ impl QueryArgs {
 /// `query`: the answer of `POST /query/metrics`, on one line.
 pub async fn query(shell: &Shell, args: &QueryArgs) -> Result<(), ShellError> {
     let body = args.body().to_string();
-    let reply = crate::http::query::metrics(
-        &shell.node,
-        Some("heroic-shell".into()),
-        Some("application/json".into()),
-        body.as_bytes(),
-    );
-    shell.out.answer(&handler_answer(reply.await).await?)
+    shell.out.answer(&shell.call(Endpoint::QueryMetrics, body.as_bytes()).await?)
 }
 
 #[derive(Args, Debug)]

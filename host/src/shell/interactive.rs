@@ -5,7 +5,7 @@
 //! `heroic-shell [switches]` on the command line (quoted as a POSIX shell
 //! quotes), and runs with the same output.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Read};
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
@@ -52,15 +52,49 @@ pub async fn run_lines(shell: &Shell) -> Result<(), ShellError> {
     }
 }
 
+/// The longest line read from stdin: a task's arguments, with points as
+/// JSON at most; a longer line is refused rather than held in memory.
+const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// The next line of `input` without its newline; `Err(Usage)` for a line
+/// over [`MAX_LINE_BYTES`] (skipped to its end) or not UTF-8.
+fn next_line(input: &mut impl BufRead) -> Option<Result<String, ShellError>> {
+    let mut line = Vec::new();
+    match input.by_ref().take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut line) {
+        Ok(0) => return None,
+        Ok(_) => {}
+        Err(e) => return Some(Err(e.into())),
+    }
+    if line.len() > MAX_LINE_BYTES && line.last() != Some(&b'\n') {
+        // Drop the rest of the line, a bounded buffer at a time.
+        let mut rest = Vec::new();
+        while input.by_ref().take(64 << 10).read_until(b'\n', &mut rest).is_ok_and(|n| n > 0) {
+            if rest.last() == Some(&b'\n') {
+                break;
+            }
+            rest.clear();
+        }
+        return Some(Err(ShellError::usage(format!("the line is longer than {} MiB", MAX_LINE_BYTES >> 20))));
+    }
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+    Some(String::from_utf8(line).map_err(|_| ShellError::usage("the line is not UTF-8")))
+}
+
 async fn piped(shell: &Shell) -> Result<(), ShellError> {
-    let mut lines = std::io::stdin().lock().lines();
+    let mut input = std::io::stdin().lock();
     let (mut number, mut failed) = (0usize, 0usize);
     let mut first = None;
     // The backends run on other threads: blocking this one on stdin
     // between two tasks stalls nothing.
-    while let Some(line) = tokio::task::block_in_place(|| lines.next()) {
+    while let Some(line) = tokio::task::block_in_place(|| next_line(&mut input)) {
         number += 1;
-        match run_line(shell, &line?).await {
+        let result = match line {
+            Ok(line) => run_line(shell, &line).await,
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(Flow::Continue) => {}
             Ok(Flow::Exit) => break,
             Err(e) if e.is_broken_pipe() => return Err(e),
@@ -86,10 +120,7 @@ async fn prompt(shell: &Shell) -> Result<(), ShellError> {
         // A missing file is the first session; nothing to report.
         let _ = editor.load_history(path);
     }
-    eprintln!(
-        "heroic-shell: {} backend(s) started; `help` lists the tasks, `exit` or Ctrl-D leaves",
-        shell.origins.len()
-    );
+    eprintln!("heroic-shell: {}; `help` lists the tasks, `exit` or Ctrl-D leaves", shell.describe());
     loop {
         let line = match tokio::task::block_in_place(|| editor.readline("heroic> ")) {
             Ok(line) => line,
@@ -228,6 +259,20 @@ mod tests {
         assert!(c.candidates("query ", "--").iter().any(|o| o.starts_with("--")), "options of query");
         assert_eq!(c.candidates("help ", "ex"), vec!["exit"]);
         assert!(c.candidates("nosuch ", "--").is_empty());
+    }
+
+    #[test]
+    fn overlong_and_non_utf8_lines_are_refused_and_the_next_ones_read() {
+        let mut text = b"keys\r\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 10));
+        text.extend(b"\nbad \xff\nlast");
+        let mut input = std::io::Cursor::new(text);
+        assert_eq!(next_line(&mut input).unwrap().unwrap(), "keys");
+        let e = next_line(&mut input).unwrap().unwrap_err().to_string();
+        assert!(e.contains("longer than 16 MiB"), "{e}");
+        assert!(next_line(&mut input).unwrap().unwrap_err().to_string().contains("not UTF-8"));
+        assert_eq!(next_line(&mut input).unwrap().unwrap(), "last");
+        assert!(next_line(&mut input).is_none());
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub(crate) struct SeriesScan<'a> {
     scanned: u64,
     matched: u64,
     progress: Progress,
+    detail: String,
 }
 
 impl<'a> SeriesScan<'a> {
@@ -118,6 +119,7 @@ impl<'a> SeriesScan<'a> {
             scanned: 0,
             matched: 0,
             progress,
+            detail: String::new(),
         })
     }
 
@@ -141,7 +143,7 @@ impl<'a> SeriesScan<'a> {
         self.scanned += listed.len() as u64;
         let page: Vec<Series> = listed.into_iter().filter(|s| self.matcher.matches(s)).collect();
         self.matched += page.len() as u64;
-        self.progress.tick(self.scanned, self.matched);
+        self.report();
         Ok(Some(page))
     }
 
@@ -150,7 +152,7 @@ impl<'a> SeriesScan<'a> {
         let now = now_ms();
         let range = self.range.unwrap_or(TimeRange::new(now - crate::http::metadata::DEFAULT_RANGE_MS, now));
         let mut errors = Vec::new();
-        let (series, _) = crate::query::find_series(&self.shell.node, &self.filter, range, 0, &mut errors).await?;
+        let (series, _) = crate::query::find_series(self.shell.node()?, &self.filter, range, 0, &mut errors).await?;
         match errors.first() {
             None => Ok(series),
             Some(first) => Err(ShellError::Partial { count: errors.len(), first: first.to_string() }),
@@ -158,12 +160,42 @@ impl<'a> SeriesScan<'a> {
     }
 
     pub(crate) fn finish(&self) {
-        self.progress.finish(self.scanned, self.matched);
+        let sep = if self.detail.is_empty() { "" } else { ", " };
+        self.progress.done(self.scanned, &format!("{} matched{sep}{}", self.matched, self.detail));
     }
 
     /// Series that matched so far.
     pub(crate) fn matched(&self) -> u64 {
         self.matched
+    }
+
+    /// Where the next page starts: `None` before the first page and after
+    /// the last one (see [`finished`](Self::finished)).
+    pub(crate) fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+
+    /// Whether the last page was read.
+    pub(crate) fn finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Goes on from a cursor an earlier scan stopped at.
+    pub(crate) fn resume_at(&mut self, cursor: String) {
+        self.cursor = Some(cursor);
+    }
+
+    /// What else the task did so far, shown in its progress after the
+    /// series counts (`1200 points copied`).
+    pub(crate) fn set_detail(&mut self, detail: String) {
+        self.detail = detail;
+        self.report();
+    }
+
+    fn report(&mut self) {
+        let (matched, detail) = (self.matched, &self.detail);
+        let sep = if detail.is_empty() { "" } else { ", " };
+        self.progress.update(self.scanned, || format!("{matched} matched{sep}{detail}"));
     }
 }
 
@@ -235,15 +267,16 @@ pub async fn delete_keys(shell: &Shell, args: &DeleteKeysArgs) -> Result<(), She
         scan.finish();
         let mut deleted = 0u64;
         if args.ok {
-            let mut progress = Progress::new("delete-keys: deleting", &backend.id, shell.progress_interval);
+            let mut progress = Progress::new("delete-keys: deleting", &backend.id, shell.progress_interval)
+                .with_total(matching.len() as u64, "series");
             let mut done = 0u64;
             for chunk in matching.chunks(args.batch_size as usize) {
                 let result = backend.client.delete_points(chunk.to_vec(), range.unwrap_or(TimeRange::ALL)).await;
                 deleted += result.map_err(|e| ShellError::backend("metrics", &backend.id, e))?;
                 done += chunk.len() as u64;
-                progress.tick(done, deleted);
+                progress.update(done, || format!("{deleted} had points"));
             }
-            progress.finish(done, deleted);
+            progress.done(done, &format!("{deleted} had points"));
         } else {
             tracing::warn!(backend = %backend.id, series = matching.len(), "dry run: nothing deleted; add --ok to delete the points of these series");
         }

@@ -4,12 +4,13 @@
 //! metric backend's own listing (as `keys` reads them), a page at a time,
 //! and each page is written to every metadata and suggest backend.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Args;
 use serde_json::json;
 
 use crate::shell::keys::{ScanArgs, SeriesScan};
+use crate::shell::migrate::pace;
 use crate::shell::{Shell, ShellError};
 
 #[derive(Args, Debug)]
@@ -33,7 +34,7 @@ pub struct MetadataLoadArgs {
 /// `metadata-load`: one line per metric backend read,
 /// `{backend, series, written, dryRun}`.
 pub async fn metadata_load(shell: &Shell, args: &MetadataLoadArgs) -> Result<(), ShellError> {
-    let backends = &shell.node.backends;
+    let backends = &shell.node()?.backends;
     if backends.metadata.is_empty() && (args.no_suggest || backends.suggest.is_empty()) {
         return Err(ShellError::usage(
             "metadata-load needs a metadata or suggest backend to load, and none is configured",
@@ -71,15 +72,4 @@ pub async fn metadata_load(shell: &Shell, args: &MetadataLoadArgs) -> Result<(),
         }))?;
     }
     Ok(())
-}
-
-/// Sleeps as long as `written` series are ahead of `rate` a second.
-async fn pace(started: Instant, written: u64, rate: u64) {
-    if rate == 0 {
-        return;
-    }
-    let due = Duration::from_secs_f64(written as f64 / rate as f64);
-    if let Some(ahead) = due.checked_sub(started.elapsed()) {
-        tokio::time::sleep(ahead).await;
-    }
 }

@@ -1,12 +1,12 @@
-//! `metadata-*`: the metadata endpoints' handlers, called in-process.
+//! `metadata-*`: the metadata endpoints, called in-process or over
+//! `--connect`.
 
 use clap::Args;
 use serde_json::{Map, Value};
 
-use crate::http::metadata as endpoints;
 use crate::shell::data::parse_series;
+use crate::shell::endpoint::Endpoint;
 use crate::shell::options::{filter_json, MetadataArgs, RangeArgs};
-use crate::shell::output::handler_answer;
 use crate::shell::{now_ms, Shell, ShellError};
 
 fn body_bytes(body: Map<String, Value>) -> Vec<u8> {
@@ -28,14 +28,13 @@ pub enum Lookup {
 
 pub async fn lookup(shell: &Shell, args: &MetadataArgs, lookup: Lookup) -> Result<(), ShellError> {
     let body = body_bytes(args.body(now_ms())?);
-    let node = &shell.node;
-    let reply = match lookup {
-        Lookup::Series => endpoints::find_series(node, &body).await,
-        Lookup::Count => endpoints::count_series(node, &body).await,
-        Lookup::Keys => endpoints::find_keys(node, &body).await,
-        Lookup::Tags => endpoints::find_tags(node, &body).await,
+    let endpoint = match lookup {
+        Lookup::Series => Endpoint::FindSeries,
+        Lookup::Count => Endpoint::CountSeries,
+        Lookup::Keys => Endpoint::FindKeys,
+        Lookup::Tags => Endpoint::FindTags,
     };
-    shell.out.answer(&handler_answer(reply).await?)
+    shell.out.answer(&shell.call(endpoint, &body).await?)
 }
 
 #[derive(Args, Debug)]
@@ -67,9 +66,9 @@ pub async fn delete(shell: &Shell, args: &MetadataDeleteArgs) -> Result<(), Shel
     };
     let body = body_bytes(selection.body(now_ms())?);
     if args.ok {
-        return shell.out.answer(&handler_answer(endpoints::delete_series(&shell.node, &body).await).await?);
+        return shell.out.answer(&shell.call(Endpoint::DeleteSeries, &body).await?);
     }
-    let answer = handler_answer(endpoints::find_series(&shell.node, &body).await).await?;
+    let answer = shell.call(Endpoint::FindSeries, &body).await?;
     let would_delete = answer.value["series"].as_array().map_or(0, Vec::len);
     tracing::warn!(series = would_delete, "dry run: nothing deleted; add --ok to delete these series");
     let mut marked = answer.value.clone();
@@ -92,6 +91,5 @@ pub struct MetadataWriteArgs {
 pub async fn write(shell: &Shell, args: &MetadataWriteArgs) -> Result<(), ShellError> {
     // Parsed here first, for the shell's clearer message on bad JSON.
     parse_series(&args.series)?;
-    let answer = handler_answer(endpoints::write_series(&shell.node, args.series.as_bytes()).await).await?;
-    shell.out.answer(&answer)
+    shell.out.answer(&shell.call(Endpoint::WriteSeries, args.series.as_bytes()).await?)
 }

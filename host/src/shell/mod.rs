@@ -20,22 +20,29 @@
 //! - [`metadata`]: the `metadata-*` tasks that go through the HTTP handlers.
 //! - [`load`]: `metadata-load`, metadata rebuilt from a metric backend.
 //! - [`suggest`]: the `suggest-*` tasks.
-//! - [`output`]: JSON lines and progress reports.
+//! - [`migrate`]: `data-migrate` and `metadata-migrate`, copies between
+//!   backends, resumable from a checkpoint file.
+//! - [`output`]: JSON lines and progress (a bar on a terminal).
+//! - [`endpoint`]: the HTTP endpoints the tasks answer as, called
+//!   in-process; [`remote`]: the same over HTTP (`--connect`).
 //! - [`interactive`]: no task on the command line: the `heroic>` prompt,
 //!   or tasks piped on stdin, one per line.
 
 pub mod args;
 pub mod check;
 pub mod data;
+pub mod endpoint;
 mod error;
 pub mod interactive;
 pub mod keys;
 pub mod load;
 pub mod metadata;
+pub mod migrate;
 pub mod operations;
 pub mod options;
 pub mod output;
 pub mod profiles;
+pub mod remote;
 pub mod suggest;
 
 use std::sync::Arc;
@@ -44,9 +51,11 @@ use std::time::Duration;
 use heroic_plugin_api::client::MetricBackendClient;
 
 pub use args::{ShellArgs, Task};
+use endpoint::Endpoint;
 pub use error::ShellError;
 use metadata::Lookup;
-use output::Output;
+use output::{Answer, Output};
+use remote::Remote;
 
 use crate::backends::Named;
 use crate::config::Config;
@@ -59,9 +68,18 @@ pub struct BackendOrigin {
     pub plugin: String,
 }
 
-/// A started set of backends and where the task's answers go.
+/// What the tasks work on.
+enum Target {
+    /// Backends the shell opened itself.
+    Backends(Arc<Node>),
+    /// A running node, over its HTTP API (`--connect`).
+    Remote(Remote),
+}
+
+/// A started set of backends (or a connection to a node) and where the
+/// task's answers go.
 pub struct Shell {
-    pub node: Arc<Node>,
+    target: Target,
     pub origins: Vec<BackendOrigin>,
     pub out: Output,
     pub progress_interval: Duration,
@@ -104,12 +122,54 @@ impl Shell {
             }));
         }
         let node = Node::start(config).await?;
-        Ok(Shell { node, origins, out: Output, progress_interval })
+        Ok(Shell { target: Target::Backends(node), origins, out: Output, progress_interval })
+    }
+
+    /// A shell whose tasks go to a running node's HTTP API.
+    pub fn connect(remote: Remote, progress_interval: Duration) -> Shell {
+        Shell { target: Target::Remote(remote), origins: Vec::new(), out: Output, progress_interval }
+    }
+
+    /// The node whose backends the shell opened; an error under `--connect`
+    /// (the tasks that need it are refused before they start, by `run_task`).
+    pub fn node(&self) -> Result<&Arc<Node>, ShellError> {
+        match &self.target {
+            Target::Backends(node) => Ok(node),
+            Target::Remote(remote) => Err(ShellError::usage(format!(
+                "this task opens the backends itself; it cannot run against {} (drop --connect)",
+                remote.base()
+            ))),
+        }
+    }
+
+    /// The node's address under `--connect`.
+    pub fn remote(&self) -> Option<&Remote> {
+        match &self.target {
+            Target::Backends(_) => None,
+            Target::Remote(remote) => Some(remote),
+        }
+    }
+
+    /// Calls an endpoint of the HTTP API: its handler, on the shell's own
+    /// backends, or the node's route under `--connect`.
+    pub async fn call(&self, endpoint: Endpoint, body: &[u8]) -> Result<Answer, ShellError> {
+        match &self.target {
+            Target::Backends(node) => endpoint.call_in_process(node, body).await,
+            Target::Remote(remote) => remote.call(endpoint, body).await,
+        }
+    }
+
+    /// One line on what the tasks work on, for the prompt's greeting.
+    pub fn describe(&self) -> String {
+        match &self.target {
+            Target::Backends(_) => format!("{} backend(s) started", self.origins.len()),
+            Target::Remote(remote) => format!("connected to {}", remote.base()),
+        }
     }
 
     /// The metric backends a task works on: the one named by `--backend`, or all.
     pub fn metric_backends(&self, only: Option<&str>) -> Result<Vec<&Named<MetricBackendClient>>, ShellError> {
-        let all = &self.node.backends.metrics;
+        let all = &self.node()?.backends.metrics;
         let chosen: Vec<_> = all.iter().filter(|b| only.is_none_or(|id| b.id == id)).collect();
         if chosen.is_empty() {
             let ids: Vec<&str> = all.iter().map(|b| b.id.as_str()).collect();
@@ -123,7 +183,9 @@ impl Shell {
 
     /// Flushes and closes every backend.
     pub async fn shutdown(&self) {
-        self.node.shutdown().await;
+        if let Target::Backends(node) = &self.target {
+            node.shutdown().await;
+        }
     }
 }
 
@@ -139,12 +201,25 @@ pub async fn run(args: ShellArgs) -> Result<(), ShellError> {
     if let Some(Task::ParseQuery(a)) = &args.task {
         return data::parse_query(&Output, a).await;
     }
+    let interval = Duration::from_secs(args.progress_interval);
+    if let Some(address) = &args.connect {
+        if args.config.is_some() || !args.profiles.is_empty() {
+            return Err(ShellError::usage(
+                "--connect sends the tasks to a running node; --config and -P open backends here: give one or the other",
+            ));
+        }
+        let shell = Shell::connect(Remote::new(address, args.token.clone())?, interval);
+        return match &args.task {
+            Some(task) => run_task(&shell, task).await,
+            None => interactive::run_lines(&shell).await,
+        };
+    }
     let config = build_config(&args)?;
     if let Some(Task::CheckData) = &args.task {
         // Without creating the backends: opening one recovers (changes) it.
         return check::check_data(&config, &Output);
     }
-    let shell = Shell::start(config, Duration::from_secs(args.progress_interval)).await?;
+    let shell = Shell::start(config, interval).await?;
     let result = match &args.task {
         Some(task) => run_task(&shell, task).await,
         None => interactive::run_lines(&shell).await,
@@ -154,9 +229,19 @@ pub async fn run(args: ShellArgs) -> Result<(), ShellError> {
 }
 
 pub(crate) async fn run_task(shell: &Shell, task: &Task) -> Result<(), ShellError> {
+    if let Some(remote) = shell.remote() {
+        if !task.runs_over_http() {
+            return Err(ShellError::usage(format!(
+                "{} works on the backends themselves and cannot run against {}: run it where the backends' config is \
+                 (without --connect)",
+                task.name(),
+                remote.base()
+            )));
+        }
+    }
     match task {
         Task::Configure => operations::configure(shell).await,
-        Task::Backends => operations::backends(shell),
+        Task::Backends => operations::backends(shell).await,
         Task::Statistics => operations::statistics(shell),
         Task::Write(a) => data::write(shell, a).await,
         Task::Fetch(a) => data::fetch(shell, a).await,
@@ -175,6 +260,8 @@ pub(crate) async fn run_task(shell: &Shell, task: &Task) -> Result<(), ShellErro
         Task::MetadataDelete(a) => metadata::delete(shell, a).await,
         Task::MetadataWrite(a) => metadata::write(shell, a).await,
         Task::MetadataLoad(a) => load::metadata_load(shell, a).await,
+        Task::DataMigrate(a) => migrate::data_migrate(shell, a).await,
+        Task::MetadataMigrate(a) => migrate::metadata_migrate(shell, a).await,
         Task::SuggestKey(a) => suggest::key(shell, a).await,
         Task::SuggestTag(a) => suggest::tag(shell, a).await,
         Task::SuggestTagValue(a) => suggest::tag_value(shell, a).await,

@@ -6,6 +6,7 @@ use heroic_plugin_api::types::{Health, Statistic};
 use heroic_plugin_api::PluginResult;
 use serde_json::json;
 
+use crate::shell::endpoint::Endpoint;
 use crate::shell::{Shell, ShellError};
 
 /// The calls every backend answers, whatever its role.
@@ -42,19 +43,19 @@ impl AnyBackend<'_> {
 }
 
 /// Every backend with its role and id, in config order.
-fn all_backends(shell: &Shell) -> Vec<(&'static str, &str, AnyBackend<'_>)> {
-    let b = &shell.node.backends;
+fn all_backends(shell: &Shell) -> Result<Vec<(&'static str, &str, AnyBackend<'_>)>, ShellError> {
+    let b = &shell.node()?.backends;
     let metrics = b.metrics.iter().map(|n| ("metrics", n.id.as_str(), AnyBackend::Metrics(&n.client)));
     let metadata = b.metadata.iter().map(|n| ("metadata", n.id.as_str(), AnyBackend::Metadata(&n.client)));
     let suggest = b.suggest.iter().map(|n| ("suggest", n.id.as_str(), AnyBackend::Suggest(&n.client)));
-    metrics.chain(metadata).chain(suggest).collect()
+    Ok(metrics.chain(metadata).chain(suggest).collect())
 }
 
 /// `configure`: creates what every backend needs (tables, indices …). A
 /// failing backend does not stop the others; the task fails at the end.
 pub async fn configure(shell: &Shell) -> Result<(), ShellError> {
     let mut failures = Vec::new();
-    for (role, id, backend) in all_backends(shell) {
+    for (role, id, backend) in all_backends(shell)? {
         tracing::info!(role, id, "configuring backend");
         match backend.configure().await {
             Ok(()) => shell.out.line(&json!({"role": role, "id": id, "configured": true}))?,
@@ -71,9 +72,23 @@ pub async fn configure(shell: &Shell) -> Result<(), ShellError> {
     }
 }
 
-/// `backends`: role, id, plugin and health of each backend.
-pub fn backends(shell: &Shell) -> Result<(), ShellError> {
-    for (role, id, backend) in all_backends(shell) {
+/// `backends`: role, id, plugin and health of each backend. Under
+/// `--connect`, the node's backends and consumers as `GET /status` lists
+/// them (without the plugin, which the endpoint does not name).
+pub async fn backends(shell: &Shell) -> Result<(), ShellError> {
+    if shell.remote().is_some() {
+        let status = shell.call(Endpoint::Status, b"").await?;
+        let components = status.value.get("components").and_then(|c| c.as_array()).cloned().unwrap_or_default();
+        for c in components {
+            shell.out.line(&json!({
+                "role": c["role"],
+                "id": c["id"],
+                "health": {"ok": c["ok"], "ready": c["ready"], "message": c.get("message").cloned().unwrap_or("".into())},
+            }))?;
+        }
+        return Ok(());
+    }
+    for (role, id, backend) in all_backends(shell)? {
         let plugin = shell.origins.iter().find(|o| o.role == role && o.id == id).map(|o| o.plugin.as_str());
         let health = backend.health();
         shell.out.line(&json!({
@@ -88,7 +103,7 @@ pub fn backends(shell: &Shell) -> Result<(), ShellError> {
 
 /// `statistics`: the figures each backend reports (series, bytes, calls …).
 pub fn statistics(shell: &Shell) -> Result<(), ShellError> {
-    for (role, id, backend) in all_backends(shell) {
+    for (role, id, backend) in all_backends(shell)? {
         let figures: BTreeMap<String, f64> =
             backend.statistics().into_iter().map(|s| (s.name.into_string(), s.value)).collect();
         shell.out.line(&json!({"role": role, "id": id, "statistics": figures}))?;

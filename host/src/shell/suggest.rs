@@ -1,33 +1,28 @@
-//! `suggest-*`: the suggest endpoints' handlers, called in-process.
+//! `suggest-*`: the suggest endpoints, called in-process or over
+//! `--connect`.
 
 use clap::Args;
 use serde_json::Value;
 
-use crate::http::error::ApiResult;
-use crate::http::suggest as endpoints;
+use crate::shell::endpoint::Endpoint;
 use crate::shell::options::MetadataArgs;
-use crate::shell::output::handler_answer;
 use crate::shell::{now_ms, Shell, ShellError};
 
 /// Builds the endpoint's body from `selection` plus the task's own fields,
 /// calls the endpoint and prints its answer.
-async fn suggest<F, Fut>(
+async fn suggest(
     shell: &Shell,
     selection: &MetadataArgs,
     fields: &[(&str, Value)],
-    endpoint: F,
-) -> Result<(), ShellError>
-where
-    F: FnOnce(Vec<u8>) -> Fut,
-    Fut: std::future::Future<Output = ApiResult<warp::reply::Json>>,
-{
+    endpoint: Endpoint,
+) -> Result<(), ShellError> {
     let mut body = selection.body(now_ms())?;
     for (name, value) in fields {
         if !value.is_null() {
             body.insert(name.to_string(), value.clone());
         }
     }
-    let answer = handler_answer(endpoint(Value::Object(body).to_string().into_bytes()).await).await?;
+    let answer = shell.call(endpoint, Value::Object(body).to_string().as_bytes()).await?;
     shell.out.answer(&answer)
 }
 
@@ -43,8 +38,7 @@ pub struct SuggestKeyArgs {
 /// `suggest-key`: `{errors, suggestions: [{score, key}]}`.
 pub async fn key(shell: &Shell, args: &SuggestKeyArgs) -> Result<(), ShellError> {
     let fields = [("key", args.key.clone().into())];
-    suggest(shell, &args.selection, &fields, |body| async move { endpoints::key_suggest(&shell.node, &body).await })
-        .await
+    suggest(shell, &args.selection, &fields, Endpoint::KeySuggest).await
 }
 
 #[derive(Args, Debug)]
@@ -62,8 +56,7 @@ pub struct SuggestTagArgs {
 /// `suggest-tag`: `{errors, suggestions: [{score, key, value}]}`.
 pub async fn tag(shell: &Shell, args: &SuggestTagArgs) -> Result<(), ShellError> {
     let fields = [("key", args.key.clone().into()), ("value", args.value.clone().into())];
-    suggest(shell, &args.selection, &fields, |body| async move { endpoints::tag_suggest(&shell.node, &body).await })
-        .await
+    suggest(shell, &args.selection, &fields, Endpoint::TagSuggest).await
 }
 
 #[derive(Args, Debug)]
@@ -78,13 +71,7 @@ pub struct SuggestTagValueArgs {
 /// `suggest-tag-value`: `{errors, values, limited}`.
 pub async fn tag_value(shell: &Shell, args: &SuggestTagValueArgs) -> Result<(), ShellError> {
     let fields = [("key", args.key.clone().into())];
-    suggest(
-        shell,
-        &args.selection,
-        &fields,
-        |body| async move { endpoints::tag_value_suggest(&shell.node, &body).await },
-    )
-    .await
+    suggest(shell, &args.selection, &fields, Endpoint::TagValueSuggest).await
 }
 
 #[derive(Args, Debug)]
@@ -102,16 +89,10 @@ pub struct SuggestTagValuesArgs {
 /// `suggest-tag-values`: `{errors, suggestions: [{key, values, limited}], limited}`.
 pub async fn tag_values(shell: &Shell, args: &SuggestTagValuesArgs) -> Result<(), ShellError> {
     let fields = [("exclude", args.exclude.clone().into()), ("groupLimit", args.group_limit.into())];
-    suggest(
-        shell,
-        &args.selection,
-        &fields,
-        |body| async move { endpoints::tag_values_suggest(&shell.node, &body).await },
-    )
-    .await
+    suggest(shell, &args.selection, &fields, Endpoint::TagValuesSuggest).await
 }
 
 /// `suggest-tag-key-count`: `{errors, suggestions: [{key, count, exactValues?}], limited}`.
 pub async fn tag_key_count(shell: &Shell, args: &MetadataArgs) -> Result<(), ShellError> {
-    suggest(shell, args, &[], |body| async move { endpoints::tag_key_count(&shell.node, &body).await }).await
+    suggest(shell, args, &[], Endpoint::TagKeyCount).await
 }
