@@ -423,11 +423,11 @@ fn metadata_load_rebuilds_the_metadata_from_the_metric_backend() {
     lose_metadata();
 
     let dry = shell.one(&["metadata-load", "--dry-run"]);
-    assert_eq!(dry, json!({"backend": "local", "series": 2, "written": 0, "dryRun": true}));
+    assert_eq!(dry, json!({"backend": "local", "series": 2, "written": 0, "dryRun": true, "resumed": false}));
     assert_eq!(count(), json!(0), "a dry run writes nothing");
 
     let loaded = shell.one(&["metadata-load", "--rate", "1000"]);
-    assert_eq!(loaded, json!({"backend": "local", "series": 2, "written": 2, "dryRun": false}));
+    assert_eq!(loaded, json!({"backend": "local", "series": 2, "written": 2, "dryRun": false, "resumed": false}));
     assert_eq!(count(), json!(2));
     let suggested = shell.one(&["suggest-key", "--key", "cp"]);
     assert!(suggested.to_string().contains("cpu"), "suggest is loaded too: {suggested}");
@@ -436,4 +436,31 @@ fn metadata_load_rebuilds_the_metadata_from_the_metric_backend() {
     let loaded = shell.one(&["metadata-load", "$key = mem"]);
     assert_eq!((&loaded["series"], &loaded["written"]), (&json!(1), &json!(1)), "{loaded}");
     assert_eq!(count(), json!(1));
+
+    // Killed after its first page (one series a second), a load with a
+    // checkpoint goes on from there when run again.
+    lose_metadata();
+    let checkpoint = shell.dir.path().join("load.json");
+    let checkpoint_arg = checkpoint.display().to_string();
+    let data_dir = format!("local.data_dir={}", shell.data_dir.display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heroic-shell"))
+        .arg("--plugin-dir")
+        .arg(common::plugin_dir())
+        .args(["-P", "local", "-X", &data_dir, "metadata-load", "--page-size", "1", "--rate", "1"])
+        .args(["--checkpoint", &checkpoint_arg])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !checkpoint.exists() {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint written");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let resumed = shell.one(&["metadata-load", "--page-size", "1", "--checkpoint", &checkpoint_arg]);
+    assert_eq!(resumed, json!({"backend": "local", "series": 2, "written": 2, "dryRun": false, "resumed": true}));
+    assert_eq!(count(), json!(2));
+    assert!(!checkpoint.exists());
 }

@@ -164,11 +164,6 @@ impl<'a> SeriesScan<'a> {
         self.progress.done(self.scanned, &format!("{} matched{sep}{}", self.matched, self.detail));
     }
 
-    /// Series that matched so far.
-    pub(crate) fn matched(&self) -> u64 {
-        self.matched
-    }
-
     /// Where the next page starts: `None` before the first page and after
     /// the last one (see [`finished`](Self::finished)).
     pub(crate) fn cursor(&self) -> Option<&str> {

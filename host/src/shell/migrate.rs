@@ -85,7 +85,7 @@ pub struct MetadataMigrateArgs {
 
 /// How far a copy got, as saved in `--checkpoint`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-struct Checkpoint {
+pub(crate) struct Checkpoint {
     /// `data-migrate` or `metadata-migrate`.
     task: String,
     from: String,
@@ -98,12 +98,47 @@ struct Checkpoint {
     /// (data), or the last key copied (metadata).
     position: Option<String>,
     /// Series copied so far.
-    series: u64,
+    pub(crate) series: u64,
     /// Points copied so far (data).
-    points: u64,
+    pub(crate) points: u64,
 }
 
 impl Checkpoint {
+    /// Nothing copied yet.
+    pub(crate) fn fresh(task: &str, from: &str, to: &str, filter: Option<&str>, range: TimeRange) -> Checkpoint {
+        Checkpoint {
+            task: task.into(),
+            from: from.into(),
+            to: to.into(),
+            filter: filter.map(str::to_string),
+            range: (range.start, range.end),
+            position: None,
+            series: 0,
+            points: 0,
+        }
+    }
+
+    pub(crate) fn range(&self) -> TimeRange {
+        TimeRange::new(self.range.0, self.range.1)
+    }
+
+    /// Where the copy goes on, if it is resumed.
+    pub(crate) fn position(&self) -> Option<&str> {
+        self.position.as_deref()
+    }
+
+    /// After a page of a [`SeriesScan`] was written: saves the scan's
+    /// cursor, unless that was the last page (nothing left to resume).
+    pub(crate) fn save_scan(&mut self, scan: &SeriesScan<'_>, path: Option<&Path>) -> Result<(), ShellError> {
+        match path {
+            Some(path) if !scan.finished() => {
+                self.position = scan.cursor().map(str::to_string);
+                self.save(path)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The checkpoint at `path` when it is one of this copy; `None` when
     /// there is none.
     fn load(path: &Path, fresh: &Checkpoint) -> Result<Option<Checkpoint>, ShellError> {
@@ -149,7 +184,8 @@ impl Checkpoint {
         std::fs::rename(&temporary, path).map_err(failed)
     }
 
-    fn remove(path: &Path) {
+    pub(crate) fn remove(path: Option<&Path>) {
+        let Some(path) = path else { return };
         // A copy done in one page never saved one.
         if let Err(e) = std::fs::remove_file(path).or_else(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Ok(()),
@@ -216,7 +252,7 @@ fn distinct(from: &str, to: &str) -> Result<(), ShellError> {
 
 /// The copy's checkpoint: the one in `--checkpoint` when it is there, else
 /// a fresh one.
-fn start_checkpoint(path: Option<&Path>, fresh: Checkpoint) -> Result<(Checkpoint, bool), ShellError> {
+pub(crate) fn start_checkpoint(path: Option<&Path>, fresh: Checkpoint) -> Result<(Checkpoint, bool), ShellError> {
     let Some(path) = path else { return Ok((fresh, false)) };
     match Checkpoint::load(path, &fresh)? {
         Some(saved) => {
@@ -300,23 +336,14 @@ pub async fn data_migrate(shell: &Shell, args: &DataMigrateArgs) -> Result<(), S
     let from = one_metric_backend(shell, &args.from)?;
     let to = one_metric_backend(shell, &args.to)?;
     let range = args.range.resolve(now_ms(), TimeRange::ALL.start)?.unwrap_or(TimeRange::ALL);
-    let fresh = Checkpoint {
-        task: "data-migrate".into(),
-        from: from.id.clone(),
-        to: to.id.clone(),
-        filter: args.filter.clone(),
-        range: (range.start, range.end),
-        position: None,
-        series: 0,
-        points: 0,
-    };
+    let fresh = Checkpoint::fresh("data-migrate", &from.id, &to.id, args.filter.as_deref(), range);
     let checkpoint_path = args.checkpoint.as_deref().filter(|_| !args.dry_run);
     let (mut checkpoint, resumed) = start_checkpoint(checkpoint_path, fresh)?;
-    let range = TimeRange::new(checkpoint.range.0, checkpoint.range.1);
+    let range = checkpoint.range();
     let kinds = sample_kinds(from, to);
     let mut scan = SeriesScan::new(shell, from, "data-migrate", args.filter.as_deref(), Some(range), args.page_size)?;
-    if let Some(cursor) = checkpoint.position.clone() {
-        scan.resume_at(cursor);
+    if let Some(cursor) = checkpoint.position() {
+        scan.resume_at(cursor.to_string());
     }
     let started = Instant::now();
     let mut copied_now = 0u64;
@@ -334,17 +361,10 @@ pub async fn data_migrate(shell: &Shell, args: &DataMigrateArgs) -> Result<(), S
             pace(started, copied_now, args.rate).await;
         }
         scan.set_detail(format!("{} points {}", checkpoint.points, if args.dry_run { "to copy" } else { "copied" }));
-        if let Some(path) = checkpoint_path {
-            if !scan.finished() {
-                checkpoint.position = scan.cursor().map(str::to_string);
-                checkpoint.save(path)?;
-            }
-        }
+        checkpoint.save_scan(&scan, checkpoint_path)?;
     }
     scan.finish();
-    if let Some(path) = checkpoint_path {
-        Checkpoint::remove(path);
-    }
+    Checkpoint::remove(checkpoint_path);
     shell.out.line(&json!({
         "from": from.id,
         "to": to.id,
@@ -373,19 +393,10 @@ pub async fn metadata_migrate(shell: &Shell, args: &MetadataMigrateArgs) -> Resu
             .map_err(|e| ShellError::usage(format!("invalid filter {text:?}: {e}")))?,
         None => Filter::True,
     };
-    let fresh = Checkpoint {
-        task: "metadata-migrate".into(),
-        from: from.id.clone(),
-        to: to.id.clone(),
-        filter: args.filter.clone(),
-        range: (range.start, range.end),
-        position: None,
-        series: 0,
-        points: 0,
-    };
+    let fresh = Checkpoint::fresh("metadata-migrate", &from.id, &to.id, args.filter.as_deref(), range);
     let checkpoint_path = args.checkpoint.as_deref().filter(|_| !args.dry_run);
     let (mut checkpoint, resumed) = start_checkpoint(checkpoint_path, fresh)?;
-    let range = TimeRange::new(checkpoint.range.0, checkpoint.range.1);
+    let range = checkpoint.range();
     let source = |e: PluginError| ShellError::backend("metadata", &from.id, e);
     let keys = retrying("find keys", || from.client.find_keys(&filter, range, 0)).await.map_err(source)?;
     if keys.limited {
@@ -424,9 +435,7 @@ pub async fn metadata_migrate(shell: &Shell, args: &MetadataMigrateArgs) -> Resu
         progress.update(done as u64 + 1, || format!("{total} series"));
     }
     progress.done(keys.len() as u64, &format!("{} series", checkpoint.series));
-    if let Some(path) = checkpoint_path {
-        Checkpoint::remove(path);
-    }
+    Checkpoint::remove(checkpoint_path);
     shell.out.line(&json!({
         "from": from.id,
         "to": to.id,
@@ -442,16 +451,7 @@ mod tests {
     use super::*;
 
     fn checkpoint(task: &str, to: &str) -> Checkpoint {
-        Checkpoint {
-            task: task.into(),
-            from: "a".into(),
-            to: to.into(),
-            filter: Some("$key = cpu".into()),
-            range: (0, 10),
-            position: None,
-            series: 0,
-            points: 0,
-        }
+        Checkpoint::fresh(task, "a", to, Some("$key = cpu"), TimeRange::new(0, 10))
     }
 
     #[test]
