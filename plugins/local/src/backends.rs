@@ -45,10 +45,14 @@ fn plugin_error(e: Error) -> PluginError {
 }
 
 /// Health from a store's own account of what stops it taking writes.
-fn health_of(trouble: Option<String>) -> Health {
-    match trouble {
-        None => Health::healthy(),
-        Some(t) => Health::unhealthy(t),
+/// Unhealthy with `trouble` (writes fail); else healthy, with `warning`
+/// as its message when something degrades without failing a call (a log
+/// that cannot be compacted).
+fn health_of(trouble: Option<String>, warning: Option<String>) -> Health {
+    match (trouble, warning) {
+        (Some(t), _) => Health::unhealthy(t),
+        (None, Some(w)) => Health { message: w.into(), ..Health::healthy() },
+        (None, None) => Health::healthy(),
     }
 }
 
@@ -295,7 +299,7 @@ impl MetricBackend for LocalMetrics {
 
     fn health(&self) -> Health {
         let samples = [&self.distributions, &self.spreads, &self.tdigests];
-        health_of(self.store.trouble().or_else(|| samples.iter().find_map(|s| s.trouble())))
+        health_of(self.store.trouble().or_else(|| samples.iter().find_map(|s| s.trouble())), self.store.warning())
     }
 
     fn statistics(&self) -> Vec<Statistic> {
@@ -378,7 +382,7 @@ impl MetadataBackend for LocalMetadata {
     }
 
     fn health(&self) -> Health {
-        health_of(self.store.trouble())
+        health_of(self.store.trouble(), self.store.warning())
     }
 
     fn statistics(&self) -> Vec<Statistic> {
@@ -463,7 +467,7 @@ impl SuggestBackend for LocalSuggest {
     }
 
     fn health(&self) -> Health {
-        health_of(self.store.trouble())
+        health_of(self.store.trouble(), self.store.warning())
     }
 
     fn statistics(&self) -> Vec<Statistic> {

@@ -55,6 +55,10 @@ pub(crate) struct CompactedLog {
     /// Number of the next sealed log; taken (locked) by the one compaction
     /// running at a time.
     next_seal: Mutex<u64>,
+    /// Why the last compaction failed, until one succeeds: shown by health
+    /// (the records stay readable and durable, but the log grows and
+    /// opening reads more until compaction works again).
+    failed: Mutex<Option<String>>,
 }
 
 /// The files of a compacted log, in the order their records are read.
@@ -202,12 +206,17 @@ impl CompactedLog {
         }
         let (log, d) = RecordLog::open(&found.active, each)?;
         merge(&mut damage, d);
-        let log = CompactedLog { log, dir: dir.to_path_buf(), name, next_seal: Mutex::new(last + 1) };
+        let log = CompactedLog {
+            log,
+            dir: dir.to_path_buf(),
+            name,
+            next_seal: Mutex::new(last + 1),
+            failed: Mutex::new(None),
+        };
         if !found.sealed.is_empty() {
             // A compaction was interrupted: finish it.
-            if let Err(e) = log.absorb(last) {
-                tracing::warn!(dir = %dir.display(), log = name, error = %e, "could not compact a log; retried later");
-            }
+            let finished = log.absorb(last);
+            log.record_outcome(&finished);
         }
         Ok((log, damage))
     }
@@ -242,12 +251,36 @@ impl CompactedLog {
     fn compact_if_due(&self) {
         if self.log.durable_len() >= COMPACT_AT {
             if let Some(mut next) = self.next_seal.try_lock() {
-                if let Err(e) = self.compact(&mut next) {
-                    tracing::warn!(dir = %self.dir.display(), log = self.name, error = %e,
-                        "could not compact a log; retried later");
-                }
+                let compacted = self.compact(&mut next);
+                self.record_outcome(&compacted);
             }
         }
+    }
+
+    /// Keeps the failure of a compaction for [`trouble`](Self::trouble)
+    /// (logged once, not at every retry), or clears it on success.
+    fn record_outcome(&self, outcome: &Result<()>) {
+        let mut failed = self.failed.lock();
+        match outcome {
+            Ok(()) => {
+                if let Some(was) = failed.take() {
+                    tracing::info!(dir = %self.dir.display(), log = self.name, after = %was, "compacting the log works again");
+                }
+            }
+            Err(e) => {
+                if failed.is_none() {
+                    tracing::warn!(dir = %self.dir.display(), log = self.name, error = %e,
+                        "could not compact a log; its records are kept and it is retried as the log grows");
+                }
+                *failed = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Why compacting the log fails, while it does.
+    pub(crate) fn trouble(&self) -> Option<String> {
+        let failed = self.failed.lock();
+        failed.as_ref().map(|e| format!("compacting {}.log fails (its records are kept; retried): {e}", self.name))
     }
 
     fn sealed_path(&self, k: u64) -> PathBuf {
@@ -407,6 +440,36 @@ mod tests {
         fs::write(stale_case.path().join(format!("reg-{k:08}.sealed")), b"absorbed already").unwrap();
         assert_eq!(read_all(stale_case.path()).0, want);
         assert_eq!(names(stale_case.path()), names(dir.path()));
+    }
+
+    /// A compaction that cannot write its snapshot is reported until one
+    /// succeeds, and loses nothing meanwhile.
+    #[test]
+    fn a_failing_compaction_is_reported_until_one_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = CompactedLog::open(dir.path(), "reg", |_, _| ()).unwrap();
+        // The first snapshot's temporary file cannot be created: a
+        // directory is in its place.
+        let blocker = dir.path().join(format!("reg-{:08}.snap.tmp", 1));
+        fs::create_dir(&blocker).unwrap();
+        let mut i = 0;
+        while log.trouble().is_none() {
+            log.append(&[&rec(i)]).unwrap();
+            i += 1;
+            assert!(i < 20_000, "no compaction was attempted");
+        }
+        let trouble = log.trouble().unwrap();
+        assert!(trouble.contains("compacting reg.log fails") && trouble.contains("snap.tmp"), "{trouble}");
+        fs::remove_dir(&blocker).unwrap();
+        while log.trouble().is_some() {
+            log.append(&[&rec(i)]).unwrap();
+            i += 1;
+            assert!(i < 40_000, "compaction did not recover");
+        }
+        drop(log);
+        let (got, damage) = read_all(dir.path());
+        assert!(!damage.any(), "{damage:?}");
+        assert_eq!(got, (0..i).map(rec).collect::<Vec<_>>());
     }
 
     #[test]

@@ -205,6 +205,12 @@ impl MetadataStore {
         self.log.active().recover().err().map(|e| e.to_string())
     }
 
+    /// What degrades without failing writes: the registry cannot be
+    /// compacted.
+    pub fn warning(&self) -> Option<String> {
+        self.log.trouble()
+    }
+
     /// Removes matching series (at most `limit`, 0: all). Durable on return.
     pub fn delete_series(&self, filter: &Filter, limit: u64) -> Result<DeleteResult> {
         let mut index = self.index.write();

@@ -246,6 +246,12 @@ impl MetricStore {
         inner.check_room().err().map(|e| e.to_string())
     }
 
+    /// What degrades without failing writes: the catalog cannot be
+    /// compacted.
+    pub fn warning(&self) -> Option<String> {
+        self.inner.catalog_log.trouble()
+    }
+
     /// Flushes and stops the background thread. Dropping the store without
     /// closing is safe (the WAL is replayed at the next open), only slower.
     pub fn close(mut self) -> Result<()> {

@@ -104,6 +104,11 @@ impl SuggestStore {
         self.store.trouble()
     }
 
+    /// See [`MetadataStore::warning`].
+    pub fn warning(&self) -> Option<String> {
+        self.store.warning()
+    }
+
     /// Registers series so that they can be suggested. Durable on return.
     pub fn write(&self, series: &[Series]) -> Result<usize> {
         self.store.write(series)
