@@ -9,6 +9,10 @@
 #   SERIES=10000 POINTS=864 scripts/bench/vs-victoriametrics.sh
 #   SERIES=100 RUNS=5 QUERIES=sum,raw scripts/bench/vs-victoriametrics.sh
 #   NO_BUILD=1 HEROIC_BIN_DIR=/tmp/old scripts/bench/vs-victoriametrics.sh
+#   METRICS_CONFIG='block_cache_mb = 384' scripts/bench/vs-victoriametrics.sh
+#
+# METRICS_CONFIG: TOML lines added to the metric backend's config (the
+# local plugin's keys, plugins/local/README.md), to measure a setting.
 #
 # Installs victoria-metrics (Debian package, needs root) when missing, builds
 # the release binaries, runs both servers on 127.0.0.1 with fresh temporary
@@ -59,6 +63,7 @@ trap cleanup EXIT
         dir=$role
         [ "$role" = suggest ] && dir=metadata
         printf '[[%s]]\nplugin = "local"\n[%s.config]\ndata_dir = "%s"\n' "$role" "$role" "$WORK/heroic/$dir"
+        if [ "$role" = metrics ] && [ -n "${METRICS_CONFIG:-}" ]; then printf '%s\n' "$METRICS_CONFIG"; fi
     done
 } >"$WORK/heroic.toml"
 

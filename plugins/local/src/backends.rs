@@ -124,10 +124,11 @@ pub struct MetricsConfig {
     /// fast writer instead of failing it. 0 refuses at once.
     pub head_full_wait_seconds: u64,
     /// Memory for decoded blocks that reads keep for the next read, in MiB
-    /// (0 turns the cache off). Decoded blocks are compact (regular
-    /// timestamps and 2-decimal gauges take ~4 bytes a point), so the
-    /// default holds ~30 M points.
-    pub block_cache_mb: u64,
+    /// (0 turns the cache off). Default: a tenth of the memory the process
+    /// may use (its container's limit, else the machine's), between 32 MiB
+    /// and 4 GiB. Decoded blocks are compact (regular timestamps and
+    /// 2-decimal gauges take ~4 bytes a point): 1 GiB holds ~250 M points.
+    pub block_cache_mb: Option<u64>,
 }
 
 impl Default for MetricsConfig {
@@ -143,7 +144,7 @@ impl Default for MetricsConfig {
             compact_segments: o.compact_segments,
             head_limit_points: o.head_limit_points,
             head_full_wait_seconds: 10,
-            block_cache_mb: o.block_cache_bytes >> 20,
+            block_cache_mb: None,
         }
     }
 }
@@ -197,8 +198,12 @@ impl MetricBackend for LocalMetrics {
             compact_segments: c.compact_segments,
             head_limit_points: c.head_limit_points,
             background_flush: true,
-            block_cache_bytes: c.block_cache_mb.saturating_mul(1 << 20),
+            block_cache_bytes: c
+                .block_cache_mb
+                .map_or_else(crate::memory::default_block_cache_bytes, |mb| mb.saturating_mul(1 << 20)),
         };
+        tracing::info!(data_dir = %c.data_dir.display(), block_cache_mb = opts.block_cache_bytes >> 20,
+            configured = c.block_cache_mb.is_some(), "decoded-block cache");
         let head_full_wait = Duration::from_secs(c.head_full_wait_seconds);
         let (store, distributions, spreads, tdigests) = blocking(move || {
             // The points store first: it takes the directory's lock.

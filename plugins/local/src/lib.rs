@@ -33,6 +33,8 @@
 //! - [`check`]: the read-only data directory check behind
 //!   `heroic-shell check-data`.
 //! - `dir_lock`: the exclusive lock on a store's directory.
+//! - `memory`: the memory the process may use (container or machine), for
+//!   the default size of the decoded-block cache.
 //! - `encoding`, [`error`]: binary helpers and the error type.
 
 pub mod backends;
@@ -54,6 +56,7 @@ mod frame;
 mod head;
 mod index;
 mod log;
+mod memory;
 mod read;
 mod segment;
 mod segment_index;
