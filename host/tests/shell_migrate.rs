@@ -210,6 +210,24 @@ fn metadata_migrate_copies_series_key_by_key() {
     let tags = last_line(&new_only, &["metadata-tags"]);
     assert_eq!(tags["tags"]["host"].as_array().unwrap().len(), 10, "{tags}");
     assert_eq!(last_line(&new_only, &["metadata-keys"])["keys"], json!(["cpu"]));
+
+    // A copy of every series whose checkpoint says `cpu` was done goes on
+    // with the keys after it.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let saved = json!({
+        "task": "metadata-migrate", "from": "old-meta", "to": "new-meta", "filter": null,
+        "range": [now - 7 * 86_400_000, now + 60_000], "position": "cpu", "series": 15, "points": 0,
+    });
+    std::fs::write(&checkpoint, saved.to_string()).unwrap();
+    let resumed =
+        last_line(&both, &["metadata-migrate", "--from", "old-meta", "--to", "new-meta", "--checkpoint", &checkpoint]);
+    assert_eq!(
+        resumed,
+        json!({"from": "old-meta", "to": "new-meta", "keys": 2, "series": 20, "dryRun": false, "resumed": true})
+    );
+    assert_eq!(last_line(&new_only, &["metadata-keys"])["keys"], json!(["cpu", "mem"]));
+    let tags = last_line(&new_only, &["metadata-tags"]);
+    assert_eq!(tags["tags"]["host"].as_array().unwrap().len(), 15, "cpu h00-h09 and mem h15-h19: {tags}");
 }
 
 /// On a terminal (a pty from util-linux `script`), a long task draws a

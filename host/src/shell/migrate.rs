@@ -378,7 +378,8 @@ pub async fn data_migrate(shell: &Shell, args: &DataMigrateArgs) -> Result<(), S
 /// `metadata-migrate`: key by key (the metadata backends list series
 /// without a cursor, so a key is the page: memory holds the series of one
 /// key at a time), one line at the end,
-/// `{from, to, keys, series, dryRun, resumed}`.
+/// `{from, to, keys, series, dryRun, resumed}` (`keys` listed in all,
+/// also those a resumed run skips).
 pub async fn metadata_migrate(shell: &Shell, args: &MetadataMigrateArgs) -> Result<(), ShellError> {
     distinct(&args.from, &args.to)?;
     let from = one_metadata_backend(shell, &args.from)?;
@@ -404,6 +405,7 @@ pub async fn metadata_migrate(shell: &Shell, args: &MetadataMigrateArgs) -> Resu
     }
     let mut keys: Vec<String> = keys.keys.into_iter().map(|k| k.into_string()).collect();
     keys.sort();
+    let listed = keys.len();
     if let Some(last) = &checkpoint.position {
         keys.retain(|k| k > last);
     }
@@ -439,7 +441,7 @@ pub async fn metadata_migrate(shell: &Shell, args: &MetadataMigrateArgs) -> Resu
     shell.out.line(&json!({
         "from": from.id,
         "to": to.id,
-        "keys": keys.len(),
+        "keys": listed,
         "series": checkpoint.series,
         "dryRun": args.dry_run,
         "resumed": resumed,
