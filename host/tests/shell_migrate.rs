@@ -11,49 +11,34 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// Two metric backends (`old`, `new`) and two metadata backends
-/// (`old-meta`, `new-meta`), each `local` in its own directory.
-const TWO_OF_EACH: &str = r#"
-[plugins]
-dirs = ["{plugins}"]
-[[metrics]]
-id = "old"
-plugin = "local"
-config = { data_dir = "{dir}/old/metrics" }
-[[metrics]]
-id = "new"
-plugin = "local"
-config = { data_dir = "{dir}/new/metrics" }
-[[metadata]]
-id = "old-meta"
-plugin = "local"
-config = { data_dir = "{dir}/old/metadata" }
-[[metadata]]
-id = "new-meta"
-plugin = "local"
-config = { data_dir = "{dir}/new/metadata" }
-"#;
+/// The backends of the tests, each `local` in a directory of its own:
+/// metric backends `old` and `new`, metadata backends `old-meta` and
+/// `new-meta` (role, id, directory under the test's).
+const OLD_METRICS: (&str, &str, &str) = ("metrics", "old", "old/metrics");
+const NEW_METRICS: (&str, &str, &str) = ("metrics", "new", "new/metrics");
+const OLD_META: (&str, &str, &str) = ("metadata", "old-meta", "old/metadata");
+const NEW_META: (&str, &str, &str) = ("metadata", "new-meta", "new/metadata");
 
-/// Only the old backends: where the data is written first.
-const OLD_ONLY: &str = r#"
-[plugins]
-dirs = ["{plugins}"]
-[[metrics]]
-id = "old"
-plugin = "local"
-config = { data_dir = "{dir}/old/metrics" }
-[[metadata]]
-id = "old-meta"
-plugin = "local"
-config = { data_dir = "{dir}/old/metadata" }
-"#;
-
-fn config(dir: &Path, name: &str, text: &str) -> String {
-    let text = text.replace("{plugins}", &common::plugin_dir().display().to_string());
-    let text = text.replace("{dir}", &dir.display().to_string());
+/// Writes a config of `backends` to `dir/name`; its path.
+fn config(dir: &Path, name: &str, backends: &[(&str, &str, &str)]) -> String {
+    let mut text = format!("[plugins]\ndirs = [\"{}\"]\n", common::plugin_dir().display());
+    for (role, id, data) in backends {
+        let data = dir.join(data);
+        text.push_str(&format!(
+            "[[{role}]]\nid = \"{id}\"\nplugin = \"local\"\nconfig = {{ data_dir = \"{}\" }}\n",
+            data.display()
+        ));
+    }
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
+}
+
+/// The old backends alone (where the data is written first), and all four.
+fn configs(dir: &Path) -> (String, String) {
+    let old = config(dir, "old.toml", &[OLD_METRICS, OLD_META]);
+    let both = config(dir, "both.toml", &[OLD_METRICS, NEW_METRICS, OLD_META, NEW_META]);
+    (old, both)
 }
 
 fn shell(config: &str, args: &[&str]) -> Command {
@@ -92,8 +77,7 @@ fn write_old_data(old: &str) {
 #[test]
 fn data_migrate_copies_points_and_resumes_after_being_killed() {
     let dir = tempfile::tempdir().unwrap();
-    let old = config(dir.path(), "old.toml", OLD_ONLY);
-    let both = config(dir.path(), "both.toml", TWO_OF_EACH);
+    let (old, both) = configs(dir.path());
     write_old_data(&old);
 
     // A dry run counts, writes nothing.
@@ -172,8 +156,7 @@ fn data_migrate_copies_points_and_resumes_after_being_killed() {
 #[test]
 fn metadata_migrate_copies_series_key_by_key() {
     let dir = tempfile::tempdir().unwrap();
-    let old = config(dir.path(), "old.toml", OLD_ONLY);
-    let both = config(dir.path(), "both.toml", TWO_OF_EACH);
+    let (old, both) = configs(dir.path());
     write_old_data(&old);
     assert_eq!(last_line(&both, &["metadata-count"])["count"], 20);
 
@@ -202,11 +185,7 @@ fn metadata_migrate_copies_series_key_by_key() {
     assert_eq!((&copied["keys"], &copied["series"]), (&json!(1), &json!(10)), "h00-h09 are all cpu: {copied}");
 
     // Only the new backend, to see what it holds.
-    let new_only = config(
-        dir.path(),
-        "new.toml",
-        "[plugins]\ndirs = [\"{plugins}\"]\n[[metadata]]\nid = \"new-meta\"\nplugin = \"local\"\nconfig = { data_dir = \"{dir}/new/metadata\" }\n",
-    );
+    let new_only = config(dir.path(), "new.toml", &[NEW_META]);
     let tags = last_line(&new_only, &["metadata-tags"]);
     assert_eq!(tags["tags"]["host"].as_array().unwrap().len(), 10, "{tags}");
     assert_eq!(last_line(&new_only, &["metadata-keys"])["keys"], json!(["cpu"]));
@@ -235,8 +214,7 @@ fn metadata_migrate_copies_series_key_by_key() {
 #[test]
 fn a_terminal_gets_a_progress_bar() {
     let dir = tempfile::tempdir().unwrap();
-    let old = config(dir.path(), "old.toml", OLD_ONLY);
-    let both = config(dir.path(), "both.toml", TWO_OF_EACH);
+    let (old, both) = configs(dir.path());
     write_old_data(&old);
     let command = format!(
         "{} --config {both} metadata-migrate --from old-meta --to new-meta --rate 40",

@@ -15,7 +15,7 @@ use heroic_plugin_api::{ErrorKind, Filter};
 use serde_json::json;
 
 use crate::backends::Named;
-use crate::shell::options::RangeArgs;
+use crate::shell::options::{self, RangeArgs};
 use crate::shell::output::{series_json, Progress};
 use crate::shell::{now_ms, Shell, ShellError};
 
@@ -70,13 +70,18 @@ pub struct DeleteKeysArgs {
 }
 
 fn parse_filter(text: Option<&str>) -> Result<(Filter, SeriesMatcher), ShellError> {
-    let filter = match text {
-        Some(text) => heroic_query::hql::parse_filter(text)
-            .map_err(|e| ShellError::usage(format!("invalid filter {text:?}: {e}")))?,
-        None => Filter::True,
-    };
+    let filter = options::parse_filter(text)?;
     let matcher = filter.compile().map_err(|e| ShellError::usage(format!("invalid filter: {e}")))?;
     Ok((filter, matcher))
+}
+
+/// A scan's progress detail: `12 matched`, then the task's own detail.
+fn summary(matched: u64, detail: &str) -> String {
+    if detail.is_empty() {
+        format!("{matched} matched")
+    } else {
+        format!("{matched} matched, {detail}")
+    }
 }
 
 /// The matching series of one metric backend, a page at a time.
@@ -160,8 +165,7 @@ impl<'a> SeriesScan<'a> {
     }
 
     pub(crate) fn finish(&self) {
-        let sep = if self.detail.is_empty() { "" } else { ", " };
-        self.progress.done(self.scanned, &format!("{} matched{sep}{}", self.matched, self.detail));
+        self.progress.done(self.scanned, &summary(self.matched, &self.detail));
     }
 
     /// Where the next page starts: `None` before the first page and after
@@ -189,8 +193,7 @@ impl<'a> SeriesScan<'a> {
 
     fn report(&mut self) {
         let (matched, detail) = (self.matched, &self.detail);
-        let sep = if detail.is_empty() { "" } else { ", " };
-        self.progress.update(self.scanned, || format!("{matched} matched{sep}{detail}"));
+        self.progress.update(self.scanned, || summary(matched, detail));
     }
 }
 

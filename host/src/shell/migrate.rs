@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::backends::Named;
 use crate::shell::keys::SeriesScan;
-use crate::shell::options::RangeArgs;
+use crate::shell::options::{parse_filter, RangeArgs};
 use crate::shell::output::Progress;
 use crate::shell::{now_ms, Shell, ShellError};
 
@@ -389,11 +389,7 @@ pub async fn metadata_migrate(shell: &Shell, args: &MetadataMigrateArgs) -> Resu
         .range
         .resolve(now, now - crate::http::metadata::DEFAULT_RANGE_MS)?
         .unwrap_or(TimeRange::new(now - crate::http::metadata::DEFAULT_RANGE_MS, now));
-    let filter = match &args.filter {
-        Some(text) => heroic_query::hql::parse_filter(text)
-            .map_err(|e| ShellError::usage(format!("invalid filter {text:?}: {e}")))?,
-        None => Filter::True,
-    };
+    let filter = parse_filter(args.filter.as_deref())?;
     let fresh = Checkpoint::fresh("metadata-migrate", &from.id, &to.id, args.filter.as_deref(), range);
     let checkpoint_path = args.checkpoint.as_deref().filter(|_| !args.dry_run);
     let (mut checkpoint, resumed) = start_checkpoint(checkpoint_path, fresh)?;

@@ -209,10 +209,7 @@ pub async fn run(args: ShellArgs) -> Result<(), ShellError> {
             ));
         }
         let shell = Shell::connect(Remote::new(address, args.token.clone())?, interval);
-        return match &args.task {
-            Some(task) => run_task(&shell, task).await,
-            None => interactive::run_lines(&shell).await,
-        };
+        return run_given(&shell, args.task.as_ref()).await;
     }
     let config = build_config(&args)?;
     if let Some(Task::CheckData) = &args.task {
@@ -220,12 +217,17 @@ pub async fn run(args: ShellArgs) -> Result<(), ShellError> {
         return check::check_data(&config, &Output);
     }
     let shell = Shell::start(config, interval).await?;
-    let result = match &args.task {
-        Some(task) => run_task(&shell, task).await,
-        None => interactive::run_lines(&shell).await,
-    };
+    let result = run_given(&shell, args.task.as_ref()).await;
     shell.shutdown().await;
     result
+}
+
+/// The task of the command line, or those of the prompt or stdin.
+async fn run_given(shell: &Shell, task: Option<&Task>) -> Result<(), ShellError> {
+    match task {
+        Some(task) => run_task(shell, task).await,
+        None => interactive::run_lines(shell).await,
+    }
 }
 
 pub(crate) async fn run_task(shell: &Shell, task: &Task) -> Result<(), ShellError> {

@@ -5,6 +5,7 @@
 
 use clap::Args;
 use heroic_plugin_api::types::TimeRange;
+use heroic_plugin_api::Filter;
 use heroic_query::hql::ExprKind;
 use serde_json::Value;
 
@@ -46,11 +47,18 @@ impl RangeArgs {
     }
 }
 
+/// Parses an HQL filter (a where clause); none is every series.
+pub fn parse_filter(text: Option<&str>) -> Result<Filter, ShellError> {
+    match text {
+        Some(text) => heroic_query::hql::parse_filter(text)
+            .map_err(|e| ShellError::usage(format!("invalid filter {text:?}: {e}"))),
+        None => Ok(Filter::True),
+    }
+}
+
 /// Parses an HQL filter (a where clause) into its JSON form.
 pub fn filter_json(text: &str) -> Result<Value, ShellError> {
-    let filter = heroic_query::hql::parse_filter(text)
-        .map_err(|e| ShellError::usage(format!("invalid filter {text:?}: {e}")))?;
-    Ok(heroic_query::filter::to_json(&filter))
+    Ok(heroic_query::filter::to_json(&parse_filter(Some(text))?))
 }
 
 /// The arguments every metadata and suggest task takes.

@@ -3,7 +3,8 @@
 //! a [`Durable`] future, and the group is written, synced and applied by a
 //! leader ([`RecordLog::lead_queued`], wrapped in a [`Leader`]) that the
 //! future has the caller start on a thread that may block, only when no
-//! leader is running. A leader goes on while writers queue behind it, so under steady load one thread writes group
+//! leader is running. A leader goes on while writers queue behind it, so
+//! under steady load one thread writes group
 //! after group and each writer costs one wake-up, not a thread hop and a
 //! condvar wait of its own. Blocked writers (`append_applying`) and queued
 //! ones share the same groups.
