@@ -16,6 +16,8 @@ stop_servers() {
     for s in "${servers[@]}"; do
         [ -f "$s" ] && bash "$s" stop || true
     done
+    # What the build took, for when a disk fills up.
+    echo "== disk: target/ $(du -sh target 2>/dev/null | cut -f1), free $(df -h --output=avail . | tail -1)"
 }
 trap stop_servers EXIT
 

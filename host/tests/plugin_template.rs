@@ -38,6 +38,9 @@ fn build_template(variant: &str, args: &[&str], into: &Path) -> String {
         .arg(template_dir().join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target)
+        // Three more builds of the SDK and its dependencies: without debug
+        // info they take a fraction of the disk.
+        .env("CARGO_PROFILE_DEV_DEBUG", "0")
         .output()
         .expect("run cargo");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -128,6 +131,7 @@ fn a_plugin_built_with_panic_abort_does_not_compile() {
         .arg(template_dir().join("Cargo.toml"))
         .arg("--target-dir")
         .arg(common::plugin_dir().join("plugin-template-abort"))
+        .env("CARGO_PROFILE_DEV_DEBUG", "0")
         .output()
         .expect("run cargo");
     let stderr = String::from_utf8_lossy(&out.stderr);
