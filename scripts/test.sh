@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, as CI does: builds every crate (the plugin
-# libraries the tests load included), starts the test servers the suites
-# need on 127.0.0.1, runs the tests, stops the servers.
+# libraries the tests load included), installs the real clients some tests
+# drive (clients.sh), starts the test servers the suites need on 127.0.0.1,
+# runs the tests, stops the servers.
 #
 # Each script in scripts/servers/ is called with `start` before the tests
 # and `stop` after; it installs what it needs (pip packages …) and exports
@@ -20,6 +21,8 @@ stop_servers() {
     echo "== disk: target/ $(du -sh target 2>/dev/null | cut -f1), free $(df -h --output=avail . | tail -1)"
 }
 trap stop_servers EXIT
+
+bash scripts/clients.sh
 
 for s in "${servers[@]}"; do
     [ -f "$s" ] || continue

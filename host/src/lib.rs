@@ -13,6 +13,7 @@
 //! - [`node`]: a running node, shared by all handlers.
 //! - [`query`]: runs planned queries (metadata, fetch, aggregate, limits).
 //! - [`render`]: a query's groups drawn as a PNG chart (`/render/image`).
+//! - [`telemetry`]: the node's own figures, scraped at `GET /metrics`.
 //! - [`http`]: the HTTP API.
 //! - [`shell`]: `heroic-shell`, one-off tasks against the backends.
 
@@ -29,5 +30,6 @@ pub mod plugins;
 pub mod query;
 pub mod render;
 pub mod shell;
+pub mod telemetry;
 pub mod write_cache;
 pub mod writer;

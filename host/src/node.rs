@@ -17,6 +17,7 @@ use crate::http::cors::Cors;
 use crate::ingest::WriteTarget;
 use crate::plugins::{PluginRegistry, PluginSetupError};
 use crate::query::admission::Admission;
+use crate::telemetry::Telemetry;
 use crate::writer::{WriteError, WriteReport, Writer};
 
 pub struct Node {
@@ -34,6 +35,8 @@ pub struct Node {
     /// This node and the other nodes `/cluster/*` reports.
     pub cluster: Cluster,
     pub started: Instant,
+    /// The counters and histograms of `GET /metrics`.
+    pub telemetry: Telemetry,
     stopping: AtomicBool,
 }
 
@@ -58,7 +61,8 @@ impl Node {
         crate::alloc::tune();
         let tokens = Tokens::load(&config.server.auth).map_err(PluginSetupError::Environment)?;
         let access = Arc::new(Access { cors: Cors::new(&config.server.cors_allowed_origins), tokens });
-        let mut registry = PluginRegistry::new(config.plugins.search_dirs());
+        let telemetry = Telemetry::default();
+        let mut registry = PluginRegistry::new(config.plugins.search_dirs()).observed_by(telemetry.calls.clone());
         let backends = Backends::start(&config, &mut registry).await?;
         let consumers = Consumers::create(&config, &mut registry).await?;
         let id = uuid::Uuid::new_v4().to_string();
@@ -70,7 +74,8 @@ impl Node {
             server: config.server,
             query: config.query,
             backends,
-            writer: Writer::new(config.ingestion),
+            writer: Writer::new(config.ingestion, telemetry.writes.clone()),
+            telemetry,
             consumers,
             access,
             started: Instant::now(),

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use abi_stable::std_types::RString;
 use heroic_plugin_api::client::*;
@@ -10,6 +11,7 @@ use heroic_plugin_api::loader::{find_plugin, load_plugin, LoadError, LoadedPlugi
 use heroic_plugin_api::PluginError;
 
 use crate::config::ComponentConfig;
+use crate::telemetry::calls::PluginCalls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginSetupError {
@@ -58,11 +60,23 @@ impl Role {
 pub struct PluginRegistry {
     dirs: Vec<PathBuf>,
     loaded: HashMap<String, LoadedPlugin>,
+    /// Where the clients created count their calls, if anywhere.
+    calls: Option<PluginCalls>,
 }
 
 impl PluginRegistry {
     pub fn new(dirs: Vec<PathBuf>) -> Self {
-        PluginRegistry { dirs, loaded: HashMap::new() }
+        PluginRegistry { dirs, loaded: HashMap::new(), calls: None }
+    }
+
+    /// Every client created from now on counts its calls in `calls`.
+    pub fn observed_by(mut self, calls: PluginCalls) -> Self {
+        self.calls = Some(calls);
+        self
+    }
+
+    fn observer(&self, c: &ComponentConfig, role: Role) -> Option<Arc<dyn CallObserver>> {
+        self.calls.as_ref().map(|calls| calls.observer(role.name(), c.id(), &c.plugin))
     }
 
     /// Loads (once) the library of plugin `name` and initialises its logging.
@@ -121,7 +135,10 @@ impl PluginRegistry {
     pub async fn metric_backend(&mut self, c: &ComponentConfig) -> Result<MetricBackendClient, PluginSetupError> {
         let (plugin, json) = self.checked(c, Role::Metrics)?;
         let created = (plugin.module.create_metric_backend())(json).await.into_result();
-        let client = created.map(MetricBackendClient).map_err(|e| Self::create_error(c, Role::Metrics, e))?;
+        let mut client = created.map(MetricBackendClient::new).map_err(|e| Self::create_error(c, Role::Metrics, e))?;
+        if let Some(o) = self.observer(c, Role::Metrics) {
+            client = client.observed_by(o);
+        }
         // A plugin built against interface 1.0 has no capabilities() and
         // answers the interface's default here.
         tracing::info!(id = c.id(), plugin = %c.plugin, capabilities = ?client.capabilities().names(), "metric backend created");
@@ -131,7 +148,11 @@ impl PluginRegistry {
     pub async fn metadata_backend(&mut self, c: &ComponentConfig) -> Result<MetadataBackendClient, PluginSetupError> {
         let (plugin, json) = self.checked(c, Role::Metadata)?;
         let created = (plugin.module.create_metadata_backend())(json).await.into_result();
-        let client = created.map(MetadataBackendClient).map_err(|e| Self::create_error(c, Role::Metadata, e))?;
+        let mut client =
+            created.map(MetadataBackendClient::new).map_err(|e| Self::create_error(c, Role::Metadata, e))?;
+        if let Some(o) = self.observer(c, Role::Metadata) {
+            client = client.observed_by(o);
+        }
         tracing::info!(id = c.id(), plugin = %c.plugin, capabilities = ?client.capabilities().names(), "metadata backend created");
         Ok(client)
     }
@@ -139,12 +160,20 @@ impl PluginRegistry {
     pub async fn suggest_backend(&mut self, c: &ComponentConfig) -> Result<SuggestBackendClient, PluginSetupError> {
         let (plugin, json) = self.checked(c, Role::Suggest)?;
         let created = (plugin.module.create_suggest_backend())(json).await.into_result();
-        created.map(SuggestBackendClient).map_err(|e| Self::create_error(c, Role::Suggest, e))
+        let client = created.map(SuggestBackendClient::new).map_err(|e| Self::create_error(c, Role::Suggest, e))?;
+        Ok(match self.observer(c, Role::Suggest) {
+            Some(o) => client.observed_by(o),
+            None => client,
+        })
     }
 
     pub async fn consumer(&mut self, c: &ComponentConfig) -> Result<ConsumerClient, PluginSetupError> {
         let (plugin, json) = self.checked(c, Role::Consumer)?;
         let created = (plugin.module.create_consumer())(json).await.into_result();
-        created.map(ConsumerClient).map_err(|e| Self::create_error(c, Role::Consumer, e))
+        let client = created.map(ConsumerClient::new).map_err(|e| Self::create_error(c, Role::Consumer, e))?;
+        Ok(match self.observer(c, Role::Consumer) {
+            Some(o) => client.observed_by(o),
+            None => client,
+        })
     }
 }

@@ -11,6 +11,7 @@ use heroic_plugin_api::{PluginError, RVec};
 
 use crate::backends::Backends;
 use crate::config::IngestionConfig;
+use crate::telemetry::writes::WriteMetrics;
 use crate::write_cache::WriteCache;
 
 /// A write that did not reach every backend; nothing may be acknowledged.
@@ -36,6 +37,7 @@ pub struct WriteReport {
 pub struct Writer {
     cache: WriteCache,
     config: IngestionConfig,
+    metrics: WriteMetrics,
 }
 
 async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, u64) {
@@ -45,14 +47,15 @@ async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, u64) {
 }
 
 impl Writer {
-    pub fn new(config: IngestionConfig) -> Self {
+    pub fn new(config: IngestionConfig, metrics: WriteMetrics) -> Self {
         let cache = WriteCache::new(Duration::from_secs(config.write_cache_ttl_secs), config.write_cache_max_series);
-        Writer { cache, config }
+        Writer { cache, config, metrics }
     }
 
     pub async fn write(&self, backends: &Backends, batch: Vec<SeriesPoints>) -> Result<WriteReport, WriteError> {
         let series: Vec<&Series> = batch.iter().map(|sp| &sp.series).collect();
         let (now, generation, new_series) = self.new_series(&series);
+        let counts = (batch.len(), batch.iter().map(|sp| sp.points.len() as u64).sum());
         let metric_writes = async {
             if !self.config.update_metrics {
                 return Vec::new();
@@ -67,7 +70,7 @@ impl Writer {
             });
             join_all(futures.collect::<Vec<_>>()).await
         };
-        self.finish_write(backends, metric_writes, new_series, now, generation).await
+        self.finish_write(backends, metric_writes, new_series, now, generation, counts).await
     }
 
     /// Writes samples of `kind` (distribution points …) to the metric
@@ -82,6 +85,7 @@ impl Writer {
     ) -> Result<WriteReport, WriteError> {
         let series: Vec<&Series> = batch.iter().map(|ss| &ss.series).collect();
         let (now, generation, new_series) = self.new_series(&series);
+        let counts = (batch.len(), batch.iter().map(|ss| ss.samples.len() as u64).sum());
         let metric_writes = async {
             if !self.config.update_metrics {
                 return Vec::new();
@@ -94,7 +98,7 @@ impl Writer {
             });
             join_all(futures.collect::<Vec<_>>()).await
         };
-        self.finish_write(backends, metric_writes, new_series, now, generation).await
+        self.finish_write(backends, metric_writes, new_series, now, generation, counts).await
     }
 
     /// The series of a batch that metadata and suggest have not seen lately.
@@ -111,6 +115,7 @@ impl Writer {
 
     /// Runs the metric writes with the metadata and suggest writes of
     /// `new_series`, in parallel; acknowledged only when all succeeded.
+    /// `(series, points)` are the batch's, for the node's metrics.
     async fn finish_write(
         &self,
         backends: &Backends,
@@ -118,6 +123,7 @@ impl Writer {
         new_series: Vec<Series>,
         now: Instant,
         generation: u64,
+        (series, points): (usize, u64),
     ) -> Result<WriteReport, WriteError> {
         let metadata_writes = async {
             if !self.config.update_metadata || new_series.is_empty() {
@@ -157,9 +163,11 @@ impl Writer {
             }
         }
         if !failures.is_empty() {
+            self.metrics.failed(now.elapsed());
             return Err(WriteError { failures });
         }
         self.cache.remember(new_series.iter(), now, generation);
+        self.metrics.written(series, points, new_series.len(), now.elapsed());
         Ok(report)
     }
 

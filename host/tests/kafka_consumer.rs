@@ -241,6 +241,20 @@ fn malformed_messages_are_counted_and_skipped() {
             && consumer_stat(s, "proto", "plugin.messages_committed") == 40.0
     });
     assert!(node.log().contains("skipping a message that does not decode"));
+
+    // The same figures in GET /metrics, and the lag of every partition.
+    let sample = |name: &str, labels: &str| format!("heroic_consumer_{name}{{consumer=\"json\"{labels}}}");
+    let refused = |outcome: &str| sample("messages_refused_total", &format!(",outcome=\"{outcome}\""));
+    assert_eq!(scraped(&node, &refused("malformed")), Some(malformed as f64));
+    assert_eq!(scraped(&node, &refused("invalid")), Some(invalid as f64));
+    assert_eq!(scraped(&node, &sample("points_written_total", "")), Some(300.0));
+    // Every message has the same key, so one partition holds them all:
+    // its lag is known (librdkafka gives none for a partition never read).
+    let lag = |p: usize| sample("lag_messages", &format!(",partition=\"{json_topic}/{p}\""));
+    wait_until_scraped(&node, Duration::from_secs(30), |text| {
+        let lags: Vec<f64> = (0..2).filter_map(|p| sample_in(text, &lag(p))).collect();
+        lags == [0.0]
+    });
 }
 
 /// The documented example config parses and names the kafka consumer.

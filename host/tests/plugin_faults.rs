@@ -35,6 +35,15 @@ fn panicking_plugin_does_not_take_the_server_down() {
     let (status, _) = node.get("/status");
     assert_eq!(status, 200);
 
+    // GET /metrics counts the panic as the write's error, by its kind.
+    let (status, scrape) = node.get("/metrics");
+    assert_eq!(status, 200);
+    let scrape = scrape.as_str().unwrap();
+    let errors = r#"heroic_plugin_call_errors_total{role="metrics",id="faulty",plugin="faulty",operation="write",kind="panic"} "#;
+    assert!(scrape.lines().any(|l| l.strip_prefix(errors) == Some("1")), "{scrape}");
+    let calls = r#"heroic_plugin_calls_total{role="metrics",id="faulty",plugin="faulty",operation="write"} "#;
+    assert!(scrape.lines().any(|l| l.strip_prefix(calls) == Some("3")), "{scrape}");
+
     let log = node.log();
     assert!(log.contains("faulty backend created"), "plugin log line missing:\n{log}");
     assert!(log.contains("plugin=\"faulty\""), "plugin name missing from its log lines:\n{log}");

@@ -1,6 +1,9 @@
 //! The host side of the boundary: async wrappers over the ABI objects, with
 //! plain Rust arguments where that helps and `Result` instead of `RResult`.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use abi_stable::std_types::{RString, RVec};
 
 #[cfg(not(feature = "previous-abi"))]
@@ -16,25 +19,50 @@ pub fn metadata_query(filter: &Filter, range: TimeRange, limit: u64) -> Metadata
     MetadataQuery { filter: filter.to_ffi(), range, limit }
 }
 
+/// Told of every call a client makes into its plugin, with how long it took
+/// and how it ended: how the host counts plugin calls and their errors
+/// (`GET /metrics`). Not told: calls the client answers itself (a kind of
+/// sample the backend does not store), calls dropped before they ended (a
+/// query that timed out), and the synchronous `health`, `statistics` and
+/// `capabilities`.
+pub trait CallObserver: Send + Sync {
+    /// `operation` is the name of the plugin's method (`fetch`, `write` …).
+    fn observe(&self, operation: &'static str, elapsed: Duration, error: Option<&crate::PluginError>);
+}
+
+/// A client's observer, if the host gave it one.
+#[derive(Clone, Default)]
+struct Observer(Option<Arc<dyn CallObserver>>);
+
+impl Observer {
+    async fn call<T>(&self, operation: &'static str, call: PluginFuture<T>) -> PluginResult<T> {
+        let Some(observer) = &self.0 else { return call.await.into_result() };
+        let start = Instant::now();
+        let result = call.await.into_result();
+        observer.observe(operation, start.elapsed(), result.as_ref().err());
+        result
+    }
+}
+
 /// The methods every backend client shares.
 macro_rules! lifecycle_methods {
     () => {
         /// Creates tables, indices … (`configure`).
         pub async fn configure(&self) -> PluginResult<()> {
-            self.0.configure().await.into_result()
+            self.observer.call("configure", self.ffi.configure()).await
         }
 
         /// Flushes and closes the backend.
         pub async fn shutdown(&self) -> PluginResult<()> {
-            self.0.shutdown().await.into_result()
+            self.observer.call("shutdown", self.ffi.shutdown()).await
         }
 
         pub fn health(&self) -> Health {
-            self.0.health()
+            self.ffi.health()
         }
 
         pub fn statistics(&self) -> Vec<Statistic> {
-            self.0.statistics().into_vec()
+            self.ffi.statistics().into_vec()
         }
     };
 }
@@ -44,34 +72,50 @@ fn cannot_store(kind: SampleKind) -> crate::PluginError {
     crate::PluginError::unsupported(&format!("storing {} (the backend does not declare it)", kind.name()))
 }
 
-pub struct MetricBackendClient(pub MetricBackendBox);
+pub struct MetricBackendClient {
+    /// The plugin's object.
+    pub ffi: MetricBackendBox,
+    observer: Observer,
+}
+
+impl MetricBackendClient {
+    pub fn new(ffi: MetricBackendBox) -> Self {
+        MetricBackendClient { ffi, observer: Observer::default() }
+    }
+
+    /// Tells `observer` of every call into the plugin from now on.
+    pub fn observed_by(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Observer(Some(observer));
+        self
+    }
+}
 
 impl MetricBackendClient {
     pub async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
-        self.0.write(batch).await.into_result()
+        self.observer.call("write", self.ffi.write(batch)).await
     }
 
     pub async fn fetch(&self, request: FetchRequest) -> PluginResult<FetchResponse> {
-        self.0.fetch(request).await.into_result()
+        self.observer.call("fetch", self.ffi.fetch(request)).await
     }
 
     pub async fn list_series(&self, cursor: Option<&str>, limit: u64) -> PluginResult<SeriesListPage> {
-        self.0.list_series(RString::from(cursor.unwrap_or("")), limit).await.into_result()
+        self.observer.call("list_series", self.ffi.list_series(RString::from(cursor.unwrap_or("")), limit)).await
     }
 
     pub async fn delete_points(&self, series: Vec<Series>, range: TimeRange) -> PluginResult<u64> {
-        self.0.delete_points(series.into(), range).await.into_result()
+        self.observer.call("delete_points", self.ffi.delete_points(series.into(), range)).await
     }
 
     pub async fn count_points(&self, series: Vec<Series>, range: TimeRange) -> PluginResult<u64> {
-        self.0.count_points(series.into(), range).await.into_result()
+        self.observer.call("count_points", self.ffi.count_points(series.into(), range)).await
     }
 
     /// What the backend implements beyond `write` and `fetch` (a plugin
     /// built against interface 1.0 answers
     /// [`MetricCapabilities::ASSUMED_FOR_1_0`]).
     pub fn capabilities(&self) -> MetricCapabilities {
-        self.0.capabilities()
+        self.ffi.capabilities()
     }
 
     /// Whether the backend declares that it stores samples of `kind`.
@@ -85,7 +129,9 @@ impl MetricBackendClient {
         if !self.stores(kind) {
             return Err(cannot_store(kind));
         }
-        self.0.write_samples(SampleWriteRequest { kind, batch: batch.into() }).await.into_result()
+        self.observer
+            .call("write_samples", self.ffi.write_samples(SampleWriteRequest { kind, batch: batch.into() }))
+            .await
     }
 
     /// Reads samples of one kind in `(start, end]`. The batches a plugin
@@ -95,7 +141,7 @@ impl MetricBackendClient {
         if !self.stores(request.kind) {
             return Err(cannot_store(request.kind));
         }
-        let response = self.0.fetch_samples(request).await.into_result()?;
+        let response = self.observer.call("fetch_samples", self.ffi.fetch_samples(request)).await?;
         for s in response.series.iter() {
             s.samples.validate().map_err(|e| crate::PluginError::internal(format_args!("plugin answered {e}")))?;
         }
@@ -119,7 +165,7 @@ impl MetricBackendClient {
         }
         request.validate().map_err(crate::PluginError::invalid_input)?;
         let (cells, series, fields) = (request.cells(), request.series.len(), request.fields);
-        let response = self.0.fetch_buckets(request).await.into_result()?;
+        let response = self.observer.call("fetch_buckets", self.ffi.fetch_buckets(request)).await?;
         let bad = |m: String| crate::PluginError::internal(format_args!("plugin answered {m}"));
         response.partials.validate(cells, fields).map_err(bad)?;
         if let Some(i) = response.series_with_data.iter().find(|i| **i as usize >= series) {
@@ -131,41 +177,73 @@ impl MetricBackendClient {
     lifecycle_methods!();
 }
 
-pub struct MetadataBackendClient(pub MetadataBackendBox);
+pub struct MetadataBackendClient {
+    /// The plugin's object.
+    pub ffi: MetadataBackendBox,
+    observer: Observer,
+}
+
+impl MetadataBackendClient {
+    pub fn new(ffi: MetadataBackendBox) -> Self {
+        MetadataBackendClient { ffi, observer: Observer::default() }
+    }
+
+    /// Tells `observer` of every call into the plugin from now on.
+    pub fn observed_by(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Observer(Some(observer));
+        self
+    }
+}
 
 impl MetadataBackendClient {
     pub async fn write(&self, series: Vec<Series>) -> PluginResult<()> {
-        self.0.write(series.into()).await.into_result()
+        self.observer.call("write", self.ffi.write(series.into())).await
     }
 
     pub async fn find_series(&self, filter: &Filter, range: TimeRange, limit: u64) -> PluginResult<SeriesPage> {
-        self.0.find_series(metadata_query(filter, range, limit)).await.into_result()
+        self.observer.call("find_series", self.ffi.find_series(metadata_query(filter, range, limit))).await
     }
 
     pub async fn count_series(&self, filter: &Filter, range: TimeRange, limit: u64) -> PluginResult<CountResult> {
-        self.0.count_series(metadata_query(filter, range, limit)).await.into_result()
+        self.observer.call("count_series", self.ffi.count_series(metadata_query(filter, range, limit))).await
     }
 
     pub async fn delete_series(&self, filter: &Filter, range: TimeRange, limit: u64) -> PluginResult<DeleteResult> {
-        self.0.delete_series(metadata_query(filter, range, limit)).await.into_result()
+        self.observer.call("delete_series", self.ffi.delete_series(metadata_query(filter, range, limit))).await
     }
 
     pub async fn find_keys(&self, filter: &Filter, range: TimeRange, limit: u64) -> PluginResult<KeysPage> {
-        self.0.find_keys(metadata_query(filter, range, limit)).await.into_result()
+        self.observer.call("find_keys", self.ffi.find_keys(metadata_query(filter, range, limit))).await
     }
 
     pub async fn find_tags(&self, filter: &Filter, range: TimeRange, limit: u64) -> PluginResult<TagsPage> {
-        self.0.find_tags(metadata_query(filter, range, limit)).await.into_result()
+        self.observer.call("find_tags", self.ffi.find_tags(metadata_query(filter, range, limit))).await
     }
 
     pub fn capabilities(&self) -> MetadataCapabilities {
-        self.0.capabilities()
+        self.ffi.capabilities()
     }
 
     lifecycle_methods!();
 }
 
-pub struct SuggestBackendClient(pub SuggestBackendBox);
+pub struct SuggestBackendClient {
+    /// The plugin's object.
+    pub ffi: SuggestBackendBox,
+    observer: Observer,
+}
+
+impl SuggestBackendClient {
+    pub fn new(ffi: SuggestBackendBox) -> Self {
+        SuggestBackendClient { ffi, observer: Observer::default() }
+    }
+
+    /// Tells `observer` of every call into the plugin from now on.
+    pub fn observed_by(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Observer(Some(observer));
+        self
+    }
+}
 
 fn ropt(s: Option<&str>) -> abi_stable::std_types::ROption<RString> {
     s.map(RString::from).into()
@@ -173,12 +251,12 @@ fn ropt(s: Option<&str>) -> abi_stable::std_types::ROption<RString> {
 
 impl SuggestBackendClient {
     pub async fn write(&self, series: Vec<Series>) -> PluginResult<()> {
-        self.0.write(series.into()).await.into_result()
+        self.observer.call("write", self.ffi.write(series.into())).await
     }
 
     pub async fn key_suggest(&self, query: MetadataQuery, key: Option<&str>) -> PluginResult<Vec<KeySuggestion>> {
         let request = KeySuggestRequest { query, key: ropt(key) };
-        self.0.key_suggest(request).await.into_result().map(RVec::into_vec)
+        self.observer.call("key_suggest", self.ffi.key_suggest(request)).await.map(RVec::into_vec)
     }
 
     pub async fn tag_suggest(
@@ -188,11 +266,13 @@ impl SuggestBackendClient {
         value: Option<&str>,
     ) -> PluginResult<Vec<TagSuggestion>> {
         let request = TagSuggestRequest { query, key: ropt(key), value: ropt(value) };
-        self.0.tag_suggest(request).await.into_result().map(RVec::into_vec)
+        self.observer.call("tag_suggest", self.ffi.tag_suggest(request)).await.map(RVec::into_vec)
     }
 
     pub async fn tag_value_suggest(&self, query: MetadataQuery, key: &str) -> PluginResult<TagValueSuggestion> {
-        self.0.tag_value_suggest(TagValueSuggestRequest { query, key: key.into() }).await.into_result()
+        self.observer
+            .call("tag_value_suggest", self.ffi.tag_value_suggest(TagValueSuggestRequest { query, key: key.into() }))
+            .await
     }
 
     pub async fn tag_values_suggest(
@@ -202,32 +282,53 @@ impl SuggestBackendClient {
         group_limit: u64,
     ) -> PluginResult<TagValuesSuggestion> {
         let exclude = exclude.iter().map(|s| RString::from(s.as_str())).collect();
-        self.0.tag_values_suggest(TagValuesSuggestRequest { query, exclude, group_limit }).await.into_result()
+        self.observer
+            .call(
+                "tag_values_suggest",
+                self.ffi.tag_values_suggest(TagValuesSuggestRequest { query, exclude, group_limit }),
+            )
+            .await
     }
 
     pub async fn tag_key_count(&self, query: MetadataQuery, exact_limit: u64) -> PluginResult<TagKeyCountResult> {
-        self.0.tag_key_count(TagKeyCountRequest { query, exact_limit }).await.into_result()
+        self.observer.call("tag_key_count", self.ffi.tag_key_count(TagKeyCountRequest { query, exact_limit })).await
     }
 
     lifecycle_methods!();
 }
 
-pub struct ConsumerClient(pub ConsumerBox);
+pub struct ConsumerClient {
+    /// The plugin's object.
+    pub ffi: ConsumerBox,
+    observer: Observer,
+}
+
+impl ConsumerClient {
+    pub fn new(ffi: ConsumerBox) -> Self {
+        ConsumerClient { ffi, observer: Observer::default() }
+    }
+
+    /// Tells `observer` of every call into the plugin from now on.
+    pub fn observed_by(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Observer(Some(observer));
+        self
+    }
+}
 
 impl ConsumerClient {
     pub async fn start(&self, sink: IngestSinkBox) -> PluginResult<()> {
-        self.0.start(sink).await.into_result()
+        self.observer.call("start", self.ffi.start(sink)).await
     }
 
     pub async fn stop(&self) -> PluginResult<()> {
-        self.0.stop().await.into_result()
+        self.observer.call("stop", self.ffi.stop()).await
     }
 
     pub fn health(&self) -> Health {
-        self.0.health()
+        self.ffi.health()
     }
 
     pub fn statistics(&self) -> Vec<Statistic> {
-        self.0.statistics().into_vec()
+        self.ffi.statistics().into_vec()
     }
 }

@@ -176,7 +176,7 @@ impl SuggestBackend for RefSuggest {
 
 async fn metadata(regex: bool) -> MetadataBackendClient {
     let backend = RefMetadata::create(Config { regex }).await.unwrap();
-    MetadataBackendClient(MetadataBackendFfi_TO::from_value(MetadataAdapter(Arc::new(backend)), TD_Opaque))
+    MetadataBackendClient::new(MetadataBackendFfi_TO::from_value(MetadataAdapter(Arc::new(backend)), TD_Opaque))
 }
 
 heroic_plugin_api::metadata_backend_conformance!(mod metadata_with_regex, || metadata(true));
@@ -184,7 +184,7 @@ heroic_plugin_api::metadata_backend_conformance!(mod metadata_without_regex, || 
 
 heroic_plugin_api::suggest_backend_conformance!(|| async {
     let backend = RefSuggest::create(serde_json::json!({})).await.unwrap();
-    SuggestBackendClient(SuggestBackendFfi_TO::from_value(SuggestAdapter(Arc::new(backend)), TD_Opaque))
+    SuggestBackendClient::new(SuggestBackendFfi_TO::from_value(SuggestAdapter(Arc::new(backend)), TD_Opaque))
 });
 
 /// The kit holds optional operations to the backend's declarations: a

@@ -7,7 +7,8 @@
 //! - [`error`]: Heroic-shaped error replies and rejection handling.
 //! - [`stream`]: large JSON answers written as they are sent.
 //! - [`write`]: `POST /write`.
-//! - [`status`]: `GET /`, `GET /status` and `GET /backends`.
+//! - [`status`]: `GET /`, `GET /status`, `GET /backends` and `GET /metrics`
+//!   (the Prometheus scrape).
 //! - [`cluster`]: `/cluster/status`, `/cluster/nodes`, `/cluster/refresh`.
 //! - [`query`]: `/query/metrics` (alias `/metrics`), `/query/batch`, `/parser/*`.
 //! - [`response`]: the JSON of one query's answer, with its trace.
@@ -39,8 +40,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use std::time::Instant;
 use warp::filters::BoxedFilter;
-use warp::http::HeaderMap;
+
+use warp::http::{HeaderMap, Method};
+use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
@@ -162,6 +166,9 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         warp::path::end().and(warp::get()).and(with_node(node.clone())).map(|n: Arc<Node>| status::service_info(&n));
     let status =
         warp::path!("status").and(warp::get()).and(with_node(node.clone())).map(|n: Arc<Node>| status::status(&n));
+    // `GET /metrics` is the scrape; `POST /metrics` Heroic's query alias.
+    let scrape =
+        warp::path!("metrics").and(warp::get()).and(with_node(node.clone())).map(|n: Arc<Node>| status::scrape(&n));
     let write = warp::path!("write")
         .and(warp::post())
         .and(access::may_change(node.access.clone()))
@@ -225,6 +232,8 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
     let api = index
         .or(status)
         .unify()
+        .or(scrape)
+        .unify()
         .or(render_image)
         .unify()
         .or(write)
@@ -276,10 +285,16 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
     });
 
     let access = node.access.clone();
-    warp::header::headers_cloned()
+    let http_metrics = node.telemetry.http.clone();
+    warp::any()
+        .map(Instant::now)
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
         .and(preflight.or(stopping).unify().or(api).unify().recover(error::recover).unify())
-        .map(move |request: HeaderMap, mut response: Response| {
+        .map(move |arrived: Instant, method: Method, path: FullPath, request: HeaderMap, mut response: Response| {
             access.cors.decorate(&request, &mut response);
+            http_metrics.observe(&method, path.as_str(), response.status(), arrived.elapsed());
             response
         })
         .with(warp::trace::request())

@@ -88,6 +88,22 @@ async fn execute(node: &Node, request: &QueryMetrics) -> ApiResult<Answer> {
 /// whether a detailed trace was asked for, and the share of the node's
 /// query budget the outcome holds (released when it is dropped).
 pub(crate) async fn outcome(node: &Node, request: &QueryMetrics) -> ApiResult<(QueryOutcome, Tracing, Retained)> {
+    let started = Instant::now();
+    let result = run_planned(node, request).await;
+    let metrics = &node.telemetry.queries;
+    match &result {
+        Ok((outcome, ..)) => metrics.answered(
+            started.elapsed(),
+            outcome.pre_aggregation_sample_size,
+            outcome.limits.iter().map(|l| l.label()),
+            !outcome.errors.is_empty(),
+        ),
+        Err(e) => metrics.failed(started.elapsed(), e.status),
+    }
+    result
+}
+
+async fn run_planned(node: &Node, request: &QueryMetrics) -> ApiResult<(QueryOutcome, Tracing, Retained)> {
     let plan = plan(request, now_ms(), &defaults(node)?)?;
     let mut ticket = node.admission.admit().await?;
     let timeout = Duration::from_secs(node.query.timeout_secs);
@@ -112,8 +128,9 @@ pub async fn metrics(
     content_type: Option<String>,
     body: &[u8],
 ) -> ApiResult<Response> {
-    check_client_id(node, client_id.as_deref())?;
-    let request = parse_request(body, is_text(content_type.as_deref()))?;
+    let request = check_client_id(node, client_id.as_deref())
+        .and_then(|()| parse_request(body, is_text(content_type.as_deref())))
+        .inspect_err(|e| node.telemetry.queries.refused(e.status))?;
     let answer = execute(node, &request).await?;
     let values = answer.values();
     Ok(stream::json(answer.response, values, answer.retained))

@@ -1,37 +1,55 @@
 //! The paths of the API and the methods each answers: the `Allow` header of
 //! an `OPTIONS` answer.
 
+/// Every path of the API with the methods it answers, `OPTIONS` included,
+/// as an `Allow` value.
+const ROUTES: &[(&str, &str)] = &[
+    ("/", "GET,OPTIONS"),
+    ("/backends", "GET,OPTIONS"),
+    ("/status", "GET,OPTIONS"),
+    ("/cluster/status", "GET,OPTIONS"),
+    ("/render/image", "GET,OPTIONS"),
+    ("/cluster/nodes", "GET,POST,DELETE,OPTIONS"),
+    ("/metadata/series", "POST,PUT,DELETE,OPTIONS"),
+    ("/parser/parse-filter", "GET,POST,OPTIONS"),
+    // GET is the Prometheus scrape; POST is Heroic's alias of /query/metrics.
+    ("/metrics", "GET,POST,OPTIONS"),
+    ("/cluster/refresh", "POST,OPTIONS"),
+    ("/write", "POST,OPTIONS"),
+    ("/query/metrics", "POST,OPTIONS"),
+    ("/query/batch", "POST,OPTIONS"),
+    ("/parser/parse-query", "POST,OPTIONS"),
+    ("/tags", "POST,OPTIONS"),
+    ("/keys", "POST,OPTIONS"),
+    ("/metadata/tags", "POST,OPTIONS"),
+    ("/metadata/keys", "POST,OPTIONS"),
+    ("/metadata/series-count", "POST,OPTIONS"),
+    ("/metadata/tagkey-count", "POST,OPTIONS"),
+    ("/metadata/key-suggest", "POST,OPTIONS"),
+    ("/metadata/tag-suggest", "POST,OPTIONS"),
+    ("/metadata/tag-value-suggest", "POST,OPTIONS"),
+    ("/metadata/tag-values-suggest", "POST,OPTIONS"),
+];
+
+fn find(path: &str) -> Option<&'static (&'static str, &'static str)> {
+    ROUTES.iter().find(|(p, _)| *p == path)
+}
+
 /// The methods `path` answers, `OPTIONS` included, as an `Allow` value;
 /// `None` for a path the API does not have.
 pub fn allowed(path: &str) -> Option<&'static str> {
-    Some(match path {
-        "/" | "/backends" | "/status" | "/cluster/status" | "/render/image" => "GET,OPTIONS",
-        "/cluster/nodes" => "GET,POST,DELETE,OPTIONS",
-        "/metadata/series" => "POST,PUT,DELETE,OPTIONS",
-        "/parser/parse-filter" => "GET,POST,OPTIONS",
-        "/cluster/refresh"
-        | "/write"
-        | "/query/metrics"
-        | "/query/batch"
-        | "/metrics"
-        | "/parser/parse-query"
-        | "/tags"
-        | "/keys"
-        | "/metadata/tags"
-        | "/metadata/keys"
-        | "/metadata/series-count"
-        | "/metadata/tagkey-count"
-        | "/metadata/key-suggest"
-        | "/metadata/tag-suggest"
-        | "/metadata/tag-value-suggest"
-        | "/metadata/tag-values-suggest" => "POST,OPTIONS",
-        _ => return None,
-    })
+    find(path).map(|(_, methods)| *methods)
+}
+
+/// `path` as the API's own string (a label that a client cannot choose);
+/// `None` for a path the API does not have.
+pub fn route(path: &str) -> Option<&'static str> {
+    find(path).map(|(p, _)| *p)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::allowed;
+    use super::{allowed, route};
 
     #[test]
     fn every_path_has_its_methods() {
@@ -39,5 +57,8 @@ mod tests {
         assert_eq!(allowed("/cluster/nodes"), Some("GET,POST,DELETE,OPTIONS"));
         assert_eq!(allowed("/metadata/tag-values"), None, "Heroic has no such path");
         assert_eq!(allowed("/nope"), None);
+        assert_eq!(allowed("/metrics"), Some("GET,POST,OPTIONS"));
+        assert_eq!(route("/keys"), Some("/keys"));
+        assert_eq!(route("/keys/"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! `GET /`, `GET /status` and `GET /backends`, in Heroic's shapes
 //! (`StatusResource`, `StatusResponse.kt`), with this server's own details
-//! as extra fields (clients ignore them).
+//! as extra fields (clients ignore them); and `GET /metrics`, the node's
+//! figures for Prometheus.
 
 use serde::Serialize;
 use warp::http::StatusCode;
@@ -31,6 +32,15 @@ impl<'a> ServiceInfo<'a> {
             commit: option_env!("HEROIC_COMMIT").unwrap_or("HEAD"),
         }
     }
+}
+
+/// `GET /metrics`: every figure of [`crate::telemetry`], as Prometheus
+/// scrapes it.
+pub fn scrape(node: &Node) -> Response {
+    let body = node
+        .telemetry
+        .encode(|r| crate::telemetry::scrape::register(r, &node.backends, &node.consumers, &node.admission));
+    warp::reply::with_header(body, "content-type", crate::telemetry::CONTENT_TYPE).into_response()
 }
 
 pub fn service_info(node: &Node) -> Response {

@@ -52,6 +52,11 @@ impl Admission {
         }
     }
 
+    /// Query slots: (taken now, all).
+    pub fn slots(&self) -> (usize, usize) {
+        (self.slots_total.saturating_sub(self.slots.available_permits()), self.slots_total)
+    }
+
     /// Waits for a query slot, at most the queue timeout.
     pub async fn admit(&self) -> Result<Ticket, ApiError> {
         let slot = match tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await {

@@ -27,6 +27,20 @@ pub enum Limit {
     Aggregation,
 }
 
+impl Limit {
+    pub const ALL: [Limit; 4] = [Limit::Series, Limit::Group, Limit::Quota, Limit::Aggregation];
+
+    /// Its name as a metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::Series => "series",
+            Limit::Group => "group",
+            Limit::Quota => "quota",
+            Limit::Aggregation => "aggregation",
+        }
+    }
+}
+
 /// An entry of `errors`, in Heroic's two shapes for a query.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]

@@ -219,6 +219,36 @@ pub fn consumer_stat(status: &Value, id: &str, name: &str) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("no {name} for {id} in {status}"))
 }
 
+/// The node's `GET /metrics`.
+pub fn scrape(node: &Node) -> String {
+    reqwest::blocking::get(node.url("/metrics")).unwrap().text().unwrap()
+}
+
+/// A sample of a scrape, by the exact text before its value
+/// (`name{label="value",…}`, labels in the order the node writes them).
+pub fn sample_in(scrape: &str, sample: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+}
+
+pub fn scraped(node: &Node, sample: &str) -> Option<f64> {
+    sample_in(&scrape(node), sample)
+}
+
+/// Waits until `check` holds for the node's scrape.
+pub fn wait_until_scraped(node: &Node, timeout: Duration, mut check: impl FnMut(&str) -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = scrape(node);
+        if check(&text) {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting on GET /metrics:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 pub fn wait_until(what: &str, node: &Node, timeout: Duration, mut check: impl FnMut(&Value) -> bool) -> Value {
     let deadline = Instant::now() + timeout;
     loop {

@@ -91,7 +91,7 @@ impl IngestSinkFfi for RecordingSink {
 pub fn create_consumer(plugin: &str, config: serde_json::Value) -> Result<ConsumerClient, PluginError> {
     let lib = super::load_library(plugin);
     let future = (lib.module.create_consumer())(RString::from(config.to_string()));
-    futures::executor::block_on(future).into_result().map(ConsumerClient)
+    futures::executor::block_on(future).into_result().map(ConsumerClient::new)
 }
 
 /// Creates and starts a consumer of `plugin` feeding a [`RecordingSink`] on

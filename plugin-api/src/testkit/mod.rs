@@ -240,7 +240,7 @@ pub async fn load_metric_backend(plugin: &str, config: serde_json::Value) -> Met
     let lib = load_library(plugin);
     require_kind(&lib, PluginKinds::METRIC, "metric backend");
     let future = (lib.module.create_metric_backend())(RString::from(config.to_string()));
-    MetricBackendClient(created(&lib, "metric backend", future.await.into_result()))
+    MetricBackendClient::new(created(&lib, "metric backend", future.await.into_result()))
 }
 
 /// Loads `plugin` and creates its metadata backend from `config`.
@@ -248,7 +248,7 @@ pub async fn load_metadata_backend(plugin: &str, config: serde_json::Value) -> M
     let lib = load_library(plugin);
     require_kind(&lib, PluginKinds::METADATA, "metadata backend");
     let future = (lib.module.create_metadata_backend())(RString::from(config.to_string()));
-    MetadataBackendClient(created(&lib, "metadata backend", future.await.into_result()))
+    MetadataBackendClient::new(created(&lib, "metadata backend", future.await.into_result()))
 }
 
 /// Loads `plugin` and creates its suggest backend from `config`.
@@ -256,7 +256,7 @@ pub async fn load_suggest_backend(plugin: &str, config: serde_json::Value) -> Su
     let lib = load_library(plugin);
     require_kind(&lib, PluginKinds::SUGGEST, "suggest backend");
     let future = (lib.module.create_suggest_backend())(RString::from(config.to_string()));
-    SuggestBackendClient(created(&lib, "suggest backend", future.await.into_result()))
+    SuggestBackendClient::new(created(&lib, "suggest backend", future.await.into_result()))
 }
 
 // ---------------------------------------------------------------------------

@@ -46,7 +46,7 @@ pub async fn fetch_buckets(c: &MetricBackendClient) {
         fields: PartialFields::ALL,
         point_limit,
     };
-    let answer = c.0.fetch_buckets(request(0)).await.into_result();
+    let answer = c.ffi.fetch_buckets(request(0)).await.into_result();
     let Some(answer) =
         optional("metric", case, "fetch_buckets", c.capabilities().contains(MetricCapabilities::FETCH_BUCKETS), answer)
     else {
@@ -81,7 +81,7 @@ pub async fn fetch_buckets(c: &MetricBackendClient) {
     assert_eq!(answer.points, points, "{case}: points read");
     assert!(!answer.limited, "{case}: no limit was set");
 
-    let limited = required(case, "fetch_buckets", c.0.fetch_buckets(request(5)).await.into_result());
+    let limited = required(case, "fetch_buckets", c.ffi.fetch_buckets(request(5)).await.into_result());
     assert!(limited.limited, "{case}: a point_limit of 5 stops the read and says so");
     assert!(limited.points <= points, "{case}: {} points read under a limit", limited.points);
     let folded: u64 = limited.partials.count.iter().sum();

@@ -37,7 +37,7 @@ pub async fn tdigests(c: &MetricBackendClient) {
         kind: SampleKind::DISTRIBUTION,
         batch: vec![SeriesSamples { series: a.clone(), samples: batch }].into(),
     };
-    required(case, "write_samples", c.0.write_samples(request).await.into_result());
+    required(case, "write_samples", c.ffi.write_samples(request).await.into_result());
     let fetch = |kind: SampleKind| SampleFetchRequest {
         kind,
         series: vec![a.clone()].into(),
@@ -48,14 +48,14 @@ pub async fn tdigests(c: &MetricBackendClient) {
         response.series.iter().flat_map(|s| s.samples.iter().map(|(t, v)| (t, v.to_vec()))).collect()
     };
     let distributions =
-        read(required(case, "fetch_samples", c.0.fetch_samples(fetch(SampleKind::DISTRIBUTION)).await.into_result()));
+        read(required(case, "fetch_samples", c.ffi.fetch_samples(fetch(SampleKind::DISTRIBUTION)).await.into_result()));
     assert_eq!(
         distributions,
         vec![(4000, b"a distribution".to_vec())],
         "{case}: t-digest points read as distributions"
     );
     let tdigests =
-        read(required(case, "fetch_samples", c.0.fetch_samples(fetch(SampleKind::TDIGEST)).await.into_result()));
+        read(required(case, "fetch_samples", c.ffi.fetch_samples(fetch(SampleKind::TDIGEST)).await.into_result()));
     assert!(
         tdigests.iter().all(|(_, v)| v.as_slice() != b"a distribution"),
         "{case}: a distribution read back as a t-digest point"
@@ -78,7 +78,7 @@ async fn sketches(
     }
     let mut other = SampleBatch::new();
     other.push(5000, b"other series");
-    let write = |batch: Vec<SeriesSamples>| c.0.write_samples(SampleWriteRequest { kind, batch: batch.into() });
+    let write = |batch: Vec<SeriesSamples>| c.ffi.write_samples(SampleWriteRequest { kind, batch: batch.into() });
     let written = write(vec![
         SeriesSamples { series: a.clone(), samples: first },
         SeriesSamples { series: b.clone(), samples: other },
@@ -101,7 +101,7 @@ async fn sketches(
         range: TimeRange::new(2000, 6000),
         sample_limit: 0,
     };
-    let response = required(case, "fetch_samples", c.0.fetch_samples(request).await.into_result());
+    let response = required(case, "fetch_samples", c.ffi.fetch_samples(request).await.into_result());
     let mut got: Vec<(u32, i64, Vec<u8>)> = Vec::new();
     for s in response.series.iter() {
         s.samples.validate().unwrap_or_else(|e| panic!("{case}: fetch_samples answered a malformed batch: {e}"));
@@ -135,8 +135,9 @@ pub async fn spreads(c: &MetricBackendClient) {
     for i in 1..=6 {
         batch.push(i * 1000, &spread(i).encode());
     }
-    let written =
-        c.0.write_samples(SampleWriteRequest {
+    let written = c
+        .ffi
+        .write_samples(SampleWriteRequest {
             kind: SampleKind::SPREAD,
             batch: vec![SeriesSamples { series: a.clone(), samples: batch }].into(),
         })
@@ -159,14 +160,14 @@ pub async fn spreads(c: &MetricBackendClient) {
         kind: SampleKind::SPREAD,
         batch: vec![SeriesSamples { series: a.clone(), samples: again }].into(),
     };
-    required(case, "write_samples", c.0.write_samples(rewrite).await.into_result());
+    required(case, "write_samples", c.ffi.write_samples(rewrite).await.into_result());
     let fetch = |kind: SampleKind| SampleFetchRequest {
         kind,
         series: vec![a.clone()].into(),
         range: TimeRange::new(1000, 4000),
         sample_limit: 0,
     };
-    let response = required(case, "fetch_samples", c.0.fetch_samples(fetch(SampleKind::SPREAD)).await.into_result());
+    let response = required(case, "fetch_samples", c.ffi.fetch_samples(fetch(SampleKind::SPREAD)).await.into_result());
     let mut got: Vec<(i64, Spread)> = Vec::new();
     for s in response.series.iter() {
         s.samples.validate().unwrap_or_else(|e| panic!("{case}: fetch_samples answered a malformed batch: {e}"));
@@ -180,7 +181,7 @@ pub async fn spreads(c: &MetricBackendClient) {
     assert_eq!(got, want, "{case}: (1000, 4000] of one series, 2000 overwritten");
     if c.capabilities().contains(MetricCapabilities::DISTRIBUTIONS) {
         let other =
-            required(case, "fetch_samples", c.0.fetch_samples(fetch(SampleKind::DISTRIBUTION)).await.into_result());
+            required(case, "fetch_samples", c.ffi.fetch_samples(fetch(SampleKind::DISTRIBUTION)).await.into_result());
         let n: usize = other.series.iter().map(|s| s.samples.len()).sum();
         assert_eq!(n, 0, "{case}: spreads came back as distribution samples");
     }

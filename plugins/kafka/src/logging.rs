@@ -3,7 +3,6 @@
 //! lag. Warnings that repeat (a broker down, a failing backend) are logged
 //! at most once per 5 s per kind, so a long outage does not flood the log.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rdkafka::config::RDKafkaLogLevel;
@@ -35,16 +34,17 @@ impl ClientContext for Context {
     }
 
     fn stats(&self, statistics: Statistics) {
-        let mut lag = 0i64;
-        let mut known = false;
-        for topic in statistics.topics.values() {
+        // Partition -1 is librdkafka's internal "unassigned" one, and a lag
+        // of -1 means not known yet.
+        let mut lags = Vec::new();
+        for (name, topic) in &statistics.topics {
             for (id, p) in &topic.partitions {
                 if *id >= 0 && p.consumer_lag >= 0 {
-                    lag += p.consumer_lag;
-                    known = true;
+                    lags.push((name.clone(), *id, p.consumer_lag));
                 }
             }
         }
-        self.thread.lag.store(if known { lag } else { -1 }, Ordering::Relaxed);
+        lags.sort();
+        *self.thread.lags.lock() = lags;
     }
 }

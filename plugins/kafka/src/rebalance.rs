@@ -6,8 +6,6 @@
 //! the stale messages it still queues and sets the pause state of its new
 //! assignment (`pausing`).
 
-use std::sync::atomic::Ordering;
-
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::TopicPartitionList;
 
@@ -21,7 +19,7 @@ impl ConsumerContext for Context {
             let dropped: usize = tpl.elements().iter().map(|e| offsets.revoke(e.partition())).sum();
             drop(offsets);
             tracing::info!(partitions = %describe(tpl), dropped_in_flight = dropped, "partitions revoked");
-            self.thread.lag.store(-1, Ordering::Relaxed);
+            self.thread.lags.lock().clear();
         }
     }
 

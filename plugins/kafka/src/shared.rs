@@ -62,7 +62,7 @@ impl Shared {
         let threads = self.threads.lock();
         let consuming =
             threads.iter().filter(|t| t.alive.load(Ordering::Relaxed) && !t.paused.load(Ordering::Relaxed)).count();
-        let lags: Vec<i64> = threads.iter().map(|t| t.lag.load(Ordering::Relaxed)).filter(|l| *l >= 0).collect();
+        let lags: Vec<(String, i32, i64)> = threads.iter().flat_map(|t| t.lags.lock().clone()).collect();
         let in_flight: usize = threads.iter().map(|t| t.offsets.lock().in_flight()).sum();
         let paused: usize = threads.iter().map(|t| t.paused_partitions.load(Ordering::Relaxed)).sum();
         let mut out = vec![
@@ -73,7 +73,10 @@ impl Shared {
         ];
         out.extend(self.counters.statistics());
         if !lags.is_empty() {
-            out.push(statistic("lag", lags.iter().sum::<i64>() as f64));
+            out.push(statistic("lag", lags.iter().map(|l| l.2).sum::<i64>() as f64));
+            // One per partition, `lag/<topic>/<partition>` (a topic name
+            // cannot hold a `/`): the host's `/metrics` labels them.
+            out.extend(lags.iter().map(|(topic, p, lag)| statistic(&format!("lag/{topic}/{p}"), *lag as f64)));
         }
         out
     }

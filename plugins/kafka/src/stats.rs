@@ -2,7 +2,7 @@
 //! per-thread state (alive, paused, lag, messages in flight) summed over
 //! the threads.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use heroic_plugin_api::sdk::support::Counter;
 use parking_lot::Mutex;
@@ -20,8 +20,10 @@ pub(crate) struct ThreadState {
     /// Partitions paused right now, for either reason (an outage, or too
     /// many messages in flight).
     pub(crate) paused_partitions: AtomicUsize,
-    /// Sum of the consumer lag of the thread's partitions (-1: unknown).
-    pub(crate) lag: AtomicI64,
+    /// The consumer lag of each of the thread's partitions, as librdkafka's
+    /// last statistics gave it: `(topic, partition, messages behind)`;
+    /// empty while unknown (before the first statistics, after a revoke).
+    pub(crate) lags: Mutex<Vec<(String, i32, i64)>>,
     /// The thread's partitions and their messages in flight. Never locked
     /// across a poll: the rebalance callback locks it from inside one.
     pub(crate) offsets: Mutex<Tracker>,
@@ -33,7 +35,7 @@ impl ThreadState {
             alive: AtomicBool::new(true),
             paused: AtomicBool::new(false),
             paused_partitions: AtomicUsize::new(0),
-            lag: AtomicI64::new(-1),
+            lags: Mutex::new(Vec::new()),
             offsets: Mutex::new(Tracker::new(in_flight_limit)),
         }
     }
