@@ -2,11 +2,15 @@
 # Installs the real clients that some tests drive, from Debian's packages,
 # when they are missing:
 #   prometheus   scrapes the node's GET /metrics (host/tests/metrics_scrape.rs)
+#   chromium, chromium-driver
+#                a person's browser on the web console (host/tests/console.rs)
 # Needs root (CI and the development machines run as root) and apt.
 set -euo pipefail
 
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -13,6 +13,7 @@
 //! - [`query`]: `/query/metrics` (alias `/metrics`), `/query/batch`, `/parser/*`.
 //! - [`response`]: the JSON of one query's answer, with its trace.
 //! - [`render`](mod@render): `GET /render/image`, a query drawn as a PNG chart.
+//! - [`ui`]: `GET /ui/`, the web console's embedded files.
 //! - [`metadata`]: `/metadata/series` (POST, PUT, DELETE), `/metadata/series-count`,
 //!   `/metadata/keys` (alias `/keys`), `/metadata/tags` (alias `/tags`).
 //! - [`routes`](mod@routes): the methods each path answers (`OPTIONS`, `Allow`).
@@ -32,6 +33,7 @@ pub mod server;
 pub mod status;
 pub mod stream;
 pub mod suggest;
+pub mod ui;
 pub mod write;
 mod write_samples;
 
@@ -229,7 +231,17 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
             respond(render::image(&n, q).await)
         });
 
+    // The console: `/ui` and every path under `/ui/`.
+    // (The path before the method: a method rejection would outrank the
+    // 404 of every other unknown path.)
+    let console = warp::path("ui")
+        .and(warp::get())
+        .and(warp::path::full())
+        .map(|path: FullPath| respond(ui::serve(path.as_str())));
+
     let api = index
+        .or(console)
+        .unify()
         .or(status)
         .unify()
         .or(scrape)

@@ -31,7 +31,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("/metadata/tag-values-suggest", "POST,OPTIONS"),
 ];
 
+/// The web console: `/ui` and every file under `/ui/`, one route.
+const CONSOLE: &(&str, &str) = &("/ui/", "GET,OPTIONS");
+
 fn find(path: &str) -> Option<&'static (&'static str, &'static str)> {
+    if path == "/ui" || path.starts_with("/ui/") {
+        return Some(CONSOLE);
+    }
     ROUTES.iter().find(|(p, _)| *p == path)
 }
 
@@ -60,5 +66,7 @@ mod tests {
         assert_eq!(allowed("/metrics"), Some("GET,POST,OPTIONS"));
         assert_eq!(route("/keys"), Some("/keys"));
         assert_eq!(route("/keys/"), None);
+        assert_eq!(route("/ui/js/main.js"), Some("/ui/"));
+        assert_eq!(allowed("/ui"), Some("GET,OPTIONS"));
     }
 }
