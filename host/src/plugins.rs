@@ -135,10 +135,8 @@ impl PluginRegistry {
     pub async fn metric_backend(&mut self, c: &ComponentConfig) -> Result<MetricBackendClient, PluginSetupError> {
         let (plugin, json) = self.checked(c, Role::Metrics)?;
         let created = (plugin.module.create_metric_backend())(json).await.into_result();
-        let mut client = created.map(MetricBackendClient::new).map_err(|e| Self::create_error(c, Role::Metrics, e))?;
-        if let Some(o) = self.observer(c, Role::Metrics) {
-            client = client.observed_by(o);
-        }
+        let client = created.map(MetricBackendClient::new).map_err(|e| Self::create_error(c, Role::Metrics, e))?;
+        let client = client.observed_by(self.observer(c, Role::Metrics));
         // A plugin built against interface 1.0 has no capabilities() and
         // answers the interface's default here.
         tracing::info!(id = c.id(), plugin = %c.plugin, capabilities = ?client.capabilities().names(), "metric backend created");
@@ -148,11 +146,8 @@ impl PluginRegistry {
     pub async fn metadata_backend(&mut self, c: &ComponentConfig) -> Result<MetadataBackendClient, PluginSetupError> {
         let (plugin, json) = self.checked(c, Role::Metadata)?;
         let created = (plugin.module.create_metadata_backend())(json).await.into_result();
-        let mut client =
-            created.map(MetadataBackendClient::new).map_err(|e| Self::create_error(c, Role::Metadata, e))?;
-        if let Some(o) = self.observer(c, Role::Metadata) {
-            client = client.observed_by(o);
-        }
+        let client = created.map(MetadataBackendClient::new).map_err(|e| Self::create_error(c, Role::Metadata, e))?;
+        let client = client.observed_by(self.observer(c, Role::Metadata));
         tracing::info!(id = c.id(), plugin = %c.plugin, capabilities = ?client.capabilities().names(), "metadata backend created");
         Ok(client)
     }
@@ -161,19 +156,13 @@ impl PluginRegistry {
         let (plugin, json) = self.checked(c, Role::Suggest)?;
         let created = (plugin.module.create_suggest_backend())(json).await.into_result();
         let client = created.map(SuggestBackendClient::new).map_err(|e| Self::create_error(c, Role::Suggest, e))?;
-        Ok(match self.observer(c, Role::Suggest) {
-            Some(o) => client.observed_by(o),
-            None => client,
-        })
+        Ok(client.observed_by(self.observer(c, Role::Suggest)))
     }
 
     pub async fn consumer(&mut self, c: &ComponentConfig) -> Result<ConsumerClient, PluginSetupError> {
         let (plugin, json) = self.checked(c, Role::Consumer)?;
         let created = (plugin.module.create_consumer())(json).await.into_result();
         let client = created.map(ConsumerClient::new).map_err(|e| Self::create_error(c, Role::Consumer, e))?;
-        Ok(match self.observer(c, Role::Consumer) {
-            Some(o) => client.observed_by(o),
-            None => client,
-        })
+        Ok(client.observed_by(self.observer(c, Role::Consumer)))
     }
 }

@@ -14,9 +14,7 @@ use serde_json::{json, Value};
 /// examples/local.toml, with the port and plugin directory of this test run
 /// and `extra` appended.
 fn local_config(extra: &str) -> String {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/local.toml")).unwrap();
-    let config = example.replace("127.0.0.1:8080", "127.0.0.1:{port}").replace("dirs = []", "dirs = [\"{plugins}\"]");
-    format!("{config}\n{extra}\n")
+    format!("{}\n{extra}\n", common::local_config())
 }
 
 fn write(node: &Node, key: &str, tags: Value) {

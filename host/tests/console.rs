@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Node;
+use common::{which, Node};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
@@ -25,8 +25,7 @@ const POINTS: i64 = 1440;
 /// examples/local.toml, at most 100 groups per answer (so that the query by
 /// host hits the group limit).
 fn config() -> String {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/local.toml")).unwrap();
-    let config = example.replace("127.0.0.1:8080", "127.0.0.1:{port}").replace("dirs = []", "dirs = [\"{plugins}\"]");
+    let config = common::local_config();
     assert!(config.contains("[query]\n"), "examples/local.toml has a [query] table");
     config.replace("[query]\n", "[query]\ngroup_limit = 100\n")
 }
@@ -76,10 +75,6 @@ impl Drop for Driver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(program)).find(|p| p.is_file())
 }
 
 /// Headless Chromium, without the background connections a closed

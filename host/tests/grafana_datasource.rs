@@ -4,17 +4,12 @@
 
 mod common;
 
-use common::Node;
+use common::{local_config, Node};
 use serde_json::{json, Value};
 
 const CLIENT_ID: &str = "spotify-heroic-datasource";
 const JSON: &str = "application/json;charset=UTF-8";
 const FEATURES: &str = "com.spotify.heroic.distributed_aggregations";
-
-fn local_config() -> String {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/local.toml")).unwrap();
-    example.replace("127.0.0.1:8080", "127.0.0.1:{port}").replace("dirs = []", "dirs = [\"{plugins}\"]")
-}
 
 /// A request as the data source sends it: its client id, and its content
 /// type (`text/plain;charset=UTF-8` and no client id for the parser).

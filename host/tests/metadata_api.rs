@@ -5,14 +5,8 @@
 
 mod common;
 
-use common::Node;
+use common::{local_config, Node};
 use serde_json::{json, Value};
-
-/// examples/local.toml, with the port and plugin directory of this test run.
-fn local_config() -> String {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/local.toml")).unwrap();
-    example.replace("127.0.0.1:8080", "127.0.0.1:{port}").replace("dirs = []", "dirs = [\"{plugins}\"]")
-}
 
 fn write(node: &Node, key: &str, tags: Value) {
     let body = json!({"series": {"key": key, "tags": tags}, "data": {"type": "points", "data": [[1000, 1.0]]}});

@@ -11,14 +11,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Node;
+use common::{local_config, which, Node};
 use openmetrics_parser::{LabelSet, OpenMetricsValue, Sample};
 use serde_json::{json, Value};
-
-fn local_config() -> String {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/local.toml")).unwrap();
-    example.replace("127.0.0.1:8080", "127.0.0.1:{port}").replace("dirs = []", "dirs = [\"{plugins}\"]")
-}
 
 /// One scrape: every sample as `name{label="value",…}` (labels sorted) →
 /// value, with histograms as their `_count` and `_sum`.
@@ -246,10 +241,6 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(program)).find(|p| p.is_file())
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Node;
+use common::{sample_in, Node};
 use serde_json::json;
 
 fn write_body(key: &str) -> serde_json::Value {
@@ -36,13 +36,12 @@ fn panicking_plugin_does_not_take_the_server_down() {
     assert_eq!(status, 200);
 
     // GET /metrics counts the panic as the write's error, by its kind.
-    let (status, scrape) = node.get("/metrics");
-    assert_eq!(status, 200);
-    let scrape = scrape.as_str().unwrap();
-    let errors = r#"heroic_plugin_call_errors_total{role="metrics",id="faulty",plugin="faulty",operation="write",kind="panic"} "#;
-    assert!(scrape.lines().any(|l| l.strip_prefix(errors) == Some("1")), "{scrape}");
-    let calls = r#"heroic_plugin_calls_total{role="metrics",id="faulty",plugin="faulty",operation="write"} "#;
-    assert!(scrape.lines().any(|l| l.strip_prefix(calls) == Some("3")), "{scrape}");
+    let scrape = node.scrape();
+    let errors =
+        r#"heroic_plugin_call_errors_total{role="metrics",id="faulty",plugin="faulty",operation="write",kind="panic"}"#;
+    assert_eq!(sample_in(&scrape, errors), Some(1.0), "{scrape}");
+    let calls = r#"heroic_plugin_calls_total{role="metrics",id="faulty",plugin="faulty",operation="write"}"#;
+    assert_eq!(sample_in(&scrape, calls), Some(3.0), "{scrape}");
 
     let log = node.log();
     assert!(log.contains("faulty backend created"), "plugin log line missing:\n{log}");

@@ -5,13 +5,8 @@
 
 mod common;
 
-use common::Node;
+use common::{local_config, Node};
 use serde_json::{json, Value};
-
-fn local_config() -> String {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/local.toml")).unwrap();
-    example.replace("127.0.0.1:8080", "127.0.0.1:{port}").replace("dirs = []", "dirs = [\"{plugins}\"]")
-}
 
 fn write(node: &Node, key: &str, shard: &str, points: Value) {
     let body = json!({"series": {"key": key, "tags": {"shard": shard}}, "data": {"type": "points", "data": points}});

@@ -44,6 +44,30 @@ impl Observer {
     }
 }
 
+/// A client: the plugin's object and the observer of its calls.
+macro_rules! observed_client {
+    ($client:ident, $ffi:ty) => {
+        pub struct $client {
+            /// The plugin's object.
+            pub ffi: $ffi,
+            observer: Observer,
+        }
+
+        impl $client {
+            pub fn new(ffi: $ffi) -> Self {
+                $client { ffi, observer: Observer::default() }
+            }
+
+            /// Tells `observer` (if any) of every call into the plugin from
+            /// now on.
+            pub fn observed_by(mut self, observer: Option<Arc<dyn CallObserver>>) -> Self {
+                self.observer = Observer(observer);
+                self
+            }
+        }
+    };
+}
+
 /// The methods every backend client shares.
 macro_rules! lifecycle_methods {
     () => {
@@ -72,23 +96,7 @@ fn cannot_store(kind: SampleKind) -> crate::PluginError {
     crate::PluginError::unsupported(&format!("storing {} (the backend does not declare it)", kind.name()))
 }
 
-pub struct MetricBackendClient {
-    /// The plugin's object.
-    pub ffi: MetricBackendBox,
-    observer: Observer,
-}
-
-impl MetricBackendClient {
-    pub fn new(ffi: MetricBackendBox) -> Self {
-        MetricBackendClient { ffi, observer: Observer::default() }
-    }
-
-    /// Tells `observer` of every call into the plugin from now on.
-    pub fn observed_by(mut self, observer: Arc<dyn CallObserver>) -> Self {
-        self.observer = Observer(Some(observer));
-        self
-    }
-}
+observed_client!(MetricBackendClient, MetricBackendBox);
 
 impl MetricBackendClient {
     pub async fn write(&self, batch: RVec<SeriesPoints>) -> PluginResult<()> {
@@ -177,23 +185,7 @@ impl MetricBackendClient {
     lifecycle_methods!();
 }
 
-pub struct MetadataBackendClient {
-    /// The plugin's object.
-    pub ffi: MetadataBackendBox,
-    observer: Observer,
-}
-
-impl MetadataBackendClient {
-    pub fn new(ffi: MetadataBackendBox) -> Self {
-        MetadataBackendClient { ffi, observer: Observer::default() }
-    }
-
-    /// Tells `observer` of every call into the plugin from now on.
-    pub fn observed_by(mut self, observer: Arc<dyn CallObserver>) -> Self {
-        self.observer = Observer(Some(observer));
-        self
-    }
-}
+observed_client!(MetadataBackendClient, MetadataBackendBox);
 
 impl MetadataBackendClient {
     pub async fn write(&self, series: Vec<Series>) -> PluginResult<()> {
@@ -227,23 +219,7 @@ impl MetadataBackendClient {
     lifecycle_methods!();
 }
 
-pub struct SuggestBackendClient {
-    /// The plugin's object.
-    pub ffi: SuggestBackendBox,
-    observer: Observer,
-}
-
-impl SuggestBackendClient {
-    pub fn new(ffi: SuggestBackendBox) -> Self {
-        SuggestBackendClient { ffi, observer: Observer::default() }
-    }
-
-    /// Tells `observer` of every call into the plugin from now on.
-    pub fn observed_by(mut self, observer: Arc<dyn CallObserver>) -> Self {
-        self.observer = Observer(Some(observer));
-        self
-    }
-}
+observed_client!(SuggestBackendClient, SuggestBackendBox);
 
 fn ropt(s: Option<&str>) -> abi_stable::std_types::ROption<RString> {
     s.map(RString::from).into()
@@ -297,23 +273,7 @@ impl SuggestBackendClient {
     lifecycle_methods!();
 }
 
-pub struct ConsumerClient {
-    /// The plugin's object.
-    pub ffi: ConsumerBox,
-    observer: Observer,
-}
-
-impl ConsumerClient {
-    pub fn new(ffi: ConsumerBox) -> Self {
-        ConsumerClient { ffi, observer: Observer::default() }
-    }
-
-    /// Tells `observer` of every call into the plugin from now on.
-    pub fn observed_by(mut self, observer: Arc<dyn CallObserver>) -> Self {
-        self.observer = Observer(Some(observer));
-        self
-    }
-}
+observed_client!(ConsumerClient, ConsumerBox);
 
 impl ConsumerClient {
     pub async fn start(&self, sink: IngestSinkBox) -> PluginResult<()> {

@@ -45,7 +45,7 @@ pub fn serve(full_path: &str) -> Result<Response, ApiError> {
         .iter()
         .find(|(path, ..)| *path == file)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("the console has no file {file:?}")))?;
-    let mut response = Response::new(body.to_vec().into());
+    let mut response = Response::new((*body).into());
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     // The files change with the binary: a browser asks again each time

@@ -14,6 +14,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientContext;
 use serde_json::{json, Value};
 
+pub use crate::common::sample_in;
 use crate::common::Node;
 
 pub const BROKER: &str = "127.0.0.1:9092";
@@ -219,26 +220,15 @@ pub fn consumer_stat(status: &Value, id: &str, name: &str) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("no {name} for {id} in {status}"))
 }
 
-/// The node's `GET /metrics`.
-pub fn scrape(node: &Node) -> String {
-    reqwest::blocking::get(node.url("/metrics")).unwrap().text().unwrap()
-}
-
-/// A sample of a scrape, by the exact text before its value
-/// (`name{label="value",…}`, labels in the order the node writes them).
-pub fn sample_in(scrape: &str, sample: &str) -> Option<f64> {
-    scrape.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
-}
-
 pub fn scraped(node: &Node, sample: &str) -> Option<f64> {
-    sample_in(&scrape(node), sample)
+    sample_in(&node.scrape(), sample)
 }
 
 /// Waits until `check` holds for the node's scrape.
 pub fn wait_until_scraped(node: &Node, timeout: Duration, mut check: impl FnMut(&str) -> bool) {
     let deadline = Instant::now() + timeout;
     loop {
-        let text = scrape(node);
+        let text = node.scrape();
         if check(&text) {
             return;
         }

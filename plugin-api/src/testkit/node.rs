@@ -186,6 +186,13 @@ impl Node {
         (status, value)
     }
 
+    /// The node's `GET /metrics` scrape (see [`sample_in`]).
+    pub fn scrape(&self) -> String {
+        let (status, text) = self.get("/metrics");
+        assert_eq!(status, 200, "GET /metrics: {text}");
+        text.as_str().unwrap_or_else(|| panic!("GET /metrics is not text: {text}")).to_string()
+    }
+
     /// The points of every series matching `["key", key]` in
     /// `[start, end]`, by their `host` tag (`""` without one): host → [(t, v)].
     pub fn points_by_host(&self, key: &str, start: i64, end: i64) -> BTreeMap<String, Vec<(i64, f64)>> {
@@ -228,6 +235,13 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.crash();
     }
+}
+
+/// The value of `sample` in a `GET /metrics` scrape, found by the exact
+/// text before its value (`name{label="value",…}`, labels in the order the
+/// node writes them).
+pub fn sample_in(scrape: &str, sample: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// The `[t, v]` pairs of one result group of `/query/metrics`.
