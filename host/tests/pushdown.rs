@@ -155,6 +155,34 @@ fn pushed_down_aggregations_answer_as_the_points_do() {
     }
 }
 
+/// Two metric backends that both fold: each reads every series (the host
+/// moves the series into their groups only after the last backend's call),
+/// so every count doubles and the groups' tags are those of one backend.
+#[test]
+fn every_folding_backend_reads_every_series() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let one = node(dirs[0].path(), "plugin = \"local\"\n[metrics.config]\ndata_dir = \"{dir}/m\"");
+    let two = node(
+        dirs[1].path(),
+        "id = \"a\"\nplugin = \"local\"\n[metrics.config]\ndata_dir = \"{dir}/m\"\n\
+         [[metrics]]\nid = \"b\"\nplugin = \"faulty\"\n[metrics.config]\nfetch_buckets = true",
+    );
+    write_data(&one);
+    write_data(&two);
+    let aggregation = json!({"type": "group", "of": ["host"], "each": {"type": "count", "size": "1s"}});
+    let single = groups(&query(&one, aggregation.clone(), json!([])));
+    let double = query(&two, aggregation, json!([]));
+    assert_eq!(fetch_calls(&double), ["fetch_buckets", "fetch_buckets"], "{double}");
+    let double = groups(&double);
+    assert_eq!(single.len(), 4, "{single:?}");
+    for (a, b) in single.iter().zip(&double) {
+        assert_eq!((&a.0, &a.1), (&b.0, &b.1), "tags and series of a group");
+        let doubled: Vec<(i64, String)> =
+            a.2.iter().map(|(t, v)| (*t, format!("{:.9}", 2.0 * v.parse::<f64>().unwrap()))).collect();
+        assert_eq!(doubled, b.2, "counts of {}", a.0);
+    }
+}
+
 #[test]
 fn malformed_partials_or_a_panic_in_a_bucket_fetch_are_shard_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -231,9 +231,13 @@ async fn read(
     // Aggregations a plugin can fold itself (`fetch_buckets`) cost one call
     // per backend and nothing per point at the boundary.
     let pushed = session.pushdown();
-    for backend in &node.backends.metrics {
+    let mut series = series;
+    let backends = node.backends.metrics.len();
+    for (b, backend) in node.backends.metrics.iter().enumerate() {
         if let Some(pd) = pushed.as_ref().filter(|_| backend.client.folds_buckets()) {
-            pushdown::read(node, backend, pd, plan, &series, data_limit, ticket, progress, &mut session).await?;
+            let last = b + 1 == backends;
+            pushdown::read(node, backend, pd, plan, &mut series, last, data_limit, ticket, progress, &mut session)
+                .await?;
             continue;
         }
         let fetch = |chunk: &[Series], read: u64| {
