@@ -2,6 +2,8 @@
 # Installs the real clients that some tests drive, from Debian's packages,
 # when they are missing:
 #   prometheus   scrapes the node's GET /metrics (host/tests/metrics_scrape.rs)
+#                and remote-writes to it; promtool checks the example config
+#                (host/tests/remote_write.rs)
 #   chromium, chromium-driver
 #                a person's browser on the web console (host/tests/console.rs)
 # Needs root (CI and the development machines run as root) and apt.

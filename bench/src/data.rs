@@ -104,6 +104,26 @@ pub fn heroic_body(shape: Shape, index: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A Prometheus remote-write 1.0 request (snappy-compressed protobuf) for
+/// one series, the same for both servers: labels sorted by name, as
+/// Prometheus sends them.
+pub fn remote_write_body(shape: Shape, index: usize) -> Vec<u8> {
+    use heroic::prometheus::remote_write::{Label, Sample, TimeSeries, WriteRequest};
+    use prost::Message as _;
+    let label = |name: &str, value: String| Label { name: name.to_string(), value };
+    let labels = vec![
+        label("__name__", METRIC.to_string()),
+        label("dc", "eu".to_string()),
+        label("host", host(index)),
+        label("instance", instance(index)),
+        label("role", role(index).to_string()),
+    ];
+    let mut samples = Vec::with_capacity(shape.points);
+    walk(shape, index, |timestamp, cents| samples.push(Sample { value: cents as f64 / 100.0, timestamp }));
+    let request = WriteRequest { timeseries: vec![TimeSeries { labels, samples, histograms: Vec::new() }] };
+    snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).expect("snappy compresses any bytes")
+}
+
 /// VictoriaMetrics' `/api/v1/import` JSON line for one series.
 pub fn vm_body(shape: Shape, index: usize) -> Vec<u8> {
     let mut values = String::with_capacity(shape.points * 8);

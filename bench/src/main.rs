@@ -3,7 +3,8 @@
 //! queries (see `queries.rs`), each answer checked against the data.
 //!
 //! ```text
-//! http-compare ingest --target heroic|vm --url URL [--series N --points N --conns N --start MS --pid PID] --out FILE
+//! http-compare ingest --target heroic|vm --url URL [--series N --points N --conns N --start MS --pid PID]
+//!                     [--protocol json|remote-write] --out FILE
 //! http-compare query  --target heroic|vm --url URL [--runs N --pid PID --queries raw,sum,… ...] --out FILE
 //! http-compare report --out FILE
 //! ```
@@ -35,6 +36,9 @@ struct Args {
     pid: Option<u32>,
     /// `--queries raw,sum,…`: the queries to run (default: all).
     queries: Option<String>,
+    /// `--protocol`: `json` (each server's own JSON write, the default) or
+    /// `remote-write` (Prometheus remote-write 1.0 to both).
+    protocol: String,
 }
 
 fn parse_args() -> Result<Args> {
@@ -72,6 +76,7 @@ fn parse_args() -> Result<Args> {
         out: flags.get("out").cloned().context("--out FILE is required")?,
         pid: flags.get("pid").map(|p| p.parse()).transpose().context("--pid")?,
         queries: flags.get("queries").cloned(),
+        protocol: flags.get("protocol").cloned().unwrap_or_else(|| "json".to_string()),
     })
 }
 
@@ -102,10 +107,23 @@ fn client() -> Result<reqwest::blocking::Client> {
 /// Sends one request per series over `conns` connections; bodies are built
 /// beforehand so that the meter measures the servers, not the generator.
 fn ingest(a: &Args) -> Result<()> {
-    let build = |i| if a.target == "vm" { data::vm_body(a.shape, i) } else { data::heroic_body(a.shape, i) };
+    let remote_write = match a.protocol.as_str() {
+        "json" => false,
+        "remote-write" => true,
+        other => bail!("--protocol {other:?}: expected json or remote-write"),
+    };
+    let build = |i| match (remote_write, a.target == "vm") {
+        (true, _) => data::remote_write_body(a.shape, i),
+        (false, true) => data::vm_body(a.shape, i),
+        (false, false) => data::heroic_body(a.shape, i),
+    };
     let bodies: Vec<Vec<u8>> = (0..a.shape.series).map(build).collect();
     let bytes: usize = bodies.iter().map(Vec::len).sum();
-    let (path, ok) = if a.target == "vm" { ("/api/v1/import", 204) } else { ("/write", 200) };
+    let (path, ok, content_type) = match (remote_write, a.target == "vm") {
+        (true, _) => ("/api/v1/write", 204, "application/x-protobuf"),
+        (false, true) => ("/api/v1/import", 204, "application/json"),
+        (false, false) => ("/write", 200, "application/json"),
+    };
     let url = format!("{}{path}", a.url);
     let next = AtomicUsize::new(0);
     let cpu_before = cpu_ms(a.pid)?;
@@ -118,7 +136,11 @@ fn ingest(a: &Args) -> Result<()> {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(body) = bodies.get(i) else { return Ok(()) };
-                        let r = c.post(&url).header("content-type", "application/json").body(body.clone()).send()?;
+                        let mut r = c.post(&url).header("content-type", content_type);
+                        if remote_write {
+                            r = r.header("content-encoding", "snappy");
+                        }
+                        let r = r.body(body.clone()).send()?;
                         let status = r.status().as_u16();
                         ensure!(status == ok, "{url}: status {status}: {}", r.text().unwrap_or_default());
                     }
@@ -129,7 +151,7 @@ fn ingest(a: &Args) -> Result<()> {
     })?;
     let secs = started.elapsed().as_secs_f64();
     let points = a.shape.total_points() as f64;
-    println!("{}: {points} points ({:.0} MB of JSON) in {secs:.2} s", a.target, bytes as f64 / 1e6);
+    println!("{}: {points} points ({:.0} MB of {}) in {secs:.2} s", a.target, bytes as f64 / 1e6, a.protocol);
     if let (Some(before), Some(after)) = (cpu_before, cpu_ms(a.pid)?) {
         record(&a.out, &a.target, "ingest_cpu_ns_per_point", (after - before) * 1e6 / points)?;
     }

@@ -14,6 +14,8 @@
 //! - [`query`]: runs planned queries (metadata, fetch, aggregate, limits).
 //! - [`render`]: a query's groups drawn as a PNG chart (`/render/image`).
 //! - [`telemetry`]: the node's own figures, scraped at `GET /metrics`.
+//! - [`prometheus`]: Prometheus' protocols (remote-write) read into the
+//!   node's writes.
 //! - [`http`]: the HTTP API.
 //! - [`shell`]: `heroic-shell`, one-off tasks against the backends.
 
@@ -27,6 +29,7 @@ pub mod ingest;
 pub mod logging;
 pub mod node;
 pub mod plugins;
+pub mod prometheus;
 pub mod query;
 pub mod render;
 pub mod shell;

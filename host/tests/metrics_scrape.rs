@@ -7,11 +7,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{local_config, which, Node};
+use common::prometheus::Prometheus;
+use common::{local_config, Node};
 use openmetrics_parser::{LabelSet, OpenMetricsValue, Sample};
 use serde_json::{json, Value};
 
@@ -184,70 +182,11 @@ fn every_metric_is_documented() {
     }
 }
 
-/// A real Prometheus server, scraping every second; killed when dropped.
-struct Prometheus {
-    child: Child,
-    port: u16,
-}
-
-impl Prometheus {
-    fn start(dir: &Path, target_port: u16) -> Prometheus {
-        let binary = which("prometheus").expect("no `prometheus` on PATH: scripts/clients.sh installs it");
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\n\
-                 scrape_configs:\n  - job_name: heroic\n    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n"
-            ),
-        )
-        .unwrap();
-        let port = common::free_port();
-        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        Prometheus { child, port }
-    }
-
-    /// The value of an instant query, once it has one equal to `want`;
-    /// panics with Prometheus' last answer after 30 s.
-    fn await_value(&self, promql: &str, want: f64) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let client = reqwest::blocking::Client::new();
-        let mut last = Value::Null;
-        while Instant::now() < deadline {
-            let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
-            if let Ok(resp) = client.get(&url).query(&[("query", promql)]).send() {
-                last = resp.json().unwrap_or(Value::Null);
-                let value = last["data"]["result"][0]["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
-                if value == Some(want) {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        panic!("prometheus never answered {want} to {promql}; last answer: {last}");
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_real_prometheus_scrapes_the_node() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &local_config());
-    let prometheus = Prometheus::start(dir.path(), node.port);
+    let prometheus = Prometheus::start(dir.path(), node.port, "");
     // The target is up: Prometheus read the scrape without an error.
     prometheus.await_value("up{job=\"heroic\"}", 1.0);
     write_points(&node, "a", json!([[1000, 1.0], [2000, 2.0]]));

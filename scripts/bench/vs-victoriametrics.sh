@@ -10,6 +10,7 @@
 #   SERIES=100 RUNS=5 QUERIES=sum,raw scripts/bench/vs-victoriametrics.sh
 #   NO_BUILD=1 HEROIC_BIN_DIR=/tmp/old scripts/bench/vs-victoriametrics.sh
 #   METRICS_CONFIG='block_cache_mb = 384' scripts/bench/vs-victoriametrics.sh
+#   PROTOCOL=remote-write scripts/bench/vs-victoriametrics.sh   # Prometheus remote-write to both
 #
 # METRICS_CONFIG: TOML lines added to the metric backend's config (the
 # local plugin's keys, plugins/local/README.md), to measure a setting.
@@ -24,6 +25,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SERIES=${SERIES:-1000}
 POINTS=${POINTS:-8640}
 CONNS=${CONNS:-4}
+# json: each server's own JSON write (heroic /write, VictoriaMetrics
+# /api/v1/import); remote-write: Prometheus remote-write 1.0 to both.
+PROTOCOL=${PROTOCOL:-json}
 RUNS=${RUNS:-20}
 QUERIES=${QUERIES:-raw,sum,avg_by_host,max_db_hour,count_prefix}
 SETTLE=${SETTLE:-30}
@@ -88,10 +92,12 @@ VM_PID=$!
 wait_http "http://127.0.0.1:$VM_PORT/health"
 
 COMMON=(--series "$SERIES" --points "$POINTS" --out "$OUT")
-log "ingest: $SERIES series × $POINTS points, $POINTS points per request, $CONNS connections"
-"$METER" ingest --target heroic --url "http://127.0.0.1:$HEROIC_PORT" --pid "$HEROIC_PID" --conns "$CONNS" "${COMMON[@]}"
+log "ingest ($PROTOCOL): $SERIES series × $POINTS points, $POINTS points per request, $CONNS connections"
+"$METER" ingest --target heroic --url "http://127.0.0.1:$HEROIC_PORT" --pid "$HEROIC_PID" --conns "$CONNS" \
+    --protocol "$PROTOCOL" "${COMMON[@]}"
 heroic_done=$(date +%s)
-"$METER" ingest --target vm --url "http://127.0.0.1:$VM_PORT" --pid "$VM_PID" --conns "$CONNS" "${COMMON[@]}"
+"$METER" ingest --target vm --url "http://127.0.0.1:$VM_PORT" --pid "$VM_PID" --conns "$CONNS" \
+    --protocol "$PROTOCOL" "${COMMON[@]}"
 vm_done=$(date +%s)
 
 total=$((SERIES * POINTS))

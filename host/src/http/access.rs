@@ -88,8 +88,12 @@ pub struct Access {
 }
 
 impl Access {
-    /// Runs the checks on a request to a route that changes data.
-    pub fn check_change(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    /// Runs the checks on a request to a route that changes data, whose
+    /// body must be of the media type `media`. None that a web page may send
+    /// without a CORS preflight is accepted (`text/plain`, forms), so that
+    /// a page of another origin cannot change data through a visitor's
+    /// browser.
+    pub fn check_change(&self, headers: &HeaderMap, media: &'static str) -> Result<(), ApiError> {
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
             if !self.cors.allows(origin) && !same_origin(origin, headers) {
@@ -99,14 +103,14 @@ impl Access {
                 ));
             }
         }
-        let json = headers
+        let typed = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
-        if !json {
+            .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(media));
+        if !typed {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "the body must be sent as Content-Type: application/json",
+                format!("the body must be sent as Content-Type: {media}"),
             ));
         }
         if self.tokens.required() {
@@ -142,12 +146,17 @@ fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
 }
 
 /// A filter that lets a request through to a route that changes data only
-/// if [`Access::check_change`] passes.
+/// if [`Access::check_change`] passes for a JSON body.
 pub fn may_change(access: Arc<Access>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    may_change_as(access, "application/json")
+}
+
+/// [`may_change`] for a body of the media type `media`.
+pub fn may_change_as(access: Arc<Access>, media: &'static str) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::headers_cloned()
         .and_then(move |headers: HeaderMap| {
             let access = access.clone();
-            async move { access.check_change(&headers).map_err(|e| warp::reject::custom(Refused(e))) }
+            async move { access.check_change(&headers, media).map_err(|e| warp::reject::custom(Refused(e))) }
         })
         .untuple_one()
 }
@@ -172,7 +181,8 @@ mod tests {
     #[test]
     fn foreign_pages_and_simple_bodies_are_refused() {
         let a = access(&[], &[]);
-        let status = |h: &[(&str, &str)]| a.check_change(&headers(h)).err().map(|e| e.status.as_u16());
+        let status =
+            |h: &[(&str, &str)]| a.check_change(&headers(h), "application/json").err().map(|e| e.status.as_u16());
         assert_eq!(status(&[("content-type", "application/json")]), None);
         assert_eq!(status(&[("content-type", "Application/JSON; charset=utf-8")]), None);
         assert_eq!(status(&[("content-type", "text/plain")]), Some(415));
@@ -191,14 +201,18 @@ mod tests {
         );
         let allowed = access(&[], &["https://grafana.example.com"]);
         assert!(allowed
-            .check_change(&headers(&[("content-type", "application/json"), ("origin", "https://grafana.example.com")]))
+            .check_change(
+                &headers(&[("content-type", "application/json"), ("origin", "https://grafana.example.com")]),
+                "application/json"
+            )
             .is_ok());
     }
 
     #[test]
     fn tokens_are_required_when_configured() {
         let a = access(&["0123456789abcdef-secret"], &[]);
-        let status = |h: &[(&str, &str)]| a.check_change(&headers(h)).err().map(|e| e.status.as_u16());
+        let status =
+            |h: &[(&str, &str)]| a.check_change(&headers(h), "application/json").err().map(|e| e.status.as_u16());
         assert_eq!(status(&[("content-type", "application/json")]), Some(401));
         assert_eq!(status(&[("content-type", "application/json"), ("authorization", "Bearer nope")]), Some(401));
         assert_eq!(

@@ -7,6 +7,7 @@
 //! - [`error`]: Heroic-shaped error replies and rejection handling.
 //! - [`stream`]: large JSON answers written as they are sent.
 //! - [`write`]: `POST /write`.
+//! - [`remote_write`]: `POST /api/v1/write`, Prometheus remote-write.
 //! - [`status`]: `GET /`, `GET /status`, `GET /backends` and `GET /metrics`
 //!   (the Prometheus scrape).
 //! - [`cluster`]: `/cluster/status`, `/cluster/nodes`, `/cluster/refresh`.
@@ -26,6 +27,7 @@ pub mod cors;
 pub mod error;
 pub mod metadata;
 pub mod query;
+pub mod remote_write;
 pub mod render;
 pub mod response;
 pub mod routes;
@@ -177,6 +179,16 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         .and(with_node(node.clone()))
         .and(body(large))
         .then(|n: Arc<Node>, body: Bytes| async move { respond(write::handle(&n, &body).await) });
+    let remote_write = warp::path!("api" / "v1" / "write")
+        .and(warp::post())
+        .and(access::may_change_as(node.access.clone(), remote_write::PROTOBUF))
+        .and(with_node(node.clone()))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("content-encoding"))
+        .and(body(large))
+        .then(|n: Arc<Node>, ct: Option<String>, enc: Option<String>, body: Bytes| async move {
+            respond(remote_write::handle(&n, ct, enc, &body).await)
+        });
 
     let client_id = || warp::header::optional::<String>("x-client-id");
     let content_type = || warp::header::optional::<String>("content-type");
@@ -249,6 +261,8 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         .or(render_image)
         .unify()
         .or(write)
+        .unify()
+        .or(remote_write)
         .unify()
         .or(query_metrics)
         .unify()

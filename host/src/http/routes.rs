@@ -16,6 +16,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/metrics", "GET,POST,OPTIONS"),
     ("/cluster/refresh", "POST,OPTIONS"),
     ("/write", "POST,OPTIONS"),
+    ("/api/v1/write", "POST,OPTIONS"),
     ("/query/metrics", "POST,OPTIONS"),
     ("/query/batch", "POST,OPTIONS"),
     ("/parser/parse-query", "POST,OPTIONS"),

@@ -298,7 +298,7 @@ fn cannot_store(node: &Node, kind: SampleKind) -> ApiError {
 /// when every failure says this write can never be stored (an oversized
 /// key, or a plugin that panics on this series: sending it again cannot
 /// help); else 500.
-fn write_failed(series: &Series, e: WriteError) -> ApiError {
+pub(crate) fn write_failed(series: &Series, e: WriteError) -> ApiError {
     let message = format!("series {}: {e}", series_label(series));
     if e.is_transient() {
         let hint = e.failures.iter().filter_map(|(_, _, pe)| pe.retry_after()).max();

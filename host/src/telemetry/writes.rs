@@ -3,9 +3,21 @@
 
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropReason {
+    /// `stale` (Prometheus' stale markers), `non_finite` (NaN, ±Inf) or
+    /// `native_histogram`.
+    reason: &'static str,
+}
+
+/// The reasons a remote-written sample is dropped, all exposed from the start.
+pub const DROP_REASONS: [&str; 3] = ["stale", "non_finite", "native_histogram"];
 
 #[derive(Clone)]
 pub struct WriteMetrics {
@@ -14,6 +26,7 @@ pub struct WriteMetrics {
     new_series: Counter,
     failed: Counter,
     duration: Histogram,
+    dropped: Family<DropReason, Counter>,
 }
 
 impl Default for WriteMetrics {
@@ -24,6 +37,13 @@ impl Default for WriteMetrics {
             new_series: Counter::default(),
             failed: Counter::default(),
             duration: super::histograms::latency(),
+            dropped: {
+                let dropped = Family::<DropReason, Counter>::default();
+                for reason in DROP_REASONS {
+                    dropped.get_or_create(&DropReason { reason }).inc_by(0);
+                }
+                dropped
+            },
         }
     }
 }
@@ -45,6 +65,14 @@ impl WriteMetrics {
         self.duration.observe(elapsed.as_secs_f64());
     }
 
+    /// Samples of a remote-write request that the node cannot store, by
+    /// reason (one of [`DROP_REASONS`]).
+    pub fn dropped(&self, reason: &'static str, samples: u64) {
+        if samples > 0 {
+            self.dropped.get_or_create(&DropReason { reason }).inc_by(samples);
+        }
+    }
+
     pub(super) fn register(&self, r: &mut Registry) {
         r.register(
             "heroic_write_points",
@@ -62,6 +90,11 @@ impl WriteMetrics {
             self.new_series.clone(),
         );
         r.register("heroic_write_failures", "Writes refused because a backend failed", self.failed.clone());
+        r.register(
+            "heroic_write_dropped_samples",
+            "Remote-written samples dropped because the node cannot store them, by reason",
+            self.dropped.clone(),
+        );
         // No `# UNIT` line on a histogram (see `histograms`).
         r.register(
             "heroic_write_duration_seconds",

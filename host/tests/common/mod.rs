@@ -4,6 +4,8 @@
 //! before running its tests, which is where the harness looks first.
 #![allow(unused_imports, dead_code)]
 
+pub mod prometheus;
+
 pub use heroic_plugin_api::testkit::node::{
     free_port, heroic_binary, plugin_dir, sample_in, start_failure, values, write_config, Node,
 };
