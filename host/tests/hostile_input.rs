@@ -245,6 +245,10 @@ fn write_tokens_guard_the_routes_that_change_data() {
     }
     let (status, _, _) = send(&node, "DELETE", "/metadata/series", &[json_ct], "{}");
     assert_eq!(status, 401);
+    // Prometheus remote-write is a write like the others.
+    let remote_write = [("content-type", "application/x-protobuf"), ("content-encoding", "snappy")];
+    let (status, _, body) = send(&node, "POST", "/api/v1/write", &remote_write, "");
+    assert_eq!(status, 401, "{body}");
     // Reads need no token.
     assert_eq!(node.points_by_host("t", 0, 10_000).len(), 1);
     assert!(!node.log().contains("from-the-config"), "tokens must not be logged");
