@@ -17,23 +17,19 @@ use crate::node::Node;
 use crate::prometheus::remote_write::{decode, DecodeError};
 
 /// What remote-write 1.0 senders put in `Content-Type`; 2.0 adds
-/// `;proto=io.prometheus.write.v2.Request`. Required (checked with the
-/// other checks of a route that changes data, see `access`).
+/// `;proto=io.prometheus.write.v2.Request`. Required: the route checks it
+/// with the other checks of a route that changes data
+/// (`access::may_change_as`), so [`check_headers`] reads only the `proto`
+/// parameter.
 pub const PROTOBUF: &str = "application/x-protobuf";
 const V1_MESSAGE: &str = "prometheus.WriteRequest";
 
-/// Checks the headers: a protobuf body of remote-write 1.0, snappy-encoded.
+/// Checks the headers of a [`PROTOBUF`] body: remote-write 1.0's message,
+/// snappy-encoded.
 fn check_headers(content_type: Option<&str>, encoding: Option<&str>) -> ApiResult<()> {
     let unsupported = |m: String| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m);
     if let Some(ct) = content_type {
-        let mut parts = ct.split(';').map(str::trim);
-        let media = parts.next().unwrap_or_default();
-        if !media.eq_ignore_ascii_case(PROTOBUF) {
-            return Err(unsupported(format!(
-                "content type {ct:?} is not read here: send {PROTOBUF} (remote-write 1.0)"
-            )));
-        }
-        for param in parts {
+        for param in ct.split(';').skip(1).map(str::trim) {
             if let Some(proto) = param.strip_prefix("proto=") {
                 if proto != V1_MESSAGE {
                     return Err(unsupported(format!(
@@ -64,10 +60,7 @@ pub async fn handle(
         e => ApiError::bad_request(e.to_string()),
     })?;
     let d = decoded.dropped;
-    let writes = &node.telemetry.writes;
-    writes.dropped("stale", d.stale);
-    writes.dropped("non_finite", d.non_finite);
-    writes.dropped("native_histogram", d.histograms);
+    node.telemetry.writes.dropped(&d);
     if d.non_finite > 0 || d.histograms > 0 {
         tracing::debug!(non_finite = d.non_finite, native_histograms = d.histograms, "remote write: samples dropped");
     }
@@ -92,7 +85,6 @@ mod tests {
         assert!(check_headers(Some("application/x-protobuf;proto=prometheus.WriteRequest"), Some("snappy")).is_ok());
         for (ct, enc) in [
             (Some("application/x-protobuf;proto=io.prometheus.write.v2.Request"), Some("snappy")),
-            (Some("application/json"), Some("snappy")),
             (Some("application/x-protobuf"), None),
             (Some("application/x-protobuf"), Some("gzip")),
         ] {

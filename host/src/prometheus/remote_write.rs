@@ -88,6 +88,14 @@ pub struct Dropped {
     pub histograms: u64,
 }
 
+impl Dropped {
+    /// The counts by the reason the node's metrics name them with (the one
+    /// place those names are written).
+    pub fn by_reason(&self) -> [(&'static str, u64); 3] {
+        [("stale", self.stale), ("non_finite", self.non_finite), ("native_histogram", self.histograms)]
+    }
+}
+
 /// A request read: one batch per series with samples (series whose samples
 /// were all dropped are left out), and what was dropped.
 #[derive(Debug, Default)]

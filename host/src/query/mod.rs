@@ -196,7 +196,7 @@ async fn read(
     })?;
     ticket.retain(session.retained(), stats).await?;
     let mut metadata_errors = Vec::new();
-    let (series, series_limited) =
+    let (mut series, series_limited) =
         find_series(node, &plan.filter, plan.range, series_limit, &mut metadata_errors).await?;
     if !metadata_errors.is_empty() {
         // Series would be missing from the aggregation: the shard answers
@@ -231,7 +231,6 @@ async fn read(
     // Aggregations a plugin can fold itself (`fetch_buckets`) cost one call
     // per backend and nothing per point at the boundary.
     let pushed = session.pushdown();
-    let mut series = series;
     let backends = node.backends.metrics.len();
     for (b, backend) in node.backends.metrics.iter().enumerate() {
         if let Some(pd) = pushed.as_ref().filter(|_| backend.client.folds_buckets()) {

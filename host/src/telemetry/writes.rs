@@ -9,15 +9,14 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::prometheus::remote_write::Dropped;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DropReason {
     /// `stale` (Prometheus' stale markers), `non_finite` (NaN, ±Inf) or
     /// `native_histogram`.
     reason: &'static str,
 }
-
-/// The reasons a remote-written sample is dropped, all exposed from the start.
-pub const DROP_REASONS: [&str; 3] = ["stale", "non_finite", "native_histogram"];
 
 #[derive(Clone)]
 pub struct WriteMetrics {
@@ -38,8 +37,9 @@ impl Default for WriteMetrics {
             failed: Counter::default(),
             duration: super::histograms::latency(),
             dropped: {
+                // Every reason from the start, at 0 (see `queries`).
                 let dropped = Family::<DropReason, Counter>::default();
-                for reason in DROP_REASONS {
+                for (reason, _) in Dropped::default().by_reason() {
                     dropped.get_or_create(&DropReason { reason }).inc_by(0);
                 }
                 dropped
@@ -65,11 +65,12 @@ impl WriteMetrics {
         self.duration.observe(elapsed.as_secs_f64());
     }
 
-    /// Samples of a remote-write request that the node cannot store, by
-    /// reason (one of [`DROP_REASONS`]).
-    pub fn dropped(&self, reason: &'static str, samples: u64) {
-        if samples > 0 {
-            self.dropped.get_or_create(&DropReason { reason }).inc_by(samples);
+    /// Samples of a remote-write request that the node cannot store.
+    pub fn dropped(&self, dropped: &Dropped) {
+        for (reason, samples) in dropped.by_reason() {
+            if samples > 0 {
+                self.dropped.get_or_create(&DropReason { reason }).inc_by(samples);
+            }
         }
     }
 
