@@ -3,7 +3,10 @@
 # when they are missing:
 #   prometheus   scrapes the node's GET /metrics (host/tests/metrics_scrape.rs)
 #                and remote-writes to it; promtool checks the example config
-#                (host/tests/remote_write.rs)
+#                (host/tests/remote_write.rs); promtool also backfills the
+#                data that host/tests/promql.rs compares answers on
+#   victoria-metrics
+#                vmagent, a second remote-write sender (host/tests/remote_write.rs)
 #   chromium, chromium-driver
 #                a person's browser on the web console (host/tests/console.rs)
 # Needs root (CI and the development machines run as root) and apt.
@@ -11,6 +14,7 @@ set -euo pipefail
 
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
+command -v vmagent >/dev/null || missing+=(victoria-metrics)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 

@@ -39,7 +39,7 @@ cargo fmt --all --check
 cargo fmt --manifest-path examples/plugin-template/Cargo.toml --check
 
 echo "== module layering"
-python3 scripts/lint/module_cycles.py plugin-api query host plugins/* bench
+python3 scripts/lint/module_cycles.py plugin-api query promql host plugins/* bench
 
 echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings

@@ -14,8 +14,10 @@
 //! - [`query`]: runs planned queries (metadata, fetch, aggregate, limits).
 //! - [`render`]: a query's groups drawn as a PNG chart (`/render/image`).
 //! - [`telemetry`]: the node's own figures, scraped at `GET /metrics`.
-//! - [`prometheus`]: Prometheus' protocols (remote-write) read into the
-//!   node's writes.
+//! - [`prometheus`]: Prometheus' protocols: remote-write read into the
+//!   node's writes, PromQL selections read through the plugins (the query
+//!   API's routes are in `http::prometheus_api`, its evaluator the
+//!   `heroic-promql` crate).
 //! - [`http`]: the HTTP API.
 //! - [`shell`]: `heroic-shell`, one-off tasks against the backends.
 

@@ -3,6 +3,8 @@
 //! - a real Prometheus (Debian's `prometheus`) scrapes the node and
 //!   remote-writes what it scraped back to it: the node then holds exactly
 //!   the samples Prometheus holds, timestamps and values;
+//! - vmagent (Debian's `victoria-metrics`) forwards samples pushed to it,
+//!   and they arrive exactly;
 //! - the answers a sender acts on: 204 written, 400 never storable (the
 //!   sender drops the batch), 413 too large, 415 a protocol or encoding this
 //!   node does not read; stale markers and non-finite values dropped and
@@ -189,4 +191,65 @@ fn the_example_prometheus_config_is_valid() {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(example).unwrap();
     assert!(text.contains("url: http://127.0.0.1:8080/api/v1/write"), "{text}");
+}
+
+/// vmagent (Debian's `victoria-metrics`), a second real sender: samples
+/// pushed to it in the Prometheus text format, with their own timestamps,
+/// are forwarded by its remote-write and arrive at the node exactly.
+#[test]
+fn vmagent_forwards_to_the_node_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &local_config());
+    let vmagent = common::which("vmagent").expect("no vmagent: scripts/clients.sh installs victoria-metrics");
+    let port = common::free_port();
+    let log = std::fs::File::create(dir.path().join("vmagent.log")).unwrap();
+    let child = std::process::Command::new(vmagent)
+        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+        .arg(format!("-remoteWrite.url={}", node.url("/api/v1/write")))
+        .arg(format!("-remoteWrite.tmpDataPath={}", dir.path().join("vmagent").display()))
+        .arg("-remoteWrite.flushInterval=100ms")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start vmagent");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _vmagent = Kill(child);
+
+    // Values with few digits: vmagent's own text parser (fastfloat) reads
+    // long decimals to the nearest few ulps, not exactly.
+    let samples: Vec<(i64, f64)> =
+        (0..50).map(|i| (1_700_000_000_000 + i * 10_000, ((i as f64 * 0.37).sin() * 1e6).round() / 1e3)).collect();
+    let text: String = samples
+        .iter()
+        .map(|(t, v)| format!("vm_forwarded{{host=\"a\",dc=\"x\"}} {v} {t}\n"))
+        .chain(std::iter::once("vm_other{host=\"b\"} 1e-3 1700000000000\n".to_string()))
+        .collect();
+    let push = format!("http://127.0.0.1:{port}/api/v1/import/prometheus");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // vmagent needs a moment to listen.
+    loop {
+        match reqwest::blocking::Client::new().post(&push).body(text.clone()).send() {
+            Ok(r) if r.status().is_success() => break,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            other => panic!("vmagent refused the push: {other:?}"),
+        }
+    }
+    let far = 253_402_300_799_999;
+    let filter = || json!(["and", ["key", "vm_forwarded"], ["=", "host", "a"], ["=", "dc", "x"]]);
+    loop {
+        let got = node_points(&node, filter(), far);
+        if got.len() >= samples.len() {
+            assert_eq!(got, samples);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the node got {} of {} samples from vmagent", got.len(), samples.len());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(node_points(&node, json!(["key", "vm_other"]), far), vec![(1_700_000_000_000, 1e-3)]);
 }

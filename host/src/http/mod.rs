@@ -8,6 +8,7 @@
 //! - [`stream`]: large JSON answers written as they are sent.
 //! - [`write`]: `POST /write`.
 //! - [`remote_write`]: `POST /api/v1/write`, Prometheus remote-write.
+//! - [`prometheus_api`]: Prometheus' query API (`/api/v1/query`, …).
 //! - [`status`]: `GET /`, `GET /status`, `GET /backends` and `GET /metrics`
 //!   (the Prometheus scrape).
 //! - [`cluster`]: `/cluster/status`, `/cluster/nodes`, `/cluster/refresh`.
@@ -26,6 +27,7 @@ pub mod cluster;
 pub mod cors;
 pub mod error;
 pub mod metadata;
+pub mod prometheus_api;
 pub mod query;
 pub mod remote_write;
 pub mod render;
@@ -274,10 +276,17 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(parse_filter_post)
         .unify()
+        // Boxed part-way: every `or` nests the types of all before it, and
+        // the compiler's trait checks of the whole chain grow much faster
+        // than its length (half an hour of compile time, once).
+        .boxed()
         .or(metadata_routes(&node))
         .unify()
         .or(node_routes(&node))
-        .unify();
+        .unify()
+        .or(prometheus_api::routes(&node, small))
+        .unify()
+        .boxed();
 
     // `OPTIONS` is answered on every path of the API, `/query/*` included
     // and without `X-Client-Id`, before anything else; on an unknown path it

@@ -17,6 +17,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("/cluster/refresh", "POST,OPTIONS"),
     ("/write", "POST,OPTIONS"),
     ("/api/v1/write", "POST,OPTIONS"),
+    ("/api/v1/query", "GET,POST,OPTIONS"),
+    ("/api/v1/query_range", "GET,POST,OPTIONS"),
+    ("/api/v1/series", "GET,POST,OPTIONS"),
+    ("/api/v1/labels", "GET,POST,OPTIONS"),
+    ("/api/v1/status/buildinfo", "GET,OPTIONS"),
+    ("/api/v1/metadata", "GET,OPTIONS"),
     ("/query/metrics", "POST,OPTIONS"),
     ("/query/batch", "POST,OPTIONS"),
     ("/parser/parse-query", "POST,OPTIONS"),
@@ -35,9 +41,15 @@ const ROUTES: &[(&str, &str)] = &[
 /// The web console: `/ui` and every file under `/ui/`, one route.
 const CONSOLE: &(&str, &str) = &("/ui/", "GET,OPTIONS");
 
+/// Prometheus' `/api/v1/label/<name>/values`, one route for every name.
+const LABEL_VALUES: &(&str, &str) = &("/api/v1/label/:name/values", "GET,OPTIONS");
+
 fn find(path: &str) -> Option<&'static (&'static str, &'static str)> {
     if path == "/ui" || path.starts_with("/ui/") {
         return Some(CONSOLE);
+    }
+    if let Some(name) = path.strip_prefix("/api/v1/label/").and_then(|p| p.strip_suffix("/values")) {
+        return (!name.is_empty() && !name.contains('/')).then_some(LABEL_VALUES);
     }
     ROUTES.iter().find(|(p, _)| *p == path)
 }
@@ -69,5 +81,8 @@ mod tests {
         assert_eq!(route("/keys/"), None);
         assert_eq!(route("/ui/js/main.js"), Some("/ui/"));
         assert_eq!(allowed("/ui"), Some("GET,OPTIONS"));
+        assert_eq!(route("/api/v1/label/job/values"), Some("/api/v1/label/:name/values"));
+        assert_eq!(allowed("/api/v1/label//values"), None);
+        assert_eq!(allowed("/api/v1/query"), Some("GET,POST,OPTIONS"));
     }
 }

@@ -1,6 +1,16 @@
-//! Speaking Prometheus' protocols on top of the node's own write path.
+//! Speaking Prometheus' protocols on top of the node's own write path,
+//! query path and plugins.
 //!
 //! - [`remote_write`]: the remote-write 1.0 `WriteRequest` (snappy and
 //!   protobuf) read into write batches; the route is `http::remote_write`.
+//! - [`params`]: the query API's parameters, times and durations.
+//! - [`answer`]: the query API's JSON answers and errors.
+//! - [`selector`]: PromQL label matchers as filters, series as labels.
+//! - [`read`]: the points of a PromQL selection, read through the metadata
+//!   and metric plugins; the routes are `http::prometheus_api`.
 
+pub mod answer;
+pub mod params;
+pub mod read;
 pub mod remote_write;
+pub mod selector;

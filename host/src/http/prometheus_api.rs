@@ -1,0 +1,334 @@
+//! Prometheus' HTTP query API, so that Grafana's Prometheus data source
+//! (and anything else that speaks it) can use the node:
+//! `/api/v1/query`, `/api/v1/query_range`, `/api/v1/series`,
+//! `/api/v1/labels`, `/api/v1/label/<name>/values` (GET, and POST with a
+//! form body where Prometheus takes one), `/api/v1/status/buildinfo` and
+//! `/api/v1/metadata`.
+//!
+//! PromQL is parsed and evaluated by `heroic_promql`; the points come from
+//! the plugins (`prometheus::read`) within the same limits, query slots,
+//! budget and timeout as Heroic's queries. Answers and errors have
+//! Prometheus' shapes (`prometheus::answer`).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use heroic_plugin_api::types::TimeRange;
+use heroic_promql::{EvalRange, Labels, Value};
+use promql_parser::parser::Expr;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+use crate::http::error::ApiError;
+use crate::node::Node;
+use crate::prometheus::answer;
+use crate::prometheus::params::{now_ms, parse_duration_ms, Params};
+use crate::prometheus::read::{found, read, Budget};
+use crate::prometheus::selector::Selector;
+use crate::query::admission::Ticket;
+
+/// Evaluations of one range query at most (Prometheus' own limit).
+const MAX_STEPS: i64 = 11_000;
+
+/// How far back an instant selector looks for a sample (Prometheus'
+/// default `--query.lookback-delta`).
+const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+/// The Prometheus version whose API this node answers as: Grafana reads
+/// `version` to choose the features it uses.
+const PROMETHEUS_VERSION: &str = "2.42.0";
+
+fn promql_error(e: heroic_promql::Error) -> ApiError {
+    match e {
+        heroic_promql::Error::TooManySamples { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        e => ApiError::bad_request(e.to_string()),
+    }
+}
+
+fn reply(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(answer::error)
+}
+
+/// `GET|POST /api/v1/query`: `query` at `time` (default now).
+pub async fn query(node: &Node, params: Params) -> Response {
+    reply(
+        async {
+            let text =
+                params.get("query").ok_or_else(|| ApiError::bad_request("invalid parameter \"query\": missing"))?;
+            let t = params.time("time", now_ms())?;
+            let range = EvalRange { start_ms: t, end_ms: t, step_ms: 1, lookback_ms: LOOKBACK_MS };
+            evaluate(node, text, range).await.map(|v| answer::value(&v))
+        }
+        .await,
+    )
+}
+
+/// `GET|POST /api/v1/query_range`: `query` from `start` to `end` every `step`.
+pub async fn query_range(node: &Node, params: Params) -> Response {
+    reply(
+        async {
+            let text =
+                params.get("query").ok_or_else(|| ApiError::bad_request("invalid parameter \"query\": missing"))?;
+            let start = params.required_time("start")?;
+            let end = params.required_time("end")?;
+            if end < start {
+                return Err(ApiError::bad_request(
+                    "invalid parameter \"end\": end timestamp must not be before start time",
+                ));
+            }
+            let step = params.get("step").and_then(parse_duration_ms).ok_or_else(|| {
+                ApiError::bad_request("invalid parameter \"step\": cannot parse it to a valid duration")
+            })?;
+            if step <= 0 {
+                return Err(ApiError::bad_request(
+                    "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. \
+                 Try a positive integer",
+                ));
+            }
+            if (end - start) / step > MAX_STEPS {
+                return Err(ApiError::bad_request(
+                    "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution \
+                 (?step=XX)",
+                ));
+            }
+            let range = EvalRange { start_ms: start, end_ms: end, step_ms: step, lookback_ms: LOOKBACK_MS };
+            let value = evaluate(node, text, range).await?;
+            // A range query answers a matrix, whatever the expression is.
+            let value = match value {
+                Value::Scalar(s) => {
+                    Value::Matrix(vec![heroic_promql::RangeSeries { labels: Labels::default(), samples: vec![s] }])
+                }
+                v => v,
+            };
+            Ok(answer::value(&value))
+        }
+        .await,
+    )
+}
+
+/// Parses and evaluates `text`, reading its selections in a query slot,
+/// within the query timeout and the node's query budget.
+async fn evaluate(node: &Node, text: &str, range: EvalRange) -> Result<Value, ApiError> {
+    let expr = heroic_promql::parse(text).map_err(promql_error)?;
+    let mut ticket = node.admission.admit().await?;
+    let timeout = Duration::from_secs(node.query.timeout_secs);
+    let value = tokio::time::timeout(timeout, run(node, expr, range, &mut ticket)).await.map_err(|_| {
+        ApiError::unavailable(format!("query timed out after {} s (query.timeout_secs)", timeout.as_secs()))
+    })??;
+    drop(ticket);
+    Ok(value)
+}
+
+async fn run(node: &Node, expr: Expr, range: EvalRange, ticket: &mut Ticket) -> Result<Value, ApiError> {
+    let wanted = heroic_promql::selections(&expr, &range);
+    let mut budget = Budget { series: node.query.series_limit, samples: node.query.data_limit, read: 0 };
+    let mut data = Vec::with_capacity(wanted.len());
+    for selection in &wanted {
+        data.push(read(node, selection, &mut budget, ticket).await?);
+    }
+    // Evaluation is CPU work of up to seconds: off the request threads.
+    tokio::task::spawn_blocking(move || heroic_promql::evaluate(&expr, &range, &data))
+        .await
+        .map_err(|e| ApiError::internal(format!("query evaluation failed: {e}")))?
+        .map_err(promql_error)
+}
+
+/// The selectors of `match[]` (every series without one when `required`
+/// is false), and the time range of `start` and `end`.
+fn selectors(params: &Params, required: bool) -> Result<(Vec<Selector>, TimeRange), ApiError> {
+    let matches = params.all("match[]")?;
+    if matches.is_empty() && required {
+        return Err(ApiError::bad_request("no match[] parameter provided"));
+    }
+    let mut out = Vec::with_capacity(matches.len().max(1));
+    for m in matches {
+        match heroic_promql::parse(m).map_err(promql_error)? {
+            Expr::VectorSelector(vs) => out.push(Selector::new(&heroic_promql::matchers_with_name(&vs))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid parameter \"match[]\": {m:?} is not a series selector"
+                )))
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(Selector::all());
+    }
+    let start = params.time("start", i64::MIN)?;
+    let end = params.time("end", i64::MAX)?;
+    Ok((out, TimeRange::new(start.saturating_sub(1), end)))
+}
+
+/// The label sets of every series of `selectors` in `range`.
+async fn label_sets(node: &Node, selectors: &[Selector], range: TimeRange) -> Result<BTreeSet<Labels>, ApiError> {
+    let mut sets = BTreeSet::new();
+    for s in selectors {
+        sets.extend(found(node, s, range, node.query.series_limit).await?.into_iter().map(|(_, labels)| labels));
+    }
+    Ok(sets)
+}
+
+/// Runs a metadata lookup in a query slot within the query timeout.
+async fn admitted<T>(node: &Node, work: impl std::future::Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+    crate::http::query::admitted(node, work).await
+}
+
+/// `GET|POST /api/v1/series`: the label sets of the series of `match[]`.
+pub async fn series(node: &Node, params: Params) -> Response {
+    reply(
+        async {
+            let (selectors, range) = selectors(&params, true)?;
+            let sets = admitted(node, label_sets(node, &selectors, range)).await?;
+            Ok(answer::label_sets(sets.iter()))
+        }
+        .await,
+    )
+}
+
+/// `GET|POST /api/v1/labels`: label names, `__name__` among them.
+pub async fn labels(node: &Node, params: Params) -> Response {
+    reply(
+        async {
+            let (selectors, range) = selectors(&params, false)?;
+            let sets = admitted(node, label_sets(node, &selectors, range)).await?;
+            let names: BTreeSet<&str> = sets.iter().flat_map(|l| l.0.iter().map(|(n, _)| n.as_str())).collect();
+            Ok(answer::strings(names.into_iter()))
+        }
+        .await,
+    )
+}
+
+/// Whether `name` is a Prometheus label name.
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `GET /api/v1/label/<name>/values`: the values of one label.
+pub async fn label_values(node: &Node, name: String, params: Params) -> Response {
+    reply(
+        async {
+            if !is_label_name(&name) {
+                return Err(ApiError::bad_request(format!("invalid label name: {name:?}")));
+            }
+            let (selectors, range) = selectors(&params, false)?;
+            let sets = admitted(node, label_sets(node, &selectors, range)).await?;
+            let values: BTreeSet<&str> = sets.iter().map(|l| l.get(&name)).filter(|v| !v.is_empty()).collect();
+            Ok(answer::strings(values.into_iter()))
+        }
+        .await,
+    )
+}
+
+/// `GET /api/v1/status/buildinfo`.
+pub fn buildinfo() -> Response {
+    answer::data(&serde_json::json!({
+        "version": PROMETHEUS_VERSION,
+        "revision": "",
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "",
+        "application": concat!("heroic-rs ", env!("CARGO_PKG_VERSION")),
+    }))
+}
+
+/// `GET /api/v1/metadata`: metric types and help texts, which this node
+/// does not keep (remote-write 1.0 does not carry them with the samples):
+/// an empty map, as Prometheus answers for metrics without metadata.
+pub fn metadata() -> Response {
+    answer::data(&serde_json::json!({}))
+}
+
+/// The raw query string ("" when there is none).
+fn query_string() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// The parameters of a GET (its query string) or of a POST (its query
+/// string and its form body; a body of another type is not read).
+fn params(max_body: u64) -> BoxedFilter<(Params,)> {
+    let get = warp::get().and(query_string()).map(|q: String| Params::parse(&q, None));
+    let post = warp::post()
+        .and(query_string())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(super::body(max_body))
+        .map(|q: String, ct: Option<String>, body: Bytes| {
+            let form = ct.is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+            Params::parse(&q, form.then_some(&body[..]))
+        });
+    get.or(post).unify().boxed()
+}
+
+/// Every route of Prometheus' query API.
+pub fn routes(node: &Arc<Node>, max_body: u64) -> BoxedFilter<(Response,)> {
+    let with_node = || super::with_node(node.clone());
+    let query = warp::path!("api" / "v1" / "query")
+        .and(params(max_body))
+        .and(with_node())
+        .then(|p: Params, n: Arc<Node>| async move { query(&n, p).await });
+    let query_range = warp::path!("api" / "v1" / "query_range")
+        .and(params(max_body))
+        .and(with_node())
+        .then(|p: Params, n: Arc<Node>| async move { query_range(&n, p).await });
+    let series = warp::path!("api" / "v1" / "series")
+        .and(params(max_body))
+        .and(with_node())
+        .then(|p: Params, n: Arc<Node>| async move { series(&n, p).await });
+    let labels = warp::path!("api" / "v1" / "labels")
+        .and(params(max_body))
+        .and(with_node())
+        .then(|p: Params, n: Arc<Node>| async move { labels(&n, p).await });
+    let values = warp::path!("api" / "v1" / "label" / String / "values")
+        .and(warp::get())
+        .and(query_string())
+        .and(with_node())
+        .then(|name: String, q: String, n: Arc<Node>| async move {
+            let name = percent_decoded(&name);
+            label_values(&n, name, Params::parse(&q, None)).await
+        });
+    let buildinfo = warp::path!("api" / "v1" / "status" / "buildinfo").and(warp::get()).map(buildinfo);
+    let metadata = warp::path!("api" / "v1" / "metadata").and(warp::get()).map(metadata);
+    query
+        .or(query_range)
+        .unify()
+        .or(series)
+        .unify()
+        .or(labels)
+        .unify()
+        .or(values)
+        .unify()
+        .or(buildinfo)
+        .unify()
+        .or(metadata)
+        .unify()
+        .boxed()
+}
+
+/// A path segment as its text (`%5F` is `_`).
+fn percent_decoded(segment: &str) -> String {
+    form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map_or_else(String::new, |(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_label_name;
+
+    #[test]
+    fn label_names_are_prometheus_names() {
+        assert!(is_label_name("job"));
+        assert!(is_label_name("__name__"));
+        assert!(is_label_name("_a1"));
+        assert!(!is_label_name("1a"));
+        assert!(!is_label_name(""));
+        assert!(!is_label_name("a-b"));
+    }
+}

@@ -1,0 +1,293 @@
+//! Aggregation operators (Prometheus 2.42's `aggregation` in
+//! `promql/engine.go`): sum, avg, min, max, count, group, stddev, stdvar,
+//! topk, bottomk, quantile and count_values, with `by` / `without`.
+
+use std::cmp::Ordering;
+use std::rc::Rc;
+
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
+
+use super::functions::is_label_name;
+use super::quantile::quantile;
+use super::range_fns::unparen;
+use super::{Elem, Evaluator, Matrix, Vector};
+use crate::error::Error;
+use crate::value::{Labels, METRIC_NAME};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Count,
+    Group,
+    Stddev,
+    Stdvar,
+    Topk,
+    Bottomk,
+    Quantile,
+    CountValues,
+}
+
+impl Op {
+    fn from_name(name: &str) -> Option<Op> {
+        Some(match name {
+            "sum" => Op::Sum,
+            "avg" => Op::Avg,
+            "min" => Op::Min,
+            "max" => Op::Max,
+            "count" => Op::Count,
+            "group" => Op::Group,
+            "stddev" => Op::Stddev,
+            "stdvar" => Op::Stdvar,
+            "topk" => Op::Topk,
+            "bottomk" => Op::Bottomk,
+            "quantile" => Op::Quantile,
+            "count_values" => Op::CountValues,
+            _ => return None,
+        })
+    }
+}
+
+/// How series are grouped: the labels named, and whether they are kept
+/// (`by`) or dropped (`without`, which drops the metric name too).
+struct Grouping {
+    labels: Vec<String>,
+    without: bool,
+}
+
+impl Grouping {
+    /// The labels of the group `labels` falls in (also its key).
+    fn of(&self, labels: &Labels) -> Labels {
+        if self.without {
+            let mut drop: Vec<&str> = self.labels.iter().map(String::as_str).collect();
+            drop.push(METRIC_NAME);
+            labels.without(&drop)
+        } else if self.labels.is_empty() {
+            Labels::default()
+        } else {
+            labels.keep(&self.labels)
+        }
+    }
+}
+
+impl Evaluator<'_> {
+    /// Evaluates an aggregation at each step.
+    pub(crate) fn aggregate(&mut self, a: &AggregateExpr) -> Result<Matrix, Error> {
+        let name = a.op.to_string();
+        let op = Op::from_name(&name).ok_or_else(|| Error::Unsupported(format!("aggregation {name}")))?;
+        let (mut labels, without) = match &a.modifier {
+            None => (Vec::new(), false),
+            Some(LabelModifier::Include(l)) => (l.labels.clone(), false),
+            Some(LabelModifier::Exclude(l)) => (l.labels.clone(), true),
+        };
+        // The parameter comes before the operand, as in selections().
+        let (mut params, mut value_label) = (Vec::new(), String::new());
+        if let Some(p) = &a.param {
+            if op == Op::CountValues {
+                let Expr::StringLiteral(s) = unparen(p) else {
+                    return Err(Error::Invalid("count_values needs a string parameter".into()));
+                };
+                if !is_label_name(&s.val) {
+                    return Err(Error::Invalid(format!("invalid label name {:?}", s.val)));
+                }
+                value_label.clone_from(&s.val);
+                if !without {
+                    labels.push(value_label.clone());
+                }
+            } else {
+                params = self.eval_scalar_steps(p)?;
+            }
+        }
+        labels.sort();
+        let grouping = Grouping { labels, without };
+        let inner = self.eval_matrix(&a.expr)?;
+        self.range_eval(vec![inner], |step, _, vals| {
+            let param = params.get(step).copied().unwrap_or(f64::NAN);
+            aggregation(op, &grouping, param, &value_label, vals.first().map_or(&[], |v| v.as_slice()))
+        })
+    }
+}
+
+/// One group's running state.
+struct Group {
+    labels: Rc<Labels>,
+    value: f64,
+    mean: f64,
+    count: usize,
+    /// topk / bottomk: a binary heap, as Go's `container/heap` keeps it.
+    heap: Vec<Elem>,
+    /// quantile: the values seen.
+    values: Vec<f64>,
+}
+
+/// Aggregates one step's vector.
+fn aggregation(op: Op, grouping: &Grouping, param: f64, value_label: &str, vec: &[Elem]) -> Result<Vector, Error> {
+    let mut k = 0i64;
+    if matches!(op, Op::Topk | Op::Bottomk) {
+        // Go's int64 conversion is defined only inside its range.
+        if param.is_nan() || !(-9.223_372_036_854_776e18..=9.223_372_036_854_776e18).contains(&param) {
+            return Err(Error::Invalid(format!("scalar value {param} overflows int64")));
+        }
+        k = param as i64;
+        if k < 1 {
+            return Ok(Vector::new());
+        }
+    }
+    let less: fn(f64, f64) -> bool =
+        if op == Op::Bottomk { |a, b| a.is_nan() || a > b } else { |a, b| a.is_nan() || a < b };
+    let mut groups: Vec<Group> = Vec::new();
+    let mut position: foldhash::HashMap<Labels, usize> = foldhash::HashMap::default();
+    for e in vec {
+        let counted;
+        let metric = if op == Op::CountValues {
+            counted = e.labels.with(value_label, &format_value(e.v));
+            &counted
+        } else {
+            &*e.labels
+        };
+        let key = grouping.of(metric);
+        let Some(&i) = position.get(&key) else {
+            position.insert(key.clone(), groups.len());
+            groups.push(Group {
+                labels: Rc::new(key),
+                value: match op {
+                    Op::Stddev | Op::Stdvar => 0.0,
+                    Op::Group => 1.0,
+                    _ => e.v,
+                },
+                mean: e.v,
+                count: 1,
+                heap: if matches!(op, Op::Topk | Op::Bottomk) { vec![e.clone()] } else { Vec::new() },
+                values: if op == Op::Quantile { vec![e.v] } else { Vec::new() },
+            });
+            continue;
+        };
+        let Some(g) = groups.get_mut(i) else { continue };
+        let v = e.v;
+        match op {
+            Op::Sum => g.value += v,
+            Op::Avg => {
+                g.count += 1;
+                let keep_infinite = g.mean.is_infinite()
+                    && ((v.is_infinite() && (g.mean > 0.0) == (v > 0.0)) || (!v.is_infinite() && !v.is_nan()));
+                if !keep_infinite {
+                    // Divided on each side to stay clear of overflow.
+                    let n = g.count as f64;
+                    g.mean += v / n - g.mean / n;
+                }
+            }
+            Op::Group => {}
+            Op::Max => {
+                if g.value < v || g.value.is_nan() {
+                    g.value = v;
+                }
+            }
+            Op::Min => {
+                if g.value > v || g.value.is_nan() {
+                    g.value = v;
+                }
+            }
+            Op::Count | Op::CountValues => g.count += 1,
+            Op::Stddev | Op::Stdvar => {
+                g.count += 1;
+                let delta = v - g.mean;
+                g.mean += delta / g.count as f64;
+                g.value += delta * (v - g.mean);
+            }
+            Op::Topk | Op::Bottomk => {
+                let top = g.heap.first().map_or(f64::NAN, |x| x.v);
+                let len = i64::try_from(g.heap.len()).unwrap_or(i64::MAX);
+                let better = if op == Op::Topk { top < v } else { top > v };
+                if len < k || better || top.is_nan() {
+                    if len == k {
+                        if k == 1 {
+                            if let Some(slot) = g.heap.first_mut() {
+                                *slot = e.clone();
+                            }
+                            continue;
+                        }
+                        heap_pop(&mut g.heap, less);
+                    }
+                    heap_push(&mut g.heap, e.clone(), less);
+                }
+            }
+            Op::Quantile => g.values.push(v),
+        }
+    }
+    let mut out = Vector::new();
+    for mut g in groups {
+        let value = match op {
+            Op::Avg => g.mean,
+            Op::Count | Op::CountValues => g.count as f64,
+            Op::Stdvar => g.value / g.count as f64,
+            Op::Stddev => (g.value / g.count as f64).sqrt(),
+            Op::Quantile => quantile(param, &mut g.values),
+            Op::Topk | Op::Bottomk => {
+                // Highest (lowest) first, NaN last.
+                let ascending = op == Op::Bottomk;
+                g.heap.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => Ordering::Greater,
+                    (false, true) => Ordering::Less,
+                    _ if ascending => a.v.total_cmp(&b.v),
+                    _ => b.v.total_cmp(&a.v),
+                });
+                out.extend(g.heap.into_iter().map(|x| Elem { t: 0, ..x }));
+                continue;
+            }
+            Op::Sum | Op::Min | Op::Max | Op::Group => g.value,
+        };
+        out.push(Elem { labels: g.labels, t: 0, v: value });
+    }
+    Ok(out)
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: shortest digits, no exponent.
+fn format_value(v: f64) -> String {
+    if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Go's `heap.Push`.
+fn heap_push(h: &mut Vec<Elem>, x: Elem, less: fn(f64, f64) -> bool) {
+    h.push(x);
+    let mut j = h.len() - 1;
+    while j > 0 {
+        let i = (j - 1) / 2;
+        if !less(h[j].v, h[i].v) {
+            break;
+        }
+        h.swap(i, j);
+        j = i;
+    }
+}
+
+/// Go's `heap.Pop` (the removed element is not needed).
+fn heap_pop(h: &mut Vec<Elem>, less: fn(f64, f64) -> bool) {
+    let Some(n) = h.len().checked_sub(1) else { return };
+    h.swap(0, n);
+    let mut i = 0;
+    loop {
+        let j1 = 2 * i + 1;
+        if j1 >= n {
+            break;
+        }
+        let mut j = j1;
+        if j1 + 1 < n && less(h[j1 + 1].v, h[j1].v) {
+            j = j1 + 1;
+        }
+        if !less(h[j].v, h[i].v) {
+            break;
+        }
+        h.swap(i, j);
+        i = j;
+    }
+    h.pop();
+}

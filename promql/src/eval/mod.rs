@@ -1,0 +1,452 @@
+//! Evaluation of a parsed query over the series read for its selections.
+//!
+//! As in Prometheus' engine, every node evaluates to a matrix holding its
+//! value at each evaluation time (a scalar is one series without labels);
+//! operators and functions then work step by step over the vectors of
+//! their operands at that time ([`Evaluator::range_eval`]).
+//!
+//! - [`functions`]: functions over instant vectors and scalars.
+//! - [`range_fns`]: functions over range vectors (`rate`, `*_over_time` …).
+//! - [`aggregate`]: aggregation operators.
+//! - [`binary`]: arithmetic, comparison and set operators.
+//! - [`quantile`]: the quantile estimations and Kahan summation.
+
+mod aggregate;
+mod binary;
+mod functions;
+mod quantile;
+mod range_fns;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{Expr, MatrixSelector, VectorSelector};
+
+use crate::error::Error;
+use crate::plan::{self, duration_ms, offset_ms, EvalRange};
+use crate::value::{Labels, RangeSeries, Sample, Value};
+
+/// Samples a query may hold at once, at most.
+pub const MAX_SAMPLES: usize = 50_000_000;
+
+/// Most evaluation steps of a range query after the first (Prometheus'
+/// HTTP API limit of points per series).
+const MAX_STEPS: i64 = 11_000;
+
+/// The NaN Prometheus writes to mark a series stale; never a value.
+const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Evaluates `expr` over `range`, `data[i]` being the series read for the
+/// `i`th of [`crate::selections`]: a range query (`start < end`) answers a
+/// matrix; an instant query answers what the expression is.
+pub fn evaluate(expr: &Expr, range: &EvalRange, data: &[Vec<RangeSeries>]) -> Result<Value, Error> {
+    plan::check(expr, is_supported_function)?;
+    let instant = range.start_ms == range.end_ms;
+    if range.end_ms < range.start_ms {
+        return Err(Error::Invalid("end timestamp must not be before start time".into()));
+    }
+    if !instant && range.step_ms <= 0 {
+        return Err(Error::Invalid(
+            "zero or negative query resolution step widths are not accepted. try a positive integer".into(),
+        ));
+    }
+    let step = if instant { 1 } else { range.step_ms };
+    if (range.end_ms.saturating_sub(range.start_ms)) / step > MAX_STEPS {
+        return Err(Error::Invalid(
+            "exceeded maximum resolution of 11,000 points per timeseries. try decreasing the query resolution (?step=XX)"
+                .into(),
+        ));
+    }
+    let mut index = HashMap::new();
+    plan::walk(expr, |node, _| {
+        let vs = match node {
+            Expr::VectorSelector(vs) => vs,
+            Expr::MatrixSelector(ms) => &ms.vs,
+            _ => return,
+        };
+        let next = index.len();
+        index.insert(vs as *const VectorSelector as usize, next);
+    });
+    let mut ev = Evaluator {
+        start: range.start_ms,
+        end: range.end_ms,
+        step,
+        lookback: range.lookback_ms,
+        data,
+        index,
+        held: 0,
+        sorted: Vec::new(),
+    };
+    let kind = expr.value_type();
+    let val = ev.eval(expr)?;
+    let mat = match (val, kind) {
+        (Val::Str(s), _) if instant => return Ok(Value::String { t: ev.start, value: s }),
+        (Val::Str(_), _) => return Err(range_type_error("string")),
+        (Val::Matrix(m), _) => m,
+    };
+    if !instant {
+        if kind == ValueType::Matrix {
+            return Err(range_type_error("range vector"));
+        }
+        return Ok(Value::Matrix(sorted_matrix(mat)));
+    }
+    match kind {
+        ValueType::Scalar => {
+            let v = mat.first().and_then(|s| s.points.first()).map_or(f64::NAN, |p| p.v);
+            Ok(Value::Scalar(Sample { t: ev.start, v }))
+        }
+        ValueType::Matrix => Ok(Value::Matrix(sorted_matrix(mat))),
+        _ => {
+            let mut out: Vec<(Labels, Sample)> = mat
+                .into_iter()
+                .filter_map(|s| {
+                    let v = s.points.first()?.v;
+                    Some((Rc::unwrap_or_clone(s.labels), Sample { t: ev.start, v }))
+                })
+                .collect();
+            // sort() and sort_desc() answer in their order; else by labels,
+            // for answers that do not change from one run to the next.
+            if !is_sort_call(expr) {
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            Ok(Value::Vector(out))
+        }
+    }
+}
+
+/// Whether this node evaluates function `name` (for [`plan::check`]).
+pub(crate) fn is_supported_function(name: &str) -> bool {
+    range_fns::RangeFn::from_name(name).is_some() || functions::is_instant_function(name)
+}
+
+fn range_type_error(kind: &str) -> Error {
+    Error::Invalid(format!("invalid expression type \"{kind}\" for range query, must be Scalar or instant Vector"))
+}
+
+fn is_sort_call(expr: &Expr) -> bool {
+    match expr {
+        Expr::Paren(p) => is_sort_call(&p.expr),
+        Expr::Call(c) => matches!(c.func.name, "sort" | "sort_desc"),
+        _ => false,
+    }
+}
+
+fn sorted_matrix(mat: Matrix) -> Vec<RangeSeries> {
+    let mut out: Vec<RangeSeries> =
+        mat.into_iter().map(|s| RangeSeries { labels: Rc::unwrap_or_clone(s.labels), samples: s.points }).collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out
+}
+
+/// A series during evaluation; labels are shared between steps.
+#[derive(Clone, Debug)]
+pub(crate) struct Series {
+    pub labels: Rc<Labels>,
+    pub points: Vec<Sample>,
+}
+
+/// A node's value at every step.
+pub(crate) type Matrix = Vec<Series>;
+
+/// One element of an instant vector: a series' labels and its value at
+/// one step (`t` is the sample's own time only for `timestamp()`).
+#[derive(Clone, Debug)]
+pub(crate) struct Elem {
+    pub labels: Rc<Labels>,
+    pub t: i64,
+    pub v: f64,
+}
+
+/// An instant vector: the elements of one step.
+pub(crate) type Vector = Vec<Elem>;
+
+/// What a node evaluates to.
+pub(crate) enum Val {
+    Matrix(Matrix),
+    Str(String),
+}
+
+pub(crate) struct Evaluator<'a> {
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    lookback: i64,
+    data: &'a [Vec<RangeSeries>],
+    /// Selector node address → index of its selection in `data`.
+    index: HashMap<usize, usize>,
+    /// Samples held now, against [`MAX_SAMPLES`].
+    held: usize,
+    /// Selections whose series had to be put in time order, by index.
+    sorted: Vec<(usize, Vec<RangeSeries>)>,
+}
+
+impl<'a> Evaluator<'a> {
+    /// The evaluation times: start, start + step, … ≤ end.
+    pub fn times(&self) -> impl Iterator<Item = i64> {
+        let (end, step) = (self.end, self.step.max(1));
+        std::iter::successors(Some(self.start), move |t: &i64| t.checked_add(step)).take_while(move |t| *t <= end)
+    }
+
+    /// The index of the step at time `t`.
+    pub fn step_of(&self, t: i64) -> usize {
+        usize::try_from(t.saturating_sub(self.start) / self.step.max(1)).unwrap_or(0)
+    }
+
+    /// Takes `n` more samples, failing past [`MAX_SAMPLES`].
+    pub fn hold(&mut self, n: usize) -> Result<(), Error> {
+        self.held = self.held.saturating_add(n);
+        if self.held > MAX_SAMPLES {
+            return Err(Error::TooManySamples { limit: MAX_SAMPLES });
+        }
+        Ok(())
+    }
+
+    /// Gives back the samples of a matrix no longer needed.
+    pub fn release(&mut self, m: &Matrix) {
+        self.release_n(m.iter().map(|s| s.points.len()).sum());
+    }
+
+    /// Gives back `n` samples.
+    pub fn release_n(&mut self, n: usize) {
+        self.held = self.held.saturating_sub(n);
+    }
+
+    pub fn eval(&mut self, expr: &Expr) -> Result<Val, Error> {
+        match expr {
+            Expr::Paren(p) => self.eval(&p.expr),
+            Expr::NumberLiteral(n) => {
+                let v = n.val;
+                Ok(Val::Matrix(self.range_eval(Vec::new(), |_, _, _| Ok(vec![scalar_elem(v)]))?))
+            }
+            Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
+            Expr::VectorSelector(vs) => Ok(Val::Matrix(self.vector_selector(vs)?)),
+            Expr::MatrixSelector(ms) => Ok(Val::Matrix(self.matrix_selector(ms)?)),
+            Expr::Unary(u) => {
+                let mut m = self.eval_matrix(&u.expr)?;
+                for s in &mut m {
+                    s.labels = Rc::new(s.labels.without_name());
+                    s.points.iter_mut().for_each(|p| p.v = -p.v);
+                }
+                check_unique(&m)?;
+                Ok(Val::Matrix(m))
+            }
+            Expr::Binary(b) => Ok(Val::Matrix(self.binary(b)?)),
+            Expr::Aggregate(a) => Ok(Val::Matrix(self.aggregate(a)?)),
+            Expr::Call(c) => Ok(Val::Matrix(self.call(c)?)),
+            Expr::Subquery(_) => Err(Error::Unsupported("subqueries".into())),
+            Expr::Extension(_) => Err(Error::Unsupported("extension expressions".into())),
+        }
+    }
+
+    /// Evaluates a node that is not a string.
+    pub fn eval_matrix(&mut self, expr: &Expr) -> Result<Matrix, Error> {
+        match self.eval(expr)? {
+            Val::Matrix(m) => Ok(m),
+            Val::Str(_) => Err(Error::Invalid("expected a number or vector, got a string".into())),
+        }
+    }
+
+    /// A scalar node's value at each step (NaN where it has none).
+    pub fn eval_scalar_steps(&mut self, expr: &Expr) -> Result<Vec<f64>, Error> {
+        let m = self.eval_matrix(expr)?;
+        let mut out = vec![f64::NAN; self.times().count()];
+        if let Some(s) = m.first() {
+            for p in &s.points {
+                if let Some(slot) = out.get_mut(self.step_of(p.t)) {
+                    *slot = p.v;
+                }
+            }
+        }
+        self.release(&m);
+        Ok(out)
+    }
+
+    /// The series read for a selector, in time order.
+    pub fn series_of(&mut self, vs: &VectorSelector) -> Result<&[RangeSeries], Error> {
+        let at = vs as *const VectorSelector as usize;
+        let Some(&i) = self.index.get(&at) else {
+            return Err(Error::Invalid("selector not found among the selections".into()));
+        };
+        let data: &'a [RangeSeries] = self.data.get(i).map_or(&[], |d| d.as_slice());
+        if data.iter().all(|s| s.samples.windows(2).all(|w| w[0].t <= w[1].t)) {
+            return Ok(data);
+        }
+        // The host promises time order; put it right rather than answer wrong.
+        if !self.sorted.iter().any(|(j, _)| *j == i) {
+            let mut copy = data.to_vec();
+            copy.iter_mut().for_each(|s| s.samples.sort_by_key(|p| p.t));
+            self.sorted.push((i, copy));
+        }
+        Ok(self.sorted.iter().find(|(j, _)| *j == i).map_or(&[], |(_, d)| d.as_slice()))
+    }
+
+    /// An instant vector selector at every step: each series' latest
+    /// sample in `[t - offset - lookback, t - offset]`, at time `t`.
+    fn vector_selector(&mut self, vs: &VectorSelector) -> Result<Matrix, Error> {
+        let (offset, lookback) = (offset_ms(vs), self.lookback);
+        let times: Vec<i64> = self.times().collect();
+        let data = self.series_of(vs)?.to_vec();
+        let mut out = Matrix::new();
+        for s in &data {
+            let mut points = Vec::new();
+            for &t in &times {
+                if let Some(p) = latest_sample(&s.samples, t.saturating_sub(offset), lookback) {
+                    self.hold(1)?;
+                    points.push(Sample { t, v: p.v });
+                }
+            }
+            if !points.is_empty() {
+                out.push(Series { labels: Rc::new(s.labels.clone()), points });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A range selector, evaluated only at the start (an instant query):
+    /// each series' samples in `[t - offset - range, t - offset]`.
+    fn matrix_selector(&mut self, ms: &MatrixSelector) -> Result<Matrix, Error> {
+        let maxt = self.start.saturating_sub(offset_ms(&ms.vs));
+        let mint = maxt.saturating_sub(duration_ms(&ms.range));
+        let data = self.series_of(&ms.vs)?.to_vec();
+        let mut out = Matrix::new();
+        for s in &data {
+            let points: Vec<Sample> =
+                window(&s.samples, mint, maxt).iter().filter(|p| !is_stale(p.v)).copied().collect();
+            self.hold(points.len())?;
+            if !points.is_empty() {
+                out.push(Series { labels: Rc::new(s.labels.clone()), points });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` at each step with the vectors of `args` at that step and
+    /// collects what it answers into series; gives back the arguments.
+    /// `f` gets the step's index and time.
+    pub fn range_eval(
+        &mut self,
+        args: Vec<Matrix>,
+        mut f: impl FnMut(usize, i64, &[Vector]) -> Result<Vector, Error>,
+    ) -> Result<Matrix, Error> {
+        let mut cursors: Vec<Vec<usize>> = args.iter().map(|m| vec![0; m.len()]).collect();
+        let mut vectors: Vec<Vector> = vec![Vec::new(); args.len()];
+        let mut out = Matrix::new();
+        let mut position: HashMap<Rc<Labels>, usize> = HashMap::new();
+        let times: Vec<i64> = self.times().collect();
+        for (step, &t) in times.iter().enumerate() {
+            for ((m, cursor), vector) in args.iter().zip(cursors.iter_mut()).zip(vectors.iter_mut()) {
+                vector.clear();
+                for (s, c) in m.iter().zip(cursor.iter_mut()) {
+                    // Points are in step order, so a cursor per series suffices.
+                    if let Some(p) = s.points.get(*c).filter(|p| p.t == t) {
+                        vector.push(Elem { labels: s.labels.clone(), t: p.t, v: p.v });
+                        *c += 1;
+                    }
+                }
+            }
+            let result = f(step, t, &vectors)?;
+            check_unique_vector(&result)?;
+            self.hold(result.len())?;
+            for e in result {
+                let i = *position.entry(e.labels.clone()).or_insert_with(|| {
+                    out.push(Series { labels: e.labels.clone(), points: Vec::new() });
+                    out.len() - 1
+                });
+                if let Some(s) = out.get_mut(i) {
+                    s.points.push(Sample { t, v: e.v });
+                }
+            }
+        }
+        for m in &args {
+            self.release(m);
+        }
+        Ok(out)
+    }
+}
+
+/// An element without labels: a scalar's value at one step.
+pub(crate) fn scalar_elem(v: f64) -> Elem {
+    Elem { labels: Rc::new(Labels::default()), t: 0, v }
+}
+
+pub(crate) fn is_stale(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// The samples of `samples` (in time order) in `[mint, maxt]`.
+pub(crate) fn window(samples: &[Sample], mint: i64, maxt: i64) -> &[Sample] {
+    let lo = samples.partition_point(|p| p.t < mint);
+    let hi = samples.partition_point(|p| p.t <= maxt);
+    samples.get(lo..hi.max(lo)).unwrap_or(&[])
+}
+
+/// The latest sample at or before `t`, if no older than `lookback` and
+/// not a staleness marker.
+pub(crate) fn latest_sample(samples: &[Sample], t: i64, lookback: i64) -> Option<Sample> {
+    let i = samples.partition_point(|p| p.t <= t);
+    let p = *samples.get(i.checked_sub(1)?)?;
+    (p.t >= t.saturating_sub(lookback) && !is_stale(p.v)).then_some(p)
+}
+
+const SAME_LABELSET: &str = "vector cannot contain metrics with the same labelset";
+
+/// Prometheus refuses a result holding two series with the same labels.
+pub(crate) fn check_unique(m: &Matrix) -> Result<(), Error> {
+    let mut seen = std::collections::HashSet::with_capacity(m.len());
+    if m.iter().all(|s| seen.insert(s.labels.clone())) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(SAME_LABELSET.into()))
+    }
+}
+
+fn check_unique_vector(v: &Vector) -> Result<(), Error> {
+    if v.len() < 2 {
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(v.len());
+    if v.iter().all(|e| seen.insert(e.labels.clone())) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(SAME_LABELSET.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holding_more_than_the_limit_fails() {
+        let mut ev = Evaluator {
+            start: 0,
+            end: 0,
+            step: 1,
+            lookback: 0,
+            data: &[],
+            index: HashMap::new(),
+            held: 0,
+            sorted: Vec::new(),
+        };
+        assert!(ev.hold(MAX_SAMPLES).is_ok());
+        assert_eq!(ev.hold(1), Err(Error::TooManySamples { limit: MAX_SAMPLES }));
+        ev.release_n(10);
+        assert!(ev.hold(5).is_ok());
+    }
+
+    #[test]
+    fn times_stop_at_the_end_without_overflow() {
+        let ev = Evaluator {
+            start: i64::MAX - 5,
+            end: i64::MAX,
+            step: 4,
+            lookback: 0,
+            data: &[],
+            index: HashMap::new(),
+            held: 0,
+            sorted: Vec::new(),
+        };
+        assert_eq!(ev.times().collect::<Vec<_>>(), [i64::MAX - 5, i64::MAX - 1]);
+    }
+}

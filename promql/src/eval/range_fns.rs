@@ -1,0 +1,357 @@
+//! Functions over range vectors (Prometheus 2.42's `promql/functions.go`):
+//! `rate`, `increase`, `delta` with Prometheus' extrapolation, `irate`,
+//! `idelta`, the `*_over_time` family, `changes`, `resets`, `deriv`,
+//! `predict_linear` and `absent_over_time`. Each series' window is
+//! computed per step, then the function applies to its samples.
+
+use std::rc::Rc;
+
+use promql_parser::label::MatchOp;
+use promql_parser::parser::Expr;
+
+use super::quantile::{kahan_inc, quantile};
+use super::{check_unique, is_stale, window, Evaluator, Matrix, Series};
+use crate::error::Error;
+use crate::plan::{duration_ms, matchers_with_name, offset_ms};
+use crate::value::{Labels, Sample, METRIC_NAME};
+
+/// A function whose (main) argument is a range vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RangeFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Avg,
+    Min,
+    Max,
+    Sum,
+    Count,
+    Last,
+    Quantile,
+    Stddev,
+    Stdvar,
+    Present,
+    Changes,
+    Resets,
+    Deriv,
+    PredictLinear,
+    AbsentOverTime,
+}
+
+impl RangeFn {
+    pub(crate) fn from_name(name: &str) -> Option<RangeFn> {
+        use RangeFn as F;
+        Some(match name {
+            "rate" => F::Rate,
+            "increase" => F::Increase,
+            "delta" => F::Delta,
+            "irate" => F::Irate,
+            "idelta" => F::Idelta,
+            "avg_over_time" => F::Avg,
+            "min_over_time" => F::Min,
+            "max_over_time" => F::Max,
+            "sum_over_time" => F::Sum,
+            "count_over_time" => F::Count,
+            "last_over_time" => F::Last,
+            "quantile_over_time" => F::Quantile,
+            "stddev_over_time" => F::Stddev,
+            "stdvar_over_time" => F::Stdvar,
+            "present_over_time" => F::Present,
+            "changes" => F::Changes,
+            "resets" => F::Resets,
+            "deriv" => F::Deriv,
+            "predict_linear" => F::PredictLinear,
+            "absent_over_time" => F::AbsentOverTime,
+            _ => return None,
+        })
+    }
+}
+
+/// What a range function needs besides the window.
+struct Ctx {
+    /// The evaluation time.
+    t: i64,
+    /// The selector's range and offset (ms).
+    range: i64,
+    offset: i64,
+    /// A scalar argument's value at this step (φ, or the seconds ahead).
+    scalar: f64,
+}
+
+impl Evaluator<'_> {
+    /// Evaluates a range function over each series of its range selector.
+    pub(crate) fn range_call(&mut self, f: RangeFn, args: &[&Expr]) -> Result<Matrix, Error> {
+        let (matrix_at, scalar_at) = match f {
+            RangeFn::Quantile => (1, Some(0)),
+            RangeFn::PredictLinear => (0, Some(1)),
+            _ => (0, None),
+        };
+        let ms = match args.get(matrix_at).map(|a| unparen(a)) {
+            Some(Expr::MatrixSelector(ms)) => ms,
+            Some(Expr::Subquery(_)) => return Err(Error::Unsupported("subqueries".into())),
+            _ => return Err(Error::Invalid("expected a range vector selector".into())),
+        };
+        let scalars = match scalar_at.and_then(|i| args.get(i)) {
+            Some(e) => self.eval_scalar_steps(e)?,
+            None => Vec::new(),
+        };
+        let (range, offset) = (duration_ms(&ms.range), offset_ms(&ms.vs));
+        let times: Vec<i64> = self.times().collect();
+        let data: Vec<(Labels, Vec<Sample>)> = self
+            .series_of(&ms.vs)?
+            .iter()
+            .map(|s| (s.labels.clone(), s.samples.iter().filter(|p| !is_stale(p.v)).copied().collect()))
+            .collect();
+        let mut out = Matrix::new();
+        for (labels, samples) in &data {
+            let mut points = Vec::new();
+            for (step, &t) in times.iter().enumerate() {
+                let maxt = t.saturating_sub(offset);
+                let win = window(samples, maxt.saturating_sub(range), maxt);
+                if win.is_empty() {
+                    continue;
+                }
+                // The window is held only while the function runs.
+                self.hold(win.len())?;
+                self.release_n(win.len());
+                let ctx = Ctx { t, range, offset, scalar: scalars.get(step).copied().unwrap_or(f64::NAN) };
+                if let Some(v) = apply(f, win, &ctx) {
+                    points.push(Sample { t, v });
+                }
+            }
+            if !points.is_empty() {
+                self.hold(points.len())?;
+                // last_over_time acts like offset and keeps the metric name.
+                let labels = if f == RangeFn::Last { labels.clone() } else { labels.without_name() };
+                out.push(Series { labels: Rc::new(labels), points });
+            }
+        }
+        if f == RangeFn::AbsentOverTime {
+            let absent = self.absent_over_time(&out, args.get(matrix_at).copied());
+            self.release(&out);
+            return absent;
+        }
+        check_unique(&out)?;
+        Ok(out)
+    }
+
+    /// `absent_over_time`: 1 at the steps where no series had a sample.
+    fn absent_over_time(&mut self, present: &Matrix, arg: Option<&Expr>) -> Result<Matrix, Error> {
+        let times: Vec<i64> = self.times().collect();
+        let mut found = vec![false; times.len()];
+        for p in present.iter().flat_map(|s| &s.points) {
+            if let Some(slot) = found.get_mut(self.step_of(p.t)) {
+                *slot = true;
+            }
+        }
+        let points: Vec<Sample> =
+            times.iter().zip(&found).filter(|(_, f)| !**f).map(|(&t, _)| Sample { t, v: 1.0 }).collect();
+        if points.is_empty() {
+            return Ok(Matrix::new());
+        }
+        self.hold(points.len())?;
+        let labels = absent_labels_of(arg);
+        Ok(vec![Series { labels: Rc::new(labels), points }])
+    }
+}
+
+/// The function's value over one window (at least one sample), if any.
+fn apply(f: RangeFn, w: &[Sample], ctx: &Ctx) -> Option<f64> {
+    use RangeFn as F;
+    let first = w.first()?;
+    let last = w.last()?;
+    Some(match f {
+        F::Rate => extrapolated_rate(w, ctx, true, true)?,
+        F::Increase => extrapolated_rate(w, ctx, true, false)?,
+        F::Delta => extrapolated_rate(w, ctx, false, false)?,
+        F::Irate => instant_value(w, true)?,
+        F::Idelta => instant_value(w, false)?,
+        F::Avg => avg(w),
+        F::Min => w.iter().fold(first.v, |m, p| if p.v < m || m.is_nan() { p.v } else { m }),
+        F::Max => w.iter().fold(first.v, |m, p| if p.v > m || m.is_nan() { p.v } else { m }),
+        F::Sum => {
+            let (sum, c) = w.iter().fold((0.0, 0.0), |(s, c), p| kahan_inc(p.v, s, c));
+            if sum.is_infinite() {
+                sum
+            } else {
+                sum + c
+            }
+        }
+        F::Count => w.len() as f64,
+        F::Last => last.v,
+        F::Quantile => quantile(ctx.scalar, &mut w.iter().map(|p| p.v).collect::<Vec<_>>()),
+        F::Stddev => variance(w).sqrt(),
+        F::Stdvar => variance(w),
+        F::Present | F::AbsentOverTime => 1.0,
+        F::Changes => w.windows(2).filter(|p| p[1].v != p[0].v && !(p[1].v.is_nan() && p[0].v.is_nan())).count() as f64,
+        F::Resets => w.windows(2).filter(|p| p[1].v < p[0].v).count() as f64,
+        F::Deriv => {
+            if w.len() < 2 {
+                return None;
+            }
+            linear_regression(w, first.t).0
+        }
+        F::PredictLinear => {
+            if w.len() < 2 {
+                return None;
+            }
+            let (slope, intercept) = linear_regression(w, ctx.t);
+            slope * ctx.scalar + intercept
+        }
+    })
+}
+
+/// Prometheus' `extrapolatedRate`: the increase over the window (counter
+/// resets added back for counters), extrapolated towards the range's ends
+/// when the first and last samples are within 1.1 average intervals of
+/// them (else by half an interval), never below a counter's zero point;
+/// per second for `rate`. Needs two samples.
+fn extrapolated_rate(w: &[Sample], ctx: &Ctx, is_counter: bool, is_rate: bool) -> Option<f64> {
+    if w.len() < 2 {
+        return None;
+    }
+    let (first, last) = (w.first()?, w.last()?);
+    let range_start = ctx.t.saturating_sub(ctx.range.saturating_add(ctx.offset));
+    let range_end = ctx.t.saturating_sub(ctx.offset);
+    let mut result = last.v - first.v;
+    if is_counter {
+        for p in w.windows(2) {
+            if p[1].v < p[0].v {
+                result += p[0].v;
+            }
+        }
+    }
+    let mut to_start = first.t.saturating_sub(range_start) as f64 / 1000.0;
+    let to_end = range_end.saturating_sub(last.t) as f64 / 1000.0;
+    let sampled = last.t.saturating_sub(first.t) as f64 / 1000.0;
+    let average = sampled / (w.len() - 1) as f64;
+    if is_counter && result > 0.0 && first.v >= 0.0 {
+        // A counter is never negative: extrapolate no further back than
+        // where the slope reaches zero.
+        let to_zero = sampled * (first.v / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    let threshold = average * 1.1;
+    let mut interval = sampled;
+    interval += if to_start < threshold { to_start } else { average / 2.0 };
+    interval += if to_end < threshold { to_end } else { average / 2.0 };
+    let mut factor = interval / sampled;
+    if is_rate {
+        factor /= ctx.range as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// `irate` / `idelta`: from the last two samples; `irate` takes a drop as
+/// a counter reset and answers per second.
+fn instant_value(w: &[Sample], is_rate: bool) -> Option<f64> {
+    let [.., prev, last] = w else { return None };
+    let mut v = if is_rate && last.v < prev.v { last.v } else { last.v - prev.v };
+    let interval = last.t.saturating_sub(prev.t);
+    if interval == 0 {
+        return None;
+    }
+    if is_rate {
+        v /= interval as f64 / 1000.0;
+    }
+    Some(v)
+}
+
+/// `avg_over_time`: an incremental, Kahan-compensated mean that keeps an
+/// infinite mean rather than turning it into NaN.
+fn avg(w: &[Sample]) -> f64 {
+    let (mut mean, mut c, mut count) = (0.0f64, 0.0f64, 0.0f64);
+    for p in w {
+        count += 1.0;
+        if mean.is_infinite() {
+            if p.v.is_infinite() && (mean > 0.0) == (p.v > 0.0) {
+                continue;
+            }
+            if !p.v.is_infinite() && !p.v.is_nan() {
+                continue;
+            }
+        }
+        (mean, c) = kahan_inc(p.v / count - mean / count, mean, c);
+    }
+    if mean.is_infinite() {
+        mean
+    } else {
+        mean + c
+    }
+}
+
+/// The population variance, by Welford's method with Kahan compensation.
+fn variance(w: &[Sample]) -> f64 {
+    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for p in w {
+        count += 1.0;
+        let delta = p.v - (mean + c_mean);
+        (mean, c_mean) = kahan_inc(delta / count, mean, c_mean);
+        (aux, c_aux) = kahan_inc(delta * (p.v - (mean + c_mean)), aux, c_aux);
+    }
+    (aux + c_aux) / count
+}
+
+/// Least-squares slope and intercept (at `intercept_t`), x in seconds.
+fn linear_regression(w: &[Sample], intercept_t: i64) -> (f64, f64) {
+    let init_y = w.first().map_or(f64::NAN, |p| p.v);
+    let const_y = w.iter().all(|p| p.v == init_y);
+    let (mut n, mut sx, mut cx, mut sy, mut cy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sxy, mut cxy, mut sx2, mut cx2) = (0.0, 0.0, 0.0, 0.0);
+    for p in w {
+        n += 1.0;
+        let x = p.t.saturating_sub(intercept_t) as f64 / 1e3;
+        (sx, cx) = kahan_inc(x, sx, cx);
+        (sy, cy) = kahan_inc(p.v, sy, cy);
+        (sxy, cxy) = kahan_inc(x * p.v, sxy, cxy);
+        (sx2, cx2) = kahan_inc(x * x, sx2, cx2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    let (sx, sy, sxy, sx2) = (sx + cx, sy + cy, sxy + cxy, sx2 + cx2);
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    (slope, sy / n - slope * sx / n)
+}
+
+/// Removes the parentheses around an expression (Prometheus unwraps
+/// function arguments before looking at them).
+pub(crate) fn unparen(mut e: &Expr) -> &Expr {
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
+}
+
+/// The labels `absent()` answers with: those its selector matches by
+/// equality, each named once, the metric name left out.
+pub(crate) fn absent_labels_of(arg: Option<&Expr>) -> Labels {
+    let vs = match arg.map(unparen) {
+        Some(Expr::VectorSelector(vs)) => vs,
+        Some(Expr::MatrixSelector(ms)) => &ms.vs,
+        _ => return Labels::default(),
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    let matchers = matchers_with_name(vs);
+    for m in &matchers.matchers {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        out.retain(|(n, _)| n != &m.name);
+        if m.op == MatchOp::Equal && !seen.contains(&m.name.as_str()) {
+            out.push((m.name.clone(), m.value.clone()));
+            seen.push(&m.name);
+        }
+    }
+    Labels::new(out)
+}

@@ -1,0 +1,217 @@
+//! End-to-end tests of the crate's public API: parse, selections, then
+//! evaluate over series a small in-memory store hands out as the host
+//! would (by matchers and time), with hand-computed expected values.
+
+mod aggregate;
+mod binary;
+mod functions;
+mod limits;
+mod rate;
+
+use heroic_promql::{evaluate, parse, selections, Error, EvalRange, Labels, RangeSeries, Sample, Value};
+
+/// A series from label pairs and `(seconds, value)` samples.
+pub fn series(labels: &[(&str, &str)], samples: &[(f64, f64)]) -> RangeSeries {
+    RangeSeries {
+        labels: Labels::new(labels.iter().map(|(n, v)| (n.to_string(), v.to_string()))),
+        samples: samples.iter().map(|&(t, v)| Sample { t: (t * 1000.0) as i64, v }).collect(),
+    }
+}
+
+/// Labels from pairs.
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())))
+}
+
+/// What the host does: for each selection, the series whose labels match
+/// with their samples in the selection's time range.
+pub fn run(query: &str, range: EvalRange, store: &[RangeSeries]) -> Result<Value, Error> {
+    let expr = parse(query)?;
+    let data: Vec<Vec<RangeSeries>> = selections(&expr, &range)
+        .iter()
+        .map(|sel| {
+            store
+                .iter()
+                .filter(|s| sel.matchers.matchers.iter().all(|m| m.is_match(s.labels.get(&m.name))))
+                .map(|s| RangeSeries {
+                    labels: s.labels.clone(),
+                    samples: s.samples.iter().filter(|p| p.t >= sel.first_ms && p.t <= sel.last_ms).copied().collect(),
+                })
+                .filter(|s| !s.samples.is_empty())
+                .collect()
+        })
+        .collect();
+    evaluate(&expr, &range, &data)
+}
+
+/// An instant query at `t` seconds (5 minute lookback).
+pub fn instant(query: &str, t: f64, store: &[RangeSeries]) -> Result<Value, Error> {
+    let t = (t * 1000.0) as i64;
+    run(query, EvalRange { start_ms: t, end_ms: t, step_ms: 1, lookback_ms: 300_000 }, store)
+}
+
+/// A range query, times in seconds.
+pub fn range(query: &str, start: f64, end: f64, step: f64, store: &[RangeSeries]) -> Result<Value, Error> {
+    let ms = |s: f64| (s * 1000.0) as i64;
+    run(query, EvalRange { start_ms: ms(start), end_ms: ms(end), step_ms: ms(step), lookback_ms: 300_000 }, store)
+}
+
+/// An instant query's vector as `(labels, value)`, sorted by labels.
+pub fn vector(query: &str, t: f64, store: &[RangeSeries]) -> Vec<(Labels, f64)> {
+    match instant(query, t, store) {
+        Ok(Value::Vector(v)) => {
+            assert!(v.iter().all(|(_, s)| s.t == (t * 1000.0) as i64), "{query}: samples at the evaluation time");
+            let mut v: Vec<(Labels, f64)> = v.into_iter().map(|(l, s)| (l, s.v)).collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        }
+        other => panic!("{query}: expected a vector, got {other:?}"),
+    }
+}
+
+/// The single value of an instant query answering one series.
+pub fn one(query: &str, t: f64, store: &[RangeSeries]) -> f64 {
+    let v = vector(query, t, store);
+    assert_eq!(v.len(), 1, "{query}: expected one series, got {v:?}");
+    v[0].1
+}
+
+/// An instant query's scalar.
+pub fn scalar(query: &str, t: f64, store: &[RangeSeries]) -> f64 {
+    match instant(query, t, store) {
+        Ok(Value::Scalar(s)) => s.v,
+        other => panic!("{query}: expected a scalar, got {other:?}"),
+    }
+}
+
+/// Asserts two floats are equal within 1e-9 (relative), NaN equal to NaN.
+pub fn close(got: f64, want: f64) -> bool {
+    (got.is_nan() && want.is_nan()) || got == want || (got - want).abs() <= 1e-9 * want.abs().max(1.0)
+}
+
+#[track_caller]
+pub fn assert_close(got: f64, want: f64) {
+    assert!(close(got, want), "got {got}, want {want}");
+}
+
+/// A counter `c{job="a"}` every 10s from 10s: 10, 20, 30, 40 …
+pub fn counter() -> Vec<RangeSeries> {
+    vec![series(&[("__name__", "c"), ("job", "a")], &[(10.0, 10.0), (20.0, 20.0), (30.0, 30.0), (40.0, 40.0)])]
+}
+
+#[test]
+fn instant_selector_takes_the_latest_sample_within_the_lookback() {
+    let store = vec![series(&[("__name__", "a")], &[(0.0, 1.0), (10.0, 2.0), (20.0, 3.0)])];
+    assert_eq!(one("a", 15.0, &store), 2.0);
+    assert_eq!(one("a", 20.0, &store), 3.0);
+    // The lookback is closed: 320s - 5m = 20s still sees the sample at 20s.
+    assert_eq!(one("a", 320.0, &store), 3.0);
+    assert!(vector("a", 320.001, &store).is_empty());
+    assert!(vector("a", -1.0, &store).is_empty());
+    // The metric name is kept.
+    assert_eq!(vector("a", 15.0, &store)[0].0, labels(&[("__name__", "a")]));
+}
+
+#[test]
+fn offsets_shift_the_time_both_ways() {
+    let store = vec![series(&[("__name__", "a")], &[(0.0, 1.0), (10.0, 2.0), (20.0, 3.0)])];
+    assert_eq!(one("a offset 10s", 25.0, &store), 2.0);
+    assert_eq!(one("a offset -10s", 5.0, &store), 2.0);
+    assert_eq!(one("sum_over_time(a[10s] offset 10s)", 20.0, &store), 3.0);
+}
+
+#[test]
+fn staleness_markers_end_a_series() {
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    let store = vec![series(&[("__name__", "a")], &[(0.0, 1.0), (10.0, stale)])];
+    assert_eq!(one("a", 5.0, &store), 1.0);
+    assert!(vector("a", 15.0, &store).is_empty());
+    assert_eq!(one("count_over_time(a[1m])", 15.0, &store), 1.0);
+}
+
+#[test]
+fn selections_cover_lookback_range_and_offset() {
+    let expr = parse("rate(foo{job=\"a\"}[5m] offset 1m) + bar").unwrap();
+    let r = EvalRange { start_ms: 1_000_000, end_ms: 2_000_000, step_ms: 10_000, lookback_ms: 300_000 };
+    let sels = selections(&expr, &r);
+    assert_eq!(sels.len(), 2);
+    assert_eq!((sels[0].first_ms, sels[0].last_ms), (1_000_000 - 60_000 - 300_000, 2_000_000 - 60_000));
+    assert_eq!((sels[1].first_ms, sels[1].last_ms), (1_000_000 - 300_000, 2_000_000));
+    let names: Vec<_> =
+        sels[0].matchers.matchers.iter().filter(|m| m.name == "__name__").map(|m| m.value.clone()).collect();
+    assert_eq!(names, ["foo"]);
+    assert!(sels[0].matchers.matchers.iter().any(|m| m.name == "job" && m.value == "a"));
+    // A huge offset saturates rather than overflowing.
+    let expr = parse("foo offset 290000000y").unwrap();
+    let sels = selections(&expr, &r);
+    assert!(sels[0].first_ms <= sels[0].last_ms);
+}
+
+#[test]
+fn instant_query_of_a_range_selector_answers_raw_samples() {
+    let store = counter();
+    match instant("c[25s]", 40.0, &store) {
+        Ok(Value::Matrix(m)) => {
+            assert_eq!(m.len(), 1);
+            assert_eq!(m[0].labels, labels(&[("__name__", "c"), ("job", "a")]));
+            let ts: Vec<i64> = m[0].samples.iter().map(|s| s.t).collect();
+            assert_eq!(ts, [20_000, 30_000, 40_000]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(range("c[1m]", 0.0, 60.0, 10.0, &store), Err(Error::Invalid(_))));
+}
+
+#[test]
+fn scalars_and_strings() {
+    assert_eq!(scalar("1e3", 0.0, &[]), 1000.0);
+    assert_eq!(scalar("2 ^ 3 + 1", 0.0, &[]), 9.0);
+    assert_eq!(scalar("-(1 + 1)", 0.0, &[]), -2.0);
+    assert_eq!(scalar("5 % 3", 0.0, &[]), 2.0);
+    assert_eq!(scalar("1 > bool 2", 0.0, &[]), 0.0);
+    assert_eq!(scalar("time()", 100.0, &[]), 100.0);
+    match instant("\"hi\"", 7.0, &[]) {
+        Ok(Value::String { t, value }) => assert_eq!((t, value.as_str()), (7000, "hi")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn range_query_answers_a_matrix_per_series_and_step() {
+    let store = vec![
+        series(&[("__name__", "a"), ("i", "2")], &[(0.0, 1.0), (20.0, 2.0)]),
+        series(&[("__name__", "a"), ("i", "1")], &[(10.0, 5.0)]),
+    ];
+    match range("a", 0.0, 30.0, 10.0, &store) {
+        Ok(Value::Matrix(m)) => {
+            assert_eq!(m.len(), 2);
+            assert_eq!(m[0].labels, labels(&[("__name__", "a"), ("i", "1")]));
+            let one: Vec<(i64, f64)> = m[0].samples.iter().map(|s| (s.t, s.v)).collect();
+            assert_eq!(one, [(10_000, 5.0), (20_000, 5.0), (30_000, 5.0)]);
+            let two: Vec<(i64, f64)> = m[1].samples.iter().map(|s| (s.t, s.v)).collect();
+            assert_eq!(two, [(0, 1.0), (10_000, 1.0), (20_000, 2.0), (30_000, 2.0)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match range("time() * 2", 0.0, 20.0, 10.0, &[]) {
+        Ok(Value::Matrix(m)) => {
+            assert_eq!(m.len(), 1);
+            assert_eq!(m[0].labels, Labels::default());
+            let v: Vec<f64> = m[0].samples.iter().map(|s| s.v).collect();
+            assert_eq!(v, [0.0, 20.0, 40.0]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn series_differing_only_by_name_collide_once_the_name_is_dropped() {
+    let store = vec![
+        series(&[("__name__", "a"), ("i", "1")], &[(0.0, 1.0)]),
+        series(&[("__name__", "b"), ("i", "1")], &[(0.0, 2.0)]),
+    ];
+    let err = instant("abs({i=\"1\"})", 0.0, &store).unwrap_err();
+    assert_eq!(err, Error::Invalid("vector cannot contain metrics with the same labelset".into()));
+    assert!(instant("-{i=\"1\"}", 0.0, &store).is_err());
+    assert_eq!(vector("{i=\"1\"}", 0.0, &store).len(), 2);
+}
