@@ -361,6 +361,7 @@ fn the_query_api_refuses_what_it_cannot_answer_as_prometheus_does() {
         ("query_range", &[("query", "up"), ("start", "10"), ("end", "5"), ("step", "1")], 400, "bad_data"),
         ("query_range", &[("query", "up"), ("start", "0"), ("end", "100000"), ("step", "1")], 400, "bad_data"),
         ("query_range", &[("query", "up"), ("start", "0"), ("end", "10"), ("step", "0")], 400, "bad_data"),
+        ("query_range", &[("query", "up"), ("start", ""), ("end", "10"), ("step", "1")], 400, "bad_data"),
         ("series", &[], 400, "bad_data"),
         ("series", &[("match[]", "sum(up)")], 400, "bad_data"),
         ("label/not-a-name/values", &[], 400, "bad_data"),
@@ -389,4 +390,9 @@ fn the_query_api_refuses_what_it_cannot_answer_as_prometheus_does() {
     assert!(info["data"]["version"].as_str().unwrap().starts_with("2."), "{info}");
     let (status, one) = node_api(&node, "query", &[("query", "1+1"), ("time", "100")]);
     assert_eq!((status, &one["data"]), (200, &serde_json::json!({"resultType": "scalar", "result": [100, "2"]})));
+    // A range query of one step is still a range query.
+    let (status, one) =
+        node_api(&node, "query_range", &[("query", "1+1"), ("start", "100"), ("end", "100"), ("step", "15")]);
+    let want = serde_json::json!({"resultType": "matrix", "result": [{"metric": {}, "values": [[100, "2"]]}]});
+    assert_eq!((status, &one["data"]), (200, &want));
 }

@@ -26,7 +26,7 @@ pub mod plan;
 pub mod value;
 
 pub use error::Error;
-pub use eval::{evaluate, MAX_SAMPLES};
+pub use eval::{evaluate, evaluate_until, MAX_SAMPLES};
 pub use plan::{matchers_with_name, selections, EvalRange, Selection, MAX_DEPTH, MAX_QUERY_BYTES};
 
 /// Parses PromQL, refusing texts over [`MAX_QUERY_BYTES`], nested deeper

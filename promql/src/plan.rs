@@ -29,7 +29,9 @@ const MAX_OPERATORS: usize = 4 * MAX_DEPTH;
 pub struct EvalRange {
     pub start_ms: i64,
     pub end_ms: i64,
-    /// Milliseconds between evaluations, > 0 (1 for an instant query).
+    /// Milliseconds between evaluations, > 0; 0 for an instant query
+    /// (`start == end`), as in Prometheus. A range query whose start is
+    /// its end is evaluated once and still answers a matrix.
     pub step_ms: i64,
     /// How far back an instant vector selector looks for a sample
     /// (Prometheus' `--query.lookback-delta`, 5 minutes by default).

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -43,11 +43,18 @@ const LOOKBACK_MS: i64 = 5 * 60 * 1000;
 /// `version` to choose the features it uses.
 const PROMETHEUS_VERSION: &str = "2.42.0";
 
-fn promql_error(e: heroic_promql::Error) -> ApiError {
+/// A PromQL error with Prometheus' status: 400 for the query's own fault
+/// (`bad_data`), 503 past the deadline (`timeout`), else 422 (`execution`).
+fn promql_error(e: heroic_promql::Error, timeout: Duration) -> ApiError {
     match e {
-        heroic_promql::Error::TooManySamples { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-        e => ApiError::bad_request(e.to_string()),
+        heroic_promql::Error::Timeout => timed_out(timeout),
+        e if e.is_bad_data() => ApiError::bad_request(e.to_string()),
+        e => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     }
+}
+
+fn timed_out(timeout: Duration) -> ApiError {
+    ApiError::unavailable(format!("query timed out after {} s (query.timeout_secs)", timeout.as_secs()))
 }
 
 fn reply(result: Result<Response, ApiError>) -> Response {
@@ -61,7 +68,7 @@ pub async fn query(node: &Node, params: Params) -> Response {
             let text =
                 params.get("query").ok_or_else(|| ApiError::bad_request("invalid parameter \"query\": missing"))?;
             let t = params.time("time", now_ms())?;
-            let range = EvalRange { start_ms: t, end_ms: t, step_ms: 1, lookback_ms: LOOKBACK_MS };
+            let range = EvalRange { start_ms: t, end_ms: t, step_ms: 0, lookback_ms: LOOKBACK_MS };
             evaluate(node, text, range).await.map(|v| answer::value(&v))
         }
         .await,
@@ -93,49 +100,56 @@ pub async fn query_range(node: &Node, params: Params) -> Response {
             if (end - start) / step > MAX_STEPS {
                 return Err(ApiError::bad_request(
                     "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution \
-                 (?step=XX)",
+                     (?step=XX)",
                 ));
             }
             let range = EvalRange { start_ms: start, end_ms: end, step_ms: step, lookback_ms: LOOKBACK_MS };
-            let value = evaluate(node, text, range).await?;
-            // A range query answers a matrix, whatever the expression is.
-            let value = match value {
-                Value::Scalar(s) => {
-                    Value::Matrix(vec![heroic_promql::RangeSeries { labels: Labels::default(), samples: vec![s] }])
-                }
-                v => v,
-            };
-            Ok(answer::value(&value))
+            // A step above 0 makes it a range query (a matrix), even when
+            // `start` is `end`.
+            evaluate(node, text, range).await.map(|v| answer::value(&v))
         }
         .await,
     )
 }
 
 /// Parses and evaluates `text`, reading its selections in a query slot,
-/// within the query timeout and the node's query budget.
+/// within the query timeout and the node's query budget. Evaluation stops
+/// at the same deadline: the slot is not given back while it runs.
 async fn evaluate(node: &Node, text: &str, range: EvalRange) -> Result<Value, ApiError> {
-    let expr = heroic_promql::parse(text).map_err(promql_error)?;
-    let mut ticket = node.admission.admit().await?;
     let timeout = Duration::from_secs(node.query.timeout_secs);
-    let value = tokio::time::timeout(timeout, run(node, expr, range, &mut ticket)).await.map_err(|_| {
-        ApiError::unavailable(format!("query timed out after {} s (query.timeout_secs)", timeout.as_secs()))
-    })??;
+    let expr = heroic_promql::parse(text).map_err(|e| promql_error(e, timeout))?;
+    let mut ticket = node.admission.admit().await?;
+    let deadline = Instant::now() + timeout;
+    let value = tokio::time::timeout(timeout, run(node, expr, range, &mut ticket, deadline))
+        .await
+        .map_err(|_| timed_out(timeout))??;
     drop(ticket);
     Ok(value)
 }
 
-async fn run(node: &Node, expr: Expr, range: EvalRange, ticket: &mut Ticket) -> Result<Value, ApiError> {
+async fn run(
+    node: &Node,
+    expr: Expr,
+    range: EvalRange,
+    ticket: &mut Ticket,
+    deadline: Instant,
+) -> Result<Value, ApiError> {
+    let timeout = Duration::from_secs(node.query.timeout_secs);
     let wanted = heroic_promql::selections(&expr, &range);
     let mut budget = Budget { series: node.query.series_limit, samples: node.query.data_limit, read: 0 };
     let mut data = Vec::with_capacity(wanted.len());
     for selection in &wanted {
         data.push(read(node, selection, &mut budget, ticket).await?);
     }
-    // Evaluation is CPU work of up to seconds: off the request threads.
-    tokio::task::spawn_blocking(move || heroic_promql::evaluate(&expr, &range, &data))
+    // Evaluation is CPU work of up to seconds: off the request threads. It
+    // stops by itself at the deadline, so awaiting it keeps the slot and
+    // the budget taken exactly as long as it runs.
+    let evaluation =
+        tokio::task::spawn_blocking(move || heroic_promql::evaluate_until(&expr, &range, &data, Some(deadline)));
+    evaluation
         .await
         .map_err(|e| ApiError::internal(format!("query evaluation failed: {e}")))?
-        .map_err(promql_error)
+        .map_err(|e| promql_error(e, timeout))
 }
 
 /// The selectors of `match[]` (every series without one when `required`
@@ -147,7 +161,7 @@ fn selectors(params: &Params, required: bool) -> Result<(Vec<Selector>, TimeRang
     }
     let mut out = Vec::with_capacity(matches.len().max(1));
     for m in matches {
-        match heroic_promql::parse(m).map_err(promql_error)? {
+        match heroic_promql::parse(m).map_err(|e| ApiError::bad_request(e.to_string()))? {
             Expr::VectorSelector(vs) => out.push(Selector::new(&heroic_promql::matchers_with_name(&vs))),
             _ => {
                 return Err(ApiError::bad_request(format!(
@@ -164,11 +178,21 @@ fn selectors(params: &Params, required: bool) -> Result<(Vec<Selector>, TimeRang
     Ok((out, TimeRange::new(start.saturating_sub(1), end)))
 }
 
-/// The label sets of every series of `selectors` in `range`.
+/// The label sets of every series of `selectors` in `range`: at most
+/// `query.series_limit` found by all of them together.
 async fn label_sets(node: &Node, selectors: &[Selector], range: TimeRange) -> Result<BTreeSet<Labels>, ApiError> {
     let mut sets = BTreeSet::new();
+    let mut left = node.query.series_limit;
     for s in selectors {
-        sets.extend(found(node, s, range, node.query.series_limit).await?.into_iter().map(|(_, labels)| labels));
+        if left == 0 {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("the selectors match more than {} series (query.series_limit)", node.query.series_limit),
+            ));
+        }
+        let found = found(node, s, range, left).await?;
+        left = left.saturating_sub(found.len() as u64);
+        sets.extend(found.into_iter().map(|(_, labels)| labels));
     }
     Ok(sets)
 }

@@ -14,13 +14,20 @@ use warp::reply::Response;
 
 use crate::http::error::ApiError;
 
-/// A value as Prometheus writes it (Go's `FormatFloat(v, 'f', -1, 64)`):
-/// the shortest decimal that reads back as `v`, never an exponent.
+/// A value as Prometheus writes it (`jsonutil.MarshalValue`): Go's
+/// shortest decimal (`'f'`), or with an exponent (`'e'`: `1e+21`,
+/// `1.5e-07`) below 1e-6 and from 1e21 on.
 fn write_value(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("\"NaN\"");
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "\"+Inf\"" } else { "\"-Inf\"" });
+    } else if v != 0.0 && (v.abs() < 1e-6 || v.abs() >= 1e21) {
+        // Rust writes `1.5e-7`; Go a sign and at least two digits.
+        let text = format!("{v:e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let (sign, digits) = exponent.strip_prefix('-').map_or(("+", exponent), |d| ("-", d));
+        let _ = write!(out, "\"{mantissa}e{sign}{digits:0>2}\"");
     } else {
         let _ = write!(out, "\"{v}\"");
     }
@@ -168,7 +175,8 @@ pub fn error(e: ApiError) -> Response {
         400 => "bad_data",
         404 => "not_found",
         422 => "execution",
-        503 if e.message.contains("timed out") => "timeout",
+        // The query API's own timeout (`query.timeout_secs`).
+        503 if e.message.contains("query.timeout_secs") => "timeout",
         503 => "unavailable",
         _ => "internal",
     };
@@ -200,8 +208,12 @@ mod tests {
     fn values_and_times_are_written_as_prometheus_writes_them() {
         assert_eq!(text(1.5), "\"1.5\"");
         assert_eq!(text(2.0), "\"2\"");
-        assert_eq!(text(1e21), "\"1000000000000000000000\"");
-        assert_eq!(text(1e-7), "\"0.0000001\"");
+        assert_eq!(text(1e21), "\"1e+21\"");
+        assert_eq!(text(1e20), "\"100000000000000000000\"");
+        assert_eq!(text(1.5e-7), "\"1.5e-07\"");
+        assert_eq!(text(-2.5e300), "\"-2.5e+300\"");
+        assert_eq!(text(1e-6), "\"0.000001\"");
+        assert_eq!(text(0.0), "\"0\"");
         assert_eq!(text(f64::NAN), "\"NaN\"");
         assert_eq!(text(f64::INFINITY), "\"+Inf\"");
         assert_eq!(text(f64::NEG_INFINITY), "\"-Inf\"");

@@ -49,8 +49,10 @@ impl Params {
 
     /// A required time parameter in milliseconds.
     pub fn required_time(&self, name: &str) -> Result<i64, ApiError> {
-        self.get(name).ok_or_else(|| ApiError::bad_request(format!("invalid parameter {name:?}: missing")))?;
-        self.time(name, 0)
+        let text = self.get(name).unwrap_or_default();
+        parse_time(text).ok_or_else(|| {
+            ApiError::bad_request(format!("invalid parameter {name:?}: cannot parse {text:?} to a valid timestamp"))
+        })
     }
 }
 
@@ -113,5 +115,6 @@ mod tests {
         assert_eq!(p.time("time", 0).unwrap(), 10_000);
         assert_eq!(p.time("start", 7).unwrap(), 7);
         assert!(p.required_time("end").is_err());
+        assert!(Params::parse("start=", None).required_time("start").is_err(), "empty is not the epoch");
     }
 }

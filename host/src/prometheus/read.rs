@@ -64,21 +64,15 @@ pub async fn read(
                 ApiError::unavailable(format!("metrics backend {:?}: {e}", backend.id))
             })?;
             for fetched in response.series.iter() {
-                let Some((base, labels)) = chunk.get(fetched.request_index as usize) else {
+                // Resource variants of a series are that series (their
+                // resource tags are not labels: see `selector`).
+                let Some((_, labels)) = chunk.get(fetched.request_index as usize) else {
                     return Err(ApiError::internal(format!(
                         "metrics backend {:?} answered for an unknown series",
                         backend.id
                     )));
                 };
-                let labels = if fetched.resource.is_empty() {
-                    labels.clone()
-                } else {
-                    let labels = labels_of(base, &fetched.resource);
-                    if !selector.matches(&labels) {
-                        continue;
-                    }
-                    labels
-                };
+                let labels = labels.clone();
                 budget.read += fetched.points.len() as u64;
                 if budget.read > budget.samples {
                     return Err(over_limit(format!(
@@ -100,7 +94,7 @@ pub async fn read(
         .filter(|(_, samples)| !samples.is_empty())
         .map(|(labels, mut samples)| {
             // Several backends (or resource variants) of one series: one
-            // sample a timestamp, the first backend's.
+            // sample a timestamp, the first read.
             if sources.get(&labels).copied().unwrap_or(0) > 1 {
                 samples.sort_by_key(|s| s.t);
                 samples.dedup_by_key(|s| s.t);
@@ -129,7 +123,7 @@ pub async fn found(
     Ok(series
         .into_iter()
         .filter_map(|s| {
-            let labels = labels_of(&s, &[]);
+            let labels = labels_of(&s);
             selector.matches(&labels).then_some((s, labels))
         })
         .collect())

@@ -2,8 +2,9 @@
 //! labels.
 //!
 //! The metric name (`__name__`) is the series key, every other label a
-//! tag, and resource identifiers are labels too (a resource variant is its
-//! own series to PromQL). Label matchers follow Prometheus: a missing label
+//! tag. Resource identifiers are not labels: the filters cannot select by
+//! them, so a matcher on one could never be honoured; the variants of a
+//! series are read as that one series. Label matchers follow Prometheus: a missing label
 //! has the value "", so `job=""` selects the series without `job`, and
 //! `job!="api"` the series whose `job` is another value *or* missing;
 //! regexes are anchored at both ends, as the filter's own regexes are.
@@ -12,7 +13,7 @@
 //! matchers (it has no regex on the series key), never less: every series
 //! found is checked against the matchers here.
 
-use heroic_plugin_api::types::{Series, Tag};
+use heroic_plugin_api::types::Series;
 use heroic_plugin_api::Filter;
 use heroic_promql::Labels;
 use promql_parser::label::{MatchOp, Matcher, Matchers};
@@ -96,12 +97,11 @@ fn filter_of(m: &Matcher) -> Filter {
     }
 }
 
-/// A series' labels: `__name__` from its key, its tags, its resource tags.
-pub fn labels_of(series: &Series, resource: &[Tag]) -> Labels {
-    let tags = series.tags.iter().chain(series.resource.iter()).chain(resource.iter());
+/// A series' labels: `__name__` from its key, and its tags.
+pub fn labels_of(series: &Series) -> Labels {
     Labels::new(
         std::iter::once((NAME.to_string(), series.key.to_string()))
-            .chain(tags.map(|t| (t.key.to_string(), t.value.to_string()))),
+            .chain(series.tags.iter().map(|t| (t.key.to_string(), t.value.to_string()))),
     )
 }
 
@@ -148,12 +148,11 @@ mod tests {
         for (query, expected) in cases {
             let selector = select(query);
             let matcher = selector.filter.compile().expect("compiles");
-            let chosen: Vec<usize> = (0..all.len())
-                .filter(|&i| matcher.matches(&all[i]) && selector.matches(&labels_of(&all[i], &[])))
-                .collect();
+            let chosen: Vec<usize> =
+                (0..all.len()).filter(|&i| matcher.matches(&all[i]) && selector.matches(&labels_of(&all[i]))).collect();
             assert_eq!(&chosen, expected, "{query}");
             for (i, s) in all.iter().enumerate() {
-                if selector.matches(&labels_of(s, &[])) {
+                if selector.matches(&labels_of(s)) {
                     assert!(matcher.matches(s), "{query}: the filter drops series {i}");
                 }
             }

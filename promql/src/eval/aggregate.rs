@@ -87,10 +87,10 @@ impl Evaluator<'_> {
         if let Some(p) = &a.param {
             if op == Op::CountValues {
                 let Expr::StringLiteral(s) = unparen(p) else {
-                    return Err(Error::Invalid("count_values needs a string parameter".into()));
+                    return Err(Error::Execution("count_values needs a string parameter".into()));
                 };
                 if !is_label_name(&s.val) {
-                    return Err(Error::Invalid(format!("invalid label name {:?}", s.val)));
+                    return Err(Error::Execution(format!("invalid label name {:?}", s.val)));
                 }
                 value_label.clone_from(&s.val);
                 if !without {
@@ -128,7 +128,7 @@ fn aggregation(op: Op, grouping: &Grouping, param: f64, value_label: &str, vec: 
     if matches!(op, Op::Topk | Op::Bottomk) {
         // Go's int64 conversion is defined only inside its range.
         if param.is_nan() || !(-9.223_372_036_854_776e18..=9.223_372_036_854_776e18).contains(&param) {
-            return Err(Error::Invalid(format!("scalar value {param} overflows int64")));
+            return Err(Error::Execution(format!("scalar value {param} overflows int64")));
         }
         k = param as i64;
         if k < 1 {

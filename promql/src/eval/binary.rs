@@ -246,7 +246,7 @@ fn vector_binop(op: Op, lhs: Vector, rhs: Vector, m: &Matching, return_bool: boo
         let sig = m.signature(&r.labels);
         if let Some(dup) = right.get(&sig) {
             let side = if swapped { "left" } else { "right" };
-            return Err(Error::Invalid(format!(
+            return Err(Error::Execution(format!(
                 "found duplicate series for the match group {sig} on the {side} hand-side of the operation: [{}, {}];\
                  many-to-many matching not allowed: matching labels must be unique on one side",
                 r.labels, dup.labels
@@ -271,13 +271,13 @@ fn vector_binop(op: Op, lhs: Vector, rhs: Vector, m: &Matching, return_bool: boo
         let seen = matched.entry(sig).or_default();
         if m.card == Card::OneToOne {
             if !seen.is_empty() {
-                return Err(Error::Invalid(
+                return Err(Error::Execution(
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
                         .into(),
                 ));
             }
         } else if seen.contains(&labels) {
-            return Err(Error::Invalid(
+            return Err(Error::Execution(
                 "multiple matches for labels: grouping labels must ensure unique matches".into(),
             ));
         }

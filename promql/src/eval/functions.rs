@@ -144,7 +144,7 @@ impl Evaluator<'_> {
 fn string_arg(args: &[&Expr], i: usize) -> Result<String, Error> {
     match args.get(i).map(|a| unparen(a)) {
         Some(Expr::StringLiteral(s)) => Ok(s.val.clone()),
-        _ => Err(Error::Invalid(format!("expected a string literal as argument {}", i + 1))),
+        _ => Err(Error::Execution(format!("expected a string literal as argument {}", i + 1))),
     }
 }
 
@@ -200,9 +200,9 @@ fn prepare(name: &str, args: &[&Expr]) -> Result<Prepared, Error> {
             let (dst, repl, src, re) =
                 (string_arg(args, 1)?, string_arg(args, 2)?, string_arg(args, 3)?, string_arg(args, 4)?);
             let re = Matcher::new_matcher(T_EQL_REGEX, String::new(), re.clone())
-                .map_err(|_| Error::Invalid(format!("invalid regular expression in label_replace(): {re}")))?;
+                .map_err(|_| Error::Execution(format!("invalid regular expression in label_replace(): {re}")))?;
             if !is_label_name(&dst) {
-                return Err(Error::Invalid(format!("invalid destination label name in label_replace(): {dst}")));
+                return Err(Error::Execution(format!("invalid destination label name in label_replace(): {dst}")));
             }
             Ok(P::LabelReplace { dst, repl, src, re })
         }
@@ -210,10 +210,10 @@ fn prepare(name: &str, args: &[&Expr]) -> Result<Prepared, Error> {
             let (dst, sep) = (string_arg(args, 1)?, string_arg(args, 2)?);
             let srcs = (3..args.len()).map(|i| string_arg(args, i)).collect::<Result<Vec<_>, _>>()?;
             if let Some(bad) = srcs.iter().find(|s| !is_label_name(s)) {
-                return Err(Error::Invalid(format!("invalid source label name in label_join(): {bad}")));
+                return Err(Error::Execution(format!("invalid source label name in label_join(): {bad}")));
             }
             if !is_label_name(&dst) {
-                return Err(Error::Invalid(format!("invalid destination label name in label_join(): {dst}")));
+                return Err(Error::Execution(format!("invalid destination label name in label_join(): {dst}")));
             }
             Ok(P::LabelJoin { dst, sep, srcs })
         }
@@ -358,7 +358,7 @@ fn histogram_quantile(q: f64, v: &[Elem]) -> Vector {
     let mut groups: Vec<(Labels, Rc<Labels>, Vec<Bucket>)> = Vec::new();
     let mut position: foldhash::HashMap<Labels, usize> = foldhash::HashMap::default();
     for e in v {
-        let Ok(upper) = e.labels.get("le").trim().parse::<f64>() else { continue };
+        let Ok(upper) = e.labels.get("le").parse::<f64>() else { continue };
         let signature = e.labels.without(&["le"]);
         let i = *position.entry(signature.clone()).or_insert_with(|| {
             groups.push((signature, Rc::new(e.labels.without(&[METRIC_NAME, "le"])), Vec::new()));

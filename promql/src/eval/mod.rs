@@ -19,6 +19,7 @@ mod range_fns;
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Instant;
 
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Expr, MatrixSelector, VectorSelector};
@@ -38,14 +39,28 @@ const MAX_STEPS: i64 = 11_000;
 const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
 /// Evaluates `expr` over `range`, `data[i]` being the series read for the
-/// `i`th of [`crate::selections`]: a range query (`start < end`) answers a
-/// matrix; an instant query answers what the expression is.
+/// `i`th of [`crate::selections`]: an instant query (`step_ms == 0`,
+/// `start == end`) answers what the expression is; a range query answers a
+/// matrix.
 pub fn evaluate(expr: &Expr, range: &EvalRange, data: &[Vec<RangeSeries>]) -> Result<Value, Error> {
+    evaluate_until(expr, range, data, None)
+}
+
+/// [`evaluate`], stopping with [`Error::Timeout`] once `deadline` has
+/// passed: the work of a query whose client has been answered must not
+/// go on.
+pub fn evaluate_until(
+    expr: &Expr,
+    range: &EvalRange,
+    data: &[Vec<RangeSeries>],
+    deadline: Option<Instant>,
+) -> Result<Value, Error> {
     plan::check(expr, is_supported_function)?;
-    let instant = range.start_ms == range.end_ms;
     if range.end_ms < range.start_ms {
         return Err(Error::Invalid("end timestamp must not be before start time".into()));
     }
+    // As in Prometheus, a step of 0 is an instant query.
+    let instant = range.step_ms == 0 && range.start_ms == range.end_ms;
     if !instant && range.step_ms <= 0 {
         return Err(Error::Invalid(
             "zero or negative query resolution step widths are not accepted. try a positive integer".into(),
@@ -77,6 +92,7 @@ pub fn evaluate(expr: &Expr, range: &EvalRange, data: &[Vec<RangeSeries>]) -> Re
         index,
         held: 0,
         sorted: Vec::new(),
+        deadline,
     };
     let kind = expr.value_type();
     let val = ev.eval(expr)?;
@@ -179,6 +195,8 @@ pub(crate) struct Evaluator<'a> {
     held: usize,
     /// Selections whose series had to be put in time order, by index.
     sorted: Vec<(usize, Vec<RangeSeries>)>,
+    /// When to stop (checked as samples are held).
+    deadline: Option<Instant>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -195,6 +213,9 @@ impl<'a> Evaluator<'a> {
 
     /// Takes `n` more samples, failing past [`MAX_SAMPLES`].
     pub fn hold(&mut self, n: usize) -> Result<(), Error> {
+        if self.deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(Error::Timeout);
+        }
         self.held = self.held.saturating_add(n);
         if self.held > MAX_SAMPLES {
             return Err(Error::TooManySamples { limit: MAX_SAMPLES });
@@ -243,7 +264,7 @@ impl<'a> Evaluator<'a> {
     pub fn eval_matrix(&mut self, expr: &Expr) -> Result<Matrix, Error> {
         match self.eval(expr)? {
             Val::Matrix(m) => Ok(m),
-            Val::Str(_) => Err(Error::Invalid("expected a number or vector, got a string".into())),
+            Val::Str(_) => Err(Error::Execution("expected a number or vector, got a string".into())),
         }
     }
 
@@ -266,7 +287,7 @@ impl<'a> Evaluator<'a> {
     pub fn series_of(&mut self, vs: &VectorSelector) -> Result<&[RangeSeries], Error> {
         let at = vs as *const VectorSelector as usize;
         let Some(&i) = self.index.get(&at) else {
-            return Err(Error::Invalid("selector not found among the selections".into()));
+            return Err(Error::Execution("selector not found among the selections".into()));
         };
         let data: &'a [RangeSeries] = self.data.get(i).map_or(&[], |d| d.as_slice());
         if data.iter().all(|s| s.samples.windows(2).all(|w| w[0].t <= w[1].t)) {
@@ -397,7 +418,7 @@ pub(crate) fn check_unique(m: &Matrix) -> Result<(), Error> {
     if m.iter().all(|s| seen.insert(s.labels.clone())) {
         Ok(())
     } else {
-        Err(Error::Invalid(SAME_LABELSET.into()))
+        Err(Error::Execution(SAME_LABELSET.into()))
     }
 }
 
@@ -409,7 +430,7 @@ fn check_unique_vector(v: &Vector) -> Result<(), Error> {
     if v.iter().all(|e| seen.insert(e.labels.clone())) {
         Ok(())
     } else {
-        Err(Error::Invalid(SAME_LABELSET.into()))
+        Err(Error::Execution(SAME_LABELSET.into()))
     }
 }
 
@@ -428,6 +449,7 @@ mod tests {
             index: HashMap::new(),
             held: 0,
             sorted: Vec::new(),
+            deadline: None,
         };
         assert!(ev.hold(MAX_SAMPLES).is_ok());
         assert_eq!(ev.hold(1), Err(Error::TooManySamples { limit: MAX_SAMPLES }));
@@ -446,6 +468,7 @@ mod tests {
             index: HashMap::new(),
             held: 0,
             sorted: Vec::new(),
+            deadline: None,
         };
         assert_eq!(ev.times().collect::<Vec<_>>(), [i64::MAX - 5, i64::MAX - 1]);
     }

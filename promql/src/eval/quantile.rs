@@ -27,7 +27,7 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(Ordering::Equal));
+    buckets.sort_by(|a, b| a.upper.total_cmp(&b.upper));
     if !buckets.last().is_some_and(|b| b.upper == f64::INFINITY) {
         return f64::NAN;
     }

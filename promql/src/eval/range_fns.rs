@@ -91,7 +91,7 @@ impl Evaluator<'_> {
         let ms = match args.get(matrix_at).map(|a| unparen(a)) {
             Some(Expr::MatrixSelector(ms)) => ms,
             Some(Expr::Subquery(_)) => return Err(Error::Unsupported("subqueries".into())),
-            _ => return Err(Error::Invalid("expected a range vector selector".into())),
+            _ => return Err(Error::Execution("expected a range vector selector".into())),
         };
         let scalars = match scalar_at.and_then(|i| args.get(i)) {
             Some(e) => self.eval_scalar_steps(e)?,
@@ -340,18 +340,21 @@ pub(crate) fn absent_labels_of(arg: Option<&Expr>) -> Labels {
         Some(Expr::MatrixSelector(ms)) => &ms.vs,
         _ => return Labels::default(),
     };
+    // As Prometheus 2.42: a label matched by equality is set (the first
+    // time); a label with any other matcher, or matched twice, is left out.
     let mut out: Vec<(String, String)> = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
+    let mut dropped: Vec<&str> = Vec::new();
     let matchers = matchers_with_name(vs);
     for m in &matchers.matchers {
         if m.name == METRIC_NAME {
             continue;
         }
-        out.retain(|(n, _)| n != &m.name);
-        if m.op == MatchOp::Equal && !seen.contains(&m.name.as_str()) {
+        if m.op == MatchOp::Equal && !out.iter().any(|(n, _)| n == &m.name) {
             out.push((m.name.clone(), m.value.clone()));
-            seen.push(&m.name);
+        } else {
+            dropped.push(&m.name);
         }
     }
+    out.retain(|(n, _)| !dropped.contains(&n.as_str()));
     Labels::new(out)
 }

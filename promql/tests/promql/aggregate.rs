@@ -58,7 +58,7 @@ fn topk_and_bottomk_keep_the_series_labels() {
     assert_eq!(top_by_job.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [5.0, 3.0]);
     assert!(by_job("topk(0, x)").is_empty());
     assert_eq!(by_job("topk(10, x)").len(), 3);
-    assert!(matches!(instant("topk(scalar(nope), x)", 10.0, &store()), Err(Error::Invalid(_))));
+    assert!(matches!(instant("topk(scalar(nope), x)", 10.0, &store()), Err(Error::Execution(_))));
 }
 
 #[test]
@@ -95,5 +95,5 @@ fn count_values_counts_each_value() {
     ];
     let got = vector("count_values(\"v\", x)", 0.0, &store);
     assert_eq!(got, [(labels(&[("v", "1")]), 2.0), (labels(&[("v", "2.5")]), 1.0)]);
-    assert!(matches!(instant("count_values(\"0bad\", x)", 0.0, &store), Err(Error::Invalid(_))));
+    assert!(matches!(instant("count_values(\"0bad\", x)", 0.0, &store), Err(Error::Execution(_))));
 }

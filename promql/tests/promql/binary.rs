@@ -73,7 +73,7 @@ fn group_left_and_group_right_copy_labels_from_the_one_side() {
 fn duplicates_on_the_one_side_are_refused() {
     let err = instant("a + on(i) m", 0.0, &store()).unwrap_err();
     match err {
-        Error::Invalid(msg) => {
+        Error::Execution(msg) => {
             assert!(
                 msg.starts_with("found duplicate series for the match group {i=\"1\"} on the right hand-side"),
                 "{msg}"
@@ -82,11 +82,14 @@ fn duplicates_on_the_one_side_are_refused() {
         other => panic!("{other:?}"),
     }
     let err = instant("m + on(i) a", 0.0, &store()).unwrap_err();
-    assert!(matches!(&err, Error::Invalid(m) if m.starts_with("multiple matches for labels: many-to-one")), "{err:?}");
+    assert!(
+        matches!(&err, Error::Execution(m) if m.starts_with("multiple matches for labels: many-to-one")),
+        "{err:?}"
+    );
     // Many series on the many side are fine when their labels differ.
     assert_eq!(q("info * on(i) group_right m").len(), 2);
     let err = instant("m + on(i) group_right a", 0.0, &store()).unwrap_err();
-    assert!(matches!(&err, Error::Invalid(m) if m.contains("on the left hand-side")), "{err:?}");
+    assert!(matches!(&err, Error::Execution(m) if m.contains("on the left hand-side")), "{err:?}");
 }
 
 #[test]

@@ -75,9 +75,9 @@ fn label_replace_and_label_join() {
     assert_eq!(got[0].0, labels(&[("__name__", "v")]));
     let got = vector("label_join(v{i=\"1\"}, \"j\", \"-\", \"__name__\", \"i\")", 10.0, &s);
     assert_eq!(got[0].0, labels(&[("__name__", "v"), ("i", "1"), ("j", "v-1")]));
-    assert!(matches!(instant("label_replace(v, \"0x\", \"\", \"i\", \".*\")", 10.0, &s), Err(Error::Invalid(_))));
-    assert!(matches!(instant("label_replace(v, \"d\", \"\", \"i\", \"(\")", 10.0, &s), Err(Error::Invalid(_))));
-    assert!(matches!(instant("label_join(v, \"d\", \"\", \"1x\")", 10.0, &s), Err(Error::Invalid(_))));
+    assert!(matches!(instant("label_replace(v, \"0x\", \"\", \"i\", \".*\")", 10.0, &s), Err(Error::Execution(_))));
+    assert!(matches!(instant("label_replace(v, \"d\", \"\", \"i\", \"(\")", 10.0, &s), Err(Error::Execution(_))));
+    assert!(matches!(instant("label_join(v, \"d\", \"\", \"1x\")", 10.0, &s), Err(Error::Execution(_))));
 }
 
 #[test]
@@ -86,6 +86,8 @@ fn absent_answers_the_equality_labels() {
     assert!(vector("absent(v)", 10.0, &s).is_empty());
     assert_eq!(vector("absent(nope{job=\"x\", i=~\"a.*\"})", 10.0, &s), [(labels(&[("job", "x")]), 1.0)]);
     assert_eq!(vector("absent(nope{job=\"x\", job=\"y\"})", 10.0, &s), [(Labels::default(), 1.0)]);
+    // Any other matcher on a label leaves it out, whatever the order.
+    assert_eq!(vector("absent(nope{a!=\"1\", a=\"2\"})", 10.0, &s), [(Labels::default(), 1.0)]);
     assert_eq!(vector("absent(sum(nope))", 10.0, &s), [(Labels::default(), 1.0)]);
 }
 

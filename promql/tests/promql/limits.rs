@@ -206,7 +206,7 @@ proptest! {
         let q: String = tokens.concat();
         let r = EvalRange { start_ms: start, end_ms: start + len, step_ms: step, lookback_ms: 60_000 };
         let _ = run(&q, r, &data);
-        let i = EvalRange { start_ms: start, end_ms: start, step_ms: 1, lookback_ms: 60_000 };
+        let i = EvalRange { start_ms: start, end_ms: start, step_ms: 0, lookback_ms: 60_000 };
         let _ = run(&q, i, &data);
     }
 

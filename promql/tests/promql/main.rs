@@ -47,7 +47,7 @@ pub fn run(query: &str, range: EvalRange, store: &[RangeSeries]) -> Result<Value
 /// An instant query at `t` seconds (5 minute lookback).
 pub fn instant(query: &str, t: f64, store: &[RangeSeries]) -> Result<Value, Error> {
     let t = (t * 1000.0) as i64;
-    run(query, EvalRange { start_ms: t, end_ms: t, step_ms: 1, lookback_ms: 300_000 }, store)
+    run(query, EvalRange { start_ms: t, end_ms: t, step_ms: 0, lookback_ms: 300_000 }, store)
 }
 
 /// A range query, times in seconds.
@@ -211,7 +211,33 @@ fn series_differing_only_by_name_collide_once_the_name_is_dropped() {
         series(&[("__name__", "b"), ("i", "1")], &[(0.0, 2.0)]),
     ];
     let err = instant("abs({i=\"1\"})", 0.0, &store).unwrap_err();
-    assert_eq!(err, Error::Invalid("vector cannot contain metrics with the same labelset".into()));
+    assert_eq!(err, Error::Execution("vector cannot contain metrics with the same labelset".into()));
     assert!(instant("-{i=\"1\"}", 0.0, &store).is_err());
     assert_eq!(vector("{i=\"1\"}", 0.0, &store).len(), 2);
+}
+
+/// A step of 0 is an instant query; a range query whose start is its end
+/// is evaluated once and answers a matrix (Prometheus' rule).
+#[test]
+fn a_range_query_of_one_step_answers_a_matrix() {
+    let store = [series(&[("__name__", "x")], &[(10.0, 1.0)])];
+    assert!(matches!(instant("x", 20.0, &store), Ok(Value::Vector(v)) if v.len() == 1));
+    match range("x", 20.0, 20.0, 15.0, &store) {
+        Ok(Value::Matrix(m)) => assert_eq!(m[0].samples, [Sample { t: 20_000, v: 1.0 }]),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(range("x[1m]", 20.0, 20.0, 15.0, &store), Err(Error::Invalid(_))));
+    assert!(matches!(range("\"s\"", 20.0, 20.0, 15.0, &store), Err(Error::Invalid(_))));
+}
+
+/// Past its deadline, evaluation stops with `Timeout`.
+#[test]
+fn evaluation_stops_at_its_deadline() {
+    let store = [series(&[("__name__", "x")], &[(10.0, 1.0)])];
+    let expr = parse("x").unwrap();
+    let range = EvalRange { start_ms: 0, end_ms: 600_000, step_ms: 1_000, lookback_ms: 300_000 };
+    let data = vec![store.to_vec()];
+    let past = std::time::Instant::now() - std::time::Duration::from_millis(1);
+    assert_eq!(heroic_promql::evaluate_until(&expr, &range, &data, Some(past)), Err(Error::Timeout));
+    assert!(heroic_promql::evaluate_until(&expr, &range, &data, None).is_ok());
 }
