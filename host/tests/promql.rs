@@ -349,6 +349,28 @@ fn promql_answers_as_prometheus_does() {
     }
 }
 
+/// Without `match[]`, label names and values come from the metadata
+/// backends' key and tag lookups: the same answers as with a `match[]`
+/// that selects every series.
+#[test]
+fn label_routes_without_match_answer_as_with_a_match_of_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &local_config());
+    remote_write(&node, &data());
+    let everything = [("match[]", r#"{__name__=~".+"}"#)];
+    for path in ["labels", "label/__name__/values", "label/job/values", "label/le/values", "label/nope/values"] {
+        let (status, all) = node_api(&node, path, &[]);
+        let (_, matched) = node_api(&node, path, &everything);
+        assert_eq!(status, 200, "{path}: {all}");
+        assert_eq!(all, matched, "{path}");
+    }
+    let (_, names) = node_api(&node, "label/__name__/values", &[]);
+    assert_eq!(
+        names["data"],
+        serde_json::json!(["http_requests_total", "request_duration_seconds_bucket", "temperature"])
+    );
+}
+
 #[test]
 fn the_query_api_refuses_what_it_cannot_answer_as_prometheus_does() {
     let dir = tempfile::tempdir().unwrap();

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use heroic_plugin_api::types::TimeRange;
+use heroic_plugin_api::Filter as SeriesFilter;
 use heroic_promql::{EvalRange, Labels, Value};
 use promql_parser::parser::Expr;
 use warp::filters::BoxedFilter;
@@ -29,7 +30,7 @@ use crate::node::Node;
 use crate::prometheus::answer;
 use crate::prometheus::params::{now_ms, parse_duration_ms, Params};
 use crate::prometheus::read::{found, read, Budget};
-use crate::prometheus::selector::Selector;
+use crate::prometheus::selector::{Selector, NAME};
 use crate::query::admission::Ticket;
 
 /// Evaluations of one range query at most (Prometheus' own limit).
@@ -219,12 +220,49 @@ pub async fn labels(node: &Node, params: Params) -> Response {
     reply(
         async {
             let (selectors, range) = selectors(&params, false)?;
+            if params.get("match[]").is_none() {
+                let names = admitted(node, indexed(node, None, range)).await?;
+                return Ok(answer::strings(names.iter().map(String::as_str)));
+            }
             let sets = admitted(node, label_sets(node, &selectors, range)).await?;
             let names: BTreeSet<&str> = sets.iter().flat_map(|l| l.0.iter().map(|(n, _)| n.as_str())).collect();
             Ok(answer::strings(names.into_iter()))
         }
         .await,
     )
+}
+
+/// Without `match[]`: label names (`label` is `None`) or one label's
+/// values from the metadata backends' key and tag lookups, not from every
+/// series: Grafana's metric browser asks for `__name__`'s values each time
+/// it opens, and a node may hold more series than `query.series_limit`.
+async fn indexed(node: &Node, label: Option<&str>, range: TimeRange) -> Result<BTreeSet<String>, ApiError> {
+    let failed = |id: &str, e: &dyn std::fmt::Display| ApiError::unavailable(format!("metadata backend {id:?}: {e}"));
+    let mut out = BTreeSet::new();
+    for b in &node.backends.metadata {
+        match label {
+            Some(NAME) => {
+                let page = b.client.find_keys(&SeriesFilter::True, range, 0).await.map_err(|e| failed(&b.id, &e))?;
+                out.extend(page.keys.iter().map(|k| k.to_string()));
+            }
+            Some(name) => {
+                let filter = SeriesFilter::HasTag(name.to_string());
+                let page = b.client.find_tags(&filter, range, 0).await.map_err(|e| failed(&b.id, &e))?;
+                let values = page.tags.iter().filter(|t| t.key.as_str() == name).flat_map(|t| t.values.iter());
+                out.extend(values.filter(|v| !v.is_empty()).map(|v| v.to_string()));
+            }
+            None => {
+                // One value a key is enough to learn the keys.
+                let page = b.client.find_tags(&SeriesFilter::True, range, 1).await.map_err(|e| failed(&b.id, &e))?;
+                out.extend(page.tags.iter().map(|t| t.key.to_string()));
+                let keys = b.client.find_keys(&SeriesFilter::True, range, 1).await.map_err(|e| failed(&b.id, &e))?;
+                if !keys.keys.is_empty() {
+                    out.insert(NAME.to_string());
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Whether `name` is a Prometheus label name.
@@ -242,6 +280,10 @@ pub async fn label_values(node: &Node, name: String, params: Params) -> Response
                 return Err(ApiError::bad_request(format!("invalid label name: {name:?}")));
             }
             let (selectors, range) = selectors(&params, false)?;
+            if params.get("match[]").is_none() {
+                let values = admitted(node, indexed(node, Some(&name), range)).await?;
+                return Ok(answer::strings(values.iter().map(String::as_str)));
+            }
             let sets = admitted(node, label_sets(node, &selectors, range)).await?;
             let values: BTreeSet<&str> = sets.iter().map(|l| l.get(&name)).filter(|v| !v.is_empty()).collect();
             Ok(answer::strings(values.into_iter()))
