@@ -35,4 +35,4 @@ pub use plan::{matchers_with_name, selections, EvalRange, Selection, MAX_DEPTH, 
 pub fn parse(text: &str) -> Result<promql_parser::parser::Expr, Error> {
     plan::parse(text, eval::is_supported_function)
 }
-pub use value::{Labels, RangeSeries, Sample, Value};
+pub use value::{is_label_name, Labels, RangeSeries, Sample, Value};

@@ -94,3 +94,25 @@ impl std::fmt::Display for Labels {
         f.write_str("}")
     }
 }
+
+/// Whether `name` is a Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_label_name;
+
+    #[test]
+    fn label_names_are_prometheus_names() {
+        assert!(is_label_name("job"));
+        assert!(is_label_name("__name__"));
+        assert!(is_label_name("_a1"));
+        assert!(!is_label_name("1a"));
+        assert!(!is_label_name(""));
+        assert!(!is_label_name("a-b"));
+    }
+}

@@ -26,6 +26,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use crate::http::error::ApiError;
+use crate::http::query::admitted;
 use crate::node::Node;
 use crate::prometheus::answer;
 use crate::prometheus::params::{now_ms, parse_duration_ms, Params};
@@ -198,11 +199,6 @@ async fn label_sets(node: &Node, selectors: &[Selector], range: TimeRange) -> Re
     Ok(sets)
 }
 
-/// Runs a metadata lookup in a query slot within the query timeout.
-async fn admitted<T>(node: &Node, work: impl std::future::Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
-    crate::http::query::admitted(node, work).await
-}
-
 /// `GET|POST /api/v1/series`: the label sets of the series of `match[]`.
 pub async fn series(node: &Node, params: Params) -> Response {
     reply(
@@ -265,18 +261,11 @@ async fn indexed(node: &Node, label: Option<&str>, range: TimeRange) -> Result<B
     Ok(out)
 }
 
-/// Whether `name` is a Prometheus label name.
-fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// `GET /api/v1/label/<name>/values`: the values of one label.
 pub async fn label_values(node: &Node, name: String, params: Params) -> Response {
     reply(
         async {
-            if !is_label_name(&name) {
+            if !heroic_promql::is_label_name(&name) {
                 return Err(ApiError::bad_request(format!("invalid label name: {name:?}")));
             }
             let (selectors, range) = selectors(&params, false)?;
@@ -382,19 +371,4 @@ fn percent_decoded(segment: &str) -> String {
     form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
         .next()
         .map_or_else(String::new, |(_, v)| v.into_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_label_name;
-
-    #[test]
-    fn label_names_are_prometheus_names() {
-        assert!(is_label_name("job"));
-        assert!(is_label_name("__name__"));
-        assert!(is_label_name("_a1"));
-        assert!(!is_label_name("1a"));
-        assert!(!is_label_name(""));
-        assert!(!is_label_name("a-b"));
-    }
 }

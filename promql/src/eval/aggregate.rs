@@ -7,11 +7,11 @@ use std::rc::Rc;
 
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
-use super::functions::is_label_name;
 use super::quantile::quantile;
 use super::range_fns::unparen;
 use super::{Elem, Evaluator, Matrix, Vector};
 use crate::error::Error;
+use crate::value::is_label_name;
 use crate::value::{Labels, METRIC_NAME};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use super::range_fns::{absent_labels_of, unparen, RangeFn};
 use super::{latest_sample, scalar_elem, Elem, Evaluator, Matrix, Vector};
 use crate::error::Error;
 use crate::plan::offset_ms;
-use crate::value::{Labels, METRIC_NAME};
+use crate::value::{is_label_name, Labels, METRIC_NAME};
 
 /// Functions over instant vectors and scalars that this node evaluates.
 const INSTANT_FUNCTIONS: &[&str] = &[
@@ -342,13 +342,6 @@ fn go_min(a: f64, b: f64) -> f64 {
     } else {
         a.min(b)
     }
-}
-
-/// Prometheus' label name syntax: `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub(crate) fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// `histogram_quantile(φ, buckets)` over classic histograms: the buckets
