@@ -10,7 +10,22 @@
 #   chromium, chromium-driver
 #                a person's browser on the web console (host/tests/console.rs)
 # Needs root (CI and the development machines run as root) and apt.
+# Also, from the npm registry with the machine's Node.js and npm, the
+# versions pinned in host/tests/otel/package-lock.json:
+#   OpenTelemetry's JavaScript metrics SDK and OTLP/HTTP exporters, the
+#                senders of host/tests/otlp.rs
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+otel=host/tests/otel
+if [ ! -d "$otel/node_modules/@opentelemetry/sdk-metrics" ]; then
+    if ! command -v npm >/dev/null; then
+        echo "clients.sh: install Node.js and npm to run host/tests/otlp.rs" >&2
+        exit 1
+    fi
+    echo "== installing test clients: OpenTelemetry's JavaScript SDK (npm ci in $otel)"
+    (cd "$otel" && npm ci --no-audit --no-fund --silent)
+fi
 
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)

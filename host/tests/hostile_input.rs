@@ -267,8 +267,27 @@ fn bodies_are_limited_per_route() {
     let points: Vec<(i64, f64)> = (1..=20_000).map(|i| (i * 1000, i as f64)).collect();
     let body = json!({"series": {"key": "big"}, "data": {"type": "points", "data": points}}).to_string();
     assert!(body.len() > 65_536);
-    let (status, reply) = node.request("POST", "/write", Some(body), "application/json");
+    let (status, reply) = node.request("POST", "/write", Some(body.clone()), "application/json");
     assert_eq!(status, 200, "{reply}");
+
+    // Sent in chunks, without a Content-Length: read as any body, and cut
+    // off once past the limit.
+    let chunked = |path: &str, body: String| {
+        let reader = std::io::Cursor::new(body.into_bytes());
+        let reply = reqwest::blocking::Client::new()
+            .post(node.url(path))
+            .header("content-type", "application/json")
+            .body(reqwest::blocking::Body::new(reader))
+            .send()
+            .unwrap();
+        (reply.status().as_u16(), reply.text().unwrap())
+    };
+    let (status, reply) = chunked("/write", body);
+    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = chunked("/query/metrics", format!("{{\"query\": \"{}\"}}", "x".repeat(100_000)));
+    assert_eq!(status, 413, "{reply}");
+    assert!(reply.contains("limit of 65536 bytes"), "{reply}");
+    assert_alive(&node);
 }
 
 #[test]

@@ -89,11 +89,11 @@ pub struct Access {
 
 impl Access {
     /// Runs the checks on a request to a route that changes data, whose
-    /// body must be of the media type `media`. None that a web page may send
+    /// body must be of one of the media types `media`. None that a web page may send
     /// without a CORS preflight is accepted (`text/plain`, forms), so that
     /// a page of another origin cannot change data through a visitor's
     /// browser.
-    pub fn check_change(&self, headers: &HeaderMap, media: &'static str) -> Result<(), ApiError> {
+    pub fn check_change(&self, headers: &HeaderMap, media: &[&'static str]) -> Result<(), ApiError> {
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
             if !self.cors.allows(origin) && !same_origin(origin, headers) {
@@ -106,11 +106,12 @@ impl Access {
         let typed = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(media));
+            .map(|v| v.split(';').next().unwrap_or("").trim())
+            .is_some_and(|v| media.iter().any(|m| v.eq_ignore_ascii_case(m)));
         if !typed {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("the body must be sent as Content-Type: {media}"),
+                format!("the body must be sent as Content-Type: {}", media.join(" or ")),
             ));
         }
         if self.tokens.required() {
@@ -148,11 +149,14 @@ fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
 /// A filter that lets a request through to a route that changes data only
 /// if [`Access::check_change`] passes for a JSON body.
 pub fn may_change(access: Arc<Access>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    may_change_as(access, "application/json")
+    may_change_as(access, &["application/json"])
 }
 
-/// [`may_change`] for a body of the media type `media`.
-pub fn may_change_as(access: Arc<Access>, media: &'static str) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+/// [`may_change`] for a body of one of the media types `media`.
+pub fn may_change_as(
+    access: Arc<Access>,
+    media: &'static [&'static str],
+) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::headers_cloned()
         .and_then(move |headers: HeaderMap| {
             let access = access.clone();
@@ -182,12 +186,20 @@ mod tests {
     fn foreign_pages_and_simple_bodies_are_refused() {
         let a = access(&[], &[]);
         let status =
-            |h: &[(&str, &str)]| a.check_change(&headers(h), "application/json").err().map(|e| e.status.as_u16());
+            |h: &[(&str, &str)]| a.check_change(&headers(h), &["application/json"]).err().map(|e| e.status.as_u16());
         assert_eq!(status(&[("content-type", "application/json")]), None);
         assert_eq!(status(&[("content-type", "Application/JSON; charset=utf-8")]), None);
         assert_eq!(status(&[("content-type", "text/plain")]), Some(415));
         assert_eq!(status(&[("content-type", "application/x-www-form-urlencoded")]), Some(415));
         assert_eq!(status(&[]), Some(415));
+        let either = |h: &[(&str, &str)]| {
+            a.check_change(&headers(h), &["application/x-protobuf", "application/json"])
+                .err()
+                .map(|e| e.status.as_u16())
+        };
+        assert_eq!(either(&[("content-type", "application/json")]), None);
+        assert_eq!(either(&[("content-type", "application/x-protobuf")]), None);
+        assert_eq!(either(&[("content-type", "text/plain")]), Some(415));
         assert_eq!(status(&[("content-type", "application/json"), ("origin", "https://evil.example")]), Some(403));
         assert_eq!(status(&[("content-type", "application/json"), ("origin", "null")]), Some(403));
         // A page the node served itself.
@@ -203,7 +215,7 @@ mod tests {
         assert!(allowed
             .check_change(
                 &headers(&[("content-type", "application/json"), ("origin", "https://grafana.example.com")]),
-                "application/json"
+                &["application/json"]
             )
             .is_ok());
     }
@@ -212,7 +224,7 @@ mod tests {
     fn tokens_are_required_when_configured() {
         let a = access(&["0123456789abcdef-secret"], &[]);
         let status =
-            |h: &[(&str, &str)]| a.check_change(&headers(h), "application/json").err().map(|e| e.status.as_u16());
+            |h: &[(&str, &str)]| a.check_change(&headers(h), &["application/json"]).err().map(|e| e.status.as_u16());
         assert_eq!(status(&[("content-type", "application/json")]), Some(401));
         assert_eq!(status(&[("content-type", "application/json"), ("authorization", "Bearer nope")]), Some(401));
         assert_eq!(

@@ -8,6 +8,7 @@
 //! - [`stream`]: large JSON answers written as they are sent.
 //! - [`write`]: `POST /write`.
 //! - [`remote_write`]: `POST /api/v1/write`, Prometheus remote-write.
+//! - [`otlp`]: `POST /v1/metrics`, OpenTelemetry's OTLP/HTTP metrics.
 //! - [`prometheus_api`]: Prometheus' query API (`/api/v1/query`, …).
 //! - [`status`]: `GET /`, `GET /status`, `GET /backends` and `GET /metrics`
 //!   (the Prometheus scrape).
@@ -27,6 +28,7 @@ pub mod cluster;
 pub mod cors;
 pub mod error;
 pub mod metadata;
+pub mod otlp;
 pub mod prometheus_api;
 pub mod query;
 pub mod remote_write;
@@ -61,9 +63,44 @@ fn with_node(node: Arc<Node>) -> impl Filter<Extract = (Arc<Node>,), Error = Inf
     warp::any().map(move || node.clone())
 }
 
-/// A body of at most `max` bytes (413 past it; 411 without a length).
+/// A body of at most `max` bytes: 413 when its `Content-Length` says more,
+/// or, for a body sent in chunks without one (as OpenTelemetry's
+/// JavaScript exporters send theirs), as soon as more has arrived. Nothing
+/// past the limit is read.
 fn body(max: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-    warp::body::content_length_limit(max).and(warp::body::bytes())
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .and_then(move |length: Option<u64>, stream| read_body(length, stream, max))
+}
+
+async fn read_body<S, B>(length: Option<u64>, stream: S, max: u64) -> Result<Bytes, Rejection>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use bytes::BufMut;
+    use futures::TryStreamExt;
+    let refuse = |e: ApiError| warp::reject::custom(error::Refused(e));
+    let too_large = || {
+        refuse(ApiError::new(
+            warp::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than this route's limit of {max} bytes"),
+        ))
+    };
+    if length.is_some_and(|l| l > max) {
+        return Err(too_large());
+    }
+    let mut out = bytes::BytesMut::with_capacity(length.unwrap_or(0) as usize);
+    let mut stream = std::pin::pin!(stream);
+    while let Some(chunk) =
+        stream.try_next().await.map_err(|e| refuse(ApiError::bad_request(format!("reading the request body: {e}"))))?
+    {
+        if (out.len() + chunk.remaining()) as u64 > max {
+            return Err(too_large());
+        }
+        out.put(chunk);
+    }
+    Ok(out.freeze())
 }
 
 /// A route with a body, answered by `$handler(&node, &body)`; `$guard`
@@ -183,13 +220,23 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         .then(|n: Arc<Node>, body: Bytes| async move { respond(write::handle(&n, &body).await) });
     let remote_write = warp::path!("api" / "v1" / "write")
         .and(warp::post())
-        .and(access::may_change_as(node.access.clone(), remote_write::PROTOBUF))
+        .and(access::may_change_as(node.access.clone(), &[remote_write::PROTOBUF]))
         .and(with_node(node.clone()))
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<String>("content-encoding"))
         .and(body(large))
         .then(|n: Arc<Node>, ct: Option<String>, enc: Option<String>, body: Bytes| async move {
             respond(remote_write::handle(&n, ct, enc, &body).await)
+        });
+    let otlp = warp::path!("v1" / "metrics")
+        .and(warp::post())
+        .and(access::may_change_as(node.access.clone(), otlp::MEDIA))
+        .and(with_node(node.clone()))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("content-encoding"))
+        .and(body(large))
+        .then(|n: Arc<Node>, ct: Option<String>, enc: Option<String>, body: Bytes| async move {
+            otlp::handle(&n, ct, enc, &body).await
         });
 
     let client_id = || warp::header::optional::<String>("x-client-id");
@@ -265,6 +312,8 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (Response,), Error = Inf
         .or(write)
         .unify()
         .or(remote_write)
+        .unify()
+        .or(otlp)
         .unify()
         .or(query_metrics)
         .unify()

@@ -17,6 +17,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/cluster/refresh", "POST,OPTIONS"),
     ("/write", "POST,OPTIONS"),
     ("/api/v1/write", "POST,OPTIONS"),
+    ("/v1/metrics", "POST,OPTIONS"),
     ("/api/v1/query", "GET,POST,OPTIONS"),
     ("/api/v1/query_range", "GET,POST,OPTIONS"),
     ("/api/v1/series", "GET,POST,OPTIONS"),

@@ -1,8 +1,12 @@
 //! Speaking Prometheus' protocols on top of the node's own write path,
 //! query path and plugins.
 //!
+//! - [`dropped`]: what a write drops because the node cannot store it.
 //! - [`remote_write`]: the remote-write 1.0 `WriteRequest` (snappy and
 //!   protobuf) read into write batches; the route is `http::remote_write`.
+//! - [`otlp`]: OTLP/HTTP metrics (protobuf or JSON) translated into write
+//!   batches as Prometheus' OTLP receiver translates them; the route is
+//!   `http::otlp`.
 //! - [`params`]: the query API's parameters, times and durations.
 //! - [`answer`]: the query API's JSON answers and errors.
 //! - [`selector`]: PromQL label matchers as filters, series as labels.
@@ -10,6 +14,8 @@
 //!   and metric plugins; the routes are `http::prometheus_api`.
 
 pub mod answer;
+pub mod dropped;
+pub mod otlp;
 pub mod params;
 pub mod read;
 pub mod remote_write;

@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 
 use heroic_plugin_api::types::{PointBatch, Series, SeriesPoints};
 
+use super::dropped::Dropped;
+
 /// The `WriteRequest` of `prometheus/prompb/remote.proto`, as far as this
 /// node reads it (metadata, field 3, is skipped).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -75,25 +77,6 @@ pub enum DecodeError {
     NoName { index: usize },
     #[error("series {index} ({name}) has the label {label:?} twice")]
     DuplicateLabel { index: usize, name: String, label: String },
-}
-
-/// What was dropped from a request because the node cannot store it.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Dropped {
-    /// Stale markers.
-    pub stale: u64,
-    /// NaN (other than a stale marker) and infinite values.
-    pub non_finite: u64,
-    /// Native histogram samples.
-    pub histograms: u64,
-}
-
-impl Dropped {
-    /// The counts by the reason the node's metrics name them with (the one
-    /// place those names are written).
-    pub fn by_reason(&self) -> [(&'static str, u64); 3] {
-        [("stale", self.stale), ("non_finite", self.non_finite), ("native_histogram", self.histograms)]
-    }
 }
 
 /// A request read: one batch per series with samples (series whose samples
@@ -205,7 +188,7 @@ mod tests {
             ],
         };
         let decoded = decode(&body(&request), 1 << 20).unwrap();
-        assert_eq!(decoded.dropped, Dropped { stale: 2, non_finite: 1, histograms: 2 });
+        assert_eq!(decoded.dropped, Dropped { stale: 2, non_finite: 1, histograms: 2, ..Dropped::default() });
         assert_eq!(decoded.batches.len(), 1);
         let b = &decoded.batches[0];
         assert_eq!(b.series.key.as_str(), "up");

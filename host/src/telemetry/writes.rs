@@ -9,12 +9,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::prometheus::remote_write::Dropped;
+use crate::prometheus::dropped::Dropped;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DropReason {
-    /// `stale` (Prometheus' stale markers), `non_finite` (NaN, ±Inf) or
-    /// `native_histogram`.
+    /// One of [`Dropped::by_reason`]'s: `stale`, `non_finite`,
+    /// `native_histogram`, `delta_temporality`, `invalid`.
     reason: &'static str,
 }
 
