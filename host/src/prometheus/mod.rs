@@ -4,6 +4,8 @@
 //! - [`dropped`]: what a write drops because the node cannot store it.
 //! - [`remote_write`]: the remote-write 1.0 `WriteRequest` (snappy and
 //!   protobuf) read into write batches; the route is `http::remote_write`.
+//! - [`remote_write_v2`]: remote-write 2.0's `Request` (a symbols table and
+//!   label references) read the same way.
 //! - [`otlp`]: OTLP/HTTP metrics (protobuf or JSON) translated into write
 //!   batches as Prometheus' OTLP receiver translates them; the route is
 //!   `http::otlp`.
@@ -19,4 +21,5 @@ pub mod otlp;
 pub mod params;
 pub mod read;
 pub mod remote_write;
+pub mod remote_write_v2;
 pub mod selector;

@@ -1,5 +1,6 @@
 //! Prometheus remote-write 1.0: the `WriteRequest` protobuf (snappy block
-//! compressed) read into the node's write batches.
+//! compressed) read into the node's write batches; what 2.0
+//! (`remote_write_v2`) shares with it.
 //!
 //! The mapping (documented in `docs/prometheus.md`):
 //! - `__name__` becomes the series key and every other label a tag; a label
@@ -77,6 +78,12 @@ pub enum DecodeError {
     NoName { index: usize },
     #[error("series {index} ({name}) has the label {label:?} twice")]
     DuplicateLabel { index: usize, name: String, label: String },
+    #[error("the symbols table does not start with the empty string, as remote-write 2.0 requires")]
+    SymbolsStart,
+    #[error("series {index} has an odd number of label references ({count}): they come in name, value pairs")]
+    OddLabelRefs { index: usize, count: usize },
+    #[error("series {index} refers to symbol {reference}, past the {symbols} symbols of the request")]
+    LabelRef { index: usize, reference: u32, symbols: usize },
 }
 
 /// A request read: one batch per series with samples (series whose samples
@@ -87,47 +94,65 @@ pub struct Decoded {
     pub dropped: Dropped,
 }
 
-/// Decompresses and reads a remote-write body. `max_decompressed` bounds the
-/// decompressed size, which is checked from the snappy header before any of
-/// it is allocated.
-pub fn decode(body: &[u8], max_decompressed: usize) -> Result<Decoded, DecodeError> {
+/// Decompresses a snappy body. `max_decompressed` bounds the decompressed
+/// size, which is checked from the snappy header before any of it is
+/// allocated.
+pub(crate) fn decompress(body: &[u8], max_decompressed: usize) -> Result<Vec<u8>, DecodeError> {
     let size = snap::raw::decompress_len(body).map_err(DecodeError::Snappy)?;
     if size > max_decompressed {
         return Err(DecodeError::TooLarge { size, limit: max_decompressed });
     }
-    let raw = snap::raw::Decoder::new().decompress_vec(body).map_err(DecodeError::Snappy)?;
+    snap::raw::Decoder::new().decompress_vec(body).map_err(DecodeError::Snappy)
+}
+
+impl Decoded {
+    /// Adds a series' samples: the finite ones as points, the others
+    /// counted as dropped; a series left without points is left out.
+    pub(crate) fn push(&mut self, series: Series, samples: &[Sample]) {
+        let mut points = PointBatch::with_capacity(samples.len());
+        for s in samples {
+            if s.value.is_finite() {
+                points.push(s.timestamp, s.value);
+            } else if s.value.to_bits() == STALE_NAN {
+                self.dropped.stale += 1;
+            } else {
+                self.dropped.non_finite += 1;
+            }
+        }
+        if points.is_empty() {
+            return;
+        }
+        points.sort_dedup();
+        self.batches.push(SeriesPoints { series, points });
+    }
+}
+
+/// Decompresses and reads a remote-write 1.0 body (see [`decompress`] for
+/// `max_decompressed`).
+pub fn decode(body: &[u8], max_decompressed: usize) -> Result<Decoded, DecodeError> {
+    let raw = decompress(body, max_decompressed)?;
     let request = <WriteRequest as prost::Message>::decode(raw.as_slice())?;
     let mut out = Decoded::default();
     for (index, ts) in request.timeseries.into_iter().enumerate() {
         out.dropped.histograms += ts.histograms.len() as u64;
-        let series = series_of(index, ts.labels)?;
-        let mut points = PointBatch::with_capacity(ts.samples.len());
-        for s in &ts.samples {
-            if s.value.is_finite() {
-                points.push(s.timestamp, s.value);
-            } else if s.value.to_bits() == STALE_NAN {
-                out.dropped.stale += 1;
-            } else {
-                out.dropped.non_finite += 1;
-            }
-        }
-        if points.is_empty() {
-            continue;
-        }
-        points.sort_dedup();
-        out.batches.push(SeriesPoints { series, points });
+        let labels = ts.labels.into_iter().map(|Label { name, value }| (name, value));
+        let series = series_of(index, labels)?;
+        out.push(series, &ts.samples);
     }
     Ok(out)
 }
 
 /// The series of a time series' labels: `__name__` is the key, the others
 /// tags; empty values are no label.
-fn series_of(index: usize, labels: Vec<Label>) -> Result<Series, DecodeError> {
+pub(crate) fn series_of(
+    index: usize,
+    labels: impl IntoIterator<Item = (String, String)>,
+) -> Result<Series, DecodeError> {
     use std::collections::btree_map::Entry;
     let mut name: Option<String> = None;
     let mut tags = BTreeMap::new();
     let mut duplicate = None;
-    for Label { name: label, value } in labels {
+    for (label, value) in labels {
         if value.is_empty() {
             continue;
         }
