@@ -5,9 +5,13 @@
 //! ```text
 //! http-compare ingest --target heroic|vm --url URL [--series N --points N --conns N --start MS --pid PID]
 //!                     [--protocol json|remote-write] --out FILE
-//! http-compare query  --target heroic|vm --url URL [--runs N --pid PID --queries raw,sum,… ...] --out FILE
+//! http-compare query  --target heroic|vm|prometheus --url URL [--runs N --pid PID --queries raw,sum,… ...] --out FILE
+//! http-compare openmetrics --file FILE [--series N --points N --start MS]
 //! http-compare report --out FILE
 //! ```
+//!
+//! `prometheus` answers only the PromQL query; `openmetrics` writes the
+//! data set for `promtool tsdb create-blocks-from openmetrics`, to feed it.
 //!
 //! Each phase appends `target<TAB>figure<TAB>value` lines to `--out`; the
 //! script adds the on-disk sizes and `report` prints the table.
@@ -43,7 +47,7 @@ struct Args {
 
 fn parse_args() -> Result<Args> {
     let mut it = std::env::args().skip(1);
-    let mode = it.next().context("usage: http-compare ingest|query|report [--flag value]…")?;
+    let mode = it.next().context("usage: http-compare ingest|query|openmetrics|report [--flag value]…")?;
     let mut flags = BTreeMap::new();
     while let Some(flag) = it.next() {
         let name = flag.strip_prefix("--").with_context(|| format!("unexpected argument {flag:?}"))?;
@@ -66,6 +70,10 @@ fn parse_args() -> Result<Args> {
         points: points as usize,
         start_ms: num("start", (now / day - 1 - days) * day)?,
     };
+    let out = match mode.as_str() {
+        "openmetrics" => flags.get("file").cloned().context("--file FILE is required")?,
+        _ => flags.get("out").cloned().context("--out FILE is required")?,
+    };
     Ok(Args {
         mode,
         target: flags.get("target").cloned().unwrap_or_default(),
@@ -73,7 +81,7 @@ fn parse_args() -> Result<Args> {
         shape,
         conns: num("conns", 4)? as usize,
         runs: num("runs", 20)? as usize,
-        out: flags.get("out").cloned().context("--out FILE is required")?,
+        out,
         pid: flags.get("pid").map(|p| p.parse()).transpose().context("--pid")?,
         queries: flags.get("queries").cloned(),
         protocol: flags.get("protocol").cloned().unwrap_or_else(|| "json".to_string()),
@@ -161,7 +169,7 @@ fn ingest(a: &Args) -> Result<()> {
 /// Runs one query and reads its answer.
 /// Sends query `q` and returns its answer's body, once received whole.
 fn send_query(c: &reqwest::blocking::Client, a: &Args, q: Query) -> Result<impl AsRef<[u8]>> {
-    let request = if a.target == "vm" { q.vm(a.shape) } else { q.heroic(a.shape) };
+    let request = if a.target == "heroic" { q.heroic(a.shape) } else { q.vm(a.shape) };
     let response = match request {
         Request::Post { path, body } => c
             .post(format!("{}{path}", a.url))
@@ -181,7 +189,8 @@ fn send_query(c: &reqwest::blocking::Client, a: &Args, q: Query) -> Result<impl 
 fn run_query(c: &reqwest::blocking::Client, a: &Args, q: Query) -> Result<queries::Answer> {
     let body = send_query(c, a, q)?;
     let body = body.as_ref();
-    if a.target == "vm" {
+    // The PromQL query is answered in Prometheus' JSON by all three.
+    if a.target != "heroic" || q == Query::PromqlRate {
         q.read_vm(body)
     } else {
         q.read_heroic(&serde_json::from_slice(body)?)
@@ -203,7 +212,16 @@ fn query(a: &Args) -> Result<()> {
     };
     for q in chosen {
         let first = run_query(&c, a, q)?;
-        queries::check(&a.target, q, &first, &q.expected(a.shape)).context("wrong answer")?;
+        let want = q.expected(a.shape);
+        if q == Query::PromqlRate && a.target == "vm" {
+            // VictoriaMetrics' rate is its own (no extrapolation): reported,
+            // not required.
+            let (worst, unmatched) = queries::deviation(&first, &want);
+            println!("vm {}: largest difference from Prometheus' rate {worst:.3e} (relative), {unmatched} points in one answer only", q.name());
+            record(&a.out, &a.target, "promql_rate_deviation", worst)?;
+        } else {
+            queries::check(&a.target, q, &first, &want).context("wrong answer")?;
+        }
         let mut times = Vec::with_capacity(a.runs);
         let cpu_before = cpu_ms(a.pid)?;
         for _ in 0..a.runs {
@@ -220,6 +238,38 @@ fn query(a: &Args) -> Result<()> {
         record(&a.out, &a.target, &format!("{name}_median_ms"), pick(0.5))?;
         record(&a.out, &a.target, &format!("{name}_p90_ms"), pick(0.9))?;
     }
+    Ok(())
+}
+
+/// Writes the data set as OpenMetrics text (one family, samples in
+/// seconds), series after series.
+fn openmetrics(a: &Args) -> Result<()> {
+    let file = std::fs::File::create(&a.out).with_context(|| a.out.clone())?;
+    let mut out = std::io::BufWriter::new(file);
+    writeln!(out, "# TYPE {} gauge", data::METRIC)?;
+    for s in 0..a.shape.series {
+        let labels = format!(
+            r#"{}{{dc="eu",host="{}",instance="{}",role="{}"}}"#,
+            data::METRIC,
+            data::host(s),
+            data::instance(s),
+            data::role(s)
+        );
+        let mut failed = None;
+        data::walk(a.shape, s, |t, c| {
+            if failed.is_none() {
+                let sign = if c < 0 { "-" } else { "" };
+                let (v, ms) = (c.unsigned_abs(), t.rem_euclid(1000));
+                let line = writeln!(out, "{labels} {sign}{}.{:02} {}.{ms:03}", v / 100, v % 100, t.div_euclid(1000));
+                failed = line.err();
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+    }
+    writeln!(out, "# EOF")?;
+    out.flush()?;
     Ok(())
 }
 
@@ -245,33 +295,49 @@ fn report(a: &Args) -> Result<()> {
         rows.push((format!("{n}_p90_ms"), format!("{l}, p90 ms"), 1.0, false));
         rows.push((format!("{n}_cpu_ms"), format!("{l}, server CPU ms"), 1.0, false));
     }
-    println!("| figure | heroic | VictoriaMetrics | heroic / VM |");
-    println!("|---|---|---|---|");
+    rows.push((
+        "promql_rate_deviation".into(),
+        "PromQL rate: largest difference from Prometheus' answer (relative)".into(),
+        1.0,
+        false,
+    ));
+    // Prometheus answers the PromQL query only: its columns when it ran.
+    let with_prometheus = figures.values().any(|m| m.contains_key("prometheus"));
+    let (extra_head, extra_rule) =
+        if with_prometheus { (" Prometheus | heroic / Prometheus |", "---|---|") } else { ("", "") };
+    println!("| figure | heroic | VictoriaMetrics | heroic / VM |{extra_head}");
+    println!("|---|---|---|---|{extra_rule}");
     for (name, label, scale, higher_is_better) in rows {
         let get = |t: &str| figures.get(name.as_str()).and_then(|m| m.get(t)).copied();
-        if get("heroic").is_none() && get("vm").is_none() {
+        if ["heroic", "vm", "prometheus"].iter().all(|t| get(t).is_none()) {
             continue;
         }
         let cell = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{:.3}", v * scale));
-        let ratio = match (get("heroic"), get("vm")) {
+        let ratio = |other: &str| match (get("heroic"), get(other)) {
             (Some(h), Some(v)) if v > 0.0 => {
                 let better = if (h >= v) == higher_is_better { "better" } else { "worse" };
                 format!("{:.2}× ({better})", h / v)
             }
             _ => "–".to_string(),
         };
-        println!("| {label} | {} | {} | {ratio} |", cell(get("heroic")), cell(get("vm")));
+        let extra = if with_prometheus {
+            format!(" {} | {} |", cell(get("prometheus")), ratio("prometheus"))
+        } else {
+            String::new()
+        };
+        println!("| {label} | {} | {} | {} |{extra}", cell(get("heroic")), cell(get("vm")), ratio("vm"));
     }
     Ok(())
 }
 
 fn main() -> Result<()> {
     let a = parse_args()?;
-    if a.mode != "report" && !["heroic", "vm"].contains(&a.target.as_str()) {
-        bail!("--target must be heroic or vm");
+    if ["ingest", "query"].contains(&a.mode.as_str()) && !["heroic", "vm", "prometheus"].contains(&a.target.as_str()) {
+        bail!("--target must be heroic, vm or prometheus");
     }
     match a.mode.as_str() {
         "ingest" => ingest(&a),
+        "openmetrics" => openmetrics(&a),
         "query" => query(&a),
         "report" => report(&a),
         other => bail!("unknown mode {other:?}: ingest, query or report"),

@@ -5,6 +5,12 @@
 //! or "" for one group), the `(timestamp, value)` pairs in time order.
 //! Both servers answer exactly (sums of 2-decimal values are compared to
 //! 1e-6 relative), so a server that answers fast but wrong fails the run.
+//!
+//! The PromQL query, `sum(rate(m[5m]))`, is also asked of a real
+//! Prometheus fed the same data. Its expected answer follows Prometheus'
+//! `rate` (2.42's `extrapolatedRate`), which heroic and Prometheus must
+//! both give; VictoriaMetrics' `rate` is computed differently (no
+//! extrapolation), so its answer is only reported as a deviation.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +23,8 @@ use crate::data::{self, Shape, METRIC};
 pub type Answer = BTreeMap<String, Vec<(i64, f64)>>;
 
 /// The queries, in the order they run and are reported.
-pub const ALL: [Query; 5] = [Query::Raw, Query::Sum, Query::AvgByHost, Query::MaxDbHour, Query::CountPrefix];
+pub const ALL: [Query; 6] =
+    [Query::Raw, Query::Sum, Query::AvgByHost, Query::MaxDbHour, Query::CountPrefix, Query::PromqlRate];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Query {
@@ -33,6 +40,10 @@ pub enum Query {
     /// How many series have an `instance` starting `i-0001` (100 of them
     /// once there are 200 series).
     CountPrefix,
+    /// PromQL `sum(rate(m[5m]))` over every series, a step a minute, on
+    /// Prometheus' query API (the data are gauges, so every decrease
+    /// counts as a counter reset: the same work as on a counter).
+    PromqlRate,
 }
 
 /// One HTTP request: a POST of a JSON body with heroic, a GET with
@@ -45,6 +56,8 @@ pub enum Request {
 const RAW_INSTANCE: usize = 0;
 const PREFIX: &str = "i-0001";
 const HOUR: i64 = 3_600_000;
+/// The range of `rate`'s window.
+const RATE_RANGE: i64 = 300_000;
 
 impl Query {
     pub fn name(self) -> &'static str {
@@ -54,6 +67,7 @@ impl Query {
             Query::AvgByHost => "avg_by_host",
             Query::MaxDbHour => "max_db_hour",
             Query::CountPrefix => "count_prefix",
+            Query::PromqlRate => "promql_rate",
         }
     }
 
@@ -64,6 +78,7 @@ impl Query {
             Query::AvgByHost => "average by host, 5 m",
             Query::MaxDbHour => "max of role=db, last hour, 1 m",
             Query::CountPrefix => "series count by tag prefix",
+            Query::PromqlRate => "PromQL sum(rate(m[5m])), 1 m step",
         }
     }
 
@@ -79,6 +94,8 @@ impl Query {
             Query::Sum => (start, end, 60_000),
             Query::AvgByHost => (start, end, 300_000),
             Query::MaxDbHour => ((end - HOUR).max(start), end, 60_000),
+            // The first step five minutes in: its window holds 30 points.
+            Query::PromqlRate => (start + RATE_RANGE - 60_000, end, 60_000),
         }
     }
 
@@ -109,6 +126,8 @@ impl Query {
                 let body = json!({"range": range, "filter": ["and", key, ["^", "instance", PREFIX]]});
                 return Request::Post { path: "/metadata/series-count", body };
             }
+            // The same request as to VictoriaMetrics and Prometheus.
+            Query::PromqlRate => return self.vm(shape),
         };
         Request::Post { path: "/query/metrics", body }
     }
@@ -143,6 +162,7 @@ impl Query {
             // average of per-series averages is the average of the points.
             Query::AvgByHost => range(format!("avg by (host) (avg_over_time({METRIC}[{w}]))")),
             Query::MaxDbHour => range(format!(r#"max(max_over_time({METRIC}{{role="db"}}[{w}]))"#)),
+            Query::PromqlRate => range(format!("sum(rate({METRIC}[{}ms]))", RATE_RANGE)),
             Query::CountPrefix => Request::Get {
                 path: "/api/v1/series",
                 params: vec![
@@ -225,6 +245,24 @@ impl Query {
                 let n = (0..shape.series).filter(|i| data::instance(*i).starts_with(PREFIX)).count();
                 one(vec![(0, n as f64)])
             }
+            Query::PromqlRate => {
+                let steps: Vec<i64> = (1..).map(|k| from + size * k).take_while(|t| *t <= to).collect();
+                let mut sums = vec![None::<f64>; steps.len()];
+                let mut samples = Vec::with_capacity(shape.points);
+                for s in 0..shape.series {
+                    samples.clear();
+                    data::walk(shape, s, |t, c| samples.push((t, cents(c))));
+                    for (sum, &t) in sums.iter_mut().zip(&steps) {
+                        // Prometheus 2.x: the window is [t - range, t].
+                        let first = samples.partition_point(|p| p.0 < t - RATE_RANGE);
+                        let last = samples.partition_point(|p| p.0 <= t);
+                        if let Some(r) = prometheus_rate(&samples[first..last], t - RATE_RANGE, t) {
+                            *sum = Some(sum.unwrap_or(0.0) + r);
+                        }
+                    }
+                }
+                one(steps.iter().zip(sums).filter_map(|(&t, v)| Some((t, v?))).collect())
+            }
             _ => {
                 let n = ((to - from) / size) as usize;
                 // Cells hold (sum or max in cents, count).
@@ -266,6 +304,56 @@ impl Query {
     }
 }
 
+/// Prometheus 2.42's `rate` of the samples of one window `[start, end]`
+/// (`extrapolatedRate` in `promql/functions.go`): the increase, counter
+/// resets added back, extrapolated towards the window's ends when the
+/// first and last samples are near them, per second. `None` below two
+/// samples.
+fn prometheus_rate(samples: &[(i64, f64)], start: i64, end: i64) -> Option<f64> {
+    let (&(t0, v0), &(tn, vn)) = (samples.first()?, samples.last()?);
+    if samples.len() < 2 {
+        return None;
+    }
+    let mut increase = vn - v0;
+    for pair in samples.windows(2) {
+        if pair[1].1 < pair[0].1 {
+            increase += pair[0].1;
+        }
+    }
+    let secs = |ms: i64| ms as f64 / 1000.0;
+    let mut to_start = secs(t0 - start);
+    let to_end = secs(end - tn);
+    let sampled = secs(tn - t0);
+    let average = sampled / (samples.len() - 1) as f64;
+    if increase > 0.0 && v0 >= 0.0 {
+        // A counter is never negative: extrapolate no further than its zero.
+        to_start = to_start.min(sampled * (v0 / increase));
+    }
+    let threshold = average * 1.1;
+    let mut interval = sampled;
+    interval += if to_start < threshold { to_start } else { average / 2.0 };
+    interval += if to_end < threshold { to_end } else { average / 2.0 };
+    Some(increase * (interval / sampled) / secs(RATE_RANGE))
+}
+
+/// The largest difference between two answers, relative to the expected
+/// value (at least 1), over the points both have; and how many points
+/// only one of them has.
+pub fn deviation(got: &Answer, want: &Answer) -> (f64, usize) {
+    let points = |a: &Answer| -> BTreeMap<(String, i64), f64> {
+        a.iter().flat_map(|(g, ps)| ps.iter().map(move |&(t, v)| ((g.clone(), t), v))).collect()
+    };
+    let (got, want) = (points(got), points(want));
+    let mut worst = 0.0f64;
+    for (key, wv) in &want {
+        if let Some(gv) = got.get(key) {
+            worst = worst.max((gv - wv).abs() / wv.abs().max(1.0));
+        }
+    }
+    let shared = want.keys().filter(|k| got.contains_key(*k)).count();
+    (worst, got.len() + want.len() - 2 * shared)
+}
+
 fn one(points: Vec<(i64, f64)>) -> Answer {
     BTreeMap::from([(String::new(), points)])
 }
@@ -284,4 +372,31 @@ pub fn check(target: &str, q: Query, got: &Answer, want: &Answer) -> Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-computed cases of Prometheus' `rate` (`extrapolatedRate`).
+    #[test]
+    fn the_oracle_rates_as_prometheus_does() {
+        let series =
+            |from: i64, n: i64, v: &dyn Fn(i64) -> f64| (0..n).map(|i| ((from + i) * 10_000, v(i))).collect::<Vec<_>>();
+        // 0, 1 … 30 over the whole window: 30 in 300 s.
+        let full = series(0, 31, &|i| i as f64);
+        assert!((prometheus_rate(&full, 0, 300_000).unwrap() - 0.1).abs() < 1e-12);
+        // 1 … 29 from 10 s on: extrapolated back to the zero point, 10 s
+        // before the first sample: 29 · 300/290 in 300 s.
+        let late = series(1, 29, &|i| (i + 1) as f64);
+        assert!((prometheus_rate(&late, 0, 300_000).unwrap() - 29.0 / 290.0).abs() < 1e-12);
+        // A reset (5 → 1) adds the value before it back: 3 + 5 = 8 over
+        // 40 s of samples. The start is 100 s away, but a counter at 2
+        // rising 8 in 40 s was at zero 10 s before: extrapolated by 10 s
+        // there; the end is too far, so by half an interval (5 s).
+        let reset = vec![(100_000, 2.0), (110_000, 5.0), (120_000, 1.0), (130_000, 3.0), (140_000, 5.0)];
+        let got = prometheus_rate(&reset, 0, 300_000).unwrap();
+        assert!((got - 8.0 * (40.0 + 10.0 + 5.0) / 40.0 / 300.0).abs() < 1e-12, "{got}");
+        assert_eq!(prometheus_rate(&full[..1], 0, 300_000), None);
+    }
 }

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of heroic (local plugin) and VictoriaMetrics on this
 # machine: HTTP ingest rate and CPU, bytes per point on disk 30 s after
-# ingest and after a flush, peak memory, and the latency of five queries
+# ingest and after a flush, peak memory, and the latency of six queries
 # (raw, sum, average by host, max of a tenth over the last hour, series
-# count), each answer checked against the data. See docs/performance.md.
+# count, and PromQL sum(rate(m[5m]))), each answer checked against the
+# data. The PromQL query is also asked of a real Prometheus (Debian's
+# `prometheus`) given the same data by promtool's backfill, whose answer
+# must equal heroic's. See docs/performance.md.
 #
 #   scripts/bench/vs-victoriametrics.sh              # 1,000 series × 1 day
 #   SERIES=10000 POINTS=864 scripts/bench/vs-victoriametrics.sh
@@ -29,16 +32,22 @@ CONNS=${CONNS:-4}
 # /api/v1/import); remote-write: Prometheus remote-write 1.0 to both.
 PROTOCOL=${PROTOCOL:-json}
 RUNS=${RUNS:-20}
-QUERIES=${QUERIES:-raw,sum,avg_by_host,max_db_hour,count_prefix}
+QUERIES=${QUERIES:-raw,sum,avg_by_host,max_db_hour,count_prefix,promql_rate}
 SETTLE=${SETTLE:-30}
 HEROIC_PORT=${HEROIC_PORT:-18480}
 VM_PORT=${VM_PORT:-18428}
+PROM_PORT=${PROM_PORT:-18490}
 
 log() { echo "[bench] $*" >&2; }
 
 if ! command -v victoria-metrics >/dev/null; then
     log "installing victoria-metrics"
     apt-get install -y victoria-metrics >/dev/null
+fi
+case ",$QUERIES," in *,promql_rate,*) PROMQL=1 ;; *) PROMQL=0 ;; esac
+if [ "$PROMQL" = 1 ] && ! command -v prometheus >/dev/null; then
+    log "installing prometheus"
+    apt-get install -y prometheus >/dev/null
 fi
 
 if [ "${NO_BUILD:-0}" != 1 ]; then
@@ -51,9 +60,9 @@ BIN=${HEROIC_BIN_DIR:-$CARGO_TARGET_DIR/release}
 
 WORK=$(mktemp -d /tmp/heroic-vs-vm.XXXXXX)
 OUT=$WORK/figures.tsv
-HEROIC_PID= VM_PID=
+HEROIC_PID= VM_PID= PROM_PID=
 cleanup() {
-    for pid in $HEROIC_PID $VM_PID; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in $HEROIC_PID $VM_PID $PROM_PID; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [ "${KEEP:-0}" = 1 ]; then log "data kept in $WORK"; else rm -rf "$WORK"; fi
 }
@@ -150,6 +159,21 @@ log "queries ($QUERIES): $RUNS warm runs each"
     --queries "$QUERIES" "${COMMON[@]}"
 "$METER" query --target vm --url "http://127.0.0.1:$VM_PORT" --pid "$VM_PID" --runs "$RUNS" \
     --queries "$QUERIES" "${COMMON[@]}"
+if [ "$PROMQL" = 1 ]; then
+    # Prometheus gets the same data the way its own tests do: the series
+    # backfilled into TSDB blocks by promtool, loaded at start.
+    log "prometheus: backfilling the data with promtool"
+    "$METER" openmetrics --file "$WORK/data.om" "${COMMON[@]:0:4}"
+    promtool tsdb create-blocks-from openmetrics --max-block-duration=72h "$WORK/data.om" "$WORK/prom" >"$WORK/promtool.log"
+    rm -f "$WORK/data.om"
+    printf 'global: {}\n' >"$WORK/prometheus.yml"
+    prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prom" \
+        --storage.tsdb.retention.time=30d --web.listen-address="127.0.0.1:$PROM_PORT" >"$WORK/prometheus.log" 2>&1 &
+    PROM_PID=$!
+    wait_http "http://127.0.0.1:$PROM_PORT/-/ready"
+    "$METER" query --target prometheus --url "http://127.0.0.1:$PROM_PORT" --pid "$PROM_PID" --runs "$RUNS" \
+        --queries promql_rate "${COMMON[@]}"
+fi
 # heroic was restarted: its peak is the larger of the two processes'.
 heroic_rss=$(awk -v a="$heroic_rss" -v b="$(peak_rss "$HEROIC_PID")" 'BEGIN { print (a > b ? a : b) }')
 printf 'heroic\tpeak_rss_mb\t%s\nvm\tpeak_rss_mb\t%s\n' "$heroic_rss" "$(peak_rss "$VM_PID")" >>"$OUT"

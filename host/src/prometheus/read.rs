@@ -82,9 +82,9 @@ pub async fn read(
                 }
                 let p = &fetched.points;
                 *sources.entry(labels.clone()).or_default() += 1;
-                out.entry(labels)
-                    .or_default()
-                    .extend(p.timestamps.iter().zip(p.values.iter()).map(|(&t, &v)| Sample { t, v }));
+                let samples = out.entry(labels).or_default();
+                samples.reserve_exact(p.len());
+                samples.extend(p.timestamps.iter().zip(p.values.iter()).map(|(&t, &v)| Sample { t, v }));
             }
             ticket.retain(budget.read, &node.admission.stats).await?;
         }

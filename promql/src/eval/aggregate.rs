@@ -9,10 +9,10 @@ use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
 use super::quantile::quantile;
 use super::range_fns::unparen;
-use super::{Elem, Evaluator, Matrix, Vector};
+use super::{Elem, Evaluator, Matrix, Series, Vector};
 use crate::error::Error;
 use crate::value::is_label_name;
-use crate::value::{Labels, METRIC_NAME};
+use crate::value::{Labels, Sample, METRIC_NAME};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
@@ -103,6 +103,9 @@ impl Evaluator<'_> {
         labels.sort();
         let grouping = Grouping { labels, without };
         let inner = self.eval_matrix(&a.expr)?;
+        if op.folds() {
+            return self.fold_by_series(op, &grouping, inner);
+        }
         self.range_eval(vec![inner], |step, _, vals| {
             let param = params.get(step).copied().unwrap_or(f64::NAN);
             aggregation(op, &grouping, param, &value_label, vals.first().map_or(&[], |v| v.as_slice()))
@@ -110,12 +113,139 @@ impl Evaluator<'_> {
     }
 }
 
+impl Op {
+    /// Whether a group's value is a fold of its elements' values alone
+    /// ([`Acc`]), so that it can be computed series by series.
+    fn folds(self) -> bool {
+        matches!(self, Op::Sum | Op::Avg | Op::Min | Op::Max | Op::Count | Op::Group | Op::Stddev | Op::Stdvar)
+    }
+}
+
+/// A group's running fold at one step (the operators that [`Op::folds`],
+/// and count_values' count).
+#[derive(Clone, Copy, Default)]
+struct Acc {
+    value: f64,
+    mean: f64,
+    /// Elements folded in; 0 for a step the group has none at.
+    count: usize,
+}
+
+impl Acc {
+    /// Folds `v` in, as Prometheus 2.42 does element after element.
+    fn add(&mut self, op: Op, v: f64) {
+        if self.count == 0 {
+            *self = Acc {
+                value: match op {
+                    Op::Stddev | Op::Stdvar => 0.0,
+                    Op::Group => 1.0,
+                    _ => v,
+                },
+                mean: v,
+                count: 1,
+            };
+            return;
+        }
+        match op {
+            Op::Sum => self.value += v,
+            Op::Avg => {
+                self.count += 1;
+                let keep_infinite = self.mean.is_infinite()
+                    && ((v.is_infinite() && (self.mean > 0.0) == (v > 0.0)) || (!v.is_infinite() && !v.is_nan()));
+                if !keep_infinite {
+                    // Divided on each side to stay clear of overflow.
+                    let n = self.count as f64;
+                    self.mean += v / n - self.mean / n;
+                }
+            }
+            Op::Max => {
+                if self.value < v || self.value.is_nan() {
+                    self.value = v;
+                }
+            }
+            Op::Min => {
+                if self.value > v || self.value.is_nan() {
+                    self.value = v;
+                }
+            }
+            Op::Count | Op::CountValues => self.count += 1,
+            Op::Stddev | Op::Stdvar => {
+                self.count += 1;
+                let delta = v - self.mean;
+                self.mean += delta / self.count as f64;
+                self.value += delta * (v - self.mean);
+            }
+            Op::Group | Op::Topk | Op::Bottomk | Op::Quantile => {}
+        }
+    }
+
+    /// The group's value (for an operator that [`Op::folds`], or counts).
+    fn result(&self, op: Op) -> f64 {
+        match op {
+            Op::Avg => self.mean,
+            Op::Count | Op::CountValues => self.count as f64,
+            Op::Stdvar => self.value / self.count as f64,
+            Op::Stddev => (self.value / self.count as f64).sqrt(),
+            _ => self.value,
+        }
+    }
+}
+
+impl Evaluator<'_> {
+    /// An aggregation whose groups fold their elements' values, computed
+    /// series by series into a row of folds per group (one a step) rather
+    /// than step by step over every series: each series' group is found
+    /// once, and its points are read in order. Each step's elements are
+    /// folded in the order the step-by-step evaluation takes them, so the
+    /// answer is the same to the last bit.
+    fn fold_by_series(&mut self, op: Op, grouping: &Grouping, inner: Matrix) -> Result<Matrix, Error> {
+        let steps = self.times().count();
+        let mut position: foldhash::HashMap<Labels, usize> = foldhash::HashMap::default();
+        let mut groups: Vec<(Rc<Labels>, Vec<Acc>)> = Vec::new();
+        for s in &inner {
+            let key = grouping.of(&s.labels);
+            let g = match position.get(&key) {
+                Some(&g) => g,
+                None => {
+                    self.hold(steps)?;
+                    position.insert(key.clone(), groups.len());
+                    groups.push((Rc::new(key), vec![Acc::default(); steps]));
+                    groups.len() - 1
+                }
+            };
+            let row = &mut groups[g].1;
+            for p in &s.points {
+                if let Some(acc) = row.get_mut(self.step_of(p.t)) {
+                    acc.add(op, p.v);
+                }
+            }
+        }
+        self.release(&inner);
+        drop(inner);
+        let times: Vec<i64> = self.times().collect();
+        let mut out = Matrix::new();
+        for (labels, row) in groups {
+            self.release_n(steps);
+            let points: Vec<Sample> = times
+                .iter()
+                .zip(&row)
+                .filter(|(_, acc)| acc.count > 0)
+                .map(|(&t, acc)| Sample { t, v: acc.result(op) })
+                .collect();
+            if !points.is_empty() {
+                self.hold(points.len())?;
+                out.push(Series { labels, points });
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// One group's running state.
 struct Group {
     labels: Rc<Labels>,
-    value: f64,
-    mean: f64,
-    count: usize,
+    /// count_values' count.
+    acc: Acc,
     /// topk / bottomk: a binary heap, as Go's `container/heap` keeps it.
     heap: Vec<Elem>,
     /// quantile: the values seen.
@@ -139,6 +269,7 @@ fn aggregation(op: Op, grouping: &Grouping, param: f64, value_label: &str, vec: 
         if op == Op::Bottomk { |a, b| a.is_nan() || a > b } else { |a, b| a.is_nan() || a < b };
     let mut groups: Vec<Group> = Vec::new();
     let mut position: foldhash::HashMap<Labels, usize> = foldhash::HashMap::default();
+    let single = !grouping.without && grouping.labels.is_empty() && op != Op::CountValues;
     for e in vec {
         let counted;
         let metric = if op == Op::CountValues {
@@ -147,18 +278,20 @@ fn aggregation(op: Op, grouping: &Grouping, param: f64, value_label: &str, vec: 
         } else {
             &*e.labels
         };
-        let key = grouping.of(metric);
-        let Some(&i) = position.get(&key) else {
+        // One group (no `by` labels): every element is in the first.
+        let key = if single && !groups.is_empty() { None } else { Some(grouping.of(metric)) };
+        let found = match &key {
+            None => Some(0),
+            Some(key) => position.get(key).copied(),
+        };
+        let Some(i) = found else {
+            let key = key.unwrap_or_default();
             position.insert(key.clone(), groups.len());
+            let mut acc = Acc::default();
+            acc.add(op, e.v);
             groups.push(Group {
                 labels: Rc::new(key),
-                value: match op {
-                    Op::Stddev | Op::Stdvar => 0.0,
-                    Op::Group => 1.0,
-                    _ => e.v,
-                },
-                mean: e.v,
-                count: 1,
+                acc,
                 heap: if matches!(op, Op::Topk | Op::Bottomk) { vec![e.clone()] } else { Vec::new() },
                 values: if op == Op::Quantile { vec![e.v] } else { Vec::new() },
             });
@@ -167,35 +300,6 @@ fn aggregation(op: Op, grouping: &Grouping, param: f64, value_label: &str, vec: 
         let Some(g) = groups.get_mut(i) else { continue };
         let v = e.v;
         match op {
-            Op::Sum => g.value += v,
-            Op::Avg => {
-                g.count += 1;
-                let keep_infinite = g.mean.is_infinite()
-                    && ((v.is_infinite() && (g.mean > 0.0) == (v > 0.0)) || (!v.is_infinite() && !v.is_nan()));
-                if !keep_infinite {
-                    // Divided on each side to stay clear of overflow.
-                    let n = g.count as f64;
-                    g.mean += v / n - g.mean / n;
-                }
-            }
-            Op::Group => {}
-            Op::Max => {
-                if g.value < v || g.value.is_nan() {
-                    g.value = v;
-                }
-            }
-            Op::Min => {
-                if g.value > v || g.value.is_nan() {
-                    g.value = v;
-                }
-            }
-            Op::Count | Op::CountValues => g.count += 1,
-            Op::Stddev | Op::Stdvar => {
-                g.count += 1;
-                let delta = v - g.mean;
-                g.mean += delta / g.count as f64;
-                g.value += delta * (v - g.mean);
-            }
             Op::Topk | Op::Bottomk => {
                 let top = g.heap.first().map_or(f64::NAN, |x| x.v);
                 let len = i64::try_from(g.heap.len()).unwrap_or(i64::MAX);
@@ -214,15 +318,12 @@ fn aggregation(op: Op, grouping: &Grouping, param: f64, value_label: &str, vec: 
                 }
             }
             Op::Quantile => g.values.push(v),
+            _ => g.acc.add(op, v),
         }
     }
     let mut out = Vector::new();
     for mut g in groups {
         let value = match op {
-            Op::Avg => g.mean,
-            Op::Count | Op::CountValues => g.count as f64,
-            Op::Stdvar => g.value / g.count as f64,
-            Op::Stddev => (g.value / g.count as f64).sqrt(),
             Op::Quantile => quantile(param, &mut g.values),
             Op::Topk | Op::Bottomk => {
                 // Highest (lowest) first, NaN last.
@@ -237,7 +338,7 @@ fn aggregation(op: Op, grouping: &Grouping, param: f64, value_label: &str, vec: 
                 out.extend(g.heap.into_iter().map(|x| Elem { t: 0, ..x }));
                 continue;
             }
-            Op::Sum | Op::Min | Op::Max | Op::Group => g.value,
+            _ => g.acc.result(op),
         };
         out.push(Elem { labels: g.labels, t: 0, v: value });
     }

@@ -127,8 +127,8 @@ impl Evaluator<'_> {
     /// evaluation.
     fn timestamp_of_selector(&mut self, vs: &VectorSelector) -> Result<Matrix, Error> {
         let (offset, lookback) = (offset_ms(vs), self.lookback);
-        let data: Vec<(Rc<Labels>, Vec<crate::value::Sample>)> =
-            self.series_of(vs)?.iter().map(|s| (Rc::new(s.labels.without_name()), s.samples.clone())).collect();
+        let data: Vec<(Rc<Labels>, &[crate::value::Sample])> =
+            self.series_of(vs)?.iter().map(|s| (Rc::new(s.labels.without_name()), s.samples.as_slice())).collect();
         self.range_eval(Vec::new(), |_, t, _| {
             Ok(data
                 .iter()

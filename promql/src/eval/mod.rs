@@ -73,6 +73,42 @@ pub fn evaluate_until(
                 .into(),
         ));
     }
+    // The host promises each series in time order; put it right rather
+    // than answer wrong (once, here, so that the evaluation borrows). The
+    // same pass notes which series hold staleness markers (no samples), so
+    // that those without (all of them, from this node's backends) are
+    // never scanned again or copied.
+    let mut sorted = true;
+    let stale: Vec<Vec<bool>> = data
+        .iter()
+        .map(|sel| {
+            sel.iter()
+                .map(|s| {
+                    let (mut prev, mut any) = (i64::MIN, false);
+                    for p in &s.samples {
+                        sorted &= prev <= p.t;
+                        any |= is_stale(p.v);
+                        prev = p.t;
+                    }
+                    any
+                })
+                .collect()
+        })
+        .collect();
+    let resorted: Vec<Vec<RangeSeries>>;
+    let data = if sorted {
+        data
+    } else {
+        resorted = data
+            .iter()
+            .map(|sel| {
+                let mut copy = sel.clone();
+                copy.iter_mut().for_each(|s| s.samples.sort_by_key(|p| p.t));
+                copy
+            })
+            .collect();
+        &resorted
+    };
     let mut index = HashMap::new();
     plan::walk(expr, |node, _| {
         let vs = match node {
@@ -89,9 +125,10 @@ pub fn evaluate_until(
         step,
         lookback: range.lookback_ms,
         data,
+        stale,
         index,
         held: 0,
-        sorted: Vec::new(),
+        holds: 0,
         deadline,
     };
     let kind = expr.value_type();
@@ -188,16 +225,25 @@ pub(crate) struct Evaluator<'a> {
     pub end: i64,
     pub step: i64,
     lookback: i64,
+    /// The selections' series, each in time order.
     data: &'a [Vec<RangeSeries>],
+    /// Whether each series of `data` holds staleness markers.
+    stale: Vec<Vec<bool>>,
     /// Selector node address → index of its selection in `data`.
     index: HashMap<usize, usize>,
     /// Samples held now, against [`MAX_SAMPLES`].
     held: usize,
-    /// Selections whose series had to be put in time order, by index.
-    sorted: Vec<(usize, Vec<RangeSeries>)>,
+    /// Calls of [`Evaluator::tick`] so far: the clock is read on every
+    /// [`DEADLINE_EVERY`]th (reading it on each was a tenth of a large
+    /// query's time).
+    holds: u32,
     /// When to stop (checked as samples are held).
     deadline: Option<Instant>,
 }
+
+/// How many [`Evaluator::tick`] calls go by between two looks at the
+/// clock.
+const DEADLINE_EVERY: u32 = 1024;
 
 impl<'a> Evaluator<'a> {
     /// The evaluation times: start, start + step, … ≤ end.
@@ -213,12 +259,21 @@ impl<'a> Evaluator<'a> {
 
     /// Takes `n` more samples, failing past [`MAX_SAMPLES`].
     pub fn hold(&mut self, n: usize) -> Result<(), Error> {
-        if self.deadline.is_some_and(|d| Instant::now() > d) {
-            return Err(Error::Timeout);
-        }
+        self.tick()?;
         self.held = self.held.saturating_add(n);
         if self.held > MAX_SAMPLES {
             return Err(Error::TooManySamples { limit: MAX_SAMPLES });
+        }
+        Ok(())
+    }
+
+    /// Fails with [`Error::Timeout`] once past the deadline; the clock is
+    /// read on the first call, then on every [`DEADLINE_EVERY`]th.
+    pub fn tick(&mut self) -> Result<(), Error> {
+        let look = self.holds % DEADLINE_EVERY == 0;
+        self.holds = self.holds.wrapping_add(1);
+        if look && self.deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(Error::Timeout);
         }
         Ok(())
     }
@@ -283,23 +338,23 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
-    /// The series read for a selector, in time order.
-    pub fn series_of(&mut self, vs: &VectorSelector) -> Result<&[RangeSeries], Error> {
+    /// The index in `data` of a selector's selection.
+    fn selection_of(&self, vs: &VectorSelector) -> Result<usize, Error> {
         let at = vs as *const VectorSelector as usize;
-        let Some(&i) = self.index.get(&at) else {
-            return Err(Error::Execution("selector not found among the selections".into()));
-        };
-        let data: &'a [RangeSeries] = self.data.get(i).map_or(&[], |d| d.as_slice());
-        if data.iter().all(|s| s.samples.windows(2).all(|w| w[0].t <= w[1].t)) {
-            return Ok(data);
-        }
-        // The host promises time order; put it right rather than answer wrong.
-        if !self.sorted.iter().any(|(j, _)| *j == i) {
-            let mut copy = data.to_vec();
-            copy.iter_mut().for_each(|s| s.samples.sort_by_key(|p| p.t));
-            self.sorted.push((i, copy));
-        }
-        Ok(self.sorted.iter().find(|(j, _)| *j == i).map_or(&[], |(_, d)| d.as_slice()))
+        self.index.get(&at).copied().ok_or_else(|| Error::Execution("selector not found among the selections".into()))
+    }
+
+    /// The series read for a selector, in time order (borrowed from the
+    /// data, never copied).
+    pub fn series_of(&self, vs: &VectorSelector) -> Result<&'a [RangeSeries], Error> {
+        let data = self.data;
+        Ok(data.get(self.selection_of(vs)?).map_or(&[], |d| d.as_slice()))
+    }
+
+    /// Whether each series of [`Evaluator::series_of`] holds staleness
+    /// markers.
+    pub fn stale_of(&self, vs: &VectorSelector) -> Result<Vec<bool>, Error> {
+        Ok(self.stale.get(self.selection_of(vs)?).cloned().unwrap_or_default())
     }
 
     /// An instant vector selector at every step: each series' latest
@@ -307,9 +362,9 @@ impl<'a> Evaluator<'a> {
     fn vector_selector(&mut self, vs: &VectorSelector) -> Result<Matrix, Error> {
         let (offset, lookback) = (offset_ms(vs), self.lookback);
         let times: Vec<i64> = self.times().collect();
-        let data = self.series_of(vs)?.to_vec();
+        let data = self.series_of(vs)?;
         let mut out = Matrix::new();
-        for s in &data {
+        for s in data {
             let mut points = Vec::new();
             for &t in &times {
                 if let Some(p) = latest_sample(&s.samples, t.saturating_sub(offset), lookback) {
@@ -329,9 +384,9 @@ impl<'a> Evaluator<'a> {
     fn matrix_selector(&mut self, ms: &MatrixSelector) -> Result<Matrix, Error> {
         let maxt = self.start.saturating_sub(offset_ms(&ms.vs));
         let mint = maxt.saturating_sub(duration_ms(&ms.range));
-        let data = self.series_of(&ms.vs)?.to_vec();
+        let data = self.series_of(&ms.vs)?;
         let mut out = Matrix::new();
-        for s in &data {
+        for s in data {
             let points: Vec<Sample> =
                 window(&s.samples, mint, maxt).iter().filter(|p| !is_stale(p.v)).copied().collect();
             self.hold(points.len())?;
@@ -446,9 +501,10 @@ mod tests {
             step: 1,
             lookback: 0,
             data: &[],
+            stale: Vec::new(),
             index: HashMap::new(),
             held: 0,
-            sorted: Vec::new(),
+            holds: 0,
             deadline: None,
         };
         assert!(ev.hold(MAX_SAMPLES).is_ok());
@@ -465,9 +521,10 @@ mod tests {
             step: 4,
             lookback: 0,
             data: &[],
+            stale: Vec::new(),
             index: HashMap::new(),
             held: 0,
-            sorted: Vec::new(),
+            holds: 0,
             deadline: None,
         };
         assert_eq!(ev.times().collect::<Vec<_>>(), [i64::MAX - 5, i64::MAX - 1]);

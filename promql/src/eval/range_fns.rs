@@ -10,7 +10,7 @@ use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
 
 use super::quantile::{kahan_inc, quantile};
-use super::{check_unique, is_stale, window, Evaluator, Matrix, Series};
+use super::{check_unique, is_stale, Evaluator, Matrix, Series};
 use crate::error::Error;
 use crate::plan::{duration_ms, matchers_with_name, offset_ms};
 use crate::value::{Labels, Sample, METRIC_NAME};
@@ -78,6 +78,24 @@ struct Ctx {
     offset: i64,
     /// A scalar argument's value at this step (φ, or the seconds ahead).
     scalar: f64,
+    /// `rate` and `increase`: the values before the window's counter
+    /// resets, summed (from the series' running sums, so that a window
+    /// costs the same whatever its length).
+    resets: f64,
+}
+
+/// `sums[i]`: the values before the counter resets among samples `0..=i`,
+/// summed in order (a reset is a drop: the value before it is added back).
+fn reset_sums(samples: &[Sample], sums: &mut Vec<f64>) {
+    sums.clear();
+    sums.reserve(samples.len());
+    let mut total = 0.0;
+    sums.push(total);
+    for p in samples.windows(2) {
+        // A select rather than a branch: a noisy series resets at random.
+        total += if p[1].v < p[0].v { p[0].v } else { 0.0 };
+        sums.push(total);
+    }
 }
 
 impl Evaluator<'_> {
@@ -99,24 +117,47 @@ impl Evaluator<'_> {
         };
         let (range, offset) = (duration_ms(&ms.range), offset_ms(&ms.vs));
         let times: Vec<i64> = self.times().collect();
-        let data: Vec<(Labels, Vec<Sample>)> = self
-            .series_of(&ms.vs)?
-            .iter()
-            .map(|s| (s.labels.clone(), s.samples.iter().filter(|p| !is_stale(p.v)).copied().collect()))
-            .collect();
         let mut out = Matrix::new();
-        for (labels, samples) in &data {
-            let mut points = Vec::new();
+        let mut unstale = Vec::new();
+        let counter = matches!(f, RangeFn::Rate | RangeFn::Increase);
+        let mut sums = Vec::new();
+        let stale = self.stale_of(&ms.vs)?;
+        for (k, s) in self.series_of(&ms.vs)?.iter().enumerate() {
+            // Borrowed as read; copied only when it holds staleness markers,
+            // which are no samples.
+            let samples: &[Sample] = if stale.get(k).copied().unwrap_or(true) {
+                unstale.clear();
+                unstale.extend(s.samples.iter().filter(|p| !is_stale(p.v)));
+                &unstale
+            } else {
+                &s.samples
+            };
+            let labels = &s.labels;
+            if counter {
+                reset_sums(samples, &mut sums);
+            }
+            let mut points = Vec::with_capacity(times.len());
+            // The windows `[t - offset - range, t - offset]` move forward
+            // with the steps: their ends only ever advance.
+            let (mut lo, mut hi) = (0, 0);
             for (step, &t) in times.iter().enumerate() {
                 let maxt = t.saturating_sub(offset);
-                let win = window(samples, maxt.saturating_sub(range), maxt);
+                let mint = maxt.saturating_sub(range);
+                while lo < samples.len() && samples[lo].t < mint {
+                    lo += 1;
+                }
+                hi = hi.max(lo);
+                while hi < samples.len() && samples[hi].t <= maxt {
+                    hi += 1;
+                }
+                let win = &samples[lo..hi];
                 if win.is_empty() {
                     continue;
                 }
-                // The window is held only while the function runs.
-                self.hold(win.len())?;
-                self.release_n(win.len());
-                let ctx = Ctx { t, range, offset, scalar: scalars.get(step).copied().unwrap_or(f64::NAN) };
+                // The window is borrowed, not held: only the time is checked.
+                self.tick()?;
+                let resets = if counter { sums[hi - 1] - sums[lo] } else { 0.0 };
+                let ctx = Ctx { t, range, offset, scalar: scalars.get(step).copied().unwrap_or(f64::NAN), resets };
                 if let Some(v) = apply(f, win, &ctx) {
                     points.push(Sample { t, v });
                 }
@@ -217,11 +258,7 @@ fn extrapolated_rate(w: &[Sample], ctx: &Ctx, is_counter: bool, is_rate: bool) -
     let range_end = ctx.t.saturating_sub(ctx.offset);
     let mut result = last.v - first.v;
     if is_counter {
-        for p in w.windows(2) {
-            if p[1].v < p[0].v {
-                result += p[0].v;
-            }
-        }
+        result += ctx.resets;
     }
     let mut to_start = first.t.saturating_sub(range_start) as f64 / 1000.0;
     let to_end = range_end.saturating_sub(last.t) as f64 / 1000.0;

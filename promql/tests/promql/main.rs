@@ -127,6 +127,13 @@ fn staleness_markers_end_a_series() {
     assert_eq!(one("a", 5.0, &store), 1.0);
     assert!(vector("a", 15.0, &store).is_empty());
     assert_eq!(one("count_over_time(a[1m])", 15.0, &store), 1.0);
+    // Markers between samples are no samples to rate either; samples out
+    // of time order are put in order first.
+    let marked = vec![series(&[("__name__", "c")], &[(0.0, 0.0), (10.0, stale), (20.0, 2.0), (30.0, 3.0)])];
+    let plain = vec![series(&[("__name__", "c")], &[(30.0, 3.0), (0.0, 0.0), (20.0, 2.0)])];
+    for query in ["rate(c[1m])", "increase(c[1m])", "sum_over_time(c[1m])"] {
+        assert_eq!(one(query, 30.0, &marked), one(query, 30.0, &plain), "{query}");
+    }
 }
 
 #[test]
