@@ -203,3 +203,29 @@ fn answers_are_what_otlp_senders_act_on() {
     assert_eq!(post(&node, "text/plain", None, b"x".to_vec()).0, 415);
     assert_eq!(post(&node, protobuf, Some("br"), b"x".to_vec()).0, 415);
 }
+
+/// A metric backend that fails: 503 with `Retry-After` (which OTLP senders
+/// retry, unlike a 500), in OTLP's error shape; once it is back, the same
+/// request is written.
+#[test]
+fn a_failing_backend_answers_503_and_the_retry_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("down");
+    std::fs::write(&flag, b"").unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{{port}}\"\n[plugins]\ndirs = [\"{{plugins}}\"]\n\
+         [[metrics]]\nplugin = \"faulty\"\n[metrics.config]\nfail_while_exists = \"{}\"\n",
+        flag.display()
+    );
+    let node = Node::start(dir.path(), &config);
+    let body = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[
+        {"name":"g","gauge":{"dataPoints":[{"asDouble":2.5,"timeUnixNano":"1700000000000000000"}]}}]}]}]}"#;
+    let json = "application/json";
+    let (status, _, reply) = post(&node, json, None, body.to_vec());
+    let answer: Value = serde_json::from_slice(&reply).unwrap();
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["code"], 14, "UNAVAILABLE: {answer}");
+    std::fs::remove_file(&flag).unwrap();
+    let (status, _, reply) = post(&node, json, None, body.to_vec());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+}

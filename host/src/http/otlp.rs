@@ -9,8 +9,9 @@
 //! - 400 (a `google.rpc.Status`) for a body that can never be stored, 413
 //!   past the size limits, 415 for an encoding this node does not read:
 //!   OTLP senders drop these;
-//! - 503 with `Retry-After` when a backend failed transiently (senders
-//!   retry), 500 for other failures.
+//! - 503 with `Retry-After` when a backend failed and the data itself is
+//!   not at fault (senders retry; a 500, which OTLP senders drop, is not
+//!   answered to a write).
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use serde_json::json;
@@ -115,6 +116,16 @@ fn failure(format: Format, e: ApiError) -> Response {
     r
 }
 
+/// A write's failure as OTLP senders should see it: a 500 (a backend
+/// fault that is not the data's) becomes a 503, which they retry.
+fn retried(e: ApiError) -> ApiError {
+    if e.status == StatusCode::INTERNAL_SERVER_ERROR {
+        ApiError::retry_later(e.message, None)
+    } else {
+        e
+    }
+}
+
 async fn write(node: &Node, format: Format, encoding: Option<&str>, body: &[u8]) -> Result<Dropped, ApiError> {
     let gzip = match encoding.map(str::trim) {
         None | Some("") => false,
@@ -129,7 +140,9 @@ async fn write(node: &Node, format: Format, encoding: Option<&str>, body: &[u8])
     };
     let limit = usize::try_from(node.server.max_write_body_bytes).unwrap_or(usize::MAX);
     let request = decode(body, format, gzip, limit).map_err(|e| match e {
-        DecodeError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        DecodeError::TooLarge { .. } | DecodeError::DecodesTooLarge { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
         e => ApiError::bad_request(e.to_string()),
     })?;
     let translated = translate(&request, limit.saturating_mul(EXPANSION))
@@ -143,7 +156,10 @@ async fn write(node: &Node, format: Format, encoding: Option<&str>, body: &[u8])
     let batches: Vec<_> = translated.batches.into_iter().filter(|b| node.consumers.admits(&b.series)).collect();
     if let Some(first) = batches.first().map(|b| b.series.clone()) {
         // A failure names the first series; a retry sends them all again.
-        node.write(batches).await.map_err(|e| write_failed(&first, e))?;
+        // OTLP senders retry 503 but drop a 500: a backend failure that is
+        // not the data's own fault may pass (a restarted plugin, a server
+        // back), so it is a 503 here, and the sender tries again.
+        node.write(batches).await.map_err(|e| retried(write_failed(&first, e)))?;
     }
     Ok(dropped)
 }
@@ -171,5 +187,10 @@ mod tests {
         let err = failure(Format::Json, ApiError::retry_later("backend down", Some(std::time::Duration::from_secs(2))));
         assert_eq!(err.status(), 503);
         assert!(err.headers().contains_key(header::RETRY_AFTER));
+        // A plugin fault is retried; data a backend refuses for good is not.
+        let fault = failure(Format::Protobuf, retried(ApiError::internal("plugin fault")));
+        assert_eq!(fault.status(), 503);
+        assert!(fault.headers().contains_key(header::RETRY_AFTER));
+        assert_eq!(retried(ApiError::bad_request("key too long")).status, 400);
     }
 }

@@ -78,7 +78,9 @@ pub async fn handle(
         Version::V2 => remote_write_v2::decode(body, limit),
     }
     .map_err(|e| match e {
-        DecodeError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        DecodeError::TooLarge { .. } | DecodeError::DecodesTooLarge { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
         e => ApiError::bad_request(e.to_string()),
     })?;
     let d = decoded.dropped;

@@ -2,6 +2,8 @@
 //! query path and plugins.
 //!
 //! - [`dropped`]: what a write drops because the node cannot store it.
+//! - [`decoded_size`]: what a protobuf or JSON body may take once decoded,
+//!   estimated before decoding it.
 //! - [`remote_write`]: the remote-write 1.0 `WriteRequest` (snappy and
 //!   protobuf) read into write batches; the route is `http::remote_write`.
 //! - [`remote_write_v2`]: remote-write 2.0's `Request` (a symbols table and
@@ -16,6 +18,7 @@
 //!   and metric plugins; the routes are `http::prometheus_api`.
 
 pub mod answer;
+pub mod decoded_size;
 pub mod dropped;
 pub mod otlp;
 pub mod params;

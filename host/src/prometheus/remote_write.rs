@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use heroic_plugin_api::types::{PointBatch, Series, SeriesPoints};
 
+use super::decoded_size;
 use super::dropped::Dropped;
 
 /// The `WriteRequest` of `prometheus/prompb/remote.proto`, as far as this
@@ -72,6 +73,8 @@ pub enum DecodeError {
     Snappy(snap::Error),
     #[error("the body decompresses to {size} bytes, more than the {limit} allowed (server.max_write_body_bytes)")]
     TooLarge { size: usize, limit: usize },
+    #[error("the body would take about {estimate} bytes once decoded, more than the {limit} allowed (a multiple of server.max_write_body_bytes): many small messages decode to many times their size; send fewer a request")]
+    DecodesTooLarge { estimate: usize, limit: usize },
     #[error("the body is not a remote-write WriteRequest protobuf: {0}")]
     Protobuf(#[from] prost::DecodeError),
     #[error("series {index} has no metric name (label __name__)")]
@@ -96,13 +99,18 @@ pub struct Decoded {
 
 /// Decompresses a snappy body. `max_decompressed` bounds the decompressed
 /// size, which is checked from the snappy header before any of it is
-/// allocated.
+/// allocated, and what it may decode to ([`decoded_size`]).
 pub(crate) fn decompress(body: &[u8], max_decompressed: usize) -> Result<Vec<u8>, DecodeError> {
     let size = snap::raw::decompress_len(body).map_err(DecodeError::Snappy)?;
     if size > max_decompressed {
         return Err(DecodeError::TooLarge { size, limit: max_decompressed });
     }
-    snap::raw::Decoder::new().decompress_vec(body).map_err(DecodeError::Snappy)
+    let raw = snap::raw::Decoder::new().decompress_vec(body).map_err(DecodeError::Snappy)?;
+    let estimate = decoded_size::protobuf(&raw);
+    if let Some(limit) = decoded_size::exceeds(estimate, max_decompressed) {
+        return Err(DecodeError::DecodesTooLarge { estimate, limit });
+    }
+    Ok(raw)
 }
 
 impl Decoded {
@@ -245,6 +253,11 @@ mod tests {
         }
         bomb.push(n as u8);
         assert!(matches!(decode(&bomb, 1 << 20), Err(DecodeError::TooLarge { size: 1_073_741_824, .. })));
+        // Empty series, two bytes each, would decode to 36 times that:
+        // refused before decoding.
+        let empty = WriteRequest { timeseries: vec![series(vec![], &[]); 100_000] };
+        let raw = empty.encode_to_vec();
+        assert!(matches!(decode(&body(&empty), raw.len()), Err(DecodeError::DecodesTooLarge { .. })));
     }
 
     proptest! {

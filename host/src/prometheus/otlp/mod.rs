@@ -15,6 +15,8 @@ use std::io::Read;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 
+use super::decoded_size;
+
 /// How the body is encoded (its `Content-Type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -33,6 +35,8 @@ pub enum DecodeError {
     Gzip(std::io::Error),
     #[error("the body decompresses to more than the {limit} bytes allowed (server.max_write_body_bytes)")]
     TooLarge { limit: usize },
+    #[error("the body would take about {estimate} bytes once decoded, more than the {limit} allowed (a multiple of server.max_write_body_bytes): many small messages decode to many times their size; send fewer a request")]
+    DecodesTooLarge { estimate: usize, limit: usize },
     #[error("the body is not an OTLP ExportMetricsServiceRequest protobuf: {0}")]
     Protobuf(#[from] prost::DecodeError),
     #[error("the body is not an OTLP ExportMetricsServiceRequest in JSON: {0}")]
@@ -41,7 +45,8 @@ pub enum DecodeError {
 
 /// Reads a body, gunzipping it first when `gzip`; `max_decompressed`
 /// bounds what gzip may expand it to (read in pieces and stopped there,
-/// never allocated whole first).
+/// never allocated whole first), and what it may decode to
+/// ([`decoded_size`]).
 pub fn decode(
     body: &[u8],
     format: Format,
@@ -61,6 +66,13 @@ pub fn decode(
     } else {
         body
     };
+    let estimate = match format {
+        Format::Protobuf => decoded_size::protobuf(raw),
+        Format::Json => decoded_size::json(raw),
+    };
+    if let Some(limit) = decoded_size::exceeds(estimate, max_decompressed) {
+        return Err(DecodeError::DecodesTooLarge { estimate, limit });
+    }
     Ok(match format {
         Format::Protobuf => <ExportMetricsServiceRequest as prost::Message>::decode(raw)?,
         Format::Json => serde_json::from_slice(raw)?,

@@ -341,3 +341,33 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// Empty messages, two bytes each, would decode to fifty times their size:
+/// refused before decoding; so are JSON's `{}`.
+#[test]
+fn bodies_that_decode_too_large_are_refused_before_decoding() {
+    use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
+    let req = ExportMetricsServiceRequest { resource_metrics: vec![ResourceMetrics::default(); 100_000] };
+    let raw = prost::Message::encode_to_vec(&req);
+    assert!(matches!(decode(&raw, Format::Protobuf, false, raw.len()), Err(DecodeError::DecodesTooLarge { .. })));
+    let text = format!("{{\"resourceMetrics\":[{}{{}}]}}", "{},".repeat(99_999));
+    assert!(matches!(
+        decode(text.as_bytes(), Format::Json, false, text.len()),
+        Err(DecodeError::DecodesTooLarge { .. })
+    ));
+    // An ordinary body under an ordinary limit is read (OTLP's small
+    // nested messages are estimated at about eleven times their size).
+    let ordinary = request(
+        vec![kv("service.name", "svc")],
+        vec![metric(
+            "m",
+            "",
+            Data::Gauge(Gauge {
+                data_points: (0..2_000).map(|i| number(vec![kv("i", &i.to_string())], 1.0)).collect(),
+            }),
+        )],
+    );
+    let raw = prost::Message::encode_to_vec(&ordinary);
+    assert!(raw.len() < 100_000);
+    assert!(decode(&raw, Format::Protobuf, false, 1 << 20).is_ok());
+}
