@@ -27,7 +27,9 @@ pub mod value;
 
 pub use error::Error;
 pub use eval::{evaluate, evaluate_until, MAX_SAMPLES};
-pub use plan::{matchers_with_name, selections, EvalRange, Selection, MAX_DEPTH, MAX_QUERY_BYTES};
+pub use plan::{
+    matchers_with_name, selections, EvalRange, RangeError, Selection, MAX_DEPTH, MAX_QUERY_BYTES, MAX_STEPS,
+};
 
 /// Parses PromQL, refusing texts over [`MAX_QUERY_BYTES`], nested deeper
 /// than [`MAX_DEPTH`], and every construct [`evaluate`] does not evaluate

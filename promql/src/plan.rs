@@ -38,6 +38,61 @@ pub struct EvalRange {
     pub lookback_ms: i64,
 }
 
+/// Most evaluation steps of a range query after the first (Prometheus'
+/// HTTP API limit of points per series).
+pub const MAX_STEPS: i64 = 11_000;
+
+/// Why an [`EvalRange`] cannot be evaluated; the messages are Prometheus'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("end timestamp must not be before start time")]
+    EndBeforeStart,
+    #[error("zero or negative query resolution step widths are not accepted. Try a positive integer")]
+    Step,
+    #[error(
+        "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
+    )]
+    TooManySteps,
+}
+
+impl RangeError {
+    /// The query API's parameter at fault, for its message.
+    pub fn parameter(self) -> Option<&'static str> {
+        match self {
+            RangeError::EndBeforeStart => Some("end"),
+            RangeError::Step => Some("step"),
+            RangeError::TooManySteps => None,
+        }
+    }
+}
+
+impl EvalRange {
+    /// Whether this is an instant query (a step of 0 at one time), as
+    /// Prometheus tells them apart.
+    pub fn is_instant(&self) -> bool {
+        self.step_ms == 0 && self.start_ms == self.end_ms
+    }
+
+    /// Checks the range as Prometheus' API does before it reads anything:
+    /// the end not before the start, a positive step (but for an instant
+    /// query), at most [`MAX_STEPS`] steps.
+    pub fn validate(&self) -> Result<(), RangeError> {
+        if self.end_ms < self.start_ms {
+            return Err(RangeError::EndBeforeStart);
+        }
+        if self.is_instant() {
+            return Ok(());
+        }
+        if self.step_ms <= 0 {
+            return Err(RangeError::Step);
+        }
+        if self.end_ms.saturating_sub(self.start_ms) / self.step_ms > MAX_STEPS {
+            return Err(RangeError::TooManySteps);
+        }
+        Ok(())
+    }
+}
+
 /// The series one vector or matrix selector of the query needs, and the
 /// times of the samples it needs (inclusive), offsets applied.
 #[derive(Clone, Debug)]

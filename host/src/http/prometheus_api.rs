@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use heroic_plugin_api::types::TimeRange;
 use heroic_plugin_api::Filter as SeriesFilter;
-use heroic_promql::{EvalRange, Labels, Value};
+use heroic_promql::{EvalRange, Labels, RangeError, Value};
 use promql_parser::parser::Expr;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -33,9 +33,6 @@ use crate::prometheus::params::{now_ms, parse_duration_ms, Params};
 use crate::prometheus::read::{found, read, Budget};
 use crate::prometheus::selector::{Selector, NAME};
 use crate::query::admission::Ticket;
-
-/// Evaluations of one range query at most (Prometheus' own limit).
-const MAX_STEPS: i64 = 11_000;
 
 /// How far back an instant selector looks for a sample (Prometheus'
 /// default `--query.lookback-delta`).
@@ -85,27 +82,18 @@ pub async fn query_range(node: &Node, params: Params) -> Response {
                 params.get("query").ok_or_else(|| ApiError::bad_request("invalid parameter \"query\": missing"))?;
             let start = params.required_time("start")?;
             let end = params.required_time("end")?;
-            if end < start {
-                return Err(ApiError::bad_request(
-                    "invalid parameter \"end\": end timestamp must not be before start time",
-                ));
-            }
             let step = params.get("step").and_then(parse_duration_ms).ok_or_else(|| {
                 ApiError::bad_request("invalid parameter \"step\": cannot parse it to a valid duration")
             })?;
+            // A range query: a step of 0 is refused even at one time.
             if step <= 0 {
-                return Err(ApiError::bad_request(
-                    "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. \
-                 Try a positive integer",
-                ));
-            }
-            if (end - start) / step > MAX_STEPS {
-                return Err(ApiError::bad_request(
-                    "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution \
-                     (?step=XX)",
-                ));
+                return Err(ApiError::bad_request(format!("invalid parameter \"step\": {}", RangeError::Step)));
             }
             let range = EvalRange { start_ms: start, end_ms: end, step_ms: step, lookback_ms: LOOKBACK_MS };
+            range.validate().map_err(|e| match e.parameter() {
+                Some(p) => ApiError::bad_request(format!("invalid parameter \"{p}\": {e}")),
+                None => ApiError::bad_request(e.to_string()),
+            })?;
             // A step above 0 makes it a range query (a matrix), even when
             // `start` is `end`.
             evaluate(node, text, range).await.map(|v| answer::value(&v))

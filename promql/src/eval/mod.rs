@@ -31,10 +31,6 @@ use crate::value::{Labels, RangeSeries, Sample, Value};
 /// Samples a query may hold at once, at most.
 pub const MAX_SAMPLES: usize = 50_000_000;
 
-/// Most evaluation steps of a range query after the first (Prometheus'
-/// HTTP API limit of points per series).
-const MAX_STEPS: i64 = 11_000;
-
 /// The NaN Prometheus writes to mark a series stale; never a value.
 const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
@@ -56,23 +52,10 @@ pub fn evaluate_until(
     deadline: Option<Instant>,
 ) -> Result<Value, Error> {
     plan::check(expr, is_supported_function)?;
-    if range.end_ms < range.start_ms {
-        return Err(Error::Invalid("end timestamp must not be before start time".into()));
-    }
+    range.validate().map_err(|e| Error::Invalid(e.to_string()))?;
     // As in Prometheus, a step of 0 is an instant query.
-    let instant = range.step_ms == 0 && range.start_ms == range.end_ms;
-    if !instant && range.step_ms <= 0 {
-        return Err(Error::Invalid(
-            "zero or negative query resolution step widths are not accepted. try a positive integer".into(),
-        ));
-    }
+    let instant = range.is_instant();
     let step = if instant { 1 } else { range.step_ms };
-    if (range.end_ms.saturating_sub(range.start_ms)) / step > MAX_STEPS {
-        return Err(Error::Invalid(
-            "exceeded maximum resolution of 11,000 points per timeseries. try decreasing the query resolution (?step=XX)"
-                .into(),
-        ));
-    }
     // The host promises each series in time order; put it right rather
     // than answer wrong (once, here, so that the evaluation borrows). The
     // same pass notes which series hold staleness markers (no samples), so
@@ -493,12 +476,12 @@ fn check_unique_vector(v: &Vector) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn holding_more_than_the_limit_fails() {
-        let mut ev = Evaluator {
-            start: 0,
-            end: 0,
-            step: 1,
+    /// An evaluator over no data.
+    fn evaluator(start: i64, end: i64, step: i64) -> Evaluator<'static> {
+        Evaluator {
+            start,
+            end,
+            step,
             lookback: 0,
             data: &[],
             stale: Vec::new(),
@@ -506,7 +489,12 @@ mod tests {
             held: 0,
             holds: 0,
             deadline: None,
-        };
+        }
+    }
+
+    #[test]
+    fn holding_more_than_the_limit_fails() {
+        let mut ev = evaluator(0, 0, 1);
         assert!(ev.hold(MAX_SAMPLES).is_ok());
         assert_eq!(ev.hold(1), Err(Error::TooManySamples { limit: MAX_SAMPLES }));
         ev.release_n(10);
@@ -515,18 +503,7 @@ mod tests {
 
     #[test]
     fn times_stop_at_the_end_without_overflow() {
-        let ev = Evaluator {
-            start: i64::MAX - 5,
-            end: i64::MAX,
-            step: 4,
-            lookback: 0,
-            data: &[],
-            stale: Vec::new(),
-            index: HashMap::new(),
-            held: 0,
-            holds: 0,
-            deadline: None,
-        };
+        let ev = evaluator(i64::MAX - 5, i64::MAX, 4);
         assert_eq!(ev.times().collect::<Vec<_>>(), [i64::MAX - 5, i64::MAX - 1]);
     }
 }

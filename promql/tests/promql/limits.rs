@@ -227,3 +227,19 @@ proptest! {
         }
     }
 }
+
+/// A range is checked as Prometheus' API checks it, with its messages.
+#[test]
+fn ranges_are_validated_as_prometheus_validates_them() {
+    use heroic_promql::{EvalRange, RangeError, MAX_STEPS};
+    let range = |start_ms, end_ms, step_ms| EvalRange { start_ms, end_ms, step_ms, lookback_ms: 300_000 };
+    assert_eq!(range(10, 10, 0).validate(), Ok(()), "an instant query");
+    assert_eq!(range(0, 60_000, 1_000).validate(), Ok(()));
+    assert_eq!(range(0, MAX_STEPS, 1).validate(), Ok(()), "11,000 steps after the first");
+    assert_eq!(range(0, MAX_STEPS + 1, 1).validate(), Err(RangeError::TooManySteps));
+    assert_eq!(range(10, 5, 1).validate(), Err(RangeError::EndBeforeStart));
+    assert_eq!(range(0, 10, 0).validate(), Err(RangeError::Step));
+    assert_eq!(range(0, 10, -5).validate(), Err(RangeError::Step));
+    assert_eq!(RangeError::Step.parameter(), Some("step"));
+    assert!(RangeError::TooManySteps.to_string().starts_with("exceeded maximum resolution of 11,000 points"));
+}
