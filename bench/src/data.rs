@@ -124,6 +124,20 @@ pub fn remote_write_body(shape: Shape, index: usize) -> Vec<u8> {
     snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).expect("snappy compresses any bytes")
 }
 
+/// One series as OpenMetrics text lines (for `promtool tsdb
+/// create-blocks-from openmetrics`), appended to `out`: timestamps in
+/// seconds.
+pub fn openmetrics_lines(shape: Shape, index: usize, out: &mut String) {
+    let labels =
+        format!(r#"{METRIC}{{dc="eu",host="{}",instance="{}",role="{}"}}"#, host(index), instance(index), role(index));
+    walk(shape, index, |t, c| {
+        out.push_str(&labels);
+        out.push(' ');
+        put_cents(out, c);
+        let _ = writeln!(out, " {}.{:03}", t.div_euclid(1000), t.rem_euclid(1000));
+    });
+}
+
 /// VictoriaMetrics' `/api/v1/import` JSON line for one series.
 pub fn vm_body(shape: Shape, index: usize) -> Vec<u8> {
     let mut values = String::with_capacity(shape.points * 8);
@@ -160,5 +174,14 @@ mod tests {
         assert_eq!(pairs[0][0], 10_000);
         assert_eq!(v["metric"]["instance"], "i-000001");
         assert_eq!(v["metric"]["host"], "host-001");
+        let mut text = String::new();
+        openmetrics_lines(shape, 1, &mut text);
+        let first = text.lines().next().unwrap();
+        let value = v["values"][0].to_string();
+        assert_eq!(
+            first,
+            format!(r#"bench_gauge{{dc="eu",host="host-001",instance="i-000001",role="db"}} {value} 10.000"#)
+        );
+        assert_eq!(text.lines().count(), 3);
     }
 }

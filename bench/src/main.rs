@@ -247,26 +247,11 @@ fn openmetrics(a: &Args) -> Result<()> {
     let file = std::fs::File::create(&a.out).with_context(|| a.out.clone())?;
     let mut out = std::io::BufWriter::new(file);
     writeln!(out, "# TYPE {} gauge", data::METRIC)?;
+    let mut lines = String::new();
     for s in 0..a.shape.series {
-        let labels = format!(
-            r#"{}{{dc="eu",host="{}",instance="{}",role="{}"}}"#,
-            data::METRIC,
-            data::host(s),
-            data::instance(s),
-            data::role(s)
-        );
-        let mut failed = None;
-        data::walk(a.shape, s, |t, c| {
-            if failed.is_none() {
-                let sign = if c < 0 { "-" } else { "" };
-                let (v, ms) = (c.unsigned_abs(), t.rem_euclid(1000));
-                let line = writeln!(out, "{labels} {sign}{}.{:02} {}.{ms:03}", v / 100, v % 100, t.div_euclid(1000));
-                failed = line.err();
-            }
-        });
-        if let Some(e) = failed {
-            return Err(e.into());
-        }
+        lines.clear();
+        data::openmetrics_lines(a.shape, s, &mut lines);
+        out.write_all(lines.as_bytes())?;
     }
     writeln!(out, "# EOF")?;
     out.flush()?;

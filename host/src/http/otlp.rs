@@ -19,7 +19,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 
 use crate::http::error::ApiError;
-use crate::http::write::write_failed;
+use crate::http::write::write_admitted;
 use crate::node::Node;
 use crate::prometheus::dropped::Dropped;
 use crate::prometheus::otlp::translate::translate;
@@ -153,14 +153,10 @@ async fn write(node: &Node, format: Format, encoding: Option<&str>, body: &[u8])
     if dropped.total() > dropped.stale {
         tracing::debug!(dropped = %dropped.describe(), "otlp write: points dropped");
     }
-    let batches: Vec<_> = translated.batches.into_iter().filter(|b| node.consumers.admits(&b.series)).collect();
-    if let Some(first) = batches.first().map(|b| b.series.clone()) {
-        // A failure names the first series; a retry sends them all again.
-        // OTLP senders retry 503 but drop a 500: a backend failure that is
-        // not the data's own fault may pass (a restarted plugin, a server
-        // back), so it is a 503 here, and the sender tries again.
-        node.write(batches).await.map_err(|e| retried(write_failed(&first, e)))?;
-    }
+    // OTLP senders retry 503 but drop a 500: a backend failure that is not
+    // the data's own fault may pass (a restarted plugin, a server back), so
+    // it is a 503 here, and the sender tries again.
+    write_admitted(node, translated.batches).await.map_err(retried)?;
     Ok(dropped)
 }
 

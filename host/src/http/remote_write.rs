@@ -16,7 +16,7 @@ use warp::http::StatusCode;
 use warp::Reply;
 
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::write::write_failed;
+use crate::http::write::write_admitted;
 use crate::node::Node;
 use crate::prometheus::remote_write::{self, DecodeError};
 use crate::prometheus::remote_write_v2;
@@ -88,13 +88,7 @@ pub async fn handle(
     if d.non_finite > 0 || d.histograms > 0 {
         tracing::debug!(non_finite = d.non_finite, native_histograms = d.histograms, "remote write: samples dropped");
     }
-    let batches: Vec<_> = decoded.batches.into_iter().filter(|b| node.consumers.admits(&b.series)).collect();
-    let samples: usize = batches.iter().map(|b| b.points.len()).sum();
-    if let Some(first) = batches.first().map(|b| b.series.clone()) {
-        // A failure names the first series; every series of the request is
-        // sent again by a retry, so which one failed matters little.
-        node.write(batches).await.map_err(|e| write_failed(&first, e))?;
-    }
+    let samples = write_admitted(node, decoded.batches).await?;
     let mut reply = StatusCode::NO_CONTENT.into_response();
     if version == Version::V2 {
         let headers = reply.headers_mut();

@@ -298,6 +298,20 @@ fn cannot_store(node: &Node, kind: SampleKind) -> ApiError {
 /// when every failure says this write can never be stored (an oversized
 /// key, or a plugin that panics on this series: sending it again cannot
 /// help); else 500.
+/// Writes the batches of the series the ingestion filter admits, as one
+/// write acknowledged once durable everywhere; the points written. A
+/// failure names the first series: a retry sends them all again, so which
+/// one failed matters little. (The routes that take many series in a
+/// request: remote-write and OTLP.)
+pub(crate) async fn write_admitted(node: &Node, batches: Vec<SeriesPoints>) -> ApiResult<usize> {
+    let batches: Vec<_> = batches.into_iter().filter(|b| node.consumers.admits(&b.series)).collect();
+    let points = batches.iter().map(|b| b.points.len()).sum();
+    if let Some(first) = batches.first().map(|b| b.series.clone()) {
+        node.write(batches).await.map_err(|e| write_failed(&first, e))?;
+    }
+    Ok(points)
+}
+
 pub(crate) fn write_failed(series: &Series, e: WriteError) -> ApiError {
     let message = format!("series {}: {e}", series_label(series));
     if e.is_transient() {

@@ -199,7 +199,8 @@ impl Evaluator<'_> {
     /// folded in the order the step-by-step evaluation takes them, so the
     /// answer is the same to the last bit.
     fn fold_by_series(&mut self, op: Op, grouping: &Grouping, inner: Matrix) -> Result<Matrix, Error> {
-        let steps = self.times().count();
+        let times: Vec<i64> = self.times().collect();
+        let steps = times.len();
         let mut position: foldhash::HashMap<Labels, usize> = foldhash::HashMap::default();
         let mut groups: Vec<(Rc<Labels>, Vec<Acc>)> = Vec::new();
         for s in &inner {
@@ -222,7 +223,6 @@ impl Evaluator<'_> {
         }
         self.release(&inner);
         drop(inner);
-        let times: Vec<i64> = self.times().collect();
         let mut out = Matrix::new();
         for (labels, row) in groups {
             self.release_n(steps);
@@ -269,7 +269,6 @@ fn aggregation(op: Op, grouping: &Grouping, param: f64, value_label: &str, vec: 
         if op == Op::Bottomk { |a, b| a.is_nan() || a > b } else { |a, b| a.is_nan() || a < b };
     let mut groups: Vec<Group> = Vec::new();
     let mut position: foldhash::HashMap<Labels, usize> = foldhash::HashMap::default();
-    let single = !grouping.without && grouping.labels.is_empty() && op != Op::CountValues;
     for e in vec {
         let counted;
         let metric = if op == Op::CountValues {
@@ -278,14 +277,8 @@ fn aggregation(op: Op, grouping: &Grouping, param: f64, value_label: &str, vec: 
         } else {
             &*e.labels
         };
-        // One group (no `by` labels): every element is in the first.
-        let key = if single && !groups.is_empty() { None } else { Some(grouping.of(metric)) };
-        let found = match &key {
-            None => Some(0),
-            Some(key) => position.get(key).copied(),
-        };
-        let Some(i) = found else {
-            let key = key.unwrap_or_default();
+        let key = grouping.of(metric);
+        let Some(&i) = position.get(&key) else {
             position.insert(key.clone(), groups.len());
             let mut acc = Acc::default();
             acc.add(op, e.v);

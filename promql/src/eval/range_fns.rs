@@ -136,7 +136,9 @@ impl Evaluator<'_> {
             if counter {
                 reset_sums(samples, &mut sums);
             }
-            let mut points = Vec::with_capacity(times.len());
+            // Not reserved for every step: a sparse series would hold the
+            // capacity of all of them, uncounted.
+            let mut points = Vec::new();
             // The windows `[t - offset - range, t - offset]` move forward
             // with the steps: their ends only ever advance.
             let (mut lo, mut hi) = (0, 0);

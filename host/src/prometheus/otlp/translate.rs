@@ -76,7 +76,9 @@ impl Resource {
 
 /// Samples gathered by series (name, then labels), bounded in size.
 struct Out {
-    series: BTreeMap<(String, BTreeMap<String, String>), PointBatch>,
+    /// By name, then labels: found from borrowed keys, copied only for a
+    /// new series.
+    series: BTreeMap<String, BTreeMap<BTreeMap<String, String>, PointBatch>>,
     dropped: Dropped,
     bytes: usize,
     limit: usize,
@@ -91,21 +93,35 @@ impl Out {
             self.dropped.non_finite += 1;
             return Ok(());
         }
-        let key = (name.to_owned(), labels.clone());
-        let batch = match self.series.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                let (name, labels) = e.key();
-                self.bytes += name.len() + labels.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>();
-                e.insert(PointBatch::new())
-            }
-        };
+        if !self.series.contains_key(name) {
+            self.series.insert(name.to_owned(), BTreeMap::new());
+        }
+        let by_labels = self.series.get_mut(name).expect("inserted above");
+        if !by_labels.contains_key(labels) {
+            self.bytes += name.len() + labels.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>();
+            by_labels.insert(labels.clone(), PointBatch::new());
+        }
+        let batch = by_labels.get_mut(labels).expect("inserted above");
         self.bytes += SAMPLE_BYTES;
         if self.bytes > self.limit {
             return Err(TooLarge { limit: self.limit });
         }
         batch.push(t, v);
         Ok(())
+    }
+
+    /// A point's time in milliseconds; `None`, counted as dropped, for a
+    /// point without a time or flagged "no recorded value".
+    fn time_of(&mut self, time_unix_nano: u64, flags: u32) -> Option<i64> {
+        let Some(t) = millis(time_unix_nano) else {
+            self.dropped.invalid += 1;
+            return None;
+        };
+        if flags & NO_RECORDED_VALUE != 0 {
+            self.dropped.stale += 1;
+            return None;
+        }
+        Some(t)
     }
 }
 
@@ -149,29 +165,31 @@ fn cumulative(temporality: i32) -> bool {
     temporality == AggregationTemporality::Cumulative as i32
 }
 
-/// The latest time of a metric's points, in nanoseconds (0 without any).
-fn latest(metric: &Metric) -> u64 {
-    let times: Box<dyn Iterator<Item = u64> + '_> = match &metric.data {
+/// The times of a metric's points, in nanoseconds, whatever its type.
+fn point_times(metric: &Metric) -> Box<dyn Iterator<Item = u64> + '_> {
+    match &metric.data {
         Some(Data::Gauge(g)) => Box::new(g.data_points.iter().map(|p| p.time_unix_nano)),
         Some(Data::Sum(s)) => Box::new(s.data_points.iter().map(|p| p.time_unix_nano)),
         Some(Data::Histogram(h)) => Box::new(h.data_points.iter().map(|p| p.time_unix_nano)),
         Some(Data::ExponentialHistogram(h)) => Box::new(h.data_points.iter().map(|p| p.time_unix_nano)),
         Some(Data::Summary(s)) => Box::new(s.data_points.iter().map(|p| p.time_unix_nano)),
         None => Box::new(std::iter::empty()),
-    };
-    times.max().unwrap_or(0)
+    }
+}
+
+/// How many data points a metric has (what is dropped with it); a metric
+/// without data is one.
+fn point_count(metric: &Metric) -> u64 {
+    if metric.data.is_none() {
+        1
+    } else {
+        point_times(metric).count() as u64
+    }
 }
 
 fn number_points(out: &mut Out, resource: &Resource, name: &str, points: &[NumberDataPoint]) -> Result<(), TooLarge> {
     for p in points {
-        let Some(t) = millis(p.time_unix_nano) else {
-            out.dropped.invalid += 1;
-            continue;
-        };
-        if p.flags & NO_RECORDED_VALUE != 0 {
-            out.dropped.stale += 1;
-            continue;
-        }
+        let Some(t) = out.time_of(p.time_unix_nano, p.flags) else { continue };
         let v = match p.value {
             Some(number_data_point::Value::AsDouble(v)) => v,
             Some(number_data_point::Value::AsInt(v)) => v as f64,
@@ -193,14 +211,7 @@ fn histogram_points(
 ) -> Result<(), TooLarge> {
     let (sum, count, bucket) = (format!("{name}_sum"), format!("{name}_count"), format!("{name}_bucket"));
     for p in points {
-        let Some(t) = millis(p.time_unix_nano) else {
-            out.dropped.invalid += 1;
-            continue;
-        };
-        if p.flags & NO_RECORDED_VALUE != 0 {
-            out.dropped.stale += 1;
-            continue;
-        }
+        let Some(t) = out.time_of(p.time_unix_nano, p.flags) else { continue };
         let mut labels = labels_of(resource, &p.attributes, &[]);
         if let Some(s) = p.sum {
             out.sample(&sum, &labels, t, s)?;
@@ -221,14 +232,7 @@ fn histogram_points(
 fn summary_points(out: &mut Out, resource: &Resource, name: &str, points: &[SummaryDataPoint]) -> Result<(), TooLarge> {
     let (sum, count) = (format!("{name}_sum"), format!("{name}_count"));
     for p in points {
-        let Some(t) = millis(p.time_unix_nano) else {
-            out.dropped.invalid += 1;
-            continue;
-        };
-        if p.flags & NO_RECORDED_VALUE != 0 {
-            out.dropped.stale += 1;
-            continue;
-        }
+        let Some(t) = out.time_of(p.time_unix_nano, p.flags) else { continue };
         let mut labels = labels_of(resource, &p.attributes, &[]);
         out.sample(&sum, &labels, t, p.sum)?;
         out.sample(&count, &labels, t, p.count as f64)?;
@@ -238,18 +242,6 @@ fn summary_points(out: &mut Out, resource: &Resource, name: &str, points: &[Summ
         }
     }
     Ok(())
-}
-
-/// How many data points a metric has (what is dropped with it).
-fn point_count(metric: &Metric) -> u64 {
-    (match &metric.data {
-        Some(Data::Gauge(g)) => g.data_points.len(),
-        Some(Data::Sum(s)) => s.data_points.len(),
-        Some(Data::Histogram(h)) => h.data_points.len(),
-        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-        Some(Data::Summary(s)) => s.data_points.len(),
-        None => 1,
-    }) as u64
 }
 
 fn metric(out: &mut Out, resource: &Resource, m: &Metric) -> Result<(), TooLarge> {
@@ -293,7 +285,7 @@ pub fn translate(request: &ExportMetricsServiceRequest, limit: usize) -> Result<
         let resource = Resource::of(attributes);
         let mut newest = 0;
         for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
-            newest = newest.max(latest(m));
+            newest = newest.max(point_times(m).max().unwrap_or(0));
             metric(&mut out, &resource, m)?;
         }
         // `target_info`: the resource's other attributes, once, when it has
@@ -307,9 +299,11 @@ pub fn translate(request: &ExportMetricsServiceRequest, limit: usize) -> Result<
     let batches = out
         .series
         .into_iter()
-        .map(|((name, tags), mut points)| {
-            points.sort_dedup();
-            SeriesPoints { series: Series::new(name, tags, BTreeMap::new()), points }
+        .flat_map(|(name, by_labels)| {
+            by_labels.into_iter().map(move |(tags, mut points)| {
+                points.sort_dedup();
+                SeriesPoints { series: Series::new(name.clone(), tags, BTreeMap::new()), points }
+            })
         })
         .collect();
     Ok(Translated { batches, dropped: out.dropped })
