@@ -81,6 +81,19 @@ fn data() -> Vec<TestSeries> {
             .collect();
         out.push(("temperature".into(), labels(&[("room", room)]), samples));
     }
+    // Many counters of one metric: more series than one fetch asks for
+    // (256) and samples enough for several threads, so that reading,
+    // reducing as read and evaluating span chunks and threads.
+    for cpu in 0..600 {
+        let mut value = 0.0;
+        let samples = (0..SAMPLES)
+            .map(|i| {
+                value += (rng.next() * 50.0).floor();
+                (START + i * STEP, value)
+            })
+            .collect();
+        out.push(("node_cpu_seconds_total".into(), labels(&[("cpu", &cpu.to_string())]), samples));
+    }
     // A classic histogram: cumulative bucket counters.
     let bounds = ["0.05", "0.1", "0.25", "0.5", "1", "+Inf"];
     for job in ["api", "db"] {
@@ -163,6 +176,8 @@ const QUERIES: &[&str] = &[
     "temperature offset -5m",
     // Rates and windows.
     "rate(http_requests_total[5m])",
+    "rate(node_cpu_seconds_total[5m])",
+    "sum(increase(node_cpu_seconds_total[10m]))",
     "rate(http_requests_total[1m] offset 5m)",
     "irate(http_requests_total[1m])",
     "increase(http_requests_total[10m])",
@@ -367,7 +382,12 @@ fn label_routes_without_match_answer_as_with_a_match_of_everything() {
     let (_, names) = node_api(&node, "label/__name__/values", &[]);
     assert_eq!(
         names["data"],
-        serde_json::json!(["http_requests_total", "request_duration_seconds_bucket", "temperature"])
+        serde_json::json!([
+            "http_requests_total",
+            "node_cpu_seconds_total",
+            "request_duration_seconds_bucket",
+            "temperature"
+        ])
     );
 }
 

@@ -9,7 +9,8 @@
 //! - [`plan`]: [`parse`] (with limits, refusing what is not evaluated) and
 //!   [`selections`]: what to read.
 //! - [`eval`]: [`evaluate`]: instant and range evaluation over read points;
-//!   its submodules hold the functions, aggregations and operators.
+//!   its submodules hold the functions, aggregations and operators, and
+//!   spread the per-series work over the cores.
 //! - [`error`]: [`Error`]: a bad query, an unsupported construct, a limit.
 //!
 //! # Usage
@@ -19,6 +20,11 @@
 //!    `wanted[i].first_ms ..= wanted[i].last_ms`;
 //! 3. `let value = evaluate(&expr, &range, &data)?;` with `data[i]` the
 //!    series read for `wanted[i]`.
+//!
+//! Or, holding less: for each `Some(r)` of `reductions(&expr, &range)`,
+//! `r.reduce(&series)` each chunk of `wanted[i]`'s series as it is read,
+//! keep what it answers (sorted by labels) as `data[i]`, and
+//! `evaluate_reduced(&expr, &range, data, deadline)`.
 
 pub mod error;
 pub mod eval;
@@ -26,7 +32,7 @@ pub mod plan;
 pub mod value;
 
 pub use error::Error;
-pub use eval::{evaluate, evaluate_until, MAX_SAMPLES};
+pub use eval::{evaluate, evaluate_reduced, evaluate_until, reductions, Reduction, MAX_SAMPLES};
 pub use plan::{
     matchers_with_name, selections, EvalRange, RangeError, Selection, MAX_DEPTH, MAX_QUERY_BYTES, MAX_STEPS,
 };

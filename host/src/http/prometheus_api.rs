@@ -30,7 +30,7 @@ use crate::http::query::admitted;
 use crate::node::Node;
 use crate::prometheus::answer;
 use crate::prometheus::params::{now_ms, parse_duration_ms, Params};
-use crate::prometheus::read::{found, read, Budget};
+use crate::prometheus::read::{found, read, Budget, ReadError};
 use crate::prometheus::selector::{Selector, NAME};
 use crate::query::admission::Ticket;
 
@@ -127,19 +127,35 @@ async fn run(
     let timeout = Duration::from_secs(node.query.timeout_secs);
     let wanted = heroic_promql::selections(&expr, &range);
     let mut budget = Budget { series: node.query.series_limit, samples: node.query.data_limit, read: 0 };
+    let began = Instant::now();
     let mut data = Vec::with_capacity(wanted.len());
-    for selection in &wanted {
-        data.push(read(node, selection, &mut budget, ticket).await?);
+    // Range functions over a selection are applied as its series are read
+    // (see `heroic_promql::Reduction`): a chunk's samples are not all held.
+    let reductions = heroic_promql::reductions(&expr, &range);
+    for (selection, reduction) in wanted.iter().zip(&reductions) {
+        let series = read(node, selection, reduction.as_ref(), deadline, &mut budget, ticket).await;
+        data.push(series.map_err(|e| match e {
+            ReadError::Api(e) => e,
+            ReadError::Promql(e) => promql_error(e, timeout),
+        })?);
     }
+    let read_at = Instant::now();
     // Evaluation is CPU work of up to seconds: off the request threads. It
     // stops by itself at the deadline, so awaiting it keeps the slot and
     // the budget taken exactly as long as it runs.
     let evaluation =
-        tokio::task::spawn_blocking(move || heroic_promql::evaluate_until(&expr, &range, &data, Some(deadline)));
-    evaluation
+        tokio::task::spawn_blocking(move || heroic_promql::evaluate_reduced(&expr, &range, data, Some(deadline)));
+    let value = evaluation
         .await
         .map_err(|e| ApiError::internal(format!("query evaluation failed: {e}")))?
-        .map_err(|e| promql_error(e, timeout))
+        .map_err(|e| promql_error(e, timeout));
+    tracing::debug!(
+        samples = budget.read,
+        read_ms = (read_at - began).as_secs_f64() * 1e3,
+        evaluate_ms = read_at.elapsed().as_secs_f64() * 1e3,
+        "prometheus query: evaluated"
+    );
+    value
 }
 
 /// The selectors of `match[]` (every series without one when `required`

@@ -2,15 +2,20 @@
 //! the metadata backends, points from every metric backend, through the
 //! plugins, within the node's query limits and budget.
 //!
-//! The whole selection is held (PromQL's functions look at a window of
-//! samples, and a range query at every window): what it holds counts
-//! against `query.data_limit` for the query and against the node's query
-//! budget while it runs.
+//! A selection is held whole (PromQL's functions look at a window of
+//! samples, and a range query at every window), except when it is the
+//! range of a function such as `rate(m[5m])`: then each chunk of series is
+//! reduced to the function's values on the blocking pool while the next
+//! chunk is read, and its samples go (`heroic_promql::Reduction`). All the
+//! samples read count against `query.data_limit` for the query and against
+//! the node's query budget while it runs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
 
-use heroic_plugin_api::types::{FetchRequest, Series, TimeRange};
-use heroic_promql::{Labels, RangeSeries, Sample, Selection};
+use heroic_plugin_api::types::{FetchRequest, FetchResponse, Series, TimeRange};
+use heroic_promql::{Labels, RangeSeries, Reduction, Sample, Selection};
 use warp::http::StatusCode;
 
 use super::selector::{labels_of, Selector};
@@ -21,6 +26,11 @@ use crate::query::find_series;
 
 /// Series per fetch call.
 const CHUNK: usize = 256;
+
+/// Series per fetch call when each chunk is reduced as it is read: fewer,
+/// so that less is held at once (two chunks' samples), yet enough that a
+/// chunk is split over the threads of the reduction.
+const REDUCED_CHUNK: usize = 64;
 
 /// What one query may still read.
 pub struct Budget {
@@ -37,22 +47,47 @@ fn over_limit(message: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
+/// Why a selection was not read.
+pub enum ReadError {
+    /// A backend failed or a limit was passed.
+    Api(ApiError),
+    /// Reducing the series as they were read failed (a limit, the deadline).
+    Promql(heroic_promql::Error),
+}
+
+impl From<ApiError> for ReadError {
+    fn from(e: ApiError) -> ReadError {
+        ReadError::Api(e)
+    }
+}
+
 /// The series of `selection` with their samples in its time range, sorted
-/// by labels, each with its samples in time order.
+/// by labels, each with its samples in time order; with a `reduction`,
+/// what it reduces them to instead (see `heroic_promql::Reduction`),
+/// stopping at `deadline`.
 pub async fn read(
     node: &Node,
     selection: &Selection,
+    reduction: Option<&Reduction>,
+    deadline: Instant,
     budget: &mut Budget,
     ticket: &mut Ticket,
-) -> Result<Vec<RangeSeries>, ApiError> {
+) -> Result<Vec<RangeSeries>, ReadError> {
     let selector = Selector::new(&selection.matchers);
     // The plugins' ranges are (start, end]; the selection's are inclusive.
     let range = TimeRange::new(selection.first_ms.saturating_sub(1), selection.last_ms);
     let series = found(node, &selector, range, budget.series).await?;
-    let mut out: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
-    let mut sources: BTreeMap<Labels, usize> = BTreeMap::new();
+    // A chunk of series is reduced as soon as it is read when it holds the
+    // whole of each of its series: one metric backend, and no two series
+    // with the same labels (resource variants of one series come in the
+    // same answer).
+    let streamed =
+        reduction.filter(|_| node.backends.metrics.len() == 1 && labels_unique(&series)).map(|r| Arc::new(r.clone()));
+    let mut all = Gathered::default();
+    let mut reduced = Vec::new();
+    let mut pending: Option<tokio::task::JoinHandle<Result<Vec<RangeSeries>, heroic_promql::Error>>> = None;
     for backend in &node.backends.metrics {
-        for chunk in series.chunks(CHUNK) {
+        for chunk in series.chunks(if streamed.is_some() { REDUCED_CHUNK } else { CHUNK }) {
             let request = FetchRequest {
                 series: chunk.iter().map(|(s, _)| s.clone()).collect::<Vec<Series>>().into(),
                 range,
@@ -63,45 +98,128 @@ pub async fn read(
                 tracing::warn!(backend = %backend.id, error = %e, "prometheus query: fetch failed");
                 ApiError::unavailable(format!("metrics backend {:?}: {e}", backend.id))
             })?;
-            for fetched in response.series.iter() {
-                // Resource variants of a series are that series (their
-                // resource tags are not labels: see `selector`).
-                let Some((_, labels)) = chunk.get(fetched.request_index as usize) else {
-                    return Err(ApiError::internal(format!(
-                        "metrics backend {:?} answered for an unknown series",
-                        backend.id
-                    )));
-                };
-                let labels = labels.clone();
-                budget.read += fetched.points.len() as u64;
-                if budget.read > budget.samples {
-                    return Err(over_limit(format!(
-                        "query processing would load too many samples into memory (query.data_limit {})",
-                        budget.samples
-                    )));
-                }
-                let p = &fetched.points;
-                *sources.entry(labels.clone()).or_default() += 1;
-                let samples = out.entry(labels).or_default();
-                samples.reserve_exact(p.len());
-                samples.extend(p.timestamps.iter().zip(p.values.iter()).map(|(&t, &v)| Sample { t, v }));
+            let Some(reduction) = &streamed else {
+                all.add(&response, chunk, &backend.id, budget)?;
+                ticket.retain(budget.read, &node.admission.stats).await?;
+                continue;
+            };
+            let mut part = Gathered::default();
+            part.add(&response, chunk, &backend.id, budget)?;
+            drop(response);
+            // The chunk before is reduced by now, or nearly: its results
+            // are taken before this one goes to the blocking pool, so at
+            // most two chunks' samples are held.
+            if let Some(previous) = pending.take() {
+                reduced.extend(joined(previous.await)?);
+                check_reduced(&reduced)?;
             }
             ticket.retain(budget.read, &node.admission.stats).await?;
+            let (reduction, part) = (Arc::clone(reduction), part.series());
+            pending = Some(tokio::task::spawn_blocking(move || reduction.reduce(&part, Some(deadline))));
         }
     }
-    Ok(out
-        .into_iter()
-        .filter(|(_, samples)| !samples.is_empty())
-        .map(|(labels, mut samples)| {
-            // Several backends (or resource variants) of one series: one
-            // sample a timestamp, the first read.
-            if sources.get(&labels).copied().unwrap_or(0) > 1 {
-                samples.sort_by_key(|s| s.t);
-                samples.dedup_by_key(|s| s.t);
+    if let Some(previous) = pending.take() {
+        reduced.extend(joined(previous.await)?);
+        check_reduced(&reduced)?;
+    }
+    if streamed.is_some() {
+        // Each chunk was in label order; the selection is too.
+        reduced.sort_by(|a, b| a.labels.cmp(&b.labels));
+        return Ok(reduced);
+    }
+    let series = all.series();
+    match reduction {
+        None => Ok(series),
+        Some(reduction) => {
+            let reduction = reduction.clone();
+            Ok(joined(tokio::task::spawn_blocking(move || reduction.reduce(&series, Some(deadline))).await)?)
+        }
+    }
+}
+
+/// The samples of the series read so far, by labels.
+#[derive(Default)]
+struct Gathered {
+    samples: BTreeMap<Labels, Vec<Sample>>,
+    /// Answers read for each labels (several: more than one backend, or
+    /// resource variants of a series).
+    sources: BTreeMap<Labels, usize>,
+}
+
+impl Gathered {
+    /// Adds the points of one fetch of `chunk`, counting them against the
+    /// query's budget.
+    fn add(
+        &mut self,
+        response: &FetchResponse,
+        chunk: &[(Series, Labels)],
+        backend: &str,
+        budget: &mut Budget,
+    ) -> Result<(), ApiError> {
+        for fetched in response.series.iter() {
+            // Resource variants of a series are that series (their
+            // resource tags are not labels: see `selector`).
+            let Some((_, labels)) = chunk.get(fetched.request_index as usize) else {
+                return Err(ApiError::internal(format!("metrics backend {backend:?} answered for an unknown series")));
+            };
+            budget.read += fetched.points.len() as u64;
+            if budget.read > budget.samples {
+                return Err(over_limit(format!(
+                    "query processing would load too many samples into memory (query.data_limit {})",
+                    budget.samples
+                )));
             }
-            RangeSeries { labels, samples }
-        })
-        .collect())
+            let p = &fetched.points;
+            *self.sources.entry(labels.clone()).or_default() += 1;
+            let samples = self.samples.entry(labels.clone()).or_default();
+            samples.reserve_exact(p.len());
+            samples.extend(p.timestamps.iter().zip(p.values.iter()).map(|(&t, &v)| Sample { t, v }));
+        }
+        Ok(())
+    }
+
+    /// The series with samples, sorted by labels, each in time order.
+    fn series(self) -> Vec<RangeSeries> {
+        let sources = self.sources;
+        self.samples
+            .into_iter()
+            .filter(|(_, samples)| !samples.is_empty())
+            .map(|(labels, mut samples)| {
+                // Several backends (or resource variants) of one series:
+                // one sample a timestamp, the first read.
+                if sources.get(&labels).copied().unwrap_or(0) > 1 {
+                    samples.sort_by_key(|s| s.t);
+                    samples.dedup_by_key(|s| s.t);
+                }
+                RangeSeries { labels, samples }
+            })
+            .collect()
+    }
+}
+
+/// Whether no two of `series` have the same labels.
+fn labels_unique(series: &[(Series, Labels)]) -> bool {
+    let mut seen = HashSet::with_capacity(series.len());
+    series.iter().all(|(_, labels)| seen.insert(labels))
+}
+
+/// A reduction's result from the blocking pool.
+fn joined(
+    result: Result<Result<Vec<RangeSeries>, heroic_promql::Error>, tokio::task::JoinError>,
+) -> Result<Vec<RangeSeries>, ReadError> {
+    result
+        .map_err(|e| ReadError::Api(ApiError::internal(format!("query evaluation failed: {e}"))))?
+        .map_err(ReadError::Promql)
+}
+
+/// The values reduced so far are held until the query is evaluated: at
+/// most what evaluation itself may hold.
+fn check_reduced(reduced: &[RangeSeries]) -> Result<(), ReadError> {
+    let held = reduced.iter().fold(0usize, |n, s| n.saturating_add(s.samples.len()));
+    if held > heroic_promql::MAX_SAMPLES {
+        return Err(ReadError::Promql(heroic_promql::Error::TooManySamples { limit: heroic_promql::MAX_SAMPLES }));
+    }
+    Ok(())
 }
 
 /// The series of `selector` in `range`, each with its labels: at most

@@ -3,6 +3,7 @@
 //! sorting, label rewriting, `absent` and `histogram_quantile`. Functions
 //! over range vectors are in [`super::range_fns`].
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use promql_parser::label::{MatchOp, Matcher};
@@ -12,10 +13,10 @@ use promql_parser::parser::{Call, Expr, VectorSelector};
 
 use super::quantile::{bucket_quantile, Bucket};
 use super::range_fns::{absent_labels_of, unparen, RangeFn};
-use super::{latest_sample, scalar_elem, Elem, Evaluator, Matrix, Vector};
+use super::{in_order, latest_sample, scalar_elem, Elem, Evaluator, Matrix, Vector};
 use crate::error::Error;
 use crate::plan::offset_ms;
-use crate::value::{is_label_name, Labels, METRIC_NAME};
+use crate::value::{is_label_name, Labels, Sample, METRIC_NAME};
 
 /// Functions over instant vectors and scalars that this node evaluates.
 const INSTANT_FUNCTIONS: &[&str] = &[
@@ -127,8 +128,19 @@ impl Evaluator<'_> {
     /// evaluation.
     fn timestamp_of_selector(&mut self, vs: &VectorSelector) -> Result<Matrix, Error> {
         let (offset, lookback) = (offset_ms(vs), self.lookback);
-        let data: Vec<(Rc<Labels>, &[crate::value::Sample])> =
-            self.series_of(vs)?.iter().map(|s| (Rc::new(s.labels.without_name()), s.samples.as_slice())).collect();
+        let data: Vec<(Rc<Labels>, Cow<'_, [Sample]>)> = self
+            .series_of(vs)?
+            .iter()
+            .map(|s| {
+                // Copied only when out of order (`in_order` then fills
+                // `scratch`).
+                let mut scratch = Vec::new();
+                in_order(&s.samples, false, &mut scratch);
+                let samples =
+                    if scratch.is_empty() { Cow::Borrowed(s.samples.as_slice()) } else { Cow::Owned(scratch) };
+                (Rc::new(s.labels.without_name()), samples)
+            })
+            .collect();
         self.range_eval(Vec::new(), |_, t, _| {
             Ok(data
                 .iter()

@@ -10,12 +10,17 @@
 //! - [`aggregate`]: aggregation operators.
 //! - [`binary`]: arithmetic, comparison and set operators.
 //! - [`quantile`]: the quantile estimations and Kahan summation.
+//! - [`parallel`]: per-series work spread over the cores, within the
+//!   deadline and the sample limit.
+//! - [`reduce`]: range functions applied by the host as series are read.
 
 mod aggregate;
 mod binary;
 mod functions;
+mod parallel;
 mod quantile;
 mod range_fns;
+mod reduce;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -24,6 +29,8 @@ use std::time::Instant;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Expr, MatrixSelector, VectorSelector};
 
+use self::parallel::Clock;
+pub use self::reduce::{reductions, Reduction};
 use crate::error::Error;
 use crate::plan::{self, duration_ms, offset_ms, EvalRange};
 use crate::value::{Labels, RangeSeries, Sample, Value};
@@ -44,11 +51,40 @@ pub fn evaluate(expr: &Expr, range: &EvalRange, data: &[Vec<RangeSeries>]) -> Re
 
 /// [`evaluate`], stopping with [`Error::Timeout`] once `deadline` has
 /// passed: the work of a query whose client has been answered must not
-/// go on.
+/// go on. A large query runs on up to eight threads of its own (one per
+/// core): call it where blocking is fine.
 pub fn evaluate_until(
     expr: &Expr,
     range: &EvalRange,
     data: &[Vec<RangeSeries>],
+    deadline: Option<Instant>,
+) -> Result<Value, Error> {
+    evaluate_with(expr, range, data, HashMap::new(), deadline)
+}
+
+/// [`evaluate_until`], `data[i]` holding for each selection that has a
+/// [`Reduction`] (`reductions(expr, range)[i]`) what it reduced the
+/// selection's series to instead of their samples, sorted by labels.
+pub fn evaluate_reduced(
+    expr: &Expr,
+    range: &EvalRange,
+    mut data: Vec<Vec<RangeSeries>>,
+    deadline: Option<Instant>,
+) -> Result<Value, Error> {
+    let mut reduced = HashMap::new();
+    for (i, reduction) in reductions(expr, range).iter().enumerate() {
+        if let (Some(_), Some(series)) = (reduction, data.get_mut(i)) {
+            reduced.insert(i, Some(std::mem::take(series)));
+        }
+    }
+    evaluate_with(expr, range, &data, reduced, deadline)
+}
+
+fn evaluate_with(
+    expr: &Expr,
+    range: &EvalRange,
+    data: &[Vec<RangeSeries>],
+    reduced: HashMap<usize, Option<Vec<RangeSeries>>>,
     deadline: Option<Instant>,
 ) -> Result<Value, Error> {
     plan::check(expr, is_supported_function)?;
@@ -56,42 +92,7 @@ pub fn evaluate_until(
     // As in Prometheus, a step of 0 is an instant query.
     let instant = range.is_instant();
     let step = if instant { 1 } else { range.step_ms };
-    // The host promises each series in time order; put it right rather
-    // than answer wrong (once, here, so that the evaluation borrows). The
-    // same pass notes which series hold staleness markers (no samples), so
-    // that those without (all of them, from this node's backends) are
-    // never scanned again or copied.
-    let mut sorted = true;
-    let stale: Vec<Vec<bool>> = data
-        .iter()
-        .map(|sel| {
-            sel.iter()
-                .map(|s| {
-                    let (mut prev, mut any) = (i64::MIN, false);
-                    for p in &s.samples {
-                        sorted &= prev <= p.t;
-                        any |= is_stale(p.v);
-                        prev = p.t;
-                    }
-                    any
-                })
-                .collect()
-        })
-        .collect();
-    let resorted: Vec<Vec<RangeSeries>>;
-    let data = if sorted {
-        data
-    } else {
-        resorted = data
-            .iter()
-            .map(|sel| {
-                let mut copy = sel.clone();
-                copy.iter_mut().for_each(|s| s.samples.sort_by_key(|p| p.t));
-                copy
-            })
-            .collect();
-        &resorted
-    };
+    let clock = Clock::new(deadline);
     let mut index = HashMap::new();
     plan::walk(expr, |node, _| {
         let vs = match node {
@@ -100,7 +101,7 @@ pub fn evaluate_until(
             _ => return,
         };
         let next = index.len();
-        index.insert(vs as *const VectorSelector as usize, next);
+        index.insert(reduce::address(vs), next);
     });
     let mut ev = Evaluator {
         start: range.start_ms,
@@ -108,11 +109,10 @@ pub fn evaluate_until(
         step,
         lookback: range.lookback_ms,
         data,
-        stale,
+        reduced,
         index,
         held: 0,
-        holds: 0,
-        deadline,
+        clock,
     };
     let kind = expr.value_type();
     let val = ev.eval(expr)?;
@@ -208,31 +208,23 @@ pub(crate) struct Evaluator<'a> {
     pub end: i64,
     pub step: i64,
     lookback: i64,
-    /// The selections' series, each in time order.
+    /// The selections' series.
     data: &'a [Vec<RangeSeries>],
-    /// Whether each series of `data` holds staleness markers.
-    stale: Vec<Vec<bool>>,
+    /// By index in `data`: the selections reduced as they were read
+    /// ([`evaluate_reduced`]), until their call takes them.
+    reduced: HashMap<usize, Option<Vec<RangeSeries>>>,
     /// Selector node address → index of its selection in `data`.
     index: HashMap<usize, usize>,
     /// Samples held now, against [`MAX_SAMPLES`].
     held: usize,
-    /// Calls of [`Evaluator::tick`] so far: the clock is read on every
-    /// [`DEADLINE_EVERY`]th (reading it on each was a tenth of a large
-    /// query's time).
-    holds: u32,
-    /// When to stop (checked as samples are held).
-    deadline: Option<Instant>,
+    /// When to stop (looked at as samples are held).
+    clock: Clock,
 }
-
-/// How many [`Evaluator::tick`] calls go by between two looks at the
-/// clock.
-const DEADLINE_EVERY: u32 = 1024;
 
 impl<'a> Evaluator<'a> {
     /// The evaluation times: start, start + step, … ≤ end.
     pub fn times(&self) -> impl Iterator<Item = i64> {
-        let (end, step) = (self.end, self.step.max(1));
-        std::iter::successors(Some(self.start), move |t: &i64| t.checked_add(step)).take_while(move |t| *t <= end)
+        times(self.start, self.end, self.step)
     }
 
     /// The index of the step at time `t`.
@@ -250,15 +242,26 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
-    /// Fails with [`Error::Timeout`] once past the deadline; the clock is
-    /// read on the first call, then on every [`DEADLINE_EVERY`]th.
+    /// Fails with [`Error::Timeout`] once past the deadline (see
+    /// [`Clock::tick`]).
     pub fn tick(&mut self) -> Result<(), Error> {
-        let look = self.holds % DEADLINE_EVERY == 0;
-        self.holds = self.holds.wrapping_add(1);
-        if look && self.deadline.is_some_and(|d| Instant::now() > d) {
-            return Err(Error::Timeout);
-        }
-        Ok(())
+        self.clock.tick()
+    }
+
+    /// `work` for each of `series` (see [`parallel::map_series`]), within
+    /// this evaluation's deadline and sample limit; the results in series
+    /// order, their samples held.
+    pub(crate) fn map_series<T, S, F>(&mut self, series: &[RangeSeries], work: F) -> Result<Vec<T>, Error>
+    where
+        T: Send,
+        S: Default,
+        F: Fn(usize, &mut S, &mut parallel::Worker<'_>) -> Result<T, Error> + Sync,
+    {
+        let weights: Vec<usize> = series.iter().map(|s| s.samples.len()).collect();
+        let room = MAX_SAMPLES.saturating_sub(self.held);
+        let (out, held) = parallel::map_series(&weights, self.clock, room, work)?;
+        self.held = self.held.saturating_add(held);
+        Ok(out)
     }
 
     /// Gives back the samples of a matrix no longer needed.
@@ -323,21 +326,26 @@ impl<'a> Evaluator<'a> {
 
     /// The index in `data` of a selector's selection.
     fn selection_of(&self, vs: &VectorSelector) -> Result<usize, Error> {
-        let at = vs as *const VectorSelector as usize;
+        let at = reduce::address(vs);
         self.index.get(&at).copied().ok_or_else(|| Error::Execution("selector not found among the selections".into()))
     }
 
-    /// The series read for a selector, in time order (borrowed from the
-    /// data, never copied).
+    /// What a selection was reduced to as it was read, if it was; taken
+    /// (its call is evaluated once).
+    pub(crate) fn reduced_of(&mut self, vs: &VectorSelector) -> Result<Option<Vec<RangeSeries>>, Error> {
+        match self.reduced.get_mut(&self.selection_of(vs)?) {
+            None => Ok(None),
+            Some(slot) => {
+                slot.take().map(Some).ok_or_else(|| Error::Execution("a reduced selection read twice".into()))
+            }
+        }
+    }
+
+    /// The series read for a selector, borrowed from the data (see
+    /// [`in_order`] before using their samples).
     pub fn series_of(&self, vs: &VectorSelector) -> Result<&'a [RangeSeries], Error> {
         let data = self.data;
         Ok(data.get(self.selection_of(vs)?).map_or(&[], |d| d.as_slice()))
-    }
-
-    /// Whether each series of [`Evaluator::series_of`] holds staleness
-    /// markers.
-    pub fn stale_of(&self, vs: &VectorSelector) -> Result<Vec<bool>, Error> {
-        Ok(self.stale.get(self.selection_of(vs)?).cloned().unwrap_or_default())
     }
 
     /// An instant vector selector at every step: each series' latest
@@ -346,20 +354,32 @@ impl<'a> Evaluator<'a> {
         let (offset, lookback) = (offset_ms(vs), self.lookback);
         let times: Vec<i64> = self.times().collect();
         let data = self.series_of(vs)?;
-        let mut out = Matrix::new();
-        for s in data {
+        let points = self.map_series(data, |k, scratch: &mut Vec<Sample>, worker| {
+            let samples = in_order(data.get(k).map_or(&[][..], |s| s.samples.as_slice()), false, scratch);
             let mut points = Vec::new();
+            // The steps move forward, so the latest sample does too:
+            // `samples[..i]` are those at or before the step's time.
+            let mut i = 0;
             for &t in &times {
-                if let Some(p) = latest_sample(&s.samples, t.saturating_sub(offset), lookback) {
-                    self.hold(1)?;
+                worker.tick()?;
+                let at = t.saturating_sub(offset);
+                while samples.get(i).is_some_and(|p| p.t <= at) {
+                    i += 1;
+                }
+                let latest = i.checked_sub(1).and_then(|j| samples.get(j));
+                if let Some(p) = latest.filter(|p| p.t >= at.saturating_sub(lookback) && !is_stale(p.v)) {
                     points.push(Sample { t, v: p.v });
                 }
             }
-            if !points.is_empty() {
-                out.push(Series { labels: Rc::new(s.labels.clone()), points });
-            }
-        }
-        Ok(out)
+            worker.hold(points.len())?;
+            Ok(points)
+        })?;
+        Ok(data
+            .iter()
+            .zip(points)
+            .filter(|(_, points)| !points.is_empty())
+            .map(|(s, points)| Series { labels: Rc::new(s.labels.clone()), points })
+            .collect())
     }
 
     /// A range selector, evaluated only at the start (an instant query):
@@ -369,9 +389,10 @@ impl<'a> Evaluator<'a> {
         let mint = maxt.saturating_sub(duration_ms(&ms.range));
         let data = self.series_of(&ms.vs)?;
         let mut out = Matrix::new();
+        let mut scratch = Vec::new();
         for s in data {
-            let points: Vec<Sample> =
-                window(&s.samples, mint, maxt).iter().filter(|p| !is_stale(p.v)).copied().collect();
+            let samples = in_order(&s.samples, true, &mut scratch);
+            let points: Vec<Sample> = window(samples, mint, maxt).to_vec();
             self.hold(points.len())?;
             if !points.is_empty() {
                 out.push(Series { labels: Rc::new(s.labels.clone()), points });
@@ -433,6 +454,37 @@ pub(crate) fn is_stale(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }
 
+/// `start`, `start + step`, … ≤ `end` (a step of at least 1).
+pub(crate) fn times(start: i64, end: i64, step: i64) -> impl Iterator<Item = i64> {
+    let step = step.max(1);
+    std::iter::successors(Some(start), move |t: &i64| t.checked_add(step)).take_while(move |t| *t <= end)
+}
+
+/// A series' samples in time order, without staleness markers when
+/// `drop_stale`: borrowed when they already are so (always, from this
+/// node's backends), else put right in `scratch`. The host promises time
+/// order; this puts it right rather than answer wrong. Checked series by
+/// series just before use (one pass over samples that are then in cache),
+/// not over all the data up front (a pass through memory of its own).
+pub(crate) fn in_order<'s>(samples: &'s [Sample], drop_stale: bool, scratch: &'s mut Vec<Sample>) -> &'s [Sample] {
+    let (mut prev, mut ordered, mut stale) = (i64::MIN, true, false);
+    for p in samples {
+        ordered &= prev <= p.t;
+        stale |= is_stale(p.v);
+        prev = p.t;
+    }
+    if ordered && !(drop_stale && stale) {
+        return samples;
+    }
+    scratch.clear();
+    scratch.extend(samples.iter().filter(|p| !(drop_stale && is_stale(p.v))));
+    if !ordered {
+        // Stable: samples of one time keep the order they were read in.
+        scratch.sort_by_key(|p| p.t);
+    }
+    scratch
+}
+
 /// The samples of `samples` (in time order) in `[mint, maxt]`.
 pub(crate) fn window(samples: &[Sample], mint: i64, maxt: i64) -> &[Sample] {
     let lo = samples.partition_point(|p| p.t < mint);
@@ -484,11 +536,10 @@ mod tests {
             step,
             lookback: 0,
             data: &[],
-            stale: Vec::new(),
+            reduced: HashMap::new(),
             index: HashMap::new(),
             held: 0,
-            holds: 0,
-            deadline: None,
+            clock: Clock::new(None),
         }
     }
 

@@ -7,10 +7,11 @@
 use std::rc::Rc;
 
 use promql_parser::label::MatchOp;
-use promql_parser::parser::Expr;
+use promql_parser::parser::{Expr, MatrixSelector};
 
+use super::parallel::Worker;
 use super::quantile::{kahan_inc, quantile};
-use super::{check_unique, is_stale, Evaluator, Matrix, Series};
+use super::{check_unique, in_order, Evaluator, Matrix, Series};
 use crate::error::Error;
 use crate::plan::{duration_ms, matchers_with_name, offset_ms};
 use crate::value::{Labels, Sample, METRIC_NAME};
@@ -88,13 +89,84 @@ struct Ctx {
 /// summed in order (a reset is a drop: the value before it is added back).
 fn reset_sums(samples: &[Sample], sums: &mut Vec<f64>) {
     sums.clear();
-    sums.reserve(samples.len());
+    sums.resize(samples.len(), 0.0);
     let mut total = 0.0;
-    sums.push(total);
-    for p in samples.windows(2) {
+    // Written through a slice: pushing checked the capacity each time.
+    for (sum, p) in sums.iter_mut().skip(1).zip(samples.windows(2)) {
         // A select rather than a branch: a noisy series resets at random.
         total += if p[1].v < p[0].v { p[0].v } else { 0.0 };
-        sums.push(total);
+        *sum = total;
+    }
+}
+
+/// What every series of one range function call shares.
+pub(crate) struct Call<'c> {
+    pub f: RangeFn,
+    /// The evaluation times.
+    pub times: &'c [i64],
+    /// The selector's range and offset (ms).
+    pub range: i64,
+    pub offset: i64,
+    /// A scalar argument's value at each step (empty without one).
+    pub scalars: &'c [f64],
+}
+
+/// Buffers a thread reuses from series to series.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// A series' samples put in order or without staleness markers
+    /// ([`in_order`]).
+    unstale: Vec<Sample>,
+    /// [`reset_sums`] of the series.
+    sums: Vec<f64>,
+}
+
+impl Call<'_> {
+    /// The function's value at each step over one series' samples.
+    pub(crate) fn series(
+        &self,
+        samples: &[Sample],
+        scratch: &mut Scratch,
+        worker: &mut Worker,
+    ) -> Result<Vec<Sample>, Error> {
+        let f = self.f;
+        let samples = in_order(samples, true, &mut scratch.unstale);
+        let counter = matches!(f, RangeFn::Rate | RangeFn::Increase);
+        if counter {
+            reset_sums(samples, &mut scratch.sums);
+        }
+        let sums = &scratch.sums;
+        // Not reserved for every step: a sparse series would hold the
+        // capacity of all of them, uncounted.
+        let mut points = Vec::new();
+        // The windows `[t - offset - range, t - offset]` move forward with
+        // the steps: their ends only ever advance.
+        let (mut lo, mut hi) = (0, 0);
+        for (step, &t) in self.times.iter().enumerate() {
+            let maxt = t.saturating_sub(self.offset);
+            let mint = maxt.saturating_sub(self.range);
+            while lo < samples.len() && samples[lo].t < mint {
+                lo += 1;
+            }
+            hi = hi.max(lo);
+            while hi < samples.len() && samples[hi].t <= maxt {
+                hi += 1;
+            }
+            let win = &samples[lo..hi];
+            if win.is_empty() {
+                continue;
+            }
+            // The window is borrowed, not held: only the time is checked.
+            worker.tick()?;
+            let resets = if counter { sums[hi - 1] - sums[lo] } else { 0.0 };
+            let scalar = self.scalars.get(step).copied().unwrap_or(f64::NAN);
+            let ctx = Ctx { t, range: self.range, offset: self.offset, scalar, resets };
+            if let Some(v) = apply(f, win, &ctx) {
+                points.push(Sample { t, v });
+            }
+        }
+        worker.hold(points.len())?;
+        Ok(points)
     }
 }
 
@@ -111,66 +183,18 @@ impl Evaluator<'_> {
             Some(Expr::Subquery(_)) => return Err(Error::Unsupported("subqueries".into())),
             _ => return Err(Error::Execution("expected a range vector selector".into())),
         };
-        let scalars = match scalar_at.and_then(|i| args.get(i)) {
-            Some(e) => self.eval_scalar_steps(e)?,
-            None => Vec::new(),
+        let out = match self.reduced_of(&ms.vs)? {
+            // Applied as the series were read (see `reduce`).
+            Some(reduced) => {
+                let mut out = Matrix::new();
+                for s in reduced {
+                    self.hold(s.samples.len())?;
+                    out.push(Series { labels: Rc::new(result_labels(f, s.labels)), points: s.samples });
+                }
+                out
+            }
+            None => self.range_call_over_samples(f, ms, scalar_at.and_then(|i| args.get(i)))?,
         };
-        let (range, offset) = (duration_ms(&ms.range), offset_ms(&ms.vs));
-        let times: Vec<i64> = self.times().collect();
-        let mut out = Matrix::new();
-        let mut unstale = Vec::new();
-        let counter = matches!(f, RangeFn::Rate | RangeFn::Increase);
-        let mut sums = Vec::new();
-        let stale = self.stale_of(&ms.vs)?;
-        for (k, s) in self.series_of(&ms.vs)?.iter().enumerate() {
-            // Borrowed as read; copied only when it holds staleness markers,
-            // which are no samples.
-            let samples: &[Sample] = if stale.get(k).copied().unwrap_or(true) {
-                unstale.clear();
-                unstale.extend(s.samples.iter().filter(|p| !is_stale(p.v)));
-                &unstale
-            } else {
-                &s.samples
-            };
-            let labels = &s.labels;
-            if counter {
-                reset_sums(samples, &mut sums);
-            }
-            // Not reserved for every step: a sparse series would hold the
-            // capacity of all of them, uncounted.
-            let mut points = Vec::new();
-            // The windows `[t - offset - range, t - offset]` move forward
-            // with the steps: their ends only ever advance.
-            let (mut lo, mut hi) = (0, 0);
-            for (step, &t) in times.iter().enumerate() {
-                let maxt = t.saturating_sub(offset);
-                let mint = maxt.saturating_sub(range);
-                while lo < samples.len() && samples[lo].t < mint {
-                    lo += 1;
-                }
-                hi = hi.max(lo);
-                while hi < samples.len() && samples[hi].t <= maxt {
-                    hi += 1;
-                }
-                let win = &samples[lo..hi];
-                if win.is_empty() {
-                    continue;
-                }
-                // The window is borrowed, not held: only the time is checked.
-                self.tick()?;
-                let resets = if counter { sums[hi - 1] - sums[lo] } else { 0.0 };
-                let ctx = Ctx { t, range, offset, scalar: scalars.get(step).copied().unwrap_or(f64::NAN), resets };
-                if let Some(v) = apply(f, win, &ctx) {
-                    points.push(Sample { t, v });
-                }
-            }
-            if !points.is_empty() {
-                self.hold(points.len())?;
-                // last_over_time acts like offset and keeps the metric name.
-                let labels = if f == RangeFn::Last { labels.clone() } else { labels.without_name() };
-                out.push(Series { labels: Rc::new(labels), points });
-            }
-        }
         if f == RangeFn::AbsentOverTime {
             let absent = self.absent_over_time(&out, args.get(matrix_at).copied());
             self.release(&out);
@@ -178,6 +202,33 @@ impl Evaluator<'_> {
         }
         check_unique(&out)?;
         Ok(out)
+    }
+
+    /// A range function over the samples of its selector's series.
+    fn range_call_over_samples(
+        &mut self,
+        f: RangeFn,
+        ms: &MatrixSelector,
+        scalar: Option<&&Expr>,
+    ) -> Result<Matrix, Error> {
+        let scalars = match scalar {
+            Some(e) => self.eval_scalar_steps(e)?,
+            None => Vec::new(),
+        };
+        let (range, offset) = (duration_ms(&ms.range), offset_ms(&ms.vs));
+        let times: Vec<i64> = self.times().collect();
+        let call = Call { f, times: &times, range, offset, scalars: &scalars };
+        let series = self.series_of(&ms.vs)?;
+        let points = self.map_series(series, |k, scratch, worker| {
+            let samples = series.get(k).map_or(&[][..], |s| s.samples.as_slice());
+            call.series(samples, scratch, worker)
+        })?;
+        Ok(series
+            .iter()
+            .zip(points)
+            .filter(|(_, points)| !points.is_empty())
+            .map(|(s, points)| Series { labels: Rc::new(result_labels(f, s.labels.clone())), points })
+            .collect())
     }
 
     /// `absent_over_time`: 1 at the steps where no series had a sample.
@@ -197,6 +248,16 @@ impl Evaluator<'_> {
         self.hold(points.len())?;
         let labels = absent_labels_of(arg);
         Ok(vec![Series { labels: Rc::new(labels), points }])
+    }
+}
+
+/// The labels of `f`'s result for a series: without the metric name,
+/// except for `last_over_time`, which acts like offset and keeps it.
+fn result_labels(f: RangeFn, labels: Labels) -> Labels {
+    if f == RangeFn::Last {
+        labels
+    } else {
+        labels.without_name()
     }
 }
 

@@ -8,7 +8,9 @@ mod functions;
 mod limits;
 mod rate;
 
-use heroic_promql::{evaluate, parse, selections, Error, EvalRange, Labels, RangeSeries, Sample, Value};
+use heroic_promql::{
+    evaluate, evaluate_reduced, parse, reductions, selections, Error, EvalRange, Labels, RangeSeries, Sample, Value,
+};
 
 /// A series from label pairs and `(seconds, value)` samples.
 pub fn series(labels: &[(&str, &str)], samples: &[(f64, f64)]) -> RangeSeries {
@@ -27,7 +29,13 @@ pub fn labels(pairs: &[(&str, &str)]) -> Labels {
 /// with their samples in the selection's time range.
 pub fn run(query: &str, range: EvalRange, store: &[RangeSeries]) -> Result<Value, Error> {
     let expr = parse(query)?;
-    let data: Vec<Vec<RangeSeries>> = selections(&expr, &range)
+    evaluate(&expr, &range, &read(&expr, &range, store))
+}
+
+/// What the host reads for each selection of `expr`: the series whose
+/// labels match, with their samples in the selection's time range.
+pub fn read(expr: &promql_parser::parser::Expr, range: &EvalRange, store: &[RangeSeries]) -> Vec<Vec<RangeSeries>> {
+    selections(expr, range)
         .iter()
         .map(|sel| {
             store
@@ -40,8 +48,25 @@ pub fn run(query: &str, range: EvalRange, store: &[RangeSeries]) -> Result<Value
                 .filter(|s| !s.samples.is_empty())
                 .collect()
         })
-        .collect();
-    evaluate(&expr, &range, &data)
+        .collect()
+}
+
+/// [`run`] as the host runs it: the selections that have a reduction
+/// reduced `chunk` series at a time, the results sorted by labels.
+pub fn run_reduced(query: &str, range: EvalRange, store: &[RangeSeries], chunk: usize) -> Result<Value, Error> {
+    let expr = parse(query)?;
+    let mut data = read(&expr, &range, store);
+    for (series, reduction) in data.iter_mut().zip(reductions(&expr, &range)) {
+        if let Some(r) = reduction {
+            let mut reduced = Vec::new();
+            for part in series.chunks(chunk) {
+                reduced.extend(r.reduce(part, None)?);
+            }
+            reduced.sort_by(|a, b| a.labels.cmp(&b.labels));
+            *series = reduced;
+        }
+    }
+    evaluate_reduced(&expr, &range, data, None)
 }
 
 /// An instant query at `t` seconds (5 minute lookback).
@@ -133,6 +158,27 @@ fn staleness_markers_end_a_series() {
     let plain = vec![series(&[("__name__", "c")], &[(30.0, 3.0), (0.0, 0.0), (20.0, 2.0)])];
     for query in ["rate(c[1m])", "increase(c[1m])", "sum_over_time(c[1m])"] {
         assert_eq!(one(query, 30.0, &marked), one(query, 30.0, &plain), "{query}");
+    }
+}
+
+#[test]
+fn samples_out_of_time_order_answer_as_in_order() {
+    // The host promises time order; a series read out of order is put
+    // right wherever its samples are used, with its staleness markers.
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    let ordered = vec![
+        series(&[("__name__", "a"), ("k", "1")], &[(0.0, 1.0), (10.0, 2.0), (20.0, stale), (30.0, 4.0)]),
+        series(&[("__name__", "a"), ("k", "2")], &[(0.0, 5.0), (10.0, 6.0)]),
+    ];
+    let shuffled = vec![
+        series(&[("__name__", "a"), ("k", "1")], &[(30.0, 4.0), (0.0, 1.0), (20.0, stale), (10.0, 2.0)]),
+        series(&[("__name__", "a"), ("k", "2")], &[(0.0, 5.0), (10.0, 6.0)]),
+    ];
+    for query in ["a", "a[1m]", "timestamp(a)", "rate(a[1m])", "last_over_time(a[15s])"] {
+        for t in [5.0, 15.0, 25.0, 35.0] {
+            assert_eq!(instant(query, t, &shuffled), instant(query, t, &ordered), "{query} at {t}");
+        }
+        assert_eq!(range(query, 0.0, 40.0, 5.0, &shuffled), range(query, 0.0, 40.0, 5.0, &ordered), "{query}");
     }
 }
 
@@ -247,4 +293,98 @@ fn evaluation_stops_at_its_deadline() {
     let past = std::time::Instant::now() - std::time::Duration::from_millis(1);
     assert_eq!(heroic_promql::evaluate_until(&expr, &range, &data, Some(past)), Err(Error::Timeout));
     assert!(heroic_promql::evaluate_until(&expr, &range, &data, None).is_ok());
+}
+
+#[test]
+fn many_series_answer_as_each_series_alone() {
+    // 300 series × 600 samples: enough for the evaluator to spread the
+    // series over threads; each series alone stays on one. The answers
+    // must be the same to the last bit, in the same order.
+    let mut seed = 7u64;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let store: Vec<RangeSeries> = (0..300)
+        .map(|k| {
+            let name = format!("s{k:03}");
+            let mut v = 0.0;
+            let samples: Vec<(f64, f64)> = (0..600)
+                .map(|i| {
+                    // Counters with a reset now and then, some gappy.
+                    v = if next() < 0.01 { 0.0 } else { v + (next() * 100.0).floor() };
+                    (i as f64 * 10.0 + if k % 7 == 0 { next() * 3.0 } else { 0.0 }, v)
+                })
+                .collect();
+            series(&[("__name__", "m"), ("s", &name)], &samples)
+        })
+        .collect();
+    for query in ["rate(m[5m])", "max_over_time(m[2m])", "m", "deriv(m[10m] offset 1m)"] {
+        let Value::Matrix(all) = range(query, 300.0, 6000.0, 30.0, &store).unwrap() else { panic!("{query}") };
+        let alone: Vec<RangeSeries> = store
+            .iter()
+            .flat_map(|s| match range(query, 300.0, 6000.0, 30.0, std::slice::from_ref(s)).unwrap() {
+                Value::Matrix(m) => m,
+                other => panic!("{query}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(all.len(), 300, "{query}");
+        assert_eq!(all, alone, "{query}");
+    }
+}
+
+#[test]
+fn reduced_as_read_answers_as_evaluated_from_samples() {
+    // The host reduces some selections as it reads them (a chunk of series
+    // at a time); every query answers as from the samples.
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    let mut store = counter();
+    for k in 0..40 {
+        let name = format!("{k:02}");
+        let samples: Vec<(f64, f64)> = (0..120)
+            .filter(|i| (i + k) % 11 != 0)
+            .map(|i| (i as f64 * 15.0, if i == 60 + k { stale } else { ((i * (k + 3)) % 97) as f64 }))
+            .collect();
+        store.push(series(&[("__name__", "g"), ("k", &name), ("odd", if k % 2 == 1 { "y" } else { "n" })], &samples));
+    }
+    let queries = [
+        "rate(g[5m])",
+        "sum by (odd) (rate(g[5m]))",
+        "increase((g[2m]))",
+        "delta(g[1m] offset 30s)",
+        "irate(g[1m]) * 2",
+        "max_over_time(g[3m]) - min_over_time(g[3m])",
+        "last_over_time(g[1m])",
+        "count_over_time(g{odd=\"y\"}[5m]) > 10",
+        "absent_over_time(g{k=\"none\"}[1m])",
+        "absent_over_time(g[1m])",
+        "changes(g[10m]) + resets(g[10m])",
+        "deriv(g[5m])",
+        "stddev_over_time(g[5m])",
+        "quantile_over_time(0.9, g[5m])",
+        "predict_linear(g[5m], 60)",
+        "g",
+        "avg(sum_over_time(g[1m])) + avg_over_time(g[1m])",
+    ];
+    for query in queries {
+        for chunk in [1, 7, 1000] {
+            let at = |t: f64| EvalRange {
+                start_ms: (t * 1000.0) as i64,
+                end_ms: (t * 1000.0) as i64,
+                step_ms: 0,
+                lookback_ms: 300_000,
+            };
+            let want = run(query, at(900.0), &store);
+            assert_eq!(run_reduced(query, at(900.0), &store, chunk), want, "{query} (instant, chunk {chunk})");
+            let r = EvalRange { start_ms: 0, end_ms: 1_800_000, step_ms: 30_000, lookback_ms: 300_000 };
+            let want = run(query, r, &store);
+            assert!(matches!(want, Ok(Value::Matrix(_))), "{query}: {want:?}");
+            assert_eq!(run_reduced(query, r, &store, chunk), want, "{query} (range, chunk {chunk})");
+        }
+    }
+    // Reduced and not: the same query with one range selector of each kind.
+    let expr = parse("rate(g[5m]) / quantile_over_time(0.5, g[5m])").unwrap();
+    let r = EvalRange { start_ms: 0, end_ms: 60_000, step_ms: 30_000, lookback_ms: 300_000 };
+    let found: Vec<bool> = reductions(&expr, &r).iter().map(Option::is_some).collect();
+    assert_eq!(found, [true, false]);
 }
