@@ -438,3 +438,45 @@ fn the_query_api_refuses_what_it_cannot_answer_as_prometheus_does() {
     let want = serde_json::json!({"resultType": "matrix", "result": [{"metric": {}, "values": [[100, "2"]]}]});
     assert_eq!((status, &one["data"]), (200, &want));
 }
+
+/// A metric backend that fails while a selection is being reduced chunk
+/// by chunk: the query answers 503 with the backend's error, nothing is
+/// left running, and the node answers the next query whole.
+#[test]
+fn a_fetch_failing_mid_selection_fails_the_query_and_the_next_one_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = local_config();
+    let metrics_start = local.find("[[metrics]]").unwrap();
+    let metrics_end = local.find("[[metadata]]").unwrap();
+    // The faulty plugin fails fetching series of `boom` (tagged `fail`);
+    // its points are in memory, its series in the local metadata backend.
+    let config = format!(
+        "{}[[metrics]]\nplugin = \"faulty\"\n[metrics.config]\nfail_fetch_on_tag = \"fail=yes\"\n\n{}",
+        &local[..metrics_start],
+        &local[metrics_end..]
+    );
+    let node = Node::start(dir.path(), &config);
+    let counter = |i: i64| (0..SAMPLES).map(|k| (START + k * STEP, (k * (i + 1)) as f64)).collect::<Vec<_>>();
+    let labels = |i: i64| vec![("instance".to_string(), i.to_string())];
+    // More than one chunk (64 series) of `a` first, then `boom`: the fetch
+    // that fails comes while the chunks before it are reduced.
+    let mut data: Vec<TestSeries> = (0..100).map(|i| ("a".to_string(), labels(i), counter(i))).collect();
+    let failing = |i: i64| vec![("fail".to_string(), "yes".to_string()), ("instance".to_string(), i.to_string())];
+    data.extend((0..10).map(|i| ("boom".to_string(), failing(i), counter(i))));
+    remote_write(&node, &data);
+    let end = (START + (SAMPLES - 1) * STEP).to_string();
+    let at = |query: &'static str| [("query", query), ("start", "1700000300"), ("step", "60"), ("end", end.as_str())];
+    let (status, answer) = node_api(&node, "query_range", &at(r#"sum(rate({__name__=~"a|boom"}[5m]))"#));
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["errorType"], "unavailable", "{answer}");
+    assert!(answer["error"].as_str().unwrap_or("").contains("faulty"), "{answer}");
+    // The same series without `boom`: every instance's rate, summed.
+    let (status, answer) = node_api(&node, "query_range", &at("sum(rate(a[5m]))"));
+    assert_eq!(status, 200, "{answer}");
+    let values = answer["data"]["result"][0]["values"].as_array().unwrap();
+    assert!(values.len() > 40, "{answer}");
+    let per_second: f64 = (1..=100).map(|i| i as f64 / STEP as f64).sum();
+    for v in values {
+        assert!(close(number(&v[1]), per_second), "{v} != {per_second}");
+    }
+}

@@ -126,7 +126,7 @@ async fn run(
 ) -> Result<Value, ApiError> {
     let timeout = Duration::from_secs(node.query.timeout_secs);
     let wanted = heroic_promql::selections(&expr, &range);
-    let mut budget = Budget { series: node.query.series_limit, samples: node.query.data_limit, read: 0 };
+    let mut budget = Budget { series: node.query.series_limit, samples: node.query.data_limit, read: 0, reduced: 0 };
     let began = Instant::now();
     let mut data = Vec::with_capacity(wanted.len());
     // Range functions over a selection are applied as its series are read

@@ -40,6 +40,18 @@ pub struct Budget {
     pub samples: u64,
     /// Samples read so far.
     pub read: u64,
+    /// Values the selections read so far were reduced to (held until the
+    /// query is evaluated; at most `heroic_promql::MAX_SAMPLES`).
+    pub reduced: usize,
+}
+
+impl Budget {
+    /// What the query holds, or held, for the node's query budget: the
+    /// samples read (counted whole, though a reduced chunk's go once
+    /// reduced) and the values they were reduced to.
+    fn held(&self) -> u64 {
+        self.read.saturating_add(self.reduced as u64)
+    }
 }
 
 /// Prometheus' status for a query that went over a limit (`execution`).
@@ -81,58 +93,115 @@ pub async fn read(
     // whole of each of its series: one metric backend, and no two series
     // with the same labels (resource variants of one series come in the
     // same answer).
-    let streamed =
-        reduction.filter(|_| node.backends.metrics.len() == 1 && labels_unique(&series)).map(|r| Arc::new(r.clone()));
+    let mut reducing = reduction
+        .filter(|_| node.backends.metrics.len() == 1 && labels_unique(&series))
+        .map(|r| Reducing::new(r, deadline));
+    let chunk_len = if reducing.is_some() { REDUCED_CHUNK } else { CHUNK };
     let mut all = Gathered::default();
-    let mut reduced = Vec::new();
-    let mut pending: Option<tokio::task::JoinHandle<Result<Vec<RangeSeries>, heroic_promql::Error>>> = None;
-    for backend in &node.backends.metrics {
-        for chunk in series.chunks(if streamed.is_some() { REDUCED_CHUNK } else { CHUNK }) {
-            let request = FetchRequest {
-                series: chunk.iter().map(|(s, _)| s.clone()).collect::<Vec<Series>>().into(),
-                range,
-                // One more than allowed: reading exactly the limit is fine.
-                point_limit: budget.samples.saturating_sub(budget.read).saturating_add(1),
-            };
-            let response = backend.client.fetch(request).await.map_err(|e| {
-                tracing::warn!(backend = %backend.id, error = %e, "prometheus query: fetch failed");
-                ApiError::unavailable(format!("metrics backend {:?}: {e}", backend.id))
-            })?;
-            let Some(reduction) = &streamed else {
-                all.add(&response, chunk, &backend.id, budget)?;
-                ticket.retain(budget.read, &node.admission.stats).await?;
-                continue;
-            };
-            let mut part = Gathered::default();
-            part.add(&response, chunk, &backend.id, budget)?;
-            drop(response);
-            // The chunk before is reduced by now, or nearly: its results
-            // are taken before this one goes to the blocking pool, so at
-            // most two chunks' samples are held.
-            if let Some(previous) = pending.take() {
-                reduced.extend(joined(previous.await)?);
-                check_reduced(&reduced)?;
+    let outcome = async {
+        for backend in &node.backends.metrics {
+            for chunk in series.chunks(chunk_len) {
+                let request = FetchRequest {
+                    series: chunk.iter().map(|(s, _)| s.clone()).collect::<Vec<Series>>().into(),
+                    range,
+                    // One more than allowed: reading exactly the limit is fine.
+                    point_limit: budget.samples.saturating_sub(budget.read).saturating_add(1),
+                };
+                let response = backend.client.fetch(request).await.map_err(|e| {
+                    tracing::warn!(backend = %backend.id, error = %e, "prometheus query: fetch failed");
+                    ApiError::unavailable(format!("metrics backend {:?}: {e}", backend.id))
+                })?;
+                match reducing.as_mut() {
+                    None => all.add(&response, chunk, &backend.id, budget)?,
+                    Some(reducing) => {
+                        let mut part = Gathered::default();
+                        part.add(&response, chunk, &backend.id, budget)?;
+                        drop(response);
+                        reducing.push(part.series(), budget).await?;
+                    }
+                }
+                ticket.retain(budget.held(), &node.admission.stats).await?;
             }
-            ticket.retain(budget.read, &node.admission.stats).await?;
-            let (reduction, part) = (Arc::clone(reduction), part.series());
-            pending = Some(tokio::task::spawn_blocking(move || reduction.reduce(&part, Some(deadline))));
         }
+        Ok::<(), ReadError>(())
     }
-    if let Some(previous) = pending.take() {
-        reduced.extend(joined(previous.await)?);
-        check_reduced(&reduced)?;
+    .await;
+    match (outcome, reducing) {
+        (Ok(()), Some(reducing)) => reducing.finish(budget).await,
+        (Ok(()), None) => match reduction {
+            None => Ok(all.series()),
+            Some(reduction) => {
+                // Read whole first (a series' samples may come from several
+                // answers), then reduced.
+                let mut reducing = Reducing::new(reduction, deadline);
+                reducing.push(all.series(), budget).await?;
+                reducing.finish(budget).await
+            }
+        },
+        (Err(e), Some(reducing)) => {
+            reducing.abandon().await;
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
     }
-    if streamed.is_some() {
-        // Each chunk was in label order; the selection is too.
-        reduced.sort_by(|a, b| a.labels.cmp(&b.labels));
-        return Ok(reduced);
+}
+
+/// The chunks of one selection reduced on the blocking pool as they are
+/// read: each while the next is read, so that about two chunks' samples
+/// are held at a time.
+struct Reducing {
+    reduction: Arc<Reduction>,
+    deadline: Instant,
+    /// The chunk being reduced.
+    running: Option<tokio::task::JoinHandle<Result<Vec<RangeSeries>, heroic_promql::Error>>>,
+    /// What the chunks before it reduced to.
+    done: Vec<RangeSeries>,
+}
+
+impl Reducing {
+    fn new(reduction: &Reduction, deadline: Instant) -> Reducing {
+        Reducing { reduction: Arc::new(reduction.clone()), deadline, running: None, done: Vec::new() }
     }
-    let series = all.series();
-    match reduction {
-        None => Ok(series),
-        Some(reduction) => {
-            let reduction = reduction.clone();
-            Ok(joined(tokio::task::spawn_blocking(move || reduction.reduce(&series, Some(deadline))).await)?)
+
+    /// Starts reducing `part` once the chunk before it is reduced.
+    async fn push(&mut self, part: Vec<RangeSeries>, budget: &mut Budget) -> Result<(), ReadError> {
+        self.collect(budget).await?;
+        let (reduction, deadline) = (Arc::clone(&self.reduction), self.deadline);
+        self.running = Some(tokio::task::spawn_blocking(move || reduction.reduce(&part, Some(deadline))));
+        Ok(())
+    }
+
+    /// Waits for the chunk being reduced and keeps its values, counted
+    /// against what evaluation may hold (for all selections together:
+    /// they are all held until the query is evaluated).
+    async fn collect(&mut self, budget: &mut Budget) -> Result<(), ReadError> {
+        let Some(running) = self.running.take() else { return Ok(()) };
+        let values = running
+            .await
+            .map_err(|e| ReadError::Api(ApiError::internal(format!("query evaluation failed: {e}"))))?
+            .map_err(ReadError::Promql)?;
+        budget.reduced = values.iter().fold(budget.reduced, |n, s| n.saturating_add(s.samples.len()));
+        if budget.reduced > heroic_promql::MAX_SAMPLES {
+            return Err(ReadError::Promql(heroic_promql::Error::TooManySamples { limit: heroic_promql::MAX_SAMPLES }));
+        }
+        self.done.extend(values);
+        Ok(())
+    }
+
+    /// Every chunk's values, sorted by labels (each chunk was; the
+    /// selection is too).
+    async fn finish(mut self, budget: &mut Budget) -> Result<Vec<RangeSeries>, ReadError> {
+        self.collect(budget).await?;
+        self.done.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(self.done)
+    }
+
+    /// After a failure: the chunk being reduced is waited for (at most its
+    /// 64 series, or the deadline) rather than left busy on the blocking
+    /// pool after the query has given back its slot.
+    async fn abandon(self) {
+        if let Some(running) = self.running {
+            let _ = running.await;
         }
     }
 }
@@ -201,25 +270,6 @@ impl Gathered {
 fn labels_unique(series: &[(Series, Labels)]) -> bool {
     let mut seen = HashSet::with_capacity(series.len());
     series.iter().all(|(_, labels)| seen.insert(labels))
-}
-
-/// A reduction's result from the blocking pool.
-fn joined(
-    result: Result<Result<Vec<RangeSeries>, heroic_promql::Error>, tokio::task::JoinError>,
-) -> Result<Vec<RangeSeries>, ReadError> {
-    result
-        .map_err(|e| ReadError::Api(ApiError::internal(format!("query evaluation failed: {e}"))))?
-        .map_err(ReadError::Promql)
-}
-
-/// The values reduced so far are held until the query is evaluated: at
-/// most what evaluation itself may hold.
-fn check_reduced(reduced: &[RangeSeries]) -> Result<(), ReadError> {
-    let held = reduced.iter().fold(0usize, |n, s| n.saturating_add(s.samples.len()));
-    if held > heroic_promql::MAX_SAMPLES {
-        return Err(ReadError::Promql(heroic_promql::Error::TooManySamples { limit: heroic_promql::MAX_SAMPLES }));
-    }
-    Ok(())
 }
 
 /// The series of `selector` in `range`, each with its labels: at most

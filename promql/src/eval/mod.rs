@@ -59,7 +59,7 @@ pub fn evaluate_until(
     data: &[Vec<RangeSeries>],
     deadline: Option<Instant>,
 ) -> Result<Value, Error> {
-    evaluate_with(expr, range, data, HashMap::new(), deadline)
+    evaluate_with(expr, range, data, HashMap::new(), 0, deadline)
 }
 
 /// [`evaluate_until`], `data[i]` holding for each selection that has a
@@ -72,12 +72,18 @@ pub fn evaluate_reduced(
     deadline: Option<Instant>,
 ) -> Result<Value, Error> {
     let mut reduced = HashMap::new();
+    // Held from the start: they are all held until their calls take them.
+    let mut held = 0usize;
     for (i, reduction) in reductions(expr, range).iter().enumerate() {
         if let (Some(_), Some(series)) = (reduction, data.get_mut(i)) {
+            held = series.iter().fold(held, |n, s| n.saturating_add(s.samples.len()));
             reduced.insert(i, Some(std::mem::take(series)));
         }
     }
-    evaluate_with(expr, range, &data, reduced, deadline)
+    if held > MAX_SAMPLES {
+        return Err(Error::TooManySamples { limit: MAX_SAMPLES });
+    }
+    evaluate_with(expr, range, &data, reduced, held, deadline)
 }
 
 fn evaluate_with(
@@ -85,6 +91,7 @@ fn evaluate_with(
     range: &EvalRange,
     data: &[Vec<RangeSeries>],
     reduced: HashMap<usize, Option<Vec<RangeSeries>>>,
+    held: usize,
     deadline: Option<Instant>,
 ) -> Result<Value, Error> {
     plan::check(expr, is_supported_function)?;
@@ -111,7 +118,7 @@ fn evaluate_with(
         data,
         reduced,
         index,
-        held: 0,
+        held,
         clock,
     };
     let kind = expr.value_type();
@@ -211,7 +218,8 @@ pub(crate) struct Evaluator<'a> {
     /// The selections' series.
     data: &'a [Vec<RangeSeries>],
     /// By index in `data`: the selections reduced as they were read
-    /// ([`evaluate_reduced`]), until their call takes them.
+    /// ([`evaluate_reduced`]), until their call takes them (their values
+    /// are held from the start).
     reduced: HashMap<usize, Option<Vec<RangeSeries>>>,
     /// Selector node address → index of its selection in `data`.
     index: HashMap<usize, usize>,

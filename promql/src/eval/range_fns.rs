@@ -188,7 +188,8 @@ impl Evaluator<'_> {
             Some(reduced) => {
                 let mut out = Matrix::new();
                 for s in reduced {
-                    self.hold(s.samples.len())?;
+                    // Held since evaluation began.
+                    self.tick()?;
                     out.push(Series { labels: Rc::new(result_labels(f, s.labels)), points: s.samples });
                 }
                 out

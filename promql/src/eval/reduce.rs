@@ -53,11 +53,14 @@ pub fn reductions(expr: &Expr, range: &EvalRange) -> Vec<Option<Reduction>> {
             }
         }
     });
+    // A range evaluation refuses is reduced by nothing (its times could
+    // be without end).
+    let valid = range.validate().is_ok();
     let step = if range.is_instant() { 1 } else { range.step_ms };
     let mut out = Vec::new();
     plan::walk(expr, |node, _| match node {
         Expr::VectorSelector(_) => out.push(None),
-        Expr::MatrixSelector(ms) => out.push(reducible.get(&address(&ms.vs)).map(|&f| Reduction {
+        Expr::MatrixSelector(ms) => out.push(reducible.get(&address(&ms.vs)).filter(|_| valid).map(|&f| Reduction {
             f,
             times: times(range.start_ms, range.end_ms, step).collect(),
             range: duration_ms(&ms.range),

@@ -387,4 +387,8 @@ fn reduced_as_read_answers_as_evaluated_from_samples() {
     let r = EvalRange { start_ms: 0, end_ms: 60_000, step_ms: 30_000, lookback_ms: 300_000 };
     let found: Vec<bool> = reductions(&expr, &r).iter().map(Option::is_some).collect();
     assert_eq!(found, [true, false]);
+    // A range evaluation refuses (here: no step, no end) has none, and
+    // costs nothing to look at.
+    let endless = EvalRange { start_ms: 0, end_ms: i64::MAX, step_ms: 0, lookback_ms: 300_000 };
+    assert!(reductions(&expr, &endless).iter().all(Option::is_none));
 }
