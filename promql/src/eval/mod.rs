@@ -263,11 +263,10 @@ impl<'a> Evaluator<'a> {
     where
         T: Send,
         S: Default,
-        F: Fn(usize, &mut S, &mut parallel::Worker<'_>) -> Result<T, Error> + Sync,
+        F: Fn(&[Sample], &mut S, &mut parallel::Worker<'_>) -> Result<T, Error> + Sync,
     {
-        let weights: Vec<usize> = series.iter().map(|s| s.samples.len()).collect();
         let room = MAX_SAMPLES.saturating_sub(self.held);
-        let (out, held) = parallel::map_series(&weights, self.clock, room, work)?;
+        let (out, held) = parallel::map_series(series, self.clock, room, work)?;
         self.held = self.held.saturating_add(held);
         Ok(out)
     }
@@ -362,8 +361,8 @@ impl<'a> Evaluator<'a> {
         let (offset, lookback) = (offset_ms(vs), self.lookback);
         let times: Vec<i64> = self.times().collect();
         let data = self.series_of(vs)?;
-        let points = self.map_series(data, |k, scratch: &mut Vec<Sample>, worker| {
-            let samples = in_order(data.get(k).map_or(&[][..], |s| s.samples.as_slice()), false, scratch);
+        let points = self.map_series(data, |samples, scratch: &mut Vec<Sample>, worker| {
+            let samples = in_order(samples, false, scratch);
             let mut points = Vec::new();
             // The steps move forward, so the latest sample does too:
             // `samples[..i]` are those at or before the step's time.

@@ -15,6 +15,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::error::Error;
+use crate::value::{RangeSeries, Sample};
 
 /// How many ticks go by between two looks at the clock (reading it on
 /// every window was a tenth of a large query's time).
@@ -94,12 +95,12 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// `work(k, scratch, worker)` for every series `k` in `0..weights.len()`
-/// (`weights[k]`: its samples), on up to [`MAX_THREADS`] threads when the
-/// call is large; the results in series order, and the samples they hold
-/// (at most `room`). `scratch` is one per thread, reused between series.
+/// `work(samples, scratch, worker)` for the samples of each of `series`,
+/// on up to [`MAX_THREADS`] threads when they are many; the results in
+/// series order, and the samples they hold (at most `room`). `scratch` is
+/// one per thread, reused between series.
 pub(crate) fn map_series<T, S, F>(
-    weights: &[usize],
+    series: &[RangeSeries],
     clock: Clock,
     room: usize,
     work: F,
@@ -107,16 +108,17 @@ pub(crate) fn map_series<T, S, F>(
 where
     T: Send,
     S: Default,
-    F: Fn(usize, &mut S, &mut Worker<'_>) -> Result<T, Error> + Sync,
+    F: Fn(&[Sample], &mut S, &mut Worker<'_>) -> Result<T, Error> + Sync,
 {
-    let n = weights.len();
-    let total: usize = weights.iter().fold(0, |a, &w| a.saturating_add(w));
+    let n = series.len();
+    let total: usize = series.iter().fold(0, |a, s| a.saturating_add(s.samples.len()));
     let threads = if total < PARALLEL_MIN_SAMPLES { 1 } else { cores().min(MAX_THREADS).min(n) };
     let (held, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
     if threads <= 1 {
         let mut worker = Worker { clock, held: &held, room, stop: &stop };
         let mut scratch = S::default();
-        let out = (0..n).map(|k| work(k, &mut scratch, &mut worker)).collect::<Result<Vec<T>, Error>>()?;
+        let out =
+            series.iter().map(|s| work(&s.samples, &mut scratch, &mut worker)).collect::<Result<Vec<T>, Error>>()?;
         return Ok((out, held.into_inner()));
     }
     let batch = n.div_ceil(threads * BATCHES_PER_THREAD).max(1);
@@ -133,8 +135,8 @@ where
                 return done;
             }
             let mut results = Vec::with_capacity(batch.min(n - first));
-            for k in first..(first + batch).min(n) {
-                match work(k, &mut scratch, &mut worker) {
+            for s in &series[first..(first + batch).min(n)] {
+                match work(&s.samples, &mut scratch, &mut worker) {
                     Ok(t) => results.push(t),
                     Err(e) => {
                         // The first failure is the answer; the threads it
@@ -175,14 +177,25 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Labels;
+
+    /// 5,000 series of 30 samples (enough for threads), each at the time
+    /// of its index.
+    fn many() -> Vec<RangeSeries> {
+        (0..5000).map(|k| RangeSeries { labels: Labels::new([]), samples: vec![Sample { t: k, v: 0.0 }; 30] }).collect()
+    }
+
+    /// Which series `samples` are (see [`many`]).
+    fn index(samples: &[Sample]) -> i64 {
+        samples[0].t
+    }
 
     #[test]
     fn results_come_back_in_series_order_on_many_threads() {
-        let weights = vec![1000; 5000];
-        let (out, held) = map_series(&weights, Clock::new(None), usize::MAX, |k, calls: &mut usize, w| {
+        let (out, held) = map_series(&many(), Clock::new(None), usize::MAX, |samples, calls: &mut usize, w| {
             *calls += 1;
             w.hold(2)?;
-            Ok(k * 3)
+            Ok(index(samples) * 3)
         })
         .unwrap();
         assert_eq!(out, (0..5000).map(|k| k * 3).collect::<Vec<_>>());
@@ -191,28 +204,25 @@ mod tests {
 
     #[test]
     fn the_first_failure_is_the_answer() {
-        let weights = vec![1000; 5000];
-        let got = map_series(&weights, Clock::new(None), usize::MAX, |k, _: &mut (), _| {
-            if k == 4321 {
+        let got = map_series(&many(), Clock::new(None), usize::MAX, |samples, _: &mut (), _| {
+            if index(samples) == 4321 {
                 return Err(Error::Execution("boom".into()));
             }
-            Ok(k)
+            Ok(index(samples))
         });
         assert_eq!(got, Err(Error::Execution("boom".into())));
     }
 
     #[test]
     fn samples_held_across_threads_are_limited() {
-        let weights = vec![1000; 5000];
-        let got = map_series(&weights, Clock::new(None), 9_999, |_, _: &mut (), w| w.hold(2));
+        let got = map_series(&many(), Clock::new(None), 9_999, |_, _: &mut (), w| w.hold(2));
         assert_eq!(got, Err(Error::TooManySamples { limit: crate::eval::MAX_SAMPLES }));
     }
 
     #[test]
     fn a_past_deadline_stops_the_call() {
-        let weights = vec![1000; 5000];
         let past = Instant::now().checked_sub(std::time::Duration::from_secs(1));
-        let got = map_series(&weights, Clock::new(past), usize::MAX, |_, _: &mut (), w| w.tick());
+        let got = map_series(&many(), Clock::new(past), usize::MAX, |_, _: &mut (), w| w.tick());
         assert_eq!(got, Err(Error::Timeout));
     }
 }

@@ -220,10 +220,7 @@ impl Evaluator<'_> {
         let times: Vec<i64> = self.times().collect();
         let call = Call { f, times: &times, range, offset, scalars: &scalars };
         let series = self.series_of(&ms.vs)?;
-        let points = self.map_series(series, |k, scratch, worker| {
-            let samples = series.get(k).map_or(&[][..], |s| s.samples.as_slice());
-            call.series(samples, scratch, worker)
-        })?;
+        let points = self.map_series(series, |samples, scratch, worker| call.series(samples, scratch, worker))?;
         Ok(series
             .iter()
             .zip(points)

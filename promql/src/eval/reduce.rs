@@ -83,10 +83,10 @@ impl Reduction {
     /// are many; stops at `deadline`; fails past [`MAX_SAMPLES`] values.
     pub fn reduce(&self, series: &[RangeSeries], deadline: Option<Instant>) -> Result<Vec<RangeSeries>, Error> {
         let call = Call { f: self.f, times: &self.times, range: self.range, offset: self.offset, scalars: &[] };
-        let weights: Vec<usize> = series.iter().map(|s| s.samples.len()).collect();
-        let (points, _) = parallel::map_series(&weights, Clock::new(deadline), MAX_SAMPLES, |k, scratch, worker| {
-            call.series(series.get(k).map_or(&[][..], |s| s.samples.as_slice()), scratch, worker)
-        })?;
+        let (points, _) =
+            parallel::map_series(series, Clock::new(deadline), MAX_SAMPLES, |samples, scratch, worker| {
+                call.series(samples, scratch, worker)
+            })?;
         Ok(series
             .iter()
             .zip(points)
