@@ -59,6 +59,13 @@ impl Labels {
         self.without(&[METRIC_NAME])
     }
 
+    /// [`without_name`](Self::without_name) of labels no longer needed:
+    /// in place, without copying the others.
+    pub(crate) fn into_without_name(mut self) -> Labels {
+        self.0.retain(|(n, _)| n != METRIC_NAME);
+        self
+    }
+
     /// These labels without those named in `names`.
     pub(crate) fn without<S: AsRef<str>>(&self, names: &[S]) -> Labels {
         Labels(self.0.iter().filter(|(n, _)| !names.iter().any(|x| x.as_ref() == n)).cloned().collect())

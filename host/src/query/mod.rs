@@ -3,7 +3,8 @@
 //!
 //! Memory stays bounded: points are fetched a chunk of series at a time
 //! (the next chunk is read while the current one is folded, so two are
-//! held at most; chunks are sized from the points per series seen so far)
+//! held at most; chunks are sized from the points per series seen so far,
+//! by [`chunker`], as PromQL's reads are)
 //! and folded into the session, never held all at once; the data limit
 //! caps how many points a query may read at all, and what the session keeps
 //! is taken from the node's budget ([`admission`]).
@@ -25,12 +26,14 @@ use crate::http::error::ApiError;
 use crate::node::Node;
 
 pub mod admission;
+pub(crate) mod chunker;
 mod common;
 mod outcome;
 mod pushdown;
 mod samples;
 
 use admission::Ticket;
+use chunker::Chunker;
 pub use common::common_tags;
 use outcome::{FetchKind, Halt, Progress};
 pub use outcome::{Limit, QueryOutcome, RequestError, LOCAL_NODE};
@@ -47,30 +50,6 @@ const FIRST_CHUNK_SERIES: usize = 32;
 /// from the points per series seen so far, so that a chunk of dense series
 /// stays a modest allocation (32 MiB) however long the range is.
 const FETCH_CHUNK_POINTS: u64 = 2 * 1024 * 1024;
-
-/// Sizes fetch chunks from the density seen so far.
-#[derive(Default)]
-struct Chunker {
-    series_seen: u64,
-    points_seen: u64,
-}
-
-impl Chunker {
-    fn next_len(&self, remaining: usize) -> usize {
-        let len = if self.series_seen == 0 {
-            FIRST_CHUNK_SERIES
-        } else {
-            let per_series = self.points_seen.div_ceil(self.series_seen).max(1);
-            usize::try_from(FETCH_CHUNK_POINTS / per_series).unwrap_or(usize::MAX).clamp(1, FETCH_CHUNK_SERIES)
-        };
-        len.min(remaining)
-    }
-
-    fn saw(&mut self, series: usize, points: u64) {
-        self.series_seen += series as u64;
-        self.points_seen += points;
-    }
-}
 
 /// A metadata backend's failure, in the `errors` of the metadata endpoints.
 fn query_error(message: impl Into<String>) -> Value {
@@ -249,7 +228,7 @@ async fn read(
             let started = Instant::now();
             Box::pin(maybe_done(backend.client.fetch(request).map(move |r| (r, started.elapsed()))))
         };
-        let mut chunker = Chunker::default();
+        let mut chunker = Chunker::new(FIRST_CHUNK_SERIES, FETCH_CHUNK_SERIES, FETCH_CHUNK_POINTS);
         let first_len = chunker.next_len(series.len());
         let mut next = (first_len > 0).then(|| (0..first_len, fetch(&series[..first_len], 0)));
         while let Some((range, mut current)) = next.take() {

@@ -84,7 +84,7 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
         active: Head::default(),
         active_seq: 0,
         frozen: Vec::new(),
-        blocks: HashMap::new(),
+        blocks: Default::default(),
         segments: BTreeMap::new(),
         tombstones,
     };

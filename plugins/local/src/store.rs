@@ -171,7 +171,7 @@ pub(crate) struct Mem {
     pub(crate) active_seq: u64,
     /// Heads being flushed, oldest first, with their sequence.
     pub(crate) frozen: Vec<(u64, Arc<Head>)>,
-    pub(crate) blocks: HashMap<u64, Vec<BlockRef>>,
+    pub(crate) blocks: foldhash::HashMap<u64, Vec<BlockRef>>,
     pub(crate) segments: BTreeMap<(u64, u64), Arc<Segment>>,
     /// Series id → sources with a smaller sequence are deleted.
     pub(crate) tombstones: HashMap<u64, u64>,

@@ -511,8 +511,8 @@ const SAME_LABELSET: &str = "vector cannot contain metrics with the same labelse
 
 /// Prometheus refuses a result holding two series with the same labels.
 pub(crate) fn check_unique(m: &Matrix) -> Result<(), Error> {
-    let mut seen = std::collections::HashSet::with_capacity(m.len());
-    if m.iter().all(|s| seen.insert(s.labels.clone())) {
+    let mut seen = foldhash::HashSet::with_capacity_and_hasher(m.len(), Default::default());
+    if m.iter().all(|s| seen.insert(&*s.labels)) {
         Ok(())
     } else {
         Err(Error::Execution(SAME_LABELSET.into()))
@@ -523,8 +523,8 @@ fn check_unique_vector(v: &Vector) -> Result<(), Error> {
     if v.len() < 2 {
         return Ok(());
     }
-    let mut seen = std::collections::HashSet::with_capacity(v.len());
-    if v.iter().all(|e| seen.insert(e.labels.clone())) {
+    let mut seen = foldhash::HashSet::with_capacity_and_hasher(v.len(), Default::default());
+    if v.iter().all(|e| seen.insert(&*e.labels)) {
         Ok(())
     } else {
         Err(Error::Execution(SAME_LABELSET.into()))

@@ -122,6 +122,16 @@ pub(crate) struct Scratch {
 }
 
 impl Call<'_> {
+    /// How many steps have a window that can hold a sample of `samples`
+    /// (in time order): those whose window ends at or after the first and
+    /// starts at or before the last.
+    fn steps_within(&self, samples: &[Sample]) -> usize {
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else { return 0 };
+        let from = self.times.partition_point(|&t| t.saturating_sub(self.offset) < first.t);
+        let to = self.times.partition_point(|&t| t.saturating_sub(self.offset).saturating_sub(self.range) <= last.t);
+        to.saturating_sub(from)
+    }
+
     /// The function's value at each step over one series' samples.
     pub(crate) fn series(
         &self,
@@ -136,9 +146,10 @@ impl Call<'_> {
             reset_sums(samples, &mut scratch.sums);
         }
         let sums = &scratch.sums;
-        // Not reserved for every step: a sparse series would hold the
-        // capacity of all of them, uncounted.
-        let mut points = Vec::new();
+        // Reserved for the steps whose window can reach a sample (not for
+        // every step: a short series would hold the capacity of all of
+        // them, uncounted), so that the values are not grown by doubling.
+        let mut points = Vec::with_capacity(self.steps_within(samples));
         // The windows `[t - offset - range, t - offset]` move forward with
         // the steps: their ends only ever advance.
         let (mut lo, mut hi) = (0, 0);
@@ -255,7 +266,7 @@ fn result_labels(f: RangeFn, labels: Labels) -> Labels {
     if f == RangeFn::Last {
         labels
     } else {
-        labels.without_name()
+        labels.into_without_name()
     }
 }
 

@@ -81,17 +81,18 @@ impl Reduction {
     /// of the selection's time range, labels as read), for those with any
     /// value, in the order given. Runs on several threads when `series`
     /// are many; stops at `deadline`; fails past [`MAX_SAMPLES`] values.
-    pub fn reduce(&self, series: &[RangeSeries], deadline: Option<Instant>) -> Result<Vec<RangeSeries>, Error> {
+    /// The series are taken so that their labels move to the values.
+    pub fn reduce(&self, series: Vec<RangeSeries>, deadline: Option<Instant>) -> Result<Vec<RangeSeries>, Error> {
         let call = Call { f: self.f, times: &self.times, range: self.range, offset: self.offset, scalars: &[] };
         let (points, _) =
-            parallel::map_series(series, Clock::new(deadline), MAX_SAMPLES, |samples, scratch, worker| {
+            parallel::map_series(&series, Clock::new(deadline), MAX_SAMPLES, |samples, scratch, worker| {
                 call.series(samples, scratch, worker)
             })?;
         Ok(series
-            .iter()
+            .into_iter()
             .zip(points)
             .filter(|(_, points)| !points.is_empty())
-            .map(|(s, samples)| RangeSeries { labels: s.labels.clone(), samples })
+            .map(|(s, samples)| RangeSeries { labels: s.labels, samples })
             .collect())
     }
 }

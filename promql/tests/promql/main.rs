@@ -60,7 +60,7 @@ pub fn run_reduced(query: &str, range: EvalRange, store: &[RangeSeries], chunk: 
         if let Some(r) = reduction {
             let mut reduced = Vec::new();
             for part in series.chunks(chunk) {
-                reduced.extend(r.reduce(part, None)?);
+                reduced.extend(r.reduce(part.to_vec(), None)?);
             }
             reduced.sort_by(|a, b| a.labels.cmp(&b.labels));
             *series = reduced;
