@@ -215,7 +215,10 @@ fn replay(inner: &Inner, seq: u64) -> Result<Option<u64>> {
 fn register(mem: &mut Mem, seg: Arc<Segment>, metas: Vec<BlockMeta>) {
     for meta in metas {
         if mem.visible(meta.series, meta.seq) {
-            mem.blocks.entry(meta.series).or_default().push(BlockRef { seg: seg.clone(), meta });
+            // Most series have one block a segment: a first push would
+            // reserve four (256 bytes a series, 25 MB at 100,000 series).
+            let blocks = mem.blocks.entry(meta.series).or_insert_with(|| Vec::with_capacity(1));
+            blocks.push(BlockRef { seg: seg.clone(), meta });
         }
     }
     mem.segments.insert((seg.min_seq, seg.max_seq), seg);
