@@ -225,7 +225,7 @@ pub async fn labels(node: &Node, params: Params) -> Response {
                 return Ok(answer::strings(names.iter().map(String::as_str)));
             }
             let sets = admitted(node, label_sets(node, &selectors, range)).await?;
-            let names: BTreeSet<&str> = sets.iter().flat_map(|l| l.0.iter().map(|(n, _)| n.as_str())).collect();
+            let names: BTreeSet<&str> = sets.iter().flat_map(|l| l.iter().map(|(n, _)| n)).collect();
             Ok(answer::strings(names.into_iter()))
         }
         .await,

@@ -62,7 +62,7 @@ fn write_str(out: &mut String, s: &str) {
 
 fn write_labels(out: &mut String, labels: &Labels) {
     out.push('{');
-    for (i, (name, value)) in labels.0.iter().enumerate() {
+    for (i, (name, value)) in labels.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }

@@ -100,8 +100,8 @@ fn filter_of(m: &Matcher) -> Filter {
 /// A series' labels: `__name__` from its key, and its tags.
 pub fn labels_of(series: &Series) -> Labels {
     Labels::new(
-        std::iter::once((NAME.to_string(), series.key.to_string()))
-            .chain(series.tags.iter().map(|t| (t.key.to_string(), t.value.to_string()))),
+        std::iter::once((NAME, series.key.as_str()))
+            .chain(series.tags.iter().map(|t| (t.key.as_str(), t.value.as_str()))),
     )
 }
 

@@ -182,7 +182,9 @@ mod tests {
     /// 5,000 series of 30 samples (enough for threads), each at the time
     /// of its index.
     fn many() -> Vec<RangeSeries> {
-        (0..5000).map(|k| RangeSeries { labels: Labels::new([]), samples: vec![Sample { t: k, v: 0.0 }; 30] }).collect()
+        (0..5000)
+            .map(|k| RangeSeries { labels: Labels::default(), samples: vec![Sample { t: k, v: 0.0 }; 30] })
+            .collect()
     }
 
     /// Which series `samples` are (see [`many`]).
