@@ -70,8 +70,18 @@ impl Labels {
 }
 
 impl Ord for Labels {
+    /// As the lists of pairs compare: field by field (a name, its value,
+    /// the next name, …), each as bytes, the shorter list first.
     fn cmp(&self, other: &Labels) -> std::cmp::Ordering {
-        self.iter().cmp(other.iter())
+        let (a, b) = (self.text.as_bytes(), other.text.as_bytes());
+        let (mut from_a, mut from_b) = (0, 0);
+        for (&end_a, &end_b) in self.ends.iter().zip(&other.ends) {
+            match a[from_a..end_a].cmp(&b[from_b..end_b]) {
+                std::cmp::Ordering::Equal => (from_a, from_b) = (end_a, end_b),
+                unequal => return unequal,
+            }
+        }
+        self.ends.len().cmp(&other.ends.len())
     }
 }
 
