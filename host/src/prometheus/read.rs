@@ -298,7 +298,7 @@ impl Reducing {
     }
 
     /// After a failure: the chunk being reduced is waited for (at most its
-    /// 64 series, or the deadline) rather than left busy on the blocking
+    /// ~128 Ki samples, or the deadline) rather than left busy on the blocking
     /// pool after the query has given back its slot.
     async fn abandon(self) {
         if let Some(running) = self.running {
