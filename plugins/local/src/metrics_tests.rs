@@ -314,6 +314,40 @@ fn large_fetches_decode_in_parallel_with_the_same_answer() {
     assert!(parallel.series[5].points.to_pairs().contains(&(50, -1.0)), "the head wins over blocks");
 }
 
+/// A fetch of thousands of series: each answer points at its own request
+/// entry, series never written are left out, and blocks and head both
+/// count (a PromQL read fetches up to 8,192 series a call).
+#[test]
+fn fetches_of_many_series_keep_each_series_at_its_request_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    let written: Vec<Series> = (0..5000).map(|i| series(&format!("many-{i}"))).collect();
+    let batch: Vec<SeriesPoints> =
+        written.iter().enumerate().map(|(i, s)| sp(s, &[(10, i as f64), (20, -(i as f64))])).collect();
+    store.write(&batch).unwrap();
+    store.flush().unwrap();
+    // Newer points of every third series are in the head.
+    let newer: Vec<SeriesPoints> = written.iter().step_by(3).map(|s| sp(s, &[(30, 0.5)])).collect();
+    store.write(&newer).unwrap();
+    // Every seventh requested series was never written.
+    let requested: Vec<Series> =
+        (0..6000).map(|i| if i % 7 == 3 { series(&format!("never-{i}")) } else { written[i % 5000].clone() }).collect();
+    let range = TimeRange::new(0, 100);
+    let got = store.fetch(&FetchRequest { series: requested.clone().into(), range, point_limit: 0 }).unwrap();
+    let want: Vec<usize> = (0..6000).filter(|i| i % 7 != 3).collect();
+    let indexes: Vec<usize> = got.series.iter().map(|f| f.request_index as usize).collect();
+    assert_eq!(indexes, want);
+    for fetched in got.series.iter() {
+        let i = fetched.request_index as usize;
+        let n = (i % 5000) as f64;
+        let mut expected = vec![(10, n), (20, -n)];
+        if (i % 5000).is_multiple_of(3) {
+            expected.push((30, 0.5));
+        }
+        assert_eq!(fetched.points.to_pairs(), expected, "request {i}");
+    }
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> usize {
     haystack.windows(needle.len()).position(|w| w == needle).expect("needle in the file")
 }
