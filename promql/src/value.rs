@@ -49,9 +49,17 @@ impl Labels {
     }
 
     fn pair(&self, i: usize) -> (&str, &str) {
-        let start = if i == 0 { 0 } else { self.ends[2 * i - 1] };
         let (name_end, value_end) = (self.ends[2 * i], self.ends[2 * i + 1]);
-        (&self.text[start..name_end], &self.text[name_end..value_end])
+        (&self.text[self.pair_start(i)..name_end], &self.text[name_end..value_end])
+    }
+
+    /// Where pair `i` starts in `text`: where the one before it ends.
+    fn pair_start(&self, i: usize) -> usize {
+        if i == 0 {
+            0
+        } else {
+            self.ends[2 * i - 1]
+        }
     }
 
     /// How many labels there are.
@@ -140,8 +148,7 @@ impl Labels {
     /// in place, without a copy.
     pub(crate) fn into_without_name(mut self) -> Labels {
         let Some(i) = self.iter().position(|(n, _)| n == METRIC_NAME) else { return self };
-        let start = if i == 0 { 0 } else { self.ends[2 * i - 1] };
-        let end = self.ends[2 * i + 1];
+        let (start, end) = (self.pair_start(i), self.ends[2 * i + 1]);
         self.text.replace_range(start..end, "");
         self.ends.drain(2 * i..2 * i + 2);
         for e in &mut self.ends[2 * i..] {

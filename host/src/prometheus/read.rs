@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use heroic_plugin_api::client::MetricBackendClient;
-use heroic_plugin_api::types::{FetchRequest, FetchResponse, Series, TimeRange};
+use heroic_plugin_api::types::{FetchRequest, FetchResponse, PointBatch, Series, TimeRange};
 use heroic_promql::{Labels, RangeSeries, Reduction, Sample, Selection};
 use warp::http::StatusCode;
 
@@ -151,12 +151,13 @@ async fn read_reduced(
     ticket: &mut Ticket,
 ) -> Result<Vec<RangeSeries>, ReadError> {
     let mut chunker = Chunker::new(REDUCED_FIRST, REDUCED_MOST, REDUCED_POINTS);
-    let mut remaining = series.len();
     let mut series = series.into_iter();
     let outcome = async {
-        while remaining > 0 {
-            let len = chunker.next_len(remaining);
-            remaining -= len;
+        loop {
+            let len = chunker.next_len(series.len());
+            if len == 0 {
+                break;
+            }
             let (chunk, labels): (Vec<Series>, Vec<Labels>) = series.by_ref().take(len).unzip();
             let request = FetchRequest { series: chunk.into(), range, point_limit: point_limit(budget) };
             let response = fetch(backend, request).await?;
@@ -225,8 +226,7 @@ fn in_request_order(
         if !into.is_empty() && !p.is_empty() {
             merged.push(index);
         }
-        into.reserve_exact(p.len());
-        into.extend(p.timestamps.iter().zip(p.values.iter()).map(|(&t, &v)| Sample { t, v }));
+        append_samples(into, p);
     }
     drop(response);
     for index in merged {
@@ -239,6 +239,12 @@ fn in_request_order(
         .map(|(labels, samples)| RangeSeries { labels, samples })
         .collect();
     Ok((part, points))
+}
+
+/// Appends a plugin's points to a series' samples.
+fn append_samples(samples: &mut Vec<Sample>, points: &PointBatch) {
+    samples.reserve_exact(points.len());
+    samples.extend(points.timestamps.iter().zip(points.values.iter()).map(|(&t, &v)| Sample { t, v }));
 }
 
 /// The samples of a series read from several answers (several backends,
@@ -336,8 +342,7 @@ impl Gathered {
             let p = &fetched.points;
             *self.sources.entry(labels.clone()).or_default() += 1;
             let samples = self.samples.entry(labels.clone()).or_default();
-            samples.reserve_exact(p.len());
-            samples.extend(p.timestamps.iter().zip(p.values.iter()).map(|(&t, &v)| Sample { t, v }));
+            append_samples(samples, p);
         }
         Ok(())
     }
@@ -387,7 +392,7 @@ pub async fn found(
 
 #[cfg(test)]
 mod tests {
-    use heroic_plugin_api::types::{FetchedSeries, PointBatch};
+    use heroic_plugin_api::types::FetchedSeries;
 
     use super::*;
 
