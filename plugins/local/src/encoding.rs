@@ -2,6 +2,8 @@
 //! little-endian fixed-width integers, LEB128 lengths and the canonical
 //! encoding of a [`Series`].
 
+use std::cell::RefCell;
+
 use heroic_plugin_api::types::{Series, Tag};
 
 pub(crate) fn put_u8(out: &mut Vec<u8>, v: u8) {
@@ -41,6 +43,47 @@ pub(crate) fn put_series(out: &mut Vec<u8>, s: &Series) {
     put_str(out, &s.key);
     put_tags(out, &s.tags);
     put_tags(out, &s.resource);
+}
+
+thread_local! {
+    /// The buffer [`with_series_bytes`] encodes into on this thread.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
+}
+
+/// Calls `f` with the canonical bytes of `s`. Stores find series by these
+/// bytes on every read and write, so they are encoded into a buffer kept
+/// per thread rather than into a new allocation each time.
+pub(crate) fn with_series_bytes<R>(s: &Series, f: impl FnOnce(&[u8]) -> R) -> R {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            put_series(&mut buf, s);
+            let out = f(&buf);
+            if buf.capacity() > 1 << 16 {
+                // One huge series must not pin its buffer for good.
+                *buf = Vec::with_capacity(256);
+            }
+            out
+        }
+        // `f` itself encodes a series: this call gets its own buffer.
+        Err(_) => {
+            let mut buf = Vec::new();
+            put_series(&mut buf, s);
+            f(&buf)
+        }
+    })
+}
+
+/// The key of canonical series bytes and each of its tags, borrowed from
+/// them (the resource tags are not read); `None` when they do not decode.
+pub(crate) fn key_and_tags<'a>(bytes: &'a [u8], mut tag: impl FnMut(&'a str, &'a str)) -> Option<&'a str> {
+    let mut r = Reader::new(bytes);
+    let key = r.str()?;
+    for _ in 0..r.varint()? {
+        let k = r.str()?;
+        tag(k, r.str()?);
+    }
+    Some(key)
 }
 
 /// A cursor over a byte slice; every read fails with `None` past the end, so
@@ -138,5 +181,16 @@ mod tests {
         assert_eq!(r.varint(), Some(300));
         assert!(r.is_empty());
         assert!(Reader::new(&buf[..3]).series().is_none());
+
+        let mut tags = Vec::new();
+        assert_eq!(key_and_tags(&buf, |k, v| tags.push((k, v))), Some("cpu"));
+        assert_eq!(tags, [("host", "db1"), ("région", "Zürich")]);
+        assert_eq!(key_and_tags(&buf[..6], |_, _| {}), None);
+        assert_eq!(with_series_bytes(&s, |b| b.to_vec()), buf[..buf.len() - 2]);
+        // Nested, each call gets bytes of its own.
+        let t = Series::new("mem", [("host", "db2")], []);
+        let (outer, inner) = with_series_bytes(&s, |a| (a.to_vec(), with_series_bytes(&t, |b| b.to_vec())));
+        assert_eq!(Reader::new(&outer).series().unwrap(), s);
+        assert_eq!(Reader::new(&inner).series().unwrap(), t);
     }
 }

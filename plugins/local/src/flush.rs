@@ -44,7 +44,7 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
         CompactedLog::open(dir, "series", |offset, rec| match parse_catalog_record(rec) {
             Some(CatalogRecord::Def { id, series }) => {
                 catalog.next_id = catalog.next_id.max(id + 1);
-                catalog.define(id, series);
+                catalog.define(id, &series);
             }
             Some(CatalogRecord::Tombstone { id, seq }) => {
                 catalog.next_id = catalog.next_id.max(id + 1);
@@ -143,7 +143,7 @@ pub(crate) fn open(dir: &Path, opts: MetricOptions) -> Result<MetricStore> {
         }
         if catalog_damaged {
             let mem = inner.mem.read();
-            let orphans = mem.blocks.keys().filter(|id| catalog.series(**id).is_none()).count();
+            let orphans = mem.blocks.keys().filter(|id| !catalog.defines(**id)).count();
             tracing::warn!(path = %catalog_path.display(), series_without_definition = orphans, "the series catalog was damaged");
         }
     }
@@ -183,7 +183,7 @@ fn replay(inner: &Inner, seq: u64) -> Result<Option<u64>> {
             inner.apply_durable(rec);
             let mut catalog = inner.catalog.write();
             if catalog.id_of(&series) != Some(id) {
-                catalog.define(id, series);
+                catalog.define(id, &series);
             }
             return;
         }

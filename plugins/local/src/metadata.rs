@@ -22,7 +22,7 @@ use crate::compacted::CompactedLog;
 use crate::dir_lock::DirLock;
 use crate::encoding::{put_series, Reader};
 use crate::error::{IoContext, Result};
-use crate::index::{Index, Set};
+use crate::index::Index;
 use crate::log::Leader;
 
 const REC_ADD: u8 = 1;
@@ -185,7 +185,7 @@ impl MetadataStore {
         let index = self.index.read();
         let set = index.eval(filter)?;
         let limit = limit_of(limit);
-        let series: Vec<Series> = index.resolve(&set).take(limit).cloned().collect();
+        let series: Vec<Series> = index.resolve(&set).take(limit).collect();
         Ok(SeriesPage { limited: index.set_len(&set) > limit, series: series.into() })
     }
 
@@ -215,7 +215,7 @@ impl MetadataStore {
     pub fn delete_series(&self, filter: &Filter, limit: u64) -> Result<DeleteResult> {
         let mut index = self.index.write();
         let set = index.eval(filter)?;
-        let victims: Vec<Series> = index.resolve(&set).take(limit_of(limit)).cloned().collect();
+        let victims: Vec<Series> = index.resolve(&set).take(limit_of(limit)).collect();
         let payloads: Vec<Vec<u8>> = victims.iter().map(|s| record(REC_REMOVE, s)).collect();
         let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
         self.log.append(&refs)?;
@@ -273,6 +273,7 @@ impl MetadataStore {
 
 /// Rewrites the log with one `add` per live series.
 fn rewrite(log: &CompactedLog, index: &Index) -> Result<()> {
-    let records: Vec<Vec<u8>> = index.resolve(&Set::All).map(|s| record(REC_ADD, s)).collect();
+    // A series' bytes in the index are what `record` writes after the kind.
+    let records: Vec<Vec<u8>> = index.all_bytes().map(|b| [&[REC_ADD][..], b].concat()).collect();
     log.rewrite(records.iter().map(Vec::as_slice))
 }

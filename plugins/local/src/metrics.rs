@@ -179,7 +179,7 @@ impl MetricStore {
                 more = true;
                 break;
             }
-            out.push(series.clone());
+            out.push(series);
             last = Some(id);
         }
         let next_cursor = match (more, last) {
@@ -404,7 +404,7 @@ impl Inner {
             for (s, id) in defs.series {
                 cat.pending.remove(&s);
                 if durable {
-                    cat.define(id, s);
+                    cat.define(id, &s);
                 } else {
                     cat.retry.insert(s, id);
                 }
