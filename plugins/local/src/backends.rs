@@ -16,6 +16,7 @@ use heroic_plugin_api::types::*;
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::fold::SmallRead;
 use crate::metadata::MetadataStore;
 use crate::metrics::{Leader, MetricOptions, MetricStore};
 use crate::samples::SampleStore;
@@ -269,7 +270,11 @@ impl MetricBackend for LocalMetrics {
     async fn fetch_buckets(&self, request: BucketFetchRequest) -> PluginResult<BucketFetchResponse> {
         request.validate().map_err(PluginError::invalid_input)?;
         let store = self.store.clone();
-        blocking(move || store.fetch_buckets(&request)).await
+        match inline(|| self.store.fetch_buckets_if_small(&request))? {
+            SmallRead::Done(answer) => Ok(answer),
+            SmallRead::Planned(plans) => blocking(move || store.fold_planned(&request, plans)).await,
+            SmallRead::NotSmall => blocking(move || store.fetch_buckets(&request)).await,
+        }
     }
 
     async fn write_samples(&self, kind: SampleKind, batch: RVec<SeriesSamples>) -> PluginResult<()> {

@@ -164,6 +164,12 @@ impl BlockCache {
         found
     }
 
+    /// Whether the block is held, without counting a hit or a miss or
+    /// changing what is evicted next.
+    pub(crate) fn contains(&self, segment: u64, offset: u64) -> bool {
+        self.cache.contains_key(&(segment, offset))
+    }
+
     pub(crate) fn insert(&self, segment: u64, offset: u64, block: Arc<DecodedBlock>) {
         self.cache.insert((segment, offset), block);
     }

@@ -19,7 +19,9 @@ use heroic_plugin_api::types::{
 };
 
 use crate::error::{Error, Result};
+use crate::fold::SmallRead;
 pub use crate::log::Leader;
+use crate::read::Plan;
 use crate::store::{normalized, Inner, Mem};
 use crate::wal_record::{encode_define, encode_points};
 
@@ -143,6 +145,18 @@ impl MetricStore {
     /// pushdown).
     pub fn fetch_buckets(&self, req: &BucketFetchRequest) -> Result<BucketFetchResponse> {
         self.inner.fetch_buckets(req)
+    }
+
+    /// [`fetch_buckets`](Self::fetch_buckets) when it is quick (a few
+    /// series, their blocks decoded in the cache): it then runs on the
+    /// calling thread (see [`SmallRead`]).
+    pub(crate) fn fetch_buckets_if_small(&self, req: &BucketFetchRequest) -> Result<SmallRead> {
+        self.inner.fetch_buckets_if_small(req)
+    }
+
+    /// Folds the plans a [`SmallRead::Planned`] gave back.
+    pub(crate) fn fold_planned(&self, req: &BucketFetchRequest, plans: Vec<Plan>) -> Result<BucketFetchResponse> {
+        self.inner.fold_planned(req, plans)
     }
 
     /// Points of one series in `range`, sorted and unique.

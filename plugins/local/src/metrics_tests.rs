@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use heroic_plugin_api::types::{FetchRequest, PointBatch, Series, SeriesPoints, TimeRange};
 
+use crate::fold::SmallRead;
 use crate::metrics::{MetricOptions, MetricStore};
 
 fn opts() -> MetricOptions {
@@ -418,7 +419,7 @@ fn zeros_at_the_end_of_the_newest_wal_do_not_stop_the_store() {
 /// A bucket fetch answers what folding the fetched points gives, from
 /// blocks (regular timestamps with decimal values, folded as integers;
 /// irregular ones with floats; cached or not), from the head, and from
-/// overlapping blocks.
+/// overlapping blocks; folded in place as a small read or not.
 #[test]
 fn bucket_fetches_fold_as_the_fetched_points() {
     use heroic_plugin_api::buckets::{BucketFetchRequest, BucketLayout, BucketPartials, PartialFields};
@@ -452,7 +453,18 @@ fn bucket_fetches_fold_as_the_fetched_points() {
                 fields: PartialFields::ALL,
                 point_limit: 0,
             };
+            // The same read as a small one: planned only (its blocks are
+            // not decoded yet) the first time, folded in place after.
+            let first = pass == 0 && start == 0;
+            let small = match store.fetch_buckets_if_small(&request).unwrap() {
+                SmallRead::Done(answer) if !first => answer,
+                SmallRead::Planned(plans) if first => store.fold_planned(&request, plans).unwrap(),
+                SmallRead::Done(_) => panic!("blocks read from disk in place"),
+                SmallRead::Planned(_) => panic!("a small read of cached blocks not folded in place"),
+                SmallRead::NotSmall => panic!("four series is a small read"),
+            };
             let got = store.fetch_buckets(&request).unwrap();
+            assert_eq!(small, got, "pass {pass} range {range:?}");
             let mut want = BucketPartials::new(PartialFields::ALL, request.cells());
             let (mut points, mut had) = (0, Vec::new());
             for (i, (s, group)) in all.iter().zip([0, 1, 0, 1]).enumerate() {
