@@ -9,7 +9,7 @@ use heroic_query::MetricValues;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::query::{common_tags, Limit, QueryOutcome, RequestError, LOCAL_NODE};
+use crate::query::{common_tags, Limit, QueryOutcome, RequestError, TagValues, LOCAL_NODE};
 
 #[derive(Serialize)]
 pub struct ResponseRange {
@@ -43,8 +43,8 @@ pub struct QueryResponse {
     limits: BTreeSet<Limit>,
     cached: bool,
     cache: Option<Value>,
-    common_tags: BTreeMap<String, BTreeSet<String>>,
-    common_resource: BTreeMap<String, BTreeSet<String>>,
+    common_tags: TagValues,
+    common_resource: TagValues,
     pub result: Vec<ResultGroupJson>,
     pre_aggregation_sample_size: u64,
     errors: Vec<RequestError>,

@@ -1,13 +1,14 @@
 //! `commonTags` and `commonResource` of a response, as Heroic's
 //! `QueryMetricsResponseSerializer.calculateCommon` computes them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 #[cfg(test)]
 use heroic_query::ResultGroup;
 use heroic_query::TagValueSets;
 
-type TagValues = BTreeMap<String, BTreeSet<String>>;
+/// Tag key → its values, sorted and unique (a JSON array each).
+pub type TagValues = BTreeMap<String, Vec<String>>;
 
 /// The keys found in every group, each with its values across all of them,
 /// from each group's [`tag_values`](heroic_query::ResultGroup::tag_values)
@@ -16,7 +17,10 @@ type TagValues = BTreeMap<String, BTreeSet<String>>;
 /// Grafana data source does) gets no empty cells; values are unioned.
 pub fn common_tags<'a>(mut groups: impl Iterator<Item = &'a TagValueSets<'a>>) -> TagValues {
     let Some(first) = groups.next() else { return TagValues::new() };
-    let mut common: BTreeMap<&str, BTreeSet<&str>> =
+    // Values gathered in lists, sorted and deduplicated once at the end:
+    // inserting each into an ordered set cost a tenth of a query grouped
+    // by host over 100,000 series (every group has its own `instance`s).
+    let mut common: BTreeMap<&str, Vec<&str>> =
         first.iter().map(|(k, vs)| (*k, vs.iter().copied().collect())).collect();
     for group in groups {
         common.retain(|key, _| group.contains_key(key));
@@ -24,7 +28,14 @@ pub fn common_tags<'a>(mut groups: impl Iterator<Item = &'a TagValueSets<'a>>) -
             values.extend(group[key].iter().copied());
         }
     }
-    common.into_iter().map(|(k, vs)| (k.to_string(), vs.into_iter().map(str::to_string).collect())).collect()
+    common
+        .into_iter()
+        .map(|(k, mut vs)| {
+            vs.sort_unstable();
+            vs.dedup();
+            (k.to_string(), vs.into_iter().map(str::to_string).collect())
+        })
+        .collect()
 }
 
 /// [`common_tags`] of `groups`' tags (resource tags with `resource`).

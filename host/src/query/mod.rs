@@ -34,7 +34,7 @@ mod samples;
 
 use admission::Ticket;
 use chunker::Chunker;
-pub use common::common_tags;
+pub use common::{common_tags, TagValues};
 use outcome::{FetchKind, Halt, Progress};
 pub use outcome::{Limit, QueryOutcome, RequestError, LOCAL_NODE};
 

@@ -39,7 +39,7 @@ pub(crate) enum SmallRead {
     /// Too many points, or blocks to read from disk: the plans, for
     /// [`Inner::fold_planned`].
     Planned(Vec<Plan>),
-    /// Too many series to plan here, or nothing to read.
+    /// Too many series, or too many points in the heads, to plan here.
     NotSmall,
 }
 
@@ -56,14 +56,24 @@ impl Inner {
     /// [`fetch_buckets`](Self::fetch_buckets) on the calling thread when
     /// the read is small: at most [`SMALL_READ_SERIES`] series, all their
     /// blocks decoded in the cache, at most [`SMALL_READ_POINTS`] points in
-    /// range. Otherwise says how far it got, for the caller to finish on a
-    /// thread that may block.
+    /// range, in blocks and heads. Otherwise says how far it got, for the
+    /// caller to finish on a thread that may block.
+    ///
+    /// Planning copies each series' head points in range, so it is done
+    /// here only while the heads hold at most [`SMALL_READ_POINTS`] in all
+    /// (a quiet node, or one that flushed): a node behind on its flushes
+    /// reads as before. A block evicted by another read between the check
+    /// and the fold is read from disk here: one block, not worth pinning.
     pub(crate) fn fetch_buckets_if_small(&self, req: &BucketFetchRequest) -> Result<SmallRead> {
-        if req.series.len() > SMALL_READ_SERIES || req.range.start >= req.range.end {
+        if req.range.start >= req.range.end {
+            return self.fold_planned(req, Vec::new()).map(SmallRead::Done);
+        }
+        if req.series.len() > SMALL_READ_SERIES || self.mem.read().head_points() > SMALL_READ_POINTS {
             return Ok(SmallRead::NotSmall);
         }
         let plans = self.plan(&req.series, req.range)?;
-        let points: usize = plans.iter().map(|p| p.points_in(req.range)).sum();
+        let points: usize =
+            plans.iter().map(|p| p.points_in(req.range) + p.heads.iter().map(Run::len).sum::<usize>()).sum();
         let warm = plans.iter().all(|p| p.blocks.iter().all(|b| self.cache.contains(b.seg.id, b.meta.offset)));
         if points > SMALL_READ_POINTS || !warm {
             return Ok(SmallRead::Planned(plans));

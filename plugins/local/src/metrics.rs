@@ -185,7 +185,7 @@ impl MetricStore {
         let mut out = Vec::new();
         let mut last = None;
         let mut more = false;
-        for (id, series) in cat.defined_from(start) {
+        for id in cat.defined_from(start) {
             if !self.inner.has_data(&mem, id) {
                 continue;
             }
@@ -193,7 +193,7 @@ impl MetricStore {
                 more = true;
                 break;
             }
-            out.push(series);
+            out.extend(cat.series(id));
             last = Some(id);
         }
         let next_cursor = match (more, last) {

@@ -493,6 +493,68 @@ fn bucket_fetches_fold_as_the_fetched_points() {
     assert!(hits > 0 && misses > 0 && bytes > 0, "the second pass reads cached blocks: {hits} {misses} {bytes}");
 }
 
+/// A bucket read is folded in place only when it is small: few points in
+/// range, counting those still in the heads, and its blocks decoded; a node
+/// whose heads hold many points plans its reads off the calling thread.
+#[test]
+fn only_small_warm_bucket_reads_are_folded_in_place() {
+    use crate::fold::SMALL_READ_POINTS;
+    use heroic_plugin_api::buckets::{BucketFetchRequest, BucketLayout, PartialFields};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), opts()).unwrap();
+    let (big, small) = (series("big"), series("small"));
+    let many: Vec<(i64, f64)> = (0..SMALL_READ_POINTS as i64 + 10).map(|i| (i + 1, 1.0)).collect();
+    store.write(&[sp(&big, &many), sp(&small, &[(5, 2.0)])]).unwrap();
+    let read = |s: &Series, end: i64| {
+        let range = TimeRange::new(0, end);
+        let layout = BucketLayout::new(range, end, end, BucketLayout::END).unwrap();
+        let request = BucketFetchRequest {
+            series: vec![s.clone()].into(),
+            groups: vec![0].into(),
+            group_count: 1,
+            range,
+            layout,
+            fields: PartialFields::COUNT,
+            point_limit: 0,
+        };
+        let answer = store.fetch_buckets(&request).unwrap();
+        (store.fetch_buckets_if_small(&request).unwrap(), answer)
+    };
+    // The heads hold more than a small read's points: not planned here.
+    assert!(matches!(read(&small, 10).0, SmallRead::NotSmall));
+    store.flush().unwrap();
+    // Flushed: a read of few points from decoded blocks is done in place,
+    // the same answer.
+    let (small_read, answer) = read(&small, 10);
+    assert!(matches!(small_read, SmallRead::Done(ref a) if *a == answer && a.points == 1));
+    // Too many points in range: planned, for the blocking pool.
+    let (big_read, answer) = read(&big, SMALL_READ_POINTS as i64 + 100);
+    assert_eq!(answer.points, SMALL_READ_POINTS as u64 + 10);
+    assert!(matches!(big_read, SmallRead::Planned(_)));
+    // Points in the heads count: a read of the head's points is planned.
+    let recent: Vec<(i64, f64)> = (0..SMALL_READ_POINTS as i64 / 2).map(|i| (1_000_000 + i, 1.0)).collect();
+    store.write(&[sp(&small, &recent)]).unwrap();
+    let (read_heads, answer) = read(&small, 2_000_000);
+    assert!(matches!(read_heads, SmallRead::Done(ref a) if *a == answer));
+    let both = {
+        // About 40,000 of big's block points, and small's 32,768 in the
+        // head: too many only when the head's are counted.
+        let range = TimeRange::new(25_000, 2_000_000);
+        let layout = BucketLayout::new(range, 1_975_000, 1_975_000, BucketLayout::END).unwrap();
+        BucketFetchRequest {
+            series: vec![small.clone(), big.clone()].into(),
+            groups: vec![0, 0].into(),
+            group_count: 1,
+            range,
+            layout,
+            fields: PartialFields::COUNT,
+            point_limit: 0,
+        }
+    };
+    assert!(matches!(store.fetch_buckets_if_small(&both).unwrap(), SmallRead::Planned(_)), "head points count");
+}
+
 /// Writers racing to define the same new series agree on one id each
 /// (their definitions group-commit; the losers wait for the winner's), and
 /// every point is there after a reopen.

@@ -136,15 +136,22 @@ impl Catalog {
         self.by_id.len()
     }
 
-    /// Defined series with an id of `start` or above, in id order.
-    pub(crate) fn defined_from(&self, start: u64) -> impl Iterator<Item = (u64, Series)> + '_ {
+    /// Defined ids of `start` or above, in order.
+    pub(crate) fn defined_from(&self, start: u64) -> impl Iterator<Item = u64> + '_ {
         let from = self.ordered.partition_point(|&id| id < start);
+        self.ordered[from..].iter().copied().filter(|&id| self.defines(id))
+    }
+
+    /// The series `id` names, read back from its bytes.
+    pub(crate) fn series(&self, id: u64) -> Option<Series> {
         // The bytes were encoded here from a series, so they decode.
-        self.ordered[from..].iter().filter_map(|&id| Some((id, Reader::new(self.bytes_of(id)?).series()?)))
+        Reader::new(self.bytes_of(id)?).series()
     }
 
     /// Defines `s` as `id`. A series defined again (a replayed record) takes
-    /// its latest id; an id defined again names its latest series.
+    /// its latest id, and its former id names nothing any more (it is
+    /// neither listed nor counted); an id defined again names its latest
+    /// series.
     pub(crate) fn define(&mut self, id: u64, s: &Series) {
         let mut bytes = Vec::with_capacity(128);
         put_series(&mut bytes, s);
@@ -346,7 +353,7 @@ mod tests {
         }
         assert_eq!(cat.id_of(&series(1_000)), None);
         assert!(cat.defines(4) && !cat.defines(5));
-        let listed: Vec<(u64, Series)> = cat.defined_from(1_995).collect();
+        let listed: Vec<(u64, Series)> = cat.defined_from(1_995).map(|id| (id, cat.series(id).unwrap())).collect();
         assert_eq!(listed, [(1_996, series(998)), (1_998, series(999))]);
 
         // A replayed record defines a series again with a later id: the
@@ -360,9 +367,9 @@ mod tests {
         assert_eq!(cat.id_of(&series(2_000)), Some(16));
         assert_eq!(cat.id_of(&series(8)), None);
         assert_eq!(cat.len(), 1_000);
-        let listed: Vec<(u64, Series)> = cat.defined_from(14).take(2).collect();
+        let listed: Vec<(u64, Series)> = cat.defined_from(14).take(2).map(|id| (id, cat.series(id).unwrap())).collect();
         assert_eq!(listed, [(16, series(2_000)), (18, series(9))]);
         assert_eq!(cat.defined_from(0).count(), 1_000);
-        assert_eq!(cat.defined_from(4_000).map(|(id, _)| id).collect::<Vec<_>>(), [5_000]);
+        assert_eq!(cat.defined_from(4_000).collect::<Vec<_>>(), [5_000]);
     }
 }

@@ -14,7 +14,7 @@ use heroic_plugin_api::buckets::{BucketLayout, PartialFields};
 use heroic_plugin_api::types::Series;
 
 use super::instance::AggregationInstance;
-use super::result::{series_key, GroupKey};
+use super::result::{series_key, tag_value, GroupKey};
 use super::session::{group_key, AggregationSession};
 use super::BucketKind;
 
@@ -33,6 +33,13 @@ impl Pushdown {
     pub fn group_of(&self, series: &Series) -> GroupKey {
         match &self.grouping {
             None => GroupKey::new(),
+            // `group` by named tags, the usual case: their values are looked
+            // up in the series, not copied out of a key of all its tags
+            // first (a dozen allocations a series, at 100,000 series a
+            // twentieth of a grouped query).
+            Some((false, Some(of))) => {
+                of.iter().filter_map(|k| Some((k.clone(), tag_value(series, k)?.to_string()))).collect()
+            }
             Some((collapse, of)) => group_key(*collapse, of.as_deref(), &series_key(series)),
         }
     }
@@ -162,6 +169,28 @@ mod tests {
     fn other_aggregations_are_not_pushed_down() {
         for hql in ["quantile(10ms)", "stddev(10ms)", "delta", "sum(10ms) | max(20ms)", "cardinality(10ms)", "*"] {
             assert!(session(hql).pushdown().is_none(), "{hql}");
+        }
+    }
+
+    proptest::proptest! {
+        /// A `group` by named tags keys a series as the general rule does
+        /// (its tags overlaid by its resource tags, the last of repeated
+        /// keys winning, named tags it lacks left out).
+        #[test]
+        fn grouping_by_named_tags_keys_series_as_the_general_rule(
+            tags in proptest::collection::vec((0u8..4, 0u8..3), 0..6),
+            resource in proptest::collection::vec((0u8..4, 0u8..3), 0..3),
+            of in proptest::collection::vec(0u8..5, 0..4),
+        ) {
+            let pairs = |v: &[(u8, u8)]| v.iter().map(|(k, v)| (format!("k{k}"), format!("v{v}"))).collect::<Vec<_>>();
+            let series = Series::new("cpu", pairs(&tags), pairs(&resource));
+            let of: Vec<String> = of.iter().map(|k| format!("k{k}")).collect();
+            let pd = Pushdown {
+                layout: BucketLayout::new(TimeRange::new(0, 10), 10, 10, 0).unwrap(),
+                fields: PartialFields::COUNT,
+                grouping: Some((false, Some(of.clone()))),
+            };
+            proptest::prop_assert_eq!(pd.group_of(&series), group_key(false, Some(&of), &series_key(&series)));
         }
     }
 }

@@ -19,6 +19,14 @@ pub fn series_key(series: &Series) -> GroupKey {
     key
 }
 
+/// The value of tag `key` in [`series_key`]`(series)`, without building
+/// it: the resource tag's value when there is one (resource wins on a
+/// clash), else the tag's.
+pub fn tag_value<'a>(series: &'a Series, key: &str) -> Option<&'a str> {
+    let find = |tags: &'a [Tag]| tags.iter().rev().find(|t| t.key == key).map(|t| t.value.as_str());
+    find(&series.resource).or_else(|| find(&series.tags))
+}
+
 /// A spread: summary statistics of the values in a bucket.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SpreadValue {
