@@ -66,7 +66,7 @@ fn with_node(node: Arc<Node>) -> impl Filter<Extract = (Arc<Node>,), Error = Inf
 /// A body of at most `max` bytes: 413 when its `Content-Length` says more,
 /// or, for a body sent in chunks without one (as OpenTelemetry's
 /// JavaScript exporters send theirs), as soon as more has arrived. Nothing
-/// past the limit is read.
+/// past the limit is kept.
 fn body(max: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
@@ -96,6 +96,18 @@ where
         stream.try_next().await.map_err(|e| refuse(ApiError::bad_request(format!("reading the request body: {e}"))))?
     {
         if (out.len() + chunk.remaining()) as u64 > max {
+            // What the client is still sending is read and dropped (up to
+            // as much again as the limit, at most 1 MiB) before answering:
+            // a connection closed on unread data is reset by the kernel,
+            // and the client may then see the reset instead of the 413.
+            let cap = max.min(1 << 20);
+            let mut drained = 0u64;
+            while drained <= cap {
+                match stream.try_next().await {
+                    Ok(Some(more)) => drained += more.remaining() as u64,
+                    _ => break,
+                }
+            }
             return Err(too_large());
         }
         out.put(chunk);
