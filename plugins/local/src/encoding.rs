@@ -45,6 +45,14 @@ pub(crate) fn put_series(out: &mut Vec<u8>, s: &Series) {
     put_tags(out, &s.resource);
 }
 
+/// The canonical bytes of `s`, kept: what the catalog and the metadata
+/// index hold for each series.
+pub(crate) fn series_bytes(s: &Series) -> Box<[u8]> {
+    let mut bytes = Vec::with_capacity(128);
+    put_series(&mut bytes, s);
+    bytes.into_boxed_slice()
+}
+
 thread_local! {
     /// The buffer [`with_series_bytes`] encodes into on this thread.
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));

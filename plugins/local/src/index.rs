@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use heroic_plugin_api::filter::{compile_full_match, Filter};
 use heroic_plugin_api::types::Series;
 
-use crate::encoding::{key_and_tags, put_series, with_series_bytes, Reader};
+use crate::encoding::{key_and_tags, series_bytes, with_series_bytes, Reader};
 use crate::error::Result;
 use crate::series_table::SeriesTable;
 
@@ -75,8 +75,7 @@ impl Index {
 
     /// Adds a series; false if it was there already.
     pub(crate) fn insert(&mut self, s: Series) -> bool {
-        let mut bytes = Vec::with_capacity(128);
-        put_series(&mut bytes, &s);
+        let bytes = series_bytes(&s);
         if self.id_of_bytes(&bytes).is_some() {
             return false;
         }
@@ -86,8 +85,8 @@ impl Index {
             self.tag_keys.entry(t.key.to_string()).or_default().push(id);
             self.tags.entry(t.key.to_string()).or_default().entry(t.value.to_string()).or_default().push(id);
         }
-        self.ids.insert(&bytes[..], id);
-        self.series.push(Some(bytes.into_boxed_slice()));
+        self.ids.insert(&*bytes, id);
+        self.series.push(Some(bytes));
         true
     }
 

@@ -17,7 +17,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::block_cache::BlockCache;
 use crate::compacted::CompactedLog;
 use crate::dir_lock::DirLock;
-use crate::encoding::{put_series, with_series_bytes, Reader};
+use crate::encoding::{series_bytes, with_series_bytes, Reader};
 use crate::error::{Error, Result};
 use crate::head::Head;
 use crate::log::RecordLog;
@@ -153,17 +153,15 @@ impl Catalog {
     /// neither listed nor counted); an id defined again names its latest
     /// series.
     pub(crate) fn define(&mut self, id: u64, s: &Series) {
-        let mut bytes = Vec::with_capacity(128);
-        put_series(&mut bytes, s);
-        let bytes = bytes.into_boxed_slice();
-        if let Some((old, _)) = self.ids.remove(&*bytes, |(_, b)| *b == bytes) {
+        let bytes = series_bytes(s);
+        let hash = self.ids.hash(&*bytes);
+        if let Some((old, _)) = self.ids.remove_hashed(hash, |(_, b)| *b == bytes) {
             self.by_id.remove(&old);
         }
         if let Some(hash) = self.by_id.remove(&id) {
             // The id named another series: that one no longer has it.
             self.ids.remove_hashed(hash, |&(x, _)| x == id);
         }
-        let hash = self.ids.hash(&*bytes);
         self.ids.insert_hashed(hash, (id, bytes));
         self.by_id.insert(id, hash);
         match self.ordered.binary_search(&id) {
