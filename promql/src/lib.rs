@@ -32,7 +32,9 @@ pub mod plan;
 pub mod value;
 
 pub use error::Error;
-pub use eval::{evaluate, evaluate_reduced, evaluate_until, reductions, Reduction, MAX_SAMPLES};
+pub use eval::{
+    evaluate, evaluate_reduced, evaluate_until, reductions, ReadSamples, ReadSeries, Reduction, MAX_SAMPLES,
+};
 pub use plan::{
     matchers_with_name, selections, EvalRange, RangeError, Selection, MAX_DEPTH, MAX_QUERY_BYTES, MAX_STEPS,
 };

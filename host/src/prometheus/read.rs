@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use heroic_plugin_api::client::MetricBackendClient;
 use heroic_plugin_api::types::{FetchRequest, FetchResponse, PointBatch, Series, TimeRange};
-use heroic_promql::{Labels, RangeSeries, Reduction, Sample, Selection};
+use heroic_promql::{Labels, RangeSeries, ReadSamples, ReadSeries, Reduction, Sample, Selection};
 use warp::http::StatusCode;
 
 use super::selector::{labels_of, Selector};
@@ -131,7 +131,7 @@ pub async fn read(
             // Read whole first (a series' samples may come from several
             // answers), then reduced.
             let mut reducing = Reducing::new(reduction, deadline);
-            reducing.push(all.series(), budget).await?;
+            reducing.push_whole(all.series(), budget).await?;
             reducing.finish(budget).await
         }
     }
@@ -161,9 +161,9 @@ async fn read_reduced(
             let (chunk, labels): (Vec<Series>, Vec<Labels>) = series.by_ref().take(len).unzip();
             let request = FetchRequest { series: chunk.into(), range, point_limit: point_limit(budget) };
             let response = fetch(backend, request).await?;
-            let (part, points) = in_request_order(response, labels, &backend.id, budget)?;
+            let points = count_chunk(&response, labels.len(), &backend.id, budget)?;
             chunker.saw(len, points);
-            reducing.push(part, budget).await?;
+            reducing.push(response, labels, budget).await?;
             ticket.retain(budget.held(), &node.admission.stats).await?;
         }
         Ok::<(), ReadError>(())
@@ -203,48 +203,65 @@ fn count_read(budget: &mut Budget, points: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The series of one fetch whose request held series of `labels`, in that
-/// order (those without samples left out), and the samples read.
-fn in_request_order(
-    response: FetchResponse,
-    labels: Vec<Labels>,
-    backend: &str,
-    budget: &mut Budget,
-) -> Result<(Vec<RangeSeries>, u64), ApiError> {
-    let mut samples: Vec<Vec<Sample>> = labels.iter().map(|_| Vec::new()).collect();
-    // Series answered more than once (resource variants), to be merged.
-    let mut merged = Vec::new();
+/// Checks that a fetch whose request held `asked` series answered only
+/// those, and counts its points against the query's budget.
+fn count_chunk(response: &FetchResponse, asked: usize, backend: &str, budget: &mut Budget) -> Result<u64, ApiError> {
     let mut points = 0;
     for fetched in response.series.iter() {
-        let index = fetched.request_index as usize;
-        let Some(into) = samples.get_mut(index) else {
+        if fetched.request_index as usize >= asked {
             return Err(ApiError::internal(format!("metrics backend {backend:?} answered for an unknown series")));
-        };
-        let p = &fetched.points;
-        count_read(budget, p.len())?;
-        points += p.len() as u64;
-        if !into.is_empty() && !p.is_empty() {
-            merged.push(index);
         }
-        append_samples(into, p);
+        count_read(budget, fetched.points.len())?;
+        points += fetched.points.len() as u64;
     }
-    drop(response);
+    Ok(points)
+}
+
+/// The series of one fetch (checked by [`count_chunk`]) whose request held
+/// series of `labels`, in that order, those without samples left out:
+/// borrowing the answer's columns, or merged when a series was answered
+/// more than once (resource variants).
+fn read_series(response: &FetchResponse, labels: Vec<Labels>) -> Vec<ReadSeries<'_>> {
+    let mut slots: Vec<Option<ReadSamples<'_>>> = labels.iter().map(|_| None).collect();
+    let mut merged = Vec::new();
+    for fetched in response.series.iter() {
+        let p = &fetched.points;
+        let Some(slot) = slots.get_mut(fetched.request_index as usize) else { continue };
+        if p.is_empty() {
+            continue;
+        }
+        match slot {
+            None => *slot = Some(ReadSamples::Columns { times: p.timestamps.as_slice(), values: p.values.as_slice() }),
+            Some(ReadSamples::Columns { times, values }) => {
+                let mut samples = Vec::new();
+                append_columns(&mut samples, times, values);
+                append_samples(&mut samples, p);
+                merged.push(fetched.request_index as usize);
+                *slot = Some(ReadSamples::Samples(samples));
+            }
+            Some(ReadSamples::Samples(samples)) => append_samples(samples, p),
+        }
+    }
     for index in merged {
-        one_per_timestamp(&mut samples[index]);
+        if let Some(Some(ReadSamples::Samples(samples))) = slots.get_mut(index) {
+            one_per_timestamp(samples);
+        }
     }
-    let part = labels
+    labels
         .into_iter()
-        .zip(samples)
-        .filter(|(_, samples)| !samples.is_empty())
-        .map(|(labels, samples)| RangeSeries { labels, samples })
-        .collect();
-    Ok((part, points))
+        .zip(slots)
+        .filter_map(|(labels, samples)| Some(ReadSeries { labels, samples: samples? }))
+        .collect()
 }
 
 /// Appends a plugin's points to a series' samples.
 fn append_samples(samples: &mut Vec<Sample>, points: &PointBatch) {
-    samples.reserve_exact(points.len());
-    samples.extend(points.timestamps.iter().zip(points.values.iter()).map(|(&t, &v)| Sample { t, v }));
+    append_columns(samples, &points.timestamps, &points.values);
+}
+
+fn append_columns(samples: &mut Vec<Sample>, times: &[i64], values: &[f64]) {
+    samples.reserve_exact(times.len());
+    samples.extend(times.iter().zip(values).map(|(&t, &v)| Sample { t, v }));
 }
 
 /// The samples of a series read from several answers (several backends,
@@ -256,7 +273,8 @@ fn one_per_timestamp(samples: &mut Vec<Sample>) {
 
 /// The chunks of one selection reduced on the blocking pool as they are
 /// read: each while the next is read, so that about two chunks' samples
-/// are held at a time.
+/// are held at a time. (Two reductions at once while the next chunk was
+/// read were no faster on two cores, and held more.)
 struct Reducing {
     reduction: Arc<Reduction>,
     deadline: Instant,
@@ -271,8 +289,26 @@ impl Reducing {
         Reducing { reduction: Arc::new(reduction.clone()), deadline, running: None, done: Vec::new() }
     }
 
-    /// Starts reducing `part` once the chunk before it is reduced.
-    async fn push(&mut self, part: Vec<RangeSeries>, budget: &mut Budget) -> Result<(), ReadError> {
+    /// Starts reducing a chunk (checked by [`count_chunk`]) of series of
+    /// `labels` once the chunk before it is reduced. Its samples are read
+    /// where the answer holds them, on the blocking pool: nothing is
+    /// copied per series on the task that reads the next chunk.
+    async fn push(
+        &mut self,
+        response: FetchResponse,
+        labels: Vec<Labels>,
+        budget: &mut Budget,
+    ) -> Result<(), ReadError> {
+        self.collect(budget).await?;
+        let (reduction, deadline) = (Arc::clone(&self.reduction), self.deadline);
+        self.running = Some(tokio::task::spawn_blocking(move || {
+            reduction.reduce_read(read_series(&response, labels), Some(deadline))
+        }));
+        Ok(())
+    }
+
+    /// Starts reducing series read whole (see [`push`](Self::push)).
+    async fn push_whole(&mut self, part: Vec<RangeSeries>, budget: &mut Budget) -> Result<(), ReadError> {
         self.collect(budget).await?;
         let (reduction, deadline) = (Arc::clone(&self.reduction), self.deadline);
         self.running = Some(tokio::task::spawn_blocking(move || reduction.reduce(part, Some(deadline))));
@@ -409,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_is_put_in_request_order_with_its_variants_merged() {
+    fn a_chunk_is_read_in_request_order_with_its_variants_merged() {
         let response = FetchResponse {
             series: vec![
                 fetched(2, &[(10, 1.0), (30, 3.0)]),
@@ -423,11 +459,21 @@ mod tests {
             limited: false,
         };
         let mut budget = budget(100);
-        let (part, points) =
-            in_request_order(response, vec![labels("a"), labels("b"), labels("c")], "m", &mut budget).unwrap();
+        let points = count_chunk(&response, 3, "m", &mut budget).unwrap();
         assert_eq!((points, budget.read), (5, 5));
-        let got: Vec<(Labels, Vec<(i64, f64)>)> =
-            part.into_iter().map(|s| (s.labels, s.samples.iter().map(|s| (s.t, s.v)).collect())).collect();
+        let part = read_series(&response, vec![labels("a"), labels("b"), labels("c")]);
+        let got: Vec<(Labels, Vec<(i64, f64)>)> = part
+            .into_iter()
+            .map(|s| {
+                let samples = match s.samples {
+                    ReadSamples::Columns { times, values } => {
+                        times.iter().copied().zip(values.iter().copied()).collect()
+                    }
+                    ReadSamples::Samples(samples) => samples.iter().map(|s| (s.t, s.v)).collect(),
+                };
+                (s.labels, samples)
+            })
+            .collect();
         assert_eq!(
             got,
             [(labels("a"), vec![(10, 0.5)]), (labels("c"), vec![(10, 1.0), (20, 2.0), (30, 3.0)])],
@@ -438,12 +484,12 @@ mod tests {
     #[test]
     fn a_chunk_over_the_limit_or_answering_an_unknown_series_is_refused() {
         let over = FetchResponse { series: vec![fetched(0, &[(1, 1.0), (2, 2.0), (3, 3.0)])].into(), limited: false };
-        let Err(e) = in_request_order(over, vec![labels("a")], "m", &mut budget(2)) else { panic!("over the limit") };
+        let Err(e) = count_chunk(&over, 1, "m", &mut budget(2)) else { panic!("over the limit") };
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(e.message.contains("query.data_limit 2"), "{}", e.message);
 
         let unknown = FetchResponse { series: vec![fetched(1, &[(1, 1.0)])].into(), limited: false };
-        let Err(e) = in_request_order(unknown, vec![labels("a")], "m", &mut budget(10)) else { panic!("unknown") };
+        let Err(e) = count_chunk(&unknown, 1, "m", &mut budget(10)) else { panic!("unknown") };
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(e.message.contains("unknown series"), "{}", e.message);
     }

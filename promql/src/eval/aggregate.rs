@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
+use super::parallel;
 use super::quantile::quantile;
 use super::range_fns::unparen;
 use super::{Elem, Evaluator, Matrix, Series, Vector};
@@ -203,6 +204,8 @@ impl Evaluator<'_> {
         let steps = times.len();
         let mut position: foldhash::HashMap<Labels, usize> = foldhash::HashMap::default();
         let mut groups: Vec<(Rc<Labels>, Vec<Acc>)> = Vec::new();
+        // Each series' points and group, found once.
+        let mut folds: Vec<(&[Sample], usize)> = Vec::with_capacity(inner.len());
         for s in &inner {
             let key = grouping.of(&s.labels);
             let g = match position.get(&key) {
@@ -214,13 +217,12 @@ impl Evaluator<'_> {
                     groups.len() - 1
                 }
             };
-            let row = &mut groups[g].1;
-            for p in &s.points {
-                if let Some(acc) = row.get_mut(self.step_of(p.t)) {
-                    acc.add(op, p.v);
-                }
-            }
+            folds.push((&s.points, g));
         }
+        let (start, step) = (self.start, self.step);
+        let mut rows: Vec<&mut [Acc]> = groups.iter_mut().map(|(_, row)| row.as_mut_slice()).collect();
+        fold_steps(op, &folds, &mut rows, &times, start, step);
+        drop(folds);
         self.release(&inner);
         drop(inner);
         let mut out = Matrix::new();
@@ -238,6 +240,67 @@ impl Evaluator<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+/// Folds each series' points into its group's row (`rows[group][step]`).
+/// Over many points, the steps are split between threads: each folds every
+/// series into its own steps, in series order, so each step's values are
+/// folded in the same order as on one thread.
+fn fold_steps(op: Op, folds: &[(&[Sample], usize)], rows: &mut [&mut [Acc]], times: &[i64], start: i64, step: i64) {
+    let points: usize = folds.iter().map(|(p, _)| p.len()).sum();
+    let threads = parallel::threads_for(points).min(times.len());
+    if threads <= 1 {
+        for (p, g) in folds {
+            fold_points(op, rows[*g], 0, p, times, start, step);
+        }
+        return;
+    }
+    // Each thread's share of every row, by steps.
+    let per = times.len().div_ceil(threads);
+    let mut shares: Vec<Vec<&mut [Acc]>> = (0..threads).map(|_| Vec::with_capacity(rows.len())).collect();
+    for row in rows.iter_mut() {
+        for (share, part) in shares.iter_mut().zip(row.chunks_mut(per)) {
+            share.push(part);
+        }
+    }
+    std::thread::scope(|scope| {
+        for (k, mut share) in shares.into_iter().enumerate() {
+            let first = k * per;
+            // This thread's steps' points: from its first step's time to
+            // the next thread's (as far as the first and last go).
+            let lo = if k == 0 { i64::MIN } else { times[first] };
+            let end = times.get(first + per).copied().unwrap_or(i64::MAX);
+            scope.spawn(move || {
+                for (p, g) in folds {
+                    let from = p.partition_point(|s| s.t < lo);
+                    let to = p.partition_point(|s| s.t < end);
+                    fold_points(op, share[*g], first, &p[from..to], times, start, step);
+                }
+            });
+        }
+    });
+}
+
+/// Folds `points` (in time order, at the evaluation's steps) into `row`,
+/// which holds the steps from `first` on.
+#[inline]
+fn fold_points(op: Op, row: &mut [Acc], first: usize, points: &[Sample], times: &[i64], start: i64, step: i64) {
+    // The step of a point is the one after the previous point's when that
+    // is its time, found without a division (a division a point was most
+    // of this fold).
+    let mut next = usize::MAX;
+    for p in points {
+        let at = if times.get(next) == Some(&p.t) {
+            next
+        } else {
+            // As `Evaluator::step_of`.
+            usize::try_from(p.t.saturating_sub(start) / step.max(1)).unwrap_or(0)
+        };
+        if let Some(acc) = at.checked_sub(first).and_then(|i| row.get_mut(i)) {
+            acc.add(op, p.v);
+        }
+        next = at.wrapping_add(1);
     }
 }
 
@@ -384,4 +447,56 @@ fn heap_pop(h: &mut Vec<Elem>, less: fn(f64, f64) -> bool) {
         i = j;
     }
     h.pop();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Split between threads by steps, the fold is the one-thread fold to
+    /// the bit (each step's values in series order), including points at
+    /// no step and missing steps.
+    #[test]
+    fn a_fold_split_by_steps_equals_the_fold_on_one_thread() {
+        let (start, step, steps) = (1_000, 10, 1_500usize);
+        let times: Vec<i64> = (0..steps as i64).map(|i| start + i * step).collect();
+        // A cheap, fixed sequence of values of every magnitude.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let series: Vec<Vec<Sample>> = (0..200)
+            .map(|_| {
+                let mut points = Vec::new();
+                for &t in &times {
+                    let r = next();
+                    if r % 7 == 0 {
+                        continue;
+                    }
+                    // Now and then off the step's time.
+                    let t = t + if r % 11 == 0 { 3 } else { 0 };
+                    points.push(Sample { t, v: (next() % 1_000_000) as f64 / 7.0 });
+                }
+                points
+            })
+            .collect();
+        let folds: Vec<(&[Sample], usize)> = series.iter().enumerate().map(|(i, s)| (s.as_slice(), i % 3)).collect();
+        assert!(folds.iter().map(|(p, _)| p.len()).sum::<usize>() > 1 << 17, "enough points for threads");
+        for op in [Op::Sum, Op::Avg, Op::Stddev, Op::Max, Op::Count] {
+            let mut split = vec![vec![Acc::default(); steps]; 3];
+            let mut rows: Vec<&mut [Acc]> = split.iter_mut().map(|r| r.as_mut_slice()).collect();
+            fold_steps(op, &folds, &mut rows, &times, start, step);
+            let mut one = vec![vec![Acc::default(); steps]; 3];
+            for (p, g) in &folds {
+                fold_points(op, &mut one[*g], 0, p, &times, start, step);
+            }
+            let bits = |rows: &[Vec<Acc>]| -> Vec<(u64, usize)> {
+                rows.iter().flatten().map(|a| (a.result(op).to_bits(), a.count)).collect()
+            };
+            assert!(bits(&split) == bits(&one), "{op:?}");
+        }
+    }
 }

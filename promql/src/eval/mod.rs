@@ -30,7 +30,7 @@ use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Expr, MatrixSelector, VectorSelector};
 
 use self::parallel::Clock;
-pub use self::reduce::{reductions, Reduction};
+pub use self::reduce::{reductions, ReadSamples, ReadSeries, Reduction};
 use crate::error::Error;
 use crate::plan::{self, duration_ms, offset_ms, EvalRange};
 use crate::value::{Labels, RangeSeries, Sample, Value};

@@ -95,6 +95,17 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Threads worth using for work over `samples` samples: one below
+/// [`PARALLEL_MIN_SAMPLES`], else as many as the machine has, at most
+/// [`MAX_THREADS`].
+pub(crate) fn threads_for(samples: usize) -> usize {
+    if samples < PARALLEL_MIN_SAMPLES {
+        1
+    } else {
+        cores().min(MAX_THREADS)
+    }
+}
+
 /// `work(samples, scratch, worker)` for the samples of each of `series`,
 /// on up to [`MAX_THREADS`] threads when they are many; the results in
 /// series order, and the samples they hold (at most `room`). `scratch` is
@@ -110,15 +121,32 @@ where
     S: Default,
     F: Fn(&[Sample], &mut S, &mut Worker<'_>) -> Result<T, Error> + Sync,
 {
+    map_items(series, |s| s.samples.len(), clock, room, |s, scratch, worker| work(&s.samples, scratch, worker))
+}
+
+/// [`map_series`] over any kind of series: `samples(item)` says how many
+/// samples one holds (which decides whether threads are worth it).
+pub(crate) fn map_items<I, T, S, F>(
+    series: &[I],
+    samples: impl Fn(&I) -> usize,
+    clock: Clock,
+    room: usize,
+    work: F,
+) -> Result<(Vec<T>, usize), Error>
+where
+    I: Sync,
+    T: Send,
+    S: Default,
+    F: Fn(&I, &mut S, &mut Worker<'_>) -> Result<T, Error> + Sync,
+{
     let n = series.len();
-    let total: usize = series.iter().fold(0, |a, s| a.saturating_add(s.samples.len()));
-    let threads = if total < PARALLEL_MIN_SAMPLES { 1 } else { cores().min(MAX_THREADS).min(n) };
+    let total: usize = series.iter().fold(0, |a, s| a.saturating_add(samples(s)));
+    let threads = threads_for(total).min(n);
     let (held, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
     if threads <= 1 {
         let mut worker = Worker { clock, held: &held, room, stop: &stop };
         let mut scratch = S::default();
-        let out =
-            series.iter().map(|s| work(&s.samples, &mut scratch, &mut worker)).collect::<Result<Vec<T>, Error>>()?;
+        let out = series.iter().map(|s| work(s, &mut scratch, &mut worker)).collect::<Result<Vec<T>, Error>>()?;
         return Ok((out, held.into_inner()));
     }
     let batch = n.div_ceil(threads * BATCHES_PER_THREAD).max(1);
@@ -136,7 +164,7 @@ where
             }
             let mut results = Vec::with_capacity(batch.min(n - first));
             for s in &series[first..(first + batch).min(n)] {
-                match work(&s.samples, &mut scratch, &mut worker) {
+                match work(s, &mut scratch, &mut worker) {
                     Ok(t) => results.push(t),
                     Err(e) => {
                         // The first failure is the answer; the threads it

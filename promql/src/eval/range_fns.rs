@@ -11,7 +11,7 @@ use promql_parser::parser::{Expr, MatrixSelector};
 
 use super::parallel::Worker;
 use super::quantile::{kahan_inc, quantile};
-use super::{check_unique, in_order, Evaluator, Matrix, Series};
+use super::{check_unique, in_order, is_stale, Evaluator, Matrix, Series};
 use crate::error::Error;
 use crate::plan::{duration_ms, matchers_with_name, offset_ms};
 use crate::value::{Labels, Sample, METRIC_NAME};
@@ -115,7 +115,7 @@ pub(crate) struct Call<'c> {
 #[derive(Default)]
 pub(crate) struct Scratch {
     /// A series' samples put in order or without staleness markers
-    /// ([`in_order`]).
+    /// ([`in_order`]), or copied out of a backend's columns.
     unstale: Vec<Sample>,
     /// [`reset_sums`] of the series.
     sums: Vec<f64>,
@@ -139,13 +139,55 @@ impl Call<'_> {
         scratch: &mut Scratch,
         worker: &mut Worker,
     ) -> Result<Vec<Sample>, Error> {
-        let f = self.f;
         let samples = in_order(samples, true, &mut scratch.unstale);
+        self.ordered_series(samples, &mut scratch.sums, worker)
+    }
+
+    /// [`series`](Self::series) of samples a backend answered as columns
+    /// of timestamps and values (the same length): copied into the
+    /// thread's buffer, checked for order and staleness markers on the
+    /// way, where they are then used while in cache.
+    pub(crate) fn columns(
+        &self,
+        times: &[i64],
+        values: &[f64],
+        scratch: &mut Scratch,
+        worker: &mut Worker,
+    ) -> Result<Vec<Sample>, Error> {
+        let samples = &mut scratch.unstale;
+        samples.clear();
+        samples.reserve(times.len());
+        let (mut prev, mut ordered, mut stale) = (i64::MIN, true, false);
+        samples.extend(times.iter().zip(values).map(|(&t, &v)| {
+            ordered &= prev <= t;
+            stale |= is_stale(v);
+            prev = t;
+            Sample { t, v }
+        }));
+        // As `in_order` does: markers out, then a stable sort by time.
+        if stale {
+            samples.retain(|p| !is_stale(p.v));
+        }
+        if !ordered {
+            samples.sort_by_key(|p| p.t);
+        }
+        self.ordered_series(samples, &mut scratch.sums, worker)
+    }
+
+    /// [`series`](Self::series) of samples in time order without
+    /// staleness markers; `sums` is reused for their [`reset_sums`].
+    fn ordered_series(
+        &self,
+        samples: &[Sample],
+        sums: &mut Vec<f64>,
+        worker: &mut Worker,
+    ) -> Result<Vec<Sample>, Error> {
+        let f = self.f;
         let counter = matches!(f, RangeFn::Rate | RangeFn::Increase);
         if counter {
-            reset_sums(samples, &mut scratch.sums);
+            reset_sums(samples, sums);
         }
-        let sums = &scratch.sums;
+        let sums = &*sums;
         // Reserved for the steps whose window can reach a sample (not for
         // every step: a short series would hold the capacity of all of
         // them, uncounted), so that the values are not grown by doubling.
