@@ -249,16 +249,33 @@ impl Evaluator<'_> {
 /// folded in the same order as on one thread.
 fn fold_steps(op: Op, folds: &[(&[Sample], usize)], rows: &mut [&mut [Acc]], times: &[i64], start: i64, step: i64) {
     let points: usize = folds.iter().map(|(p, _)| p.len()).sum();
-    let threads = parallel::threads_for(points).min(times.len());
-    if threads <= 1 {
+    fold_on_threads(parallel::threads_for(points), op, folds, rows, times, start, step);
+}
+
+/// [`fold_steps`] on `threads` threads at most.
+fn fold_on_threads(
+    threads: usize,
+    op: Op,
+    folds: &[(&[Sample], usize)],
+    rows: &mut [&mut [Acc]],
+    times: &[i64],
+    start: i64,
+    step: i64,
+) {
+    let threads = threads.min(times.len());
+    // A thread finds its steps' points by time: only in points in time
+    // order (as evaluation makes them; checked, else one thread).
+    if threads <= 1 || !folds.iter().all(|(p, _)| p.is_sorted_by_key(|s| s.t)) {
         for (p, g) in folds {
             fold_points(op, rows[*g], 0, p, times, start, step);
         }
         return;
     }
-    // Each thread's share of every row, by steps.
+    // Each thread's share of every row, by steps (`per` steps a share: as
+    // many shares as that makes, which can be fewer than `threads`).
     let per = times.len().div_ceil(threads);
-    let mut shares: Vec<Vec<&mut [Acc]>> = (0..threads).map(|_| Vec::with_capacity(rows.len())).collect();
+    let shares_n = times.len().div_ceil(per);
+    let mut shares: Vec<Vec<&mut [Acc]>> = (0..shares_n).map(|_| Vec::with_capacity(rows.len())).collect();
     for row in rows.iter_mut() {
         for (share, part) in shares.iter_mut().zip(row.chunks_mut(per)) {
             share.push(part);
@@ -269,7 +286,7 @@ fn fold_steps(op: Op, folds: &[(&[Sample], usize)], rows: &mut [&mut [Acc]], tim
             let first = k * per;
             // This thread's steps' points: from its first step's time to
             // the next thread's (as far as the first and last go).
-            let lo = if k == 0 { i64::MIN } else { times[first] };
+            let lo = if k == 0 { i64::MIN } else { times.get(first).copied().unwrap_or(i64::MAX) };
             let end = times.get(first + per).copied().unwrap_or(i64::MAX);
             scope.spawn(move || {
                 for (p, g) in folds {
@@ -458,7 +475,16 @@ mod tests {
     /// no step and missing steps.
     #[test]
     fn a_fold_split_by_steps_equals_the_fold_on_one_thread() {
-        let (start, step, steps) = (1_000, 10, 1_500usize);
+        // Steps that split evenly or not, and into fewer shares than threads.
+        for (steps, threads) in [(1_500, 2), (1_500, 7), (5, 4), (7, 8), (3, 2)] {
+            fold_split(steps, threads, false);
+        }
+        // A series out of time order is folded on one thread, not lost.
+        fold_split(1_500, 2, true);
+    }
+
+    fn fold_split(steps: usize, threads: usize, one_reversed: bool) {
+        let (start, step) = (1_000, 10);
         let times: Vec<i64> = (0..steps as i64).map(|i| start + i * step).collect();
         // A cheap, fixed sequence of values of every magnitude.
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -483,12 +509,15 @@ mod tests {
                 points
             })
             .collect();
+        let mut series = series;
+        if one_reversed {
+            series[0].reverse();
+        }
         let folds: Vec<(&[Sample], usize)> = series.iter().enumerate().map(|(i, s)| (s.as_slice(), i % 3)).collect();
-        assert!(folds.iter().map(|(p, _)| p.len()).sum::<usize>() > 1 << 17, "enough points for threads");
         for op in [Op::Sum, Op::Avg, Op::Stddev, Op::Max, Op::Count] {
             let mut split = vec![vec![Acc::default(); steps]; 3];
             let mut rows: Vec<&mut [Acc]> = split.iter_mut().map(|r| r.as_mut_slice()).collect();
-            fold_steps(op, &folds, &mut rows, &times, start, step);
+            fold_on_threads(threads, op, &folds, &mut rows, &times, start, step);
             let mut one = vec![vec![Acc::default(); steps]; 3];
             for (p, g) in &folds {
                 fold_points(op, &mut one[*g], 0, p, &times, start, step);
@@ -496,7 +525,7 @@ mod tests {
             let bits = |rows: &[Vec<Acc>]| -> Vec<(u64, usize)> {
                 rows.iter().flatten().map(|a| (a.result(op).to_bits(), a.count)).collect()
             };
-            assert!(bits(&split) == bits(&one), "{op:?}");
+            assert!(bits(&split) == bits(&one), "{op:?}, {steps} steps on {threads} threads");
         }
     }
 }
