@@ -85,17 +85,68 @@ struct Ctx {
     resets: f64,
 }
 
-/// `sums[i]`: the values before the counter resets among samples `0..=i`,
-/// summed in order (a reset is a drop: the value before it is added back).
-fn reset_sums(samples: &[Sample], sums: &mut Vec<f64>) {
+/// `sums[i]`: the values before the counter resets among the first `i + 1`
+/// `values`, summed in order (a reset is a drop: the value before it is
+/// added back).
+fn reset_sums(values: impl Iterator<Item = f64>, sums: &mut Vec<f64>) {
     sums.clear();
-    sums.resize(samples.len(), 0.0);
-    let mut total = 0.0;
-    // Written through a slice: pushing checked the capacity each time.
-    for (sum, p) in sums.iter_mut().skip(1).zip(samples.windows(2)) {
-        // A select rather than a branch: a noisy series resets at random.
-        total += if p[1].v < p[0].v { p[0].v } else { 0.0 };
-        *sum = total;
+    let (mut total, mut prev) = (0.0, f64::NAN);
+    // Extended from an iterator of known length: written without a check
+    // of the capacity per value. Nothing comes before the first value (a
+    // NaN compares false); a select rather than a branch: a noisy series
+    // resets at random.
+    sums.extend(values.map(|v| {
+        total += if v < prev { prev } else { 0.0 };
+        prev = v;
+        total
+    }));
+}
+
+/// A series' points in time order without staleness markers, as the walk
+/// over its windows reads them.
+trait Points {
+    fn len(&self) -> usize;
+    fn t(&self, i: usize) -> i64;
+    fn v(&self, i: usize) -> f64;
+    /// Points `lo..hi` as samples, when they are held so.
+    fn samples(&self, lo: usize, hi: usize) -> Option<&[Sample]>;
+}
+
+impl Points for [Sample] {
+    fn len(&self) -> usize {
+        <[Sample]>::len(self)
+    }
+    fn t(&self, i: usize) -> i64 {
+        self[i].t
+    }
+    fn v(&self, i: usize) -> f64 {
+        self[i].v
+    }
+    fn samples(&self, lo: usize, hi: usize) -> Option<&[Sample]> {
+        self.get(lo..hi)
+    }
+}
+
+/// A backend's columns (of one length), read in place: only the window
+/// ends' values are looked at, which is all `rate`, `increase` and
+/// `delta` need.
+struct Columns<'a> {
+    times: &'a [i64],
+    values: &'a [f64],
+}
+
+impl Points for Columns<'_> {
+    fn len(&self) -> usize {
+        self.times.len()
+    }
+    fn t(&self, i: usize) -> i64 {
+        self.times[i]
+    }
+    fn v(&self, i: usize) -> f64 {
+        self.values[i]
+    }
+    fn samples(&self, _: usize, _: usize) -> Option<&[Sample]> {
+        None
     }
 }
 
@@ -125,10 +176,11 @@ impl Call<'_> {
     /// How many steps have a window that can hold a sample of `samples`
     /// (in time order): those whose window ends at or after the first and
     /// starts at or before the last.
-    fn steps_within(&self, samples: &[Sample]) -> usize {
-        let (Some(first), Some(last)) = (samples.first(), samples.last()) else { return 0 };
-        let from = self.times.partition_point(|&t| t.saturating_sub(self.offset) < first.t);
-        let to = self.times.partition_point(|&t| t.saturating_sub(self.offset).saturating_sub(self.range) <= last.t);
+    fn steps_within(&self, points: &(impl Points + ?Sized)) -> usize {
+        let Some(last) = points.len().checked_sub(1) else { return 0 };
+        let (first, last) = (points.t(0), points.t(last));
+        let from = self.times.partition_point(|&t| t.saturating_sub(self.offset) < first);
+        let to = self.times.partition_point(|&t| t.saturating_sub(self.offset).saturating_sub(self.range) <= last);
         to.saturating_sub(from)
     }
 
@@ -144,9 +196,10 @@ impl Call<'_> {
     }
 
     /// [`series`](Self::series) of samples a backend answered as columns
-    /// of timestamps and values (the same length): copied into the
-    /// thread's buffer, checked for order and staleness markers on the
-    /// way, where they are then used while in cache.
+    /// of timestamps and values (the same length). `rate`, `increase` and
+    /// `delta` read columns in time order without staleness markers (what
+    /// backends answer) in place; otherwise they are copied into the
+    /// thread's buffer and put right there, as [`in_order`] does.
     pub(crate) fn columns(
         &self,
         times: &[i64],
@@ -154,59 +207,57 @@ impl Call<'_> {
         scratch: &mut Scratch,
         worker: &mut Worker,
     ) -> Result<Vec<Sample>, Error> {
+        let n = times.len().min(values.len());
+        let (times, values) = (&times[..n], &values[..n]);
+        let ordered = times.windows(2).all(|w| w[0] <= w[1]);
+        let stale = values.iter().any(|&v| is_stale(v));
+        if ordered && !stale && matches!(self.f, RangeFn::Rate | RangeFn::Increase | RangeFn::Delta) {
+            return self.ordered_series(&Columns { times, values }, &mut scratch.sums, worker);
+        }
         let samples = &mut scratch.unstale;
         samples.clear();
-        samples.reserve(times.len());
-        let (mut prev, mut ordered, mut stale) = (i64::MIN, true, false);
-        samples.extend(times.iter().zip(values).map(|(&t, &v)| {
-            ordered &= prev <= t;
-            stale |= is_stale(v);
-            prev = t;
-            Sample { t, v }
-        }));
-        // As `in_order` does: markers out, then a stable sort by time.
-        if stale {
-            samples.retain(|p| !is_stale(p.v));
-        }
+        samples.extend(times.iter().zip(values).map(|(&t, &v)| Sample { t, v }).filter(|p| !is_stale(p.v)));
         if !ordered {
+            // Stable: samples of one time keep the order they were read in.
             samples.sort_by_key(|p| p.t);
         }
-        self.ordered_series(samples, &mut scratch.sums, worker)
+        self.ordered_series(&**samples, &mut scratch.sums, worker)
     }
 
-    /// [`series`](Self::series) of samples in time order without
-    /// staleness markers; `sums` is reused for their [`reset_sums`].
+    /// [`series`](Self::series) of points in time order without
+    /// staleness markers (columns only for `rate`, `increase` and
+    /// `delta`); `sums` is reused for their [`reset_sums`].
     fn ordered_series(
         &self,
-        samples: &[Sample],
+        points: &(impl Points + ?Sized),
         sums: &mut Vec<f64>,
         worker: &mut Worker,
     ) -> Result<Vec<Sample>, Error> {
         let f = self.f;
         let counter = matches!(f, RangeFn::Rate | RangeFn::Increase);
+        let n = points.len();
         if counter {
-            reset_sums(samples, sums);
+            reset_sums((0..n).map(|i| points.v(i)), sums);
         }
         let sums = &*sums;
         // Reserved for the steps whose window can reach a sample (not for
         // every step: a short series would hold the capacity of all of
         // them, uncounted), so that the values are not grown by doubling.
-        let mut points = Vec::with_capacity(self.steps_within(samples));
+        let mut out = Vec::with_capacity(self.steps_within(points));
         // The windows `[t - offset - range, t - offset]` move forward with
         // the steps: their ends only ever advance.
         let (mut lo, mut hi) = (0, 0);
         for (step, &t) in self.times.iter().enumerate() {
             let maxt = t.saturating_sub(self.offset);
             let mint = maxt.saturating_sub(self.range);
-            while lo < samples.len() && samples[lo].t < mint {
+            while lo < n && points.t(lo) < mint {
                 lo += 1;
             }
             hi = hi.max(lo);
-            while hi < samples.len() && samples[hi].t <= maxt {
+            while hi < n && points.t(hi) <= maxt {
                 hi += 1;
             }
-            let win = &samples[lo..hi];
-            if win.is_empty() {
+            if lo == hi {
                 continue;
             }
             // The window is borrowed, not held: only the time is checked.
@@ -214,12 +265,20 @@ impl Call<'_> {
             let resets = if counter { sums[hi - 1] - sums[lo] } else { 0.0 };
             let scalar = self.scalars.get(step).copied().unwrap_or(f64::NAN);
             let ctx = Ctx { t, range: self.range, offset: self.offset, scalar, resets };
-            if let Some(v) = apply(f, win, &ctx) {
-                points.push(Sample { t, v });
+            let value = match points.samples(lo, hi) {
+                Some(window) => apply(f, window, &ctx),
+                None => {
+                    let (first, last) = (points.t(lo), points.t(hi - 1));
+                    let ends = (Sample { t: first, v: points.v(lo) }, Sample { t: last, v: points.v(hi - 1) });
+                    extrapolated_ends(f, ends, hi - lo, &ctx)
+                }
+            };
+            if let Some(v) = value {
+                out.push(Sample { t, v });
             }
         }
-        worker.hold(points.len())?;
-        Ok(points)
+        worker.hold(out.len())?;
+        Ok(out)
     }
 }
 
@@ -364,10 +423,28 @@ fn apply(f: RangeFn, w: &[Sample], ctx: &Ctx) -> Option<f64> {
 /// them (else by half an interval), never below a counter's zero point;
 /// per second for `rate`. Needs two samples.
 fn extrapolated_rate(w: &[Sample], ctx: &Ctx, is_counter: bool, is_rate: bool) -> Option<f64> {
-    if w.len() < 2 {
+    extrapolate(*w.first()?, *w.last()?, w.len(), ctx, is_counter, is_rate)
+}
+
+/// `rate`, `increase` or `delta` of a window known by its ends and length
+/// (all the formula looks at); `None` for another function.
+#[inline]
+fn extrapolated_ends(f: RangeFn, (first, last): (Sample, Sample), len: usize, ctx: &Ctx) -> Option<f64> {
+    match f {
+        RangeFn::Rate => extrapolate(first, last, len, ctx, true, true),
+        RangeFn::Increase => extrapolate(first, last, len, ctx, true, false),
+        RangeFn::Delta => extrapolate(first, last, len, ctx, false, false),
+        _ => None,
+    }
+}
+
+/// [`extrapolated_rate`] of a window of `len` samples from `first` to
+/// `last`.
+#[inline]
+fn extrapolate(first: Sample, last: Sample, len: usize, ctx: &Ctx, is_counter: bool, is_rate: bool) -> Option<f64> {
+    if len < 2 {
         return None;
     }
-    let (first, last) = (w.first()?, w.last()?);
     let range_start = ctx.t.saturating_sub(ctx.range.saturating_add(ctx.offset));
     let range_end = ctx.t.saturating_sub(ctx.offset);
     let mut result = last.v - first.v;
@@ -377,7 +454,7 @@ fn extrapolated_rate(w: &[Sample], ctx: &Ctx, is_counter: bool, is_rate: bool) -
     let mut to_start = first.t.saturating_sub(range_start) as f64 / 1000.0;
     let to_end = range_end.saturating_sub(last.t) as f64 / 1000.0;
     let sampled = last.t.saturating_sub(first.t) as f64 / 1000.0;
-    let average = sampled / (w.len() - 1) as f64;
+    let average = sampled / (len - 1) as f64;
     if is_counter && result > 0.0 && first.v >= 0.0 {
         // A counter is never negative: extrapolate no further back than
         // where the slope reaches zero.

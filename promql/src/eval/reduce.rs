@@ -151,18 +151,24 @@ mod tests {
         reductions(&expr, &range).into_iter().flatten().next().unwrap()
     }
 
-    /// Samples now and then out of order, repeated or stale, with resets.
+    /// Samples with resets: half the series in time order without
+    /// staleness markers (as backends answer, read in place), the others
+    /// now and then out of order, repeated or stale (put right first).
     fn samples() -> impl Strategy<Value = Vec<Sample>> {
-        prop::collection::vec((0..3_700_000i64, -10.0..100.0f64, 0..20u8), 0..300).prop_map(|raw| {
-            let mut out: Vec<Sample> = raw
-                .into_iter()
-                .map(|(t, v, kind)| Sample { t, v: if kind == 0 { f64::from_bits(STALE_NAN_BITS) } else { v } })
-                .collect();
-            // Mostly in order, as backends answer.
-            let keep = out.len() / 2;
-            out[keep..].sort_by_key(|s| s.t);
-            out
-        })
+        (prop::collection::vec((0..3_700_000i64, -10.0..100.0f64, 0..20u8), 0..300), any::<bool>()).prop_map(
+            |(raw, clean)| {
+                let mut out: Vec<Sample> = raw
+                    .into_iter()
+                    .map(|(t, v, kind)| Sample {
+                        t,
+                        v: if kind == 0 && !clean { f64::from_bits(STALE_NAN_BITS) } else { v },
+                    })
+                    .collect();
+                let keep = if clean { 0 } else { out.len() / 2 };
+                out[keep..].sort_by_key(|s| s.t);
+                out
+            },
+        )
     }
 
     fn bits(series: &[RangeSeries]) -> Vec<(Labels, Vec<(i64, u64)>)> {
