@@ -286,12 +286,12 @@ fn fold_on_threads(
             let first = k * per;
             // This thread's steps' points: from its first step's time to
             // the next thread's (as far as the first and last go).
-            let lo = if k == 0 { i64::MIN } else { times.get(first).copied().unwrap_or(i64::MAX) };
-            let end = times.get(first + per).copied().unwrap_or(i64::MAX);
+            let lo = if k == 0 { None } else { Some(times.get(first).copied().unwrap_or(i64::MAX)) };
+            let end = times.get(first + per).copied();
             scope.spawn(move || {
                 for (p, g) in folds {
-                    let from = p.partition_point(|s| s.t < lo);
-                    let to = p.partition_point(|s| s.t < end);
+                    let from = lo.map_or(0, |lo| p.partition_point(|s| s.t < lo));
+                    let to = end.map_or(p.len(), |end| p.partition_point(|s| s.t < end));
                     fold_points(op, share[*g], first, &p[from..to], times, start, step);
                 }
             });
@@ -481,6 +481,14 @@ mod tests {
         }
         // A series out of time order is folded on one thread, not lost.
         fold_split(1_500, 2, true);
+        // Points at the ends of time are in the first and last shares.
+        let (start, step) = (i64::MAX - 10, 10);
+        let times = [start, i64::MAX];
+        let points = [Sample { t: i64::MIN, v: 1.0 }, Sample { t: start, v: 2.0 }, Sample { t: i64::MAX, v: 4.0 }];
+        let folds = [(&points[..], 0)];
+        let mut row = [Acc::default(); 2];
+        fold_on_threads(2, Op::Sum, &folds, &mut [&mut row[..]], &times, start, step);
+        assert_eq!(row.map(|a| a.value), [3.0, 4.0], "the point before the start goes to step 0, as on one thread");
     }
 
     fn fold_split(steps: usize, threads: usize, one_reversed: bool) {
