@@ -483,13 +483,25 @@ pub(crate) fn in_order<'s>(samples: &'s [Sample], drop_stale: bool, scratch: &'s
     if ordered && !(drop_stale && stale) {
         return samples;
     }
+    put_in_order(samples.iter().copied(), drop_stale, ordered, scratch);
+    scratch
+}
+
+/// `samples` into `scratch`, without staleness markers when `drop_stale`,
+/// sorted by time unless already `ordered`: how [`in_order`] (and the
+/// reading of a backend's columns) puts a series right.
+pub(crate) fn put_in_order(
+    samples: impl Iterator<Item = Sample>,
+    drop_stale: bool,
+    ordered: bool,
+    scratch: &mut Vec<Sample>,
+) {
     scratch.clear();
-    scratch.extend(samples.iter().filter(|p| !(drop_stale && is_stale(p.v))));
+    scratch.extend(samples.filter(|p| !(drop_stale && is_stale(p.v))));
     if !ordered {
         // Stable: samples of one time keep the order they were read in.
         scratch.sort_by_key(|p| p.t);
     }
-    scratch
 }
 
 /// The samples of `samples` (in time order) in `[mint, maxt]`.

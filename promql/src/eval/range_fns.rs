@@ -11,7 +11,7 @@ use promql_parser::parser::{Expr, MatrixSelector};
 
 use super::parallel::Worker;
 use super::quantile::{kahan_inc, quantile};
-use super::{check_unique, in_order, is_stale, Evaluator, Matrix, Series};
+use super::{check_unique, in_order, is_stale, put_in_order, Evaluator, Matrix, Series};
 use crate::error::Error;
 use crate::plan::{duration_ms, matchers_with_name, offset_ms};
 use crate::value::{Labels, Sample, METRIC_NAME};
@@ -214,14 +214,9 @@ impl Call<'_> {
         if ordered && !stale && matches!(self.f, RangeFn::Rate | RangeFn::Increase | RangeFn::Delta) {
             return self.ordered_series(&Columns { times, values }, &mut scratch.sums, worker);
         }
-        let samples = &mut scratch.unstale;
-        samples.clear();
-        samples.extend(times.iter().zip(values).map(|(&t, &v)| Sample { t, v }).filter(|p| !is_stale(p.v)));
-        if !ordered {
-            // Stable: samples of one time keep the order they were read in.
-            samples.sort_by_key(|p| p.t);
-        }
-        self.ordered_series(&**samples, &mut scratch.sums, worker)
+        let samples = times.iter().zip(values).map(|(&t, &v)| Sample { t, v });
+        put_in_order(samples, true, ordered, &mut scratch.unstale);
+        self.ordered_series(&*scratch.unstale, &mut scratch.sums, worker)
     }
 
     /// [`series`](Self::series) of points in time order without
